@@ -1,0 +1,150 @@
+// Package options holds exec-proxy's command-line options, in named sections as in --help.
+package options
+
+import (
+	"fmt"
+	"net"
+	"time"
+
+	utilerrors "k8s.io/apimachinery/pkg/util/errors"
+	genericapiserver "k8s.io/apiserver/pkg/server"
+	genericoptions "k8s.io/apiserver/pkg/server/options"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	cliflag "k8s.io/component-base/cli/flag"
+	"k8s.io/component-base/featuregate"
+	logsapi "k8s.io/component-base/logs/api/v1"
+	_ "k8s.io/component-base/logs/json/register" // --logging-format=json
+
+	"github.com/exec-proxy/exec-proxy/pkg/api"
+	"github.com/exec-proxy/exec-proxy/pkg/apiserver"
+)
+
+// Options are all of exec-proxy's flags.
+type Options struct {
+	SecureServing  *genericoptions.SecureServingOptionsWithLoopback
+	Authentication *genericoptions.DelegatingAuthenticationOptions
+	Authorization  *genericoptions.DelegatingAuthorizationOptions
+	Logs           *logsapi.LoggingConfiguration
+	Kubelet        *KubeletOptions
+	Limits         *LimitOptions
+
+	Kubeconfig          string
+	ShutdownGracePeriod time.Duration
+}
+
+// NewOptions returns the defaults.
+func NewOptions() *Options {
+	o := &Options{
+		SecureServing:       genericoptions.NewSecureServingOptions().WithLoopback(),
+		Authentication:      genericoptions.NewDelegatingAuthenticationOptions(),
+		Authorization:       genericoptions.NewDelegatingAuthorizationOptions(),
+		Logs:                logsapi.NewLoggingConfiguration(),
+		Kubelet:             NewKubeletOptions(),
+		Limits:              NewLimitOptions(),
+		ShutdownGracePeriod: 30 * time.Second,
+	}
+	o.SecureServing.BindPort = 8443
+	o.SecureServing.ServerCert.PairName = "exec-proxy"
+	return o
+}
+
+// Flags returns the flags in sections.
+func (o *Options) Flags() cliflag.NamedFlagSets {
+	var fss cliflag.NamedFlagSets
+	o.SecureServing.AddFlags(fss.FlagSet("secure serving"))
+	o.Authentication.AddFlags(fss.FlagSet("authentication"))
+	o.Authorization.AddFlags(fss.FlagSet("authorization"))
+	o.Kubelet.AddFlags(fss.FlagSet("kubelet client"))
+	o.Limits.AddFlags(fss.FlagSet("session limits"))
+	logsapi.AddFlags(o.Logs, fss.FlagSet("logging"))
+	fs := fss.FlagSet("generic")
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig,
+		"Kubeconfig of the cluster (also used for authentication and authorization unless given apart). In-cluster config when empty.")
+	fs.DurationVar(&o.ShutdownGracePeriod, "shutdown-grace-period", o.ShutdownGracePeriod,
+		"On SIGTERM, how long live sessions may go on before they are ended; new sessions are refused at once.")
+	return fss
+}
+
+// Complete fills in what follows from other flags.
+func (o *Options) Complete() error {
+	if o.Kubeconfig != "" {
+		if o.Authentication.RemoteKubeConfigFile == "" {
+			o.Authentication.RemoteKubeConfigFile = o.Kubeconfig
+		}
+		if o.Authorization.RemoteKubeConfigFile == "" {
+			o.Authorization.RemoteKubeConfigFile = o.Kubeconfig
+		}
+	}
+	return o.SecureServing.MaybeDefaultWithSelfSignedCerts("localhost", nil, []net.IP{net.ParseIP("127.0.0.1")})
+}
+
+// Validate returns every problem at once.
+func (o *Options) Validate() error {
+	var errs []error
+	errs = append(errs, o.SecureServing.Validate()...)
+	errs = append(errs, o.Authentication.Validate()...)
+	errs = append(errs, o.Authorization.Validate()...)
+	errs = append(errs, o.Kubelet.Validate()...)
+	errs = append(errs, o.Limits.Validate()...)
+	if o.ShutdownGracePeriod < 0 {
+		errs = append(errs, fmt.Errorf("--shutdown-grace-period must not be negative"))
+	}
+	return utilerrors.NewAggregate(errs)
+}
+
+// ApplyLogging validates and applies the logging flags; call it before anything logs.
+func (o *Options) ApplyLogging(gate featuregate.FeatureGate) error {
+	return logsapi.ValidateAndApply(o.Logs, gate)
+}
+
+// ServerConfig turns the options into the server's config.
+func (o *Options) ServerConfig() (*apiserver.Config, error) {
+	restConfig, err := o.restConfig()
+	if err != nil {
+		return nil, err
+	}
+	client, err := kubernetes.NewForConfig(restConfig)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	generic := genericapiserver.NewConfig(api.Codecs)
+	if err := o.SecureServing.ApplyTo(&generic.SecureServing, &generic.LoopbackClientConfig); err != nil {
+		return nil, fmt.Errorf("secure serving: %w", err)
+	}
+	if err := o.Authentication.ApplyTo(&generic.Authentication, generic.SecureServing, nil); err != nil {
+		return nil, fmt.Errorf("authentication: %w", err)
+	}
+	if err := o.Authorization.ApplyTo(&generic.Authorization); err != nil {
+		return nil, fmt.Errorf("authorization: %w", err)
+	}
+	// exec-proxy stores nothing and serves no OpenAPI; it has no admission either.
+	generic.EnableIndex = false
+	return &apiserver.Config{
+		Generic:               generic,
+		Client:                client,
+		Kubelet:               o.Kubelet.TransportConfig(),
+		PreferredAddressTypes: o.Kubelet.PreferredAddressTypes,
+		DefaultKubeletPort:    o.Kubelet.Port,
+		Limits:                o.Limits.ToLimits(),
+		ShutdownGracePeriod:   o.ShutdownGracePeriod,
+	}, nil
+}
+
+func (o *Options) restConfig() (*rest.Config, error) {
+	var (
+		config *rest.Config
+		err    error
+	)
+	if o.Kubeconfig != "" {
+		config, err = clientcmd.BuildConfigFromFlags("", o.Kubeconfig)
+	} else {
+		config, err = rest.InClusterConfig()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig: %w (give --kubeconfig when not running in a cluster)", err)
+	}
+	config.UserAgent = "exec-proxy"
+	return config, nil
+}

@@ -1,0 +1,62 @@
+// Package app is exec-proxy's command.
+package app
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/spf13/cobra"
+	utilfeature "k8s.io/apiserver/pkg/util/feature"
+	cliflag "k8s.io/component-base/cli/flag"
+	"k8s.io/component-base/term"
+	"k8s.io/component-base/version/verflag"
+
+	"github.com/exec-proxy/exec-proxy/cmd/exec-proxy/app/options"
+)
+
+// NewCommand returns exec-proxy's root command.
+func NewCommand(ctx context.Context) *cobra.Command {
+	o := options.NewOptions()
+	cmd := &cobra.Command{
+		Use:   "exec-proxy",
+		Short: "An aggregated API server that carries kubectl exec, attach and port-forward to kubelets, throttled and audited",
+		RunE: func(c *cobra.Command, _ []string) error {
+			verflag.PrintAndExitIfRequested()
+			if err := o.ApplyLogging(utilfeature.DefaultMutableFeatureGate); err != nil {
+				return err
+			}
+			return run(ctx, o)
+		},
+		SilenceUsage: true,
+	}
+	fss := o.Flags()
+	verflag.AddFlags(fss.FlagSet("global"))
+	for _, fs := range fss.FlagSets {
+		cmd.Flags().AddFlagSet(fs)
+	}
+	cols, _, _ := term.TerminalSize(cmd.OutOrStdout())
+	cliflag.SetUsageAndHelpFunc(cmd, fss, cols)
+	return cmd
+}
+
+func run(ctx context.Context, o *options.Options) error {
+	if err := o.Complete(); err != nil {
+		return err
+	}
+	if err := o.Validate(); err != nil {
+		return err
+	}
+	config, err := o.ServerConfig()
+	if err != nil {
+		return err
+	}
+	completed, err := config.Complete()
+	if err != nil {
+		return err
+	}
+	server, err := completed.New()
+	if err != nil {
+		return fmt.Errorf("building exec-proxy: %w", err)
+	}
+	return server.GenericAPIServer.PrepareRun().RunWithContext(ctx)
+}

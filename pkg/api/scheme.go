@@ -1,0 +1,48 @@
+// Package api holds exec-proxy's API group execproxy.dev/v1alpha1 and the scheme that serves it.
+package api
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+)
+
+// GroupName is the API group exec-proxy serves.
+const GroupName = "execproxy.dev"
+
+// SchemeGroupVersion is the only version of the group.
+var SchemeGroupVersion = schema.GroupVersion{Group: GroupName, Version: "v1alpha1"}
+
+var (
+	// Scheme knows the connect option types of execproxy.dev/v1alpha1 and core/v1 (for the kube route).
+	Scheme = runtime.NewScheme()
+	// Codecs serve Scheme.
+	Codecs = serializer.NewCodecFactory(Scheme)
+	// ParameterCodec decodes connect options from query parameters with strict conversions.
+	ParameterCodec = runtime.NewParameterCodec(Scheme)
+)
+
+func init() {
+	utilruntime.Must(AddToScheme(Scheme))
+}
+
+// AddToScheme registers the connect option types under execproxy.dev/v1alpha1, core/v1 for the
+// kube route, and the url.Values conversions that k8s.io/api does not ship.
+func AddToScheme(s *runtime.Scheme) error {
+	// The connect options are the core ones: clients send the same query parameters as to pods/exec.
+	// Pod is listed only because the subresources' parent must have a kind in the group.
+	s.AddKnownTypes(SchemeGroupVersion, &corev1.Pod{},
+		&corev1.PodExecOptions{}, &corev1.PodAttachOptions{}, &corev1.PodPortForwardOptions{})
+	metav1.AddToGroupVersion(s, SchemeGroupVersion)
+	if err := corev1.AddToScheme(s); err != nil {
+		return err
+	}
+	metav1.AddToGroupVersion(s, schema.GroupVersion{Version: "v1"})
+	unversioned := schema.GroupVersion{Group: "", Version: "v1"}
+	s.AddUnversionedTypes(unversioned,
+		&metav1.Status{}, &metav1.APIVersions{}, &metav1.APIGroupList{}, &metav1.APIGroup{}, &metav1.APIResourceList{})
+	return addConversionFuncs(s)
+}

@@ -1,0 +1,55 @@
+package apiserver
+
+import (
+	"context"
+	"fmt"
+
+	genericapiserver "k8s.io/apiserver/pkg/server"
+	"k8s.io/klog/v2"
+
+	"github.com/exec-proxy/exec-proxy/pkg/api"
+	"github.com/exec-proxy/exec-proxy/pkg/proxy"
+	podregistry "github.com/exec-proxy/exec-proxy/pkg/registry/pod"
+)
+
+// ExecProxy is the running server.
+type ExecProxy struct {
+	GenericAPIServer *genericapiserver.GenericAPIServer
+}
+
+// New builds the server from a completed config.
+func (c CompletedConfig) New() (*ExecProxy, error) {
+	s, err := c.generic.New("exec-proxy", genericapiserver.NewEmptyDelegate())
+	if err != nil {
+		return nil, err
+	}
+	group := genericapiserver.NewDefaultAPIGroupInfo(api.GroupName, api.Scheme, api.ParameterCodec, api.Codecs)
+	group.VersionedResourcesStorageMap[api.SchemeGroupVersion.Version] = podregistry.NewREST(c.proxier)
+	if err := s.InstallAPIGroup(&group); err != nil {
+		return nil, fmt.Errorf("installing %s: %w", api.GroupName, err)
+	}
+	proxy.RegisterMetrics()
+
+	// Readiness waits for this hook: sessions need the pod and node caches.
+	s.AddPostStartHookOrDie("exec-proxy-informers", func(hc genericapiserver.PostStartHookContext) error {
+		c.informers.Start(hc.Done())
+		for typ, ok := range c.informers.WaitForCacheSync(hc.Done()) {
+			if !ok {
+				return fmt.Errorf("cache for %v did not sync", typ)
+			}
+		}
+		return nil
+	})
+	s.AddPostStartHookOrDie("exec-proxy-sessions", func(hc genericapiserver.PostStartHookContext) error {
+		c.transport.Run(hc)
+		go c.proxier.Run(hc)
+		return nil
+	})
+	// Drain before the listener closes: new sessions get 503, live ones get the grace period.
+	s.AddPreShutdownHookOrDie("exec-proxy-drain", func() error {
+		ended := c.proxier.Drain(context.Background(), c.shutdownGracePeriod)
+		klog.InfoS("Sessions drained", "endedByShutdown", ended)
+		return nil
+	})
+	return &ExecProxy{GenericAPIServer: s}, nil
+}

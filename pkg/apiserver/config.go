@@ -1,0 +1,79 @@
+// Package apiserver assembles exec-proxy: the generic API server, its API group, the kube route,
+// the informers and the session proxy.
+package apiserver
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/sets"
+	genericapiserver "k8s.io/apiserver/pkg/server"
+	genericfilters "k8s.io/apiserver/pkg/server/filters"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/exec-proxy/exec-proxy/pkg/authz"
+	"github.com/exec-proxy/exec-proxy/pkg/kuberoute"
+	"github.com/exec-proxy/exec-proxy/pkg/nodeconn"
+	"github.com/exec-proxy/exec-proxy/pkg/proxy"
+)
+
+// Config is everything exec-proxy needs to be built.
+type Config struct {
+	Generic               *genericapiserver.Config
+	Client                kubernetes.Interface
+	Kubelet               nodeconn.TransportConfig
+	PreferredAddressTypes []string
+	DefaultKubeletPort    int
+	Limits                proxy.Limits
+	ShutdownGracePeriod   time.Duration
+}
+
+type completedConfig struct {
+	generic             genericapiserver.CompletedConfig
+	informers           informers.SharedInformerFactory
+	transport           *nodeconn.Transport
+	proxier             *proxy.Proxier
+	route               *kuberoute.Handler
+	shutdownGracePeriod time.Duration
+}
+
+// CompletedConfig can only be made by Complete.
+type CompletedConfig struct{ *completedConfig }
+
+// longRunningSubresources are never cut by the request timeout nor counted as in-flight requests.
+var longRunningSubresources = sets.NewString("exec", "attach", "portforward")
+
+// Complete fills in the defaults and builds the parts. It starts nothing.
+func (c *Config) Complete() (CompletedConfig, error) {
+	transport, err := nodeconn.NewTransport(c.Kubelet)
+	if err != nil {
+		return CompletedConfig{}, fmt.Errorf("kubelet transport: %w", err)
+	}
+	factory := informers.NewSharedInformerFactory(c.Client, 0)
+	resolver := &nodeconn.Resolver{
+		Pods:                  factory.Core().V1().Pods().Lister(),
+		Nodes:                 factory.Core().V1().Nodes().Lister(),
+		PreferredAddressTypes: c.PreferredAddressTypes,
+		DefaultPort:           c.DefaultKubeletPort,
+	}
+	proxier := proxy.New(resolver, transport, c.Limits)
+	route := &kuberoute.Handler{Pods: resolver, Sessions: proxier}
+
+	g := c.Generic
+	g.LongRunningFunc = genericfilters.BasicLongRunningRequestCheck(sets.NewString("watch"), longRunningSubresources)
+	g.RequestInfoResolver = kuberoute.RequestInfoResolver{Delegate: genericapiserver.NewRequestInfoResolver(g)}
+	g.Authorization.Authorizer = authz.CoreRBAC{Delegate: g.Authorization.Authorizer}
+	g.BuildHandlerChainFunc = func(apiHandler http.Handler, gc *genericapiserver.Config) http.Handler {
+		return genericapiserver.DefaultBuildHandlerChain(route.Wrap(apiHandler), gc)
+	}
+	return CompletedConfig{&completedConfig{
+		generic:             g.Complete(nil),
+		informers:           factory,
+		transport:           transport,
+		proxier:             proxier,
+		route:               route,
+		shutdownGracePeriod: c.ShutdownGracePeriod,
+	}}, nil
+}

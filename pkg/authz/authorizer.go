@@ -1,0 +1,55 @@
+// Package authz makes exec-proxy authorize against the user's existing core RBAC.
+package authz
+
+import (
+	"context"
+
+	"k8s.io/apiserver/pkg/authorization/authorizer"
+
+	"github.com/exec-proxy/exec-proxy/pkg/api"
+)
+
+// connectSubresources are the pod subresources that open a session.
+var connectSubresources = map[string]bool{"exec": true, "attach": true, "portforward": true}
+
+// CoreRBAC wraps the delegated (SubjectAccessReview) authorizer so that:
+//   - execproxy.dev pods/<subresource> is checked as core pods/<subresource>: using exec-proxy never
+//     needs, nor grants, anything beyond the native permission;
+//   - opening a session requires create, also for WebSocket upgrades that arrive as GET, so get on
+//     pods/exec (often granted to read-only roles) is never enough to exec.
+type CoreRBAC struct {
+	Delegate authorizer.Authorizer
+}
+
+var _ authorizer.Authorizer = CoreRBAC{}
+
+func (a CoreRBAC) Authorize(ctx context.Context, attrs authorizer.Attributes) (authorizer.Decision, string, error) {
+	return a.Delegate.Authorize(ctx, Rewrite(attrs))
+}
+
+// Rewrite returns the attributes exec-proxy checks for a request.
+func Rewrite(attrs authorizer.Attributes) authorizer.Attributes {
+	if !attrs.IsResourceRequest() || attrs.GetResource() != "pods" {
+		return attrs
+	}
+	group := attrs.GetAPIGroup()
+	if group != "" && group != api.GroupName {
+		return attrs
+	}
+	rec := authorizer.AttributesRecord{
+		User:            attrs.GetUser(),
+		Verb:            attrs.GetVerb(),
+		Namespace:       attrs.GetNamespace(),
+		APIGroup:        "",
+		APIVersion:      "v1",
+		Resource:        "pods",
+		Subresource:     attrs.GetSubresource(),
+		Name:            attrs.GetName(),
+		ResourceRequest: true,
+		Path:            attrs.GetPath(),
+	}
+	if connectSubresources[rec.Subresource] {
+		rec.Verb = "create"
+	}
+	return rec
+}

@@ -1,0 +1,48 @@
+// Package kuberoute serves the core paths stock kubectl needs (discovery, reading a pod, and the
+// exec, attach and portforward subresources) under a prefix of exec-proxy's API group, so that a
+// kubeconfig whose server is <kube-apiserver>/apis/execproxy.dev/v1alpha1/kube routes kubectl's
+// sessions through exec-proxy.
+package kuberoute
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+
+	apirequest "k8s.io/apiserver/pkg/endpoints/request"
+
+	"github.com/exec-proxy/exec-proxy/pkg/api"
+)
+
+// Prefix is where the route lives.
+var Prefix = "/apis/" + api.GroupName + "/" + api.SchemeGroupVersion.Version + "/kube"
+
+// Strip returns the core path a route path stands for.
+func Strip(path string) (string, bool) {
+	if path == Prefix {
+		return "/", true
+	}
+	if rest, ok := strings.CutPrefix(path, Prefix+"/"); ok {
+		return "/" + rest, true
+	}
+	return "", false
+}
+
+// RequestInfoResolver resolves route paths as the core paths they stand for, so the handler chain
+// authorizes them exactly as kube-apiserver would (get pods, create pods/exec, /api discovery).
+type RequestInfoResolver struct {
+	Delegate apirequest.RequestInfoResolver
+}
+
+func (r RequestInfoResolver) NewRequestInfo(req *http.Request) (*apirequest.RequestInfo, error) {
+	core, ok := Strip(req.URL.Path)
+	if !ok {
+		return r.Delegate.NewRequestInfo(req)
+	}
+	clone := *req
+	u := *req.URL
+	u.Path, u.RawPath = core, ""
+	clone.URL = &url.URL{}
+	*clone.URL = u
+	return r.Delegate.NewRequestInfo(&clone)
+}

@@ -1,0 +1,154 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// limiterBurst must cover the largest single read or write: x/time/rate's WaitN fails when n
+// exceeds the burst, so I/O is cut into chunks of this size when a bandwidth limit is set.
+const limiterBurst = 32 << 10
+
+// sessionWriter hands the session's handlers a hijackable ResponseWriter whose connection is
+// counted, throttled and closable by exec-proxy (idle timeout, max duration, shutdown).
+type sessionWriter struct {
+	http.ResponseWriter
+	s      *Session
+	status int
+}
+
+func (w *sessionWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *sessionWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	hj, ok := w.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("connection cannot be hijacked")
+	}
+	raw, rw, err := hj.Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	c := &sessionConn{Conn: raw, s: w.s}
+	// Bytes the server already buffered from the client must still pass through the counters.
+	if n := rw.Reader.Buffered(); n > 0 {
+		buffered, _ := rw.Reader.Peek(n)
+		c.pending = append([]byte(nil), buffered...)
+	}
+	w.s.attach(c)
+	return c, bufio.NewReadWriter(bufio.NewReader(c), bufio.NewWriter(c)), nil
+}
+
+// sessionConn is the client side of an upgraded session.
+type sessionConn struct {
+	net.Conn
+	s         *Session
+	pending   []byte
+	firstSeen atomic.Bool
+	closeOnce sync.Once
+}
+
+func (c *sessionConn) Read(p []byte) (int, error) {
+	if len(c.pending) > 0 {
+		n := copy(p, c.pending)
+		c.pending = c.pending[n:]
+		c.s.countIn(n)
+		return n, nil
+	}
+	if c.s.inLimit != nil && len(p) > limiterBurst {
+		p = p[:limiterBurst]
+	}
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.s.countIn(n)
+		if werr := wait(c.s.ctx, c.s.inLimit, n); werr != nil && err == nil {
+			err = werr
+		}
+	}
+	return n, err
+}
+
+func (c *sessionConn) Write(p []byte) (int, error) {
+	if !c.firstSeen.Swap(true) {
+		c.s.noteResponse(p)
+	}
+	written := 0
+	for len(p) > 0 {
+		chunk := p
+		if c.s.outLimit != nil && len(chunk) > limiterBurst {
+			chunk = chunk[:limiterBurst]
+		}
+		if err := wait(c.s.ctx, c.s.outLimit, len(chunk)); err != nil {
+			return written, err
+		}
+		n, err := c.Conn.Write(chunk)
+		written += n
+		c.s.countOut(n)
+		if err != nil {
+			return written, err
+		}
+		p = p[n:]
+	}
+	return written, nil
+}
+
+func (c *sessionConn) Close() error {
+	var err error
+	c.closeOnce.Do(func() { err = c.Conn.Close() })
+	return err
+}
+
+func wait(ctx context.Context, lim *rate.Limiter, n int) error {
+	if lim == nil {
+		return nil
+	}
+	return lim.WaitN(ctx, n)
+}
+
+// parseResponseHead reads the status code and negotiated protocol from the first bytes the proxy
+// writes back to the client: the kubelet's (or the translator's) upgrade response.
+func parseResponseHead(p []byte) (code int, protocol string) {
+	end := bytes.Index(p, []byte("\r\n\r\n"))
+	if end < 0 {
+		end = len(p)
+	}
+	lines := bytes.Split(p[:end], []byte("\r\n"))
+	if len(lines) == 0 {
+		return 0, ""
+	}
+	fields := bytes.Fields(lines[0])
+	if len(fields) >= 2 && bytes.HasPrefix(fields[0], []byte("HTTP/")) {
+		for _, b := range fields[1] {
+			if b < '0' || b > '9' {
+				return 0, ""
+			}
+			code = code*10 + int(b-'0')
+		}
+	}
+	for _, l := range lines[1:] {
+		k, v, ok := bytes.Cut(l, []byte(":"))
+		if !ok {
+			continue
+		}
+		switch http.CanonicalHeaderKey(string(bytes.TrimSpace(k))) {
+		case "X-Stream-Protocol-Version", "Sec-Websocket-Protocol":
+			protocol = string(bytes.TrimSpace(v))
+		}
+	}
+	return code, protocol
+}
+
+func nowNano() int64 { return time.Now().UnixNano() }

@@ -1,0 +1,237 @@
+// Package proxy relays exec, attach and port-forward sessions to kubelets with upstream's
+// upgrade-aware proxy and stream translator, under exec-proxy's limits.
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/httpstream/wsstream"
+	upgradeproxy "k8s.io/apimachinery/pkg/util/proxy"
+	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
+	translator "k8s.io/apiserver/pkg/util/proxy"
+	"k8s.io/klog/v2"
+
+	"github.com/exec-proxy/exec-proxy/pkg/nodeconn"
+)
+
+// SessionIDHeader carries the session id on error responses, so a refusal can be found in the logs.
+const SessionIDHeader = "X-Exec-Proxy-Session-Id"
+
+// Request is one client's ask, already authorized.
+type Request struct {
+	Kind        Kind
+	Namespace   string
+	Pod         string
+	Exec        *corev1.PodExecOptions
+	Attach      *corev1.PodAttachOptions
+	PortForward *corev1.PodPortForwardOptions
+}
+
+// Proxier serves sessions.
+type Proxier struct {
+	resolver  *nodeconn.Resolver
+	transport *nodeconn.Transport
+	limits    Limits
+	admit     *admitter
+	sessions  *registry
+}
+
+// New returns a Proxier; Run must be called for timeouts to apply.
+func New(resolver *nodeconn.Resolver, transport *nodeconn.Transport, limits Limits) *Proxier {
+	return &Proxier{resolver: resolver, transport: transport, limits: limits,
+		admit: newAdmitter(limits), sessions: newRegistry()}
+}
+
+// Run ends sessions past their idle timeout or maximum duration until ctx ends.
+func (p *Proxier) Run(ctx context.Context) {
+	if p.limits.IdleTimeout <= 0 && p.limits.MaxSessionDuration <= 0 {
+		return
+	}
+	period := min(nonZeroMin(p.limits.IdleTimeout, p.limits.MaxSessionDuration)/10, time.Second)
+	ticker := time.NewTicker(max(period, 10*time.Millisecond))
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-ticker.C:
+			p.sessions.sweep(now, p.limits)
+		}
+	}
+}
+
+// Drain refuses new sessions and ends live ones after grace. It returns how many it had to end.
+func (p *Proxier) Drain(ctx context.Context, grace time.Duration) int {
+	return p.sessions.drain(ctx, grace)
+}
+
+// Sessions lists the live sessions.
+func (p *Proxier) Sessions() []*Session { return p.sessions.snapshot() }
+
+// Handler returns the handler for one session, or a Status error the caller writes.
+func (p *Proxier) Handler(ctx context.Context, r Request) (http.Handler, error) {
+	container, needContainer := r.container()
+	target, err := p.resolver.Resolve(r.Namespace, r.Pod, container, needContainer)
+	if err != nil {
+		sessionsTotal.WithLabelValues(string(r.Kind), "refused").Inc()
+		return nil, err
+	}
+	s := newSession(ctx, p.limits.MaxBytesPerSecSession)
+	p.describe(ctx, s, r, target)
+	release, err := p.admit.admit(s.User, s.Node)
+	if err != nil {
+		if te, ok := err.(*throttleError); ok {
+			throttledTotal.WithLabelValues(te.reason).Inc()
+		}
+		sessionsTotal.WithLabelValues(string(r.Kind), "throttled").Inc()
+		return nil, err
+	}
+	if err := p.sessions.add(s); err != nil {
+		release()
+		return nil, err
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		defer release()
+		defer p.sessions.remove(s)
+		p.serve(w, req, s, r, target)
+	}), nil
+}
+
+func (p *Proxier) describe(ctx context.Context, s *Session, r Request, t *nodeconn.Target) {
+	s.ID = uuid.NewString()
+	s.Kind, s.Namespace, s.Pod, s.Container, s.Node, s.Address = r.Kind, r.Namespace, r.Pod, t.Container, t.Node, t.Address
+	if u, ok := genericapirequest.UserFrom(ctx); ok {
+		s.User, s.Groups = u.GetName(), u.GetGroups()
+	}
+	switch {
+	case r.Exec != nil:
+		s.Command, s.TTY, s.Stdin = r.Exec.Command, r.Exec.TTY, r.Exec.Stdin
+	case r.Attach != nil:
+		s.TTY, s.Stdin = r.Attach.TTY, r.Attach.Stdin
+	case r.PortForward != nil:
+		s.Ports = r.PortForward.Ports
+	}
+	s.counters = byteCounters()
+}
+
+func (p *Proxier) serve(w http.ResponseWriter, req *http.Request, s *Session, r Request, t *nodeconn.Target) {
+	logger := klog.FromContext(req.Context()).WithValues("session", s.ID, "kind", s.Kind,
+		"pod", klog.KObj(t.Pod), "container", s.Container, "node", s.Node, "user", s.User)
+	if p.transport.Insecure {
+		logger.Info("WARNING: kubelet certificate is not verified (--kubelet-insecure-skip-tls-verify); this session is open to man-in-the-middle")
+	}
+	w.Header().Set(SessionIDHeader, s.ID)
+	sw := &sessionWriter{ResponseWriter: w, s: s}
+	req = req.WithContext(klog.NewContext(s.ctx, logger))
+	defer s.cancel()
+
+	p.upstreamHandler(r, t).ServeHTTP(sw, req)
+
+	upgraded, protocol := s.Upgraded()
+	outcome := "upgraded"
+	switch {
+	case !upgraded && sw.status >= 500:
+		outcome = "kubelet_error"
+	case !upgraded:
+		outcome = "refused"
+	}
+	sessionsTotal.WithLabelValues(string(s.Kind), outcome).Inc()
+	reason := s.EndReason()
+	if reason == "" {
+		reason = ReasonCompleted
+	}
+	if upgraded {
+		sessionDuration.WithLabelValues(string(s.Kind)).Observe(time.Since(s.Start).Seconds())
+	}
+	logger.Info("Session ended", "outcome", outcome, "protocol", protocol, "reason", reason,
+		"duration", time.Since(s.Start).Round(time.Millisecond), "bytesIn", s.BytesIn(), "bytesOut", s.BytesOut())
+}
+
+// upstreamHandler is kube-apiserver's own composition: SPDY (and old WebSocket protocols) pass
+// through the upgrade-aware proxy; WebSocket v5 exec/attach is translated to SPDY for the kubelet,
+// and WebSocket port-forward is tunnelled.
+func (p *Proxier) upstreamHandler(r Request, t *nodeconn.Target) http.Handler {
+	loc := t.URL(kubeletPath(r, t), kubeletQuery(r))
+	uah := upgradeproxy.NewUpgradeAwareHandler(loc, p.transport, false, true, kubeletResponder{node: t.Node, address: t.Address})
+	uah.RejectForwardingRedirects = true
+	switch r.Kind {
+	case KindPortForward:
+		return translator.NewTranslatingHandler(uah, translator.NewTunnelingHandler(uah), wsstream.IsWebSocketRequestWithTunnelingProtocol)
+	default:
+		opts := translator.Options{}
+		if r.Exec != nil {
+			opts = translator.Options{Stdin: r.Exec.Stdin, Stdout: r.Exec.Stdout, Stderr: r.Exec.Stderr, Tty: r.Exec.TTY}
+		} else if r.Attach != nil {
+			opts = translator.Options{Stdin: r.Attach.Stdin, Stdout: r.Attach.Stdout, Stderr: r.Attach.Stderr, Tty: r.Attach.TTY}
+		}
+		st := translator.NewStreamTranslatorHandler(loc, p.transport, 0, opts)
+		return translator.NewTranslatingHandler(uah, st, wsstream.IsWebSocketRequestWithStreamCloseProtocol)
+	}
+}
+
+func (r Request) container() (string, bool) {
+	switch {
+	case r.Exec != nil:
+		return r.Exec.Container, true
+	case r.Attach != nil:
+		return r.Attach.Container, true
+	}
+	return "", false
+}
+
+func kubeletPath(r Request, t *nodeconn.Target) string {
+	if r.Kind == KindPortForward {
+		return fmt.Sprintf("/portForward/%s/%s", url.PathEscape(r.Namespace), url.PathEscape(r.Pod))
+	}
+	return fmt.Sprintf("/%s/%s/%s/%s", r.Kind, url.PathEscape(r.Namespace), url.PathEscape(r.Pod), url.PathEscape(t.Container))
+}
+
+// kubeletQuery is the kubelet's parameter spelling (input/output/error), as kube-apiserver sends it.
+func kubeletQuery(r Request) url.Values {
+	q := url.Values{}
+	flag := func(name string, on bool) {
+		if on {
+			q.Add(name, "1")
+		}
+	}
+	switch {
+	case r.Exec != nil:
+		flag(corev1.ExecStdinParam, r.Exec.Stdin)
+		flag(corev1.ExecStdoutParam, r.Exec.Stdout)
+		flag(corev1.ExecStderrParam, r.Exec.Stderr)
+		flag(corev1.ExecTTYParam, r.Exec.TTY)
+		for _, c := range r.Exec.Command {
+			q.Add("command", c)
+		}
+	case r.Attach != nil:
+		flag(corev1.ExecStdinParam, r.Attach.Stdin)
+		flag(corev1.ExecStdoutParam, r.Attach.Stdout)
+		flag(corev1.ExecStderrParam, r.Attach.Stderr)
+		flag(corev1.ExecTTYParam, r.Attach.TTY)
+	case r.PortForward != nil && len(r.PortForward.Ports) > 0:
+		ports := make([]string, len(r.PortForward.Ports))
+		for i, port := range r.PortForward.Ports {
+			ports[i] = strconv.Itoa(int(port))
+		}
+		q.Add(corev1.PortHeader, strings.Join(ports, ","))
+	}
+	return q
+}
+
+func nonZeroMin(a, b time.Duration) time.Duration {
+	switch {
+	case a <= 0:
+		return b
+	case b <= 0:
+		return a
+	}
+	return min(a, b)
+}

@@ -1,0 +1,219 @@
+package proxy
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+)
+
+// Kind is what a session does in the pod.
+type Kind string
+
+const (
+	KindExec        Kind = "exec"
+	KindAttach      Kind = "attach"
+	KindPortForward Kind = "portforward"
+)
+
+// End reasons recorded for a session.
+const (
+	ReasonCompleted     = "completed"
+	ReasonIdleTimeout   = "idle timeout"
+	ReasonMaxDuration   = "max duration"
+	ReasonProxyShutdown = "proxy shutdown"
+	ReasonNotUpgraded   = "kubelet refused"
+)
+
+// Session is one exec, attach or port-forward from upgrade to close.
+type Session struct {
+	ID        string
+	Kind      Kind
+	User      string
+	Groups    []string
+	Namespace string
+	Pod       string
+	Container string
+	Node      string
+	Address   string
+	Command   []string
+	TTY       bool
+	Stdin     bool
+	Ports     []int32
+	Start     time.Time
+
+	ctx      context.Context
+	cancel   context.CancelFunc
+	inLimit  *rate.Limiter
+	outLimit *rate.Limiter
+	counters *sessionCounters
+
+	bytesIn    atomic.Int64
+	bytesOut   atomic.Int64
+	lastActive atomic.Int64
+
+	mu        sync.Mutex
+	conn      *sessionConn
+	code      int
+	protocol  string
+	endReason string
+}
+
+func newSession(ctx context.Context, maxBytesPerSec int64) *Session {
+	s := &Session{Start: time.Now()}
+	s.ctx, s.cancel = context.WithCancel(ctx)
+	if maxBytesPerSec > 0 {
+		burst := max(int(maxBytesPerSec), limiterBurst)
+		s.inLimit = rate.NewLimiter(rate.Limit(maxBytesPerSec), burst)
+		s.outLimit = rate.NewLimiter(rate.Limit(maxBytesPerSec), burst)
+	}
+	s.lastActive.Store(nowNano())
+	return s
+}
+
+func (s *Session) countIn(n int) {
+	s.bytesIn.Add(int64(n))
+	s.lastActive.Store(nowNano())
+	s.counters.in.Add(float64(n))
+}
+
+func (s *Session) countOut(n int) {
+	s.bytesOut.Add(int64(n))
+	s.lastActive.Store(nowNano())
+	s.counters.out.Add(float64(n))
+}
+
+// BytesIn and BytesOut are what crossed the client connection, framing included.
+func (s *Session) BytesIn() int64  { return s.bytesIn.Load() }
+func (s *Session) BytesOut() int64 { return s.bytesOut.Load() }
+
+func (s *Session) attach(c *sessionConn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.conn = c
+	if s.endReason != "" { // killed while dialing
+		_ = c.Close()
+	}
+}
+
+func (s *Session) noteResponse(p []byte) {
+	code, protocol := parseResponseHead(p)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.code, s.protocol = code, protocol
+}
+
+// Upgraded reports whether the client got a 101 and the negotiated protocol.
+func (s *Session) Upgraded() (bool, string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.code == 101, s.protocol
+}
+
+// Kill ends the session for reason; the first reason given wins.
+func (s *Session) Kill(reason string) {
+	s.mu.Lock()
+	if s.endReason == "" {
+		s.endReason = reason
+	}
+	c := s.conn
+	s.mu.Unlock()
+	s.cancel()
+	if c != nil {
+		_ = c.Close()
+	}
+}
+
+// EndReason is why exec-proxy ended the session, or "" when the peers did.
+func (s *Session) EndReason() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.endReason
+}
+
+// registry tracks live sessions for timeouts and draining at shutdown.
+type registry struct {
+	mu       sync.Mutex
+	sessions map[*Session]struct{}
+	draining bool
+	empty    chan struct{} // closed when draining and no session is left
+}
+
+func newRegistry() *registry { return &registry{sessions: map[*Session]struct{}{}} }
+
+func (r *registry) add(s *Session) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.draining {
+		return apierrors.NewServiceUnavailable("exec-proxy is shutting down and takes no new sessions; retry to reach another replica")
+	}
+	r.sessions[s] = struct{}{}
+	return nil
+}
+
+func (r *registry) remove(s *Session) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.sessions, s)
+	if r.draining && len(r.sessions) == 0 && r.empty != nil {
+		close(r.empty)
+		r.empty = nil
+	}
+}
+
+func (r *registry) snapshot() []*Session {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]*Session, 0, len(r.sessions))
+	for s := range r.sessions {
+		out = append(out, s)
+	}
+	return out
+}
+
+// sweep ends sessions past their idle timeout or maximum duration.
+func (r *registry) sweep(now time.Time, l Limits) {
+	for _, s := range r.snapshot() {
+		switch {
+		case l.MaxSessionDuration > 0 && now.Sub(s.Start) >= l.MaxSessionDuration:
+			s.Kill(ReasonMaxDuration)
+		case l.IdleTimeout > 0 && now.Sub(time.Unix(0, s.lastActive.Load())) >= l.IdleTimeout:
+			s.Kill(ReasonIdleTimeout)
+		}
+	}
+}
+
+// drain refuses new sessions, lets live ones run until grace ends, then ends them and waits for
+// their handlers to return (bounded by ctx).
+func (r *registry) drain(ctx context.Context, grace time.Duration) int {
+	r.mu.Lock()
+	r.draining = true
+	empty := make(chan struct{})
+	if len(r.sessions) == 0 {
+		close(empty)
+	} else {
+		r.empty = empty
+	}
+	r.mu.Unlock()
+
+	timer := time.NewTimer(grace)
+	defer timer.Stop()
+	select {
+	case <-empty:
+		return 0
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	live := r.snapshot()
+	for _, s := range live {
+		s.Kill(ReasonProxyShutdown)
+	}
+	select {
+	case <-empty:
+	case <-ctx.Done():
+	}
+	return len(live)
+}
