@@ -8,11 +8,14 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/sets"
+	openapinamer "k8s.io/apiserver/pkg/endpoints/openapi"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	genericfilters "k8s.io/apiserver/pkg/server/filters"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	openapicommon "k8s.io/kube-openapi/pkg/common"
 
+	"github.com/exec-proxy/exec-proxy/pkg/api"
 	"github.com/exec-proxy/exec-proxy/pkg/authz"
 	"github.com/exec-proxy/exec-proxy/pkg/kuberoute"
 	"github.com/exec-proxy/exec-proxy/pkg/nodeconn"
@@ -65,15 +68,26 @@ func (c *Config) Complete() (CompletedConfig, error) {
 	g.LongRunningFunc = genericfilters.BasicLongRunningRequestCheck(sets.NewString("watch"), longRunningSubresources)
 	g.RequestInfoResolver = kuberoute.RequestInfoResolver{Delegate: genericapiserver.NewRequestInfoResolver(g)}
 	g.Authorization.Authorizer = authz.CoreRBAC{Delegate: g.Authorization.Authorizer}
+	noOpenAPI(g)
 	g.BuildHandlerChainFunc = func(apiHandler http.Handler, gc *genericapiserver.Config) http.Handler {
 		return genericapiserver.DefaultBuildHandlerChain(route.Wrap(apiHandler), gc)
 	}
 	return CompletedConfig{&completedConfig{
-		generic:             g.Complete(nil),
+		generic:             g.Complete(factory),
 		informers:           factory,
 		transport:           transport,
 		proxier:             proxier,
 		route:               route,
 		shutdownGracePeriod: c.ShutdownGracePeriod,
 	}}, nil
+}
+
+// noOpenAPI satisfies the generic server, which builds server-side-apply models for every installed
+// group from OpenAPI: exec-proxy has connect subresources only (nothing to apply), so its paths are
+// left out of the models and no OpenAPI document is served.
+func noOpenAPI(g *genericapiserver.Config) {
+	none := func(openapicommon.ReferenceCallback) map[string]openapicommon.OpenAPIDefinition { return nil }
+	g.OpenAPIV3Config = genericapiserver.DefaultOpenAPIV3Config(none, openapinamer.NewDefinitionNamer(api.Scheme))
+	g.OpenAPIV3Config.IgnorePrefixes = []string{"/apis/" + api.GroupName + "/"}
+	g.SkipOpenAPIInstallation = true
 }

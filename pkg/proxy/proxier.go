@@ -160,7 +160,7 @@ func (p *Proxier) serve(w http.ResponseWriter, req *http.Request, s *Session, r 
 // and WebSocket port-forward is tunnelled.
 func (p *Proxier) upstreamHandler(r Request, t *nodeconn.Target) http.Handler {
 	loc := t.URL(kubeletPath(r, t), kubeletQuery(r))
-	uah := upgradeproxy.NewUpgradeAwareHandler(loc, p.transport, false, true, kubeletResponder{node: t.Node, address: t.Address})
+	uah := upgradeproxy.NewUpgradeAwareHandler(loc, p.transport.Transport, false, true, kubeletResponder{node: t.Node, address: t.Address})
 	uah.RejectForwardingRedirects = true
 	switch r.Kind {
 	case KindPortForward:
@@ -172,7 +172,7 @@ func (p *Proxier) upstreamHandler(r Request, t *nodeconn.Target) http.Handler {
 		} else if r.Attach != nil {
 			opts = translator.Options{Stdin: r.Attach.Stdin, Stdout: r.Attach.Stdout, Stderr: r.Attach.Stderr, Tty: r.Attach.TTY}
 		}
-		st := translator.NewStreamTranslatorHandler(loc, p.transport, 0, opts)
+		st := translator.NewStreamTranslatorHandler(loc, p.transport.Transport, 0, opts)
 		return translator.NewTranslatingHandler(uah, st, wsstream.IsWebSocketRequestWithStreamCloseProtocol)
 	}
 }

@@ -6,8 +6,10 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
 	cliflag "k8s.io/component-base/cli/flag"
+	logsapi "k8s.io/component-base/logs/api/v1"
 	"k8s.io/component-base/term"
 	"k8s.io/component-base/version/verflag"
 
@@ -16,6 +18,8 @@ import (
 
 // NewCommand returns exec-proxy's root command.
 func NewCommand(ctx context.Context) *cobra.Command {
+	// The logging flags consult the feature gate (contextual logging): register its gates first.
+	utilruntime.Must(logsapi.AddFeatureGates(utilfeature.DefaultMutableFeatureGate))
 	o := options.NewOptions()
 	cmd := &cobra.Command{
 		Use:   "exec-proxy",
@@ -31,6 +35,7 @@ func NewCommand(ctx context.Context) *cobra.Command {
 	}
 	fss := o.Flags()
 	verflag.AddFlags(fss.FlagSet("global"))
+	utilfeature.DefaultMutableFeatureGate.AddFlag(fss.FlagSet("global"))
 	for _, fs := range fss.FlagSets {
 		cmd.Flags().AddFlagSet(fs)
 	}

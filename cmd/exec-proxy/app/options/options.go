@@ -9,13 +9,16 @@ import (
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	genericoptions "k8s.io/apiserver/pkg/server/options"
+	utilfeature "k8s.io/apiserver/pkg/util/feature"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	cliflag "k8s.io/component-base/cli/flag"
+	basecompatibility "k8s.io/component-base/compatibility"
 	"k8s.io/component-base/featuregate"
 	logsapi "k8s.io/component-base/logs/api/v1"
 	_ "k8s.io/component-base/logs/json/register" // --logging-format=json
+	baseversion "k8s.io/component-base/version"
 
 	"github.com/exec-proxy/exec-proxy/pkg/api"
 	"github.com/exec-proxy/exec-proxy/pkg/apiserver"
@@ -119,6 +122,9 @@ func (o *Options) ServerConfig() (*apiserver.Config, error) {
 	if err := o.Authorization.ApplyTo(&generic.Authorization); err != nil {
 		return nil, fmt.Errorf("authorization: %w", err)
 	}
+	// exec-proxy serves the core API's shapes, so it reports the Kubernetes version it was built against.
+	generic.EffectiveVersion = basecompatibility.NewEffectiveVersionFromString(baseversion.DefaultKubeBinaryVersion, "", "")
+	generic.FeatureGate = utilfeature.DefaultFeatureGate
 	// exec-proxy stores nothing and serves no OpenAPI; it has no admission either.
 	generic.EnableIndex = false
 	return &apiserver.Config{

@@ -1,0 +1,35 @@
+# exec-proxy. `make demo` runs the local cluster with exec through exec-proxy; `make test` runs every test.
+SHELL := /bin/bash
+GO ?= go
+BIN := bin
+
+.PHONY: all build test unit e2e verify demo demo-down cluster-up cluster-down bench clean
+
+all: build
+
+build: ## Build bin/exec-proxy.
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/exec-proxy ./cmd/exec-proxy
+
+unit: ## Unit tests (no root, no cluster).
+	$(GO) test -race -count=1 ./...
+
+e2e: build ## End-to-end tests against the real local cluster (root; builds and starts it as needed).
+	hack/cluster/up.sh
+	mkdir -p _output; $(GO) test -tags e2e -count=1 -timeout 40m -v ./test/e2e/... 2>&1 | tee _output/e2e.log; status=$${PIPESTATUS[0]}; \
+	  hack/cluster/down.sh; exit $$status
+
+test: verify unit e2e ## Everything: what .ci/run runs.
+
+verify: ## gofmt, go vet, go mod tidy check.
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+	$(GO) vet ./...
+	@bash -n hack/*.sh hack/cluster/*.sh
+
+demo: ## A real local cluster; one exec through exec-proxy; prints how to try it.
+	hack/demo.sh
+
+demo-down: ## Stop the demo cluster.
+	hack/cluster/down.sh
+
+clean:
+	rm -rf $(BIN) _output

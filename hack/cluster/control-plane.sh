@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# control-plane.sh up|down: etcd and kube-apiserver (with the aggregation layer) on loopback.
+set -euo pipefail
+. "$(dirname "$0")/env.sh"
+
+up() {
+  [[ -x $K8S_BIN/kube-apiserver ]] || die "kube-apiserver not found in K8S_BIN=$K8S_BIN (run hack/build-k8s.sh)"
+  command -v etcd >/dev/null || die "etcd not found (apt: etcd-server; run hack/install-deps.sh)"
+  mkdir -p "$CLUSTER_DIR/etcd"
+  start etcd "$LOGS/etcd.log" etcd --name local --data-dir "$CLUSTER_DIR/etcd" \
+    --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+    --listen-peer-urls "http://127.0.0.1:$((ETCD_PORT + 10))" --initial-advertise-peer-urls "http://127.0.0.1:$((ETCD_PORT + 10))" \
+    --initial-cluster "local=http://127.0.0.1:$((ETCD_PORT + 10))" --listen-metrics-urls "" --log-level warn
+  WAIT_PROCESS=etcd wait_for etcd 30 curl -sf "http://127.0.0.1:$ETCD_PORT/health" || die "etcd did not start: see $LOGS/etcd.log"
+
+  start kube-apiserver "$LOGS/kube-apiserver.log" "$K8S_BIN/kube-apiserver" \
+    --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
+    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$APISERVER_PORT" \
+    --tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key" \
+    --client-ca-file "$PKI/ca.crt" \
+    --service-cluster-ip-range 127.0.100.0/24 --endpoint-reconciler-type none \
+    --authorization-mode Node,RBAC --enable-admission-plugins NodeRestriction \
+    --kubelet-client-certificate "$PKI/apiserver-kubelet-client.crt" --kubelet-client-key "$PKI/apiserver-kubelet-client.key" \
+    --kubelet-certificate-authority "$PKI/ca.crt" --kubelet-preferred-address-types InternalIP,Hostname \
+    --requestheader-client-ca-file "$PKI/front-proxy-ca.crt" --requestheader-allowed-names front-proxy-client \
+    --requestheader-username-headers X-Remote-User --requestheader-group-headers X-Remote-Group \
+    --requestheader-extra-headers-prefix X-Remote-Extra- \
+    --proxy-client-cert-file "$PKI/front-proxy-client.crt" --proxy-client-key-file "$PKI/front-proxy-client.key" \
+    --service-account-issuer https://kubernetes.default.svc --service-account-key-file "$PKI/sa.pub" \
+    --service-account-signing-key-file "$PKI/sa.key" \
+    --audit-log-path "$LOGS/kube-apiserver-audit.log" --audit-policy-file "$(dirname "$0")/manifests/audit-policy.yaml" \
+    --v 1
+  write_kubeconfig "$KCFG/cluster-admin.kubeconfig" "$APISERVER_URL" cluster-admin
+  WAIT_PROCESS=kube-apiserver wait_for kube-apiserver 60 kc get --raw /readyz || die "kube-apiserver not ready: see $LOGS/kube-apiserver.log"
+}
+
+down() {
+  stop_pid kube-apiserver
+  stop_pid etcd
+}
+
+case ${1:-} in
+up) up ;;
+down) down ;;
+*) die "usage: control-plane.sh up|down" ;;
+esac

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# up.sh: the whole local cluster (etcd, kube-apiserver, two nodes with containerd and a real kubelet,
+# demo pods and users) and exec-proxy registered as an APIService. Idempotent: running parts are kept.
+set -euo pipefail
+here=$(dirname "$0")
+. "$here/env.sh"
+[[ $(id -u) -eq 0 ]] || die "the local cluster needs root (containerd, runc, cgroups, mounts)"
+
+log "1/8 system packages"; "$ROOT/hack/install-deps.sh"
+log "2/8 kube-apiserver and kubelet (built once from k8s.io/kubernetes, cached; the first build takes ~10 min)"
+K8S_BIN=$("$ROOT/hack/build-k8s.sh"); export K8S_BIN
+log "3/8 exec-proxy"; make -C "$ROOT" -s build
+log "4/8 certificates and images"; "$here/pki.sh"; "$here/images.sh"
+log "5/8 etcd and kube-apiserver"; "$here/control-plane.sh" up
+kc apply -f "$here/manifests/namespaces.yaml" -f "$here/manifests/rbac-exec-proxy.yaml" \
+  -f "$here/manifests/rbac-users.yaml" >/dev/null
+for u in "${USERS[@]}"; do
+  write_kubeconfig "$KCFG/$u.kubeconfig" "$APISERVER_URL$ROUTE" "user-$u"      # through exec-proxy
+  write_kubeconfig "$KCFG/$u-direct.kubeconfig" "$APISERVER_URL" "user-$u"     # kube-apiserver's own path
+done
+log "6/8 nodes"; for n in "${NODES[@]}"; do "$here/node.sh" up "$n"; done
+log "7/8 demo pods"
+kc apply -f "$here/manifests/pods.yaml" >/dev/null
+wait_for "pods Running" 120 pods_running || { kc get pods -A -o wide >&2; die "demo pods not Running: see $LOGS/kubelet-*.log"; }
+log "8/8 exec-proxy"; "$here/exec-proxy.sh" up
+log "cluster up: KUBECONFIG=$KCFG/admin.kubeconfig (users: ${USERS[*]}; *-direct.kubeconfig skip exec-proxy)"
