@@ -56,6 +56,12 @@ func (h *Handler) serve(w http.ResponseWriter, req *http.Request, core string) {
 		return
 	}
 	parts := strings.Split(strings.TrimPrefix(core, "/api/v1/namespaces/"), "/")
+	if strings.HasPrefix(core, "/api/v1/namespaces/") && len(parts) == 1 {
+		// kubectl follows a pod's NotFound with a GET of its namespace and reports that 404
+		// instead; a 405 keeps the pod's own error in front of the user.
+		proxy.WriteStatus(w, req, methodNotAllowed(req.Method, "namespaces"))
+		return
+	}
 	if !strings.HasPrefix(core, "/api/v1/namespaces/") || len(parts) < 3 || len(parts) > 4 ||
 		parts[1] != "pods" || parts[0] == "" || parts[2] == "" {
 		proxy.WriteStatus(w, req, notServed(core))

@@ -6,7 +6,6 @@ package kuberoute
 
 import (
 	"net/http"
-	"net/url"
 	"strings"
 
 	apirequest "k8s.io/apiserver/pkg/endpoints/request"
@@ -36,13 +35,24 @@ type RequestInfoResolver struct {
 
 func (r RequestInfoResolver) NewRequestInfo(req *http.Request) (*apirequest.RequestInfo, error) {
 	core, ok := Strip(req.URL.Path)
-	if !ok {
-		return r.Delegate.NewRequestInfo(req)
+	if ok {
+		clone := *req
+		u := *req.URL
+		u.Path, u.RawPath = core, ""
+		clone.URL = &u
+		req = &clone
 	}
-	clone := *req
-	u := *req.URL
-	u.Path, u.RawPath = core, ""
-	clone.URL = &url.URL{}
-	*clone.URL = u
-	return r.Delegate.NewRequestInfo(&clone)
+	info, err := r.Delegate.NewRequestInfo(req)
+	if err != nil {
+		return nil, err
+	}
+	// Opening a session is create, whatever the method: WebSocket upgrades arrive as GET, and get on
+	// pods/exec (common in read-only roles) must not be enough. Setting it here, not only in the
+	// authorizer, makes refusals and audit events say create as well.
+	if info.IsResourceRequest && info.Resource == "pods" && sessionSubresources[info.Subresource] {
+		info.Verb = "create"
+	}
+	return info, nil
 }
+
+var sessionSubresources = map[string]bool{"exec": true, "attach": true, "portforward": true}

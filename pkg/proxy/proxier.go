@@ -151,7 +151,7 @@ func (p *Proxier) serve(w http.ResponseWriter, req *http.Request, s *Session, r 
 	if upgraded {
 		sessionDuration.WithLabelValues(string(s.Kind)).Observe(time.Since(s.Start).Seconds())
 	}
-	logger.Info("Session ended", "outcome", outcome, "protocol", protocol, "reason", reason,
+	logger.Info("Session ended", "outcome", outcome, "protocol", protocol, "reason", reason, "command", s.Command, "tty", s.TTY,
 		"duration", time.Since(s.Start).Round(time.Millisecond), "bytesIn", s.BytesIn(), "bytesOut", s.BytesOut())
 }
 

@@ -151,6 +151,7 @@ func (r *registry) add(s *Session) error {
 		return apierrors.NewServiceUnavailable("exec-proxy is shutting down and takes no new sessions; retry to reach another replica")
 	}
 	r.sessions[s] = struct{}{}
+	sessionsActive.Set(float64(len(r.sessions)))
 	return nil
 }
 
@@ -158,6 +159,7 @@ func (r *registry) remove(s *Session) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.sessions, s)
+	sessionsActive.Set(float64(len(r.sessions)))
 	if r.draining && len(r.sessions) == 0 && r.empty != nil {
 		close(r.empty)
 		r.empty = nil

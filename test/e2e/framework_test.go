@@ -1,0 +1,120 @@
+//go:build e2e
+
+// Package e2e drives the real local cluster (hack/cluster/up.sh) with the real kubectl binaries:
+// kube-apiserver's aggregation layer → exec-proxy → kubelet → containerd → runc.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// clusterDir is where hack/cluster/up.sh keeps state, certificates and kubeconfigs.
+func clusterDir() string {
+	if d := os.Getenv("CLUSTER_DIR"); d != "" {
+		return d
+	}
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", ".cluster")
+}
+
+func kubeconfig(name string) string { return filepath.Join(clusterDir(), "kubeconfig", name+".kubeconfig") }
+
+// client is one kubectl binary with its protocol choice.
+type client struct {
+	name    string // used in subtest names
+	version string
+	env     []string
+	// protocol exec-proxy must see for exec/attach: kubectl ≥ 1.30 tries WebSocket v5 first.
+	protocol string
+}
+
+var clients = []client{
+	{name: "kubectl1.28-spdy", version: "1.28", protocol: "v4.channel.k8s.io"},
+	{name: "kubectl1.33-websocket", version: "1.33", protocol: "v5.channel.k8s.io"},
+	{name: "kubectl1.33-spdy", version: "1.33", env: []string{"KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false"}, protocol: "v4.channel.k8s.io"},
+}
+
+func (c client) path() string { return "/usr/lib/google-cloud-sdk/bin/kubectl." + c.version }
+
+// route is how kubectl reaches the pod: through exec-proxy, or kube-apiserver's own pods/exec (baseline).
+type route struct{ name, suffix string }
+
+var (
+	viaExecProxy = route{name: "exec-proxy", suffix: ""}
+	viaAPIServer = route{name: "kube-apiserver", suffix: "-direct"}
+)
+
+// result is what kubectl printed and how it exited.
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+// kubectl runs c as user over rt with stdin and args, bounded by a deadline so a hang fails the test.
+func (c client) kubectl(t *testing.T, rt route, user string, stdin string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	full := append([]string{"--kubeconfig", kubeconfig(user + rt.suffix)}, args...)
+	cmd := exec.CommandContext(ctx, c.path(), full...)
+	cmd.Env = append(os.Environ(), c.env...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	res := result{stdout: out.String(), stderr: errOut.String()}
+	var exitErr *exec.ExitError
+	switch {
+	case ctx.Err() != nil:
+		t.Fatalf("%s %v (user %s via %s) did not finish in time; stderr: %s", c.path(), args, user, rt.name, res.stderr)
+	case errors.As(err, &exitErr):
+		res.code = exitErr.ExitCode()
+	case err != nil:
+		t.Fatalf("running %s: %v", c.path(), err)
+	}
+	t.Logf("%s (%s %s) as %s via %s: %v → exit %d", c.path(), c.version, strings.Join(c.env, " "), user, rt.name, args, res.code)
+	return res
+}
+
+// admin runs the cluster-admin's kubectl 1.33 against kube-apiserver directly, for setup.
+func admin(t *testing.T, stdin string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, clients[1].path(), append([]string{"--kubeconfig", kubeconfig("cluster-admin")}, args...)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("kubectl %v: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
+
+// eventually polls cond until it holds or the timeout passes; never a fixed sleep.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestMain(m *testing.M) {
+	if _, err := os.Stat(kubeconfig("admin")); err != nil {
+		println("the e2e tests need the local cluster: run hack/cluster/up.sh (or make e2e) first")
+		os.Exit(1)
+	}
+	os.Exit(m.Run())
+}

@@ -1,0 +1,80 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+const (
+	apiServer = "https://127.0.0.1:16443"
+	kubeRoute = "/apis/execproxy.dev/v1alpha1/kube"
+)
+
+// upgrade is one raw upgrade request, as kubectl sends it, so status codes can be asserted exactly.
+type upgrade struct{ name, method string; headers map[string]string }
+
+var (
+	spdyUpgrade = upgrade{"SPDY", http.MethodPost, map[string]string{
+		"Connection": "Upgrade", "Upgrade": "SPDY/3.1", "X-Stream-Protocol-Version": "v4.channel.k8s.io"}}
+	wsUpgrade = upgrade{"WebSocket", http.MethodGet, map[string]string{
+		"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+		"Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Protocol": "v5.channel.k8s.io"}}
+)
+
+// status is the part of a Kubernetes Status the tests look at.
+type status struct {
+	Kind    string `json:"kind"`
+	Code    int    `json:"code"`
+	Reason  string `json:"reason"`
+	Message string `json:"message"`
+}
+
+// rawRequest sends an upgrade as user (client certificate) to kube-apiserver's URL path; returns the
+// HTTP code and, for failures, the decoded Status.
+func rawRequest(t *testing.T, user string, up upgrade, path string) (int, status) {
+	t.Helper()
+	pki := filepath.Join(clusterDir(), "pki")
+	cert, err := tls.LoadX509KeyPair(filepath.Join(pki, "user-"+user+".crt"), filepath.Join(pki, "user-"+user+".key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	caPEM, err := os.ReadFile(filepath.Join(pki, "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	client := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}},
+		TLSNextProto:    map[string]func(string, *tls.Conn) http.RoundTripper{}, // upgrades need HTTP/1.1
+	}}
+	req, err := http.NewRequest(up.method, apiServer+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range up.headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", up.method, path, err)
+	}
+	defer resp.Body.Close()
+	var st status
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		body, _ := io.ReadAll(resp.Body)
+		if err := json.Unmarshal(body, &st); err != nil || st.Kind != "Status" {
+			t.Errorf("%s %s: %d with a body that is not a Status: %q", up.method, path, resp.StatusCode, body)
+		}
+	}
+	return resp.StatusCode, st
+}
