@@ -26,7 +26,9 @@ func clusterDir() string {
 	return filepath.Join(filepath.Dir(file), "..", "..", ".cluster")
 }
 
-func kubeconfig(name string) string { return filepath.Join(clusterDir(), "kubeconfig", name+".kubeconfig") }
+func kubeconfig(name string) string {
+	return filepath.Join(clusterDir(), "kubeconfig", name+".kubeconfig")
+}
 
 // client is one kubectl binary with its protocol choice.
 type client struct {

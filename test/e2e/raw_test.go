@@ -20,7 +20,10 @@ const (
 )
 
 // upgrade is one raw upgrade request, as kubectl sends it, so status codes can be asserted exactly.
-type upgrade struct{ name, method string; headers map[string]string }
+type upgrade struct {
+	name, method string
+	headers      map[string]string
+}
 
 var (
 	spdyUpgrade = upgrade{"SPDY", http.MethodPost, map[string]string{

@@ -13,8 +13,8 @@ import (
 func TestRBAC(t *testing.T) {
 	cases := []struct {
 		user, namespace, pod string
-		allowed             bool
-		refusal             string // what kubectl prints when refused
+		allowed              bool
+		refusal              string // what kubectl prints when refused
 	}{
 		{"admin", "demo", "demo", true, ""},
 		{"admin", "team-b", "other", true, ""},
