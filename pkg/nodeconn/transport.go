@@ -111,3 +111,25 @@ func (r *reloadingCert) get(*tls.CertificateRequestInfo) (*tls.Certificate, erro
 	r.raw, r.cert = raw, &cert
 	return r.cert, nil
 }
+
+// Check dials the kubelet at address and completes the TLS handshake, verifying its certificate.
+func (t *Transport) Check(ctx context.Context, address string) error {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return fmt.Errorf("kubelet address %q: %w", address, err)
+	}
+	raw, err := t.DialContext(ctx, "tcp", address)
+	if err != nil {
+		return fmt.Errorf("error dialing backend: %w", err)
+	}
+	defer raw.Close()
+	cfg := t.TLSClientConfig.Clone()
+	if cfg.ServerName == "" {
+		cfg.ServerName = host
+	}
+	conn := tls.Client(raw, cfg)
+	if err := conn.HandshakeContext(ctx); err != nil {
+		return fmt.Errorf("error dialing backend: %w", err)
+	}
+	return conn.Close()
+}

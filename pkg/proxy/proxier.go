@@ -133,8 +133,24 @@ func (p *Proxier) serve(w http.ResponseWriter, req *http.Request, s *Session, r 
 	req = req.WithContext(klog.NewContext(s.ctx, logger))
 	defer s.cancel()
 
-	p.upstreamHandler(r, t).ServeHTTP(sw, req)
+	p.forward(sw, req, r, t)
+	p.finish(logger, s, sw)
+}
 
+func (p *Proxier) forward(w http.ResponseWriter, req *http.Request, r Request, t *nodeconn.Target) {
+	// The WebSocket handlers accept the client's upgrade before they dial the kubelet: check it
+	// first, so an unreachable or untrusted kubelet is a Status, not an error inside a session.
+	if wsstream.IsWebSocketRequest(req) {
+		if err := p.transport.Check(req.Context(), t.Address); err != nil {
+			kubeletResponder{node: t.Node, address: t.Address}.Error(w, req, err)
+			return
+		}
+	}
+	p.upstreamHandler(r, t).ServeHTTP(w, req)
+}
+
+// finish counts and logs the session once it is over.
+func (p *Proxier) finish(logger klog.Logger, s *Session, sw *sessionWriter) {
 	upgraded, protocol := s.Upgraded()
 	outcome := "upgraded"
 	switch {
