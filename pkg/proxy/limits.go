@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/time/rate"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // Limits are the throttles on sessions. Zero means unlimited.
@@ -50,6 +51,9 @@ type throttleError struct {
 
 func (t *throttleError) Error() string { return t.err.Error() }
 func (t *throttleError) Unwrap() error { return t.err }
+
+// Status makes it an APIStatus: the apiserver's error writers check the type, not the chain.
+func (t *throttleError) Status() metav1.Status { return t.err.Status() }
 
 func tooMany(reason string, retryAfter int, format string, args ...interface{}) error {
 	return &throttleError{reason: reason, err: apierrors.NewTooManyRequests(fmt.Sprintf(format, args...), retryAfter)}

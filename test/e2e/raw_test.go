@@ -45,6 +45,13 @@ type status struct {
 // HTTP code and, for failures, the decoded Status.
 func rawRequest(t *testing.T, user string, up upgrade, path string) (int, status) {
 	t.Helper()
+	code, st, _ := rawResponse(t, user, up, path)
+	return code, st
+}
+
+// rawResponse is rawRequest with the response headers.
+func rawResponse(t *testing.T, user string, up upgrade, path string) (int, status, http.Header) {
+	t.Helper()
 	pki := filepath.Join(clusterDir(), "pki")
 	cert, err := tls.LoadX509KeyPair(filepath.Join(pki, "user-"+user+".crt"), filepath.Join(pki, "user-"+user+".key"))
 	if err != nil {
@@ -79,5 +86,5 @@ func rawRequest(t *testing.T, user string, up upgrade, path string) (int, status
 			t.Errorf("%s %s: %d with a body that is not a Status: %q", up.method, path, resp.StatusCode, body)
 		}
 	}
-	return resp.StatusCode, st
+	return resp.StatusCode, st, resp.Header
 }

@@ -1,0 +1,84 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// restartExecProxy runs exec-proxy with extra flags (later flags win) for the rest of the test,
+// and brings back the usual ones when it ends.
+func restartExecProxy(t *testing.T, extra ...string) {
+	t.Helper()
+	run := func(args string) {
+		t.Helper()
+		cmd := exec.Command("bash", "-c", "hack/cluster/exec-proxy.sh down && hack/cluster/exec-proxy.sh up")
+		cmd.Dir = filepath.Join(clusterDir(), "..")
+		cmd.Env = append(os.Environ(), "EXEC_PROXY_EXTRA_ARGS="+args)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("restarting exec-proxy with %q: %v\n%s", args, err, out)
+		}
+		// The aggregator may still hold its view of the old process: wait until a pod GET goes through.
+		eventually(t, 30*time.Second, "the aggregated route to serve again", func() bool {
+			return clients[1].kubectl(t, viaExecProxy, "admin", "", "get", "pod", "demo", "-o", "name").code == 0
+		})
+	}
+	run(strings.Join(extra, " "))
+	t.Cleanup(func() { run("") })
+}
+
+// TestKubeletCertificateRefused: a kubelet whose serving certificate the configured CA did not sign
+// is refused with a 502 naming the node, on every protocol, and nothing reaches the container.
+func TestKubeletCertificateRefused(t *testing.T) {
+	restartExecProxy(t, "--kubelet-certificate-authority", filepath.Join(clusterDir(), "pki", "front-proxy-ca.crt"))
+	want := `kubelet on node "127.0.0.1" (127.0.0.1:10250) failed TLS certificate verification`
+	for _, c := range clients {
+		res := c.kubectl(t, viaExecProxy, "admin", "", "exec", "demo", "-c", "main", "--", "echo", "reached")
+		if res.code == 0 || strings.Contains(res.stdout, "reached") || !strings.Contains(res.stderr, want) {
+			t.Errorf("%s: want a refusal with %q, got exit %d, stdout %q, stderr %s", c.name, want, res.code, res.stdout, res.stderr)
+		}
+	}
+	for _, up := range []upgrade{spdyUpgrade, wsUpgrade} {
+		code, st := rawRequest(t, "admin", up, kubeRoute+"/api/v1/namespaces/demo/pods/demo/exec?command=true&stdout=true&container=main")
+		if code != 502 || !strings.Contains(st.Message, want) || !strings.Contains(st.Message, "--kubelet-certificate-authority") {
+			t.Errorf("%s: got %d %+v, want 502 with %q", up.name, code, st, want)
+		}
+	}
+}
+
+// TestConcurrencyThrottle: over --max-sessions-per-user a second session is a 429 with Retry-After
+// naming the limit, other users are not affected, and the slot comes back when the first ends.
+func TestConcurrencyThrottle(t *testing.T) {
+	restartExecProxy(t, "--max-sessions-per-user", "1")
+	held := clients[1].start(t, viaExecProxy, "admin", "exec", "-i", "demo", "-c", "main", "--", "sh", "-c", "echo holding; cat")
+	held.waitFor(t, "holding")
+
+	want := `user "admin" has 1 concurrent sessions, the limit is 1 (--max-sessions-per-user)`
+	for _, c := range clients {
+		res := c.kubectl(t, viaExecProxy, "admin", "", "exec", "demo", "-c", "main", "--", "true")
+		if res.code == 0 || !strings.Contains(res.stderr, want) {
+			t.Errorf("%s: want a refusal with %q, got exit %d: %s", c.name, want, res.code, res.stderr)
+		}
+	}
+	for _, up := range []upgrade{spdyUpgrade, wsUpgrade} {
+		code, st, h := rawResponse(t, "admin", up, kubeRoute+"/api/v1/namespaces/demo/pods/demo/exec?command=true&stdout=true&container=main")
+		if code != 429 || !strings.Contains(st.Message, want) || h.Get("Retry-After") == "" {
+			t.Errorf("%s: got %d %+v Retry-After %q, want 429 with %q and Retry-After", up.name, code, st, h.Get("Retry-After"), want)
+		}
+	}
+	if res := clients[1].kubectl(t, viaExecProxy, "ns-user", "", "exec", "demo", "-c", "main", "--", "true"); res.code != 0 {
+		t.Errorf("another user is throttled too: exit %d: %s", res.code, res.stderr)
+	}
+
+	if code := held.wait(t); code != 0 {
+		t.Fatalf("held session exited %d:\n%s", code, held.output())
+	}
+	eventually(t, 30*time.Second, "the slot to come back", func() bool {
+		return clients[1].kubectl(t, viaExecProxy, "admin", "", "exec", "demo", "-c", "main", "--", "true").code == 0
+	})
+}
