@@ -49,8 +49,10 @@ func (o *KubeletOptions) Validate() []error {
 	if o.CertificateAuthority != "" && o.InsecureSkipTLSVerify {
 		errs = append(errs, fmt.Errorf("--kubelet-certificate-authority and --kubelet-insecure-skip-tls-verify exclude each other"))
 	}
-	if (o.ClientCertificate == "") != (o.ClientKey == "") {
-		errs = append(errs, fmt.Errorf("--kubelet-client-certificate and --kubelet-client-key go together"))
+	// Kubelets need a credential; a bearer token cannot be used: upstream's stream translator
+	// writes its own request to the kubelet, so a token would be missing on WebSocket sessions.
+	if o.ClientCertificate == "" || o.ClientKey == "" {
+		errs = append(errs, fmt.Errorf("--kubelet-client-certificate and --kubelet-client-key are required: kubelets authenticate exec-proxy by it (it needs nodes/proxy)"))
 	}
 	if len(o.PreferredAddressTypes) == 0 {
 		errs = append(errs, fmt.Errorf("--kubelet-preferred-address-types must name at least one type"))

@@ -1,0 +1,178 @@
+package proxy
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	remotecommandconsts "k8s.io/apimachinery/pkg/util/remotecommand"
+	"k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/remotecommand"
+	"k8s.io/kubelet/pkg/cri/streaming/portforward"
+	kubeletrc "k8s.io/kubelet/pkg/cri/streaming/remotecommand"
+	utilexec "k8s.io/utils/exec"
+
+	"github.com/exec-proxy/exec-proxy/pkg/nodeconn"
+)
+
+// fakeKubelet serves the kubelet's streaming routes with the kubelet's own protocol code
+// (k8s.io/kubelet's remotecommand and portforward servers) over TLS. Its "container" runs a few
+// commands: "cat" echoes stdin, "echo ARGS" prints, "exit N" fails with code N, "size" prints the
+// first terminal size.
+type fakeKubelet struct {
+	*httptest.Server
+	caFile string
+}
+
+func newFakeKubelet(t *testing.T) *fakeKubelet {
+	t.Helper()
+	mux := http.NewServeMux()
+	mux.HandleFunc("/exec/{ns}/{pod}/{container}", func(w http.ResponseWriter, req *http.Request) {
+		opts, err := kubeletrc.NewOptions(req)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		kubeletrc.ServeExec(w, req, fakeContainer{}, req.PathValue("pod"), "", req.PathValue("container"),
+			req.URL.Query()["command"], opts, time.Minute, 30*time.Second, remotecommandconsts.SupportedStreamingProtocols)
+	})
+	mux.HandleFunc("/portForward/{ns}/{pod}", func(w http.ResponseWriter, req *http.Request) {
+		opts, err := portforward.NewV4Options(req)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		portforward.ServePortForward(w, req, fakeContainer{}, req.PathValue("pod"), "", opts, time.Minute, 30*time.Second, portforward.SupportedProtocols)
+	})
+	srv := httptest.NewUnstartedServer(mux)
+	srv.EnableHTTP2 = false
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	return &fakeKubelet{Server: srv, caFile: writeCA(t, srv.Certificate().Raw)}
+}
+
+func writeCA(t *testing.T, der []byte) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "ca.crt")
+	if err := os.WriteFile(f, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// selfSignedCA returns the DER of a fresh CA certificate.
+func selfSignedCA(t *testing.T) []byte {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "other-ca"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
+}
+
+func (k *fakeKubelet) port(t *testing.T) int32 {
+	_, port, _ := net.SplitHostPort(k.Listener.Addr().String())
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int32(p)
+}
+
+type fakeContainer struct{}
+
+func (fakeContainer) ExecInContainer(_ context.Context, _ string, _ types.UID, _ string, cmd []string, in io.Reader, out, _ io.WriteCloser, _ bool, resize <-chan remotecommand.TerminalSize, _ time.Duration) error {
+	switch cmd[0] {
+	case "cat":
+		_, err := io.Copy(out, in)
+		return err
+	case "echo":
+		_, err := fmt.Fprintln(out, strings.Join(cmd[1:], " "))
+		return err
+	case "exit":
+		code, _ := strconv.Atoi(cmd[1])
+		return utilexec.CodeExitError{Err: fmt.Errorf("command terminated with exit code %d", code), Code: code}
+	case "size":
+		size := <-resize
+		_, err := fmt.Fprintf(out, "%d %d\n", size.Height, size.Width)
+		return err
+	}
+	return fmt.Errorf("unknown command %q", cmd[0])
+}
+
+// PortForward echoes what it reads, prefixed with the port.
+func (fakeContainer) PortForward(_ context.Context, _ string, _ types.UID, port int32, stream io.ReadWriteCloser) error {
+	defer stream.Close()
+	data, err := io.ReadAll(stream)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(stream, "%d:%s", port, data)
+	return err
+}
+
+// cluster is the informer view: a pod "p" in "ns" with containers a and b on node "n1" whose
+// kubelet is the fake; more objects can be added.
+func newResolver(t *testing.T, objs ...interface{}) *nodeconn.Resolver {
+	t.Helper()
+	pods := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
+	nodes := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{})
+	for _, o := range objs {
+		var err error
+		switch o := o.(type) {
+		case *corev1.Pod:
+			err = pods.Add(o)
+		case *corev1.Node:
+			err = nodes.Add(o)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return &nodeconn.Resolver{Pods: v1.NewPodLister(pods), Nodes: v1.NewNodeLister(nodes),
+		PreferredAddressTypes: nodeconn.DefaultPreferredAddressTypes, DefaultPort: 10250}
+}
+
+func runningPod(name, node string, containers ...string) *corev1.Pod {
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name},
+		Spec: corev1.PodSpec{NodeName: node}, Status: corev1.PodStatus{Phase: corev1.PodRunning}}
+	for _, c := range containers {
+		p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: c})
+	}
+	return p
+}
+
+func nodeAt(name, ip string, port int32) *corev1.Node {
+	return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}, Status: corev1.NodeStatus{
+		Addresses:       []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: ip}},
+		DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: port}},
+	}}
+}
+

@@ -1,0 +1,112 @@
+package proxy
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+)
+
+func TestAdmit(t *testing.T) {
+	type ask struct{ user, node string }
+	cases := []struct {
+		name    string
+		limits  Limits
+		held    []ask // sessions already running
+		ask     ask
+		reason  string // "" when admitted
+		message string
+	}{
+		{"unlimited", Limits{}, []ask{{"a", "n"}, {"a", "n"}}, ask{"a", "n"}, "", ""},
+		{"global cap", Limits{MaxSessions: 2}, []ask{{"a", "n1"}, {"b", "n2"}}, ask{"c", "n3"},
+			"max-sessions", "exec-proxy is at its limit of 2 concurrent sessions (--max-sessions)"},
+		{"per user cap", Limits{MaxSessionsPerUser: 1}, []ask{{"a", "n1"}}, ask{"a", "n2"},
+			"max-sessions-per-user", `user "a" has 1 concurrent sessions, the limit is 1 (--max-sessions-per-user)`},
+		{"per user cap leaves others", Limits{MaxSessionsPerUser: 1}, []ask{{"a", "n1"}}, ask{"b", "n1"}, "", ""},
+		{"per node cap", Limits{MaxSessionsPerNode: 2}, []ask{{"a", "n1"}, {"b", "n1"}}, ask{"c", "n1"},
+			"max-sessions-per-node", `node "n1" has 2 concurrent sessions, the limit is 2 (--max-sessions-per-node)`},
+		{"start burst", Limits{SessionStartQPS: 1, SessionStartBurst: 2}, []ask{{"a", "n"}, {"a", "n"}}, ask{"a", "n"},
+			"session-start-rate", `user "a" started sessions faster than 1 per second (burst 2`},
+		{"start burst is per user", Limits{SessionStartQPS: 1, SessionStartBurst: 2}, []ask{{"a", "n"}, {"a", "n"}}, ask{"b", "n"}, "", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			a := newAdmitter(tc.limits)
+			now := time.Unix(1000, 0)
+			a.now = func() time.Time { return now }
+			for _, h := range tc.held {
+				if _, err := a.admit(h.user, h.node); err != nil {
+					t.Fatalf("setup: %v", err)
+				}
+			}
+			release, err := a.admit(tc.ask.user, tc.ask.node)
+			if tc.reason == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				release()
+				return
+			}
+			te, ok := err.(*throttleError)
+			if !ok {
+				t.Fatalf("got %v, want a throttle error", err)
+			}
+			if te.reason != tc.reason || !strings.Contains(err.Error(), tc.message) {
+				t.Errorf("got %s: %v, want %s: %q", te.reason, err, tc.reason, tc.message)
+			}
+			if !apierrors.IsTooManyRequests(err) {
+				t.Errorf("not a 429: %v", err)
+			}
+		})
+	}
+}
+
+func TestReleaseGivesTheSlotBackOnce(t *testing.T) {
+	a := newAdmitter(Limits{MaxSessionsPerUser: 1, MaxSessions: 1})
+	release, err := a.admit("a", "n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	release()
+	release() // a second call must not free a slot held by someone else
+	second, err := a.admit("a", "n")
+	if err != nil {
+		t.Fatalf("slot not given back: %v", err)
+	}
+	if _, err := a.admit("b", "n"); err == nil {
+		t.Fatal("double release freed a second slot")
+	}
+	second()
+	if a.total != 0 || len(a.perUser) != 0 || len(a.perNode) != 0 {
+		t.Errorf("counters not back to zero: total %d, users %v, nodes %v", a.total, a.perUser, a.perNode)
+	}
+}
+
+func TestStartRateRefills(t *testing.T) {
+	a := newAdmitter(Limits{SessionStartQPS: 2, SessionStartBurst: 1})
+	now := time.Unix(1000, 0)
+	a.now = func() time.Time { return now }
+	if _, err := a.admit("a", "n"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.admit("a", "n"); err == nil {
+		t.Fatal("second start within the same instant admitted")
+	}
+	now = now.Add(500 * time.Millisecond)
+	if _, err := a.admit("a", "n"); err != nil {
+		t.Fatalf("token not refilled after 1/qps: %v", err)
+	}
+}
+
+// The apiserver's writers must see a 429 with Retry-After, not a 500 (they test the type).
+func TestThrottleErrorIsWrittenAs429(t *testing.T) {
+	err := tooMany("max-sessions", 3, "too many")
+	rec := httptest.NewRecorder()
+	WriteStatus(rec, httptest.NewRequest(http.MethodPost, "/", nil), err)
+	if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") != "3" || !strings.Contains(rec.Body.String(), "too many") {
+		t.Errorf("got %d Retry-After %q body %s", rec.Code, rec.Header().Get("Retry-After"), rec.Body)
+	}
+}

@@ -1,0 +1,322 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apiserver/pkg/authentication/user"
+	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
+	restclient "k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/remotecommand"
+	utilexec "k8s.io/utils/exec"
+
+	"github.com/exec-proxy/exec-proxy/pkg/nodeconn"
+)
+
+// front serves exec requests for pod ns/<name> to p, as the registry does, for the user in the
+// X-Test-User header (authentication is not what these tests are about).
+func front(t *testing.T, p *Proxier) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		q := req.URL.Query()
+		r := Request{Kind: KindExec, Namespace: "ns", Pod: strings.TrimPrefix(req.URL.Path, "/"), Exec: &corev1.PodExecOptions{
+			Container: q.Get("container"), Command: q["command"], Stdin: q.Get("stdin") == "true",
+			Stdout: q.Get("stdout") == "true", Stderr: q.Get("stderr") == "true", TTY: q.Get("tty") == "true"}}
+		ctx := genericapirequest.WithUser(req.Context(), &user.DefaultInfo{Name: req.Header.Get("X-Test-User")})
+		h, err := p.Handler(ctx, r)
+		if err != nil {
+			WriteStatus(w, req, err)
+			return
+		}
+		h.ServeHTTP(w, req.WithContext(ctx))
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func newTestProxier(t *testing.T, caFile string, limits Limits, objs ...interface{}) *Proxier {
+	t.Helper()
+	tr, err := nodeconn.NewTransport(nodeconn.TransportConfig{CAFile: caFile, DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tr.CloseIdleConnections)
+	return New(newResolver(t, objs...), tr, limits)
+}
+
+// checkLeaks verifies, after every cleanup of the test, that no goroutine it started is left.
+func checkLeaks(t *testing.T) {
+	t.Helper()
+	before := goleak.IgnoreCurrent()
+	t.Cleanup(func() {
+		// spdystream's shutdown may linger up to 1s after a close: give the goroutines 3s to end.
+		for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			if goleak.Find(before) == nil {
+				return
+			}
+		}
+		goleak.VerifyNone(t, before)
+	})
+}
+
+type execCase struct {
+	command []string
+	stdin   string
+	tty     bool
+}
+
+// execVia runs one exec through the front server with client-go's executor for protocol.
+func execVia(t *testing.T, srv *httptest.Server, protocol, userName string, c execCase) (string, error) {
+	t.Helper()
+	q := url.Values{"command": c.command, "container": {"a"}, "stdout": {"true"}}
+	if c.stdin != "" {
+		q.Set("stdin", "true")
+	}
+	if c.tty {
+		q.Set("tty", "true")
+	} else {
+		q.Set("stderr", "true")
+	}
+	u, _ := url.Parse(srv.URL + "/p?" + q.Encode())
+	cfg := &restclient.Config{Host: srv.URL, WrapTransport: withUser(userName)}
+	var exec remotecommand.Executor
+	var err error
+	if protocol == "websocket" {
+		exec, err = remotecommand.NewWebSocketExecutor(cfg, "GET", u.String())
+	} else {
+		exec, err = remotecommand.NewSPDYExecutor(cfg, "POST", u)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	opts := remotecommand.StreamOptions{Stdout: &out, Tty: c.tty}
+	if !c.tty {
+		opts.Stderr = &errOut
+	}
+	if c.stdin != "" {
+		opts.Stdin = strings.NewReader(c.stdin)
+	}
+	if c.tty {
+		opts.TerminalSizeQueue = &oneSize{size: &remotecommand.TerminalSize{Width: 120, Height: 40}}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err = exec.StreamWithContext(ctx, opts)
+	return out.String(), err
+}
+
+type roundTripperFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+type oneSize struct{ size *remotecommand.TerminalSize }
+
+func (q *oneSize) Next() *remotecommand.TerminalSize {
+	s := q.size
+	q.size = nil
+	if s == nil {
+		time.Sleep(50 * time.Millisecond) // the queue blocks between resizes; nil would end it
+		return nil
+	}
+	return s
+}
+
+func TestExecThroughProxy(t *testing.T) {
+	checkLeaks(t)
+	kubelet := newFakeKubelet(t)
+	p := newTestProxier(t, kubelet.caFile, Limits{},
+		runningPod("p", "n1", "a", "b"), nodeAt("n1", "127.0.0.1", kubelet.port(t)))
+	srv := front(t, p)
+	cases := []struct {
+		name     string
+		exec     execCase
+		wantOut  string
+		wantCode int
+	}{
+		{"stdout", execCase{command: []string{"echo", "hello", "world"}}, "hello world\n", 0},
+		{"stdin echoed", execCase{command: []string{"cat"}, stdin: strings.Repeat("x", 100<<10)}, strings.Repeat("x", 100<<10), 0},
+		{"exit code", execCase{command: []string{"exit", "7"}}, "", 7},
+		{"tty size", execCase{command: []string{"size"}, tty: true}, "40 120", 0},
+	}
+	for _, protocol := range []string{"spdy", "websocket"} {
+		for _, tc := range cases {
+			t.Run(protocol+"/"+tc.name, func(t *testing.T) {
+				out, err := execVia(t, srv, protocol, "alice", tc.exec)
+				code := 0
+				var exitErr utilexec.ExitError
+				if errors.As(err, &exitErr) {
+					code = exitErr.ExitStatus()
+				} else if err != nil {
+					t.Fatalf("exec: %v", err)
+				}
+				if code != tc.wantCode || !strings.Contains(out, tc.wantOut) {
+					t.Errorf("got exit %d and %d bytes %.40q, want exit %d and %.40q", code, len(out), out, tc.wantCode, tc.wantOut)
+				}
+			})
+		}
+	}
+	// The proxy side ends just after the client has its exit status.
+	eventuallyTrue(t, func() bool { return len(p.Sessions()) == 0 })
+}
+
+// rawUpgrade sends an upgrade request as kubectl would and returns the code and the Status.
+func rawUpgrade(t *testing.T, srv *httptest.Server, protocol, path string) (int, metav1.Status, http.Header) {
+	t.Helper()
+	method, headers := http.MethodPost, map[string]string{"Upgrade": "SPDY/3.1", "X-Stream-Protocol-Version": "v4.channel.k8s.io"}
+	if protocol == "websocket" {
+		method, headers = http.MethodGet, map[string]string{"Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+			"Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Protocol": "v5.channel.k8s.io"}
+	}
+	req, _ := http.NewRequest(method, srv.URL+path, nil)
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("X-Test-User", "alice")
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st metav1.Status
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		body, _ := io.ReadAll(resp.Body)
+		if err := json.Unmarshal(body, &st); err != nil || st.Kind != "Status" {
+			t.Errorf("%d with a body that is not a Status: %q", resp.StatusCode, body)
+		}
+	}
+	return resp.StatusCode, st, resp.Header
+}
+
+func portOf(t *testing.T, rawURL string) int32 {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := strconv.Atoi(u.Port())
+	return int32(p)
+}
+
+func TestKubeletErrorsAreStatuses(t *testing.T) {
+	checkLeaks(t)
+	kubelet := newFakeKubelet(t)
+	otherCA := writeCA(t, selfSignedCA(t)) // did not sign the kubelet's certificate
+	dead := httptest.NewServer(http.NotFoundHandler())
+	deadPort := portOf(t, dead.URL)
+	dead.Close()
+	objs := []interface{}{
+		runningPod("p", "n1", "a"), nodeAt("n1", "127.0.0.1", kubelet.port(t)),
+		runningPod("on-dead", "n2", "a"), nodeAt("n2", "127.0.0.1", deadPort),
+		runningPod("on-missing", "n3", "a"),
+		// A name the kubelet's certificate does not carry: verified against the address, not only the CA.
+		runningPod("by-name", "n4", "a"), &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n4"}, Status: corev1.NodeStatus{
+			Addresses:       []corev1.NodeAddress{{Type: corev1.NodeHostName, Address: "localhost"}},
+			DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: kubelet.port(t)}}}},
+	}
+	cases := []struct {
+		name, pod, ca string
+		code          int
+		message       string
+	}{
+		{"untrusted certificate", "p", otherCA, http.StatusBadGateway,
+			fmt.Sprintf(`kubelet on node "n1" (127.0.0.1:%d) failed TLS certificate verification`, kubelet.port(t))},
+		{"certificate not for the address", "by-name", kubelet.caFile, http.StatusBadGateway,
+			fmt.Sprintf(`kubelet on node "n4" (localhost:%d) failed TLS certificate verification`, kubelet.port(t))},
+		{"unreachable", "on-dead", kubelet.caFile, http.StatusServiceUnavailable,
+			fmt.Sprintf(`kubelet on node "n2" (127.0.0.1:%d) is unreachable`, deadPort)},
+		{"node not found", "on-missing", kubelet.caFile, http.StatusServiceUnavailable, `node "n3" not found`},
+		{"pod not found", "nope", kubelet.caFile, http.StatusNotFound, `pods "nope" not found`},
+		{"container not found", "p?container=z", kubelet.caFile, http.StatusBadRequest, "container z is not valid for pod p, choose one of: [a]"},
+	}
+	for _, tc := range cases {
+		for _, protocol := range []string{"spdy", "websocket"} {
+			t.Run(tc.name+"/"+protocol, func(t *testing.T) {
+				srv := front(t, newTestProxier(t, tc.ca, Limits{}, objs...))
+				path := "/" + tc.pod
+				if !strings.Contains(path, "?") {
+					path += "?container=a"
+				}
+				code, st, _ := rawUpgrade(t, srv, protocol, path+"&command=echo&stdout=true")
+				if code != tc.code || int(st.Code) != tc.code || !strings.Contains(st.Message, tc.message) {
+					t.Errorf("got %d %q, want %d with %q", code, st.Message, tc.code, tc.message)
+				}
+			})
+		}
+	}
+}
+
+func TestConcurrencyLimitIs429(t *testing.T) {
+	checkLeaks(t)
+	kubelet := newFakeKubelet(t)
+	p := newTestProxier(t, kubelet.caFile, Limits{MaxSessionsPerUser: 1},
+		runningPod("p", "n1", "a"), nodeAt("n1", "127.0.0.1", kubelet.port(t)))
+	srv := front(t, p)
+
+	stdin, held := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		_, err := execViaReader(t, srv, "alice", stdin)
+		done <- err
+	}()
+	eventuallyTrue(t, func() bool { return len(p.Sessions()) == 1 })
+	code, st, h := rawUpgrade(t, srv, "spdy", "/p?container=a&command=echo&stdout=true")
+	if code != http.StatusTooManyRequests || !strings.Contains(st.Message, "--max-sessions-per-user") || h.Get("Retry-After") == "" {
+		t.Errorf("second session: got %d %q Retry-After %q, want 429 naming the flag", code, st.Message, h.Get("Retry-After"))
+	}
+	_ = held.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("held session: %v", err)
+	}
+	eventuallyTrue(t, func() bool { return len(p.Sessions()) == 0 })
+	if out, err := execVia(t, srv, "spdy", "alice", execCase{command: []string{"echo", "again"}}); err != nil || out != "again\n" {
+		t.Errorf("after the first ended: %q %v", out, err)
+	}
+}
+
+// execViaReader runs "cat" over SPDY with stdin from r, until r ends.
+func execViaReader(t *testing.T, srv *httptest.Server, userName string, r io.Reader) (string, error) {
+	u, _ := url.Parse(srv.URL + "/p?container=a&command=cat&stdin=true&stdout=true")
+	cfg := &restclient.Config{Host: srv.URL, WrapTransport: withUser(userName)}
+	exec, err := remotecommand.NewSPDYExecutor(cfg, "POST", u)
+	if err != nil {
+		return "", err
+	}
+	var out bytes.Buffer
+	err = exec.StreamWithContext(context.Background(), remotecommand.StreamOptions{Stdin: r, Stdout: &out})
+	return out.String(), err
+}
+
+func withUser(name string) func(http.RoundTripper) http.RoundTripper {
+	return func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
+			req.Header.Set("X-Test-User", name)
+			return rt.RoundTrip(req)
+		})
+	}
+}
+
+func eventuallyTrue(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
