@@ -41,7 +41,9 @@ func node(name string, port int32, addrs ...corev1.NodeAddress) *corev1.Node {
 		DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: port}}}}
 }
 
-func addr(t corev1.NodeAddressType, a string) corev1.NodeAddress { return corev1.NodeAddress{Type: t, Address: a} }
+func addr(t corev1.NodeAddressType, a string) corev1.NodeAddress {
+	return corev1.NodeAddress{Type: t, Address: a}
+}
 
 func TestKubeletAddress(t *testing.T) {
 	all := node("n", 10350, addr(corev1.NodeExternalIP, "1.2.3.4"), addr(corev1.NodeInternalIP, "10.0.0.1"), addr(corev1.NodeHostName, "n.local"))

@@ -175,4 +175,3 @@ func nodeAt(name, ip string, port int32) *corev1.Node {
 		DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: port}},
 	}}
 }
-
