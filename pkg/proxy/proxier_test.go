@@ -320,3 +320,53 @@ func eventuallyTrue(t *testing.T, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// A session that outlives a limit is ended by the proxy, with the limit as its reason.
+func TestSessionsEndedByLimits(t *testing.T) {
+	cases := []struct {
+		name   string
+		limits Limits
+		feed   bool // keep the session busy, so only the duration limit applies
+		reason string
+	}{
+		{"idle", Limits{IdleTimeout: 300 * time.Millisecond}, false, ReasonIdleTimeout},
+		{"max duration", Limits{MaxSessionDuration: 300 * time.Millisecond}, true, ReasonMaxDuration},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			checkLeaks(t)
+			kubelet := newFakeKubelet(t)
+			p := newTestProxier(t, kubelet.caFile, tc.limits, runningPod("p", "n1", "a"), nodeAt("n1", "127.0.0.1", kubelet.port(t)))
+			ctx, cancel := context.WithCancel(context.Background())
+			runDone := make(chan struct{})
+			go func() { p.Run(ctx); close(runDone) }()
+			t.Cleanup(func() { cancel(); <-runDone })
+			srv := front(t, p)
+
+			stdin, feeder := io.Pipe()
+			t.Cleanup(func() { _ = feeder.Close() })
+			if tc.feed {
+				go func() {
+					for {
+						if _, err := feeder.Write([]byte("tick\n")); err != nil {
+							return
+						}
+						time.Sleep(20 * time.Millisecond)
+					}
+				}()
+			}
+			done := make(chan struct{})
+			go func() { _, _ = execViaReader(t, srv, "alice", stdin); close(done) }()
+			eventuallyTrue(t, func() bool { return len(p.Sessions()) == 1 })
+			s := p.Sessions()[0]
+			select {
+			case <-done:
+			case <-time.After(20 * time.Second):
+				t.Fatal("session was not ended")
+			}
+			if got := s.EndReason(); got != tc.reason {
+				t.Errorf("end reason %q, want %q", got, tc.reason)
+			}
+		})
+	}
+}

@@ -1,0 +1,53 @@
+package options
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestValidate(t *testing.T) {
+	valid := func(o *Options) {
+		o.Kubelet.CertificateAuthority = "/ca.crt"
+		o.Kubelet.ClientCertificate, o.Kubelet.ClientKey = "/c.crt", "/c.key"
+	}
+	cases := []struct {
+		name   string
+		mutate func(*Options)
+		want   []string // every message expected; none means valid
+	}{
+		{"defaults with kubelet credentials", func(o *Options) {}, nil},
+		{"no kubelet CA", func(o *Options) { o.Kubelet.CertificateAuthority = "" }, []string{"--kubelet-certificate-authority is required"}},
+		{"insecure instead of a CA", func(o *Options) { o.Kubelet.CertificateAuthority = ""; o.Kubelet.InsecureSkipTLSVerify = true }, nil},
+		{"CA and insecure", func(o *Options) { o.Kubelet.InsecureSkipTLSVerify = true }, []string{"exclude each other"}},
+		{"no client certificate", func(o *Options) { o.Kubelet.ClientCertificate, o.Kubelet.ClientKey = "", "" }, []string{"--kubelet-client-certificate and --kubelet-client-key are required"}},
+		{"bad address type", func(o *Options) { o.Kubelet.PreferredAddressTypes = []string{"InternalIP", "Public"} }, []string{`unknown type "Public"`}},
+		{"bad port", func(o *Options) { o.Kubelet.Port = 70000 }, []string{"--kubelet-port must be from 1 to 65535"}},
+		{"negative limit", func(o *Options) { o.Limits.Limits.MaxSessions = -1 }, []string{"must not be negative"}},
+		{"qps without burst", func(o *Options) { o.Limits.Limits.SessionStartBurst = 0 }, []string{"--session-start-burst must be at least 1"}},
+		{"negative grace period", func(o *Options) { o.ShutdownGracePeriod = -1 }, []string{"--shutdown-grace-period must not be negative"}},
+		{"all errors at once", func(o *Options) { o.Kubelet.CertificateAuthority = ""; o.Kubelet.Port = 0 },
+			[]string{"--kubelet-certificate-authority is required", "--kubelet-port"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			o := NewOptions()
+			valid(o)
+			tc.mutate(o)
+			err := o.Validate()
+			if len(tc.want) == 0 {
+				if err != nil {
+					t.Fatalf("unexpected: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("accepted, want %v", tc.want)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("%v does not say %q", err, w)
+				}
+			}
+		})
+	}
+}

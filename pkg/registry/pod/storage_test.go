@@ -1,0 +1,66 @@
+package pod
+
+import (
+	"context"
+	"net/http"
+	"reflect"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
+
+	"github.com/exec-proxy/exec-proxy/pkg/proxy"
+)
+
+type fakeHandlers struct{ got *proxy.Request }
+
+func (f *fakeHandlers) Handler(_ context.Context, r proxy.Request) (http.Handler, error) {
+	f.got = &r
+	return http.NotFoundHandler(), nil
+}
+
+func TestConnect(t *testing.T) {
+	cases := []struct {
+		name     string
+		resource string
+		opts     runtime.Object
+		want     *proxy.Request
+		wantErr  string
+	}{
+		{"exec", "pods/exec", &corev1.PodExecOptions{Command: []string{"ls"}, Stdout: true},
+			&proxy.Request{Kind: proxy.KindExec, Namespace: "ns", Pod: "p", Exec: &corev1.PodExecOptions{Command: []string{"ls"}, Stdout: true}}, ""},
+		{"exec without command", "pods/exec", &corev1.PodExecOptions{Stdout: true}, nil, "exec needs a command"},
+		{"exec without streams", "pods/exec", &corev1.PodExecOptions{Command: []string{"ls"}}, nil, "at least one of stdin, stdout and stderr"},
+		{"attach", "pods/attach", &corev1.PodAttachOptions{Stdin: true, Stdout: true, Container: "c"},
+			&proxy.Request{Kind: proxy.KindAttach, Namespace: "ns", Pod: "p", Attach: &corev1.PodAttachOptions{Stdin: true, Stdout: true, Container: "c"}}, ""},
+		{"attach without streams", "pods/attach", &corev1.PodAttachOptions{}, nil, "at least one of stdin"},
+		{"port-forward", "pods/portforward", &corev1.PodPortForwardOptions{Ports: []int32{80}},
+			&proxy.Request{Kind: proxy.KindPortForward, Namespace: "ns", Pod: "p", PortForward: &corev1.PodPortForwardOptions{Ports: []int32{80}}}, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := &fakeHandlers{}
+			storage := NewREST(h)[tc.resource].(*REST)
+			if got := storage.ConnectMethods(); !reflect.DeepEqual(got, []string{"GET", "POST"}) {
+				t.Errorf("ConnectMethods = %v: WebSocket clients need GET, SPDY POST", got)
+			}
+			ctx := genericapirequest.WithNamespace(context.Background(), "ns")
+			_, err := storage.Connect(ctx, "p", tc.opts, nil)
+			if tc.wantErr != "" {
+				if !apierrors.IsBadRequest(err) || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("got %v, want a 400 with %q", err, tc.wantErr)
+				}
+				if h.got != nil {
+					t.Error("an invalid request reached the proxy")
+				}
+				return
+			}
+			if err != nil || !reflect.DeepEqual(h.got, tc.want) {
+				t.Errorf("got %+v %v, want %+v", h.got, err, tc.want)
+			}
+		})
+	}
+}
