@@ -2,15 +2,9 @@ package proxy
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -68,33 +62,16 @@ func newFakeKubelet(t *testing.T) *fakeKubelet {
 	srv.EnableHTTP2 = false
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
-	return &fakeKubelet{Server: srv, caFile: writeCA(t, srv.Certificate().Raw)}
+	return &fakeKubelet{Server: srv, caFile: writeCA(t, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}))}
 }
 
-func writeCA(t *testing.T, der []byte) string {
+func writeCA(t *testing.T, certPEM []byte) string {
 	t.Helper()
 	f := filepath.Join(t.TempDir(), "ca.crt")
-	if err := os.WriteFile(f, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+	if err := os.WriteFile(f, certPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return f
-}
-
-// selfSignedCA returns the DER of a fresh CA certificate.
-func selfSignedCA(t *testing.T) []byte {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "other-ca"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return der
 }
 
 func (k *fakeKubelet) port(t *testing.T) int32 {

@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/tools/remotecommand"
 	utilexec "k8s.io/utils/exec"
 
+	"github.com/exec-proxy/exec-proxy/internal/testcert"
 	"github.com/exec-proxy/exec-proxy/pkg/nodeconn"
 )
 
@@ -215,7 +216,8 @@ func portOf(t *testing.T, rawURL string) int32 {
 func TestKubeletErrorsAreStatuses(t *testing.T) {
 	checkLeaks(t)
 	kubelet := newFakeKubelet(t)
-	otherCA := writeCA(t, selfSignedCA(t)) // did not sign the kubelet's certificate
+	otherCA, _ := testcert.SelfSigned(t, "other-ca")
+	otherCAFile := writeCA(t, otherCA) // did not sign the kubelet's certificate
 	dead := httptest.NewServer(http.NotFoundHandler())
 	deadPort := portOf(t, dead.URL)
 	dead.Close()
@@ -233,7 +235,7 @@ func TestKubeletErrorsAreStatuses(t *testing.T) {
 		code          int
 		message       string
 	}{
-		{"untrusted certificate", "p", otherCA, http.StatusBadGateway,
+		{"untrusted certificate", "p", otherCAFile, http.StatusBadGateway,
 			fmt.Sprintf(`kubelet on node "n1" (127.0.0.1:%d) failed TLS certificate verification`, kubelet.port(t))},
 		{"certificate not for the address", "by-name", kubelet.caFile, http.StatusBadGateway,
 			fmt.Sprintf(`kubelet on node "n4" (localhost:%d) failed TLS certificate verification`, kubelet.port(t))},
@@ -368,5 +370,33 @@ func TestSessionsEndedByLimits(t *testing.T) {
 				t.Errorf("end reason %q, want %q", got, tc.reason)
 			}
 		})
+	}
+}
+
+// Drain refuses new sessions at once (503) and ends live ones when the grace period is over.
+func TestDrain(t *testing.T) {
+	checkLeaks(t)
+	kubelet := newFakeKubelet(t)
+	p := newTestProxier(t, kubelet.caFile, Limits{}, runningPod("p", "n1", "a"), nodeAt("n1", "127.0.0.1", kubelet.port(t)))
+	srv := front(t, p)
+	stdin, feeder := io.Pipe()
+	t.Cleanup(func() { _ = feeder.Close() })
+	done := make(chan struct{})
+	go func() { _, _ = execViaReader(t, srv, "alice", stdin); close(done) }()
+	eventuallyTrue(t, func() bool { return len(p.Sessions()) == 1 })
+	live := p.Sessions()[0]
+
+	drained := make(chan int, 1)
+	go func() { drained <- p.Drain(context.Background(), 200*time.Millisecond) }()
+	eventuallyTrue(t, func() bool {
+		code, st, _ := rawUpgrade(t, srv, "spdy", "/p?container=a&command=echo&stdout=true")
+		return code == http.StatusServiceUnavailable && strings.Contains(st.Message, "shutting down")
+	})
+	if n := <-drained; n != 1 {
+		t.Errorf("Drain ended %d sessions, want 1", n)
+	}
+	<-done
+	if got := live.EndReason(); got != ReasonProxyShutdown {
+		t.Errorf("end reason %q, want %q", got, ReasonProxyShutdown)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -87,4 +88,30 @@ func rawResponse(t *testing.T, user string, up upgrade, path string) (int, statu
 		}
 	}
 	return resp.StatusCode, st, resp.Header
+}
+
+// TestForgedRequestHeaders: exec-proxy trusts X-Remote-User only from kube-apiserver's front-proxy
+// client certificate. Sent straight to exec-proxy without it, the request is anonymous and refused.
+func TestForgedRequestHeaders(t *testing.T) {
+	caPEM, err := os.ReadFile(filepath.Join(clusterDir(), "pki", "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	client := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	for _, path := range []string{kubeRoute + "/api/v1/namespaces/demo/pods/demo", "/apis/execproxy.dev/v1alpha1/namespaces/demo/pods/demo/exec?command=true&stdout=true"} {
+		req, _ := http.NewRequest(http.MethodPost, "https://127.0.0.1:18443"+path, nil)
+		req.Header.Set("X-Remote-User", "admin")
+		req.Header.Set("X-Remote-Group", "system:masters")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), `User \"system:anonymous\"`) {
+			t.Errorf("%s: got %d %s, want 403 for system:anonymous", path, resp.StatusCode, body)
+		}
+	}
 }
