@@ -7,6 +7,9 @@ EXEC_PROXY_BIN=${EXEC_PROXY_BIN:-$ROOT/bin/exec-proxy}
 up() {
   [[ -x $EXEC_PROXY_BIN ]] || die "$EXEC_PROXY_BIN not found (make build)"
   write_kubeconfig "$KCFG/exec-proxy.kubeconfig" "$APISERVER_URL" exec-proxy
+  if is_running exec-proxy && [[ $EXEC_PROXY_BIN -nt $RUN/exec-proxy.pid ]]; then
+    log "exec-proxy: binary rebuilt since it started, restarting"; down
+  fi
   start exec-proxy "$LOGS/exec-proxy.log" "$EXEC_PROXY_BIN" \
     --bind-address 127.0.0.1 --secure-port "$EXEC_PROXY_PORT" \
     --tls-cert-file "$PKI/exec-proxy-serving.crt" --tls-private-key-file "$PKI/exec-proxy-serving.key" \

@@ -13,7 +13,9 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/oauth2"
 	"k8s.io/apiserver/pkg/server/dynamiccertificates"
+	"k8s.io/client-go/transport"
 	"k8s.io/klog/v2"
 )
 
@@ -25,7 +27,10 @@ type TransportConfig struct {
 	// ClientCertFile and ClientKeyFile are exec-proxy's identity at the kubelet; re-read on change.
 	ClientCertFile string
 	ClientKeyFile  string
-	DialTimeout    time.Duration
+	// TokenFile holds a bearer token (a service account token) presented when there is no client
+	// certificate; read again as it is rotated.
+	TokenFile   string
+	DialTimeout time.Duration
 }
 
 // Transport carries sessions to kubelets. Its TLS config is what the upgrade-aware proxy and the
@@ -35,6 +40,7 @@ type Transport struct {
 	// Insecure is true when the kubelet's certificate is not verified.
 	Insecure   bool
 	clientCert dynamiccertificates.ControllerRunner
+	token      oauth2.TokenSource
 }
 
 // NewTransport builds the kubelet transport. It starts nothing: call Run for certificate reloads.
@@ -65,6 +71,12 @@ func NewTransport(cfg TransportConfig) (*Transport, error) {
 		t.clientCert = content
 		tlsConfig.GetClientCertificate = (&reloadingCert{content: content}).get
 	}
+	if cfg.TokenFile != "" {
+		if _, err := os.Stat(cfg.TokenFile); err != nil {
+			return nil, fmt.Errorf("kubelet token file: %w", err)
+		}
+		t.token = transport.NewCachedFileTokenSource(cfg.TokenFile)
+	}
 	timeout := cfg.DialTimeout
 	if timeout == 0 {
 		timeout = 10 * time.Second
@@ -77,6 +89,22 @@ func NewTransport(cfg TransportConfig) (*Transport, error) {
 		IdleConnTimeout:     90 * time.Second,
 	}
 	return t, nil
+}
+
+// UsesToken is true when requests to kubelets carry a bearer token (see Authorize).
+func (t *Transport) UsesToken() bool { return t.token != nil }
+
+// Authorize sets the bearer token on a request to a kubelet, if exec-proxy uses one.
+func (t *Transport) Authorize(h http.Header) error {
+	if t.token == nil {
+		return nil
+	}
+	tok, err := t.token.Token()
+	if err != nil {
+		return fmt.Errorf("reading the kubelet token: %w", err)
+	}
+	h.Set("Authorization", "Bearer "+tok.AccessToken)
+	return nil
 }
 
 // Run watches the client certificate files until ctx ends.

@@ -38,7 +38,11 @@ type fakeKubelet struct {
 	caFile string
 }
 
-func newFakeKubelet(t *testing.T) *fakeKubelet {
+func newFakeKubelet(t *testing.T) *fakeKubelet { return newFakeKubeletWithToken(t, "") }
+
+// newFakeKubeletWithToken answers 401, as a kubelet with webhook authentication does, unless the
+// request carries the bearer token (when token is not empty).
+func newFakeKubeletWithToken(t *testing.T, token string) *fakeKubelet {
 	t.Helper()
 	mux := http.NewServeMux()
 	mux.HandleFunc("/exec/{ns}/{pod}/{container}", func(w http.ResponseWriter, req *http.Request) {
@@ -58,7 +62,17 @@ func newFakeKubelet(t *testing.T) *fakeKubelet {
 		}
 		portforward.ServePortForward(w, req, fakeContainer{}, req.PathValue("pod"), "", opts, time.Minute, 30*time.Second, portforward.SupportedProtocols)
 	})
-	srv := httptest.NewUnstartedServer(mux)
+	handler := http.Handler(mux)
+	if token != "" {
+		handler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			if req.Header.Get("Authorization") != "Bearer "+token {
+				http.Error(w, "Unauthorized", http.StatusUnauthorized)
+				return
+			}
+			mux.ServeHTTP(w, req)
+		})
+	}
+	srv := httptest.NewUnstartedServer(handler)
 	srv.EnableHTTP2 = false
 	srv.StartTLS()
 	t.Cleanup(srv.Close)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/httpstream/wsstream"
 	upgradeproxy "k8s.io/apimachinery/pkg/util/proxy"
 	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
@@ -42,12 +43,17 @@ type Proxier struct {
 	limits    Limits
 	admit     *admitter
 	sessions  *registry
+	relay     *tokenRelay // nil unless kubelets take a bearer token
 }
 
 // New returns a Proxier; Run must be called for timeouts to apply.
 func New(resolver *nodeconn.Resolver, transport *nodeconn.Transport, limits Limits) *Proxier {
-	return &Proxier{resolver: resolver, transport: transport, limits: limits,
+	p := &Proxier{resolver: resolver, transport: transport, limits: limits,
 		admit: newAdmitter(limits), sessions: newRegistry()}
+	if transport.UsesToken() {
+		p.relay = newTokenRelay(transport)
+	}
+	return p
 }
 
 // Run ends sessions past their idle timeout or maximum duration until ctx ends.
@@ -146,6 +152,11 @@ func (p *Proxier) forward(w http.ResponseWriter, req *http.Request, r Request, t
 			return
 		}
 	}
+	// The upgrade-aware proxy forwards the request's headers; the translator goes by the relay.
+	if err := p.transport.Authorize(req.Header); err != nil {
+		WriteStatus(w, req, apierrors.NewInternalError(err))
+		return
+	}
 	p.upstreamHandler(r, t).ServeHTTP(w, req)
 }
 
@@ -189,6 +200,9 @@ func (p *Proxier) upstreamHandler(r Request, t *nodeconn.Target) http.Handler {
 			opts = translator.Options{Stdin: r.Attach.Stdin, Stdout: r.Attach.Stdout, Stderr: r.Attach.Stderr, Tty: r.Attach.TTY}
 		}
 		st := translator.NewStreamTranslatorHandler(loc, p.transport.Transport, 0, opts)
+		if p.relay != nil {
+			st = translator.NewStreamTranslatorHandler(p.relay.location(loc), p.relay.transport, 0, opts)
+		}
 		return translator.NewTranslatingHandler(uah, st, wsstream.IsWebSocketRequestWithStreamCloseProtocol)
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -398,5 +400,43 @@ func TestDrain(t *testing.T) {
 	<-done
 	if got := live.EndReason(); got != ReasonProxyShutdown {
 		t.Errorf("end reason %q, want %q", got, ReasonProxyShutdown)
+	}
+}
+
+// With --kubelet-token-file the token reaches the kubelet on every path: the upgrade-aware proxy
+// (SPDY) and the stream translator (WebSocket), which goes through the token relay.
+func TestKubeletBearerToken(t *testing.T) {
+	checkLeaks(t)
+	kubelet := newFakeKubeletWithToken(t, "s3cret")
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	objs := []interface{}{runningPod("p", "n1", "a"), nodeAt("n1", "127.0.0.1", kubelet.port(t))}
+	cases := []struct {
+		name, token string
+		wantErr     string
+	}{
+		{"right token", "s3cret\n", ""},
+		{"wrong token", "guess", "Unauthorized"},
+	}
+	for _, tc := range cases {
+		for _, protocol := range []string{"spdy", "websocket"} {
+			t.Run(tc.name+"/"+protocol, func(t *testing.T) {
+				if err := os.WriteFile(tokenFile, []byte(tc.token), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				tr, err := nodeconn.NewTransport(nodeconn.TransportConfig{CAFile: kubelet.caFile, TokenFile: tokenFile})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(tr.CloseIdleConnections)
+				srv := front(t, New(newResolver(t, objs...), tr, Limits{}))
+				out, err := execVia(t, srv, protocol, "alice", execCase{command: []string{"echo", "authorized"}})
+				if tc.wantErr == "" && (err != nil || out != "authorized\n") {
+					t.Errorf("got %q %v", out, err)
+				}
+				if tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+					t.Errorf("got %q %v, want an error with %q", out, err, tc.wantErr)
+				}
+			})
+		}
 	}
 }

@@ -2,6 +2,7 @@ package options
 
 import (
 	"fmt"
+	"os"
 
 	"github.com/spf13/pflag"
 	corev1 "k8s.io/api/core/v1"
@@ -16,6 +17,7 @@ type KubeletOptions struct {
 	InsecureSkipTLSVerify bool
 	ClientCertificate     string
 	ClientKey             string
+	TokenFile             string
 	PreferredAddressTypes []string
 	Port                  int
 }
@@ -32,6 +34,9 @@ func (o *KubeletOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.ClientCertificate, "kubelet-client-certificate", o.ClientCertificate,
 		"Client certificate exec-proxy presents to kubelets (needs nodes/proxy). Re-read when it changes on disk.")
 	fs.StringVar(&o.ClientKey, "kubelet-client-key", o.ClientKey, "Key of --kubelet-client-certificate.")
+	fs.StringVar(&o.TokenFile, "kubelet-token-file", o.TokenFile,
+		"Bearer token exec-proxy presents to kubelets instead of a client certificate, re-read as it rotates. "+
+			"Defaults, in a pod and without a client certificate, to the service account token.")
 	fs.StringSliceVar(&o.PreferredAddressTypes, "kubelet-preferred-address-types", o.PreferredAddressTypes,
 		"Order of Node address types to reach a kubelet by.")
 	fs.IntVar(&o.Port, "kubelet-port", o.Port,
@@ -49,10 +54,14 @@ func (o *KubeletOptions) Validate() []error {
 	if o.CertificateAuthority != "" && o.InsecureSkipTLSVerify {
 		errs = append(errs, fmt.Errorf("--kubelet-certificate-authority and --kubelet-insecure-skip-tls-verify exclude each other"))
 	}
-	// Kubelets need a credential; a bearer token cannot be used: upstream's stream translator
-	// writes its own request to the kubelet, so a token would be missing on WebSocket sessions.
-	if o.ClientCertificate == "" || o.ClientKey == "" {
-		errs = append(errs, fmt.Errorf("--kubelet-client-certificate and --kubelet-client-key are required: kubelets authenticate exec-proxy by it (it needs nodes/proxy)"))
+	switch {
+	case (o.ClientCertificate == "") != (o.ClientKey == ""):
+		errs = append(errs, fmt.Errorf("--kubelet-client-certificate and --kubelet-client-key go together"))
+	case o.ClientCertificate != "" && o.TokenFile != "":
+		errs = append(errs, fmt.Errorf("--kubelet-client-certificate and --kubelet-token-file exclude each other"))
+	case o.ClientCertificate == "" && o.TokenFile == "":
+		errs = append(errs, fmt.Errorf("kubelets need exec-proxy's credential: --kubelet-client-certificate and --kubelet-client-key, "+
+			"or --kubelet-token-file (no service account token found at %s)", serviceAccountTokenFile))
 	}
 	if len(o.PreferredAddressTypes) == 0 {
 		errs = append(errs, fmt.Errorf("--kubelet-preferred-address-types must name at least one type"))
@@ -68,9 +77,21 @@ func (o *KubeletOptions) Validate() []error {
 	return errs
 }
 
+// serviceAccountTokenFile is where a pod's service account token is mounted.
+const serviceAccountTokenFile = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+
+// Complete uses the pod's service account token when no credential is given.
+func (o *KubeletOptions) Complete() {
+	if o.ClientCertificate == "" && o.ClientKey == "" && o.TokenFile == "" {
+		if _, err := os.Stat(serviceAccountTokenFile); err == nil {
+			o.TokenFile = serviceAccountTokenFile
+		}
+	}
+}
+
 func (o *KubeletOptions) TransportConfig() nodeconn.TransportConfig {
 	return nodeconn.TransportConfig{
 		CAFile: o.CertificateAuthority, InsecureSkipTLSVerify: o.InsecureSkipTLSVerify,
-		ClientCertFile: o.ClientCertificate, ClientKeyFile: o.ClientKey,
+		ClientCertFile: o.ClientCertificate, ClientKeyFile: o.ClientKey, TokenFile: o.TokenFile,
 	}
 }

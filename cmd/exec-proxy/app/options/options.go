@@ -80,6 +80,7 @@ func (o *Options) Complete() error {
 			o.Authorization.RemoteKubeConfigFile = o.Kubeconfig
 		}
 	}
+	o.Kubelet.Complete()
 	return o.SecureServing.MaybeDefaultWithSelfSignedCerts("localhost", nil, []net.IP{net.ParseIP("127.0.0.1")})
 }
 

@@ -19,7 +19,12 @@ func TestValidate(t *testing.T) {
 		{"no kubelet CA", func(o *Options) { o.Kubelet.CertificateAuthority = "" }, []string{"--kubelet-certificate-authority is required"}},
 		{"insecure instead of a CA", func(o *Options) { o.Kubelet.CertificateAuthority = ""; o.Kubelet.InsecureSkipTLSVerify = true }, nil},
 		{"CA and insecure", func(o *Options) { o.Kubelet.InsecureSkipTLSVerify = true }, []string{"exclude each other"}},
-		{"no client certificate", func(o *Options) { o.Kubelet.ClientCertificate, o.Kubelet.ClientKey = "", "" }, []string{"--kubelet-client-certificate and --kubelet-client-key are required"}},
+		{"no kubelet credential", func(o *Options) { o.Kubelet.ClientCertificate, o.Kubelet.ClientKey = "", "" }, []string{"kubelets need exec-proxy's credential"}},
+		{"token instead of a certificate", func(o *Options) {
+			o.Kubelet.ClientCertificate, o.Kubelet.ClientKey, o.Kubelet.TokenFile = "", "", "/token"
+		}, nil},
+		{"certificate and token", func(o *Options) { o.Kubelet.TokenFile = "/token" }, []string{"exclude each other"}},
+		{"certificate without key", func(o *Options) { o.Kubelet.ClientKey = "" }, []string{"go together"}},
 		{"bad address type", func(o *Options) { o.Kubelet.PreferredAddressTypes = []string{"InternalIP", "Public"} }, []string{`unknown type "Public"`}},
 		{"bad port", func(o *Options) { o.Kubelet.Port = 70000 }, []string{"--kubelet-port must be from 1 to 65535"}},
 		{"negative limit", func(o *Options) { o.Limits.Limits.MaxSessions = -1 }, []string{"must not be negative"}},
