@@ -199,10 +199,11 @@ func (p *Proxier) upstreamHandler(r Request, t *nodeconn.Target) http.Handler {
 		} else if r.Attach != nil {
 			opts = translator.Options{Stdin: r.Attach.Stdin, Stdout: r.Attach.Stdout, Stderr: r.Attach.Stderr, Tty: r.Attach.TTY}
 		}
-		st := translator.NewStreamTranslatorHandler(loc, p.transport.Transport, 0, opts)
+		stLoc, stTransport := loc, http.RoundTripper(p.transport.Transport)
 		if p.relay != nil {
-			st = translator.NewStreamTranslatorHandler(p.relay.location(loc), p.relay.transport, 0, opts)
+			stLoc, stTransport = p.relay.location(loc), p.relay.transport
 		}
+		st := translator.NewStreamTranslatorHandler(stLoc, stTransport, 0, opts)
 		return translator.NewTranslatingHandler(uah, st, wsstream.IsWebSocketRequestWithStreamCloseProtocol)
 	}
 }

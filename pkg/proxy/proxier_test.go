@@ -78,7 +78,7 @@ func checkLeaks(t *testing.T) {
 
 type execCase struct {
 	command []string
-	stdin   string
+	stdin   io.Reader
 	tty     bool
 }
 
@@ -86,7 +86,7 @@ type execCase struct {
 func execVia(t *testing.T, srv *httptest.Server, protocol, userName string, c execCase) (string, error) {
 	t.Helper()
 	q := url.Values{"command": c.command, "container": {"a"}, "stdout": {"true"}}
-	if c.stdin != "" {
+	if c.stdin != nil {
 		q.Set("stdin", "true")
 	}
 	if c.tty {
@@ -111,9 +111,7 @@ func execVia(t *testing.T, srv *httptest.Server, protocol, userName string, c ex
 	if !c.tty {
 		opts.Stderr = &errOut
 	}
-	if c.stdin != "" {
-		opts.Stdin = strings.NewReader(c.stdin)
-	}
+	opts.Stdin = c.stdin
 	if c.tty {
 		opts.TerminalSizeQueue = &oneSize{size: &remotecommand.TerminalSize{Width: 120, Height: 40}}
 	}
@@ -148,18 +146,23 @@ func TestExecThroughProxy(t *testing.T) {
 	cases := []struct {
 		name     string
 		exec     execCase
+		stdin    string // a fresh reader of it for each run
 		wantOut  string
 		wantCode int
 	}{
-		{"stdout", execCase{command: []string{"echo", "hello", "world"}}, "hello world\n", 0},
-		{"stdin echoed", execCase{command: []string{"cat"}, stdin: strings.Repeat("x", 100<<10)}, strings.Repeat("x", 100<<10), 0},
-		{"exit code", execCase{command: []string{"exit", "7"}}, "", 7},
-		{"tty size", execCase{command: []string{"size"}, tty: true}, "40 120", 0},
+		{"stdout", execCase{command: []string{"echo", "hello", "world"}}, "", "hello world\n", 0},
+		{"stdin echoed", execCase{command: []string{"cat"}}, strings.Repeat("x", 100<<10), strings.Repeat("x", 100<<10), 0},
+		{"exit code", execCase{command: []string{"exit", "7"}}, "", "", 7},
+		{"tty size", execCase{command: []string{"size"}, tty: true}, "", "40 120", 0},
 	}
 	for _, protocol := range []string{"spdy", "websocket"} {
 		for _, tc := range cases {
 			t.Run(protocol+"/"+tc.name, func(t *testing.T) {
-				out, err := execVia(t, srv, protocol, "alice", tc.exec)
+				ec := tc.exec
+				if tc.stdin != "" {
+					ec.stdin = strings.NewReader(tc.stdin)
+				}
+				out, err := execVia(t, srv, protocol, "alice", ec)
 				code := 0
 				var exitErr utilexec.ExitError
 				if errors.As(err, &exitErr) {
@@ -274,7 +277,7 @@ func TestConcurrencyLimitIs429(t *testing.T) {
 	stdin, held := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		_, err := execViaReader(t, srv, "alice", stdin)
+		_, err := execVia(t, srv, "spdy", "alice", execCase{command: []string{"cat"}, stdin: stdin})
 		done <- err
 	}()
 	eventuallyTrue(t, func() bool { return len(p.Sessions()) == 1 })
@@ -290,19 +293,6 @@ func TestConcurrencyLimitIs429(t *testing.T) {
 	if out, err := execVia(t, srv, "spdy", "alice", execCase{command: []string{"echo", "again"}}); err != nil || out != "again\n" {
 		t.Errorf("after the first ended: %q %v", out, err)
 	}
-}
-
-// execViaReader runs "cat" over SPDY with stdin from r, until r ends.
-func execViaReader(t *testing.T, srv *httptest.Server, userName string, r io.Reader) (string, error) {
-	u, _ := url.Parse(srv.URL + "/p?container=a&command=cat&stdin=true&stdout=true")
-	cfg := &restclient.Config{Host: srv.URL, WrapTransport: withUser(userName)}
-	exec, err := remotecommand.NewSPDYExecutor(cfg, "POST", u)
-	if err != nil {
-		return "", err
-	}
-	var out bytes.Buffer
-	err = exec.StreamWithContext(context.Background(), remotecommand.StreamOptions{Stdin: r, Stdout: &out})
-	return out.String(), err
 }
 
 func withUser(name string) func(http.RoundTripper) http.RoundTripper {
@@ -360,7 +350,10 @@ func TestSessionsEndedByLimits(t *testing.T) {
 				}()
 			}
 			done := make(chan struct{})
-			go func() { _, _ = execViaReader(t, srv, "alice", stdin); close(done) }()
+			go func() {
+				_, _ = execVia(t, srv, "spdy", "alice", execCase{command: []string{"cat"}, stdin: stdin})
+				close(done)
+			}()
 			eventuallyTrue(t, func() bool { return len(p.Sessions()) == 1 })
 			s := p.Sessions()[0]
 			select {
@@ -384,7 +377,10 @@ func TestDrain(t *testing.T) {
 	stdin, feeder := io.Pipe()
 	t.Cleanup(func() { _ = feeder.Close() })
 	done := make(chan struct{})
-	go func() { _, _ = execViaReader(t, srv, "alice", stdin); close(done) }()
+	go func() {
+		_, _ = execVia(t, srv, "spdy", "alice", execCase{command: []string{"cat"}, stdin: stdin})
+		close(done)
+	}()
 	eventuallyTrue(t, func() bool { return len(p.Sessions()) == 1 })
 	live := p.Sessions()[0]
 
