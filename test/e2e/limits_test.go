@@ -82,3 +82,37 @@ func TestConcurrencyThrottle(t *testing.T) {
 		return clients[1].kubectl(t, viaExecProxy, "admin", "", "exec", "demo", "-c", "main", "--", "true").code == 0
 	})
 }
+
+// TestShutdownDrainsSessions: on SIGTERM exec-proxy lets a live session run for the grace period,
+// then ends it with reason "proxy shutdown" and exits; kubectl is not left hanging.
+func TestShutdownDrainsSessions(t *testing.T) {
+	restartExecProxy(t, "--shutdown-grace-period=2s")
+	m := marker(t)
+	held := clients[1].start(t, viaExecProxy, "admin", "exec", "-i", "demo", "-c", "main", "--", "sh", "-c", "echo holding-"+m+"; cat")
+	held.waitFor(t, "holding-"+m)
+
+	pidFile := filepath.Join(clusterDir(), "run", "exec-proxy.pid")
+	pid, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("kill", "-TERM", strings.TrimSpace(string(pid))).CombinedOutput(); err != nil {
+		t.Fatalf("kill: %v %s", err, out)
+	}
+	select {
+	case <-held.done:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("kubectl still running a minute after SIGTERM; output:\n%s", held.output())
+	}
+	eventually(t, 30*time.Second, "exec-proxy to exit", func() bool {
+		return exec.Command("kill", "-0", strings.TrimSpace(string(pid))).Run() != nil
+	})
+	line := sessionLogLine(t, "holding-"+m)
+	if !strings.Contains(line, `reason="proxy shutdown"`) {
+		t.Errorf("session not ended by the drain: %s", line)
+	}
+	log, _ := os.ReadFile(filepath.Join(clusterDir(), "logs", "exec-proxy.log"))
+	if !strings.Contains(string(log), `"Sessions drained" endedByShutdown=1`) {
+		t.Errorf("exec-proxy did not report draining one session")
+	}
+}
