@@ -40,7 +40,11 @@ func (c CompletedConfig) New() (*ExecProxy, error) {
 		}
 		return nil
 	})
+	auditStop := make(chan struct{})
 	s.AddPostStartHookOrDie("exec-proxy-sessions", func(hc genericapiserver.PostStartHookContext) error {
+		if err := c.audit.Run(auditStop); err != nil {
+			return err
+		}
 		c.transport.Run(hc)
 		go c.proxier.Run(hc)
 		return nil
@@ -49,6 +53,9 @@ func (c CompletedConfig) New() (*ExecProxy, error) {
 	s.AddPreShutdownHookOrDie("exec-proxy-drain", func() error {
 		ended := c.proxier.Drain(context.Background(), c.shutdownGracePeriod)
 		klog.InfoS("Sessions drained", "endedByShutdown", ended)
+		// Every session has its end record now: deliver what the backends still hold.
+		close(auditStop)
+		c.audit.Shutdown()
 		return nil
 	})
 	return &ExecProxy{GenericAPIServer: s}, nil

@@ -20,6 +20,7 @@ import (
 	"github.com/exec-proxy/exec-proxy/pkg/kuberoute"
 	"github.com/exec-proxy/exec-proxy/pkg/nodeconn"
 	"github.com/exec-proxy/exec-proxy/pkg/proxy"
+	"github.com/exec-proxy/exec-proxy/pkg/sessionaudit"
 )
 
 // Config is everything exec-proxy needs to be built.
@@ -31,6 +32,8 @@ type Config struct {
 	DefaultKubeletPort    int
 	Limits                proxy.Limits
 	ShutdownGracePeriod   time.Duration
+	// Audit writes session records; nil when none are configured.
+	Audit *sessionaudit.Recorder
 }
 
 type completedConfig struct {
@@ -38,6 +41,7 @@ type completedConfig struct {
 	informers           informers.SharedInformerFactory
 	transport           *nodeconn.Transport
 	proxier             *proxy.Proxier
+	audit               *sessionaudit.Recorder
 	route               *kuberoute.Handler
 	shutdownGracePeriod time.Duration
 }
@@ -62,6 +66,7 @@ func (c *Config) Complete() (CompletedConfig, error) {
 		DefaultPort:           c.DefaultKubeletPort,
 	}
 	proxier := proxy.New(resolver, transport, c.Limits)
+	proxier.Audit = c.Audit
 	route := &kuberoute.Handler{Pods: resolver, Sessions: proxier}
 
 	g := c.Generic
@@ -70,13 +75,15 @@ func (c *Config) Complete() (CompletedConfig, error) {
 	g.Authorization.Authorizer = authz.CoreRBAC{Delegate: g.Authorization.Authorizer}
 	noOpenAPI(g)
 	g.BuildHandlerChainFunc = func(apiHandler http.Handler, gc *genericapiserver.Config) http.Handler {
-		return genericapiserver.DefaultBuildHandlerChain(route.Wrap(apiHandler), gc)
+		// Outermost, so that refusals by authentication and authorization are recorded too.
+		return sessionaudit.WithAttempts(genericapiserver.DefaultBuildHandlerChain(route.Wrap(apiHandler), gc), c.Audit)
 	}
 	return CompletedConfig{&completedConfig{
 		generic:             g.Complete(factory),
 		informers:           factory,
 		transport:           transport,
 		proxier:             proxier,
+		audit:               c.Audit,
 		route:               route,
 		shutdownGracePeriod: c.ShutdownGracePeriod,
 	}}, nil

@@ -4,9 +4,12 @@ package authz
 import (
 	"context"
 
+	authnv1 "k8s.io/api/authentication/v1"
+	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/apiserver/pkg/authorization/authorizer"
 
 	"github.com/exec-proxy/exec-proxy/pkg/api"
+	"github.com/exec-proxy/exec-proxy/pkg/sessionaudit"
 )
 
 // connectSubresources are the pod subresources that open a session.
@@ -24,7 +27,23 @@ type CoreRBAC struct {
 var _ authorizer.Authorizer = CoreRBAC{}
 
 func (a CoreRBAC) Authorize(ctx context.Context, attrs authorizer.Attributes) (authorizer.Decision, string, error) {
+	// The user is known here first: a refused attempt's record names who tried.
+	if u := attrs.GetUser(); u != nil {
+		sessionaudit.AttemptFrom(ctx).Update(func(rec *sessionaudit.Record) { rec.User = UserInfo(u) })
+	}
 	return a.Delegate.Authorize(ctx, Rewrite(attrs))
+}
+
+// UserInfo is u as audit records carry it.
+func UserInfo(u user.Info) authnv1.UserInfo {
+	info := authnv1.UserInfo{Username: u.GetName(), UID: u.GetUID(), Groups: u.GetGroups()}
+	for k, v := range u.GetExtra() {
+		if info.Extra == nil {
+			info.Extra = map[string]authnv1.ExtraValue{}
+		}
+		info.Extra[k] = v
+	}
+	return info
 }
 
 // Rewrite returns the attributes exec-proxy checks for a request.

@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"sync"
@@ -12,6 +14,7 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 )
 
 // limiterBurst must cover the largest single read or write: x/time/rate's WaitN fails when n
@@ -83,7 +86,10 @@ func (c *sessionConn) Read(p []byte) (int, error) {
 
 func (c *sessionConn) Write(p []byte) (int, error) {
 	if !c.firstSeen.Swap(true) {
-		c.s.noteResponse(p)
+		if err := c.s.noteResponse(p); err != nil {
+			c.refuse(err)
+			return 0, err
+		}
 	}
 	written := 0
 	for len(p) > 0 {
@@ -103,6 +109,22 @@ func (c *sessionConn) Write(p []byte) (int, error) {
 		p = p[n:]
 	}
 	return written, nil
+}
+
+// refuse answers the client with err's Status instead of the upgrade, and closes the connection.
+func (c *sessionConn) refuse(err error) {
+	st := apierrors.NewInternalError(err).Status()
+	if se, ok := err.(apierrors.APIStatus); ok {
+		st = se.Status()
+	}
+	st.Kind, st.APIVersion = "Status", "v1"
+	body, _ := json.Marshal(st)
+	_, _ = fmt.Fprintf(c.Conn, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
+		st.Code, http.StatusText(int(st.Code)), len(body), body)
+	c.s.mu.Lock()
+	c.s.code = int(st.Code)
+	c.s.mu.Unlock()
+	_ = c.Close()
 }
 
 func (c *sessionConn) Close() error {

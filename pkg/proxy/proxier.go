@@ -21,10 +21,11 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/exec-proxy/exec-proxy/pkg/nodeconn"
+	"github.com/exec-proxy/exec-proxy/pkg/sessionaudit"
 )
 
-// SessionIDHeader carries the session id on error responses, so a refusal can be found in the logs.
-const SessionIDHeader = "X-Exec-Proxy-Session-Id"
+// SessionIDHeader carries the session id on every answer, so a session or refusal can be found.
+const SessionIDHeader = sessionaudit.SessionIDHeader
 
 // Request is one client's ask, already authorized.
 type Request struct {
@@ -44,6 +45,8 @@ type Proxier struct {
 	admit     *admitter
 	sessions  *registry
 	relay     *tokenRelay // nil unless kubelets take a bearer token
+	// Audit writes the session's start and end records; nil writes none.
+	Audit *sessionaudit.Recorder
 }
 
 // New returns a Proxier; Run must be called for timeouts to apply.
@@ -86,12 +89,22 @@ func (p *Proxier) Sessions() []*Session { return p.sessions.snapshot() }
 func (p *Proxier) Handler(ctx context.Context, r Request) (http.Handler, error) {
 	container, needContainer := r.container()
 	target, err := p.resolver.Resolve(r.Namespace, r.Pod, container, needContainer)
+	attempt := sessionaudit.AttemptFrom(ctx)
+	if target != nil {
+		attempt.Update(func(rec *sessionaudit.Record) {
+			rec.PodUID, rec.Container, rec.Node, rec.KubeletAddress = target.Pod.UID, target.Container, target.Node, target.Address
+		})
+	}
 	if err != nil {
 		sessionsTotal.WithLabelValues(string(r.Kind), "refused").Inc()
 		return nil, err
 	}
 	s := newSession(ctx, p.limits.MaxBytesPerSecSession)
 	p.describe(ctx, s, r, target)
+	s.onUpgrade = func(protocol string) error {
+		attempt.Update(func(rec *sessionaudit.Record) { rec.Protocol, rec.Start = protocol, time.Now() })
+		return p.Audit.Started(attempt)
+	}
 	release, err := p.admit.admit(s.User, s.Node)
 	if err != nil {
 		if te, ok := err.(*throttleError); ok {
@@ -113,6 +126,9 @@ func (p *Proxier) Handler(ctx context.Context, r Request) (http.Handler, error) 
 
 func (p *Proxier) describe(ctx context.Context, s *Session, r Request, t *nodeconn.Target) {
 	s.ID = uuid.NewString()
+	if a := sessionaudit.AttemptFrom(ctx); a != nil {
+		s.ID = a.Snapshot().SessionID
+	}
 	s.Kind, s.Namespace, s.Pod, s.Container, s.Node, s.Address = r.Kind, r.Namespace, r.Pod, t.Container, t.Node, t.Address
 	if u, ok := genericapirequest.UserFrom(ctx); ok {
 		s.User, s.Groups = u.GetName(), u.GetGroups()
@@ -134,13 +150,14 @@ func (p *Proxier) serve(w http.ResponseWriter, req *http.Request, s *Session, r 
 	if p.transport.Insecure {
 		logger.Info("WARNING: kubelet certificate is not verified (--kubelet-insecure-skip-tls-verify); this session is open to man-in-the-middle")
 	}
-	w.Header().Set(SessionIDHeader, s.ID)
+	w.Header().Set(SessionIDHeader, s.ID) // also set by the audit filter, when one runs
 	sw := &sessionWriter{ResponseWriter: w, s: s}
 	req = req.WithContext(klog.NewContext(s.ctx, logger))
 	defer s.cancel()
 
 	p.forward(sw, req, r, t)
 	p.finish(logger, s, sw)
+	p.audit(sessionaudit.AttemptFrom(req.Context()), s, sw)
 }
 
 func (p *Proxier) forward(w http.ResponseWriter, req *http.Request, r Request, t *nodeconn.Target) {
@@ -180,6 +197,26 @@ func (p *Proxier) finish(logger klog.Logger, s *Session, sw *sessionWriter) {
 	}
 	logger.Info("Session ended", "outcome", outcome, "protocol", protocol, "reason", reason, "command", s.Command, "tty", s.TTY,
 		"duration", time.Since(s.Start).Round(time.Millisecond), "bytesIn", s.BytesIn(), "bytesOut", s.BytesOut())
+}
+
+// audit completes the attempt's record: the end of a session, or the kubelet's refusal (which the
+// chain's filter records, as it does every refusal).
+func (p *Proxier) audit(a *sessionaudit.Attempt, s *Session, sw *sessionWriter) {
+	upgraded, _ := s.Upgraded()
+	a.Update(func(rec *sessionaudit.Record) {
+		rec.End, rec.BytesIn, rec.BytesOut = time.Now(), s.BytesIn(), s.BytesOut()
+		rec.Reason = s.EndReason()
+		switch {
+		case upgraded && rec.Reason == "":
+			rec.Reason = ReasonCompleted
+		case !upgraded && rec.Code == 0 && s.code != 0 && sw.status == 0: // the kubelet's answer, relayed raw
+			rec.Code, rec.Message, rec.Reason = int32(s.code), fmt.Sprintf("the kubelet answered %d to the upgrade", s.code), ReasonNotUpgraded
+		}
+		rec.ExitCode = "unknown: exit codes are not read from the stream yet"
+	})
+	if upgraded {
+		p.Audit.Ended(a)
+	}
 }
 
 // upstreamHandler is kube-apiserver's own composition: SPDY (and old WebSocket protocols) pass

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,6 +56,9 @@ type Session struct {
 	bytesOut   atomic.Int64
 	lastActive atomic.Int64
 
+	// onUpgrade runs as the 101 is about to reach the client; an error refuses the session instead.
+	onUpgrade func(protocol string) error
+
 	mu        sync.Mutex
 	conn      *sessionConn
 	code      int
@@ -99,11 +103,16 @@ func (s *Session) attach(c *sessionConn) {
 	}
 }
 
-func (s *Session) noteResponse(p []byte) {
+// noteResponse reads the answer to the upgrade; an error from onUpgrade refuses the session.
+func (s *Session) noteResponse(p []byte) error {
 	code, protocol := parseResponseHead(p)
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.code, s.protocol = code, protocol
+	s.mu.Unlock()
+	if code == http.StatusSwitchingProtocols && s.onUpgrade != nil {
+		return s.onUpgrade(protocol)
+	}
+	return nil
 }
 
 // Upgraded reports whether the client got a 101 and the negotiated protocol.

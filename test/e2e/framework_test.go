@@ -118,5 +118,11 @@ func TestMain(m *testing.M) {
 		println("the e2e tests need the local cluster: run hack/cluster/up.sh (or make e2e) first")
 		os.Exit(1)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	// Checked over everything the suite did, so it runs after every test.
+	if err := unpairedSessions(); err != nil {
+		println("session audit:", err.Error())
+		code = 1
+	}
+	os.Exit(code)
 }

@@ -32,6 +32,7 @@ type Options struct {
 	Logs           *logsapi.LoggingConfiguration
 	Kubelet        *KubeletOptions
 	Limits         *LimitOptions
+	Audit          *AuditOptions
 
 	Kubeconfig          string
 	ShutdownGracePeriod time.Duration
@@ -46,6 +47,7 @@ func NewOptions() *Options {
 		Logs:                logsapi.NewLoggingConfiguration(),
 		Kubelet:             NewKubeletOptions(),
 		Limits:              NewLimitOptions(),
+		Audit:               NewAuditOptions(),
 		ShutdownGracePeriod: 30 * time.Second,
 	}
 	o.SecureServing.BindPort = 8443
@@ -61,6 +63,7 @@ func (o *Options) Flags() cliflag.NamedFlagSets {
 	o.Authorization.AddFlags(fss.FlagSet("authorization"))
 	o.Kubelet.AddFlags(fss.FlagSet("kubelet client"))
 	o.Limits.AddFlags(fss.FlagSet("session limits"))
+	o.Audit.AddFlags(fss.FlagSet("session audit"))
 	logsapi.AddFlags(o.Logs, fss.FlagSet("logging"))
 	fs := fss.FlagSet("generic")
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig,
@@ -92,6 +95,7 @@ func (o *Options) Validate() error {
 	errs = append(errs, o.Authorization.Validate()...)
 	errs = append(errs, o.Kubelet.Validate()...)
 	errs = append(errs, o.Limits.Validate()...)
+	errs = append(errs, o.Audit.Validate()...)
 	if o.ShutdownGracePeriod < 0 {
 		errs = append(errs, fmt.Errorf("--shutdown-grace-period must not be negative"))
 	}
@@ -128,7 +132,12 @@ func (o *Options) ServerConfig() (*apiserver.Config, error) {
 	generic.FeatureGate = utilfeature.DefaultFeatureGate
 	// exec-proxy stores nothing and serves no OpenAPI; it has no admission either.
 	generic.EnableIndex = false
+	recorder, err := o.Audit.Recorder()
+	if err != nil {
+		return nil, err
+	}
 	return &apiserver.Config{
+		Audit:                 recorder,
 		Generic:               generic,
 		Client:                client,
 		Kubelet:               o.Kubelet.TransportConfig(),

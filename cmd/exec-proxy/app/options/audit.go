@@ -1,0 +1,64 @@
+package options
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/exec-proxy/exec-proxy/pkg/sessionaudit"
+)
+
+// AuditOptions say where session audit records go. Names follow kube-apiserver's --audit-* flags.
+type AuditOptions struct {
+	sessionaudit.BackendConfig
+	FailurePolicy string
+}
+
+func NewAuditOptions() *AuditOptions {
+	return &AuditOptions{
+		BackendConfig: sessionaudit.BackendConfig{
+			LogMaxAgeDays: 30, LogMaxBackups: 10, LogMaxSizeMB: 100,
+			WebhookBuffer: 10000, WebhookBatchWait: 5 * time.Second,
+			WebhookRetry: wait.Backoff{Duration: 500 * time.Millisecond, Factor: 1.5, Jitter: 0.2, Steps: 10},
+		},
+		FailurePolicy: string(sessionaudit.FailClosed),
+	}
+}
+
+func (o *AuditOptions) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.LogPath, "session-audit-log-path", o.LogPath,
+		"File the session audit records (audit.k8s.io/v1 Events, one JSON per line) are appended to; - for standard output.")
+	fs.IntVar(&o.LogMaxAgeDays, "session-audit-log-maxage", o.LogMaxAgeDays, "Days to keep rotated session audit logs (0: no limit).")
+	fs.IntVar(&o.LogMaxBackups, "session-audit-log-maxbackup", o.LogMaxBackups, "Rotated session audit logs to keep (0: no limit).")
+	fs.IntVar(&o.LogMaxSizeMB, "session-audit-log-maxsize", o.LogMaxSizeMB, "Megabytes a session audit log grows to before it is rotated.")
+	fs.StringVar(&o.WebhookConfigFile, "session-audit-webhook-config-file", o.WebhookConfigFile,
+		"Kubeconfig of a webhook that receives session audit records in batches (audit.k8s.io/v1 EventList).")
+	fs.IntVar(&o.WebhookBuffer, "session-audit-webhook-buffer", o.WebhookBuffer, "Records held for the webhook while it cannot take them.")
+	fs.DurationVar(&o.WebhookBatchWait, "session-audit-webhook-batch-max-wait", o.WebhookBatchWait, "Longest a record waits for its batch to the webhook.")
+	fs.StringVar(&o.FailurePolicy, "session-audit-failure-policy", o.FailurePolicy,
+		"fail-closed: refuse a session (503) whose start record cannot be written; fail-open: let it run, count and log the loss.")
+}
+
+func (o *AuditOptions) Validate() []error {
+	var errs []error
+	switch sessionaudit.FailurePolicy(o.FailurePolicy) {
+	case sessionaudit.FailClosed, sessionaudit.FailOpen:
+	default:
+		errs = append(errs, fmt.Errorf("--session-audit-failure-policy must be fail-closed or fail-open, not %q", o.FailurePolicy))
+	}
+	if o.LogMaxAgeDays < 0 || o.LogMaxBackups < 0 || o.LogMaxSizeMB < 0 || o.WebhookBuffer < 1 {
+		errs = append(errs, fmt.Errorf("--session-audit-log-max* must not be negative and --session-audit-webhook-buffer must be at least 1"))
+	}
+	return errs
+}
+
+// Recorder builds the record writer; nil when no destination is configured.
+func (o *AuditOptions) Recorder() (*sessionaudit.Recorder, error) {
+	backend, err := sessionaudit.NewBackend(o.BackendConfig)
+	if err != nil || backend == nil {
+		return nil, err
+	}
+	return sessionaudit.NewRecorder(backend, sessionaudit.FailurePolicy(o.FailurePolicy)), nil
+}

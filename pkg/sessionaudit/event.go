@@ -1,0 +1,112 @@
+package sessionaudit
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	auditinternal "k8s.io/apiserver/pkg/apis/audit"
+)
+
+// Annotation keys of the session fields.
+const (
+	prefix                = "execproxy.dev/"
+	AnnotationRecord      = prefix + "record" // start, end or refused
+	AnnotationSessionID   = prefix + "session-id"
+	AnnotationAuditID     = prefix + "apiserver-audit-id"
+	AnnotationKind        = prefix + "kind"
+	AnnotationContainer   = prefix + "container"
+	AnnotationNode        = prefix + "node"
+	AnnotationKubelet     = prefix + "kubelet-address"
+	AnnotationCommand     = prefix + "command" // JSON array
+	AnnotationTTY         = prefix + "tty"
+	AnnotationStdin       = prefix + "stdin"
+	AnnotationPorts       = prefix + "ports"
+	AnnotationProtocol    = prefix + "protocol"
+	AnnotationStart       = prefix + "start"
+	AnnotationEnd         = prefix + "end"
+	AnnotationDuration    = prefix + "duration"
+	AnnotationExitCode    = prefix + "exit-code"
+	AnnotationBytesIn     = prefix + "bytes-in"
+	AnnotationBytesOut    = prefix + "bytes-out"
+	AnnotationReason      = prefix + "reason"
+	recordStart           = "start"
+	recordEnd             = "end"
+	recordRefused         = "refused"
+	timeFormat            = time.RFC3339Nano
+	subresourceAPIVersion = "v1"
+)
+
+// event builds the audit Event of one record kind. The session id is the audit ID, so the start and
+// end of a session share it; kube-apiserver's own audit ID is kept in an annotation.
+func event(kind string, r Record) *auditinternal.Event {
+	stage, at := auditinternal.StageResponseComplete, r.End
+	if kind == recordStart {
+		stage, at = auditinternal.StageResponseStarted, r.Start
+	}
+	ev := &auditinternal.Event{
+		Level:                    auditinternal.LevelMetadata,
+		AuditID:                  types.UID(r.SessionID),
+		Stage:                    stage,
+		RequestURI:               r.RequestURI,
+		Verb:                     "create",
+		User:                     r.User,
+		SourceIPs:                r.SourceIPs,
+		UserAgent:                r.UserAgent,
+		RequestReceivedTimestamp: metav1.NewMicroTime(r.Start),
+		StageTimestamp:           metav1.NewMicroTime(at),
+		ObjectRef: &auditinternal.ObjectReference{Resource: "pods", Namespace: r.Namespace, Name: r.Pod,
+			UID: r.PodUID, APIVersion: subresourceAPIVersion, Subresource: r.Kind},
+		Annotations: annotations(kind, r),
+	}
+	switch kind {
+	case recordRefused:
+		ev.ResponseStatus = &metav1.Status{Status: metav1.StatusFailure, Code: r.Code, Message: r.Message}
+	default:
+		ev.ResponseStatus = &metav1.Status{Code: 101}
+	}
+	return ev
+}
+
+func annotations(kind string, r Record) map[string]string {
+	a := map[string]string{
+		AnnotationRecord: kind, AnnotationSessionID: r.SessionID, AnnotationKind: r.Kind,
+		AnnotationStart: r.Start.UTC().Format(timeFormat),
+	}
+	set := func(k, v string) {
+		if v != "" {
+			a[k] = v
+		}
+	}
+	set(AnnotationAuditID, r.APIServerAuditID)
+	set(AnnotationContainer, r.Container)
+	set(AnnotationNode, r.Node)
+	set(AnnotationKubelet, r.KubeletAddress)
+	set(AnnotationProtocol, r.Protocol)
+	if r.Command != nil {
+		cmd, _ := json.Marshal(r.Command)
+		a[AnnotationCommand] = string(cmd)
+	}
+	if r.Ports != nil {
+		ports, _ := json.Marshal(r.Ports)
+		a[AnnotationPorts] = string(ports)
+	}
+	if r.Kind != "portforward" {
+		a[AnnotationTTY], a[AnnotationStdin] = strconv.FormatBool(r.TTY), strconv.FormatBool(r.Stdin)
+	}
+	if kind == recordStart {
+		return a
+	}
+	a[AnnotationEnd] = r.End.UTC().Format(timeFormat)
+	a[AnnotationDuration] = r.End.Sub(r.Start).String()
+	a[AnnotationReason] = r.Reason
+	if kind == recordEnd {
+		a[AnnotationExitCode] = r.ExitCode
+		a[AnnotationBytesIn] = fmt.Sprint(r.BytesIn)
+		a[AnnotationBytesOut] = fmt.Sprint(r.BytesOut)
+	}
+	return a
+}

@@ -1,0 +1,131 @@
+package sessionaudit
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
+	"k8s.io/apiserver/pkg/endpoints/responsewriter"
+)
+
+// SessionIDHeader carries the session id on every answer to a session request, so a user's
+// refusal or session can be found in the audit.
+const SessionIDHeader = "X-Exec-Proxy-Session-Id"
+
+// sessionPath matches the subresources that open sessions: exec-proxy's own and the kube route's.
+var sessionPath = regexp.MustCompile(`^/apis/execproxy\.dev/v1alpha1/(?:kube/api/v1/)?namespaces/([^/]+)/pods/([^/]+)/(exec|attach|portforward)$`)
+
+// WithAttempts opens an Attempt for every session request before authentication, so that a
+// request refused anywhere in the chain (authentication, authorization, parameters, the proxy)
+// still gets its refused record. It must be the outermost filter.
+func WithAttempts(handler http.Handler, r *Recorder) http.Handler {
+	if r == nil {
+		return handler
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		m := sessionPath.FindStringSubmatch(req.URL.Path)
+		if m == nil {
+			handler.ServeHTTP(w, req)
+			return
+		}
+		a := &Attempt{rec: newRecord(req, m[1], m[2], m[3])}
+		w.Header().Set(SessionIDHeader, a.rec.SessionID)
+		rw := &refusalWriter{ResponseWriter: w}
+		handler.ServeHTTP(responsewriter.WrapForHTTP1Or2(rw), req.WithContext(WithAttempt(req.Context(), a)))
+		a.Update(func(rec *Record) { finishRefusal(rec, rw) })
+		r.Refused(a) // a no-op when the session already has its end record
+	})
+}
+
+func newRecord(req *http.Request, namespace, pod, kind string) Record {
+	q := req.URL.Query()
+	rec := Record{
+		SessionID: uuid.NewString(), RequestURI: req.RequestURI, UserAgent: req.UserAgent(),
+		APIServerAuditID: req.Header.Get("Audit-ID"), Kind: kind, Namespace: namespace, Pod: pod,
+		Container: q.Get("container"), Command: q["command"], TTY: boolParam(q, "tty"), Stdin: boolParam(q, "stdin"),
+		Start: time.Now(),
+	}
+	for _, ip := range utilnet.SourceIPs(req) {
+		rec.SourceIPs = append(rec.SourceIPs, ip.String())
+	}
+	for _, p := range q["ports"] {
+		if n, err := strconv.ParseUint(p, 10, 16); err == nil {
+			rec.Ports = append(rec.Ports, int32(n))
+		}
+	}
+	return rec
+}
+
+func boolParam(q url.Values, name string) bool {
+	b, _ := strconv.ParseBool(q.Get(name))
+	return b
+}
+
+// finishRefusal completes the record of an attempt that did not become a session.
+func finishRefusal(rec *Record, rw *refusalWriter) {
+	rec.End = time.Now()
+	if rec.Code == 0 {
+		rec.Code = statusCode(rw.code)
+	}
+	if rec.Message == "" {
+		var st metav1.Status
+		if json.Unmarshal(rw.body, &st) == nil {
+			rec.Message = st.Message
+		}
+	}
+	if rec.User.Username == "" {
+		rec.User.Username = "system:anonymous"
+	}
+	if rec.Reason == "" {
+		rec.Reason = refusalReason(rec.Code)
+	}
+}
+
+func refusalReason(code int32) string {
+	switch {
+	case code == http.StatusUnauthorized:
+		return "unauthenticated"
+	case code == http.StatusForbidden:
+		return "forbidden"
+	case code == http.StatusTooManyRequests:
+		return "throttled"
+	case code >= 500:
+		return "unavailable"
+	}
+	return "invalid request"
+}
+
+// maxBody bounds how much of a refusal's body is kept to read its Status message.
+const maxBody = 8 << 10
+
+// refusalWriter notes the code and the start of the body of what the chain answered.
+type refusalWriter struct {
+	http.ResponseWriter
+	code int
+	body []byte
+}
+
+func (w *refusalWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w *refusalWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *refusalWriter) Write(p []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	if room := maxBody - len(w.body); room > 0 {
+		w.body = append(w.body, p[:min(room, len(p))]...)
+	}
+	return w.ResponseWriter.Write(p)
+}

@@ -1,0 +1,88 @@
+// Package sessionaudit writes an audit record of every exec, attach and port-forward attempt:
+// start and end records for sessions, one refused record for attempts that never upgraded. The
+// records are audit.k8s.io/v1 Events sent to k8s.io/apiserver's audit backends.
+package sessionaudit
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	authnv1 "k8s.io/api/authentication/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// Record is what is known of one attempt.
+type Record struct {
+	SessionID        string
+	RequestURI       string
+	User             authnv1.UserInfo
+	SourceIPs        []string
+	UserAgent        string
+	APIServerAuditID string // the Audit-ID kube-apiserver sent, to join both logs
+
+	Kind, Namespace, Pod string
+	PodUID               types.UID
+	Container, Node      string
+	KubeletAddress       string
+	Command              []string
+	TTY, Stdin           bool
+	Ports                []int32
+	Protocol             string
+
+	Start, End        time.Time
+	ExitCode          string // a number, or "unknown: <why>"
+	BytesIn, BytesOut int64
+	Reason            string
+
+	// Code and Message say why an attempt was refused.
+	Code    int32
+	Message string
+}
+
+// Attempt carries the record of one request through the handler chain: the filter opens it, the
+// authorizer and the proxy fill it in, and whoever writes a record marks it so.
+type Attempt struct {
+	mu       sync.Mutex
+	rec      Record
+	recorded bool
+}
+
+type attemptKey struct{}
+
+// WithAttempt returns ctx carrying a.
+func WithAttempt(ctx context.Context, a *Attempt) context.Context {
+	return context.WithValue(ctx, attemptKey{}, a)
+}
+
+// AttemptFrom returns the attempt of ctx's request, or nil outside a session request.
+func AttemptFrom(ctx context.Context) *Attempt {
+	a, _ := ctx.Value(attemptKey{}).(*Attempt)
+	return a
+}
+
+// Update changes the record under the attempt's lock. Safe on a nil attempt.
+func (a *Attempt) Update(fn func(*Record)) {
+	if a == nil {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	fn(&a.rec)
+}
+
+// Snapshot returns a copy of the record.
+func (a *Attempt) Snapshot() Record {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.rec
+}
+
+// markRecorded reports whether the attempt had no record yet, and marks it.
+func (a *Attempt) markRecorded() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	first := !a.recorded
+	a.recorded = true
+	return first
+}

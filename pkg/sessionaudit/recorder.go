@@ -1,0 +1,107 @@
+package sessionaudit
+
+import (
+	"fmt"
+	"net/http"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apiserver/pkg/audit"
+	compbasemetrics "k8s.io/component-base/metrics"
+	"k8s.io/component-base/metrics/legacyregistry"
+	"k8s.io/klog/v2"
+)
+
+// FailurePolicy says what happens to a session whose start record cannot be written.
+type FailurePolicy string
+
+const (
+	FailClosed FailurePolicy = "fail-closed" // refuse the session with a 503
+	FailOpen   FailurePolicy = "fail-open"   // let it run; the loss is counted and logged
+)
+
+var recordsTotal = compbasemetrics.NewCounterVec(&compbasemetrics.CounterOpts{
+	Namespace: "execproxy", Name: "session_audit_records_total",
+	Help: "Session audit records by record (start, end, refused) and result (written, lost).",
+}, []string{"record", "result"})
+
+func init() { legacyregistry.MustRegister(recordsTotal) }
+
+// Recorder sends records to an audit backend. A nil Recorder records nothing.
+type Recorder struct {
+	backend audit.Backend
+	policy  FailurePolicy
+}
+
+// NewRecorder returns a Recorder on backend; Run must be called before records are sent.
+func NewRecorder(backend audit.Backend, policy FailurePolicy) *Recorder {
+	return &Recorder{backend: backend, policy: policy}
+}
+
+// Run starts the backend; its goroutines end when stop is closed.
+func (r *Recorder) Run(stop <-chan struct{}) error {
+	if r == nil {
+		return nil
+	}
+	if err := r.backend.Run(stop); err != nil {
+		return fmt.Errorf("starting the session audit backend: %w", err)
+	}
+	return nil
+}
+
+// Shutdown delivers what is buffered. Call it after the last session has ended.
+func (r *Recorder) Shutdown() {
+	if r != nil {
+		r.backend.Shutdown()
+	}
+}
+
+// Started writes the start record. Under fail-closed, a record that could not be written is a 503
+// the session must be refused with.
+func (r *Recorder) Started(a *Attempt) error {
+	if r == nil || a == nil {
+		return nil
+	}
+	if r.send(recordStart, a.Snapshot()) || r.policy == FailOpen {
+		return nil
+	}
+	err := apierrors.NewServiceUnavailable("exec-proxy could not write the session's audit record and refuses sessions it cannot audit (--session-audit-failure-policy=fail-closed)")
+	a.Update(func(rec *Record) {
+		rec.Reason, rec.Code, rec.Message = "audit unavailable", err.ErrStatus.Code, err.ErrStatus.Message
+	})
+	return err
+}
+
+// Ended writes the end record of a session that started.
+func (r *Recorder) Ended(a *Attempt) {
+	if r == nil || a == nil || !a.markRecorded() {
+		return
+	}
+	r.send(recordEnd, a.Snapshot())
+}
+
+// Refused writes the one record of an attempt that never became a session.
+func (r *Recorder) Refused(a *Attempt) {
+	if r == nil || a == nil || !a.markRecorded() {
+		return
+	}
+	r.send(recordRefused, a.Snapshot())
+}
+
+func (r *Recorder) send(kind string, rec Record) bool {
+	if r.backend.ProcessEvents(event(kind, rec)) {
+		recordsTotal.WithLabelValues(kind, "written").Inc()
+		return true
+	}
+	recordsTotal.WithLabelValues(kind, "lost").Inc()
+	klog.ErrorS(nil, "Session audit record not written", "record", kind, "session", rec.SessionID, "user", rec.User.Username,
+		"pod", klog.KRef(rec.Namespace, rec.Pod), "policy", r.policy)
+	return false
+}
+
+// statusCode is the code of a refusal the proxy wrote itself or the chain answered with.
+func statusCode(code int) int32 {
+	if code == 0 {
+		return http.StatusOK
+	}
+	return int32(code)
+}
