@@ -76,6 +76,7 @@ func (c *sessionConn) Read(p []byte) (int, error) {
 	}
 	n, err := c.Conn.Read(p)
 	if n > 0 {
+		c.s.skimmer().fromClient(p[:n])
 		c.s.countIn(n)
 		if werr := wait(c.s.ctx, c.s.inLimit, n); werr != nil && err == nil {
 			err = werr
@@ -90,6 +91,9 @@ func (c *sessionConn) Write(p []byte) (int, error) {
 			c.refuse(err)
 			return 0, err
 		}
+		c.s.skimmer().toClient(afterHead(p))
+	} else {
+		c.s.skimmer().toClient(p)
 	}
 	written := 0
 	for len(p) > 0 {
@@ -142,20 +146,20 @@ func wait(ctx context.Context, lim *rate.Limiter, n int) error {
 
 // parseResponseHead reads the status code and negotiated protocol from the first bytes the proxy
 // writes back to the client: the kubelet's (or the translator's) upgrade response.
-func parseResponseHead(p []byte) (code int, protocol string) {
+func parseResponseHead(p []byte) (code int, protocol, upgrade string) {
 	end := bytes.Index(p, []byte("\r\n\r\n"))
 	if end < 0 {
 		end = len(p)
 	}
 	lines := bytes.Split(p[:end], []byte("\r\n"))
 	if len(lines) == 0 {
-		return 0, ""
+		return 0, "", ""
 	}
 	fields := bytes.Fields(lines[0])
 	if len(fields) >= 2 && bytes.HasPrefix(fields[0], []byte("HTTP/")) {
 		for _, b := range fields[1] {
 			if b < '0' || b > '9' {
-				return 0, ""
+				return 0, "", ""
 			}
 			code = code*10 + int(b-'0')
 		}
@@ -168,9 +172,19 @@ func parseResponseHead(p []byte) (code int, protocol string) {
 		switch http.CanonicalHeaderKey(string(bytes.TrimSpace(k))) {
 		case "X-Stream-Protocol-Version", "Sec-Websocket-Protocol":
 			protocol = string(bytes.TrimSpace(v))
+		case "Upgrade":
+			upgrade = string(bytes.TrimSpace(v))
 		}
 	}
-	return code, protocol
+	return code, protocol, upgrade
+}
+
+// afterHead is what follows the response head in p: the first frames, if any.
+func afterHead(p []byte) []byte {
+	if i := bytes.Index(p, []byte("\r\n\r\n")); i >= 0 {
+		return p[i+4:]
+	}
+	return nil
 }
 
 func nowNano() int64 { return time.Now().UnixNano() }

@@ -156,8 +156,9 @@ func (p *Proxier) serve(w http.ResponseWriter, req *http.Request, s *Session, r 
 	defer s.cancel()
 
 	p.forward(sw, req, r, t)
-	p.finish(logger, s, sw)
-	p.audit(sessionaudit.AttemptFrom(req.Context()), s, sw)
+	streams, resizes, exitCode := s.Streams()
+	p.finish(logger, s, sw, exitCode)
+	p.audit(sessionaudit.AttemptFrom(req.Context()), s, sw, streams, resizes, exitCode)
 }
 
 func (p *Proxier) forward(w http.ResponseWriter, req *http.Request, r Request, t *nodeconn.Target) {
@@ -178,7 +179,7 @@ func (p *Proxier) forward(w http.ResponseWriter, req *http.Request, r Request, t
 }
 
 // finish counts and logs the session once it is over.
-func (p *Proxier) finish(logger klog.Logger, s *Session, sw *sessionWriter) {
+func (p *Proxier) finish(logger klog.Logger, s *Session, sw *sessionWriter, exitCode string) {
 	upgraded, protocol := s.Upgraded()
 	outcome := "upgraded"
 	switch {
@@ -188,35 +189,42 @@ func (p *Proxier) finish(logger klog.Logger, s *Session, sw *sessionWriter) {
 		outcome = "refused"
 	}
 	sessionsTotal.WithLabelValues(string(s.Kind), outcome).Inc()
-	reason := s.EndReason()
-	if reason == "" {
-		reason = ReasonCompleted
-	}
+	reason := endReason(s, exitCode)
 	if upgraded {
 		sessionDuration.WithLabelValues(string(s.Kind)).Observe(time.Since(s.Start).Seconds())
 	}
-	logger.Info("Session ended", "outcome", outcome, "protocol", protocol, "reason", reason, "command", s.Command, "tty", s.TTY,
+	logger.Info("Session ended", "outcome", outcome, "protocol", protocol, "reason", reason, "exitCode", exitCode, "command", s.Command, "tty", s.TTY,
 		"duration", time.Since(s.Start).Round(time.Millisecond), "bytesIn", s.BytesIn(), "bytesOut", s.BytesOut())
 }
 
 // audit completes the attempt's record: the end of a session, or the kubelet's refusal (which the
 // chain's filter records, as it does every refusal).
-func (p *Proxier) audit(a *sessionaudit.Attempt, s *Session, sw *sessionWriter) {
+func (p *Proxier) audit(a *sessionaudit.Attempt, s *Session, sw *sessionWriter, streams map[string]int64, resizes int, exitCode string) {
 	upgraded, _ := s.Upgraded()
 	a.Update(func(rec *sessionaudit.Record) {
 		rec.End, rec.BytesIn, rec.BytesOut = time.Now(), s.BytesIn(), s.BytesOut()
-		rec.Reason = s.EndReason()
+		rec.StreamBytes, rec.Resizes, rec.ExitCode = streams, resizes, exitCode
 		switch {
-		case upgraded && rec.Reason == "":
-			rec.Reason = ReasonCompleted
-		case !upgraded && rec.Code == 0 && s.code != 0 && sw.status == 0: // the kubelet's answer, relayed raw
+		case upgraded:
+			rec.Reason = endReason(s, exitCode)
+		case rec.Code == 0 && s.code != 0 && sw.status == 0: // the kubelet's answer, relayed raw
 			rec.Code, rec.Message, rec.Reason = int32(s.code), fmt.Sprintf("the kubelet answered %d to the upgrade", s.code), ReasonNotUpgraded
 		}
-		rec.ExitCode = "unknown: exit codes are not read from the stream yet"
 	})
 	if upgraded {
 		p.Audit.Ended(a)
 	}
+}
+
+// endReason is why a session ended: exec-proxy's reason when it ended it, else what the streams told.
+func endReason(s *Session, exitCode string) string {
+	switch reason := s.EndReason(); {
+	case reason != "":
+		return reason
+	case strings.HasPrefix(exitCode, "unknown"):
+		return ReasonClosed
+	}
+	return ReasonExited
 }
 
 // upstreamHandler is kube-apiserver's own composition: SPDY (and old WebSocket protocols) pass

@@ -28,18 +28,34 @@ import (
 
 	"github.com/exec-proxy/exec-proxy/internal/testcert"
 	"github.com/exec-proxy/exec-proxy/pkg/nodeconn"
+	"github.com/exec-proxy/exec-proxy/pkg/sessionaudit"
 )
 
 // front serves exec requests for pod ns/<name> to p, as the registry does, for the user in the
 // X-Test-User header (authentication is not what these tests are about).
 func front(t *testing.T, p *Proxier) *httptest.Server {
+	srv, _ := frontWithRecords(t, p)
+	return srv
+}
+
+// frontWithRecords is front that also hands out each request's audit record once it is served.
+func frontWithRecords(t *testing.T, p *Proxier) (*httptest.Server, <-chan sessionaudit.Record) {
 	t.Helper()
+	records := make(chan sessionaudit.Record, 100)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		q := req.URL.Query()
 		r := Request{Kind: KindExec, Namespace: "ns", Pod: strings.TrimPrefix(req.URL.Path, "/"), Exec: &corev1.PodExecOptions{
 			Container: q.Get("container"), Command: q["command"], Stdin: q.Get("stdin") == "true",
 			Stdout: q.Get("stdout") == "true", Stderr: q.Get("stderr") == "true", TTY: q.Get("tty") == "true"}}
+		attempt := &sessionaudit.Attempt{}
 		ctx := genericapirequest.WithUser(req.Context(), &user.DefaultInfo{Name: req.Header.Get("X-Test-User")})
+		ctx = sessionaudit.WithAttempt(ctx, attempt)
+		defer func() {
+			select {
+			case records <- attempt.Snapshot():
+			default:
+			}
+		}()
 		h, err := p.Handler(ctx, r)
 		if err != nil {
 			WriteStatus(w, req, err)
@@ -48,7 +64,7 @@ func front(t *testing.T, p *Proxier) *httptest.Server {
 		h.ServeHTTP(w, req.WithContext(ctx))
 	}))
 	t.Cleanup(srv.Close)
-	return srv
+	return srv, records
 }
 
 func newTestProxier(t *testing.T, caFile string, limits Limits, objs ...interface{}) *Proxier {
@@ -142,7 +158,7 @@ func TestExecThroughProxy(t *testing.T) {
 	kubelet := newFakeKubelet(t)
 	p := newTestProxier(t, kubelet.caFile, Limits{},
 		runningPod("p", "n1", "a", "b"), nodeAt("n1", "127.0.0.1", kubelet.port(t)))
-	srv := front(t, p)
+	srv, records := frontWithRecords(t, p)
 	cases := []struct {
 		name     string
 		exec     execCase
@@ -172,6 +188,21 @@ func TestExecThroughProxy(t *testing.T) {
 				}
 				if code != tc.wantCode || !strings.Contains(out, tc.wantOut) {
 					t.Errorf("got exit %d and %d bytes %.40q, want exit %d and %.40q", code, len(out), out, tc.wantCode, tc.wantOut)
+				}
+				// What the proxy read passively from the frames: exit code and payload per stream.
+				var rec sessionaudit.Record
+				select {
+				case rec = <-records:
+				case <-time.After(10 * time.Second):
+					t.Fatal("no record")
+				}
+				wantStreams := map[string]int64{"stdout": int64(len(out)), "stdin": int64(len(tc.stdin))}
+				if rec.ExitCode != strconv.Itoa(tc.wantCode) || rec.StreamBytes["stdout"] != wantStreams["stdout"] ||
+					rec.StreamBytes["stdin"] != wantStreams["stdin"] || rec.StreamBytes["stderr"] != 0 {
+					t.Errorf("record: exit %q, streams %v; want exit %d, streams %v", rec.ExitCode, rec.StreamBytes, tc.wantCode, wantStreams)
+				}
+				if tc.exec.tty && rec.Resizes < 1 {
+					t.Errorf("record: %d resizes, want the first size", rec.Resizes)
 				}
 			})
 		}

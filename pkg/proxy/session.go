@@ -22,7 +22,8 @@ const (
 
 // End reasons recorded for a session.
 const (
-	ReasonCompleted     = "completed"
+	ReasonExited        = "exited"            // the error stream carried the command's exit status
+	ReasonClosed        = "connection closed" // by the client or the kubelet, without an exit status
 	ReasonIdleTimeout   = "idle timeout"
 	ReasonMaxDuration   = "max duration"
 	ReasonProxyShutdown = "proxy shutdown"
@@ -59,7 +60,10 @@ type Session struct {
 	// onUpgrade runs as the 101 is about to reach the client; an error refuses the session instead.
 	onUpgrade func(protocol string) error
 
+	stats *streamStats
+
 	mu        sync.Mutex
+	skim      skimmer
 	conn      *sessionConn
 	code      int
 	protocol  string
@@ -67,7 +71,7 @@ type Session struct {
 }
 
 func newSession(ctx context.Context, maxBytesPerSec int64) *Session {
-	s := &Session{Start: time.Now()}
+	s := &Session{Start: time.Now(), stats: newStreamStats(), skim: nopSkimmer{}}
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	if maxBytesPerSec > 0 {
 		burst := max(int(maxBytesPerSec), limiterBurst)
@@ -105,14 +109,30 @@ func (s *Session) attach(c *sessionConn) {
 
 // noteResponse reads the answer to the upgrade; an error from onUpgrade refuses the session.
 func (s *Session) noteResponse(p []byte) error {
-	code, protocol := parseResponseHead(p)
+	code, protocol, upgrade := parseResponseHead(p)
 	s.mu.Lock()
 	s.code, s.protocol = code, protocol
+	if code == http.StatusSwitchingProtocols {
+		s.skim = newSkimmer(upgrade, protocol, s.stats)
+	}
 	s.mu.Unlock()
 	if code == http.StatusSwitchingProtocols && s.onUpgrade != nil {
 		return s.onUpgrade(protocol)
 	}
 	return nil
+}
+
+func (s *Session) skimmer() skimmer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.skim
+}
+
+// Streams stops reading the session's frames and returns what they told: bytes per stream,
+// resizes, and the exit code ("unknown: <why>" when there is none). Call it once the session ended.
+func (s *Session) Streams() (map[string]int64, int, string) {
+	s.skimmer().close()
+	return s.stats.result()
 }
 
 // Upgraded reports whether the client got a 101 and the negotiated protocol.

@@ -33,6 +33,8 @@ const (
 	AnnotationBytesIn     = prefix + "bytes-in"
 	AnnotationBytesOut    = prefix + "bytes-out"
 	AnnotationReason      = prefix + "reason"
+	AnnotationBytesPrefix = prefix + "bytes-" // + stdin, stdout, stderr or data
+	AnnotationResizes     = prefix + "resizes"
 	recordStart           = "start"
 	recordEnd             = "end"
 	recordRefused         = "refused"
@@ -107,6 +109,12 @@ func annotations(kind string, r Record) map[string]string {
 		a[AnnotationExitCode] = r.ExitCode
 		a[AnnotationBytesIn] = fmt.Sprint(r.BytesIn)
 		a[AnnotationBytesOut] = fmt.Sprint(r.BytesOut)
+		for stream, n := range r.StreamBytes {
+			a[AnnotationBytesPrefix+stream] = fmt.Sprint(n)
+		}
+		if r.TTY {
+			a[AnnotationResizes] = fmt.Sprint(r.Resizes)
+		}
 	}
 	return a
 }

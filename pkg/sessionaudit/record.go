@@ -31,8 +31,10 @@ type Record struct {
 	Protocol             string
 
 	Start, End        time.Time
-	ExitCode          string // a number, or "unknown: <why>"
-	BytesIn, BytesOut int64
+	ExitCode          string           // a number, or "unknown: <why>"
+	BytesIn, BytesOut int64            // on the client connection, framing included
+	StreamBytes       map[string]int64 // payload per stream: stdin, stdout, stderr, data (port-forward)
+	Resizes           int
 	Reason            string
 
 	// Code and Message say why an attempt was refused.

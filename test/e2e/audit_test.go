@@ -104,8 +104,10 @@ func TestSessionAudit(t *testing.T) {
 				t.Errorf("stages %s, %s", start.Stage, end.Stage)
 			}
 			a := end.Annotations
-			if a[annotation+"reason"] != "completed" || a[annotation+"bytes-out"] == "0" || a[annotation+"duration"] == "" ||
-				end.StageTimestamp.Before(&start.StageTimestamp) {
+			// Read from the frames passing through: the exit code and each stream's payload.
+			if a[annotation+"exit-code"] != "3" || a[annotation+"reason"] != "exited" ||
+				a[annotation+"bytes-stdout"] != fmt.Sprint(len(m)+1) || a[annotation+"bytes-stderr"] != "" ||
+				a[annotation+"duration"] == "" || end.StageTimestamp.Before(&start.StageTimestamp) {
 				t.Errorf("end record: %+v", a)
 			}
 			apiserverIDs[a[annotation+"apiserver-audit-id"]] = true

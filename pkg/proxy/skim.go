@@ -1,0 +1,127 @@
+package proxy
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// streamStats is what a skimmer learned of a session's streams, read passively from the frames
+// crossing the client connection: bytes per stream, resizes, and the exit code from the error
+// stream's Status.
+type streamStats struct {
+	mu       sync.Mutex
+	bytes    map[string]int64
+	resizes  int
+	exitCode string
+	why      string // why the exit code is unknown, when it is
+}
+
+func newStreamStats() *streamStats { return &streamStats{bytes: map[string]int64{}} }
+
+func (s *streamStats) add(stream string, n int) {
+	if stream == "" || n == 0 {
+		return
+	}
+	s.mu.Lock()
+	s.bytes[stream] += int64(n)
+	s.mu.Unlock()
+}
+
+func (s *streamStats) resized() {
+	s.mu.Lock()
+	s.resizes++
+	s.mu.Unlock()
+}
+
+// unknown records why the exit code cannot be known; the first reason wins.
+func (s *streamStats) unknown(why string) {
+	s.mu.Lock()
+	if s.why == "" {
+		s.why = why
+	}
+	s.mu.Unlock()
+}
+
+// status reads the error stream's message: a Status (v4 and later) or, before v4, plain text.
+func (s *streamStats) status(msg []byte) {
+	var st metav1.Status
+	if err := json.Unmarshal(msg, &st); err != nil || st.Status == "" {
+		s.unknown(fmt.Sprintf("the kubelet reported an error: %.200s", msg))
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case st.Status == metav1.StatusSuccess:
+		s.exitCode = "0"
+	case st.Reason == "NonZeroExitCode" && st.Details != nil:
+		for _, c := range st.Details.Causes {
+			if c.Type == "ExitCode" {
+				s.exitCode = c.Message
+			}
+		}
+	}
+	if s.exitCode == "" && s.why == "" {
+		s.why = "the kubelet reported an error: " + st.Message
+	}
+}
+
+// result returns bytes per stream, resizes, and the exit code or "unknown: <why>".
+func (s *streamStats) result() (map[string]int64, int, string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	bytes := make(map[string]int64, len(s.bytes))
+	for k, v := range s.bytes {
+		bytes[k] = v
+	}
+	code := s.exitCode
+	if code == "" {
+		why := s.why
+		if why == "" {
+			why = "the session ended without an exit status"
+		}
+		code = "unknown: " + why
+	}
+	return bytes, s.resizes, code
+}
+
+// skimmer reads a session's frames as they pass, never changing or holding them.
+type skimmer interface {
+	fromClient(p []byte)
+	toClient(p []byte)
+	close() // after the session's connections are closed
+}
+
+// newSkimmer picks the reader for the negotiated protocol.
+func newSkimmer(upgrade, protocol string, stats *streamStats) skimmer {
+	switch {
+	case strings.EqualFold(upgrade, "websocket") && strings.Contains(protocol, "channel.k8s.io"):
+		return newWSSkimmer(protocol, stats)
+	case strings.HasPrefix(strings.ToUpper(upgrade), "SPDY/"):
+		return newSPDYSkimmer(stats)
+	}
+	stats.unknown(fmt.Sprintf("protocol %q %q is not read", upgrade, protocol))
+	return nopSkimmer{}
+}
+
+type nopSkimmer struct{}
+
+func (nopSkimmer) fromClient([]byte) {}
+func (nopSkimmer) toClient([]byte)   {}
+func (nopSkimmer) close()            {}
+
+// remotecommand stream names by WebSocket channel, as kubectl and the kubelet number them.
+var wsChannels = map[byte]string{0: "stdin", 1: "stdout", 2: "stderr", 3: "error", 4: "resize"}
+
+func decodeBase64(msg []byte) []byte {
+	out, err := base64.StdEncoding.DecodeString(string(msg))
+	if err != nil {
+		return msg
+	}
+	return out
+}

@@ -1,0 +1,156 @@
+package proxy
+
+import (
+	"encoding/binary"
+	"strings"
+)
+
+// maxErrorMessage bounds what is kept of an error stream's message.
+const maxErrorMessage = 64 << 10
+
+// wsSkimmer follows WebSocket frames (RFC 6455) in both directions. Each message's first payload
+// byte is its channel (an ASCII digit in the base64 protocols).
+type wsSkimmer struct {
+	stats          *streamStats
+	base64         bool
+	client, server wsReader
+}
+
+func newWSSkimmer(protocol string, stats *streamStats) *wsSkimmer {
+	s := &wsSkimmer{stats: stats, base64: strings.Contains(protocol, "base64")}
+	s.client.s, s.server.s = s, s
+	return s
+}
+
+func (s *wsSkimmer) fromClient(p []byte) { s.client.feed(p) }
+func (s *wsSkimmer) toClient(p []byte)   { s.server.feed(p) }
+func (s *wsSkimmer) close()              {}
+
+// wsReader is one direction's parser state; only one goroutine feeds it.
+type wsReader struct {
+	s         *wsSkimmer
+	hdr       []byte
+	remaining uint64 // payload bytes left in the current frame
+	pos       uint64 // payload bytes read of the current frame, for unmasking
+	mask      []byte
+	control   bool
+	fin       bool
+	stream    string // of the current message
+	channelAt bool   // the next payload byte is the channel
+	msg       []byte // the error stream's message so far
+}
+
+func (r *wsReader) feed(p []byte) {
+	for len(p) > 0 {
+		if r.remaining == 0 && !r.header(&p) {
+			return
+		}
+		n := min(uint64(len(p)), r.remaining)
+		r.payload(p[:n])
+		p, r.remaining = p[n:], r.remaining-n
+		if r.remaining == 0 {
+			r.frameDone()
+		}
+	}
+}
+
+// header consumes header bytes from *p; it reports whether a whole header has been read.
+func (r *wsReader) header(p *[]byte) bool {
+	for {
+		need := 2
+		if len(r.hdr) >= 2 {
+			switch r.hdr[1] & 0x7f {
+			case 126:
+				need += 2
+			case 127:
+				need += 8
+			}
+			if r.hdr[1]&0x80 != 0 {
+				need += 4
+			}
+		}
+		if len(r.hdr) >= need {
+			break
+		}
+		if len(*p) == 0 {
+			return false
+		}
+		take := min(need-len(r.hdr), len(*p))
+		r.hdr, *p = append(r.hdr, (*p)[:take]...), (*p)[take:]
+	}
+	h := r.hdr
+	opcode, length, off := h[0]&0x0f, uint64(h[1]&0x7f), 2
+	switch length {
+	case 126:
+		length, off = uint64(binary.BigEndian.Uint16(h[2:4])), 4
+	case 127:
+		length, off = binary.BigEndian.Uint64(h[2:10]), 10
+	}
+	r.mask = nil
+	if h[1]&0x80 != 0 {
+		r.mask = append([]byte(nil), h[off:off+4]...)
+	}
+	r.fin, r.control, r.pos, r.remaining = h[0]&0x80 != 0, opcode >= 8, 0, length
+	if opcode == 1 || opcode == 2 { // a new message; 0 continues the current one
+		r.stream, r.channelAt, r.msg = "", true, nil
+	}
+	r.hdr = r.hdr[:0]
+	if length == 0 {
+		r.frameDone()
+	}
+	return true
+}
+
+func (r *wsReader) payload(p []byte) {
+	if r.control {
+		r.pos += uint64(len(p))
+		return
+	}
+	if r.channelAt && len(p) > 0 {
+		ch := r.unmask(p[0])
+		if r.s.base64 {
+			ch -= '0'
+		}
+		r.stream, r.channelAt, r.pos, p = wsChannels[ch], false, r.pos+1, p[1:]
+	}
+	switch r.stream {
+	case "error":
+		for _, b := range p {
+			if len(r.msg) < maxErrorMessage {
+				r.msg = append(r.msg, r.unmask(b))
+			}
+			r.pos++
+		}
+	case "resize":
+		r.pos += uint64(len(p))
+	default:
+		r.s.stats.add(r.stream, len(p))
+		r.pos += uint64(len(p))
+	}
+}
+
+func (r *wsReader) unmask(b byte) byte {
+	if r.mask == nil {
+		return b
+	}
+	return b ^ r.mask[r.pos%4]
+}
+
+func (r *wsReader) frameDone() {
+	if r.control || !r.fin {
+		return
+	}
+	switch r.stream {
+	case "error":
+		if len(r.msg) > 0 {
+			msg := r.msg
+			if r.s.base64 {
+				msg = decodeBase64(msg)
+			}
+			r.s.stats.status(msg)
+		}
+	case "resize":
+		r.s.stats.resized()
+	}
+	r.stream = ""
+}
