@@ -72,6 +72,7 @@ type Session struct {
 
 func newSession(ctx context.Context, maxBytesPerSec int64) *Session {
 	s := &Session{Start: time.Now(), stats: newStreamStats(), skim: nopSkimmer{}}
+	s.stats.onPayload = func() { s.touch(true) }
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	if maxBytesPerSec > 0 {
 		burst := max(int(maxBytesPerSec), limiterBurst)
@@ -84,13 +85,13 @@ func newSession(ctx context.Context, maxBytesPerSec int64) *Session {
 
 func (s *Session) countIn(n int) {
 	s.bytesIn.Add(int64(n))
-	s.lastActive.Store(nowNano())
+	s.touch(false)
 	s.counters.in.Add(float64(n))
 }
 
 func (s *Session) countOut(n int) {
 	s.bytesOut.Add(int64(n))
-	s.lastActive.Store(nowNano())
+	s.touch(false)
 	s.counters.out.Add(float64(n))
 }
 
@@ -120,6 +121,14 @@ func (s *Session) noteResponse(p []byte) error {
 		return s.onUpgrade(protocol)
 	}
 	return nil
+}
+
+// touch notes activity for the idle timeout. While the frames are read, only payload and resizes
+// count (payload is true), not keep-alive pings; otherwise every byte does.
+func (s *Session) touch(payload bool) {
+	if payload || !s.stats.reading.Load() {
+		s.lastActive.Store(nowNano())
+	}
 }
 
 func (s *Session) skimmer() skimmer {

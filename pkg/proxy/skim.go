@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -14,6 +15,11 @@ import (
 // crossing the client connection: bytes per stream, resizes, and the exit code from the error
 // stream's Status.
 type streamStats struct {
+	// reading is true while a skimmer follows the frames; onPayload is called for each payload
+	// or resize, so that keep-alive pings do not hold a session open.
+	reading   atomic.Bool
+	onPayload func()
+
 	mu       sync.Mutex
 	bytes    map[string]int64
 	resizes  int
@@ -27,12 +33,20 @@ func (s *streamStats) add(stream string, n int) {
 	if stream == "" || n == 0 {
 		return
 	}
+	s.payload()
 	s.mu.Lock()
 	s.bytes[stream] += int64(n)
 	s.mu.Unlock()
 }
 
+func (s *streamStats) payload() {
+	if s.onPayload != nil {
+		s.onPayload()
+	}
+}
+
 func (s *streamStats) resized() {
+	s.payload()
 	s.mu.Lock()
 	s.resizes++
 	s.mu.Unlock()
@@ -45,6 +59,12 @@ func (s *streamStats) unknown(why string) {
 		s.why = why
 	}
 	s.mu.Unlock()
+}
+
+// lost says the frames can no longer be followed: activity falls back to every byte.
+func (s *streamStats) lost(why string) {
+	s.reading.Store(false)
+	s.unknown(why)
 }
 
 // status reads the error stream's message: a Status (v4 and later) or, before v4, plain text.
@@ -101,8 +121,10 @@ type skimmer interface {
 func newSkimmer(upgrade, protocol string, stats *streamStats) skimmer {
 	switch {
 	case strings.EqualFold(upgrade, "websocket") && strings.Contains(protocol, "channel.k8s.io"):
+		stats.reading.Store(true)
 		return newWSSkimmer(protocol, stats)
 	case strings.HasPrefix(strings.ToUpper(upgrade), "SPDY/"):
+		stats.reading.Store(true)
 		return newSPDYSkimmer(stats)
 	}
 	stats.unknown(fmt.Sprintf("protocol %q %q is not read", upgrade, protocol))

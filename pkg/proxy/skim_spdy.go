@@ -39,7 +39,7 @@ func (s *spdySkimmer) toClient(p []byte)   { s.offer(s.server, p) }
 
 func (s *spdySkimmer) offer(r *chunkReader, p []byte) {
 	if !r.offer(p) {
-		s.stats.unknown("the frame reader fell behind the session")
+		s.stats.lost("the frame reader fell behind the session")
 	}
 }
 
@@ -59,7 +59,7 @@ func (s *spdySkimmer) read(r *chunkReader) {
 	defer s.wg.Done()
 	framer, err := spdy.NewFramer(io.Discard, r)
 	if err != nil {
-		s.stats.unknown("no frame reader: " + err.Error())
+		s.stats.lost("no frame reader: " + err.Error())
 		r.abandon()
 		return
 	}
@@ -67,7 +67,7 @@ func (s *spdySkimmer) read(r *chunkReader) {
 		frame, err := framer.ReadFrame()
 		if err != nil {
 			if err != io.EOF {
-				s.stats.unknown("unreadable SPDY frames: " + err.Error())
+				s.stats.lost("unreadable SPDY frames: " + err.Error())
 			}
 			r.abandon()
 			return

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/binary"
 	"reflect"
@@ -146,4 +147,38 @@ func FuzzWSSkimmer(f *testing.F) {
 		}
 		s.close()
 	})
+}
+
+// While frames are read, keep-alive pings do not hold a session open against the idle timeout;
+// payload does. Where the frames are not read, every byte counts.
+func TestIdleActivity(t *testing.T) {
+	mask := []byte{9, 8, 7, 6}
+	cases := []struct {
+		name, upgrade, protocol string
+		frame                   []byte
+		active                  bool
+	}{
+		{"WebSocket ping", "websocket", "v5.channel.k8s.io", wsFrame(true, 9, nil, mask), false},
+		{"WebSocket stdin", "websocket", "v5.channel.k8s.io", wsFrame(true, 2, channelMsg(0, "x"), mask), true},
+		{"WebSocket resize", "websocket", "v5.channel.k8s.io", wsFrame(true, 2, channelMsg(4, `{"Width":1,"Height":1}`), mask), true},
+		{"protocol not read", "websocket", "SPDY/3.1+portforward.k8s.io", wsFrame(true, 9, nil, mask), true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newSession(context.Background(), 0)
+			s.counters = byteCounters()
+			defer s.cancel()
+			head := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: " + tc.upgrade + "\r\nSec-WebSocket-Protocol: " + tc.protocol + "\r\n\r\n"
+			if err := s.noteResponse([]byte(head)); err != nil {
+				t.Fatal(err)
+			}
+			s.lastActive.Store(0)
+			s.skimmer().fromClient(tc.frame)
+			s.countIn(len(tc.frame))
+			s.skimmer().close()
+			if active := s.lastActive.Load() != 0; active != tc.active {
+				t.Errorf("counted as activity: %v, want %v", active, tc.active)
+			}
+		})
+	}
 }
