@@ -36,8 +36,9 @@ Try:
 Other users: KUBECONFIG=$KCFG/{ns-user,viewer,nobody}.kubeconfig (ns-user may exec in demo only,
 viewer may get pods/exec but not create it, nobody may do nothing); *-direct.kubeconfig bypass exec-proxy.
 
-Session log (who, pod, container, node, command, tty, protocol, duration, bytes, how it ended):
-  grep '"Session ended"' $LOGS/exec-proxy.log
+Session audit (audit.k8s.io/v1 Events: start, end with exit code and bytes per stream, refused):
+  tail -f $LOGS/exec-proxy-audit.log
+  and one log line per session: grep '"Session ended"' $LOGS/exec-proxy.log
 Metrics (exec-proxy serves them itself, authorized by kube-apiserver's RBAC):
   curl -s --cacert $PKI/ca.crt --cert $PKI/cluster-admin.crt --key $PKI/cluster-admin.key https://127.0.0.1:$EXEC_PROXY_PORT/metrics | grep ^execproxy_
 Stop everything: make demo-down
