@@ -33,7 +33,8 @@ type Config struct {
 	Limits                proxy.Limits
 	ShutdownGracePeriod   time.Duration
 	// Audit writes session records; nil when none are configured.
-	Audit *sessionaudit.Recorder
+	Audit     *sessionaudit.Recorder
+	Recording proxy.RecordingConfig
 }
 
 type completedConfig struct {
@@ -66,7 +67,7 @@ func (c *Config) Complete() (CompletedConfig, error) {
 		DefaultPort:           c.DefaultKubeletPort,
 	}
 	proxier := proxy.New(resolver, transport, c.Limits)
-	proxier.Audit = c.Audit
+	proxier.Audit, proxier.Recording = c.Audit, c.Recording
 	route := &kuberoute.Handler{Pods: resolver, Sessions: proxier}
 
 	g := c.Generic

@@ -47,6 +47,8 @@ type Proxier struct {
 	relay     *tokenRelay // nil unless kubelets take a bearer token
 	// Audit writes the session's start and end records; nil writes none.
 	Audit *sessionaudit.Recorder
+	// Recording says which sessions are recorded, and where.
+	Recording RecordingConfig
 }
 
 // New returns a Proxier; Run must be called for timeouts to apply.
@@ -103,7 +105,11 @@ func (p *Proxier) Handler(ctx context.Context, r Request) (http.Handler, error) 
 	p.describe(ctx, s, r, target)
 	s.onUpgrade = func(protocol string) error {
 		attempt.Update(func(rec *sessionaudit.Record) { rec.Protocol, rec.Start = protocol, time.Now() })
-		return p.Audit.Started(attempt)
+		if err := p.Audit.Started(attempt); err != nil {
+			return err
+		}
+		p.startRecording(ctx, s)
+		return nil
 	}
 	release, err := p.admit.admit(s.User, s.Node)
 	if err != nil {
@@ -157,8 +163,11 @@ func (p *Proxier) serve(w http.ResponseWriter, req *http.Request, s *Session, r 
 
 	p.forward(sw, req, r, t)
 	streams, resizes, exitCode := s.Streams()
+	recordingFile, dropped := stopRecording(req.Context(), s)
 	p.finish(logger, s, sw, exitCode)
-	p.audit(sessionaudit.AttemptFrom(req.Context()), s, sw, streams, resizes, exitCode)
+	attempt := sessionaudit.AttemptFrom(req.Context())
+	attempt.Update(func(rec *sessionaudit.Record) { rec.Recording, rec.RecordingDropped = recordingFile, dropped })
+	p.audit(attempt, s, sw, streams, resizes, exitCode)
 }
 
 func (p *Proxier) forward(w http.ResponseWriter, req *http.Request, r Request, t *nodeconn.Target) {
@@ -214,6 +223,33 @@ func (p *Proxier) audit(a *sessionaudit.Attempt, s *Session, sw *sessionWriter, 
 	if upgraded {
 		p.Audit.Ended(a)
 	}
+}
+
+// startRecording records s when the flags ask for it. A recording that cannot be made is logged
+// and the session goes on: the audit records remain.
+func (p *Proxier) startRecording(ctx context.Context, s *Session) {
+	cfg := p.Recording
+	if cfg.Dir == "" || s.Kind == KindPortForward || (!s.TTY && !cfg.NonTTY) {
+		return
+	}
+	rec, err := newRecording(cfg, s)
+	if err != nil {
+		klog.FromContext(ctx).Error(err, "Session not recorded", "session", s.ID)
+		return
+	}
+	s.stats.recording.Store(rec)
+}
+
+// stopRecording ends s's recording, if any, and returns its file and the events it dropped.
+func stopRecording(ctx context.Context, s *Session) (string, int64) {
+	rec := s.stats.recording.Load()
+	if rec == nil {
+		return "", 0
+	}
+	if err := rec.close(); err != nil {
+		klog.FromContext(ctx).Error(err, "Recording incomplete", "session", s.ID, "file", rec.path)
+	}
+	return rec.path, rec.dropped.Load()
 }
 
 // endReason is why a session ended: exec-proxy's reason when it ended it, else what the streams told.

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -19,6 +20,8 @@ type streamStats struct {
 	// or resize, so that keep-alive pings do not hold a session open.
 	reading   atomic.Bool
 	onPayload func()
+	// recording, when set, receives the payload as asciicast events.
+	recording atomic.Pointer[recording]
 
 	mu       sync.Mutex
 	bytes    map[string]int64
@@ -45,11 +48,42 @@ func (s *streamStats) payload() {
 	}
 }
 
-func (s *streamStats) resized() {
+// record hands payload of stream to the recording, if any; data is copied before it returns.
+func (s *streamStats) record(stream string, data []byte) {
+	r := s.recording.Load()
+	if r == nil || len(data) == 0 {
+		return
+	}
+	switch stream {
+	case "stdout", "stderr":
+		r.add("o", data)
+	case "stdin":
+		r.add("i", data)
+	}
+}
+
+// recordsStream reports whether stream's bytes are wanted, so a reader unmasks them only then.
+func (s *streamStats) recordsStream(stream string) bool {
+	r := s.recording.Load()
+	return r != nil && (stream == "stdout" || stream == "stderr" || (stream == "stdin" && r.stdin))
+}
+
+// resized reads one resize message (JSON TerminalSize objects) and counts it.
+func (s *streamStats) resized(msg []byte) {
 	s.payload()
-	s.mu.Lock()
-	s.resizes++
-	s.mu.Unlock()
+	dec := json.NewDecoder(bytes.NewReader(msg))
+	for {
+		var size struct{ Width, Height uint16 }
+		if err := dec.Decode(&size); err != nil {
+			return
+		}
+		s.mu.Lock()
+		s.resizes++
+		s.mu.Unlock()
+		if r := s.recording.Load(); r != nil {
+			r.add("r", []byte(fmt.Sprintf("%dx%d", size.Width, size.Height)))
+		}
+	}
 }
 
 // unknown records why the exit code cannot be known; the first reason wins.

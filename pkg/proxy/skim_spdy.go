@@ -93,9 +93,10 @@ func (s *spdySkimmer) frame(frame spdy.Frame) {
 				delete(s.msgs, f.StreamId)
 			}
 		case "resize":
-			s.stats.resized()
+			s.stats.resized(f.Data)
 		default:
 			s.stats.add(typ, len(f.Data))
+			s.stats.record(typ, f.Data)
 		}
 	}
 }

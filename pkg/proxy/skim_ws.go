@@ -114,17 +114,27 @@ func (r *wsReader) payload(p []byte) {
 		r.stream, r.channelAt, r.pos, p = wsChannels[ch], false, r.pos+1, p[1:]
 	}
 	switch r.stream {
-	case "error":
+	case "error", "resize": // whole messages are read: a Status, or terminal sizes
 		for _, b := range p {
 			if len(r.msg) < maxErrorMessage {
 				r.msg = append(r.msg, r.unmask(b))
 			}
 			r.pos++
 		}
-	case "resize":
-		r.pos += uint64(len(p))
 	default:
 		r.s.stats.add(r.stream, len(p))
+		if r.s.stats.recordsStream(r.stream) {
+			data := make([]byte, len(p))
+			for i, b := range p {
+				data[i] = r.unmask(b)
+				r.pos++
+			}
+			if r.s.base64 {
+				data = decodeBase64(data)
+			}
+			r.s.stats.record(r.stream, data)
+			return
+		}
 		r.pos += uint64(len(p))
 	}
 }
@@ -150,7 +160,11 @@ func (r *wsReader) frameDone() {
 			r.s.stats.status(msg)
 		}
 	case "resize":
-		r.s.stats.resized()
+		msg := r.msg
+		if r.s.base64 {
+			msg = decodeBase64(msg)
+		}
+		r.s.stats.resized(msg)
 	}
 	r.stream = ""
 }

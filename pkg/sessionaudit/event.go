@@ -35,11 +35,14 @@ const (
 	AnnotationReason      = prefix + "reason"
 	AnnotationBytesPrefix = prefix + "bytes-" // + stdin, stdout, stderr or data
 	AnnotationResizes     = prefix + "resizes"
-	recordStart           = "start"
-	recordEnd             = "end"
-	recordRefused         = "refused"
-	timeFormat            = time.RFC3339Nano
-	subresourceAPIVersion = "v1"
+	AnnotationRecording   = prefix + "recording"
+	// AnnotationRecordingDropped counts events left out of the recording rather than slow the session.
+	AnnotationRecordingDropped = prefix + "recording-dropped"
+	recordStart                = "start"
+	recordEnd                  = "end"
+	recordRefused              = "refused"
+	timeFormat                 = time.RFC3339Nano
+	subresourceAPIVersion      = "v1"
 )
 
 // event builds the audit Event of one record kind. The session id is the audit ID, so the start and
@@ -114,6 +117,9 @@ func annotations(kind string, r Record) map[string]string {
 		}
 		if r.TTY {
 			a[AnnotationResizes] = fmt.Sprint(r.Resizes)
+		}
+		if r.Recording != "" {
+			a[AnnotationRecording], a[AnnotationRecordingDropped] = r.Recording, fmt.Sprint(r.RecordingDropped)
 		}
 	}
 	return a

@@ -35,6 +35,8 @@ type Record struct {
 	BytesIn, BytesOut int64            // on the client connection, framing included
 	StreamBytes       map[string]int64 // payload per stream: stdin, stdout, stderr, data (port-forward)
 	Resizes           int
+	Recording         string // the asciicast file, if the session was recorded
+	RecordingDropped  int64  // events the recording dropped rather than slow the session
 	Reason            string
 
 	// Code and Message say why an attempt was refused.

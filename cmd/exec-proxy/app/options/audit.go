@@ -2,11 +2,13 @@ package options
 
 import (
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/util/wait"
 
+	"github.com/exec-proxy/exec-proxy/pkg/proxy"
 	"github.com/exec-proxy/exec-proxy/pkg/sessionaudit"
 )
 
@@ -14,6 +16,7 @@ import (
 type AuditOptions struct {
 	sessionaudit.BackendConfig
 	FailurePolicy string
+	Recording     proxy.RecordingConfig
 }
 
 func NewAuditOptions() *AuditOptions {
@@ -37,6 +40,10 @@ func (o *AuditOptions) AddFlags(fs *pflag.FlagSet) {
 		"Kubeconfig of a webhook that receives session audit records in batches (audit.k8s.io/v1 EventList).")
 	fs.IntVar(&o.WebhookBuffer, "session-audit-webhook-buffer", o.WebhookBuffer, "Records held for the webhook while it cannot take them.")
 	fs.DurationVar(&o.WebhookBatchWait, "session-audit-webhook-batch-max-wait", o.WebhookBatchWait, "Longest a record waits for its batch to the webhook.")
+	fs.StringVar(&o.Recording.Dir, "recording-dir", o.Recording.Dir,
+		"Directory for asciicast v2 recordings of TTY sessions, one <session id>.cast each (empty: no recordings).")
+	fs.BoolVar(&o.Recording.NonTTY, "record-non-tty", o.Recording.NonTTY, "Record exec and attach sessions without a TTY too.")
+	fs.BoolVar(&o.Recording.Stdin, "record-stdin", o.Recording.Stdin, "Record what users type (asciicast \"i\" events), not only output.")
 	fs.StringVar(&o.FailurePolicy, "session-audit-failure-policy", o.FailurePolicy,
 		"fail-closed: refuse a session (503) whose start record cannot be written; fail-open: let it run, count and log the loss.")
 }
@@ -47,6 +54,11 @@ func (o *AuditOptions) Validate() []error {
 	case sessionaudit.FailClosed, sessionaudit.FailOpen:
 	default:
 		errs = append(errs, fmt.Errorf("--session-audit-failure-policy must be fail-closed or fail-open, not %q", o.FailurePolicy))
+	}
+	if o.Recording.Dir != "" {
+		if info, err := os.Stat(o.Recording.Dir); err != nil || !info.IsDir() {
+			errs = append(errs, fmt.Errorf("--recording-dir %q must be an existing directory", o.Recording.Dir))
+		}
 	}
 	if o.LogMaxAgeDays < 0 || o.LogMaxBackups < 0 || o.LogMaxSizeMB < 0 || o.WebhookBuffer < 1 {
 		errs = append(errs, fmt.Errorf("--session-audit-log-max* must not be negative and --session-audit-webhook-buffer must be at least 1"))

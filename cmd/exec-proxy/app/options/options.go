@@ -138,6 +138,7 @@ func (o *Options) ServerConfig() (*apiserver.Config, error) {
 	}
 	return &apiserver.Config{
 		Audit:                 recorder,
+		Recording:             o.Audit.Recording,
 		Generic:               generic,
 		Client:                client,
 		Kubelet:               o.Kubelet.TransportConfig(),
