@@ -14,6 +14,7 @@ declare -A why=(
   [openssl]="cluster certificates"
   [iproute2]="veth pairs for pod network namespaces"
   [tmux]="a real terminal for kubectl exec -it tests"
+  [asciinema]="reads session recordings in the e2e tests"
   [gcc]="builds the pause image's static binary"
   [libc6-dev]="static libc for the pause binary"
   [procps]="pkill/pgrep for cluster teardown"

@@ -7,6 +7,7 @@ EXEC_PROXY_BIN=${EXEC_PROXY_BIN:-$ROOT/bin/exec-proxy}
 up() {
   [[ -x $EXEC_PROXY_BIN ]] || die "$EXEC_PROXY_BIN not found (make build)"
   write_kubeconfig "$KCFG/exec-proxy.kubeconfig" "$APISERVER_URL" exec-proxy
+  mkdir -p "$CLUSTER_DIR/recordings"
   if is_running exec-proxy && [[ $EXEC_PROXY_BIN -nt $RUN/exec-proxy.pid ]]; then
     log "exec-proxy: binary rebuilt since it started, restarting"; down
   fi
@@ -17,7 +18,7 @@ up() {
     --kubelet-certificate-authority "$PKI/ca.crt" \
     --kubelet-client-certificate "$PKI/exec-proxy.crt" --kubelet-client-key "$PKI/exec-proxy.key" \
     --kubelet-preferred-address-types InternalIP,Hostname \
-    --session-audit-log-path "$LOGS/exec-proxy-audit.log" \
+    --session-audit-log-path "$LOGS/exec-proxy-audit.log" --recording-dir "$CLUSTER_DIR/recordings" \
     ${EXEC_PROXY_EXTRA_ARGS:-}
   WAIT_PROCESS=exec-proxy wait_for "exec-proxy ready" 60 curl -sf --cacert "$PKI/ca.crt" "https://127.0.0.1:$EXEC_PROXY_PORT/readyz" ||
     die "exec-proxy not ready: see $LOGS/exec-proxy.log"

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -213,4 +214,39 @@ func TestAuditFailurePolicy(t *testing.T) {
 			t.Error("the lost start record was not logged")
 		}
 	})
+}
+
+// TestRecordingPlays: a TTY session through exec-proxy is recorded as an asciicast v2 file that
+// the real asciinema reads, with what the user saw; its end record names the file.
+func TestRecordingPlays(t *testing.T) {
+	for _, c := range clients {
+		t.Run(c.name, func(t *testing.T) {
+			m := marker(t)
+			term := newTerminal(t, 100, 30, c.env, c.path(), "--kubeconfig", kubeconfig("admin"),
+				"exec", "-it", "demo", "-c", "main", "--", "sh", "-c", "read line; echo \"rec-$line-"+m+"\"; exit 4")
+			term.typeLine("42")
+			term.waitFor("rec-42-" + m)
+			if status := term.exitStatus(); status != "4" {
+				t.Fatalf("kubectl exit %s; screen:\n%s", status, term.screen())
+			}
+			end := sessionRecords(t, m, map[string]int{"start": 1, "end": 1})["end"][0]
+			a := end.Annotations
+			file := a[annotation+"recording"]
+			if a[annotation+"exit-code"] != "4" || a[annotation+"tty"] != "true" || a[annotation+"resizes"] == "0" || file == "" ||
+				a[annotation+"recording-dropped"] != "0" {
+				t.Fatalf("end record: %+v", a)
+			}
+			// asciinema reads the controlling terminal: give it one.
+			out, err := exec.Command("script", "-qec", "asciinema cat "+file, "/dev/null").CombinedOutput()
+			if err != nil || !strings.Contains(string(out), "rec-42-"+m) {
+				t.Errorf("asciinema cat %s: %v\n%s", file, err, out)
+			}
+			data, err := os.ReadFile(file)
+			var header struct{ Version, Width, Height int }
+			if err != nil || json.Unmarshal([]byte(strings.SplitN(string(data), "\n", 2)[0]), &header) != nil ||
+				header.Version != 2 || header.Width != 100 || header.Height != 30 {
+				t.Errorf("recording header: %v %+v %.300s", err, header, data)
+			}
+		})
+	}
 }
