@@ -50,7 +50,10 @@ start() {
   log "$name: started (pid $!, log $logf)"
 }
 
-is_running() { [[ -f "$RUN/$1.pid" ]] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
+is_running() { [[ -f "$RUN/$1.pid" ]] && alive "$(cat "$RUN/$1.pid")"; }
+
+# alive PID: the process exists and is not a zombie (nothing may reap our orphans in a container).
+alive() { [[ -r /proc/$1/stat ]] && [[ $(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null) != Z ]]; }
 
 # my_cgroup: this process's memory cgroup; the nodes' pods go below it, never at a hierarchy root.
 my_cgroup() { awk -F: '$2=="memory"{print $3}' /proc/self/cgroup; }
@@ -79,9 +82,9 @@ stop_pid() {
   local f=$RUN/$1.pid
   [[ -f $f ]] || return 0
   local pid; pid=$(cat "$f")
-  if kill -0 "$pid" 2>/dev/null; then
+  if alive "$pid"; then
     kill "$pid" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    for _ in $(seq 50); do alive "$pid" || break; sleep 0.2; done
     kill -9 "$pid" 2>/dev/null || true
     log "$1: stopped"
   fi

@@ -19,6 +19,7 @@ up() {
     --kubelet-client-certificate "$PKI/exec-proxy.crt" --kubelet-client-key "$PKI/exec-proxy.key" \
     --kubelet-preferred-address-types InternalIP,Hostname \
     --session-audit-log-path "$LOGS/exec-proxy-audit.log" --recording-dir "$CLUSTER_DIR/recordings" \
+    --shutdown-grace-period 5s \
     ${EXEC_PROXY_EXTRA_ARGS:-}
   WAIT_PROCESS=exec-proxy wait_for "exec-proxy ready" 60 curl -sf --cacert "$PKI/ca.crt" "https://127.0.0.1:$EXEC_PROXY_PORT/readyz" ||
     die "exec-proxy not ready: see $LOGS/exec-proxy.log"

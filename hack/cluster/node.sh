@@ -106,6 +106,9 @@ YAML
 }
 
 up() {
+  # Run on its own (to restart a kubelet), it finds the cached build as up.sh does.
+  [[ -n $K8S_BIN ]] || K8S_BIN=$("$ROOT/hack/build-k8s.sh")
+  [[ -x $K8S_BIN/kubelet ]] || die "no kubelet at $K8S_BIN (hack/build-k8s.sh)"
   write_configs
   make_cgroups
   start "containerd-$node" "$LOGS/containerd-$node.log" containerd --config "$D/containerd.toml"
@@ -121,8 +124,13 @@ up() {
     "$(dirname "$0")/kubelet-sandbox.sh" "$D" "$K8S_BIN/kubelet" \
     --config "$D/kubelet.yaml" --kubeconfig "$KCFG/kubelet-$node.kubeconfig" \
     --root-dir "$D/kubelet" --cert-dir "$D/kubelet/pki" --hostname-override "$ip" --v 1
+  # The Node object may still say Ready from before a restart: wait for the kubelet itself.
+  WAIT_PROCESS=kubelet-$node wait_for "kubelet $node serving on $ip:$port" 90 kubelet_serving ||
+    die "kubelet $node did not start serving: see $LOGS/kubelet-$node.log"
   WAIT_PROCESS=kubelet-$node wait_for "node $ip Ready" 90 node_ready "$ip" || die "node $ip did not become Ready: see $LOGS/kubelet-$node.log"
 }
+
+kubelet_serving() { is_running "kubelet-$node" && curl -s -o /dev/null --cacert "$PKI/ca.crt" "https://$ip:$port/healthz"; }
 
 node_ready() { [[ $(kc get node "$1" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}') == True ]]; }
 

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -75,6 +76,11 @@ func (c *sessionConn) Read(p []byte) (int, error) {
 		p = p[:limiterBurst]
 	}
 	n, err := c.Conn.Read(p)
+	// The client closed its side before it was told how the command ended. (A close by exec-proxy
+	// is another error; clients close after the exit status as a matter of course.)
+	if errors.Is(err, io.EOF) && !c.s.stats.told() {
+		c.s.clientClosed.Store(true)
+	}
 	if n > 0 {
 		c.s.skimmer().fromClient(p[:n])
 		c.s.countIn(n)

@@ -46,6 +46,10 @@ func newFakeKubeletWithToken(t *testing.T, token string) *fakeKubelet {
 	t.Helper()
 	mux := http.NewServeMux()
 	mux.HandleFunc("/exec/{ns}/{pod}/{container}", func(w http.ResponseWriter, req *http.Request) {
+		if req.PathValue("container") == "gone" { // as a kubelet that does not know the pod yet
+			http.Error(w, "pod does not exist", http.StatusInternalServerError)
+			return
+		}
 		opts, err := kubeletrc.NewOptions(req)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)

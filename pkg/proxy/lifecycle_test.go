@@ -3,10 +3,19 @@ package proxy
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
+	restclient "k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/remotecommand"
+
+	"github.com/exec-proxy/exec-proxy/pkg/sessionaudit"
 )
 
 func TestConcurrencyLimitIs429(t *testing.T) {
@@ -118,5 +127,131 @@ func TestDrain(t *testing.T) {
 	<-done
 	if got := live.EndReason(); got != ReasonProxyShutdown {
 		t.Errorf("end reason %q, want %q", got, ReasonProxyShutdown)
+	}
+}
+
+// cutter forwards TCP connections to target until cut, which breaks them all, as a dying kubelet.
+type cutter struct {
+	net.Listener
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func newCutter(t *testing.T, target string) *cutter {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &cutter{Listener: l}
+	t.Cleanup(func() { _ = l.Close(); c.cut() })
+	go func() {
+		for {
+			client, err := l.Accept()
+			if err != nil {
+				return
+			}
+			backend, err := net.Dial("tcp", target)
+			if err != nil {
+				_ = client.Close()
+				continue
+			}
+			c.mu.Lock()
+			c.conns = append(c.conns, client, backend)
+			c.mu.Unlock()
+			go func() { _, _ = io.Copy(backend, client); _ = backend.Close() }()
+			go func() { _, _ = io.Copy(client, backend); _ = client.Close() }()
+		}
+	}()
+	return c
+}
+
+func (c *cutter) cut() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, conn := range c.conns {
+		_ = conn.Close()
+	}
+}
+
+// A kubelet that vanishes mid-session is not an exit: the translator tells WebSocket clients
+// "success" (an empty error stream), but the record says the kubelet disconnected. The proxy ends
+// the session and closes the client's connection; how soon a client notices is up to it
+// (client-go's SPDY client may wait on streams that never close), so the client is cancelled here.
+func TestKubeletVanishes(t *testing.T) {
+	for _, protocol := range []string{"spdy", "websocket"} {
+		t.Run(protocol, func(t *testing.T) {
+			// The peers linger after the cut, not exec-proxy: the fake kubelet waits out its stream
+			// creation timeout, client-go its stream waits and WebSocket heartbeat.
+			checkLeaks(t, goleak.IgnoreTopFunction("k8s.io/kubelet/pkg/cri/streaming/remotecommand.(*v4ProtocolHandler).waitForStreams"),
+				goleak.IgnoreTopFunction("github.com/moby/spdystream.(*Stream).WaitTimeout"),
+				goleak.IgnoreTopFunction("k8s.io/client-go/tools/remotecommand.(*heartbeat).start"))
+			kubelet := newFakeKubelet(t)
+			cut := newCutter(t, kubelet.Listener.Addr().String())
+			p := newTestProxier(t, kubelet.caFile, Limits{}, runningPod("p", "n1", "a"), nodeAt("n1", "127.0.0.1", portOf(t, "tcp://"+cut.Addr().String())))
+			srv, records := frontWithRecords(t, p)
+			stdin, feeder := io.Pipe()
+			t.Cleanup(func() { _ = feeder.Close() })
+			stdout, output := io.Pipe()
+			t.Cleanup(func() { _ = stdout.Close() })
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			t.Cleanup(func() { cancel(); <-done })
+			go func() {
+				defer close(done)
+				u, _ := url.Parse(srv.URL + "/p?container=a&command=cat&stdin=true&stdout=true")
+				cfg := &restclient.Config{Host: srv.URL, WrapTransport: withUser("alice")}
+				exec, err := remotecommand.NewSPDYExecutor(cfg, "POST", u)
+				if protocol == "websocket" {
+					exec, err = remotecommand.NewWebSocketExecutor(cfg, "GET", u.String())
+				}
+				if err == nil {
+					_ = exec.StreamWithContext(ctx, remotecommand.StreamOptions{Stdin: stdin, Stdout: output})
+				}
+			}()
+			// Cut only once the whole path is up: what is typed comes back from the container.
+			go func() { _, _ = feeder.Write([]byte("x")) }()
+			if _, err := io.ReadFull(stdout, make([]byte, 1)); err != nil {
+				t.Fatal(err)
+			}
+			go func() { _, _ = io.Copy(io.Discard, stdout) }()
+			cut.cut()
+			var rec sessionaudit.Record
+			select {
+			case rec = <-records:
+			case <-time.After(20 * time.Second):
+				t.Fatal("the session did not end")
+			}
+			if !strings.HasPrefix(rec.ExitCode, "unknown") || rec.Reason != ReasonKubeletClosed {
+				t.Errorf("exit %q, reason %q; want unknown, %q (%+v)", rec.ExitCode, rec.Reason, ReasonKubeletClosed, rec)
+			}
+		})
+	}
+}
+
+// A kubelet that refuses the translator's upgrade ends the session at once, with the kubelet's
+// answer in the record: the relay must not wait on a connection the kubelet keeps open.
+func TestKubeletRefusesTranslatedUpgrade(t *testing.T) {
+	checkLeaks(t)
+	kubelet := newFakeKubelet(t)
+	p := newTestProxier(t, kubelet.caFile, Limits{}, runningPod("p", "n1", "gone"), nodeAt("n1", "127.0.0.1", kubelet.port(t)))
+	srv, records := frontWithRecords(t, p)
+	u, _ := url.Parse(srv.URL + "/p?container=gone&command=true&stdout=true")
+	exec, err := remotecommand.NewWebSocketExecutor(&restclient.Config{Host: srv.URL, WrapTransport: withUser("alice")}, "GET", u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := exec.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: io.Discard}); err == nil || !strings.Contains(err.Error(), "pod does not exist") {
+		t.Errorf("client got %v, want the kubelet's refusal", err)
+	}
+	select {
+	case rec := <-records:
+		if !strings.Contains(rec.ExitCode, "the kubelet answered 500") {
+			t.Errorf("exit code %q", rec.ExitCode)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the session did not end")
 	}
 }

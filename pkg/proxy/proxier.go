@@ -44,7 +44,7 @@ type Proxier struct {
 	limits    Limits
 	admit     *admitter
 	sessions  *registry
-	relay     *tokenRelay // nil unless kubelets take a bearer token
+	relay     *relay // the stream translator's way to the kubelet
 	// Audit writes the session's start and end records; nil writes none.
 	Audit *sessionaudit.Recorder
 	// Recording says which sessions are recorded, and where.
@@ -55,9 +55,7 @@ type Proxier struct {
 func New(resolver *nodeconn.Resolver, transport *nodeconn.Transport, limits Limits) *Proxier {
 	p := &Proxier{resolver: resolver, transport: transport, limits: limits,
 		admit: newAdmitter(limits), sessions: newRegistry()}
-	if transport.UsesToken() {
-		p.relay = newTokenRelay(transport)
-	}
+	p.relay = newRelay(transport)
 	return p
 }
 
@@ -158,7 +156,7 @@ func (p *Proxier) serve(w http.ResponseWriter, req *http.Request, s *Session, r 
 	}
 	w.Header().Set(SessionIDHeader, s.ID) // also set by the audit filter, when one runs
 	sw := &sessionWriter{ResponseWriter: w, s: s}
-	req = req.WithContext(klog.NewContext(s.ctx, logger))
+	req = req.WithContext(withSession(klog.NewContext(s.ctx, logger), s))
 	defer s.cancel()
 
 	p.forward(sw, req, r, t)
@@ -257,10 +255,12 @@ func endReason(s *Session, exitCode string) string {
 	switch reason := s.EndReason(); {
 	case reason != "":
 		return reason
-	case strings.HasPrefix(exitCode, "unknown"):
-		return ReasonClosed
+	case s.clientClosed.Load():
+		return ReasonClientClosed
+	case !strings.HasPrefix(exitCode, "unknown"):
+		return ReasonExited
 	}
-	return ReasonExited
+	return ReasonKubeletClosed
 }
 
 // upstreamHandler is kube-apiserver's own composition: SPDY (and old WebSocket protocols) pass
@@ -280,11 +280,7 @@ func (p *Proxier) upstreamHandler(r Request, t *nodeconn.Target) http.Handler {
 		} else if r.Attach != nil {
 			opts = translator.Options{Stdin: r.Attach.Stdin, Stdout: r.Attach.Stdout, Stderr: r.Attach.Stderr, Tty: r.Attach.TTY}
 		}
-		stLoc, stTransport := loc, http.RoundTripper(p.transport.Transport)
-		if p.relay != nil {
-			stLoc, stTransport = p.relay.location(loc), p.relay.transport
-		}
-		st := translator.NewStreamTranslatorHandler(stLoc, stTransport, 0, opts)
+		st := translator.NewStreamTranslatorHandler(p.relay.location(loc), p.relay.transport, 0, opts)
 		return translator.NewTranslatingHandler(uah, st, wsstream.IsWebSocketRequestWithStreamCloseProtocol)
 	}
 }

@@ -78,17 +78,17 @@ func newTestProxier(t *testing.T, caFile string, limits Limits, objs ...interfac
 }
 
 // checkLeaks verifies, after every cleanup of the test, that no goroutine it started is left.
-func checkLeaks(t *testing.T) {
+func checkLeaks(t *testing.T, ignore ...goleak.Option) {
 	t.Helper()
-	before := goleak.IgnoreCurrent()
+	before := append(ignore, goleak.IgnoreCurrent())
 	t.Cleanup(func() {
 		// spdystream's shutdown may linger up to 1s after a close: give the goroutines 3s to end.
 		for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-			if goleak.Find(before) == nil {
+			if goleak.Find(before...) == nil {
 				return
 			}
 		}
-		goleak.VerifyNone(t, before)
+		goleak.VerifyNone(t, before...)
 	})
 }
 

@@ -22,8 +22,9 @@ const (
 
 // End reasons recorded for a session.
 const (
-	ReasonExited        = "exited"            // the error stream carried the command's exit status
-	ReasonClosed        = "connection closed" // by the client or the kubelet, without an exit status
+	ReasonExited        = "exited" // the error stream carried the command's exit status
+	ReasonClientClosed  = "client closed"
+	ReasonKubeletClosed = "kubelet disconnected" // or the connection broke, with no exit status
 	ReasonIdleTimeout   = "idle timeout"
 	ReasonMaxDuration   = "max duration"
 	ReasonProxyShutdown = "proxy shutdown"
@@ -56,11 +57,20 @@ type Session struct {
 	bytesIn    atomic.Int64
 	bytesOut   atomic.Int64
 	lastActive atomic.Int64
+	// clientClosed is set when the client closed its side of the connection.
+	clientClosed atomic.Bool
 
 	// onUpgrade runs as the 101 is about to reach the client; an error refuses the session instead.
 	onUpgrade func(protocol string) error
 
 	stats *streamStats
+	// leg is what the translator's connection to the kubelet told (WebSocket sessions only);
+	// legs counts its relays still running.
+	leg  *streamStats
+	legs sync.WaitGroup
+	// legCtx ends the relays when the translator is done with them.
+	legCtx  context.Context
+	endLegs context.CancelFunc
 
 	mu        sync.Mutex
 	skim      skimmer
@@ -74,6 +84,7 @@ func newSession(ctx context.Context, maxBytesPerSec int64) *Session {
 	s := &Session{Start: time.Now(), stats: newStreamStats(), skim: nopSkimmer{}}
 	s.stats.onPayload = func() { s.touch(true) }
 	s.ctx, s.cancel = context.WithCancel(ctx)
+	s.legCtx, s.endLegs = context.WithCancel(context.Background())
 	if maxBytesPerSec > 0 {
 		burst := max(int(maxBytesPerSec), limiterBurst)
 		s.inLimit = rate.NewLimiter(rate.Limit(maxBytesPerSec), burst)
@@ -137,11 +148,32 @@ func (s *Session) skimmer() skimmer {
 	return s.skim
 }
 
+// kubeletLeg returns the stats of the translator's kubelet connection, and counts a relay for it.
+func (s *Session) kubeletLeg() *streamStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.leg == nil {
+		s.leg = newStreamStats()
+	}
+	s.legs.Add(1)
+	return s.leg
+}
+
 // Streams stops reading the session's frames and returns what they told: bytes per stream,
 // resizes, and the exit code ("unknown: <why>" when there is none). Call it once the session ended.
+// A translated session's exit code is the kubelet's, read on the translator's kubelet connection.
 func (s *Session) Streams() (map[string]int64, int, string) {
 	s.skimmer().close()
-	return s.stats.result()
+	s.endLegs()
+	s.legs.Wait()
+	streams, resizes, code := s.stats.result()
+	s.mu.Lock()
+	leg := s.leg
+	s.mu.Unlock()
+	if leg != nil {
+		_, _, code = leg.result()
+	}
+	return streams, resizes, code
 }
 
 // Upgraded reports whether the client got a 101 and the negotiated protocol.

@@ -23,11 +23,12 @@ type streamStats struct {
 	// recording, when set, receives the payload as asciicast events.
 	recording atomic.Pointer[recording]
 
-	mu       sync.Mutex
-	bytes    map[string]int64
-	resizes  int
-	exitCode string
-	why      string // why the exit code is unknown, when it is
+	mu         sync.Mutex
+	bytes      map[string]int64
+	resizes    int
+	exitCode   string
+	why        string // why the exit code is unknown, when it is
+	statusSeen bool
 }
 
 func newStreamStats() *streamStats { return &streamStats{bytes: map[string]int64{}} }
@@ -95,6 +96,13 @@ func (s *streamStats) unknown(why string) {
 	s.mu.Unlock()
 }
 
+// told reports whether an error stream message (the exit status) has passed.
+func (s *streamStats) told() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.exitCode != "" || s.statusSeen
+}
+
 // lost says the frames can no longer be followed: activity falls back to every byte.
 func (s *streamStats) lost(why string) {
 	s.reading.Store(false)
@@ -110,6 +118,7 @@ func (s *streamStats) status(msg []byte) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.statusSeen = true
 	switch {
 	case st.Status == metav1.StatusSuccess:
 		s.exitCode = "0"

@@ -1,0 +1,83 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	auditv1 "k8s.io/apiserver/pkg/apis/audit/v1"
+)
+
+// endRecord waits for the end record of the session whose command carries m.
+func endRecord(t *testing.T, m string) auditv1.Event {
+	t.Helper()
+	return sessionRecords(t, m, map[string]int{"start": 1, "end": 1})["end"][0]
+}
+
+// TestClientVanishes: a kubectl killed mid-session ends the session, recorded as client closed.
+// (The command may still exit on its own as its stdin closes; the record keeps that exit code.)
+func TestClientVanishes(t *testing.T) {
+	for _, c := range []client{clients[0], clients[1]} {
+		t.Run(c.name, func(t *testing.T) {
+			m := marker(t)
+			s := c.start(t, viaExecProxy, "admin", "exec", "-i", "demo", "-c", "main", "--", "sh", "-c", "echo holding-"+m+"; cat")
+			s.waitFor(t, "holding-"+m)
+			if err := s.cmd.Process.Kill(); err != nil {
+				t.Fatal(err)
+			}
+			a := endRecord(t, m).Annotations
+			if a[annotation+"reason"] != "client closed" {
+				t.Errorf("end record: %+v", a)
+			}
+		})
+	}
+}
+
+// TestKubeletKilledMidSession: when the kubelet dies under a session, exec-proxy ends the session
+// and closes the client's connection, and the end record says the kubelet disconnected, over SPDY
+// and WebSocket. What kubectl then reports is its own affair: client-go reads an error stream cut
+// short as success. The kubelet is started again afterwards.
+func TestKubeletKilledMidSession(t *testing.T) {
+	for _, c := range []client{clients[0], clients[1]} {
+		t.Run(c.name, func(t *testing.T) {
+			m := marker(t)
+			s := c.start(t, viaExecProxy, "admin", "exec", "-i", "echo", "-c", "echo", "--", "sh", "-c", "echo holding-"+m+"; cat")
+			s.waitFor(t, "holding-"+m)
+			restartKubeletAfter(t, "node2")
+			pid, err := os.ReadFile(filepath.Join(clusterDir(), "run", "kubelet-node2.pid"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if out, err := exec.Command("kill", "-KILL", strings.TrimSpace(string(pid))).CombinedOutput(); err != nil {
+				t.Fatalf("kill: %v %s", err, out)
+			}
+			eventually(t, 10*time.Second, "the kubelet to die", func() bool {
+				stat, err := os.ReadFile("/proc/" + strings.TrimSpace(string(pid)) + "/stat")
+				return err != nil || strings.Fields(string(stat))[2] == "Z"
+			})
+			a := endRecord(t, m).Annotations
+			if a[annotation+"reason"] != "kubelet disconnected" || !strings.HasPrefix(a[annotation+"exit-code"], "unknown") {
+				t.Errorf("end record: %+v", a)
+			}
+		})
+	}
+}
+
+// restartKubeletAfter starts node's kubelet again when the test ends, and waits until it serves.
+func restartKubeletAfter(t *testing.T, node string) {
+	t.Cleanup(func() {
+		cmd := exec.Command("hack/cluster/node.sh", "up", node)
+		cmd.Dir = filepath.Join(clusterDir(), "..")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("restarting %s's kubelet: %v\n%s", node, err, out)
+		}
+		eventually(t, 90*time.Second, node+"'s kubelet to serve sessions again", func() bool {
+			return clients[1].kubectl(t, viaExecProxy, "admin", "", "-n", "team-b", "exec", "other", "--", "true").code == 0
+		})
+	})
+}
