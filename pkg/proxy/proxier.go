@@ -160,12 +160,12 @@ func (p *Proxier) serve(w http.ResponseWriter, req *http.Request, s *Session, r 
 	defer s.cancel()
 
 	p.forward(sw, req, r, t)
-	streams, resizes, exitCode := s.Streams()
+	streams := s.Streams()
 	recordingFile, dropped := stopRecording(req.Context(), s)
-	p.finish(logger, s, sw, exitCode)
+	p.finish(logger, s, sw, streams.ExitCode)
 	attempt := sessionaudit.AttemptFrom(req.Context())
 	attempt.Update(func(rec *sessionaudit.Record) { rec.Recording, rec.RecordingDropped = recordingFile, dropped })
-	p.audit(attempt, s, sw, streams, resizes, exitCode)
+	p.audit(attempt, s, sw, streams)
 }
 
 func (p *Proxier) forward(w http.ResponseWriter, req *http.Request, r Request, t *nodeconn.Target) {
@@ -206,14 +206,17 @@ func (p *Proxier) finish(logger klog.Logger, s *Session, sw *sessionWriter, exit
 
 // audit completes the attempt's record: the end of a session, or the kubelet's refusal (which the
 // chain's filter records, as it does every refusal).
-func (p *Proxier) audit(a *sessionaudit.Attempt, s *Session, sw *sessionWriter, streams map[string]int64, resizes int, exitCode string) {
+func (p *Proxier) audit(a *sessionaudit.Attempt, s *Session, sw *sessionWriter, streams Streams) {
 	upgraded, _ := s.Upgraded()
 	a.Update(func(rec *sessionaudit.Record) {
 		rec.End, rec.BytesIn, rec.BytesOut = time.Now(), s.BytesIn(), s.BytesOut()
-		rec.StreamBytes, rec.Resizes, rec.ExitCode = streams, resizes, exitCode
+		rec.StreamBytes, rec.Resizes, rec.ExitCode = streams.Bytes, streams.Resizes, streams.ExitCode
+		if len(rec.Ports) == 0 {
+			rec.Ports = streams.Ports
+		}
 		switch {
 		case upgraded:
-			rec.Reason = endReason(s, exitCode)
+			rec.Reason = endReason(s, streams.ExitCode)
 		case rec.Code == 0 && s.code != 0 && sw.status == 0: // the kubelet's answer, relayed raw
 			rec.Code, rec.Message, rec.Reason = int32(s.code), fmt.Sprintf("the kubelet answered %d to the upgrade", s.code), ReasonNotUpgraded
 		}

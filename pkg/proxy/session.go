@@ -159,21 +159,33 @@ func (s *Session) kubeletLeg() *streamStats {
 	return s.leg
 }
 
-// Streams stops reading the session's frames and returns what they told: bytes per stream,
-// resizes, and the exit code ("unknown: <why>" when there is none). Call it once the session ended.
-// A translated session's exit code is the kubelet's, read on the translator's kubelet connection.
-func (s *Session) Streams() (map[string]int64, int, string) {
+// Streams is what a session's frames told.
+type Streams struct {
+	Bytes    map[string]int64 // payload per stream
+	Resizes  int
+	ExitCode string // a number, or "unknown: <why>"
+	Ports    []int32
+}
+
+// Streams stops reading the session's frames and returns what they told. Call it once the session
+// ended. A translated session's exit code is the kubelet's, read on the translator's kubelet leg.
+func (s *Session) Streams() Streams {
 	s.skimmer().close()
 	s.endLegs()
 	s.legs.Wait()
-	streams, resizes, code := s.stats.result()
+	var st Streams
+	st.Bytes, st.Resizes, st.ExitCode = s.stats.result()
+	st.Ports = s.stats.forwardedPorts()
 	s.mu.Lock()
 	leg := s.leg
 	s.mu.Unlock()
 	if leg != nil {
-		_, _, code = leg.result()
+		_, _, st.ExitCode = leg.result()
 	}
-	return streams, resizes, code
+	if s.Kind == KindPortForward {
+		st.ExitCode = "unknown: port-forward sessions have no exit code"
+	}
+	return st
 }
 
 // Upgraded reports whether the client got a 101 and the negotiated protocol.

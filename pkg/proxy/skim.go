@@ -5,6 +5,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,12 +28,38 @@ type streamStats struct {
 	mu         sync.Mutex
 	bytes      map[string]int64
 	resizes    int
+	ports      map[string]bool // port-forward: the ports streams were opened for
 	exitCode   string
 	why        string // why the exit code is unknown, when it is
 	statusSeen bool
 }
 
-func newStreamStats() *streamStats { return &streamStats{bytes: map[string]int64{}} }
+func newStreamStats() *streamStats {
+	return &streamStats{bytes: map[string]int64{}, ports: map[string]bool{}}
+}
+
+func (s *streamStats) port(p string) {
+	if p == "" {
+		return
+	}
+	s.mu.Lock()
+	s.ports[p] = true
+	s.mu.Unlock()
+}
+
+// forwardedPorts lists the ports a port-forward opened streams for.
+func (s *streamStats) forwardedPorts() []int32 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []int32
+	for p := range s.ports {
+		if n, err := strconv.ParseUint(p, 10, 16); err == nil {
+			out = append(out, int32(n))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
 
 func (s *streamStats) add(stream string, n int) {
 	if stream == "" || n == 0 {
@@ -166,6 +194,9 @@ func newSkimmer(upgrade, protocol string, stats *streamStats) skimmer {
 	case strings.EqualFold(upgrade, "websocket") && strings.Contains(protocol, "channel.k8s.io"):
 		stats.reading.Store(true)
 		return newWSSkimmer(protocol, stats)
+	case strings.EqualFold(upgrade, "websocket") && strings.HasPrefix(protocol, "SPDY/3.1+"):
+		stats.reading.Store(true)
+		return newWSTunnelSkimmer(stats)
 	case strings.HasPrefix(strings.ToUpper(upgrade), "SPDY/"):
 		stats.reading.Store(true)
 		return newSPDYSkimmer(stats)

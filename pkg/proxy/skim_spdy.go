@@ -82,6 +82,7 @@ func (s *spdySkimmer) frame(frame spdy.Frame) {
 	switch f := frame.(type) {
 	case *spdy.SynStreamFrame:
 		s.types[f.StreamId] = f.Headers.Get("streamType")
+		s.stats.port(f.Headers.Get("port"))
 	case *spdy.DataFrame:
 		switch typ := s.types[f.StreamId]; typ {
 		case "error":

@@ -161,7 +161,8 @@ func TestIdleActivity(t *testing.T) {
 		{"WebSocket ping", "websocket", "v5.channel.k8s.io", wsFrame(true, 9, nil, mask), false},
 		{"WebSocket stdin", "websocket", "v5.channel.k8s.io", wsFrame(true, 2, channelMsg(0, "x"), mask), true},
 		{"WebSocket resize", "websocket", "v5.channel.k8s.io", wsFrame(true, 2, channelMsg(4, `{"Width":1,"Height":1}`), mask), true},
-		{"protocol not read", "websocket", "SPDY/3.1+portforward.k8s.io", wsFrame(true, 9, nil, mask), true},
+		{"port-forward tunnel ping", "websocket", "SPDY/3.1+portforward.k8s.io", wsFrame(true, 9, nil, mask), false},
+		{"protocol not read", "websocket", "example.dev/unknown", wsFrame(true, 9, nil, mask), true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

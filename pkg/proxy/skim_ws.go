@@ -14,6 +14,8 @@ type wsSkimmer struct {
 	stats          *streamStats
 	base64         bool
 	client, server wsReader
+	// tunnel, for port-forward over WebSocket, reads the SPDY stream the messages carry.
+	tunnel *spdySkimmer
 }
 
 func newWSSkimmer(protocol string, stats *streamStats) *wsSkimmer {
@@ -24,7 +26,20 @@ func newWSSkimmer(protocol string, stats *streamStats) *wsSkimmer {
 
 func (s *wsSkimmer) fromClient(p []byte) { s.client.feed(p) }
 func (s *wsSkimmer) toClient(p []byte)   { s.server.feed(p) }
-func (s *wsSkimmer) close()              {}
+func (s *wsSkimmer) close() {
+	if s.tunnel != nil {
+		s.tunnel.close()
+	}
+}
+
+// newWSTunnelSkimmer reads port-forward tunnelled over WebSocket: the binary messages carry a
+// SPDY connection's bytes, without channel bytes.
+func newWSTunnelSkimmer(stats *streamStats) *wsSkimmer {
+	s := &wsSkimmer{stats: stats, tunnel: newSPDYSkimmer(stats)}
+	s.client.s, s.server.s = s, s
+	s.client.raw, s.server.raw = s.tunnel.fromClient, s.tunnel.toClient
+	return s
+}
 
 // wsReader is one direction's parser state; only one goroutine feeds it.
 type wsReader struct {
@@ -35,9 +50,10 @@ type wsReader struct {
 	mask      []byte
 	control   bool
 	fin       bool
-	stream    string // of the current message
-	channelAt bool   // the next payload byte is the channel
-	msg       []byte // the error stream's message so far
+	stream    string       // of the current message
+	channelAt bool         // the next payload byte is the channel
+	msg       []byte       // the error stream's message so far
+	raw       func([]byte) // when set, payload goes here unmasked, with no channel byte
 }
 
 func (r *wsReader) feed(p []byte) {
@@ -104,6 +120,18 @@ func (r *wsReader) header(p *[]byte) bool {
 func (r *wsReader) payload(p []byte) {
 	if r.control {
 		r.pos += uint64(len(p))
+		return
+	}
+	if r.raw != nil {
+		data := p
+		if r.mask != nil {
+			data = make([]byte, len(p))
+			for i, b := range p {
+				data[i] = r.unmask(b)
+				r.pos++
+			}
+		}
+		r.raw(data)
 		return
 	}
 	if r.channelAt && len(p) > 0 {

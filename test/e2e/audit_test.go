@@ -250,3 +250,32 @@ func TestRecordingPlays(t *testing.T) {
 		})
 	}
 }
+
+// TestPortForwardAudit: a port-forward's end record names the forwarded port and counts its data,
+// read from the SPDY streams (kubectl 1.28) and from SPDY tunnelled over WebSocket (1.33).
+func TestPortForwardAudit(t *testing.T) {
+	for _, c := range []client{clients[0], clients[1]} {
+		t.Run(c.name, func(t *testing.T) {
+			before := len(auditEvents(t, "exec-proxy-audit.log"))
+			s := c.start(t, viaExecProxy, "ns-user", "port-forward", "pod/demo", ":8080")
+			s.waitFor(t, "Forwarding from 127.0.0.1:")
+			body := httpGet(t, "http://127.0.0.1:"+forwarding.FindStringSubmatch(s.output())[1]+"/index.html")
+			s.stop()
+			var end *auditv1.Event
+			eventually(t, 10*time.Second, "the port-forward's end record", func() bool {
+				for _, ev := range auditEvents(t, "exec-proxy-audit.log")[before:] {
+					if ev.Annotations[annotation+"kind"] == "portforward" && ev.Annotations[annotation+"record"] == "end" && ev.User.Username == "ns-user" {
+						end = &ev
+						return true
+					}
+				}
+				return false
+			})
+			a := end.Annotations
+			if a[annotation+"ports"] != "[8080]" || a[annotation+"bytes-data"] == "" || a[annotation+"bytes-data"] == "0" ||
+				a[annotation+"protocol"] == "" || !strings.Contains(a[annotation+"exit-code"], "no exit code") {
+				t.Errorf("end record (the response was %d bytes): %+v", len(body), a)
+			}
+		})
+	}
+}
