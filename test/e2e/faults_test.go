@@ -3,10 +3,10 @@
 package e2e
 
 import (
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -49,17 +49,7 @@ func TestKubeletKilledMidSession(t *testing.T) {
 			s := c.start(t, viaExecProxy, "admin", "exec", "-i", "echo", "-c", "echo", "--", "sh", "-c", "echo holding-"+m+"; cat")
 			s.waitFor(t, "holding-"+m)
 			restartKubeletAfter(t, "node2")
-			pid, err := os.ReadFile(filepath.Join(clusterDir(), "run", "kubelet-node2.pid"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if out, err := exec.Command("kill", "-KILL", strings.TrimSpace(string(pid))).CombinedOutput(); err != nil {
-				t.Fatalf("kill: %v %s", err, out)
-			}
-			eventually(t, 10*time.Second, "the kubelet to die", func() bool {
-				stat, err := os.ReadFile("/proc/" + strings.TrimSpace(string(pid)) + "/stat")
-				return err != nil || strings.Fields(string(stat))[2] == "Z"
-			})
+			signalAndWait(t, "kubelet-node2", syscall.SIGKILL, 10*time.Second)
 			a := endRecord(t, m).Annotations
 			if a[annotation+"reason"] != "kubelet disconnected" || !strings.HasPrefix(a[annotation+"exit-code"], "unknown") {
 				t.Errorf("end record: %+v", a)

@@ -8,11 +8,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -111,6 +114,27 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() bo
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// signalAndWait sends sig to the local cluster's process name (as hack/cluster records it) and
+// waits until it is gone, or a zombie: nothing may reap orphans in a container.
+func signalAndWait(t *testing.T, name string, sig syscall.Signal, timeout time.Duration) {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(clusterDir(), "run", name+".pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(pid, sig); err != nil {
+		t.Fatalf("signalling %s (%d): %v", name, pid, err)
+	}
+	eventually(t, timeout, name+" to exit", func() bool {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		return err != nil || strings.Fields(string(stat))[2] == "Z"
+	})
 }
 
 func TestMain(m *testing.M) {

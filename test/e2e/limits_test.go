@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -91,22 +92,12 @@ func TestShutdownDrainsSessions(t *testing.T) {
 	held := clients[1].start(t, viaExecProxy, "admin", "exec", "-i", "demo", "-c", "main", "--", "sh", "-c", "echo holding-"+m+"; cat")
 	held.waitFor(t, "holding-"+m)
 
-	pidFile := filepath.Join(clusterDir(), "run", "exec-proxy.pid")
-	pid, err := os.ReadFile(pidFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("kill", "-TERM", strings.TrimSpace(string(pid))).CombinedOutput(); err != nil {
-		t.Fatalf("kill: %v %s", err, out)
-	}
+	signalAndWait(t, "exec-proxy", syscall.SIGTERM, 60*time.Second)
 	select {
 	case <-held.done:
-	case <-time.After(60 * time.Second):
-		t.Fatalf("kubectl still running a minute after SIGTERM; output:\n%s", held.output())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("kubectl still running after exec-proxy exited; output:\n%s", held.output())
 	}
-	eventually(t, 30*time.Second, "exec-proxy to exit", func() bool {
-		return exec.Command("kill", "-0", strings.TrimSpace(string(pid))).Run() != nil
-	})
 	line := sessionLogLine(t, "holding-"+m)
 	if !strings.Contains(line, `reason="proxy shutdown"`) {
 		t.Errorf("session not ended by the drain: %s", line)
