@@ -39,6 +39,7 @@ viewer may get pods/exec but not create it, nobody may do nothing); *-direct.kub
 Session audit (audit.k8s.io/v1 Events: start, end with exit code and bytes per stream, refused):
   tail -f $LOGS/exec-proxy-audit.log
   and one log line per session: grep '"Session ended"' $LOGS/exec-proxy.log
+Recordings of TTY sessions (asciicast v2): ls $CLUSTER_DIR/recordings; asciinema play FILE
 Metrics (exec-proxy serves them itself, authorized by kube-apiserver's RBAC):
   curl -s --cacert $PKI/ca.crt --cert $PKI/cluster-admin.crt --key $PKI/cluster-admin.key https://127.0.0.1:$EXEC_PROXY_PORT/metrics | grep ^execproxy_
 Stop everything: make demo-down
