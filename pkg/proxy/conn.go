@@ -63,6 +63,7 @@ type sessionConn struct {
 	pending   []byte
 	firstSeen atomic.Bool
 	closeOnce sync.Once
+	closing   atomic.Bool // exec-proxy is closing the connection
 }
 
 func (c *sessionConn) Read(p []byte) (int, error) {
@@ -76,10 +77,14 @@ func (c *sessionConn) Read(p []byte) (int, error) {
 		p = p[:limiterBurst]
 	}
 	n, err := c.Conn.Read(p)
-	// The client closed its side before it was told how the command ended. (A close by exec-proxy
-	// is another error; clients close after the exit status as a matter of course.)
-	if errors.Is(err, io.EOF) && !c.s.stats.told() {
-		c.s.clientClosed.Store(true)
+	// EOF: the client closed its side, unless exec-proxy is closing (its TLS close_notify, answered
+	// in kind, reads as EOF too). It vanished if it had not been told how the command ended yet:
+	// clients close after the exit status as a matter of course.
+	if errors.Is(err, io.EOF) && !c.closing.Load() {
+		c.s.skimmer().settle()
+		if !c.s.stats.told() {
+			c.s.clientClosed.Store(true)
+		}
 	}
 	if n > 0 {
 		c.s.skimmer().fromClient(p[:n])
@@ -139,6 +144,7 @@ func (c *sessionConn) refuse(err error) {
 
 func (c *sessionConn) Close() error {
 	var err error
+	c.closing.Store(true)
 	c.closeOnce.Do(func() { err = c.Conn.Close() })
 	return err
 }

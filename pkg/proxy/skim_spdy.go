@@ -1,8 +1,11 @@
 package proxy
 
 import (
+	"encoding/json"
 	"io"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/moby/spdystream/spdy"
 )
@@ -40,6 +43,19 @@ func (s *spdySkimmer) toClient(p []byte)   { s.offer(s.server, p) }
 func (s *spdySkimmer) offer(r *chunkReader, p []byte) {
 	if !r.offer(p) {
 		s.stats.lost("the frame reader fell behind the session")
+	}
+}
+
+// settle waits, briefly, until the reader of what went to the client has handled all of it, so
+// that what the client was told is known (the client closing after its exit status is no vanishing).
+func (s *spdySkimmer) settle() {
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		s.server.mu.Lock()
+		stopped := s.server.stopped
+		s.server.mu.Unlock()
+		if stopped || (s.server.idle.Load() && len(s.server.ch) == 0) {
+			return
+		}
 	}
 }
 
@@ -89,7 +105,9 @@ func (s *spdySkimmer) frame(frame spdy.Frame) {
 			if len(s.msgs[f.StreamId]) < maxErrorMessage {
 				s.msgs[f.StreamId] = append(s.msgs[f.StreamId], f.Data...)
 			}
-			if f.Flags&spdy.DataFlagFin != 0 && len(s.msgs[f.StreamId]) > 0 {
+			// The kubelet writes its Status in one piece and may close the connection without a FIN:
+			// read it as soon as it is whole.
+			if msg := s.msgs[f.StreamId]; len(msg) > 0 && (f.Flags&spdy.DataFlagFin != 0 || json.Valid(msg)) {
 				s.stats.status(s.msgs[f.StreamId])
 				delete(s.msgs, f.StreamId)
 			}
@@ -107,7 +125,8 @@ type chunkReader struct {
 	ch      chan []byte
 	cur     []byte
 	mu      sync.Mutex
-	stopped bool // ended, abandoned or overflowed: nothing more is queued
+	stopped bool        // ended, abandoned or overflowed: nothing more is queued
+	idle    atomic.Bool // the reader has handled all it was given and waits for more
 }
 
 func newChunkReader() *chunkReader { return &chunkReader{ch: make(chan []byte, spdyQueue)} }
@@ -147,7 +166,15 @@ func (r *chunkReader) abandon() {
 
 func (r *chunkReader) Read(p []byte) (int, error) {
 	for len(r.cur) == 0 {
-		next, ok := <-r.ch
+		var next []byte
+		ok := true
+		select {
+		case next, ok = <-r.ch:
+		default:
+			r.idle.Store(true)
+			next, ok = <-r.ch
+			r.idle.Store(false)
+		}
 		if !ok {
 			return 0, io.EOF
 		}
