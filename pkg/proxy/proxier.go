@@ -129,9 +129,11 @@ func (p *Proxier) Handler(ctx context.Context, r Request) (http.Handler, error) 
 }
 
 func (p *Proxier) describe(ctx context.Context, s *Session, r Request, t *nodeconn.Target) {
-	s.ID = uuid.NewString()
+	// One id for the session, its log lines and its audit records.
 	if a := sessionaudit.AttemptFrom(ctx); a != nil {
 		s.ID = a.Snapshot().SessionID
+	} else {
+		s.ID = uuid.NewString()
 	}
 	s.Kind, s.Namespace, s.Pod, s.Container, s.Node, s.Address = r.Kind, r.Namespace, r.Pod, t.Container, t.Node, t.Address
 	if u, ok := genericapirequest.UserFrom(ctx); ok {
@@ -161,11 +163,12 @@ func (p *Proxier) serve(w http.ResponseWriter, req *http.Request, s *Session, r 
 
 	p.forward(sw, req, r, t)
 	streams := s.Streams()
+	reason := endReason(s, streams.ExitCode)
 	recordingFile, dropped := stopRecording(req.Context(), s)
-	p.finish(logger, s, sw, streams.ExitCode)
+	p.finish(logger, s, sw, reason, streams.ExitCode)
 	attempt := sessionaudit.AttemptFrom(req.Context())
 	attempt.Update(func(rec *sessionaudit.Record) { rec.Recording, rec.RecordingDropped = recordingFile, dropped })
-	p.audit(attempt, s, sw, streams)
+	p.audit(attempt, s, sw, reason, streams)
 }
 
 func (p *Proxier) forward(w http.ResponseWriter, req *http.Request, r Request, t *nodeconn.Target) {
@@ -186,7 +189,7 @@ func (p *Proxier) forward(w http.ResponseWriter, req *http.Request, r Request, t
 }
 
 // finish counts and logs the session once it is over.
-func (p *Proxier) finish(logger klog.Logger, s *Session, sw *sessionWriter, exitCode string) {
+func (p *Proxier) finish(logger klog.Logger, s *Session, sw *sessionWriter, reason, exitCode string) {
 	upgraded, protocol := s.Upgraded()
 	outcome := "upgraded"
 	switch {
@@ -196,7 +199,6 @@ func (p *Proxier) finish(logger klog.Logger, s *Session, sw *sessionWriter, exit
 		outcome = "refused"
 	}
 	sessionsTotal.WithLabelValues(string(s.Kind), outcome).Inc()
-	reason := endReason(s, exitCode)
 	if upgraded {
 		sessionDuration.WithLabelValues(string(s.Kind)).Observe(time.Since(s.Start).Seconds())
 	}
@@ -206,7 +208,7 @@ func (p *Proxier) finish(logger klog.Logger, s *Session, sw *sessionWriter, exit
 
 // audit completes the attempt's record: the end of a session, or the kubelet's refusal (which the
 // chain's filter records, as it does every refusal).
-func (p *Proxier) audit(a *sessionaudit.Attempt, s *Session, sw *sessionWriter, streams Streams) {
+func (p *Proxier) audit(a *sessionaudit.Attempt, s *Session, sw *sessionWriter, reason string, streams Streams) {
 	upgraded, _ := s.Upgraded()
 	a.Update(func(rec *sessionaudit.Record) {
 		rec.End, rec.BytesIn, rec.BytesOut = time.Now(), s.BytesIn(), s.BytesOut()
@@ -216,7 +218,7 @@ func (p *Proxier) audit(a *sessionaudit.Attempt, s *Session, sw *sessionWriter, 
 		}
 		switch {
 		case upgraded:
-			rec.Reason = endReason(s, streams.ExitCode)
+			rec.Reason = reason
 		case rec.Code == 0 && s.code != 0 && sw.status == 0: // the kubelet's answer, relayed raw
 			rec.Code, rec.Message, rec.Reason = int32(s.code), fmt.Sprintf("the kubelet answered %d to the upgrade", s.code), ReasonNotUpgraded
 		}

@@ -52,7 +52,7 @@ func (r *relay) dial(ctx context.Context, _, _ string) (net.Conn, error) {
 	s, _ := ctx.Value(sessionKey{}).(*Session)
 	var leg *streamStats
 	if s != nil {
-		leg = s.kubeletLeg()
+		leg = s.addKubeletLeg()
 	}
 	go r.serve(ctx, relayed, leg, s)
 	return client, nil

@@ -148,8 +148,8 @@ func (s *Session) skimmer() skimmer {
 	return s.skim
 }
 
-// kubeletLeg returns the stats of the translator's kubelet connection, and counts a relay for it.
-func (s *Session) kubeletLeg() *streamStats {
+// addKubeletLeg counts one more relay to the kubelet and returns the stats they share.
+func (s *Session) addKubeletLeg() *streamStats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.leg == nil {

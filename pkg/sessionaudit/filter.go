@@ -87,6 +87,14 @@ func finishRefusal(rec *Record, rw *refusalWriter) {
 	}
 }
 
+// statusCode is the code the chain answered with: a handler that wrote nothing answered 200.
+func statusCode(code int) int32 {
+	if code == 0 {
+		return http.StatusOK
+	}
+	return int32(code)
+}
+
 func refusalReason(code int32) string {
 	switch {
 	case code == http.StatusUnauthorized:

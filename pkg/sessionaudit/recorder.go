@@ -2,7 +2,6 @@ package sessionaudit
 
 import (
 	"fmt"
-	"net/http"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apiserver/pkg/audit"
@@ -96,12 +95,4 @@ func (r *Recorder) send(kind string, rec Record) bool {
 	klog.ErrorS(nil, "Session audit record not written", "record", kind, "session", rec.SessionID, "user", rec.User.Username,
 		"pod", klog.KRef(rec.Namespace, rec.Pod), "policy", r.policy)
 	return false
-}
-
-// statusCode is the code of a refusal the proxy wrote itself or the chain answered with.
-func statusCode(code int) int32 {
-	if code == 0 {
-		return http.StatusOK
-	}
-	return int32(code)
 }
