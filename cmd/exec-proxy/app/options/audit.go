@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
-	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/exec-proxy/exec-proxy/pkg/proxy"
 	"github.com/exec-proxy/exec-proxy/pkg/sessionaudit"
@@ -24,7 +23,7 @@ func NewAuditOptions() *AuditOptions {
 		BackendConfig: sessionaudit.BackendConfig{
 			LogMaxAgeDays: 30, LogMaxBackups: 10, LogMaxSizeMB: 100,
 			WebhookBuffer: 10000, WebhookBatchWait: 5 * time.Second,
-			WebhookRetry: wait.Backoff{Duration: 500 * time.Millisecond, Factor: 1.5, Jitter: 0.2, Steps: 10},
+			WebhookInitialBackoff: time.Second, WebhookShutdownTimeout: 20 * time.Second,
 		},
 		FailurePolicy: string(sessionaudit.FailClosed),
 	}
@@ -38,7 +37,12 @@ func (o *AuditOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.LogMaxSizeMB, "session-audit-log-maxsize", o.LogMaxSizeMB, "Megabytes a session audit log grows to before it is rotated.")
 	fs.StringVar(&o.WebhookConfigFile, "session-audit-webhook-config-file", o.WebhookConfigFile,
 		"Kubeconfig of a webhook that receives session audit records in batches (audit.k8s.io/v1 EventList).")
-	fs.IntVar(&o.WebhookBuffer, "session-audit-webhook-buffer", o.WebhookBuffer, "Records held for the webhook while it cannot take them.")
+	fs.IntVar(&o.WebhookBuffer, "session-audit-webhook-buffer", o.WebhookBuffer,
+		"Records held for the webhook while it cannot take them; past this, a record is lost and fail-closed refuses the session.")
+	fs.DurationVar(&o.WebhookInitialBackoff, "session-audit-webhook-initial-backoff", o.WebhookInitialBackoff,
+		"Wait before a batch the webhook did not take is sent again; it doubles up to 30s, and batches are retried until delivered.")
+	fs.DurationVar(&o.WebhookShutdownTimeout, "session-audit-webhook-shutdown-timeout", o.WebhookShutdownTimeout,
+		"How long shutdown waits for the webhook to take the records it holds; what is left then is lost (logged and counted).")
 	fs.DurationVar(&o.WebhookBatchWait, "session-audit-webhook-batch-max-wait", o.WebhookBatchWait, "Longest a record waits for its batch to the webhook.")
 	fs.StringVar(&o.Recording.Dir, "recording-dir", o.Recording.Dir,
 		"Directory for asciicast v2 recordings of TTY sessions, one <session id>.cast each (empty: no recordings).")
@@ -62,6 +66,9 @@ func (o *AuditOptions) Validate() []error {
 	}
 	if o.LogMaxAgeDays < 0 || o.LogMaxBackups < 0 || o.LogMaxSizeMB < 0 || o.WebhookBuffer < 1 {
 		errs = append(errs, fmt.Errorf("--session-audit-log-max* must not be negative and --session-audit-webhook-buffer must be at least 1"))
+	}
+	if o.WebhookInitialBackoff <= 0 || o.WebhookShutdownTimeout < 0 {
+		errs = append(errs, fmt.Errorf("--session-audit-webhook-initial-backoff must be positive and --session-audit-webhook-shutdown-timeout not negative"))
 	}
 	return errs
 }
