@@ -114,6 +114,15 @@ func (fakeContainer) ExecInContainer(_ context.Context, _ string, _ types.UID, _
 	case "exit":
 		code, _ := strconv.Atoi(cmd[1])
 		return utilexec.CodeExitError{Err: fmt.Errorf("command terminated with exit code %d", code), Code: code}
+	case "stream": // stream N: N lines of 1 KiB
+		n, _ := strconv.Atoi(cmd[1])
+		line := strings.Repeat("x", 1023) + "\n"
+		for i := 0; i < n; i++ {
+			if _, err := io.WriteString(out, line); err != nil {
+				return err
+			}
+		}
+		return nil
 	case "size":
 		size := <-resize
 		_, err := fmt.Fprintf(out, "%d %d\n", size.Height, size.Width)

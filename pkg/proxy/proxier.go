@@ -103,10 +103,22 @@ func (p *Proxier) Handler(ctx context.Context, r Request) (http.Handler, error) 
 	p.describe(ctx, s, r, target)
 	s.onUpgrade = func(protocol string) error {
 		attempt.Update(func(rec *sessionaudit.Record) { rec.Protocol, rec.Start = protocol, time.Now() })
-		if err := p.Audit.Started(attempt); err != nil {
+		recording, err := p.openRecording(ctx, s)
+		if err != nil {
+			attempt.Update(func(rec *sessionaudit.Record) {
+				rec.Reason, rec.Code, rec.Message = "recording unavailable", err.ErrStatus.Code, err.ErrStatus.Message
+			})
 			return err
 		}
-		p.startRecording(ctx, s)
+		if err := p.Audit.Started(attempt); err != nil {
+			if recording != nil {
+				recording.discard()
+			}
+			return err
+		}
+		if recording != nil {
+			s.stats.recording.Store(recording)
+		}
 		return nil
 	}
 	release, err := p.admit.admit(s.User, s.Node)
@@ -164,10 +176,12 @@ func (p *Proxier) serve(w http.ResponseWriter, req *http.Request, s *Session, r 
 	p.forward(sw, req, r, t)
 	streams := s.Streams()
 	reason := endReason(s, streams.ExitCode)
-	recordingFile, dropped := stopRecording(req.Context(), s)
+	recording := stopRecording(req.Context(), s)
 	p.finish(logger, s, sw, reason, streams.ExitCode)
 	attempt := sessionaudit.AttemptFrom(req.Context())
-	attempt.Update(func(rec *sessionaudit.Record) { rec.Recording, rec.RecordingDropped = recordingFile, dropped })
+	attempt.Update(func(rec *sessionaudit.Record) {
+		rec.Recording, rec.RecordingDropped, rec.RecordingError = recording.file, recording.dropped, recording.err
+	})
 	p.audit(attempt, s, sw, reason, streams)
 }
 
@@ -228,31 +242,53 @@ func (p *Proxier) audit(a *sessionaudit.Attempt, s *Session, sw *sessionWriter, 
 	}
 }
 
-// startRecording records s when the flags ask for it. A recording that cannot be made is logged
-// and the session goes on: the audit records remain.
-func (p *Proxier) startRecording(ctx context.Context, s *Session) {
-	cfg := p.Recording
-	if cfg.Dir == "" || s.Kind == KindPortForward || (!s.TTY && !cfg.NonTTY) {
-		return
+// openRecording makes s's recording when the flags or the policy ask for one (nil otherwise). A
+// recording that cannot be made is logged and the session goes on, the audit records remain;
+// unless recording is fail-closed: then the session is refused.
+func (p *Proxier) openRecording(ctx context.Context, s *Session) (*recording, *apierrors.StatusError) {
+	record, stdin := p.Recording.decide(s)
+	if !record {
+		return nil, nil
 	}
-	rec, err := newRecording(cfg, s)
-	if err != nil {
+	var onFail func(error)
+	if p.Recording.FailClosed {
+		onFail = func(err error) {
+			klog.FromContext(ctx).Error(err, "Ending the session: its recording cannot be written", "session", s.ID)
+			s.Kill(ReasonRecordingFailed)
+		}
+	}
+	rec, err := newRecording(p.Recording, s, stdin, onFail)
+	switch {
+	case err != nil && p.Recording.FailClosed:
+		klog.FromContext(ctx).Error(err, "Session refused: it must be recorded and cannot be", "session", s.ID)
+		return nil, apierrors.NewServiceUnavailable("exec-proxy could not record the session and refuses sessions it must record and cannot (--recording-failure-policy=fail-closed)")
+	case err != nil:
 		klog.FromContext(ctx).Error(err, "Session not recorded", "session", s.ID)
-		return
+		return nil, nil
 	}
-	s.stats.recording.Store(rec)
+	return rec, nil
 }
 
-// stopRecording ends s's recording, if any, and returns its file and the events it dropped.
-func stopRecording(ctx context.Context, s *Session) (string, int64) {
+// recordingResult is what became of a session's recording.
+type recordingResult struct {
+	file, err string
+	dropped   int64
+}
+
+// stopRecording ends s's recording, if any: its file, the events it dropped, and why it is
+// incomplete, if it is.
+func stopRecording(ctx context.Context, s *Session) recordingResult {
 	rec := s.stats.recording.Load()
 	if rec == nil {
-		return "", 0
+		return recordingResult{}
 	}
+	res := recordingResult{file: rec.path}
 	if err := rec.close(); err != nil {
 		klog.FromContext(ctx).Error(err, "Recording incomplete", "session", s.ID, "file", rec.path)
+		res.err = err.Error()
 	}
-	return rec.path, rec.dropped.Load()
+	res.dropped = rec.dropped.Load()
+	return res
 }
 
 // endReason is why a session ended: exec-proxy's reason when it ended it, else what the streams told.

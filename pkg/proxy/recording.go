@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,10 +18,16 @@ type RecordingConfig struct {
 	Dir    string // empty: no recordings
 	NonTTY bool   // record sessions without a TTY too
 	Stdin  bool   // record input ("i" events) as well as output
+	// Policy, when set, chooses by namespace, user and group; its rules come before the flags.
+	Policy *RecordingPolicy
+	// FailClosed: a session that is to be recorded runs only while it is. One whose recording
+	// cannot be made is refused, a full recording queue makes the session wait instead of
+	// dropping events, and a recording that cannot be written ends the session.
+	FailClosed bool
 }
 
-// recordingQueue bounds the events waiting for the disk. The relay never waits: when it is full,
-// events are dropped and counted.
+// recordingQueue bounds the events waiting for the disk. The relay never waits, unless recording
+// is fail-closed: when it is full, events are dropped and counted.
 const recordingQueue = 4096
 
 // defaultSize is the terminal size written when the client never sent one.
@@ -38,21 +45,29 @@ type recording struct {
 	events  chan castEvent
 	start   time.Time
 	stdin   bool
+	block   bool        // wait for room in the queue rather than drop (fail-closed)
+	onFail  func(error) // called once when the file cannot be written
 	dropped atomic.Int64
 	done    chan struct{}
 	once    sync.Once
 	err     error
 }
 
+// createCast creates a recording's file (a variable, for tests of slow and failing disks).
+var createCast = func(path string) (io.WriteCloser, error) {
+	return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+}
+
 // newRecording creates the file of session s; the header waits for the first terminal size.
-func newRecording(cfg RecordingConfig, s *Session) (*recording, error) {
+// onFail, if set, hears of the first write error.
+func newRecording(cfg RecordingConfig, s *Session, stdin bool, onFail func(error)) (*recording, error) {
 	path := filepath.Join(cfg.Dir, s.ID+".cast")
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := createCast(path)
 	if err != nil {
 		return nil, fmt.Errorf("recording: %w", err)
 	}
 	r := &recording{path: path, events: make(chan castEvent, recordingQueue), start: time.Now(),
-		stdin: cfg.Stdin, done: make(chan struct{})}
+		stdin: stdin, block: cfg.FailClosed, onFail: onFail, done: make(chan struct{})}
 	header := map[string]interface{}{
 		"version": 2, "timestamp": r.start.Unix(),
 		"command": strings.Join(s.Command, " "),
@@ -67,11 +82,22 @@ func (r *recording) add(kind string, data []byte) {
 	if kind == "i" && !r.stdin {
 		return
 	}
+	ev := castEvent{at: time.Since(r.start), kind: kind, data: string(data)}
+	if r.block { // the writer drains the queue even after a write error, so this wait ends
+		r.events <- ev
+		return
+	}
 	select {
-	case r.events <- castEvent{at: time.Since(r.start), kind: kind, data: string(data)}:
+	case r.events <- ev:
 	default:
 		r.dropped.Add(1)
 	}
+}
+
+// discard ends a recording of a session that did not start, and removes its file.
+func (r *recording) discard() {
+	_ = r.close()
+	_ = os.Remove(r.path)
 }
 
 // close ends the recording and waits for the file to be written.
@@ -81,7 +107,7 @@ func (r *recording) close() error {
 	return r.err
 }
 
-func (r *recording) write(f *os.File, header map[string]interface{}) {
+func (r *recording) write(f io.WriteCloser, header map[string]interface{}) {
 	defer close(r.done)
 	w := bufio.NewWriter(f)
 	var pending []castEvent
@@ -100,17 +126,30 @@ func (r *recording) write(f *os.File, header map[string]interface{}) {
 	}
 	header["width"], header["height"] = size[0], size[1]
 	enc := json.NewEncoder(w)
-	_ = enc.Encode(header)
+	r.check(enc.Encode(header))
 	for _, ev := range pending {
-		_ = enc.Encode([]interface{}{ev.at.Seconds(), ev.kind, ev.data})
+		r.check(enc.Encode([]interface{}{ev.at.Seconds(), ev.kind, ev.data}))
 	}
 	for ev := range r.events {
-		_ = enc.Encode([]interface{}{ev.at.Seconds(), ev.kind, ev.data})
+		if r.err == nil {
+			r.check(enc.Encode([]interface{}{ev.at.Seconds(), ev.kind, ev.data}))
+		}
 	}
-	if err := w.Flush(); err != nil {
-		r.err = err
+	if r.err == nil {
+		r.check(w.Flush())
 	}
-	if err := f.Close(); err != nil && r.err == nil {
-		r.err = err
+	if err := f.Close(); err != nil {
+		r.check(err)
+	}
+}
+
+// check keeps the first write error and reports it; what follows is not written.
+func (r *recording) check(err error) {
+	if err == nil || r.err != nil {
+		return
+	}
+	r.err = err
+	if r.onFail != nil {
+		r.onFail(err)
 	}
 }

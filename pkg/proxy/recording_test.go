@@ -3,10 +3,17 @@ package proxy
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 
 	"github.com/exec-proxy/exec-proxy/pkg/sessionaudit"
 )
@@ -98,6 +105,102 @@ func TestRecording(t *testing.T) {
 				}
 				if got["i"] != "" && tc.events["i"] == "" {
 					t.Errorf("input recorded without --record-stdin: %q", got["i"])
+				}
+			})
+		}
+	}
+}
+
+// gatedFile is a recording file on a disk that takes nothing until release is closed, or fails.
+type gatedFile struct {
+	f       *os.File
+	release <-chan struct{}
+	fail    error
+}
+
+func (g *gatedFile) Write(p []byte) (int, error) {
+	if g.fail != nil {
+		return 0, g.fail
+	}
+	<-g.release
+	return g.f.Write(p)
+}
+
+func (g *gatedFile) Close() error { return g.f.Close() }
+
+func TestRecordingFailurePolicy(t *testing.T) {
+	// The peers linger after exec-proxy refuses or ends a session: the fake kubelet waits out its
+	// stream creation timeout, client-go its WebSocket heartbeat.
+	checkLeaks(t, goleak.IgnoreTopFunction("k8s.io/kubelet/pkg/cri/streaming/remotecommand.(*v4ProtocolHandler).waitForStreams"),
+		goleak.IgnoreTopFunction("k8s.io/client-go/tools/remotecommand.(*heartbeat).start"))
+	kubelet := newFakeKubelet(t)
+	p := newTestProxier(t, kubelet.caFile, Limits{}, runningPod("p", "n1", "a"), nodeAt("n1", "127.0.0.1", kubelet.port(t)))
+	const lines = 6000 // more output events than the recording queue holds
+	cases := []struct {
+		name       string
+		failClosed bool
+		disk       string // slow: takes nothing for a while; full: every write fails; missing: no file
+		command    []string
+		reason     string // of the end record, or of the refusal
+		dropped    bool
+	}{
+		{"fail-open, slow disk: events dropped, the session never waits", false, "slow", []string{"stream", fmt.Sprint(lines)}, ReasonExited, true},
+		{"fail-closed, slow disk: the session waits, nothing dropped", true, "slow", []string{"stream", fmt.Sprint(lines)}, ReasonExited, false},
+		{"fail-open, no file: the session runs unrecorded", false, "missing", []string{"echo", "x"}, ReasonExited, false},
+		{"fail-closed, no file: refused", true, "missing", []string{"echo", "x"}, "recording unavailable", false},
+		{"fail-closed, disk full: the session is ended", true, "full", []string{"stream", "1000000"}, ReasonRecordingFailed, false},
+	}
+	for _, protocol := range []string{"spdy", "websocket"} {
+		for _, tc := range cases {
+			t.Run(protocol+"/"+tc.name, func(t *testing.T) {
+				// The disk takes nothing until the client has had all its output (fail-open), or
+				// for a while (fail-closed: the session cannot finish before).
+				release, once := make(chan struct{}), sync.Once{}
+				open := func() { once.Do(func() { close(release) }) }
+				delay := 5 * time.Second
+				if tc.failClosed {
+					delay = 300 * time.Millisecond
+				}
+				time.AfterFunc(delay, open)
+				defer func(c func(string) (io.WriteCloser, error)) { createCast = c }(createCast)
+				createCast = func(path string) (io.WriteCloser, error) {
+					if tc.disk == "missing" {
+						return nil, fs.ErrNotExist
+					}
+					f, err := os.Create(path)
+					if tc.disk == "full" {
+						return &gatedFile{f: f, fail: syscall.ENOSPC}, err
+					}
+					return &gatedFile{f: f, release: release}, err
+				}
+				p.Recording = RecordingConfig{Dir: t.TempDir(), NonTTY: true, FailClosed: tc.failClosed}
+				srv, records := frontWithRecords(t, p)
+				out, err := execVia(t, srv, protocol, "alice", execCase{command: tc.command})
+				open()
+				var rec sessionaudit.Record
+				select {
+				case rec = <-records:
+				case <-time.After(10 * time.Second):
+					t.Fatal("no record")
+				}
+				if rec.Reason != tc.reason || (rec.RecordingDropped > 0) != tc.dropped {
+					t.Errorf("reason %q, %d recording events dropped; want %q, dropped %v (exec: %v)", rec.Reason, rec.RecordingDropped, tc.reason, tc.dropped, err)
+				}
+				if tc.disk == "full" && !strings.Contains(rec.RecordingError, "no space left") {
+					t.Errorf("recording error %q, want the disk's", rec.RecordingError)
+				}
+				switch {
+				case tc.reason == "recording unavailable":
+					if err == nil || !strings.Contains(err.Error(), "could not record the session") || rec.Code != 503 {
+						t.Errorf("want a 503 refusal, got %v (code %d)", err, rec.Code)
+					}
+				case tc.disk == "slow":
+					if err != nil || len(out) != lines*1024 {
+						t.Errorf("exec: %v, %d bytes of %d", err, len(out), lines*1024)
+					}
+					if _, events := castFile(t, rec.Recording); !tc.dropped && len(events) < lines/4 {
+						t.Errorf("%d events recorded", len(events))
+					}
 				}
 			})
 		}

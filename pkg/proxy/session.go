@@ -28,7 +28,9 @@ const (
 	ReasonIdleTimeout   = "idle timeout"
 	ReasonMaxDuration   = "max duration"
 	ReasonProxyShutdown = "proxy shutdown"
-	ReasonNotUpgraded   = "kubelet refused"
+	// ReasonRecordingFailed: the recording could not be written, under fail-closed recording.
+	ReasonRecordingFailed = "recording failed"
+	ReasonNotUpgraded     = "kubelet refused"
 )
 
 // Session is one exec, attach or port-forward from upgrade to close.

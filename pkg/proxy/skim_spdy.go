@@ -10,8 +10,7 @@ import (
 	"github.com/moby/spdystream/spdy"
 )
 
-// spdyQueue bounds the chunks waiting for a direction's frame reader. The relay never waits for it:
-// when it is full the reader is given up and the exit code reported unknown.
+// spdyQueue bounds the chunks waiting for a direction's frame reader; the relay waits when it is full.
 const spdyQueue = 256
 
 // spdySkimmer reads SPDY/3.1 frames in both directions with spdystream's framer, each direction
@@ -42,7 +41,7 @@ func (s *spdySkimmer) toClient(p []byte)   { s.offer(s.server, p) }
 
 func (s *spdySkimmer) offer(r *chunkReader, p []byte) {
 	if !r.offer(p) {
-		s.stats.lost("the frame reader fell behind the session")
+		s.stats.lost("the frame reader stopped")
 	}
 }
 
@@ -120,16 +119,22 @@ func (s *spdySkimmer) frame(frame spdy.Frame) {
 	}
 }
 
-// chunkReader is an io.Reader over copies of what crossed the connection. offer never blocks.
+// chunkReader is an io.Reader over copies of what crossed the connection. When the reader is behind
+// by a full queue, offer waits for it (or for it to be gone): a reader given up would lose the exit
+// code, and it only ever waits itself on a fail-closed recording.
 type chunkReader struct {
 	ch      chan []byte
 	cur     []byte
 	mu      sync.Mutex
 	stopped bool        // ended, abandoned or overflowed: nothing more is queued
 	idle    atomic.Bool // the reader has handled all it was given and waits for more
+	gone    chan struct{}
+	goneOne sync.Once
 }
 
-func newChunkReader() *chunkReader { return &chunkReader{ch: make(chan []byte, spdyQueue)} }
+func newChunkReader() *chunkReader {
+	return &chunkReader{ch: make(chan []byte, spdyQueue), gone: make(chan struct{})}
+}
 
 func (r *chunkReader) offer(p []byte) bool {
 	r.mu.Lock()
@@ -140,7 +145,7 @@ func (r *chunkReader) offer(p []byte) bool {
 	select {
 	case r.ch <- append([]byte(nil), p...):
 		return true
-	default:
+	case <-r.gone:
 		r.stopped = true
 		close(r.ch)
 		return false
@@ -159,6 +164,7 @@ func (r *chunkReader) end() {
 
 // abandon is end from the reader's side, after it gave up: later offers are dropped.
 func (r *chunkReader) abandon() {
+	r.goneOne.Do(func() { close(r.gone) }) // first, so a waiting offer lets go of the lock
 	r.end()
 	for range r.ch { // let queued copies be collected
 	}

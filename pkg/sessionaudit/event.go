@@ -38,6 +38,7 @@ const (
 	AnnotationRecording   = prefix + "recording"
 	// AnnotationRecordingDropped counts events left out of the recording rather than slow the session.
 	AnnotationRecordingDropped = prefix + "recording-dropped"
+	AnnotationRecordingError   = prefix + "recording-error"
 	recordStart                = "start"
 	recordEnd                  = "end"
 	recordRefused              = "refused"
@@ -120,6 +121,7 @@ func annotations(kind string, r Record) map[string]string {
 		}
 		if r.Recording != "" {
 			a[AnnotationRecording], a[AnnotationRecordingDropped] = r.Recording, fmt.Sprint(r.RecordingDropped)
+			set(AnnotationRecordingError, r.RecordingError)
 		}
 	}
 	return a

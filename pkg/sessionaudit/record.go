@@ -37,6 +37,7 @@ type Record struct {
 	Resizes           int
 	Recording         string // the asciicast file, if the session was recorded
 	RecordingDropped  int64  // events the recording dropped rather than slow the session
+	RecordingError    string // why the recording is incomplete, if it is
 	Reason            string
 
 	// Code and Message say why an attempt was refused.

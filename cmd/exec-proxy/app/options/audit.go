@@ -16,6 +16,9 @@ type AuditOptions struct {
 	sessionaudit.BackendConfig
 	FailurePolicy string
 	Recording     proxy.RecordingConfig
+	// RecordingPolicyFile and RecordingFailurePolicy fill in Recording.Policy and .FailClosed.
+	RecordingPolicyFile    string
+	RecordingFailurePolicy string
 }
 
 func NewAuditOptions() *AuditOptions {
@@ -25,7 +28,8 @@ func NewAuditOptions() *AuditOptions {
 			WebhookBuffer: 10000, WebhookBatchWait: 5 * time.Second,
 			WebhookInitialBackoff: time.Second, WebhookShutdownTimeout: 20 * time.Second,
 		},
-		FailurePolicy: string(sessionaudit.FailClosed),
+		FailurePolicy:          string(sessionaudit.FailClosed),
+		RecordingFailurePolicy: string(sessionaudit.FailOpen),
 	}
 }
 
@@ -48,6 +52,10 @@ func (o *AuditOptions) AddFlags(fs *pflag.FlagSet) {
 		"Directory for asciicast v2 recordings of TTY sessions, one <session id>.cast each (empty: no recordings).")
 	fs.BoolVar(&o.Recording.NonTTY, "record-non-tty", o.Recording.NonTTY, "Record exec and attach sessions without a TTY too.")
 	fs.BoolVar(&o.Recording.Stdin, "record-stdin", o.Recording.Stdin, "Record what users type (asciicast \"i\" events), not only output.")
+	fs.StringVar(&o.RecordingPolicyFile, "recording-policy-file", o.RecordingPolicyFile,
+		"YAML file of rules (namespaces, users, groups → record all, tty or none; stdin) choosing the sessions to record; the first match wins, the flags decide the rest.")
+	fs.StringVar(&o.RecordingFailurePolicy, "recording-failure-policy", o.RecordingFailurePolicy,
+		"fail-open: a session runs on when its recording fails or falls behind (events dropped and counted); fail-closed: it is refused (503) when its recording cannot be made, waits for a recording that falls behind, and ends when the recording cannot be written.")
 	fs.StringVar(&o.FailurePolicy, "session-audit-failure-policy", o.FailurePolicy,
 		"fail-closed: refuse a session (503) whose start record cannot be written; fail-open: let it run, count and log the loss.")
 }
@@ -58,6 +66,19 @@ func (o *AuditOptions) Validate() []error {
 	case sessionaudit.FailClosed, sessionaudit.FailOpen:
 	default:
 		errs = append(errs, fmt.Errorf("--session-audit-failure-policy must be fail-closed or fail-open, not %q", o.FailurePolicy))
+	}
+	switch sessionaudit.FailurePolicy(o.RecordingFailurePolicy) {
+	case sessionaudit.FailClosed, sessionaudit.FailOpen:
+	default:
+		errs = append(errs, fmt.Errorf("--recording-failure-policy must be fail-closed or fail-open, not %q", o.RecordingFailurePolicy))
+	}
+	if o.RecordingPolicyFile != "" {
+		if o.Recording.Dir == "" {
+			errs = append(errs, fmt.Errorf("--recording-policy-file needs --recording-dir"))
+		}
+		if _, err := proxy.LoadRecordingPolicy(o.RecordingPolicyFile); err != nil {
+			errs = append(errs, fmt.Errorf("--recording-policy-file: %w", err))
+		}
 	}
 	if o.Recording.Dir != "" {
 		if info, err := os.Stat(o.Recording.Dir); err != nil || !info.IsDir() {
@@ -80,4 +101,18 @@ func (o *AuditOptions) Recorder() (*sessionaudit.Recorder, error) {
 		return nil, err
 	}
 	return sessionaudit.NewRecorder(backend, sessionaudit.FailurePolicy(o.FailurePolicy)), nil
+}
+
+// RecordingConfig is the recording flags with the policy file read.
+func (o *AuditOptions) RecordingConfig() (proxy.RecordingConfig, error) {
+	cfg := o.Recording
+	cfg.FailClosed = o.RecordingFailurePolicy == string(sessionaudit.FailClosed)
+	if o.RecordingPolicyFile != "" {
+		policy, err := proxy.LoadRecordingPolicy(o.RecordingPolicyFile)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.Policy = policy
+	}
+	return cfg, nil
 }

@@ -136,9 +136,13 @@ func (o *Options) ServerConfig() (*apiserver.Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	recording, err := o.Audit.RecordingConfig()
+	if err != nil {
+		return nil, err
+	}
 	return &apiserver.Config{
 		Audit:                 recorder,
-		Recording:             o.Audit.Recording,
+		Recording:             recording,
 		Generic:               generic,
 		Client:                client,
 		Kubelet:               o.Kubelet.TransportConfig(),

@@ -30,6 +30,10 @@ func TestValidate(t *testing.T) {
 		{"negative limit", func(o *Options) { o.Limits.Limits.MaxSessions = -1 }, []string{"must not be negative"}},
 		{"qps without burst", func(o *Options) { o.Limits.Limits.SessionStartBurst = 0 }, []string{"--session-start-burst must be at least 1"}},
 		{"negative grace period", func(o *Options) { o.ShutdownGracePeriod = -1 }, []string{"--shutdown-grace-period must not be negative"}},
+		{"bad recording failure policy", func(o *Options) { o.Audit.RecordingFailurePolicy = "drop" }, []string{"--recording-failure-policy must be"}},
+		{"recording policy without a recording dir", func(o *Options) { o.Audit.RecordingPolicyFile = "/nonexistent.yaml" },
+			[]string{"--recording-policy-file needs --recording-dir", "no such file"}},
+		{"webhook backoff zero", func(o *Options) { o.Audit.WebhookInitialBackoff = 0 }, []string{"--session-audit-webhook-initial-backoff must be positive"}},
 		{"all errors at once", func(o *Options) { o.Kubelet.CertificateAuthority = ""; o.Kubelet.Port = 0 },
 			[]string{"--kubelet-certificate-authority is required", "--kubelet-port"}},
 	}
