@@ -2,6 +2,8 @@
 package api
 
 import (
+	"fmt"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -35,8 +37,12 @@ func AddToScheme(s *runtime.Scheme) error {
 	// The connect options are the core ones: clients send the same query parameters as to pods/exec.
 	// Pod is listed only because the subresources' parent must have a kind in the group.
 	s.AddKnownTypes(SchemeGroupVersion, &corev1.Pod{},
-		&corev1.PodExecOptions{}, &corev1.PodAttachOptions{}, &corev1.PodPortForwardOptions{})
+		&corev1.PodExecOptions{}, &corev1.PodAttachOptions{}, &corev1.PodPortForwardOptions{},
+		&ExecSession{}, &ExecSessionList{})
 	metav1.AddToGroupVersion(s, SchemeGroupVersion)
+	if err := s.AddFieldLabelConversionFunc(SchemeGroupVersion.WithKind("ExecSession"), execSessionFieldLabel); err != nil {
+		return err
+	}
 	if err := corev1.AddToScheme(s); err != nil {
 		return err
 	}
@@ -45,4 +51,20 @@ func AddToScheme(s *runtime.Scheme) error {
 	s.AddUnversionedTypes(unversioned,
 		&metav1.Status{}, &metav1.APIVersions{}, &metav1.APIGroupList{}, &metav1.APIGroup{}, &metav1.APIResourceList{})
 	return addConversionFuncs(s)
+}
+
+// Resource qualifies a resource of the group.
+func Resource(resource string) schema.GroupResource {
+	return SchemeGroupVersion.WithResource(resource).GroupResource()
+}
+
+// execSessionFieldLabels are the fields execsessions can be selected by.
+var execSessionFieldLabels = map[string]bool{"metadata.name": true, "metadata.namespace": true,
+	"spec.user": true, "spec.pod": true, "spec.type": true, "status.node": true}
+
+func execSessionFieldLabel(label, value string) (string, string, error) {
+	if !execSessionFieldLabels[label] {
+		return "", "", fmt.Errorf("field label not supported for execsessions: %s (use metadata.name, metadata.namespace, spec.user, spec.pod, spec.type or status.node)", label)
+	}
+	return label, value, nil
 }

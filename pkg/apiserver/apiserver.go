@@ -9,6 +9,7 @@ import (
 
 	"github.com/exec-proxy/exec-proxy/pkg/api"
 	"github.com/exec-proxy/exec-proxy/pkg/proxy"
+	"github.com/exec-proxy/exec-proxy/pkg/registry/execsession"
 	podregistry "github.com/exec-proxy/exec-proxy/pkg/registry/pod"
 )
 
@@ -24,7 +25,9 @@ func (c CompletedConfig) New() (*ExecProxy, error) {
 		return nil, err
 	}
 	group := genericapiserver.NewDefaultAPIGroupInfo(api.GroupName, api.Scheme, api.ParameterCodec, api.Codecs)
-	group.VersionedResourcesStorageMap[api.SchemeGroupVersion.Version] = podregistry.NewREST(c.proxier)
+	storage := podregistry.NewREST(c.proxier)
+	storage["execsessions"] = execsession.NewREST(c.proxier)
+	group.VersionedResourcesStorageMap[api.SchemeGroupVersion.Version] = storage
 	if err := s.InstallAPIGroup(&group); err != nil {
 		return nil, fmt.Errorf("installing %s: %w", api.GroupName, err)
 	}

@@ -28,6 +28,8 @@ const (
 	ReasonIdleTimeout   = "idle timeout"
 	ReasonMaxDuration   = "max duration"
 	ReasonProxyShutdown = "proxy shutdown"
+	// ReasonKilledBy is followed by the name of who deleted the session's execsession.
+	ReasonKilledBy = "killed by "
 	// ReasonRecordingFailed: the recording could not be written, under fail-closed recording.
 	ReasonRecordingFailed = "recording failed"
 	ReasonNotUpgraded     = "kubelet refused"
@@ -205,7 +207,9 @@ func (s *Session) Kill(reason string) {
 	}
 	c := s.conn
 	s.mu.Unlock()
-	s.cancel()
+	if s.cancel != nil { // nil in a Session made outside newSession (tests of its readers)
+		s.cancel()
+	}
 	if c != nil {
 		_ = c.Close()
 	}
