@@ -27,9 +27,19 @@ type CoreRBAC struct {
 var _ authorizer.Authorizer = CoreRBAC{}
 
 func (a CoreRBAC) Authorize(ctx context.Context, attrs authorizer.Attributes) (authorizer.Decision, string, error) {
-	// The user is known here first: a refused attempt's record names who tried.
+	// The user is known here first: a refused attempt's record names who tried. The impersonation
+	// filter asks first, as the authenticated user, whether they may act as another.
 	if u := attrs.GetUser(); u != nil {
-		sessionaudit.AttemptFrom(ctx).Update(func(rec *sessionaudit.Record) { rec.User = UserInfo(u) })
+		sessionaudit.AttemptFrom(ctx).Update(func(rec *sessionaudit.Record) {
+			if attrs.GetVerb() == "impersonate" {
+				if rec.Impersonator == nil {
+					info := UserInfo(u)
+					rec.Impersonator = &info
+				}
+				return
+			}
+			rec.User = UserInfo(u)
+		})
 	}
 	return a.Delegate.Authorize(ctx, Rewrite(attrs))
 }

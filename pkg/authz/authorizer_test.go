@@ -6,6 +6,8 @@ import (
 
 	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/apiserver/pkg/authorization/authorizer"
+
+	"github.com/exec-proxy/exec-proxy/pkg/sessionaudit"
 )
 
 // recorder is the delegated (SubjectAccessReview) authorizer: it records what it was asked.
@@ -47,4 +49,47 @@ func TestCoreRBAC(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The attempt's record names the user the session runs as and, when they impersonated, who they are.
+func TestAttemptUser(t *testing.T) {
+	admin, alice := &user.DefaultInfo{Name: "admin", Groups: []string{"ops"}}, &user.DefaultInfo{Name: "alice"}
+	exec := authorizer.AttributesRecord{Verb: "create", Resource: "pods", Subresource: "exec", ResourceRequest: true}
+	cases := []struct {
+		name         string
+		asked        []authorizer.AttributesRecord // in the order the handler chain asks
+		user         string
+		impersonator string
+	}{
+		{"own identity", []authorizer.AttributesRecord{withUser(exec, alice)}, "alice", ""},
+		{"impersonating", []authorizer.AttributesRecord{
+			withUser(authorizer.AttributesRecord{Verb: "impersonate", Resource: "users", Name: "alice", ResourceRequest: true}, admin),
+			withUser(authorizer.AttributesRecord{Verb: "impersonate", Resource: "groups", Name: "devs", ResourceRequest: true}, admin),
+			withUser(exec, alice),
+		}, "alice", "admin"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			a := &sessionaudit.Attempt{}
+			ctx := sessionaudit.WithAttempt(context.Background(), a)
+			for _, attrs := range tc.asked {
+				if _, _, err := (CoreRBAC{Delegate: &recorder{}}).Authorize(ctx, attrs); err != nil {
+					t.Fatal(err)
+				}
+			}
+			rec := a.Snapshot()
+			impersonator := ""
+			if rec.Impersonator != nil {
+				impersonator = rec.Impersonator.Username
+			}
+			if rec.User.Username != tc.user || impersonator != tc.impersonator {
+				t.Errorf("user %q impersonator %q, want %q %q", rec.User.Username, impersonator, tc.user, tc.impersonator)
+			}
+		})
+	}
+}
+
+func withUser(a authorizer.AttributesRecord, u user.Info) authorizer.AttributesRecord {
+	a.User = u
+	return a
 }

@@ -68,6 +68,10 @@ func event(kind string, r Record) *auditinternal.Event {
 			UID: r.PodUID, APIVersion: subresourceAPIVersion, Subresource: r.Kind},
 		Annotations: annotations(kind, r),
 	}
+	if r.Impersonator != nil { // as kube-apiserver's audit has it: who authenticated, and as whom
+		user := r.User
+		ev.User, ev.ImpersonatedUser = *r.Impersonator, &user
+	}
 	switch kind {
 	case recordRefused:
 		ev.ResponseStatus = &metav1.Status{Status: metav1.StatusFailure, Code: r.Code, Message: r.Message}

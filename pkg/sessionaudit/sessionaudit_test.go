@@ -106,3 +106,27 @@ func TestEndIsWrittenOnce(t *testing.T) {
 		t.Errorf("events: %+v", b.events)
 	}
 }
+
+func TestEventUsers(t *testing.T) {
+	alice, admin := authnv1.UserInfo{Username: "alice"}, authnv1.UserInfo{Username: "admin"}
+	cases := []struct {
+		name               string
+		rec                Record
+		user, impersonated string
+	}{
+		{"own identity", Record{User: alice}, "alice", ""},
+		{"impersonated, as kube-apiserver's audit has it", Record{User: alice, Impersonator: &admin}, "admin", "alice"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ev := event(recordStart, tc.rec)
+			impersonated := ""
+			if ev.ImpersonatedUser != nil {
+				impersonated = ev.ImpersonatedUser.Username
+			}
+			if ev.User.Username != tc.user || impersonated != tc.impersonated {
+				t.Errorf("user %q impersonated %q, want %q %q", ev.User.Username, impersonated, tc.user, tc.impersonated)
+			}
+		})
+	}
+}

@@ -3,6 +3,10 @@
 package e2e
 
 import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -50,6 +54,39 @@ func TestExecSessions(t *testing.T) {
 			}
 			if res := c.kubectl(t, viaAPIServer, "admin", "", "get", "execsession", "-n", "demo", id); res.code == 0 || !strings.Contains(res.stderr, "NotFound") {
 				t.Errorf("the deleted session is still listed: %s%s", res.stdout, res.stderr)
+			}
+		})
+	}
+}
+
+// TestImpersonationRecorded: a user who sends Impersonate-* headers straight to exec-proxy (kubectl
+// --as, with a kubeconfig for exec-proxy itself) is in the records as kube-apiserver's audit has
+// it: user is who authenticated, impersonatedUser whom the session ran as.
+func TestImpersonationRecorded(t *testing.T) {
+	pki := filepath.Join(clusterDir(), "pki")
+	cfg := filepath.Join(t.TempDir(), "straight.kubeconfig")
+	kubeconfig := fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters: [{name: exec-proxy, cluster: {server: "https://127.0.0.1:18443%s", certificate-authority: %q, tls-server-name: exec-proxy.execproxy-system.svc}}]
+users: [{name: admin, user: {client-certificate: %q, client-key: %q}}]
+contexts: [{name: straight, context: {cluster: exec-proxy, user: admin, namespace: demo}}]
+current-context: straight
+`, kubeRoute, filepath.Join(pki, "ca.crt"), filepath.Join(pki, "user-admin.crt"), filepath.Join(pki, "user-admin.key"))
+	if err := os.WriteFile(cfg, []byte(kubeconfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []client{clients[0], clients[1]} {
+		t.Run(c.name, func(t *testing.T) {
+			m := marker(t)
+			cmd := exec.Command(c.path(), "--kubeconfig", cfg, "--as", "ns-user", "exec", "demo", "-c", "main", "--", "echo", m)
+			cmd.Env = append(os.Environ(), c.env...)
+			if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), m) {
+				t.Fatalf("kubectl --as ns-user straight to exec-proxy: %v\n%s", err, out)
+			}
+			for _, ev := range sessionRecords(t, m, map[string]int{"start": 1, "end": 1}) {
+				if ev[0].User.Username != "admin" || ev[0].ImpersonatedUser == nil || ev[0].ImpersonatedUser.Username != "ns-user" {
+					t.Errorf("%s record: user %+v, impersonated %+v", ev[0].Annotations[annotation+"record"], ev[0].User, ev[0].ImpersonatedUser)
+				}
 			}
 		})
 	}
