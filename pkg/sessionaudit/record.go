@@ -14,12 +14,12 @@ import (
 
 // Record is what is known of one attempt.
 type Record struct {
-	SessionID        string
-	RequestURI       string
-	User             authnv1.UserInfo
+	SessionID  string
+	RequestURI string
+	User       authnv1.UserInfo
 	// Impersonator is who authenticated, when they acted as User with Impersonate-* headers sent
 	// straight to exec-proxy. (Through kube-apiserver, its own audit has the impersonator.)
-	Impersonator *authnv1.UserInfo
+	Impersonator     *authnv1.UserInfo
 	SourceIPs        []string
 	UserAgent        string
 	APIServerAuditID string // the Audit-ID kube-apiserver sent, to join both logs
