@@ -50,6 +50,8 @@ type recording struct {
 	dropped atomic.Int64
 	done    chan struct{}
 	once    sync.Once
+	mu      sync.RWMutex // closed, against sends on the closed queue
+	closed  bool
 	err     error
 }
 
@@ -83,6 +85,12 @@ func (r *recording) add(kind string, data []byte) {
 		return
 	}
 	ev := castEvent{at: time.Since(r.start), kind: kind, data: string(data)}
+	// The relay's last copy may still pass frames after the session ended and closed the recording.
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.closed {
+		return
+	}
 	if r.block { // the writer drains the queue even after a write error, so this wait ends
 		r.events <- ev
 		return
@@ -102,7 +110,12 @@ func (r *recording) discard() {
 
 // close ends the recording and waits for the file to be written.
 func (r *recording) close() error {
-	r.once.Do(func() { close(r.events) })
+	r.once.Do(func() {
+		r.mu.Lock()
+		r.closed = true
+		close(r.events)
+		r.mu.Unlock()
+	})
 	<-r.done
 	return r.err
 }

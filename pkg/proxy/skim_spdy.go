@@ -1,192 +1,192 @@
 package proxy
 
 import (
+	"bytes"
+	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"io"
 	"sync"
-	"sync/atomic"
-	"time"
 
 	"github.com/moby/spdystream/spdy"
 )
 
-// spdyQueue bounds the chunks waiting for a direction's frame reader; the relay waits when it is full.
-const spdyQueue = 256
+// maxControlFrame bounds a SPDY control frame kept whole for the framer (kubectl's are tiny).
+const maxControlFrame = 1 << 20
 
-// spdySkimmer reads SPDY/3.1 frames in both directions with spdystream's framer, each direction
-// on its own goroutine fed with copies: SYN_STREAM headers name each stream's type, DATA frames
-// count per stream, and the error stream carries the Status with the exit code.
+// spdySkimmer follows SPDY/3.1 frames in both directions as they pass, in the relay's own goroutine
+// and without copying data it does not need. DATA frames are counted from their 8-byte headers;
+// their payload is kept only for the error stream (the Status with the exit code), resizes, and
+// streams being recorded. Control frames are gathered whole and read with spdystream's framer,
+// one per direction, as header compression runs per direction: SYN_STREAM names each stream's type.
 type spdySkimmer struct {
 	stats *streamStats
 
-	mu    sync.Mutex
+	mu    sync.Mutex // both directions
 	types map[spdy.StreamId]string
 	msgs  map[spdy.StreamId][]byte
 
-	client, server *chunkReader
-	wg             sync.WaitGroup
+	client, server spdyReader
 }
 
 func newSPDYSkimmer(stats *streamStats) *spdySkimmer {
-	s := &spdySkimmer{stats: stats, types: map[spdy.StreamId]string{}, msgs: map[spdy.StreamId][]byte{},
-		client: newChunkReader(), server: newChunkReader()}
-	s.wg.Add(2)
-	go s.read(s.client)
-	go s.read(s.server)
+	s := &spdySkimmer{stats: stats, types: map[spdy.StreamId]string{}, msgs: map[spdy.StreamId][]byte{}}
+	s.client.s, s.server.s = s, s
 	return s
 }
 
-func (s *spdySkimmer) fromClient(p []byte) { s.offer(s.client, p) }
-func (s *spdySkimmer) toClient(p []byte)   { s.offer(s.server, p) }
+func (s *spdySkimmer) fromClient(p []byte) { s.client.feed(p) }
+func (s *spdySkimmer) toClient(p []byte)   { s.server.feed(p) }
 
-func (s *spdySkimmer) offer(r *chunkReader, p []byte) {
-	if !r.offer(p) {
-		s.stats.lost("the frame reader stopped")
-	}
-}
+// settle: frames are read as they pass.
+func (s *spdySkimmer) settle() {}
 
-// settle waits, briefly, until the reader of what went to the client has handled all of it, so
-// that what the client was told is known (the client closing after its exit status is no vanishing).
-func (s *spdySkimmer) settle() {
-	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		s.server.mu.Lock()
-		stopped := s.server.stopped
-		s.server.mu.Unlock()
-		if stopped || (s.server.idle.Load() && len(s.server.ch) == 0) {
-			return
-		}
-	}
-}
-
-// close ends both readers and waits for them. An error stream the connection's close cut short of
-// its FIN is read as it is.
+// close reads an error stream the connection's close cut short of its FIN as it is.
 func (s *spdySkimmer) close() {
-	s.client.end()
-	s.server.end()
-	s.wg.Wait()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for id, msg := range s.msgs {
 		s.stats.status(msg)
 		delete(s.msgs, id)
 	}
 }
 
-func (s *spdySkimmer) read(r *chunkReader) {
-	defer s.wg.Done()
-	framer, err := spdy.NewFramer(io.Discard, r)
-	if err != nil {
-		s.stats.lost("no frame reader: " + err.Error())
-		r.abandon()
-		return
-	}
-	for {
-		frame, err := framer.ReadFrame()
-		if err != nil {
-			if err != io.EOF {
-				s.stats.lost("unreadable SPDY frames: " + err.Error())
-			}
-			r.abandon()
-			return
-		}
-		s.frame(frame)
-	}
-}
-
-func (s *spdySkimmer) frame(frame spdy.Frame) {
+func (s *spdySkimmer) streamType(id spdy.StreamId) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	switch f := frame.(type) {
-	case *spdy.SynStreamFrame:
+	return s.types[id]
+}
+
+func (s *spdySkimmer) control(frame spdy.Frame) {
+	if f, ok := frame.(*spdy.SynStreamFrame); ok {
+		s.mu.Lock()
 		s.types[f.StreamId] = f.Headers.Get("streamType")
+		s.mu.Unlock()
 		s.stats.port(f.Headers.Get("port"))
-	case *spdy.DataFrame:
-		switch typ := s.types[f.StreamId]; typ {
-		case "error":
-			if len(s.msgs[f.StreamId]) < maxErrorMessage {
-				s.msgs[f.StreamId] = append(s.msgs[f.StreamId], f.Data...)
+	}
+}
+
+// data handles a whole DATA frame of a stream whose payload was kept.
+func (s *spdySkimmer) data(id spdy.StreamId, typ string, payload []byte, fin bool) {
+	switch typ {
+	case "error":
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if len(s.msgs[id]) < maxErrorMessage {
+			s.msgs[id] = append(s.msgs[id], payload...)
+		}
+		// The kubelet writes its Status in one piece and may close the connection without a FIN:
+		// read it as soon as it is whole.
+		if msg := s.msgs[id]; len(msg) > 0 && (fin || json.Valid(msg)) {
+			s.stats.status(msg)
+			delete(s.msgs, id)
+		}
+	case "resize":
+		s.stats.resized(payload)
+	default:
+		s.stats.record(typ, payload)
+	}
+}
+
+// spdyReader is one direction's parser state; only one goroutine feeds it.
+type spdyReader struct {
+	s         *spdySkimmer
+	hdr       [8]byte
+	nhdr      int
+	remaining int // payload bytes left in the current frame
+	control   bool
+	stream    spdy.StreamId
+	typ       string
+	fin       bool
+	keep      bool   // the current DATA frame's payload is wanted
+	payload   []byte // what was kept of it
+	ctrl      bytes.Buffer
+	framer    *spdy.Framer
+	stopped   bool
+}
+
+func (r *spdyReader) feed(p []byte) {
+	for len(p) > 0 && !r.stopped {
+		if r.nhdr < len(r.hdr) {
+			n := copy(r.hdr[r.nhdr:], p)
+			r.nhdr, p = r.nhdr+n, p[n:]
+			if r.nhdr == len(r.hdr) {
+				r.begin()
 			}
-			// The kubelet writes its Status in one piece and may close the connection without a FIN:
-			// read it as soon as it is whole.
-			if msg := s.msgs[f.StreamId]; len(msg) > 0 && (f.Flags&spdy.DataFlagFin != 0 || json.Valid(msg)) {
-				s.stats.status(s.msgs[f.StreamId])
-				delete(s.msgs, f.StreamId)
-			}
-		case "resize":
-			s.stats.resized(f.Data)
-		default:
-			s.stats.add(typ, len(f.Data))
-			s.stats.record(typ, f.Data)
+			continue
+		}
+		n := min(len(p), r.remaining)
+		r.piece(p[:n])
+		p, r.remaining = p[n:], r.remaining-n
+		if r.remaining == 0 {
+			r.end()
 		}
 	}
 }
 
-// chunkReader is an io.Reader over copies of what crossed the connection. When the reader is behind
-// by a full queue, offer waits for it (or for it to be gone): a reader given up would lose the exit
-// code, and it only ever waits itself on a fail-closed recording.
-type chunkReader struct {
-	ch      chan []byte
-	cur     []byte
-	mu      sync.Mutex
-	stopped bool        // ended, abandoned or overflowed: nothing more is queued
-	idle    atomic.Bool // the reader has handled all it was given and waits for more
-	gone    chan struct{}
-	goneOne sync.Once
-}
-
-func newChunkReader() *chunkReader {
-	return &chunkReader{ch: make(chan []byte, spdyQueue), gone: make(chan struct{})}
-}
-
-func (r *chunkReader) offer(p []byte) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.stopped || len(p) == 0 {
-		return !r.stopped || len(p) == 0
-	}
-	select {
-	case r.ch <- append([]byte(nil), p...):
-		return true
-	case <-r.gone:
-		r.stopped = true
-		close(r.ch)
-		return false
-	}
-}
-
-// end says no more data will come; the reader sees EOF after what is queued.
-func (r *chunkReader) end() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if !r.stopped {
-		r.stopped = true
-		close(r.ch)
-	}
-}
-
-// abandon is end from the reader's side, after it gave up: later offers are dropped.
-func (r *chunkReader) abandon() {
-	r.goneOne.Do(func() { close(r.gone) }) // first, so a waiting offer lets go of the lock
-	r.end()
-	for range r.ch { // let queued copies be collected
-	}
-}
-
-func (r *chunkReader) Read(p []byte) (int, error) {
-	for len(r.cur) == 0 {
-		var next []byte
-		ok := true
-		select {
-		case next, ok = <-r.ch:
-		default:
-			r.idle.Store(true)
-			next, ok = <-r.ch
-			r.idle.Store(false)
+func (r *spdyReader) begin() {
+	r.control = r.hdr[0]&0x80 != 0
+	r.remaining = int(r.hdr[5])<<16 | int(r.hdr[6])<<8 | int(r.hdr[7])
+	if r.control {
+		if r.remaining > maxControlFrame {
+			r.stop(fmt.Sprintf("unreadable SPDY frames: a control frame of %d bytes", r.remaining))
+			return
 		}
-		if !ok {
-			return 0, io.EOF
-		}
-		r.cur = next
+		r.ctrl.Write(r.hdr[:])
+	} else {
+		r.stream = spdy.StreamId(binary.BigEndian.Uint32(r.hdr[:4]) & 0x7fffffff)
+		r.fin = r.hdr[4]&byte(spdy.DataFlagFin) != 0
+		r.typ = r.s.streamType(r.stream)
+		r.keep = r.typ == "error" || r.typ == "resize" || r.s.stats.recordsStream(r.typ)
+		r.payload = r.payload[:0]
 	}
-	n := copy(p, r.cur)
-	r.cur = r.cur[n:]
-	return n, nil
+	if r.remaining == 0 {
+		r.end()
+	}
+}
+
+func (r *spdyReader) piece(b []byte) {
+	switch {
+	case r.control:
+		r.ctrl.Write(b)
+		return
+	case r.typ != "error" && r.typ != "resize":
+		r.s.stats.add(r.typ, len(b))
+	}
+	if r.keep && (r.typ != "error" || len(r.payload) < maxErrorMessage) {
+		r.payload = append(r.payload, b...)
+	}
+}
+
+func (r *spdyReader) end() {
+	r.nhdr = 0
+	if !r.control {
+		if r.keep {
+			r.s.data(r.stream, r.typ, r.payload, r.fin)
+		}
+		return
+	}
+	if r.framer == nil {
+		framer, err := spdy.NewFramer(io.Discard, &r.ctrl)
+		if err != nil {
+			r.stop("no frame reader: " + err.Error())
+			return
+		}
+		r.framer = framer
+	}
+	frame, err := r.framer.ReadFrame() // the buffer holds exactly this frame
+	if err != nil {
+		r.stop("unreadable SPDY frames: " + err.Error())
+		return
+	}
+	r.ctrl.Reset()
+	r.s.control(frame)
+}
+
+// stop gives the direction up: its frames can no longer be followed.
+func (r *spdyReader) stop(why string) {
+	r.stopped = true
+	r.payload, r.framer = nil, nil
+	r.ctrl = bytes.Buffer{}
+	r.s.stats.lost(why)
 }

@@ -1,0 +1,103 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"reflect"
+	"testing"
+
+	"github.com/moby/spdystream/spdy"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// spdyExec is one exec session's frames, each direction with its own header compression, as
+// client-go and the kubelet write them: the client opens error, stdin, stdout, stderr and resize.
+func spdyExec(t testing.TB) (fromClient, toClient []byte) {
+	var c, s bytes.Buffer
+	cf, err := spdy.NewFramer(&c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sf, err := spdy.NewFramer(&s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(f *spdy.Framer, frame spdy.Frame) {
+		if err := f.WriteFrame(frame); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for id, typ := range map[spdy.StreamId]string{1: "error", 3: "stdin", 5: "stdout", 7: "stderr", 9: "resize"} {
+		write(cf, &spdy.SynStreamFrame{StreamId: id, Headers: http.Header{"Streamtype": {typ}}})
+		write(sf, &spdy.SynReplyFrame{StreamId: id, Headers: http.Header{}})
+	}
+	write(cf, &spdy.DataFrame{StreamId: 9, Data: []byte(`{"Width":80,"Height":24}`)})
+	write(cf, &spdy.DataFrame{StreamId: 3, Data: []byte("typed\n")})
+	write(cf, &spdy.DataFrame{StreamId: 3, Flags: spdy.DataFlagFin})
+	write(sf, &spdy.DataFrame{StreamId: 5, Data: bytes.Repeat([]byte("x"), 10000)})
+	write(sf, &spdy.DataFrame{StreamId: 7, Data: []byte("oops\n")})
+	status, _ := json.Marshal(metav1.Status{Status: metav1.StatusFailure, Reason: "NonZeroExitCode",
+		Details: &metav1.StatusDetails{Causes: []metav1.StatusCause{{Type: "ExitCode", Message: "3"}}}})
+	write(sf, &spdy.DataFrame{StreamId: 1, Data: status, Flags: spdy.DataFlagFin})
+	write(cf, &spdy.PingFrame{Id: 1})
+	return c.Bytes(), s.Bytes()
+}
+
+// feedSplit feeds p in pieces of n bytes (all at once for n <= 0).
+func feedSplit(feed func([]byte), p []byte, n int) {
+	if n <= 0 {
+		n = len(p)
+	}
+	for len(p) > 0 {
+		k := min(n, len(p))
+		feed(append([]byte(nil), p[:k]...)) // the relay reuses its buffer
+		p = p[k:]
+	}
+}
+
+func TestSPDYSkimmer(t *testing.T) {
+	fromClient, toClient := spdyExec(t)
+	for _, split := range []int{0, 1, 3, 7, 100, 4096} {
+		t.Run(fmt.Sprintf("pieces of %d bytes", split), func(t *testing.T) {
+			stats := newStreamStats()
+			rec := &recording{events: make(chan castEvent, 100), stdin: true}
+			stats.recording.Store(rec)
+			s := newSkimmer("SPDY/3.1", "v4.channel.k8s.io", stats)
+			feedSplit(s.fromClient, fromClient, split)
+			feedSplit(s.toClient, toClient, split)
+			s.close()
+			byStream, resizes, code := stats.result()
+			want := map[string]int64{"stdin": 6, "stdout": 10000, "stderr": 5}
+			if !reflect.DeepEqual(byStream, want) || resizes != 1 || code != "3" {
+				t.Errorf("bytes %v, resizes %d, exit %q; want %v, 1, 3", byStream, resizes, code, want)
+			}
+			close(rec.events)
+			got := map[string]int{}
+			for ev := range rec.events {
+				got[ev.kind] += len(ev.data)
+			}
+			if got["o"] != 10005 || got["i"] != 6 || got["r"] == 0 {
+				t.Errorf("recorded %v", got)
+			}
+		})
+	}
+}
+
+// FuzzSPDYSkimmer: any bytes, in any split, in either direction, never panic or hang the reader.
+func FuzzSPDYSkimmer(f *testing.F) {
+	fromClient, toClient := spdyExec(f)
+	f.Add(fromClient, toClient, uint8(0))
+	f.Add(fromClient, toClient, uint8(5))
+	f.Add([]byte("\x80\x03\x00\x01\x00\x00\x00\x0a\x00\x00\x00\x01"), []byte{0, 0, 0, 1, 1, 0, 0, 3, 'a', 'b'}, uint8(1))
+	f.Add([]byte("\x80\x03\x00\x63this is no SPDY frame at all"), []byte{}, uint8(2))
+	f.Fuzz(func(t *testing.T, a, b []byte, split uint8) {
+		stats := newStreamStats()
+		s := newSkimmer("SPDY/3.1", "v4.channel.k8s.io", stats)
+		feedSplit(s.fromClient, a, int(split))
+		feedSplit(s.toClient, b, int(split))
+		s.close()
+		_, _, _ = stats.result()
+	})
+}
