@@ -47,6 +47,9 @@ func (w *sessionWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	c := &sessionConn{Conn: raw, s: w.s}
+	if w.s.outLimit != nil {
+		c.out = newOutQueue(c)
+	}
 	// Bytes the server already buffered from the client must still pass through the counters.
 	if n := rw.Reader.Buffered(); n > 0 {
 		buffered, _ := rw.Reader.Peek(n)
@@ -64,6 +67,7 @@ type sessionConn struct {
 	firstSeen atomic.Bool
 	closeOnce sync.Once
 	closing   atomic.Bool // exec-proxy is closing the connection
+	out       *outQueue   // bandwidth-limited sessions only
 }
 
 func (c *sessionConn) Read(p []byte) (int, error) {
@@ -106,24 +110,12 @@ func (c *sessionConn) Write(p []byte) (int, error) {
 	} else {
 		c.s.skimmer().toClient(p)
 	}
-	written := 0
-	for len(p) > 0 {
-		chunk := p
-		if c.s.outLimit != nil && len(chunk) > limiterBurst {
-			chunk = chunk[:limiterBurst]
-		}
-		if err := wait(c.s.ctx, c.s.outLimit, len(chunk)); err != nil {
-			return written, err
-		}
-		n, err := c.Conn.Write(chunk)
-		written += n
-		c.s.countOut(n)
-		if err != nil {
-			return written, err
-		}
-		p = p[n:]
+	if c.out != nil {
+		return c.out.write(p)
 	}
-	return written, nil
+	n, err := c.Conn.Write(p)
+	c.s.countOut(n)
+	return n, err
 }
 
 // refuse answers the client with err's Status instead of the upgrade, and closes the connection.
@@ -142,10 +134,16 @@ func (c *sessionConn) refuse(err error) {
 	_ = c.Close()
 }
 
+// Close closes the connection once what is queued for the client has reached it (see outQueue).
 func (c *sessionConn) Close() error {
 	var err error
 	c.closing.Store(true)
-	c.closeOnce.Do(func() { err = c.Conn.Close() })
+	c.closeOnce.Do(func() {
+		if c.out != nil {
+			c.out.finish()
+		}
+		err = c.Conn.Close()
+	})
 	return err
 }
 

@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -108,5 +110,66 @@ func TestThrottleErrorIsWrittenAs429(t *testing.T) {
 	WriteStatus(rec, httptest.NewRequest(http.MethodPost, "/", nil), err)
 	if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") != "3" || !strings.Contains(rec.Body.String(), "too many") {
 		t.Errorf("got %d Retry-After %q body %s", rec.Code, rec.Header().Get("Retry-After"), rec.Body)
+	}
+}
+
+// A throttled session still delivers all its output: the kubelet sends it all at once and closes,
+// exec-proxy holds it for the client (see outQueue) and closes only once it has passed.
+func TestThrottledSessionDeliversEverything(t *testing.T) {
+	checkLeaks(t)
+	kubelet := newFakeKubelet(t)
+	p := newTestProxier(t, kubelet.caFile, Limits{MaxBytesPerSecSession: 256 << 10}, runningPod("p", "n1", "a"), nodeAt("n1", "127.0.0.1", kubelet.port(t)))
+	for _, protocol := range []string{"spdy", "websocket"} {
+		t.Run(protocol, func(t *testing.T) {
+			srv, records := frontWithRecords(t, p)
+			const lines = 512 // 512 KiB: about two seconds at the limit
+			out, err := execVia(t, srv, protocol, "alice", execCase{command: []string{"stream", fmt.Sprint(lines)}})
+			if err != nil || len(out) != lines*1024 {
+				t.Errorf("exec: %v; %d bytes of %d arrived", err, len(out), lines*1024)
+			}
+			if rec := <-records; rec.ExitCode != "0" || rec.Reason != ReasonExited || rec.BytesOut < lines*1024 {
+				t.Errorf("record: exit %q, reason %q, %d bytes out", rec.ExitCode, rec.Reason, rec.BytesOut)
+			}
+		})
+	}
+}
+
+func TestDrainingConn(t *testing.T) {
+	cases := []struct {
+		name  string
+		armed bool
+		end   func(dc *drainingConn) // what lets a failed write return
+	}{
+		{"armed: after reading ended", true, func(dc *drainingConn) { _, _ = dc.Read(make([]byte, 1)) }},
+		{"armed: after close", true, func(dc *drainingConn) { _ = dc.Close() }},
+		{"not armed: at once", false, nil},
+		{"with a write deadline (TLS close_notify): at once", true, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ours, peer := net.Pipe()
+			dc := newDrainingConn(ours)
+			defer dc.Close()
+			if tc.armed {
+				dc.arm()
+			}
+			_ = peer.Close() // the kubelet is gone
+			done := make(chan error, 1)
+			if strings.HasPrefix(tc.name, "with a write deadline") {
+				_ = dc.SetWriteDeadline(time.Now().Add(time.Minute))
+			}
+			go func() { _, err := dc.Write([]byte("window update")); done <- err }()
+			if tc.end != nil {
+				select {
+				case err := <-done:
+					t.Fatalf("the write error (%v) came back while the other direction could still read", err)
+				case <-time.After(50 * time.Millisecond):
+				}
+				tc.end(dc)
+			}
+			if err := <-done; err == nil {
+				t.Error("a write to a closed peer succeeded")
+			}
+		})
 	}
 }

@@ -44,7 +44,8 @@ type Proxier struct {
 	limits    Limits
 	admit     *admitter
 	sessions  *registry
-	relay     *relay // the stream translator's way to the kubelet
+	relay     *relay          // the stream translator's way to the kubelet
+	upgrades  *http.Transport // the upgrade-aware proxy's: it dials drainingConns
 	// Audit writes the session's start and end records; nil writes none.
 	Audit *sessionaudit.Recorder
 	// Recording says which sessions are recorded, and where.
@@ -56,6 +57,7 @@ func New(resolver *nodeconn.Resolver, transport *nodeconn.Transport, limits Limi
 	p := &Proxier{resolver: resolver, transport: transport, limits: limits,
 		admit: newAdmitter(limits), sessions: newRegistry()}
 	p.relay = newRelay(transport)
+	p.upgrades = drainingTransport(transport.Transport)
 	return p
 }
 
@@ -309,7 +311,7 @@ func endReason(s *Session, exitCode string) string {
 // and WebSocket port-forward is tunnelled.
 func (p *Proxier) upstreamHandler(r Request, t *nodeconn.Target) http.Handler {
 	loc := t.URL(kubeletPath(r, t), kubeletQuery(r))
-	uah := upgradeproxy.NewUpgradeAwareHandler(loc, p.transport.Transport, false, true, kubeletResponder{node: t.Node, address: t.Address})
+	uah := upgradeproxy.NewUpgradeAwareHandler(loc, p.upgrades, false, true, kubeletResponder{node: t.Node, address: t.Address})
 	uah.RejectForwardingRedirects = true
 	switch r.Kind {
 	case KindPortForward:

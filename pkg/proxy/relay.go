@@ -81,11 +81,12 @@ func (r *relay) serve(ctx context.Context, conn net.Conn, leg *streamStats, s *S
 		badGateway(conn, err)
 		return
 	}
-	backend, err := upgradeproxy.DialURL(ctx, req.URL, r.kubelets.Transport)
+	tlsConn, err := upgradeproxy.DialURL(ctx, req.URL, r.kubelets.Transport)
 	if err != nil {
 		badGateway(conn, fmt.Errorf("error dialing backend: %w", err))
 		return
 	}
+	backend := newDrainingConn(tlsConn) // armed once upgraded: see drainingConn
 	defer backend.Close()
 	if s != nil {
 		stop := context.AfterFunc(s.legCtx, func() { _ = backend.Close() })
@@ -107,6 +108,7 @@ func (r *relay) serve(ctx context.Context, conn net.Conn, leg *streamStats, s *S
 	if err := resp.Write(conn); err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
 		return // the kubelet refused: the translator has its answer, nothing follows
 	}
+	backend.arm()
 	done := make(chan struct{}, 2)
 	go func() { _, _ = io.Copy(skimWriter{backend, skim.fromClient}, in); done <- struct{}{} }()
 	go func() { _, _ = io.Copy(skimWriter{conn, skim.toClient}, out); done <- struct{}{} }()

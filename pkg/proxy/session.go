@@ -79,6 +79,7 @@ type Session struct {
 	mu        sync.Mutex
 	skim      skimmer
 	conn      *sessionConn
+	backend   *drainingConn // the upgrade-aware proxy's connection to the kubelet
 	code      int
 	protocol  string
 	endReason string
@@ -90,7 +91,7 @@ func newSession(ctx context.Context, maxBytesPerSec int64) *Session {
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	s.legCtx, s.endLegs = context.WithCancel(context.Background())
 	if maxBytesPerSec > 0 {
-		burst := max(int(maxBytesPerSec), limiterBurst)
+		burst := max(int(maxBytesPerSec/10), limiterBurst) // a tenth of a second at full rate
 		s.inLimit = rate.NewLimiter(rate.Limit(maxBytesPerSec), burst)
 		s.outLimit = rate.NewLimiter(rate.Limit(maxBytesPerSec), burst)
 	}
@@ -123,6 +124,12 @@ func (s *Session) attach(c *sessionConn) {
 	}
 }
 
+func (s *Session) setBackend(c *drainingConn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.backend = c
+}
+
 // noteResponse reads the answer to the upgrade; an error from onUpgrade refuses the session.
 func (s *Session) noteResponse(p []byte) error {
 	code, protocol, upgrade := parseResponseHead(p)
@@ -130,6 +137,9 @@ func (s *Session) noteResponse(p []byte) error {
 	s.code, s.protocol = code, protocol
 	if code == http.StatusSwitchingProtocols {
 		s.skim = newSkimmer(upgrade, protocol, s.stats)
+		if s.backend != nil {
+			s.backend.arm()
+		}
 	}
 	s.mu.Unlock()
 	if code == http.StatusSwitchingProtocols && s.onUpgrade != nil {

@@ -1,0 +1,95 @@
+package proxy
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// drainingConn keeps a failed write from ending a session before the kubelet's last bytes are
+// relayed. Upstream's upgrade-aware proxy ends a session when either direction stops, and closes
+// both connections. After the kubelet closes (the command ended), the client's next bytes (a
+// flow-control window update, say) fail to reach it; were that failure returned at once, the
+// client-bound direction would be cut while it still holds the end of the output and the exit
+// status, which a bandwidth limit can keep waiting for a while. So once the upgrade succeeded
+// (armed), a write error is returned only when reading has ended too, or the connection is closed.
+// Before that, nothing reads concurrently and errors are returned as they come.
+type drainingConn struct {
+	net.Conn
+	armed     atomic.Bool
+	bounded   atomic.Bool // a write deadline was set: the writer wants to be done by then
+	readDone  chan struct{}
+	readOnce  sync.Once
+	closed    chan struct{}
+	closeOnce sync.Once
+}
+
+func newDrainingConn(c net.Conn) *drainingConn {
+	return &drainingConn{Conn: c, readDone: make(chan struct{}), closed: make(chan struct{})}
+}
+
+func (c *drainingConn) arm() { c.armed.Store(true) }
+
+func (c *drainingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if err != nil {
+		c.readOnce.Do(func() { close(c.readDone) })
+	}
+	return n, err
+}
+
+func (c *drainingConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if err != nil && c.armed.Load() && !c.bounded.Load() {
+		select {
+		case <-c.readDone:
+		case <-c.closed:
+		}
+	}
+	return n, err
+}
+
+// SetWriteDeadline: tls.Conn.Close sets one before its close_notify, written on the way to closing
+// this connection; waiting for the connection to close there would wait for itself.
+func (c *drainingConn) SetWriteDeadline(t time.Time) error {
+	if !t.IsZero() {
+		c.bounded.Store(true)
+	}
+	return c.Conn.SetWriteDeadline(t)
+}
+
+func (c *drainingConn) SetDeadline(t time.Time) error {
+	if !t.IsZero() {
+		c.bounded.Store(true)
+	}
+	return c.Conn.SetDeadline(t)
+}
+
+func (c *drainingConn) Close() error {
+	c.closeOnce.Do(func() { close(c.closed) })
+	return c.Conn.Close()
+}
+
+// drainingTransport is t dialing drainingConns, each handed to the session of the dial's context.
+func drainingTransport(t *http.Transport) *http.Transport {
+	out := t.Clone()
+	dial := out.DialContext
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	out.DialContext = func(ctx context.Context, network, address string) (net.Conn, error) {
+		c, err := dial(ctx, network, address)
+		if err != nil {
+			return nil, err
+		}
+		dc := newDrainingConn(c)
+		if s, ok := ctx.Value(sessionKey{}).(*Session); ok {
+			s.setBackend(dc)
+		}
+		return dc, nil
+	}
+	return out
+}

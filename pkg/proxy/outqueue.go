@@ -1,0 +1,101 @@
+package proxy
+
+import (
+	"errors"
+	"sync"
+	"time"
+)
+
+// outQueueChunks bounds what a bandwidth-limited session holds for its client: this many chunks of
+// at most limiterBurst bytes (4 MiB).
+const outQueueChunks = 128
+
+// flushGrace is added to the time the queued bytes take at the limit when a session ends: a client
+// that does not read by then is not waited for.
+const flushGrace = 10 * time.Second
+
+var errOutQueueClosed = errors.New("session connection closed")
+
+// outQueue sends a bandwidth-limited session's bytes to its client at the limit, from a goroutine,
+// so that the kubelet's side is read as fast as it sends. A kubelet that closes while its socket
+// still holds unsent output (because exec-proxy read it slowly) may reset the connection and lose
+// that output. Beyond outQueueChunks, write waits: memory stays bounded.
+type outQueue struct {
+	c      *sessionConn
+	chunks chan []byte
+	mu     sync.Mutex // guards closed against sends on a closed channel
+	closed bool
+	done   chan struct{}
+	err    error // the first write error, read after done
+	failed chan struct{}
+	once   sync.Once
+}
+
+func newOutQueue(c *sessionConn) *outQueue {
+	q := &outQueue{c: c, chunks: make(chan []byte, outQueueChunks), done: make(chan struct{}), failed: make(chan struct{})}
+	go q.run()
+	return q
+}
+
+// write queues a copy of p; it waits while the queue is full.
+func (q *outQueue) write(p []byte) (int, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return 0, errOutQueueClosed
+	}
+	for off := 0; off < len(p); off += limiterBurst {
+		chunk := append([]byte(nil), p[off:min(off+limiterBurst, len(p))]...)
+		select {
+		case q.chunks <- chunk:
+		case <-q.failed:
+			return off, q.err
+		case <-q.c.s.ctx.Done():
+			return off, q.c.s.ctx.Err()
+		}
+	}
+	return len(p), nil
+}
+
+func (q *outQueue) run() {
+	defer close(q.done)
+	for chunk := range q.chunks {
+		if err := q.send(chunk); err != nil {
+			q.err = err
+			q.once.Do(func() { close(q.failed) })
+			for range q.chunks { // the client is gone: drop the rest
+			}
+			return
+		}
+	}
+}
+
+func (q *outQueue) send(chunk []byte) error {
+	if err := wait(q.c.s.ctx, q.c.s.outLimit, len(chunk)); err != nil {
+		return err
+	}
+	n, err := q.c.Conn.Write(chunk)
+	q.c.s.countOut(n)
+	return err
+}
+
+// finish takes no more bytes and waits until the queued ones reached the client, for as long as
+// they take at the limit and flushGrace more; then the connection is closed under the writer.
+func (q *outQueue) finish() {
+	q.mu.Lock()
+	if !q.closed {
+		q.closed = true
+		close(q.chunks)
+	}
+	queued := len(q.chunks) * limiterBurst
+	q.mu.Unlock()
+	limit := float64(q.c.s.outLimit.Limit())
+	timer := time.NewTimer(time.Duration(float64(queued)/limit*float64(time.Second)) + flushGrace)
+	defer timer.Stop()
+	select {
+	case <-q.done:
+	case <-timer.C:
+		_ = q.c.Conn.Close()
+		<-q.done
+	}
+}
