@@ -25,6 +25,9 @@ verify: ## gofmt, go vet, go mod tidy check.
 	$(GO) vet ./...
 	@bash -n hack/*.sh hack/cluster/*.sh
 
+bench: build ## Benchmarks on the real local cluster: ratios to kube-apiserver's path and a direct kubelet (bench/).
+	hack/bench.sh
+
 demo: ## A real local cluster; one exec through exec-proxy; prints how to try it.
 	hack/demo.sh
 

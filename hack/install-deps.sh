@@ -20,6 +20,7 @@ declare -A why=(
   [procps]="pkill/pgrep for cluster teardown"
   [curl]="readiness probes of etcd and exec-proxy"
   [util-linux]="unshare for the kubelet's private mount namespace"
+  [gnuplot-nox]="draws the benchmark chart (make bench)"
 )
 missing=()
 for p in "${!why[@]}"; do

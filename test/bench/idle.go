@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/httpstream"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/portforward"
+	"k8s.io/client-go/transport/spdy"
+)
+
+const execProxyURL = "https://127.0.0.1:18443"
+
+// Idle is what holding sessions open costs one exec-proxy.
+type Idle struct {
+	Asked          int     `json:"asked"`
+	Reached        int     `json:"reached"`
+	RSSKiBBefore   int64   `json:"rssKiBBefore"`
+	RSSKiBHeld     int64   `json:"rssKiBHeld"`
+	KiBPerSession  float64 `json:"kibPerSession"`
+	GoroutinesIdle int     `json:"goroutinesBefore"`
+	GoroutinesHeld int     `json:"goroutinesHeld"`
+	PerSession     float64 `json:"goroutinesPerSession"`
+	GoroutinesLeft int     `json:"goroutinesAfterClose"`
+	FirstError     string  `json:"firstError,omitempty"`
+}
+
+// adminStraight is admin's client certificate against exec-proxy itself: kube-apiserver, which
+// holds a priority-and-fairness seat per aggregated request, is left out of the count.
+func adminStraight(cluster string) *rest.Config {
+	pki := filepath.Join(cluster, "pki")
+	return &rest.Config{Host: execProxyURL, QPS: -1, TLSClientConfig: rest.TLSClientConfig{
+		CAFile: filepath.Join(pki, "ca.crt"), CertFile: filepath.Join(pki, "user-admin.crt"), KeyFile: filepath.Join(pki, "user-admin.key"),
+	}}
+}
+
+// idleSessions opens n port-forward sessions (no streams, so no process in the container) straight
+// to exec-proxy, measures its RSS and goroutines, then closes them.
+func idleSessions(ctx context.Context, cluster string, n int) (Idle, error) {
+	res := Idle{Asked: n}
+	cfg := adminStraight(cluster)
+	var err error
+	if res.GoroutinesIdle, err = goroutines(cfg); err != nil {
+		return res, err
+	}
+	if res.RSSKiBBefore, err = rssKiB(cluster, "exec-proxy"); err != nil {
+		return res, err
+	}
+	u, _ := url.Parse(execProxyURL + kubeRoute + "/api/v1/namespaces/" + namespace + "/pods/" + pod + "/portforward")
+	conns := make(chan httpstream.Connection, n)
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 32)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			rt, upgrader, err := spdy.RoundTripperFor(cfg)
+			if err != nil {
+				errs <- err
+				return
+			}
+			conn, _, err := spdy.NewDialer(upgrader, &http.Client{Transport: rt}, http.MethodPost, u).Dial(portforward.PortForwardProtocolV1Name)
+			if err != nil {
+				errs <- err
+				return
+			}
+			conns <- conn
+		}()
+	}
+	wg.Wait()
+	close(conns)
+	close(errs)
+	if e, ok := <-errs; ok {
+		res.FirstError = e.Error()
+	}
+	time.Sleep(2 * time.Second) // let the sessions settle
+	res.Reached = len(conns)
+	res.RSSKiBHeld, _ = rssKiB(cluster, "exec-proxy")
+	res.GoroutinesHeld, _ = goroutines(cfg)
+	if res.Reached > 0 {
+		res.KiBPerSession = float64(res.RSSKiBHeld-res.RSSKiBBefore) / float64(res.Reached)
+		res.PerSession = float64(res.GoroutinesHeld-res.GoroutinesIdle) / float64(res.Reached)
+	}
+	for c := range conns {
+		_ = c.Close()
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for res.GoroutinesLeft, _ = goroutines(cfg); res.GoroutinesLeft > res.GoroutinesIdle+20 && time.Now().Before(deadline); res.GoroutinesLeft, _ = goroutines(cfg) {
+		time.Sleep(500 * time.Millisecond)
+	}
+	return res, ctx.Err()
+}
+
+// goroutines reads go_goroutines from exec-proxy's /metrics.
+func goroutines(cfg *rest.Config) (int, error) {
+	ca, err := os.ReadFile(cfg.CAFile)
+	if err != nil {
+		return 0, err
+	}
+	cert, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
+	if err != nil {
+		return 0, err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca)
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}}}}
+	defer client.CloseIdleConnections()
+	resp, err := client.Get(cfg.Host + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(line, "go_goroutines ") {
+			return strconv.Atoi(strings.Fields(line)[1])
+		}
+	}
+	return 0, fmt.Errorf("no go_goroutines in exec-proxy's /metrics (HTTP %d)", resp.StatusCode)
+}

@@ -1,0 +1,51 @@
+// Command bench measures exec-proxy against kube-apiserver's own pods/exec path and a direct
+// kubelet connection on the local cluster (hack/cluster/up.sh), side by side in one run, and
+// reports ratios: a table on stdout, results.json and a PNG chart. Run it with make bench.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+)
+
+type options struct {
+	cluster, out           string
+	download, upload       int64
+	runs, sessions, idle   int
+	throttleBytesPerSecond int64
+	burst                  int
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.cluster, "cluster", ".cluster", "the local cluster's directory")
+	flag.StringVar(&o.out, "out", "bench", "where results.json and the chart go")
+	flag.Int64Var(&o.download, "download-bytes", 1<<30, "bytes streamed from the container per download run")
+	flag.Int64Var(&o.upload, "upload-bytes", 256<<20, "bytes streamed into the container per upload run")
+	flag.IntVar(&o.runs, "runs", 3, "runs of each throughput figure")
+	flag.IntVar(&o.sessions, "sessions", 200, "sessions timed for the setup latency of each path")
+	flag.IntVar(&o.idle, "idle-sessions", 5000, "idle sessions held open on one exec-proxy")
+	flag.Int64Var(&o.throttleBytesPerSecond, "throttle-bytes-per-sec", 16<<20, "--max-bytes-per-sec-per-session for the throttle figure")
+	flag.IntVar(&o.burst, "throttle-burst", 10, "--session-start-burst for the throttle figure")
+	flag.Parse()
+	if o.download%65536 != 0 || o.download <= 0 || o.upload <= 0 || o.runs < 1 || o.sessions < 1 || o.idle < 0 || o.burst < 1 {
+		fmt.Fprintln(os.Stderr, "bench: -download-bytes must be a positive multiple of 65536; sizes, runs, sessions and burst positive")
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := run(ctx, o)
+	if err == nil {
+		err = report(res, o.out)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	fmt.Println("results:", filepath.Join(o.out, "results.json"), filepath.Join(o.out, "ratios.png"))
+}

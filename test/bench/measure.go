@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// Stats are a figure over repeated runs.
+type Stats struct {
+	Min    float64 `json:"min"`
+	Median float64 `json:"median"`
+	Max    float64 `json:"max"`
+}
+
+func summarize(xs []float64) Stats {
+	if len(xs) == 0 {
+		return Stats{}
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	return Stats{Min: s[0], Median: percentile(s, 50), Max: s[len(s)-1]}
+}
+
+// percentile of sorted xs, nearest rank.
+func percentile(sorted []float64, p float64) float64 {
+	i := int(float64(len(sorted))*p/100+0.5) - 1
+	return sorted[max(0, min(i, len(sorted)-1))]
+}
+
+type counter struct{ n atomic.Int64 }
+
+func (c *counter) Write(p []byte) (int, error) { c.n.Add(int64(len(p))); return len(p), nil }
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
+// streamCommand writes n bytes (a multiple of 64 KiB) of printable text, so that a recording
+// stores about as much as was sent, in 64 KiB writes: busybox's head and yes alone write in small
+// pieces and would measure the container, not the path.
+func streamCommand(n int64) []string {
+	return []string{"sh", "-c", fmt.Sprintf(`yes "$(head -c 16383 /dev/zero | tr '\0' a)" | dd bs=65536 count=%d iflag=fullblock 2>/dev/null`, n/65536)}
+}
+
+// download streams n bytes from the container to the client: MiB/s per run, and the CPU seconds
+// per GiB each of p's processes spent.
+func download(ctx context.Context, cluster string, p path, protocol string, n int64, runs int, after func()) ([]float64, map[string][]float64, error) {
+	var rates []float64
+	cpu := map[string][]float64{}
+	for i := 0; i < runs; i++ {
+		before := cpuOf(cluster, p.cpu)
+		out := &counter{}
+		start := time.Now()
+		if err := p.run(ctx, protocol, streamCommand(n), nil, out); err != nil {
+			return nil, nil, fmt.Errorf("%s %s download: %w", p.name, protocol, err)
+		}
+		elapsed := time.Since(start)
+		if out.n.Load() != n {
+			return nil, nil, fmt.Errorf("%s %s download: %d bytes arrived of %d", p.name, protocol, out.n.Load(), n)
+		}
+		rates = append(rates, float64(n)/(1<<20)/elapsed.Seconds())
+		for name, c := range cpuOf(cluster, p.cpu) {
+			cpu[name] = append(cpu[name], (c-before[name])/(float64(n)/(1<<30)))
+		}
+		if after != nil {
+			after()
+		}
+	}
+	return rates, cpu, nil
+}
+
+func cpuOf(cluster string, names []string) map[string]float64 {
+	out := map[string]float64{}
+	for _, name := range names {
+		if c, err := cpuSeconds(cluster, name); err == nil {
+			out[name] = c
+		}
+	}
+	return out
+}
+
+// upload streams n bytes from the client into the container, as kubectl cp into a pod does; the
+// container counts what arrived.
+func upload(ctx context.Context, p path, protocol string, n int64, runs int) ([]float64, error) {
+	var rates []float64
+	for i := 0; i < runs; i++ {
+		var out strings.Builder
+		start := time.Now()
+		if err := p.run(ctx, protocol, []string{"wc", "-c"}, io.LimitReader(zeros{}, n), &out); err != nil {
+			return nil, fmt.Errorf("%s %s upload: %w", p.name, protocol, err)
+		}
+		elapsed := time.Since(start)
+		if got, _ := strconv.ParseInt(strings.TrimSpace(out.String()), 10, 64); got != n {
+			return nil, fmt.Errorf("%s %s upload: the container got %q bytes of %d", p.name, protocol, out.String(), n)
+		}
+		rates = append(rates, float64(n)/(1<<20)/elapsed.Seconds())
+	}
+	return rates, nil
+}
+
+// setup runs `true` k times, one after the other: each from the request to the exit code.
+func setup(ctx context.Context, p path, protocol string, k int) ([]float64, error) {
+	var ms []float64
+	for i := 0; i < k; i++ {
+		start := time.Now()
+		if err := p.run(ctx, protocol, []string{"true"}, nil, io.Discard); err != nil {
+			return nil, fmt.Errorf("%s %s exec true: %w", p.name, protocol, err)
+		}
+		ms = append(ms, float64(time.Since(start).Microseconds())/1000)
+	}
+	sort.Float64s(ms)
+	return ms, nil
+}

@@ -1,0 +1,160 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"text/tabwriter"
+)
+
+// baselines are what each path is compared with.
+var baselines = []string{"kube-apiserver", "direct kubelet"}
+
+func report(r *Results, out string) error {
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return err
+	}
+	var table bytes.Buffer
+	writeTable(&table, r)
+	fmt.Print(table.String())
+	if err := os.WriteFile(filepath.Join(out, "results.txt"), table.Bytes(), 0o644); err != nil {
+		return err
+	}
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(out, "results.json"), append(data, '\n'), 0o644); err != nil {
+		return err
+	}
+	return chart(r, out)
+}
+
+func (r *Results) throughput(p, protocol, direction string) (Throughput, bool) {
+	for _, t := range r.Throughput {
+		if t.Path == p && t.Protocol == protocol && t.Direction == direction {
+			return t, true
+		}
+	}
+	return Throughput{}, false
+}
+
+func (r *Results) setup(p, protocol string) (Setup, bool) {
+	for _, s := range r.Setup {
+		if s.Path == p && s.Protocol == protocol {
+			return s, true
+		}
+	}
+	return Setup{}, false
+}
+
+func ratio(a, b float64) string {
+	if b == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f×", a/b)
+}
+
+func writeTable(buf *bytes.Buffer, r *Results) {
+	fmt.Fprintf(buf, "exec-proxy benchmark, %s, %s\n\n", r.Date, r.Machine)
+	w := tabwriter.NewWriter(buf, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "THROUGHPUT MiB/s\tPROTOCOL\tPATH\tMIN\tMEDIAN\tMAX\t÷ KUBE-APISERVER\t÷ DIRECT\tCPU s/GiB")
+	for _, t := range r.Throughput {
+		api, _ := r.throughput("kube-apiserver", t.Protocol, t.Direction)
+		direct, _ := r.throughput("direct kubelet", t.Protocol, t.Direction)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%.0f\t%.0f\t%.0f\t%s\t%s\t%s\n", t.Direction, t.Protocol, t.Path, t.MiBps.Min, t.MiBps.Median, t.MiBps.Max,
+			ratio(t.MiBps.Median, api.MiBps.Median), ratio(t.MiBps.Median, direct.MiBps.Median), cpuCell(t.CPUPerGiB))
+	}
+	fmt.Fprintln(w, "\t\t\t\t\t\t\t\t")
+	fmt.Fprintln(w, "SETUP exec -- true\tPROTOCOL\tPATH\tP50 ms\tP99 ms\tSESSIONS\tP50 ÷ KUBE-APISERVER\tP99 ÷ KUBE-APISERVER\t")
+	for _, s := range r.Setup {
+		api, _ := r.setup("kube-apiserver", s.Protocol)
+		fmt.Fprintf(w, "setup\t%s\t%s\t%.1f\t%.1f\t%d\t%s\t%s\t\n", s.Protocol, s.Path, s.P50, s.P99, s.Count, ratio(s.P50, api.P50), ratio(s.P99, api.P99))
+	}
+	w.Flush()
+	i, t := r.Idle, r.Throttle
+	fmt.Fprintf(buf, "\nIdle sessions on one exec-proxy: %d of %d held; RSS %d → %d KiB, %.1f KiB and %.1f goroutines per session; goroutines %d → %d → %d after closing",
+		i.Reached, i.Asked, i.RSSKiBBefore, i.RSSKiBHeld, i.KiBPerSession, i.PerSession, i.GoroutinesIdle, i.GoroutinesHeld, i.GoroutinesLeft)
+	if i.FirstError != "" {
+		fmt.Fprintf(buf, " (first error: %s)", i.FirstError)
+	}
+	fmt.Fprintf(buf, "\nThrottle: one session at %d B/s measured %.0f B/s (%.3f× the limit); %d session starts at once with burst %d: %d accepted (one start went to the readiness check, so %d expected), %d refused with 429, %d other errors\n",
+		t.ConfiguredBytesPerSec, t.MeasuredBytesPerSec, t.Ratio, t.Starts, t.Burst, t.Accepted, t.Burst-1, t.Refused429, t.OtherErrors)
+}
+
+func cpuCell(m map[string]float64) string {
+	var parts []string
+	for k, v := range m {
+		parts = append(parts, fmt.Sprintf("%s %.2f", k, v))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ", ")
+}
+
+// chart draws the ratios to kube-apiserver's path with gnuplot: throughput (higher is better) and
+// setup latency (lower is better).
+func chart(r *Results, out string) error {
+	var data bytes.Buffer
+	for _, protocol := range []string{"spdy", "websocket"} {
+		for _, dir := range []string{"download", "upload"} {
+			api, _ := r.throughput("kube-apiserver", protocol, dir)
+			ep, _ := r.throughput("exec-proxy", protocol, dir)
+			rec, _ := r.throughput("exec-proxy + audit + recording", protocol, dir)
+			fmt.Fprintf(&data, "\"%s %s\\nthroughput\" %.3f %.3f\n", dir, protocol, ep.MiBps.Median/api.MiBps.Median, rec.MiBps.Median/api.MiBps.Median)
+		}
+		api, _ := r.setup("kube-apiserver", protocol)
+		ep, _ := r.setup("exec-proxy", protocol)
+		rec, _ := r.setup("exec-proxy + audit + recording", protocol)
+		fmt.Fprintf(&data, "\"setup p50 %s\\nlatency\" %.3f %.3f\n", protocol, ep.P50/api.P50, rec.P50/api.P50)
+	}
+	dat := filepath.Join(out, "ratios.dat")
+	if err := os.WriteFile(dat, data.Bytes(), 0o644); err != nil {
+		return err
+	}
+	script := fmt.Sprintf(`set terminal pngcairo size 1100,560 font "sans,10"
+set bmargin 5
+set output %q
+set title "exec-proxy ÷ kube-apiserver's own pods/exec (throughput: higher is better; setup latency: lower is better)\n%s"
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set boxwidth 0.9
+set yrange [0:*]
+set grid ytics
+set arrow from graph 0, first 1 to graph 1, first 1 nohead dt 2 lw 2
+set key outside top center horizontal
+plot %q using 2:xtic(1) title "aggregated route → exec-proxy", '' using 3 title "… with session audit and recording"
+`, filepath.Join(out, "ratios.png"), r.Machine, dat)
+	cmd := exec.Command("gnuplot")
+	cmd.Stdin = strings.NewReader(script)
+	if outp, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("gnuplot (hack/install-deps.sh installs it): %w\n%s", err, outp)
+	}
+	return nil
+}
+
+// machine names the CPU, cores, memory and kernel.
+func machine() string {
+	model, mem := "unknown CPU", ""
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if strings.HasPrefix(line, "model name") {
+				model = strings.TrimSpace(strings.SplitN(line, ":", 2)[1])
+				break
+			}
+		}
+	}
+	if data, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kib int64
+		fmt.Sscanf(strings.SplitN(string(data), "\n", 2)[0], "MemTotal: %d kB", &kib)
+		mem = fmt.Sprintf(", %.0f GiB", float64(kib)/(1<<20))
+	}
+	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	return fmt.Sprintf("%s, %d cores%s, Linux %s, %s", model, runtime.NumCPU(), mem, strings.TrimSpace(string(kernel)), runtime.Version())
+}

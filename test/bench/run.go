@@ -1,0 +1,217 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+)
+
+// Results are every figure of one run.
+type Results struct {
+	Machine    string       `json:"machine"`
+	Date       string       `json:"date"`
+	Options    OptionsJSON  `json:"options"`
+	Throughput []Throughput `json:"throughput"`
+	Setup      []Setup      `json:"setup"`
+	Idle       Idle         `json:"idle"`
+	Throttle   Throttle     `json:"throttle"`
+}
+
+type OptionsJSON struct {
+	DownloadBytes, UploadBytes int64
+	Runs, Sessions, Idle       int
+}
+
+// Throughput is one path's rate in one direction over one protocol, in MiB/s.
+type Throughput struct {
+	Path      string             `json:"path"`
+	Protocol  string             `json:"protocol"`
+	Direction string             `json:"direction"` // download (stdout) or upload (stdin)
+	MiBps     Stats              `json:"mibPerSec"`
+	CPUPerGiB map[string]float64 `json:"cpuSecondsPerGiB,omitempty"` // median, by process
+}
+
+// Setup is one path's round trip of exec -- true, in ms.
+type Setup struct {
+	Path     string  `json:"path"`
+	Protocol string  `json:"protocol"`
+	P50      float64 `json:"p50ms"`
+	P99      float64 `json:"p99ms"`
+	Count    int     `json:"sessions"`
+}
+
+// Throttle is how closely the limits hold.
+type Throttle struct {
+	ConfiguredBytesPerSec int64   `json:"configuredBytesPerSec"`
+	MeasuredBytesPerSec   float64 `json:"measuredBytesPerSec"`
+	Ratio                 float64 `json:"ratio"`
+	Burst                 int     `json:"burst"`
+	Starts                int     `json:"starts"`
+	Accepted              int     `json:"accepted"`
+	Refused429            int     `json:"refused429"`
+	OtherErrors           int     `json:"otherErrors"`
+}
+
+const unlimited = "--session-start-qps=0 --max-sessions=0 --max-sessions-per-user=0 --max-sessions-per-node=0"
+
+func run(ctx context.Context, o options) (*Results, error) {
+	res := &Results{Machine: machine(), Date: time.Now().UTC().Format(time.RFC3339),
+		Options: OptionsJSON{o.download, o.upload, o.runs, o.sessions, o.idle}}
+	admin, err := loadConfig(o.cluster, "admin-direct")
+	if err != nil {
+		return nil, err
+	}
+	route, err := loadConfig(o.cluster, "admin")
+	if err != nil {
+		return nil, err
+	}
+	paths := []path{kubeletPath(o.cluster), apiPath("kube-apiserver", admin, "kube-apiserver"),
+		apiPath("exec-proxy", route, "exec-proxy", "kube-apiserver")}
+	defer restartExecProxy(context.Background(), o.cluster, paths[2], "") // as the cluster runs it
+	steps := []struct {
+		what  string
+		flags string
+		paths []path
+	}{
+		{"no audit, no recording", unlimited + " --session-audit-log-path= --recording-dir=", paths},
+		{"session audit and recording of every session", unlimited + " --record-non-tty --record-stdin",
+			[]path{apiPath("exec-proxy + audit + recording", route, "exec-proxy", "kube-apiserver")}},
+	}
+	for _, step := range steps {
+		logf("exec-proxy with %s", step.what)
+		if err := restartExecProxy(ctx, o.cluster, paths[2], step.flags); err != nil {
+			return nil, err
+		}
+		if err := measurePaths(ctx, o, step.paths, res); err != nil {
+			return nil, err
+		}
+	}
+	if res.Throttle, err = throttle(ctx, o, paths[2]); err != nil {
+		return nil, err
+	}
+	logf("idle sessions: %d port-forwards held open straight to exec-proxy", o.idle)
+	if err := restartExecProxy(ctx, o.cluster, paths[2], unlimited+" --session-audit-log-path= --recording-dir="); err != nil {
+		return nil, err
+	}
+	res.Idle, err = idleSessions(ctx, o.cluster, o.idle)
+	return res, err
+}
+
+func measurePaths(ctx context.Context, o options, paths []path, res *Results) error {
+	clean := func() { removeRecordings(o.cluster) } // a recorded GiB need not stay on disk
+	for _, protocol := range []string{"spdy", "websocket"} {
+		for _, p := range paths {
+			logf("%s over %s: download %d MiB ×%d", p.name, protocol, o.download>>20, o.runs)
+			rates, cpu, err := download(ctx, o.cluster, p, protocol, o.download, o.runs, clean)
+			if err != nil {
+				return err
+			}
+			res.Throughput = append(res.Throughput, Throughput{Path: p.name, Protocol: protocol, Direction: "download",
+				MiBps: summarize(rates), CPUPerGiB: medians(cpu)})
+			// The kubelet speaks WebSocket v4 only, which cannot close stdin alone: no upload there.
+			if !(p.name == "direct kubelet" && protocol == "websocket") {
+				logf("%s over %s: upload %d MiB ×%d", p.name, protocol, o.upload>>20, o.runs)
+				if rates, err = upload(ctx, p, protocol, o.upload, o.runs); err != nil {
+					return err
+				}
+				res.Throughput = append(res.Throughput, Throughput{Path: p.name, Protocol: protocol, Direction: "upload", MiBps: summarize(rates)})
+			}
+			logf("%s over %s: exec -- true ×%d", p.name, protocol, o.sessions)
+			ms, err := setup(ctx, p, protocol, o.sessions)
+			if err != nil {
+				return err
+			}
+			res.Setup = append(res.Setup, Setup{Path: p.name, Protocol: protocol, P50: percentile(ms, 50), P99: percentile(ms, 99), Count: len(ms)})
+			clean()
+		}
+	}
+	return nil
+}
+
+func medians(m map[string][]float64) map[string]float64 {
+	out := map[string]float64{}
+	for k, v := range m {
+		out[k] = summarize(v).Median
+	}
+	return out
+}
+
+// throttle measures a throttled session's rate against its limit, and a burst of session starts
+// against the start bucket.
+func throttle(ctx context.Context, o options, route path) (Throttle, error) {
+	t := Throttle{ConfiguredBytesPerSec: o.throttleBytesPerSecond, Burst: o.burst, Starts: 4 * o.burst}
+	logf("throttle: one session at --max-bytes-per-sec-per-session=%d", o.throttleBytesPerSecond)
+	if err := restartExecProxy(ctx, o.cluster, route, fmt.Sprintf("%s --session-audit-log-path= --recording-dir= --max-bytes-per-sec-per-session=%d", unlimited, o.throttleBytesPerSecond)); err != nil {
+		return t, err
+	}
+	n := 5 * o.throttleBytesPerSecond // long enough for the burst allowance not to count
+	rates, _, err := download(ctx, o.cluster, route, "spdy", n, 1, nil)
+	if err != nil {
+		return t, err
+	}
+	t.MeasuredBytesPerSec = rates[0] * (1 << 20)
+	t.Ratio = t.MeasuredBytesPerSec / float64(o.throttleBytesPerSecond)
+	logf("throttle: %d session starts at once, --session-start-burst=%d", t.Starts, o.burst)
+	if err := restartExecProxy(ctx, o.cluster, route, fmt.Sprintf("--session-audit-log-path= --recording-dir= --session-start-qps=0.001 --session-start-burst=%d --max-sessions-per-user=0", o.burst)); err != nil {
+		return t, err
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i := 0; i < t.Starts; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := route.run(ctx, "spdy", []string{"true"}, nil, io.Discard)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				t.Accepted++
+			case apierrors.IsTooManyRequests(err) || strings.Contains(err.Error(), "429") || strings.Contains(err.Error(), "Too Many Requests"):
+				t.Refused429++
+			default:
+				t.OtherErrors++
+				logf("throttle: start failed: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	return t, nil
+}
+
+// restartExecProxy runs the cluster's exec-proxy with extra flags and waits until an exec goes
+// through the route. The readiness probe here spends one session start.
+func restartExecProxy(ctx context.Context, cluster string, route path, flags string) error {
+	cmd := exec.CommandContext(ctx, "bash", "-c", "hack/cluster/exec-proxy.sh down && hack/cluster/exec-proxy.sh up")
+	cmd.Dir = filepath.Join(cluster, "..")
+	cmd.Env = append(os.Environ(), "EXEC_PROXY_EXTRA_ARGS="+flags)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("restarting exec-proxy with %q: %w\n%s", flags, err, out)
+	}
+	var err error
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		if err = route.run(ctx, "spdy", []string{"true"}, nil, io.Discard); err == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("the route does not serve exec after restarting exec-proxy: %w", err)
+}
+
+func removeRecordings(cluster string) {
+	files, _ := filepath.Glob(filepath.Join(cluster, "recordings", "*.cast"))
+	for _, f := range files {
+		_ = os.Remove(f)
+	}
+}
+
+func logf(format string, args ...interface{}) {
+	fmt.Fprintf(os.Stderr, "[%s] %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
