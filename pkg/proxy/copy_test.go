@@ -1,0 +1,56 @@
+package proxy
+
+import (
+	"bytes"
+	"io"
+	"reflect"
+	"testing"
+)
+
+func TestCopyAdaptive(t *testing.T) {
+	cases := []struct {
+		name  string
+		reads []int // sizes the source returns, in order
+		large []bool
+	}{
+		{"keystrokes stay small", []int{1, 3, 1}, []bool{false, false, false}},
+		{"bulk goes large and back", []int{1024, 32 << 10, 16 << 10, 5}, []bool{false, true, true, true}},
+		{"idle after bulk is small again", []int{1024, 100, 7}, []bool{false, true, false}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			total := 0
+			for _, s := range tc.reads {
+				total += s
+			}
+			src := &sizedReader{sizes: append([]int(nil), tc.reads...)}
+			var dst bytes.Buffer
+			n, err := copyAdaptive(&dst, src)
+			if err != nil || n != int64(total) || dst.Len() != total {
+				t.Fatalf("copied %d (%d in dst) of %d: %v", n, dst.Len(), total, err)
+			}
+			if !reflect.DeepEqual(src.large, tc.large) {
+				t.Errorf("large buffers offered %v, want %v", src.large, tc.large)
+			}
+		})
+	}
+}
+
+// sizedReader returns reads of the given sizes, then EOF, and notes whether each was offered the
+// large buffer.
+type sizedReader struct {
+	sizes []int
+	large []bool
+}
+
+func (r *sizedReader) Read(p []byte) (int, error) {
+	if len(r.sizes) == 0 {
+		return 0, io.EOF
+	}
+	r.large = append(r.large, len(p) == largeCopyBuffer)
+	n := min(r.sizes[0], len(p))
+	if r.sizes[0] -= n; r.sizes[0] == 0 {
+		r.sizes = r.sizes[1:]
+	}
+	return n, nil
+}
