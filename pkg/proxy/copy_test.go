@@ -2,9 +2,15 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"io"
+	"net"
 	"reflect"
+	"runtime"
 	"testing"
+	"time"
+
+	utilwait "k8s.io/apimachinery/pkg/util/wait"
 )
 
 func TestCopyAdaptive(t *testing.T) {
@@ -53,4 +59,35 @@ func (r *sizedReader) Read(p []byte) (int, error) {
 		r.sizes = r.sizes[1:]
 	}
 	return n, nil
+}
+
+// A session whose client stops reading still ends: closing does not wait on a full queue for ever.
+func TestOutQueueFinishWithStalledClient(t *testing.T) {
+	checkLeaks(t)
+	client, peer := net.Pipe() // nobody reads peer: every write to client blocks
+	defer peer.Close()
+	s := newSession(context.Background(), 1<<30)
+	s.counters = byteCounters()
+	c := &sessionConn{Conn: client, s: s}
+	c.out = newOutQueue(c)
+	writing := make(chan error, 1)
+	go func() { // more than the queue holds: this write waits for room
+		_, err := c.out.write(make([]byte, (outQueueChunks+8)*limiterBurst))
+		writing <- err
+	}()
+	for len(c.out.chunks) < outQueueChunks { // the queue is full
+		runtime.Gosched()
+	}
+	defer func(g time.Duration) { flushGrace = g }(flushGrace)
+	flushGrace = 100 * time.Millisecond
+	closed := make(chan struct{})
+	go func() { _ = c.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(utilwait.ForeverTestTimeout):
+		t.Fatal("Close waited for a client that never reads")
+	}
+	if err := <-writing; err == nil {
+		t.Error("the write into a closed queue succeeded")
+	}
 }

@@ -10,9 +10,9 @@ import (
 // at most limiterBurst bytes (4 MiB).
 const outQueueChunks = 128
 
-// flushGrace is added to the time the queued bytes take at the limit when a session ends: a client
+// flushGrace (a variable for tests) is added to the time the queued bytes take at the limit when a session ends: a client
 // that does not read by then is not waited for.
-const flushGrace = 10 * time.Second
+var flushGrace = 10 * time.Second
 
 var errOutQueueClosed = errors.New("session connection closed")
 
@@ -25,14 +25,18 @@ type outQueue struct {
 	chunks chan []byte
 	mu     sync.Mutex // guards closed against sends on a closed channel
 	closed bool
-	done   chan struct{}
-	err    error // the first write error, read after done
-	failed chan struct{}
-	once   sync.Once
+	// closing lets a write waiting on a full queue (holding mu) go, so that finish gets mu.
+	closing     chan struct{}
+	closingOnce sync.Once
+	done        chan struct{}
+	err         error // the first write error, read after done
+	failed      chan struct{}
+	once        sync.Once
 }
 
 func newOutQueue(c *sessionConn) *outQueue {
-	q := &outQueue{c: c, chunks: make(chan []byte, outQueueChunks), done: make(chan struct{}), failed: make(chan struct{})}
+	q := &outQueue{c: c, chunks: make(chan []byte, outQueueChunks), done: make(chan struct{}), failed: make(chan struct{}),
+		closing: make(chan struct{})}
 	go q.run()
 	return q
 }
@@ -52,6 +56,8 @@ func (q *outQueue) write(p []byte) (int, error) {
 			return off, q.err
 		case <-q.c.s.ctx.Done():
 			return off, q.c.s.ctx.Err()
+		case <-q.closing:
+			return off, errOutQueueClosed
 		}
 	}
 	return len(p), nil
@@ -82,6 +88,7 @@ func (q *outQueue) send(chunk []byte) error {
 // finish takes no more bytes and waits until the queued ones reached the client, for as long as
 // they take at the limit and flushGrace more; then the connection is closed under the writer.
 func (q *outQueue) finish() {
+	q.closingOnce.Do(func() { close(q.closing) })
 	q.mu.Lock()
 	if !q.closed {
 		q.closed = true
