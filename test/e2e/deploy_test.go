@@ -34,16 +34,18 @@ func TestDeployManifests(t *testing.T) {
 			t.Error("the extension-apiserver-authentication-reader RoleBinding is not in kube-system")
 		}
 	})
+	t.Run("cert-manager component", func(t *testing.T) {
+		// Built only: the local cluster has no cert-manager to take its kinds.
+		dir := withComponent(t, "cert-manager", true)
+		out := admin(t, "", "kustomize", dir)
+		for _, want := range []string{"cert-manager.io/inject-ca-from: execproxy-system/exec-proxy-serving", "kind: Certificate", "secretName: exec-proxy-serving"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("the build lacks %q", want)
+			}
+		}
+	})
 	t.Run("deny-direct-exec", func(t *testing.T) {
-		dir := t.TempDir()
-		component, err := filepath.Rel(dir, filepath.Join(repoRoot(), "deploy", "components", "deny-direct-exec"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		kustomization := "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\ncomponents: [" + component + "]\n"
-		if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(kustomization), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		dir := withComponent(t, "deny-direct-exec", false)
 		admin(t, "", "apply", "-k", dir)
 		t.Cleanup(func() { admin(t, "", "delete", "-k", dir, "--wait") })
 		m := marker(t)
@@ -101,4 +103,21 @@ func TestDeployCerts(t *testing.T) {
 	if got := admin(t, "", "-n", "execproxy-system", "get", "configmap", "kubelet-ca", "-o", "jsonpath={.data.ca\\.crt}"); !strings.Contains(got, "BEGIN CERTIFICATE") {
 		t.Errorf("kubelet-ca ConfigMap: %q", got)
 	}
+}
+
+// withComponent writes a kustomization of deploy/components/name, on top of deploy/ if withBase.
+func withComponent(t *testing.T, name string, withBase bool) string {
+	dir := t.TempDir()
+	base, err := filepath.Rel(dir, filepath.Join(repoRoot(), "deploy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kustomization := "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\ncomponents: [" + filepath.Join(base, "components", name) + "]\n"
+	if withBase {
+		kustomization += "resources: [" + base + "]\n"
+	}
+	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(kustomization), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
