@@ -7,8 +7,9 @@ BIN := bin
 
 all: build
 
-build: ## Build bin/exec-proxy.
+build: ## Build bin/exec-proxy and the kubectl plugin bin/kubectl-execproxy.
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/exec-proxy ./cmd/exec-proxy
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/kubectl-execproxy ./cmd/kubectl-execproxy
 
 unit: ## Unit tests (no root, no cluster).
 	$(GO) test -race -count=1 ./...

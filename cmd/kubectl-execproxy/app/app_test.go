@@ -1,0 +1,103 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/exec-proxy/exec-proxy/pkg/api"
+)
+
+func kubeconfig() *clientcmdapi.Config {
+	return &clientcmdapi.Config{
+		CurrentContext: "prod",
+		Clusters: map[string]*clientcmdapi.Cluster{
+			"c1":    {Server: "https://k8s.example:6443/", CertificateAuthorityData: []byte("CA")},
+			"route": {Server: "https://k8s.example:6443" + RoutePrefix},
+		},
+		AuthInfos: map[string]*clientcmdapi.AuthInfo{"alice": {Token: "t"}},
+		Contexts: map[string]*clientcmdapi.Context{
+			"prod":    {Cluster: "c1", AuthInfo: "alice", Namespace: "web"},
+			"routed":  {Cluster: "route", AuthInfo: "alice"},
+			"dangles": {Cluster: "nope", AuthInfo: "alice"},
+		},
+	}
+}
+
+func TestRouteContext(t *testing.T) {
+	cases := []struct {
+		name, from, want, err string
+	}{
+		{"current context", "", "prod-execproxy", ""},
+		{"named context", "prod", "prod-execproxy", ""},
+		{"unknown context", "dev", "", `no context "dev"`},
+		{"cluster missing", "dangles", "", `cluster "nope"`},
+		{"already routed", "routed", "", "already goes through exec-proxy"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			raw := kubeconfig()
+			name, err := routeContext(raw, tc.from)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("got %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil || name != tc.want {
+				t.Fatalf("got %q, %v", name, err)
+			}
+			ctx := raw.Contexts[name]
+			cluster := raw.Clusters[ctx.Cluster]
+			if cluster.Server != "https://k8s.example:6443"+RoutePrefix || string(cluster.CertificateAuthorityData) != "CA" ||
+				ctx.AuthInfo != "alice" || ctx.Namespace != "web" || raw.Clusters["c1"].Server != "https://k8s.example:6443/" {
+				t.Errorf("context %+v, cluster %+v", ctx, cluster)
+			}
+		})
+	}
+}
+
+func TestReplay(t *testing.T) {
+	cast := `{"version": 2, "width": 80, "height": 24}
+[0.1, "o", "hello "]
+[0.2, "i", "typed"]
+[0.3, "r", "100x40"]
+[0.4, "o", "world\n"]
+`
+	cases := []struct {
+		name, in, want, err string
+	}{
+		{"output only, in order", cast, "hello world\n", ""},
+		{"not asciicast v2", `{"version": 1}` + "\n", "", "not asciicast v2"},
+		{"empty", "", "", "no header"},
+		{"bad event", `{"version": 2}` + "\n[oops\n", "", "event"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			err := replay(context.Background(), strings.NewReader(tc.in), &out, 100) // 4 ms in all
+			if (tc.err == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.err)) || out.String() != tc.want {
+				t.Errorf("output %q, error %v; want %q, %q", out.String(), err, tc.want, tc.err)
+			}
+		})
+	}
+}
+
+func TestPrintSessions(t *testing.T) {
+	now := time.Now()
+	var out bytes.Buffer
+	printSessions(&out, []api.ExecSession{{
+		ObjectMeta: metav1.ObjectMeta{Name: "s1", Namespace: "web"},
+		Spec:       api.ExecSessionSpec{User: "alice", Type: "exec", Pod: "p", Container: "c", Command: []string{"sh", "-c", "ls"}},
+		Status:     api.ExecSessionStatus{StartTime: metav1.NewTime(now.Add(-90 * time.Second)), BytesIn: 3, BytesOut: 40},
+	}}, now)
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 || strings.Join(strings.Fields(lines[1]), " ") != "s1 web alice exec p c sh -c ls 90s 3 40" {
+		t.Errorf("table:\n%s", out.String())
+	}
+}
