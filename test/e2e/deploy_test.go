@@ -44,6 +44,12 @@ func TestDeployManifests(t *testing.T) {
 			}
 		}
 	})
+	t.Run("servicemonitor component", func(t *testing.T) {
+		out := admin(t, "", "kustomize", withComponent(t, "servicemonitor", true))
+		if !strings.Contains(out, "kind: ServiceMonitor") || !strings.Contains(out, "execproxy:metrics-reader") {
+			t.Errorf("the build lacks the ServiceMonitor or its ClusterRole:\n%s", out)
+		}
+	})
 	t.Run("deny-direct-exec", func(t *testing.T) {
 		dir := withComponent(t, "deny-direct-exec", false)
 		admin(t, "", "apply", "-k", dir)
