@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 BIN := bin
 
-.PHONY: all build test unit e2e verify demo demo-down cluster-up cluster-down bench clean
+.PHONY: all build test unit fuzz e2e verify demo demo-down cluster-up cluster-down bench clean
 
 all: build
 
@@ -14,12 +14,18 @@ build: ## Build bin/exec-proxy and the kubectl plugin bin/kubectl-execproxy.
 unit: ## Unit tests (no root, no cluster).
 	$(GO) test -race -count=1 ./...
 
+FUZZTIME ?= 20s
+fuzz: ## Each fuzz target for FUZZTIME (the seed corpus in testdata/ also runs in `unit`).
+	$(GO) test ./pkg/api -run '^$$' -fuzz FuzzQueryParsing -fuzztime $(FUZZTIME)
+	$(GO) test ./pkg/proxy -run '^$$' -fuzz FuzzSPDYSkimmer -fuzztime $(FUZZTIME)
+	$(GO) test ./pkg/proxy -run '^$$' -fuzz FuzzWSSkimmer -fuzztime $(FUZZTIME)
+
 e2e: build ## End-to-end tests against the real local cluster (root; builds and starts it as needed).
 	hack/cluster/up.sh
 	mkdir -p _output; $(GO) test -tags e2e -count=1 -timeout 40m -v ./test/e2e/... 2>&1 | tee _output/e2e.log; status=$${PIPESTATUS[0]}; \
 	  hack/cluster/down.sh; exit $$status
 
-test: verify unit e2e ## Everything: what .ci/run runs.
+test: verify unit fuzz e2e ## Everything: what .ci/run runs.
 
 verify: ## gofmt, go vet, go mod tidy check.
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }

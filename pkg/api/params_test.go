@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 )
@@ -83,4 +84,55 @@ func TestAttachAndPortForwardOptions(t *testing.T) {
 			t.Errorf("ports %v: got %v %v, want %v", tc.ports, pf.Ports, err, tc.want)
 		}
 	}
+}
+
+// FuzzQueryParsing: any query string is either refused with an error or parsed into options that
+// keep the bounds exec-proxy promises the kubelet; it never panics.
+func FuzzQueryParsing(f *testing.F) {
+	for _, seed := range []string{
+		"command=ls&command=-l&container=main&stdin=true&stdout=1&tty=false",
+		"command=sh&stderr=yes",
+		"container=&command=x",
+		"command=%ff%fe",
+		"ports=8080&ports=0&ports=65536",
+		"ports=80&ports=443",
+		"stdin=true&stdin=false",
+		"",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		q, err := url.ParseQuery(raw)
+		if err != nil {
+			return
+		}
+		var exec corev1.PodExecOptions
+		if ExecOptionsFromQuery(q, &exec) == nil {
+			total := 0
+			for _, a := range exec.Command {
+				total += len(a)
+				if !utf8.ValidString(a) {
+					t.Errorf("accepted a non-UTF-8 argument %q", a)
+				}
+			}
+			if len(exec.Command) > maxArgs || total > maxArgvBytes || len(exec.Container) > maxNameLength {
+				t.Errorf("accepted options past the bounds: %d args, %d bytes, container %d bytes", len(exec.Command), total, len(exec.Container))
+			}
+		}
+		var attach corev1.PodAttachOptions
+		if AttachOptionsFromQuery(q, &attach) == nil && len(q["command"]) > 0 && q["command"][0] != "" {
+			t.Errorf("attach accepted a command: %v", q["command"])
+		}
+		var pf corev1.PodPortForwardOptions
+		if PortForwardOptionsFromQuery(q, &pf) == nil {
+			for _, p := range pf.Ports {
+				if p < 1 || p > 65535 {
+					t.Errorf("accepted port %d", p)
+				}
+			}
+			if len(pf.Ports) > maxPorts {
+				t.Errorf("accepted %d ports", len(pf.Ports))
+			}
+		}
+	})
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"io"
 	"sync"
 
 	"github.com/moby/spdystream/spdy"
@@ -17,8 +16,11 @@ const maxControlFrame = 1 << 20
 // spdySkimmer follows SPDY/3.1 frames in both directions as they pass, in the relay's own goroutine
 // and without copying data it does not need. DATA frames are counted from their 8-byte headers;
 // their payload is kept only for the error stream (the Status with the exit code), resizes, and
-// streams being recorded. Control frames are gathered whole and read with spdystream's framer,
-// one per direction, as header compression runs per direction: SYN_STREAM names each stream's type.
+// streams being recorded. Control frames are gathered whole and their header blocks decompressed,
+// one zlib stream per direction as SPDY has it: SYN_STREAM names each stream's type.
+// Control frames are read here, not with spdystream's framer, which trusts a header block's count
+// of headers and allocates for it: a client's crafted SYN_STREAM asking for 800 million would take
+// exec-proxy's memory (found by FuzzSPDYSkimmer).
 type spdySkimmer struct {
 	stats *streamStats
 
@@ -57,13 +59,11 @@ func (s *spdySkimmer) streamType(id spdy.StreamId) string {
 	return s.types[id]
 }
 
-func (s *spdySkimmer) control(frame spdy.Frame) {
-	if f, ok := frame.(*spdy.SynStreamFrame); ok {
-		s.mu.Lock()
-		s.types[f.StreamId] = f.Headers.Get("streamType")
-		s.mu.Unlock()
-		s.stats.port(f.Headers.Get("port"))
-	}
+func (s *spdySkimmer) synStream(id spdy.StreamId, typ, port string) {
+	s.mu.Lock()
+	s.types[id] = typ
+	s.mu.Unlock()
+	s.stats.port(port)
 }
 
 // data handles a whole DATA frame of a stream whose payload was kept.
@@ -101,7 +101,7 @@ type spdyReader struct {
 	keep      bool   // the current DATA frame's payload is wanted
 	payload   []byte // what was kept of it
 	ctrl      bytes.Buffer
-	framer    *spdy.Framer
+	headers   headerBlocks
 	stopped   bool
 }
 
@@ -166,27 +166,17 @@ func (r *spdyReader) end() {
 		}
 		return
 	}
-	if r.framer == nil {
-		framer, err := spdy.NewFramer(io.Discard, &r.ctrl)
-		if err != nil {
-			r.stop("no frame reader: " + err.Error())
-			return
-		}
-		r.framer = framer
-	}
-	frame, err := r.framer.ReadFrame() // the buffer holds exactly this frame
+	err := r.controlFrame(r.ctrl.Bytes())
+	r.ctrl.Reset()
 	if err != nil {
 		r.stop("unreadable SPDY frames: " + err.Error())
-		return
 	}
-	r.ctrl.Reset()
-	r.s.control(frame)
 }
 
 // stop gives the direction up: its frames can no longer be followed.
 func (r *spdyReader) stop(why string) {
 	r.stopped = true
-	r.payload, r.framer = nil, nil
+	r.payload, r.headers = nil, headerBlocks{}
 	r.ctrl = bytes.Buffer{}
 	r.s.stats.lost(why)
 }
