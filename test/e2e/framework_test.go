@@ -148,5 +148,48 @@ func TestMain(m *testing.M) {
 		println("session audit:", err.Error())
 		code = 1
 	}
+	if leaked := secretsIn(keyMaterial()); len(leaked) > 0 {
+		println("private key material appears in", strings.Join(leaked, ", "))
+		code = 1
+	}
 	os.Exit(code)
+}
+
+// keyMaterial is what must never be logged: the PEM bodies of every private key of the cluster.
+func keyMaterial() []string {
+	keys, _ := filepath.Glob(filepath.Join(clusterDir(), "pki", "*.key"))
+	out := []string{"PRIVATE KEY"}
+	for _, k := range keys {
+		data, err := os.ReadFile(k)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if len(line) == 64 { // a full base64 line of the key
+				out = append(out, line)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// secretsIn names the exec-proxy logs (its log, the session audit, recordings) holding any of secrets.
+func secretsIn(secrets []string) []string {
+	files := []string{filepath.Join(clusterDir(), "logs", "exec-proxy.log"), filepath.Join(clusterDir(), "logs", "exec-proxy-audit.log")}
+	casts, _ := filepath.Glob(filepath.Join(clusterDir(), "recordings", "*.cast"))
+	var leaked []string
+	for _, f := range append(files, casts...) {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, s := range secrets {
+			if s != "" && strings.Contains(string(data), s) {
+				leaked = append(leaked, filepath.Base(f))
+				break
+			}
+		}
+	}
+	return leaked
 }

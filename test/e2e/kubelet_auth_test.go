@@ -32,13 +32,18 @@ func serviceAccountToken(t *testing.T, name string, bind bool) string {
 // on every protocol; a service account without nodes/proxy is refused by the kubelet.
 func TestKubeletTokenAuth(t *testing.T) {
 	t.Run("bound service account", func(t *testing.T) {
-		restartExecProxy(t, "--kubelet-client-certificate=", "--kubelet-client-key=",
-			"--kubelet-token-file="+serviceAccountToken(t, "e2e-kubelet-token", true))
+		tokenFile := serviceAccountToken(t, "e2e-kubelet-token", true)
+		restartExecProxy(t, "--kubelet-client-certificate=", "--kubelet-client-key=", "--kubelet-token-file="+tokenFile, "-v=4")
 		for _, c := range clients {
 			res := c.kubectl(t, viaExecProxy, "admin", "", "exec", "demo", "-c", "main", "--", "echo", "token-ok")
 			if res.code != 0 || res.stdout != "token-ok\n" {
 				t.Errorf("%s: exit %d, stdout %q, stderr %s", c.name, res.code, res.stdout, res.stderr)
 			}
+		}
+		// Read before the cleanup restarts exec-proxy and starts its log anew.
+		token, _ := os.ReadFile(tokenFile)
+		if leaked := secretsIn([]string{string(token)}); len(leaked) > 0 {
+			t.Errorf("the kubelet token appears in %v", leaked)
 		}
 	})
 	t.Run("service account without nodes/proxy", func(t *testing.T) {
