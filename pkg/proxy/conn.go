@@ -84,11 +84,9 @@ func (c *sessionConn) Read(p []byte) (int, error) {
 	// EOF: the client closed its side, unless exec-proxy is closing (its TLS close_notify, answered
 	// in kind, reads as EOF too). It vanished if it had not been told how the command ended yet:
 	// clients close after the exit status as a matter of course.
-	if errors.Is(err, io.EOF) && !c.closing.Load() {
-		c.s.skimmer().settle()
-		if !c.s.stats.told() {
-			c.s.clientClosed.Store(true)
-		}
+	// The frames are read inline, so what reached the client has been read by now.
+	if errors.Is(err, io.EOF) && !c.closing.Load() && !c.s.stats.told() {
+		c.s.clientClosed.Store(true)
 	}
 	if n > 0 {
 		c.s.skimmer().fromClient(p[:n])

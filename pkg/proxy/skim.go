@@ -185,8 +185,7 @@ func (s *streamStats) result() (map[string]int64, int, string) {
 type skimmer interface {
 	fromClient(p []byte)
 	toClient(p []byte)
-	settle() // waits until what was offered has been read
-	close()  // after the session's connections are closed
+	close() // after the session's connections are closed
 }
 
 // newSkimmer picks the reader for the negotiated protocol.
@@ -210,7 +209,6 @@ type nopSkimmer struct{}
 
 func (nopSkimmer) fromClient([]byte) {}
 func (nopSkimmer) toClient([]byte)   {}
-func (nopSkimmer) settle()           {}
 func (nopSkimmer) close()            {}
 
 // remotecommand stream names by WebSocket channel, as kubectl and the kubelet number them.

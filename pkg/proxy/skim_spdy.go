@@ -40,9 +40,6 @@ func newSPDYSkimmer(stats *streamStats) *spdySkimmer {
 func (s *spdySkimmer) fromClient(p []byte) { s.client.feed(p) }
 func (s *spdySkimmer) toClient(p []byte)   { s.server.feed(p) }
 
-// settle: frames are read as they pass.
-func (s *spdySkimmer) settle() {}
-
 // close reads an error stream the connection's close cut short of its FIN as it is.
 func (s *spdySkimmer) close() {
 	s.mu.Lock()

@@ -27,13 +27,6 @@ func newWSSkimmer(protocol string, stats *streamStats) *wsSkimmer {
 func (s *wsSkimmer) fromClient(p []byte) { s.client.feed(p) }
 func (s *wsSkimmer) toClient(p []byte)   { s.server.feed(p) }
 
-// settle: frames are read as they pass, except a tunnel's, which has its own reader.
-func (s *wsSkimmer) settle() {
-	if s.tunnel != nil {
-		s.tunnel.settle()
-	}
-}
-
 func (s *wsSkimmer) close() {
 	if s.tunnel != nil {
 		s.tunnel.close()
