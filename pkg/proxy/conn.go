@@ -4,9 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -15,7 +13,6 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 )
 
 // limiterBurst must cover the largest single read or write: x/time/rate's WaitN fails when n
@@ -68,7 +65,13 @@ type sessionConn struct {
 	closeOnce sync.Once
 	closing   atomic.Bool // exec-proxy is closing the connection
 	out       *outQueue   // bandwidth-limited sessions only
+	// refusal holds the kubelet's answer when it did not upgrade: the upgrade-aware proxy would
+	// echo it as it came (any text, any code); the client gets a Status made of it on Close.
+	refusal atomic.Pointer[bytes.Buffer]
 }
+
+// maxRefusal bounds what is kept of a kubelet's refusal: its message is shown, not its pages.
+const maxRefusal = 16 << 10
 
 func (c *sessionConn) Read(p []byte) (int, error) {
 	if len(c.pending) > 0 {
@@ -99,10 +102,20 @@ func (c *sessionConn) Read(p []byte) (int, error) {
 }
 
 func (c *sessionConn) Write(p []byte) (int, error) {
+	if r := c.refusal.Load(); r != nil {
+		r.Write(p[:min(len(p), max(0, maxRefusal-r.Len()))])
+		return len(p), nil
+	}
 	if !c.firstSeen.Swap(true) {
 		if err := c.s.noteResponse(p); err != nil {
 			c.refuse(err)
 			return 0, err
+		}
+		if code, _, _ := parseResponseHead(p); code != http.StatusSwitchingProtocols {
+			r := &bytes.Buffer{}
+			r.Write(p[:min(len(p), maxRefusal)])
+			c.refusal.Store(r)
+			return len(p), nil
 		}
 		c.s.skimmer().toClient(afterHead(p))
 	} else {
@@ -118,18 +131,16 @@ func (c *sessionConn) Write(p []byte) (int, error) {
 
 // refuse answers the client with err's Status instead of the upgrade, and closes the connection.
 func (c *sessionConn) refuse(err error) {
-	st := apierrors.NewInternalError(err).Status()
-	if se, ok := err.(apierrors.APIStatus); ok {
-		st = se.Status()
-	}
-	st.Kind, st.APIVersion = "Status", "v1"
-	body, _ := json.Marshal(st)
-	_, _ = fmt.Fprintf(c.Conn, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
-		st.Code, http.StatusText(int(st.Code)), len(body), body)
-	c.s.mu.Lock()
-	c.s.code = int(st.Code)
-	c.s.mu.Unlock()
+	c.writeStatus(err)
 	_ = c.Close()
+}
+
+// writeStatus writes err to the client as a Status response that closes the connection.
+func (c *sessionConn) writeStatus(err error) {
+	code := writeStatusResponse(c.Conn, err)
+	c.s.mu.Lock()
+	c.s.code = code
+	c.s.mu.Unlock()
 }
 
 // Close closes the connection once what is queued for the client has reached it (see outQueue).
@@ -137,6 +148,9 @@ func (c *sessionConn) Close() error {
 	var err error
 	c.closing.Store(true)
 	c.closeOnce.Do(func() {
+		if r := c.refusal.Load(); r != nil {
+			c.writeStatus(rawKubeletRefusal(c.s.Node, c.s.Address, r.Bytes()))
+		}
 		if c.out != nil {
 			c.out.finish()
 		}

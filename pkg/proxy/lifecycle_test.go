@@ -243,7 +243,8 @@ func TestKubeletRefusesTranslatedUpgrade(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if err := exec.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: io.Discard}); err == nil || !strings.Contains(err.Error(), "pod does not exist") {
+	if err := exec.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: io.Discard}); err == nil || !strings.Contains(err.Error(), `kubelet on node "n1"`) ||
+		!strings.Contains(err.Error(), "answered 500 Internal Server Error instead of upgrading: pod does not exist") {
 		t.Errorf("client got %v, want the kubelet's refusal", err)
 	}
 	select {

@@ -236,6 +236,9 @@ func rawUpgrade(t *testing.T, srv *httptest.Server, protocol, path string) (int,
 		if err := json.Unmarshal(body, &st); err != nil || st.Kind != "Status" {
 			t.Errorf("%d with a body that is not a Status: %q", resp.StatusCode, body)
 		}
+		if !resp.Close {
+			t.Errorf("%d: a refused upgrade must close its connection", resp.StatusCode)
+		}
 	}
 	return resp.StatusCode, st, resp.Header
 }
@@ -261,6 +264,7 @@ func TestKubeletErrorsAreStatuses(t *testing.T) {
 		runningPod("p", "n1", "a"), nodeAt("n1", "127.0.0.1", kubelet.port(t)),
 		runningPod("on-dead", "n2", "a"), nodeAt("n2", "127.0.0.1", deadPort),
 		runningPod("on-missing", "n3", "a"),
+		runningPod("refused", "n1", "gone"),
 		// A name the kubelet's certificate does not carry: verified against the address, not only the CA.
 		runningPod("by-name", "n4", "a"), &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n4"}, Status: corev1.NodeStatus{
 			Addresses:       []corev1.NodeAddress{{Type: corev1.NodeHostName, Address: "localhost"}},
@@ -280,9 +284,15 @@ func TestKubeletErrorsAreStatuses(t *testing.T) {
 		{"node not found", "on-missing", kubelet.caFile, http.StatusServiceUnavailable, `node "n3" not found`},
 		{"pod not found", "nope", kubelet.caFile, http.StatusNotFound, `pods "nope" not found`},
 		{"container not found", "p?container=z", kubelet.caFile, http.StatusBadRequest, "container z is not valid for pod p, choose one of: [a]"},
+		// Not echoed as the kubelet's text: a Status, and a 502 since exec-proxy's request failed.
+		{"kubelet refuses", "refused?container=gone", kubelet.caFile, http.StatusBadGateway,
+			fmt.Sprintf(`kubelet on node "n1" (127.0.0.1:%d) answered 500 Internal Server Error instead of upgrading: pod does not exist`, kubelet.port(t))},
 	}
 	for _, tc := range cases {
 		for _, protocol := range []string{"spdy", "websocket"} {
+			if tc.pod == "refused?container=gone" && protocol == "websocket" {
+				continue // the translator upgrades first: TestKubeletRefusesTranslatedUpgrade
+			}
 			t.Run(tc.name+"/"+protocol, func(t *testing.T) {
 				srv := front(t, newTestProxier(t, tc.ca, Limits{}, objs...))
 				path := "/" + tc.pod

@@ -102,11 +102,20 @@ func (r *relay) serve(ctx context.Context, conn net.Conn, leg *streamStats, s *S
 		badGateway(conn, fmt.Errorf("reading the kubelet's answer: %w", err))
 		return
 	}
-	if resp.StatusCode != http.StatusSwitchingProtocols && leg != nil {
-		leg.unknown(fmt.Sprintf("the kubelet answered %s to the upgrade", resp.Status))
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		if leg != nil {
+			leg.unknown(fmt.Sprintf("the kubelet answered %s to the upgrade", resp.Status))
+		}
+		// As a Status, the translator passes it on to the client whole, code and message.
+		node, address := "", req.URL.Host
+		if s != nil {
+			node, address = s.Node, s.Address
+		}
+		writeStatusResponse(conn, kubeletRefusal(node, address, resp))
+		return
 	}
-	if err := resp.Write(conn); err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
-		return // the kubelet refused: the translator has its answer, nothing follows
+	if err := resp.Write(conn); err != nil {
+		return
 	}
 	backend.arm()
 	done := make(chan struct{}, 2)
@@ -126,7 +135,4 @@ func (w skimWriter) Write(p []byte) (int, error) {
 	return w.w.Write(p)
 }
 
-func badGateway(conn net.Conn, err error) {
-	msg := err.Error()
-	_, _ = fmt.Fprintf(conn, "HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s", len(msg), msg)
-}
+func badGateway(conn net.Conn, err error) { writeStatusResponse(conn, gatewayError(err.Error())) }

@@ -143,6 +143,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	printSummary(os.Stdout)
 	// Checked over everything the suite did, so it runs after every test.
 	if err := unpairedSessions(); err != nil {
 		println("session audit:", err.Error())

@@ -1,0 +1,207 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bufio"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+const reliabilityNamespace = "e2e-reliability"
+
+// fakeKubelet is a TLS server at a node's address that is not a kubelet: a rogue one, or one that
+// answers upgrades wrongly. It counts what exec-proxy sends it.
+type fakeKubelet struct {
+	ln net.Listener
+	// answer writes the response to one request; nil for a rogue that never answers.
+	answer func(w io.Writer, req *http.Request)
+
+	accepted, handshakes atomic.Int64
+	appBytes             atomic.Int64 // bytes read after a completed handshake
+	requests             atomic.Int64
+	reused               atomic.Int64 // requests after the first on one connection
+	trapHits             atomic.Int64 // requests for the redirect target
+	leftOpen             atomic.Int64 // connections exec-proxy did not close after an answer
+	closed               atomic.Int64
+	wg                   sync.WaitGroup
+}
+
+// startFakeKubelet listens on ip with a certificate for certIP signed by signer (a fresh,
+// unrelated CA when signer is nil).
+func startFakeKubelet(t *testing.T, ip, certIP string, signer *tls.Certificate, answer func(io.Writer, *http.Request)) *fakeKubelet {
+	t.Helper()
+	ln, err := net.Listen("tcp", ip+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if signer == nil {
+		signer = newCA(t)
+	}
+	k := &fakeKubelet{ln: ln, answer: answer}
+	cfg := &tls.Config{Certificates: []tls.Certificate{leafCert(t, signer, certIP)}, NextProtos: []string{"http/1.1"}}
+	k.wg.Add(1)
+	go func() {
+		defer k.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			k.accepted.Add(1)
+			k.wg.Add(1)
+			go func() { defer k.wg.Done(); k.serve(tls.Server(c, cfg)) }()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); k.wg.Wait() })
+	return k
+}
+
+func (k *fakeKubelet) port() int { return k.ln.Addr().(*net.TCPAddr).Port }
+
+func (k *fakeKubelet) closedConns() int64 { return k.closed.Load() }
+
+func (k *fakeKubelet) serve(c *tls.Conn) {
+	defer k.closed.Add(1)
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	if err := c.Handshake(); err != nil {
+		return
+	}
+	k.handshakes.Add(1)
+	r := bufio.NewReader(countingReader{c, &k.appBytes})
+	for n := 0; ; n++ {
+		req, err := http.ReadRequest(r)
+		if err != nil {
+			if n > 0 && !errors.Is(err, io.EOF) && !isClosed(err) {
+				k.leftOpen.Add(1) // the deadline passed with the connection still open
+			}
+			return
+		}
+		k.requests.Add(1)
+		if n > 0 {
+			k.reused.Add(1)
+		}
+		if strings.HasPrefix(req.URL.Path, "/trap") {
+			k.trapHits.Add(1)
+		}
+		if k.answer == nil {
+			return
+		}
+		k.answer(c, req)
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	}
+}
+
+func isClosed(err error) bool {
+	return errors.Is(err, net.ErrClosed) || strings.Contains(err.Error(), "connection reset")
+}
+
+type countingReader struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// newCA makes a certificate authority unrelated to the cluster's.
+func newCA(t *testing.T) *tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "rogue-ca"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}
+}
+
+// clusterCA is the CA that signs the cluster's kubelet serving certificates.
+func clusterCA(t *testing.T) *tls.Certificate {
+	t.Helper()
+	pki := filepath.Join(clusterDir(), "pki")
+	ca, err := tls.LoadX509KeyPair(filepath.Join(pki, "ca.crt"), filepath.Join(pki, "ca.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ca.Leaf, err = x509.ParseCertificate(ca.Certificate[0]); err != nil {
+		t.Fatal(err)
+	}
+	return &ca
+}
+
+// leafCert is a serving certificate for ip signed by ca.
+func leafCert(t *testing.T, ca *tls.Certificate, ip string) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "fake-kubelet"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses: []net.IP{net.ParseIP(ip)}, DNSNames: []string{"fake-kubelet.invalid"}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Leaf, &key.PublicKey, ca.PrivateKey.(crypto.Signer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// fakeNode registers node at ip:port with a Running pod per name in pods, which no kubelet runs:
+// exec-proxy will send their sessions to whatever listens there.
+func fakeNode(t *testing.T, node, ip string, port int, pods ...string) {
+	t.Helper()
+	var m strings.Builder
+	fmt.Fprintf(&m, "apiVersion: v1\nkind: Namespace\nmetadata: {name: %s}\n---\n", reliabilityNamespace)
+	fmt.Fprintf(&m, "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: default, namespace: %s}\n", reliabilityNamespace)
+	fmt.Fprintf(&m, "---\napiVersion: v1\nkind: Node\nmetadata: {name: %s}\n", node)
+	for _, p := range pods {
+		fmt.Fprintf(&m, "---\napiVersion: v1\nkind: Pod\nmetadata: {name: %s, namespace: %s}\nspec:\n  nodeName: %s\n"+
+			"  automountServiceAccountToken: false\n  containers: [{name: main, image: registry.local/busybox:local, imagePullPolicy: Never}]\n",
+			p, reliabilityNamespace, node)
+	}
+	admin(t, m.String(), "apply", "-f", "-")
+	t.Cleanup(func() {
+		admin(t, "", append([]string{"-n", reliabilityNamespace, "delete", "pods", "--force", "--grace-period=0", "--ignore-not-found"}, pods...)...)
+		admin(t, "", "delete", "node", node, "--ignore-not-found")
+	})
+	admin(t, "", "patch", "node", node, "--subresource=status", "--type=merge", "-p",
+		fmt.Sprintf(`{"status":{"addresses":[{"type":"InternalIP","address":%q}],"daemonEndpoints":{"kubeletEndpoint":{"Port":%d}}}}`, ip, port))
+	for _, p := range pods {
+		admin(t, "", "-n", reliabilityNamespace, "patch", "pod", p, "--subresource=status", "--type=merge", "-p", `{"status":{"phase":"Running"}}`)
+	}
+	// exec-proxy resolves from its informers: wait until it sends the last pod to its node.
+	last := pods[len(pods)-1]
+	eventually(t, 30*time.Second, "exec-proxy to see the pods on "+node, func() bool {
+		code, _ := rawRequest(t, "admin", spdyUpgrade, kubeRoute+"/api/v1/namespaces/"+reliabilityNamespace+"/pods/"+last+"/exec?command=true&stdout=true")
+		return code != http.StatusBadRequest && code != http.StatusNotFound && code != http.StatusServiceUnavailable
+	})
+}
