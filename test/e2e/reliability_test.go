@@ -37,11 +37,11 @@ type probe struct {
 
 // summaryRow is a check's line of the summary table.
 type summaryRow struct {
-	check                                   string
-	attempts, refused, sessions, errors     int
-	bytesChecked                            int64
-	leaks                                   int
-	figures                                 []string
+	check                               string
+	attempts, refused, sessions, errors int
+	bytesChecked                        int64
+	leaks                               int
+	figures                             []string
 }
 
 var (
