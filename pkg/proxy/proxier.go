@@ -188,6 +188,10 @@ func (p *Proxier) serve(w http.ResponseWriter, req *http.Request, s *Session, r 
 }
 
 func (p *Proxier) forward(w http.ResponseWriter, req *http.Request, r Request, t *nodeconn.Target) {
+	if err := checkUpgrade(req, r.Kind); err != nil {
+		WriteStatus(w, req, err)
+		return
+	}
 	// The WebSocket handlers accept the client's upgrade before they dial the kubelet: check it
 	// first, so an unreachable or untrusted kubelet is a Status, not an error inside a session.
 	if wsstream.IsWebSocketRequest(req) {

@@ -1,0 +1,71 @@
+package proxy
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/util/httpstream"
+	"k8s.io/apimachinery/pkg/util/httpstream/wsstream"
+	remotecommandconsts "k8s.io/apimachinery/pkg/util/remotecommand"
+)
+
+// The subprotocols a session may ask for, by transport and kind: what the stream translator and
+// the kubelet (k8s.io/kubelet/pkg/cri/streaming) serve. Checked before the kubelet is dialed, so
+// a client asking for none of them gets a 400 that lists them, not the kubelet's bare 403.
+var (
+	spdyProtocols = map[Kind][]string{
+		KindExec:        streamProtocols(remotecommandconsts.StreamProtocolV5Name),
+		KindAttach:      streamProtocols(remotecommandconsts.StreamProtocolV5Name),
+		KindPortForward: {"portforward.k8s.io"},
+	}
+	wsProtocols = map[Kind][]string{
+		KindExec:        append(wsChannelProtocols(), remotecommandconsts.StreamProtocolV5Name),
+		KindAttach:      append(wsChannelProtocols(), remotecommandconsts.StreamProtocolV5Name),
+		KindPortForward: {"SPDY/3.1+portforward.k8s.io", "v4." + wsstream.ChannelWebSocketProtocol, "v4." + wsstream.Base64ChannelWebSocketProtocol},
+	}
+)
+
+func streamProtocols(extra ...string) []string {
+	return append(extra, remotecommandconsts.SupportedStreamingProtocols...)
+}
+
+func wsChannelProtocols() []string {
+	return []string{"v4." + wsstream.ChannelWebSocketProtocol, "v4." + wsstream.Base64ChannelWebSocketProtocol,
+		wsstream.ChannelWebSocketProtocol, wsstream.Base64ChannelWebSocketProtocol}
+}
+
+// checkUpgrade refuses a request that is not an upgrade to SPDY/3.1 or WebSocket with a protocol
+// exec-proxy serves for kind. No protocol asked for is the oldest one, as the kubelet takes it.
+func checkUpgrade(req *http.Request, kind Kind) error {
+	if !httpstream.IsUpgradeRequest(req) || req.Header.Get("Upgrade") == "" {
+		return apierrors.NewBadRequest(fmt.Sprintf("%s needs a connection upgrade: send Connection: Upgrade with Upgrade: SPDY/3.1 or websocket, as kubectl does", kind))
+	}
+	var asked, served []string
+	switch upgrade := strings.ToLower(req.Header.Get("Upgrade")); upgrade {
+	case "spdy/3.1":
+		asked, served = req.Header.Values(httpstream.HeaderProtocolVersion), spdyProtocols[kind]
+	case "websocket":
+		for _, v := range req.Header.Values("Sec-WebSocket-Protocol") {
+			for _, p := range strings.Split(v, ",") {
+				asked = append(asked, strings.TrimSpace(p))
+			}
+		}
+		served = wsProtocols[kind]
+	default:
+		return apierrors.NewBadRequest(fmt.Sprintf("Upgrade: %s is not served: %s is served over SPDY/3.1 or websocket", req.Header.Get("Upgrade"), kind))
+	}
+	if len(asked) == 0 {
+		return nil
+	}
+	for _, a := range asked {
+		for _, s := range served {
+			if a == s {
+				return nil
+			}
+		}
+	}
+	return apierrors.NewBadRequest(fmt.Sprintf("none of the requested protocols %v is served for %s over %s; served: %v",
+		asked, kind, req.Header.Get("Upgrade"), served))
+}

@@ -1,0 +1,57 @@
+package proxy
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+func TestCheckUpgrade(t *testing.T) {
+	spdy := func(protocols ...string) http.Header {
+		h := http.Header{"Connection": {"Upgrade"}, "Upgrade": {"SPDY/3.1"}}
+		for _, p := range protocols {
+			h.Add("X-Stream-Protocol-Version", p)
+		}
+		return h
+	}
+	ws := func(protocols string) http.Header {
+		h := http.Header{"Connection": {"Upgrade"}, "Upgrade": {"websocket"}}
+		if protocols != "" {
+			h.Set("Sec-WebSocket-Protocol", protocols)
+		}
+		return h
+	}
+	cases := []struct {
+		name    string
+		kind    Kind
+		header  http.Header
+		refusal string // empty: served
+	}{
+		{"kubectl SPDY exec", KindExec, spdy("v5.channel.k8s.io", "v4.channel.k8s.io", "v3.channel.k8s.io"), ""},
+		{"no protocol is the oldest", KindExec, spdy(), ""},
+		{"kubectl WebSocket exec", KindExec, ws("v5.channel.k8s.io, v4.channel.k8s.io"), ""},
+		{"old WebSocket base64 attach", KindAttach, ws("base64.channel.k8s.io"), ""},
+		{"SPDY port-forward", KindPortForward, spdy("portforward.k8s.io"), ""},
+		{"WebSocket port-forward tunnel", KindPortForward, ws("SPDY/3.1+portforward.k8s.io"), ""},
+		{"unknown SPDY protocol", KindExec, spdy("v99.channel.k8s.io"), "none of the requested protocols [v99.channel.k8s.io] is served for exec over SPDY/3.1"},
+		{"exec protocol for port-forward", KindPortForward, spdy("v4.channel.k8s.io"), "is served for portforward"},
+		{"unknown WebSocket protocol", KindExec, ws("chat, v99.channel.k8s.io"), "none of the requested protocols [chat v99.channel.k8s.io]"},
+		{"not an upgrade", KindExec, http.Header{}, "exec needs a connection upgrade"},
+		{"Connection: Upgrade without Upgrade", KindExec, http.Header{"Connection": {"Upgrade"}}, "exec needs a connection upgrade"},
+		{"other upgrade", KindExec, http.Header{"Connection": {"Upgrade"}, "Upgrade": {"h2c"}}, "Upgrade: h2c is not served"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			req := httptest.NewRequest(http.MethodPost, "/", nil)
+			req.Header = tc.header
+			err := checkUpgrade(req, tc.kind)
+			switch {
+			case tc.refusal == "" && err != nil:
+				t.Errorf("refused: %v", err)
+			case tc.refusal != "" && (err == nil || !strings.Contains(err.Error(), tc.refusal)):
+				t.Errorf("got %v, want a refusal with %q", err, tc.refusal)
+			}
+		})
+	}
+}
