@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -77,8 +76,9 @@ func (c *sessionConn) Read(p []byte) (int, error) {
 	if len(c.pending) > 0 {
 		n := copy(p, c.pending)
 		c.pending = c.pending[n:]
+		c.s.skimmer().fromClient(p[:n])
 		c.s.countIn(n)
-		return n, nil
+		return c.afterSkim(n, nil)
 	}
 	if c.s.inLimit != nil && len(p) > limiterBurst {
 		p = p[:limiterBurst]
@@ -88,8 +88,14 @@ func (c *sessionConn) Read(p []byte) (int, error) {
 	// in kind, reads as EOF too). It vanished if it had not been told how the command ended yet:
 	// clients close after the exit status as a matter of course.
 	// The frames are read inline, so what reached the client has been read by now.
-	if errors.Is(err, io.EOF) && !c.closing.Load() && !c.s.stats.told() {
-		c.s.clientClosed.Store(true)
+	var ne net.Error
+	if err != nil && !(errors.As(err, &ne) && ne.Timeout()) && !c.closing.Load() && !c.s.stats.told() {
+		c.s.clientClosed.Store(true) // EOF, or a connection the client reset
+	}
+	if err != nil && !c.closing.Load() && c.s.cancel != nil {
+		// Nothing more can reach the client. Over WebSocket the translator would otherwise wait
+		// for the command to end, however long it runs.
+		defer c.s.cancel()
 	}
 	if n > 0 {
 		c.s.skimmer().fromClient(p[:n])
@@ -97,6 +103,17 @@ func (c *sessionConn) Read(p []byte) (int, error) {
 		if werr := wait(c.s.ctx, c.s.inLimit, n); werr != nil && err == nil {
 			err = werr
 		}
+	}
+	return c.afterSkim(n, err)
+}
+
+// errProtocol ends the copy to the kubelet of a client that sent what is not the protocol.
+var errProtocol = errors.New("the client sent frames that are not the protocol's")
+
+// afterSkim keeps what the skimmer found unreadable from reaching the kubelet.
+func (c *sessionConn) afterSkim(n int, err error) (int, error) {
+	if c.s.protocolError.Load() {
+		return 0, errProtocol
 	}
 	return n, err
 }

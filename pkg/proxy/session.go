@@ -33,6 +33,8 @@ const (
 	// ReasonRecordingFailed: the recording could not be written, under fail-closed recording.
 	ReasonRecordingFailed = "recording failed"
 	ReasonNotUpgraded     = "kubelet refused"
+	// ReasonProtocolError: the client sent what is not SPDY (see spdyReader.fromClient).
+	ReasonProtocolError = "client protocol error"
 )
 
 // Session is one exec, attach or port-forward from upgrade to close.
@@ -63,6 +65,8 @@ type Session struct {
 	lastActive atomic.Int64
 	// clientClosed is set when the client closed its side of the connection.
 	clientClosed atomic.Bool
+	// protocolError is set when the client's frames were not the protocol's.
+	protocolError atomic.Bool
 
 	// onUpgrade runs as the 101 is about to reach the client; an error refuses the session instead.
 	onUpgrade func(protocol string) error
@@ -88,6 +92,10 @@ type Session struct {
 func newSession(ctx context.Context, maxBytesPerSec int64) *Session {
 	s := &Session{Start: time.Now(), stats: newStreamStats(), skim: nopSkimmer{}}
 	s.stats.onPayload = func() { s.touch(true) }
+	s.stats.onClientProtocolError = func(string) {
+		s.protocolError.Store(true)
+		s.Kill(ReasonProtocolError)
+	}
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	s.legCtx, s.endLegs = context.WithCancel(context.Background())
 	if maxBytesPerSec > 0 {

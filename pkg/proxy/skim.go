@@ -24,6 +24,8 @@ type streamStats struct {
 	onPayload func()
 	// recording, when set, receives the payload as asciicast events.
 	recording atomic.Pointer[recording]
+	// onClientProtocolError is called when the client's frames are not the protocol's.
+	onClientProtocolError func(why string)
 
 	mu         sync.Mutex
 	bytes      map[string]int64

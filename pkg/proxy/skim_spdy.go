@@ -34,6 +34,7 @@ type spdySkimmer struct {
 func newSPDYSkimmer(stats *streamStats) *spdySkimmer {
 	s := &spdySkimmer{stats: stats, types: map[spdy.StreamId]string{}, msgs: map[spdy.StreamId][]byte{}}
 	s.client.s, s.server.s = s, s
+	s.client.fromClient = true
 	return s
 }
 
@@ -100,6 +101,9 @@ type spdyReader struct {
 	ctrl      bytes.Buffer
 	headers   headerBlocks
 	stopped   bool
+	// fromClient: frames no client sends (unreadable, or data for a stream it never opened)
+	// end the session rather than reach the kubelet, which would wait on them.
+	fromClient bool
 }
 
 func (r *spdyReader) feed(p []byte) {
@@ -134,6 +138,10 @@ func (r *spdyReader) begin() {
 		r.stream = spdy.StreamId(binary.BigEndian.Uint32(r.hdr[:4]) & 0x7fffffff)
 		r.fin = r.hdr[4]&byte(spdy.DataFlagFin) != 0
 		r.typ = r.s.streamType(r.stream)
+		if r.typ == "" && r.fromClient {
+			r.stop(fmt.Sprintf("unreadable SPDY frames: data for stream %d, which the client never opened", r.stream))
+			return
+		}
 		r.keep = r.typ == "error" || r.typ == "resize" || r.s.stats.recordsStream(r.typ)
 		r.payload = r.payload[:0]
 	}
@@ -176,4 +184,7 @@ func (r *spdyReader) stop(why string) {
 	r.payload, r.headers = nil, headerBlocks{}
 	r.ctrl = bytes.Buffer{}
 	r.s.stats.lost(why)
+	if r.fromClient && r.s.stats.onClientProtocolError != nil {
+		r.s.stats.onClientProtocolError(why)
+	}
 }

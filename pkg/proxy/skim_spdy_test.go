@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/moby/spdystream/spdy"
@@ -100,4 +101,35 @@ func FuzzSPDYSkimmer(f *testing.F) {
 		s.close()
 		_, _, _ = stats.result()
 	})
+}
+
+// A client's frames that are not SPDY, or data for a stream it never opened, are a protocol error
+// (the session is ended); the kubelet's, and a real exec's frames, are not.
+func TestSPDYClientProtocolError(t *testing.T) {
+	fromClient, toClient := spdyExec(t)
+	cases := []struct {
+		name       string
+		fromClient []byte
+		toClient   []byte
+		want       string // "" for none
+	}{
+		{"an exec", fromClient, toClient, ""},
+		{"garbage from the client", []byte("\x80\x03\x00\x63this is no SPDY frame at all"), nil, "unreadable SPDY frames"},
+		{"data for a stream never opened", []byte{0, 0, 0, 1, 0, 0, 0, 2, 'h', 'i'}, nil, "data for stream 1, which the client never opened"},
+		{"a control frame too large", []byte{0x80, 3, 0, 1, 0, 0xff, 0xff, 0xff}, nil, "a control frame of"},
+		{"garbage from the kubelet", nil, []byte("\x80\x03\x00\x63this is no SPDY frame at all"), ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			stats := newStreamStats()
+			var got string
+			stats.onClientProtocolError = func(why string) { got = why }
+			s := newSkimmer("SPDY/3.1", "v4.channel.k8s.io", stats)
+			feedSplit(s.fromClient, tc.fromClient, 3)
+			feedSplit(s.toClient, tc.toClient, 3)
+			if (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
+				t.Errorf("protocol error %q, want %q", got, tc.want)
+			}
+		})
+	}
 }

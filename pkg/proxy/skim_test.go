@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -179,6 +180,33 @@ func TestIdleActivity(t *testing.T) {
 			s.skimmer().close()
 			if active := s.lastActive.Load() != 0; active != tc.active {
 				t.Errorf("counted as activity: %v, want %v", active, tc.active)
+			}
+		})
+	}
+}
+
+// A client's WebSocket frame must be masked and of a defined opcode; the server's are not masked.
+func TestWSClientProtocolError(t *testing.T) {
+	mask := []byte{1, 2, 3, 4}
+	cases := []struct {
+		name                 string
+		fromClient, toClient []byte
+		want                 string
+	}{
+		{"masked client, unmasked server", wsFrame(true, 2, channelMsg(0, "in"), mask), wsFrame(true, 2, channelMsg(1, "out"), nil), ""},
+		{"unmasked client frame", wsFrame(true, 2, channelMsg(0, "in"), nil), nil, "opcode 2, masked false"},
+		{"reserved opcode", wsFrame(true, 5, []byte("x"), mask), nil, "opcode 5, masked true"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			stats := newStreamStats()
+			var got string
+			stats.onClientProtocolError = func(why string) { got = why }
+			s := newSkimmer("websocket", "v5.channel.k8s.io", stats)
+			s.fromClient(tc.fromClient)
+			s.toClient(tc.toClient)
+			if (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
+				t.Errorf("protocol error %q, want %q", got, tc.want)
 			}
 		})
 	}

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"encoding/binary"
+	"fmt"
 	"strings"
 )
 
@@ -21,6 +22,7 @@ type wsSkimmer struct {
 func newWSSkimmer(protocol string, stats *streamStats) *wsSkimmer {
 	s := &wsSkimmer{stats: stats, base64: strings.Contains(protocol, "base64")}
 	s.client.s, s.server.s = s, s
+	s.client.fromClient = true
 	return s
 }
 
@@ -38,6 +40,7 @@ func (s *wsSkimmer) close() {
 func newWSTunnelSkimmer(stats *streamStats) *wsSkimmer {
 	s := &wsSkimmer{stats: stats, tunnel: newSPDYSkimmer(stats)}
 	s.client.s, s.server.s = s, s
+	s.client.fromClient = true
 	s.client.raw, s.server.raw = s.tunnel.fromClient, s.tunnel.toClient
 	return s
 }
@@ -55,10 +58,14 @@ type wsReader struct {
 	channelAt bool         // the next payload byte is the channel
 	msg       []byte       // the error stream's message so far
 	raw       func([]byte) // when set, payload goes here unmasked, with no channel byte
+	// fromClient: a client's frame must be masked and of a defined opcode (RFC 6455 5.1, 5.2);
+	// one that is not ends the session.
+	fromClient bool
+	stopped    bool
 }
 
 func (r *wsReader) feed(p []byte) {
-	for len(p) > 0 {
+	for len(p) > 0 && !r.stopped {
 		if r.remaining == 0 && !r.header(&p) {
 			return
 		}
@@ -108,6 +115,14 @@ func (r *wsReader) header(p *[]byte) bool {
 		r.mask = append([]byte(nil), h[off:off+4]...)
 	}
 	r.fin, r.control, r.pos, r.remaining = h[0]&0x80 != 0, opcode >= 8, 0, length
+	if r.fromClient && (r.mask == nil || (opcode > 2 && opcode < 8) || opcode > 10) {
+		r.stopped = true
+		r.s.stats.lost("unreadable WebSocket frames")
+		if r.s.stats.onClientProtocolError != nil {
+			r.s.stats.onClientProtocolError(fmt.Sprintf("a WebSocket frame with opcode %d, masked %t, from the client", opcode, r.mask != nil))
+		}
+		return false
+	}
 	if opcode == 1 || opcode == 2 { // a new message; 0 continues the current one
 		r.stream, r.channelAt, r.msg = "", true, nil
 	}

@@ -43,24 +43,8 @@ func straightUpgrade(t *testing.T, user string, up upgrade, path string, waitClo
 
 func straightUpgradeOnce(t *testing.T, user string, up upgrade, path string, waitClose bool) straightAnswer {
 	t.Helper()
-	conn, err := tls.Dial("tcp", execProxyAddr, straightTLS(t, user))
-	if err != nil {
-		t.Fatalf("dialing exec-proxy: %v", err)
-	}
+	conn, r, resp := sendUpgrade(t, user, up, path)
 	defer conn.Close()
-	req, _ := http.NewRequest(up.method, "https://"+execProxyAddr+path, nil)
-	for k, v := range up.headers {
-		req.Header.Set(k, v)
-	}
-	if err := req.Write(conn); err != nil {
-		t.Fatalf("%s %s: %v", up.method, path, err)
-	}
-	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
-	r := bufio.NewReader(conn)
-	resp, err := http.ReadResponse(r, req)
-	if err != nil {
-		t.Fatalf("%s %s: no answer from exec-proxy: %v", up.method, path, err)
-	}
 	var a straightAnswer
 	a.code = resp.StatusCode
 	switch {
@@ -81,10 +65,34 @@ func straightUpgradeOnce(t *testing.T, user string, up upgrade, path string, wai
 	}
 	// A refused upgrade must not leave the connection open for more requests.
 	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	_, err = io.Copy(io.Discard, r) // nil at EOF
+	_, err := io.Copy(io.Discard, r) // nil at EOF
 	var ne net.Error
 	a.closed = !(errors.As(err, &ne) && ne.Timeout())
 	return a
+}
+
+// sendUpgrade sends the upgrade as user straight to exec-proxy on a connection of its own, and
+// reads the answer's head.
+func sendUpgrade(t *testing.T, user string, up upgrade, path string) (*tls.Conn, *bufio.Reader, *http.Response) {
+	t.Helper()
+	conn, err := tls.Dial("tcp", execProxyAddr, straightTLS(t, user))
+	if err != nil {
+		t.Fatalf("dialing exec-proxy: %v", err)
+	}
+	req, _ := http.NewRequest(up.method, "https://"+execProxyAddr+path, nil)
+	for k, v := range up.headers {
+		req.Header.Set(k, v)
+	}
+	if err := req.Write(conn); err != nil {
+		t.Fatalf("%s %s: %v", up.method, path, err)
+	}
+	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
+	r := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(r, req)
+	if err != nil {
+		t.Fatalf("%s %s: no answer from exec-proxy: %v", up.method, path, err)
+	}
+	return conn, r, resp
 }
 
 // wsErrorChannel reads server frames of a v5.channel.k8s.io session until the error channel (3)

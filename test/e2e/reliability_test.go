@@ -5,6 +5,7 @@ package e2e
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -179,22 +180,29 @@ func execProxyFigures(t *testing.T) processFigures {
 
 func execProxyRSS(t *testing.T) int64 {
 	t.Helper()
-	pid, err := os.ReadFile(filepath.Join(clusterDir(), "run", "exec-proxy.pid"))
+	kib, err := readRSS()
 	if err != nil {
 		t.Fatal(err)
+	}
+	return kib
+}
+
+// readRSS is exec-proxy's resident memory in KiB, from /proc.
+func readRSS() (int64, error) {
+	pid, err := os.ReadFile(filepath.Join(clusterDir(), "run", "exec-proxy.pid"))
+	if err != nil {
+		return 0, err
 	}
 	status, err := os.ReadFile("/proc/" + strings.TrimSpace(string(pid)) + "/status")
 	if err != nil {
-		t.Fatal(err)
+		return 0, err
 	}
 	for _, line := range strings.Split(string(status), "\n") {
 		if strings.HasPrefix(line, "VmRSS:") {
-			kib, _ := strconv.ParseInt(strings.Fields(line)[1], 10, 64)
-			return kib
+			return strconv.ParseInt(strings.Fields(line)[1], 10, 64)
 		}
 	}
-	t.Fatal("no VmRSS for exec-proxy")
-	return 0
+	return 0, errors.New("no VmRSS for exec-proxy")
 }
 
 // leakCheck waits for exec-proxy's goroutines and descriptors to come back to what they were
