@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 BIN := bin
 
-.PHONY: all build test unit fuzz e2e verify demo demo-down cluster-up cluster-down bench clean
+.PHONY: all build test unit fuzz e2e test-reliability verify demo demo-down cluster-up cluster-down bench clean
 
 all: build
 
@@ -22,10 +22,15 @@ fuzz: ## Each fuzz target for FUZZTIME (the seed corpus in testdata/ also runs i
 
 e2e: build ## End-to-end tests against the real local cluster (root; builds and starts it as needed).
 	hack/cluster/up.sh
-	mkdir -p _output; $(GO) test -tags e2e -count=1 -timeout 40m -v ./test/e2e/... 2>&1 | tee _output/e2e.log; status=$${PIPESTATUS[0]}; \
+	mkdir -p _output; $(GO) test -tags e2e -count=1 -timeout 40m -v -skip '^TestReliability' ./test/e2e/... 2>&1 | tee _output/e2e.log; status=$${PIPESTATUS[0]}; \
 	  hack/cluster/down.sh; exit $$status
 
-test: verify unit fuzz e2e ## Everything: what .ci/run runs.
+test-reliability: build ## Attacks, faults, bad input and load on the real local cluster, with a summary table (LOAD_SESSIONS, LOAD_EXEC, LOAD_DURATION, LOAD_RATE).
+	hack/cluster/up.sh
+	mkdir -p _output; $(GO) test -tags e2e -count=1 -timeout 40m -v -run '^TestReliability' ./test/e2e/... 2>&1 | tee _output/reliability.log; status=$${PIPESTATUS[0]}; \
+	  hack/cluster/down.sh; exit $$status
+
+test: verify unit fuzz e2e test-reliability ## Everything: what .ci/run runs.
 
 verify: ## gofmt, go vet, go mod tidy check.
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }

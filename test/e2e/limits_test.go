@@ -17,11 +17,23 @@ import (
 // and brings back the usual ones when it ends.
 func restartExecProxy(t *testing.T, extra ...string) {
 	t.Helper()
-	run := func(args string) {
+	restartExecProxyEnv(t, execProxyEnv, extra...)
+}
+
+// execProxyEnv is the environment hack/cluster/exec-proxy.sh last started exec-proxy with.
+var execProxyEnv []string
+
+// restartExecProxyEnv is restartExecProxy with env for hack/cluster/exec-proxy.sh (EXEC_PROXY_BIN),
+// kept by restarts within the test.
+func restartExecProxyEnv(t *testing.T, env []string, extra ...string) {
+	t.Helper()
+	prev := execProxyEnv
+	execProxyEnv = env
+	run := func(args string, env []string) {
 		t.Helper()
 		cmd := exec.Command("bash", "-c", "hack/cluster/exec-proxy.sh down && hack/cluster/exec-proxy.sh up")
 		cmd.Dir = filepath.Join(clusterDir(), "..")
-		cmd.Env = append(os.Environ(), "EXEC_PROXY_EXTRA_ARGS="+args)
+		cmd.Env = append(append(os.Environ(), env...), "EXEC_PROXY_EXTRA_ARGS="+args)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("restarting exec-proxy with %q: %v\n%s", args, err, out)
 		}
@@ -30,8 +42,11 @@ func restartExecProxy(t *testing.T, extra ...string) {
 			return clients[1].kubectl(t, viaExecProxy, "admin", "", "get", "pod", "demo", "-o", "name").code == 0
 		})
 	}
-	run(strings.Join(extra, " "))
-	t.Cleanup(func() { run("") })
+	run(strings.Join(extra, " "), env)
+	t.Cleanup(func() {
+		execProxyEnv = prev
+		run("", prev)
+	})
 }
 
 // TestKubeletCertificateRefused: a kubelet whose serving certificate the configured CA did not sign
