@@ -44,7 +44,7 @@ func (w *sessionWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	c := &sessionConn{Conn: raw, s: w.s}
 	if w.s.outLimit != nil {
-		c.out = newOutQueue(c)
+		c.out = newOutQueue(c, outQueueLen(float64(w.s.outLimit.Limit())))
 	}
 	// Bytes the server already buffered from the client must still pass through the counters.
 	if n := rw.Reader.Buffered(); n > 0 {

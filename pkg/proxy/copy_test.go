@@ -69,7 +69,7 @@ func TestOutQueueFinishWithStalledClient(t *testing.T) {
 	s := newSession(context.Background(), 1<<30)
 	s.counters = byteCounters()
 	c := &sessionConn{Conn: client, s: s}
-	c.out = newOutQueue(c)
+	c.out = newOutQueue(c, outQueueChunks)
 	writing := make(chan error, 1)
 	go func() { // more than the queue holds: this write waits for room
 		_, err := c.out.write(make([]byte, (outQueueChunks+8)*limiterBurst))
@@ -89,5 +89,23 @@ func TestOutQueueFinishWithStalledClient(t *testing.T) {
 	}
 	if err := <-writing; err == nil {
 		t.Error("the write into a closed queue succeeded")
+	}
+}
+
+// The queue holds at most about outQueueDelay of output at the limit, so that a pong queued behind
+// it reaches a WebSocket client in time.
+func TestOutQueueLen(t *testing.T) {
+	cases := []struct {
+		bytesPerSec float64
+		want        int
+	}{
+		{1 << 10, 2},              // 10 KiB: the floor
+		{16 << 10, 5},             // 160 KiB in 32 KiB chunks
+		{1 << 20, outQueueChunks}, // 10 MiB: the 4 MiB cap
+	}
+	for _, tc := range cases {
+		if got := outQueueLen(tc.bytesPerSec); got != tc.want {
+			t.Errorf("outQueueLen(%v) = %d, want %d", tc.bytesPerSec, got, tc.want)
+		}
 	}
 }

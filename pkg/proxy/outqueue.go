@@ -10,6 +10,17 @@ import (
 // at most limiterBurst bytes (4 MiB).
 const outQueueChunks = 128
 
+// outQueueDelay bounds, at the limit, how long what is queued waits. Control frames wait in the
+// same queue: a WebSocket client's pong waits behind the output, and client-go gives a session up
+// when none comes for 61 s.
+const outQueueDelay = 10 * time.Second
+
+// outQueueLen is the chunks a session limited to bytesPerSec may queue: outQueueDelay's worth at
+// most, at least two, at most outQueueChunks.
+func outQueueLen(bytesPerSec float64) int {
+	return min(max(int(bytesPerSec*outQueueDelay.Seconds())/limiterBurst, 2), outQueueChunks)
+}
+
 // flushGrace (a variable for tests) is added to the time the queued bytes take at the limit when a session ends: a client
 // that does not read by then is not waited for.
 var flushGrace = 10 * time.Second
@@ -19,7 +30,7 @@ var errOutQueueClosed = errors.New("session connection closed")
 // outQueue sends a bandwidth-limited session's bytes to its client at the limit, from a goroutine,
 // so that the kubelet's side is read as fast as it sends. A kubelet that closes while its socket
 // still holds unsent output (because exec-proxy read it slowly) may reset the connection and lose
-// that output. Beyond outQueueChunks, write waits: memory stays bounded.
+// that output. Beyond outQueueLen chunks, write waits: memory and the wait stay bounded.
 type outQueue struct {
 	c      *sessionConn
 	chunks chan []byte
@@ -34,8 +45,8 @@ type outQueue struct {
 	once        sync.Once
 }
 
-func newOutQueue(c *sessionConn) *outQueue {
-	q := &outQueue{c: c, chunks: make(chan []byte, outQueueChunks), done: make(chan struct{}), failed: make(chan struct{}),
+func newOutQueue(c *sessionConn, chunks int) *outQueue {
+	q := &outQueue{c: c, chunks: make(chan []byte, chunks), done: make(chan struct{}), failed: make(chan struct{}),
 		closing: make(chan struct{})}
 	go q.run()
 	return q

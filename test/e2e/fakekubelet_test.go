@@ -201,7 +201,8 @@ func fakeNode(t *testing.T, node, ip string, port int, pods ...string) {
 	// exec-proxy resolves from its informers: wait until it sends the last pod to its node.
 	last := pods[len(pods)-1]
 	eventually(t, 30*time.Second, "exec-proxy to see the pods on "+node, func() bool {
-		code, _ := rawRequest(t, "admin", spdyUpgrade, kubeRoute+"/api/v1/namespaces/"+reliabilityNamespace+"/pods/"+last+"/exec?command=true&stdout=true")
-		return code != http.StatusBadRequest && code != http.StatusNotFound && code != http.StatusServiceUnavailable
+		code, st := routeRequest(t, "admin", spdyUpgrade, kubeRoute+"/api/v1/namespaces/"+reliabilityNamespace+"/pods/"+last+"/exec?command=true&stdout=true")
+		// Until then it says the pod, or the node's address, is not there or not running.
+		return code == http.StatusSwitchingProtocols || strings.Contains(st.Message, fmt.Sprintf("kubelet on node %q", node))
 	})
 }

@@ -91,7 +91,7 @@ func accessRequest(t *testing.T, try accessTry) (int, status) {
 		}
 	}
 	if !try.straight {
-		return rawRequest(t, try.user, up, try.path)
+		return routeRequest(t, try.user, up, try.path)
 	}
 	a := straightUpgrade(t, try.user, up, try.path, false)
 	return a.code, a.status

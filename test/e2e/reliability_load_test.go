@@ -33,10 +33,13 @@ type loadSettings struct {
 	sessions, execs int
 	duration        time.Duration
 	rate            int64
+	// ramp spreads the session starts: 1,000 TLS handshakes and kubelet streams at one instant
+	// time out on a two-core machine before any byte is sent, which says nothing of exec-proxy.
+	ramp time.Duration
 }
 
 func loadFromEnv(t *testing.T) loadSettings {
-	s := loadSettings{sessions: 1000, execs: 50, duration: 30 * time.Second, rate: 16 << 10}
+	s := loadSettings{sessions: 1000, execs: 50, duration: 30 * time.Second, rate: 8 << 10, ramp: 20 * time.Second}
 	for name, dst := range map[string]*int{"LOAD_SESSIONS": &s.sessions, "LOAD_EXEC": &s.execs} {
 		if v := os.Getenv(name); v != "" {
 			n, err := strconv.Atoi(v)
@@ -89,12 +92,13 @@ func checkLoad(p *probe, cfg loadSettings) {
 	peak := watchRSS()
 	results := make(chan echoResult, cfg.sessions+cfg.execs)
 	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i := 0; i < cfg.sessions+cfg.execs; i++ {
+	n := cfg.sessions + cfg.execs
+	for i := 0; i < n; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			<-start
+			// Execs and port-forwards interleaved, all running together once the ramp is over.
+			time.Sleep(time.Duration(int64(cfg.ramp) * int64((i*7919)%n) / int64(n)))
 			if i < cfg.sessions {
 				results <- portForwardEcho(uint64(i), cfg)
 			} else {
@@ -102,7 +106,6 @@ func checkLoad(p *probe, cfg loadSettings) {
 			}
 		}()
 	}
-	close(start)
 	wg.Wait()
 	close(results)
 	peakKiB := peak()
@@ -165,10 +168,10 @@ func newPayload(i uint64) payload {
 func (p payload) Read(b []byte) (int, error) { return p.r.Read(b) }
 
 // echo sends session i's payload on w for d at offer bytes per second, and compares all that
-// comes back on r until every byte sent is back. abort unblocks r when the echo stalls. The
-// payload is paced: unpaced, the kernel's socket buffers would take megabytes at once, which a
-// throttled session takes minutes to pass.
-func echo(i uint64, d time.Duration, offer int64, w io.Writer, r io.Reader, abort func()) echoResult {
+// comes back on r until every byte sent is back. The payload is paced: unpaced, the kernel's
+// socket buffers would take megabytes at once, which a throttled session takes minutes to pass.
+// The caller closes r's connection once echo returns.
+func echo(i uint64, d time.Duration, offer int64, w io.Writer, r io.Reader) echoResult {
 	sentAll := make(chan int64, 1)
 	begin := time.Now()
 	go func() {
@@ -187,51 +190,47 @@ func echo(i uint64, d time.Duration, offer int64, w io.Writer, r io.Reader, abor
 			}
 		}
 		sentAll <- sent
-		close(sentAll)
 	}()
-	stalled := make(chan struct{})
-	total := int64(-1)
-	defer close(stalled)
-	watchdog := func() {
-		select {
-		case <-stalled:
-		case <-time.After(max(time.Minute, 3*d)):
-			abort()
-		}
+	type chunk struct {
+		b   []byte
+		err error
 	}
-	want := newPayload(i)
-	got, exp := make([]byte, 32<<10), make([]byte, 32<<10)
-	var checked int64
-	for total < 0 || checked < total {
-		buf := got
-		if total >= 0 { // read no further than the payload: the connection may stay open after it
-			buf = got[:min(int64(len(got)), total-checked)]
+	reads, done := make(chan chunk), make(chan struct{})
+	defer close(done)
+	go func() {
+		for {
+			buf := make([]byte, 32<<10)
+			n, err := r.Read(buf)
+			select {
+			case reads <- chunk{buf[:n], err}:
+			case <-done:
+				return
+			}
+			if err != nil {
+				return
+			}
 		}
-		n, err := r.Read(buf)
-		if n > 0 {
-			_, _ = want.Read(exp[:n])
-			for k := 0; k < n; k++ {
-				if got[k] != exp[k] {
+	}()
+	want, exp := newPayload(i), make([]byte, 32<<10)
+	total, checked := int64(-1), int64(0)
+	var stalled <-chan time.Time // runs once everything is sent
+	for total < 0 || checked < total {
+		select {
+		case c := <-reads:
+			_, _ = want.Read(exp[:len(c.b)])
+			for k := range c.b {
+				if c.b[k] != exp[k] {
 					return echoResult{checked: checked, err: fmt.Errorf("byte %d came back corrupted", checked+int64(k))}
 				}
 			}
-			checked += int64(n)
-		}
-		if total < 0 {
-			select {
-			case total = <-sentAll:
-				go watchdog()
-			default:
+			checked += int64(len(c.b))
+			if c.err != nil && (total < 0 || checked < total) {
+				return echoResult{checked: checked, err: fmt.Errorf("lost bytes: %d came back before %v", checked, c.err)}
 			}
-		}
-		if err != nil {
-			if total < 0 {
-				total = <-sentAll
-			}
-			if checked == total {
-				break
-			}
-			return echoResult{checked: checked, err: fmt.Errorf("lost bytes: sent %d, %d came back (%v)", total, checked, err)}
+		case total = <-sentAll:
+			stalled = time.After(max(time.Minute, 3*d))
+		case <-stalled:
+			return echoResult{checked: checked, err: fmt.Errorf("the echo stalled: sent %d, %d came back", total, checked)}
 		}
 	}
 	return echoResult{checked: checked, elapsed: time.Since(begin)}
@@ -267,7 +266,7 @@ func portForwardEcho(i uint64, cfg loadSettings) echoResult {
 	if err != nil {
 		return echoResult{err: fmt.Errorf("data stream: %w", err)}
 	}
-	res := echo(i, cfg.duration, 2*cfg.rate, data, data, func() { _ = conn.Close() })
+	res := echo(i, cfg.duration, 2*cfg.rate, data, data)
 	if res.err != nil {
 		_ = conn.Close()
 		if msg := <-remoteErr; msg != "" {
@@ -290,16 +289,29 @@ func execEcho(i uint64, cfg loadSettings) echoResult {
 	}
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	streamErr := make(chan error, 1)
 	go func() {
-		err := exec.StreamWithContext(context.Background(), remotecommand.StreamOptions{Stdin: inR, Stdout: outW})
+		err := exec.StreamWithContext(ctx, remotecommand.StreamOptions{Stdin: inR, Stdout: outW})
 		outW.CloseWithError(err)
 		streamErr <- err
 	}()
-	res := echo(i, cfg.duration, 2*cfg.rate, inW, outR, func() { outW.CloseWithError(errors.New("the echo stalled")) })
+	res := echo(i, cfg.duration, 2*cfg.rate, inW, outR)
 	_ = inW.Close() // cat exits, and the session with it
-	if err := <-streamErr; err != nil && res.err == nil {
-		res.err = fmt.Errorf("exec: %w", err)
+	if res.err != nil {
+		cancel()
+	}
+	select {
+	case err := <-streamErr:
+		if err != nil && res.err == nil {
+			res.err = fmt.Errorf("exec: %w", err)
+		}
+	case <-time.After(time.Minute):
+		cancel()
+		if res.err == nil {
+			res.err = errors.New("cat did not end within a minute of its stdin closing")
+		}
 	}
 	return res
 }
@@ -314,6 +326,8 @@ func startEchoPod(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building the echo server: %v\n%s", err, out)
 	}
+	// One left by an interrupted run mounts a directory that is gone.
+	admin(t, "", "-n", "demo", "delete", "pod", echoPod, "--wait=true", "--ignore-not-found")
 	admin(t, fmt.Sprintf(`apiVersion: v1
 kind: Pod
 metadata: {name: %s, namespace: demo}
