@@ -3,8 +3,10 @@
 package e2e
 
 import (
+	"fmt"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -70,4 +72,46 @@ func restartKubeletAfter(t *testing.T, node string) {
 			return clients[1].kubectl(t, viaExecProxy, "admin", "", "-n", "team-b", "exec", "other", "--", "true").code == 0
 		})
 	})
+}
+
+// TestContainerExitsMidSession: when the container's main process exits under a session (its
+// other processes go with it), the session ends, kubectl returns, and the end record says how.
+func TestContainerExitsMidSession(t *testing.T) {
+	for _, c := range []client{clients[0], clients[1]} {
+		t.Run(c.name, func(t *testing.T) {
+			pod := "exiting-" + strings.TrimPrefix(strings.ReplaceAll(c.name, ".", "-"), "kubectl")
+			admin(t, fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata: {name: %s, namespace: demo}
+spec:
+  nodeName: 127.0.0.1
+  restartPolicy: Never
+  automountServiceAccountToken: false
+  enableServiceLinks: false
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: registry.local/busybox:local
+    imagePullPolicy: Never
+    command: [sh, -c, 'trap "exit 3" TERM; while true; do sleep 1; done']
+`, pod), "apply", "-f", "-")
+			t.Cleanup(func() { admin(t, "", "-n", "demo", "delete", "pod", pod, "--wait=false", "--ignore-not-found") })
+			admin(t, "", "-n", "demo", "wait", "--for=condition=Ready", "pod/"+pod, "--timeout=60s")
+			m := marker(t)
+			s := c.start(t, viaExecProxy, "admin", "exec", "-i", "-n", "demo", pod, "--", "sh", "-c", "echo holding-"+m+"; cat")
+			s.waitFor(t, "holding-"+m)
+			admin(t, "", "-n", "demo", "exec", pod, "--", "kill", "1") // its trap exits 3
+			select {
+			case <-s.done:
+			case <-time.After(60 * time.Second):
+				t.Fatalf("kubectl still running 60 s after the container exited; output:\n%s", s.output())
+			}
+			// The exec'd shell is killed with its container (137): kubectl and the record agree.
+			a := endRecord(t, m).Annotations
+			if code := s.cmd.ProcessState.ExitCode(); a[annotation+"reason"] != "exited" || a[annotation+"exit-code"] != strconv.Itoa(code) {
+				t.Errorf("kubectl exit %d, end record %+v", code, a)
+			}
+			t.Logf("kubectl exit %d; end record: reason %q, exit code %q", s.cmd.ProcessState.ExitCode(), a[annotation+"reason"], a[annotation+"exit-code"])
+		})
+	}
 }
