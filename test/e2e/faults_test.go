@@ -80,23 +80,8 @@ func TestContainerExitsMidSession(t *testing.T) {
 	for _, c := range []client{clients[0], clients[1]} {
 		t.Run(c.name, func(t *testing.T) {
 			pod := "exiting-" + strings.TrimPrefix(strings.ReplaceAll(c.name, ".", "-"), "kubectl")
-			admin(t, fmt.Sprintf(`apiVersion: v1
-kind: Pod
-metadata: {name: %s, namespace: demo}
-spec:
-  nodeName: 127.0.0.1
-  restartPolicy: Never
-  automountServiceAccountToken: false
-  enableServiceLinks: false
-  terminationGracePeriodSeconds: 1
-  containers:
-  - name: main
-    image: registry.local/busybox:local
-    imagePullPolicy: Never
-    command: [sh, -c, 'trap "exit 3" TERM; while true; do sleep 1; done']
-`, pod), "apply", "-f", "-")
-			t.Cleanup(func() { admin(t, "", "-n", "demo", "delete", "pod", pod, "--wait=false", "--ignore-not-found") })
-			admin(t, "", "-n", "demo", "wait", "--for=condition=Ready", "pod/"+pod, "--timeout=60s")
+			runBusyboxPod(t, pod, "  restartPolicy: Never\n",
+				"    name: main\n    command: [sh, -c, 'trap \"exit 3\" TERM; while true; do sleep 1; done']\n")
 			m := marker(t)
 			s := c.start(t, viaExecProxy, "admin", "exec", "-i", "-n", "demo", pod, "--", "sh", "-c", "echo holding-"+m+"; cat")
 			s.waitFor(t, "holding-"+m)
@@ -114,4 +99,16 @@ spec:
 			t.Logf("kubectl exit %d; end record: reason %q, exit code %q", s.cmd.ProcessState.ExitCode(), a[annotation+"reason"], a[annotation+"exit-code"])
 		})
 	}
+}
+
+// runBusyboxPod runs pod name in demo on node1 until the test ends: extra spec lines (spec), and
+// one busybox container whose other fields are container's lines.
+func runBusyboxPod(t *testing.T, name, spec, container string) {
+	t.Helper()
+	admin(t, "", "-n", "demo", "delete", "pod", name, "--wait=true", "--ignore-not-found") // left by an interrupted run
+	admin(t, fmt.Sprintf("apiVersion: v1\nkind: Pod\nmetadata: {name: %s, namespace: demo}\nspec:\n  nodeName: 127.0.0.1\n"+
+		"  automountServiceAccountToken: false\n  enableServiceLinks: false\n  terminationGracePeriodSeconds: 1\n%s"+
+		"  containers:\n  - image: registry.local/busybox:local\n    imagePullPolicy: Never\n%s", name, spec, container), "apply", "-f", "-")
+	t.Cleanup(func() { admin(t, "", "-n", "demo", "delete", "pod", name, "--wait=true", "--ignore-not-found") })
+	admin(t, "", "-n", "demo", "wait", "--for=condition=Ready", "pod/"+name, "--timeout=60s")
 }

@@ -326,26 +326,9 @@ func startEchoPod(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building the echo server: %v\n%s", err, out)
 	}
-	// One left by an interrupted run mounts a directory that is gone.
-	admin(t, "", "-n", "demo", "delete", "pod", echoPod, "--wait=true", "--ignore-not-found")
-	admin(t, fmt.Sprintf(`apiVersion: v1
-kind: Pod
-metadata: {name: %s, namespace: demo}
-spec:
-  nodeName: 127.0.0.1
-  automountServiceAccountToken: false
-  enableServiceLinks: false
-  terminationGracePeriodSeconds: 1
-  volumes: [{name: bin, hostPath: {path: %q, type: Directory}}]
-  containers:
-  - name: echo
-    image: registry.local/busybox:local
-    imagePullPolicy: Never
-    command: [/echo/echoserver, -listen, ":%d"]
-    volumeMounts: [{name: bin, mountPath: /echo, readOnly: true}]
-`, echoPod, dir, echoPort), "apply", "-f", "-")
-	t.Cleanup(func() { admin(t, "", "-n", "demo", "delete", "pod", echoPod, "--wait=true", "--ignore-not-found") })
-	admin(t, "", "-n", "demo", "wait", "--for=condition=Ready", "pod/"+echoPod, "--timeout=60s")
+	runBusyboxPod(t, echoPod, fmt.Sprintf("  volumes: [{name: bin, hostPath: {path: %q, type: Directory}}]\n", dir),
+		fmt.Sprintf("    name: echo\n    command: [/echo/echoserver, -listen, \":%d\"]\n"+
+			"    volumeMounts: [{name: bin, mountPath: /echo, readOnly: true}]\n", echoPort))
 }
 
 // watchRSS samples exec-proxy's RSS every 200 ms until the returned function is called, which
