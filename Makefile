@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 BIN := bin
 
-.PHONY: all build test unit fuzz e2e test-reliability verify demo demo-down cluster-up cluster-down bench clean
+.PHONY: all build test unit fuzz e2e test-reliability microbench verify demo demo-down cluster-up cluster-down bench clean
 
 all: build
 
@@ -36,6 +36,11 @@ verify: ## gofmt, go vet, go mod tidy check.
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
 	@bash -n hack/*.sh hack/cluster/*.sh
+
+BENCHSTAT := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
+microbench: ## Go benchmarks of the relay's own per-byte costs, compared by benchstat with bench/micro-base.txt.
+	mkdir -p _output; $(GO) test ./pkg/proxy -run '^$$' -bench . -count 6 | tee _output/micro.txt
+	$(GO) run $(BENCHSTAT) bench/micro-base.txt _output/micro.txt
 
 bench: build ## Benchmarks on the real local cluster: ratios to kube-apiserver's path and a direct kubelet (bench/).
 	hack/bench.sh
