@@ -88,14 +88,16 @@ func (c *sessionConn) Read(p []byte) (int, error) {
 	// in kind, reads as EOF too). It vanished if it had not been told how the command ended yet:
 	// clients close after the exit status as a matter of course.
 	// The frames are read inline, so what reached the client has been read by now.
-	var ne net.Error
-	if err != nil && !(errors.As(err, &ne) && ne.Timeout()) && !c.closing.Load() && !c.s.stats.told() {
-		c.s.clientClosed.Store(true) // EOF, or a connection the client reset
-	}
-	if err != nil && !c.closing.Load() && c.s.cancel != nil {
-		// Nothing more can reach the client. Over WebSocket the translator would otherwise wait
-		// for the command to end, however long it runs.
-		defer c.s.cancel()
+	if err != nil && !c.closing.Load() {
+		var ne net.Error
+		if !(errors.As(err, &ne) && ne.Timeout()) && !c.s.stats.told() {
+			c.s.clientClosed.Store(true) // EOF, or a connection the client reset
+		}
+		if c.s.cancel != nil {
+			// Nothing more can reach the client. Over WebSocket the translator would otherwise
+			// wait for the command to end, however long it runs.
+			defer c.s.cancel()
+		}
 	}
 	if n > 0 {
 		c.s.skimmer().fromClient(p[:n])
@@ -124,11 +126,12 @@ func (c *sessionConn) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	if !c.firstSeen.Swap(true) {
-		if err := c.s.noteResponse(p); err != nil {
+		code, err := c.s.noteResponse(p)
+		if err != nil {
 			c.refuse(err)
 			return 0, err
 		}
-		if code, _, _ := parseResponseHead(p); code != http.StatusSwitchingProtocols {
+		if code != http.StatusSwitchingProtocols {
 			r := &bytes.Buffer{}
 			r.Write(p[:min(len(p), maxRefusal)])
 			c.refusal.Store(r)

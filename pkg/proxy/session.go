@@ -138,8 +138,9 @@ func (s *Session) setBackend(c *drainingConn) {
 	s.backend = c
 }
 
-// noteResponse reads the answer to the upgrade; an error from onUpgrade refuses the session.
-func (s *Session) noteResponse(p []byte) error {
+// noteResponse reads the answer to the upgrade and returns its code; an error from onUpgrade
+// refuses the session.
+func (s *Session) noteResponse(p []byte) (int, error) {
 	code, protocol, upgrade := parseResponseHead(p)
 	s.mu.Lock()
 	s.code, s.protocol = code, protocol
@@ -151,9 +152,9 @@ func (s *Session) noteResponse(p []byte) error {
 	}
 	s.mu.Unlock()
 	if code == http.StatusSwitchingProtocols && s.onUpgrade != nil {
-		return s.onUpgrade(protocol)
+		return code, s.onUpgrade(protocol)
 	}
-	return nil
+	return code, nil
 }
 
 // touch notes activity for the idle timeout. While the frames are read, only payload and resizes

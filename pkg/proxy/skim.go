@@ -133,6 +133,15 @@ func (s *streamStats) told() bool {
 	return s.exitCode != "" || s.statusSeen
 }
 
+// clientProtocolError says the client's frames are not the protocol's: they can no longer be
+// followed, and the session is told (onClientProtocolError).
+func (s *streamStats) clientProtocolError(why string) {
+	s.lost(why)
+	if s.onClientProtocolError != nil {
+		s.onClientProtocolError(why)
+	}
+}
+
 // lost says the frames can no longer be followed: activity falls back to every byte.
 func (s *streamStats) lost(why string) {
 	s.reading.Store(false)

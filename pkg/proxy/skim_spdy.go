@@ -183,8 +183,9 @@ func (r *spdyReader) stop(why string) {
 	r.stopped = true
 	r.payload, r.headers = nil, headerBlocks{}
 	r.ctrl = bytes.Buffer{}
-	r.s.stats.lost(why)
-	if r.fromClient && r.s.stats.onClientProtocolError != nil {
-		r.s.stats.onClientProtocolError(why)
+	if r.fromClient {
+		r.s.stats.clientProtocolError(why)
+	} else {
+		r.s.stats.lost(why)
 	}
 }

@@ -171,7 +171,7 @@ func TestIdleActivity(t *testing.T) {
 			s.counters = byteCounters()
 			defer s.cancel()
 			head := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: " + tc.upgrade + "\r\nSec-WebSocket-Protocol: " + tc.protocol + "\r\n\r\n"
-			if err := s.noteResponse([]byte(head)); err != nil {
+			if _, err := s.noteResponse([]byte(head)); err != nil {
 				t.Fatal(err)
 			}
 			s.lastActive.Store(0)

@@ -117,10 +117,7 @@ func (r *wsReader) header(p *[]byte) bool {
 	r.fin, r.control, r.pos, r.remaining = h[0]&0x80 != 0, opcode >= 8, 0, length
 	if r.fromClient && (r.mask == nil || (opcode > 2 && opcode < 8) || opcode > 10) {
 		r.stopped = true
-		r.s.stats.lost("unreadable WebSocket frames")
-		if r.s.stats.onClientProtocolError != nil {
-			r.s.stats.onClientProtocolError(fmt.Sprintf("a WebSocket frame with opcode %d, masked %t, from the client", opcode, r.mask != nil))
-		}
+		r.s.stats.clientProtocolError(fmt.Sprintf("unreadable WebSocket frames: one with opcode %d, masked %t, from the client", opcode, r.mask != nil))
 		return false
 	}
 	if opcode == 1 || opcode == 2 { // a new message; 0 continues the current one
