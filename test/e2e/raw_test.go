@@ -4,12 +4,9 @@ package e2e
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -53,19 +50,8 @@ func rawRequest(t *testing.T, user string, up upgrade, path string) (int, status
 // rawResponse is rawRequest with the response headers.
 func rawResponse(t *testing.T, user string, up upgrade, path string) (int, status, http.Header) {
 	t.Helper()
-	pki := filepath.Join(clusterDir(), "pki")
-	cert, err := tls.LoadX509KeyPair(filepath.Join(pki, "user-"+user+".crt"), filepath.Join(pki, "user-"+user+".key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	caPEM, err := os.ReadFile(filepath.Join(pki, "ca.crt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(caPEM)
 	client := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}},
+		TLSClientConfig: userTLS(t, user),
 		TLSNextProto:    map[string]func(string, *tls.Conn) http.RoundTripper{}, // upgrades need HTTP/1.1
 	}}
 	req, err := http.NewRequest(up.method, apiServer+path, nil)
@@ -93,13 +79,7 @@ func rawResponse(t *testing.T, user string, up upgrade, path string) (int, statu
 // TestForgedRequestHeaders: exec-proxy trusts X-Remote-User only from kube-apiserver's front-proxy
 // client certificate. Sent straight to exec-proxy without it, the request is anonymous and refused.
 func TestForgedRequestHeaders(t *testing.T) {
-	caPEM, err := os.ReadFile(filepath.Join(clusterDir(), "pki", "ca.crt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(caPEM)
-	client := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	client := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{TLSClientConfig: userTLS(t, "")}}
 	for _, path := range []string{kubeRoute + "/api/v1/namespaces/demo/pods/demo", "/apis/execproxy.dev/v1alpha1/namespaces/demo/pods/demo/exec?command=true&stdout=true"} {
 		req, _ := http.NewRequest(http.MethodPost, "https://127.0.0.1:18443"+path, nil)
 		req.Header.Set("X-Remote-User", "admin")

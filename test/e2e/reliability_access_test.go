@@ -16,9 +16,7 @@ import (
 // another, forged front-proxy headers sent straight to exec-proxy with or without a client
 // certificate, and anonymous requests. The audit log shows no session started for any of them.
 func TestReliabilityUnauthorized(t *testing.T) {
-	p := newProbe(t, "unauthorized tries")
-	checkUnauthorized(p)
-	p.done()
+	runCheck(t, "unauthorized tries", false, checkUnauthorized)
 }
 
 // accessTry is one request that must be refused with code, its Status message holding message.
@@ -100,9 +98,7 @@ func accessRequest(t *testing.T, try accessTry) (int, status) {
 // TestReliabilityBadInput: malformed requests get a 4xx Status (an oversized header, Go's own
 // 431) and leave no goroutine or descriptor behind.
 func TestReliabilityBadInput(t *testing.T) {
-	p := newProbe(t, "bad input (requests)")
-	checkBadRequests(p)
-	p.done()
+	runCheck(t, "bad input (requests)", false, checkBadRequests)
 }
 
 func badRequests() []accessTry {
@@ -163,7 +159,7 @@ func checkBadRequests(p *probe) {
 // oversizedHeader sends an upgrade with a 2 MiB header; Go's server answers 431 before any handler.
 func oversizedHeader(t *testing.T) int {
 	t.Helper()
-	client := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{TLSClientConfig: straightTLS(t, "admin"),
+	client := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{TLSClientConfig: userTLS(t, "admin"),
 		TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{}}}
 	defer client.CloseIdleConnections()
 	req, _ := http.NewRequest(http.MethodPost, "https://"+execProxyAddr+"/apis/execproxy.dev/v1alpha1/namespaces/demo/pods/demo/exec?container=main&command=id&stdout=true", nil)

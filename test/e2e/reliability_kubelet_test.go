@@ -9,8 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -100,7 +102,7 @@ func kubectlRetried(t *testing.T, c client, user string, args ...string) result 
 // reads the answer's head.
 func sendUpgrade(t *testing.T, user string, up upgrade, path string) (*tls.Conn, *bufio.Reader, *http.Response) {
 	t.Helper()
-	conn, err := tls.Dial("tcp", execProxyAddr, straightTLS(t, user))
+	conn, err := tls.Dial("tcp", execProxyAddr, userTLS(t, user))
 	if err != nil {
 		t.Fatalf("dialing exec-proxy: %v", err)
 	}
@@ -153,9 +155,7 @@ func wsErrorChannel(r *bufio.Reader) string {
 // CA, or from the cluster's CA for another name, receives no byte of any session, and every
 // session is refused with a 502 Status that says the kubelet failed verification.
 func TestReliabilityRogueKubelet(t *testing.T) {
-	p := newProbe(t, "rogue kubelet (wrong CA, wrong SAN)")
-	checkRogueKubelet(p)
-	p.done()
+	runCheck(t, "rogue kubelet (wrong CA, wrong SAN)", false, checkRogueKubelet)
 }
 
 func checkRogueKubelet(p *probe) {
@@ -249,9 +249,7 @@ func answerByPod(addr string) func(io.Writer, *http.Request) {
 // follows no redirect and sends nothing more on the kubelet connection: the classes of
 // CVE-2018-1002105 and CVE-2020-8559.
 func TestReliabilityKubeletAnswers(t *testing.T) {
-	p := newProbe(t, "kubelet answers 3xx/4xx/5xx/200")
-	checkKubeletAnswers(p)
-	p.done()
+	runCheck(t, "kubelet answers 3xx/4xx/5xx/200", false, checkKubeletAnswers)
 }
 
 func checkKubeletAnswers(p *probe) {
@@ -259,7 +257,7 @@ func checkKubeletAnswers(p *probe) {
 	before := execProxyFigures(t)
 	k := startFakeKubelet(t, "127.0.0.7", "127.0.0.7", clusterCA(t), nil)
 	k.answer = answerByPod(k.ln.Addr().String())
-	pods := sortedKeys(kubeletAnswers)
+	pods := slices.Sorted(maps.Keys(kubeletAnswers))
 	fakeNode(t, "odd-kubelet", "127.0.0.7", k.port(), pods...)
 	for _, pod := range pods {
 		base := "/apis/execproxy.dev/v1alpha1/namespaces/" + reliabilityNamespace + "/pods/" + pod

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -78,9 +79,8 @@ const (
 // stays bounded, and nothing is left once they end. The sessions go straight to exec-proxy's
 // port: through kube-apiserver, each would hold one of its max-in-flight seats.
 func TestReliabilityLoad(t *testing.T) {
-	p := newProbe(t, "load")
-	checkLoad(p, loadFromEnv(t))
-	p.done()
+	cfg := loadFromEnv(t)
+	runCheck(t, "load", false, func(p *probe) { checkLoad(p, cfg) })
 }
 
 func checkLoad(p *probe, cfg loadSettings) {
@@ -125,7 +125,7 @@ func checkLoad(p *probe, cfg loadSettings) {
 			rates = append(rates, float64(r.checked-burst)/r.elapsed.Seconds()/float64(cfg.rate))
 		}
 	}
-	for _, e := range sortedKeys(errs) {
+	for _, e := range slices.Sorted(maps.Keys(errs)) {
 		p.finding("%d sessions: %s", errs[e], e)
 	}
 	p.figure("%d of %d sessions echoed whole, every byte compared", whole, cfg.sessions+cfg.execs)

@@ -48,11 +48,7 @@ func TestReliabilityCatchesBrokenBuilds(t *testing.T) {
 		t.Run(m.name, func(t *testing.T) {
 			bin := buildMutant(t, m.edits)
 			restartExecProxyEnv(t, []string{"EXEC_PROXY_BIN=" + bin})
-			p := newProbe(t, m.name)
-			p.quiet = true
-			m.check(p)
-			p.done()
-			if len(p.findings) == 0 {
+			if p := runCheck(t, m.name, true, m.check); len(p.findings) == 0 {
 				t.Errorf("the check passed against a build with %s: it cannot tell", m.name)
 			}
 		})

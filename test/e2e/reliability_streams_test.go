@@ -31,9 +31,7 @@ func execPath(script string, stdin bool) string {
 // TestReliabilityGarbageFrames: a client that upgrades and then sends bytes that are not frames
 // has its session ended and its connection closed, with an end record, over SPDY and WebSocket.
 func TestReliabilityGarbageFrames(t *testing.T) {
-	p := newProbe(t, "bad input (garbage frames)")
-	checkGarbageFrames(p)
-	p.done()
+	runCheck(t, "bad input (garbage frames)", false, checkGarbageFrames)
 }
 
 func checkGarbageFrames(p *probe) {
@@ -72,9 +70,7 @@ func checkGarbageFrames(p *probe) {
 // never reads does not pin exec-proxy's memory: flow control holds the command back. When the
 // client goes, the session ends.
 func TestReliabilityClientNeverReads(t *testing.T) {
-	p := newProbe(t, "client never reads")
-	checkClientNeverReads(p)
-	p.done()
+	runCheck(t, "client never reads", false, checkClientNeverReads)
 }
 
 // maxPinnedKiB is how much exec-proxy's RSS may grow while a client does not read.
