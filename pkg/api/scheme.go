@@ -4,6 +4,8 @@ package api
 import (
 	"fmt"
 
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -43,8 +45,11 @@ func AddToScheme(s *runtime.Scheme) error {
 	if err := s.AddFieldLabelConversionFunc(SchemeGroupVersion.WithKind("ExecSession"), execSessionFieldLabel); err != nil {
 		return err
 	}
-	if err := corev1.AddToScheme(s); err != nil {
-		return err
+	// core, apps and batch: the objects the kube route reads for kubectl.
+	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, appsv1.AddToScheme, batchv1.AddToScheme} {
+		if err := add(s); err != nil {
+			return err
+		}
 	}
 	metav1.AddToGroupVersion(s, schema.GroupVersion{Version: "v1"})
 	unversioned := schema.GroupVersion{Group: "", Version: "v1"}

@@ -68,7 +68,7 @@ func (c *Config) Complete() (CompletedConfig, error) {
 	}
 	proxier := proxy.New(resolver, transport, c.Limits)
 	proxier.Audit, proxier.Recording = c.Audit, c.Recording
-	route := &kuberoute.Handler{Pods: resolver, Sessions: proxier}
+	route := &kuberoute.Handler{Pods: resolver, Objects: kuberoute.ClientObjects{Client: c.Client}, Sessions: proxier}
 
 	g := c.Generic
 	g.LongRunningFunc = genericfilters.BasicLongRunningRequestCheck(sets.NewString("watch"), longRunningSubresources)

@@ -3,14 +3,47 @@ package kuberoute
 import (
 	"net"
 	"net/http"
+	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
-// discovery answers what kubectl's RESTMapper reads: core v1 with pods and the three
-// subresources, and no groups. Aggregated-discovery Accept headers get the legacy documents,
-// which clients fall back to.
+// groupResources are what kubectl's RESTMapper needs to resolve exec, attach and port-forward
+// targets: pods with the three subresources, and the TYPE/NAME kinds kubectl finds a pod for.
+var groupResources = map[string][]metav1.APIResource{
+	"v1": {
+		{Name: "pods", SingularName: "pod", Namespaced: true, Kind: "Pod", Verbs: metav1.Verbs{"get", "list"},
+			ShortNames: []string{"po"}, Categories: []string{"all"}},
+		connect("pods/attach", "PodAttachOptions"),
+		connect("pods/exec", "PodExecOptions"),
+		connect("pods/portforward", "PodPortForwardOptions"),
+		workload("services", "service", "Service", "svc"),
+		workload("replicationcontrollers", "replicationcontroller", "ReplicationController", "rc"),
+	},
+	"apps/v1": {
+		workload("daemonsets", "daemonset", "DaemonSet", "ds"),
+		workload("deployments", "deployment", "Deployment", "deploy"),
+		workload("replicasets", "replicaset", "ReplicaSet", "rs"),
+		workload("statefulsets", "statefulset", "StatefulSet", "sts"),
+	},
+	"batch/v1": {workload("jobs", "job", "Job", "")},
+}
+
+func connect(name, kind string) metav1.APIResource {
+	return metav1.APIResource{Name: name, Namespaced: true, Kind: kind, Verbs: metav1.Verbs{"create", "get"}}
+}
+
+func workload(name, singular, kind, short string) metav1.APIResource {
+	r := metav1.APIResource{Name: name, SingularName: singular, Namespaced: true, Kind: kind, Verbs: metav1.Verbs{"get"}}
+	if short != "" {
+		r.ShortNames = []string{short}
+	}
+	return r
+}
+
+// discovery answers the discovery documents of path, or nil when path is none. Aggregated-discovery
+// Accept headers get the legacy documents, which clients fall back to.
 func discovery(path string, req *http.Request) runtime.Object {
 	switch path {
 	case "/api":
@@ -21,21 +54,21 @@ func discovery(path string, req *http.Request) runtime.Object {
 			},
 		}
 	case "/apis":
-		return &metav1.APIGroupList{Groups: []metav1.APIGroup{}}
+		return &metav1.APIGroupList{Groups: []metav1.APIGroup{group("apps"), group("batch")}}
+	case "/apis/apps", "/apis/batch":
+		g := group(strings.TrimPrefix(path, "/apis/"))
+		return &g
 	}
-	connect := func(name, kind string) metav1.APIResource {
-		return metav1.APIResource{Name: name, Namespaced: true, Kind: kind, Verbs: metav1.Verbs{"create", "get"}}
+	gv := strings.TrimPrefix(strings.TrimPrefix(path, "/api/"), "/apis/")
+	if resources, ok := groupResources[gv]; ok && strings.HasPrefix(path, "/api") && (gv == "v1") == strings.HasPrefix(path, "/api/") {
+		return &metav1.APIResourceList{GroupVersion: gv, APIResources: resources}
 	}
-	return &metav1.APIResourceList{
-		GroupVersion: "v1",
-		APIResources: []metav1.APIResource{
-			{Name: "pods", SingularName: "pod", Namespaced: true, Kind: "Pod", Verbs: metav1.Verbs{"get"},
-				ShortNames: []string{"po"}, Categories: []string{"all"}},
-			connect("pods/attach", "PodAttachOptions"),
-			connect("pods/exec", "PodExecOptions"),
-			connect("pods/portforward", "PodPortForwardOptions"),
-		},
-	}
+	return nil
+}
+
+func group(name string) metav1.APIGroup {
+	v := metav1.GroupVersionForDiscovery{GroupVersion: name + "/v1", Version: "v1"}
+	return metav1.APIGroup{Name: name, Versions: []metav1.GroupVersionForDiscovery{v}, PreferredVersion: v}
 }
 
 func serverAddress(req *http.Request) string {

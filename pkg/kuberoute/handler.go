@@ -8,24 +8,24 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apiserver/pkg/endpoints/handlers/negotiation"
 	"k8s.io/apiserver/pkg/endpoints/handlers/responsewriters"
+	apirequest "k8s.io/apiserver/pkg/endpoints/request"
 
 	"github.com/exec-proxy/exec-proxy/pkg/api"
 	"github.com/exec-proxy/exec-proxy/pkg/proxy"
 	"github.com/exec-proxy/exec-proxy/pkg/registry/pod"
 )
 
-// PodGetter reads pods; the informer-backed resolver in production.
-type PodGetter interface {
-	Pod(namespace, name string) (*corev1.Pod, error)
-}
-
-// Handler serves the route. Requests reach it authenticated and authorized by the handler chain.
+// Handler serves the route. Requests reach it authenticated and authorized by the handler chain,
+// which parsed them (RequestInfoResolver) as the core requests they stand for: the handler serves
+// exactly the request that was authorized.
 type Handler struct {
-	Pods     PodGetter
+	Pods     Pods
+	Objects  Objects
 	Sessions pod.Handlers
 }
 
@@ -46,51 +46,90 @@ var subresourceKinds = map[string]proxy.Kind{
 }
 
 func (h *Handler) serve(w http.ResponseWriter, req *http.Request, core string) {
-	switch core {
-	case "/api", "/api/", "/apis", "/apis/", "/api/v1", "/api/v1/":
-		if req.Method != http.MethodGet {
-			proxy.WriteStatus(w, req, methodNotAllowed(req.Method, core))
-			return
-		}
-		writeObject(w, req, schema.GroupVersion{}, discovery(strings.TrimSuffix(core, "/"), req))
+	info, ok := apirequest.RequestInfoFrom(req.Context())
+	if !ok {
+		proxy.WriteStatus(w, req, apierrors.NewInternalError(fmt.Errorf("no request info for %s", core)))
 		return
 	}
-	parts := strings.Split(strings.TrimPrefix(core, "/api/v1/namespaces/"), "/")
-	if strings.HasPrefix(core, "/api/v1/namespaces/") && len(parts) == 1 {
+	if !info.IsResourceRequest {
+		h.discovery(w, req, strings.TrimSuffix(core, "/"))
+		return
+	}
+	gr := schema.GroupResource{Group: info.APIGroup, Resource: info.Resource}
+	switch {
+	case info.Namespace == "" || info.APIVersion != "v1":
+		proxy.WriteStatus(w, req, notServed(core))
+	case gr == schema.GroupResource{Resource: "pods"}:
+		h.pods(w, req, info, core)
+	case gr == schema.GroupResource{Resource: "namespaces"}:
 		// kubectl follows a pod's NotFound with a GET of its namespace and reports that 404
 		// instead; a 405 keeps the pod's own error in front of the user.
 		proxy.WriteStatus(w, req, methodNotAllowed(req.Method, "namespaces"))
-		return
-	}
-	if !strings.HasPrefix(core, "/api/v1/namespaces/") || len(parts) < 3 || len(parts) > 4 ||
-		parts[1] != "pods" || parts[0] == "" || parts[2] == "" {
+	case !workloadResources[gr] || info.Subresource != "":
 		proxy.WriteStatus(w, req, notServed(core))
-		return
+	case info.Verb != "get":
+		proxy.WriteStatus(w, req, methodNotAllowed(req.Method, gr.String()))
+	default:
+		obj, err := h.Objects.Get(req.Context(), gr, info.Namespace, info.Name)
+		h.write(w, req, gr.WithVersion("v1").GroupVersion(), obj, err)
 	}
-	namespace, name := parts[0], parts[2]
-	if len(parts) == 3 {
-		h.getPod(w, req, namespace, name)
-		return
-	}
-	kind, ok := subresourceKinds[parts[3]]
-	if !ok {
-		proxy.WriteStatus(w, req, notServed(core))
-		return
-	}
-	h.connect(w, req, kind, namespace, name)
 }
 
-func (h *Handler) getPod(w http.ResponseWriter, req *http.Request, namespace, name string) {
-	if req.Method != http.MethodGet {
+func (h *Handler) discovery(w http.ResponseWriter, req *http.Request, path string) {
+	doc := discovery(path, req)
+	switch {
+	case doc == nil:
+		proxy.WriteStatus(w, req, notServed(path))
+	case req.Method != http.MethodGet:
+		proxy.WriteStatus(w, req, methodNotAllowed(req.Method, path))
+	default:
+		writeObject(w, req, schema.GroupVersion{}, doc)
+	}
+}
+
+func (h *Handler) pods(w http.ResponseWriter, req *http.Request, info *apirequest.RequestInfo, core string) {
+	if kind, ok := subresourceKinds[info.Subresource]; ok {
+		h.connect(w, req, kind, info.Namespace, info.Name)
+		return
+	}
+	switch {
+	case info.Subresource != "":
+		proxy.WriteStatus(w, req, notServed(core))
+	case info.Verb == "get":
+		p, err := h.Pods.Pod(info.Namespace, info.Name)
+		if err == nil {
+			p = p.DeepCopy()
+		}
+		h.write(w, req, corev1.SchemeGroupVersion, p, err)
+	case info.Verb == "list" && req.URL.Query().Get("labelSelector") != "":
+		h.listPods(w, req, info.Namespace)
+	case info.Verb == "watch" && req.URL.Query().Get("labelSelector") != "":
+		// kubectl watches only when its list found no pod of a TYPE/NAME target.
+		proxy.WriteStatus(w, req, noPodMatches(info.Namespace, req.URL.Query().Get("labelSelector")))
+	case info.Verb == "list" || info.Verb == "watch":
+		proxy.WriteStatus(w, req, listNotServed(info.Verb))
+	default:
 		proxy.WriteStatus(w, req, methodNotAllowed(req.Method, "pods"))
-		return
 	}
-	p, err := h.Pods.Pod(namespace, name)
+}
+
+// listPods answers the list kubectl makes to find a pod of a TYPE/NAME target.
+func (h *Handler) listPods(w http.ResponseWriter, req *http.Request, namespace string) {
+	selector, err := labels.Parse(req.URL.Query().Get("labelSelector"))
 	if err != nil {
-		proxy.WriteStatus(w, req, err)
+		proxy.WriteStatus(w, req, apierrors.NewBadRequest(fmt.Sprintf("labelSelector: %v", err)))
 		return
 	}
-	writeObject(w, req, corev1.SchemeGroupVersion, p.DeepCopy())
+	if req.URL.Query().Get("fieldSelector") != "" {
+		proxy.WriteStatus(w, req, apierrors.NewBadRequest("exec-proxy's kube route lists pods by labelSelector only, not by fieldSelector"))
+		return
+	}
+	pods, err := h.Pods.PodsMatching(namespace, selector)
+	list := &corev1.PodList{Items: make([]corev1.Pod, 0, len(pods))}
+	for _, p := range pods {
+		list.Items = append(list.Items, *p.DeepCopy())
+	}
+	h.write(w, req, corev1.SchemeGroupVersion, list, err)
 }
 
 func (h *Handler) connect(w http.ResponseWriter, req *http.Request, kind proxy.Kind, namespace, name string) {
@@ -126,16 +165,41 @@ func connectOptions(kind proxy.Kind) runtime.Object {
 	return &corev1.PodPortForwardOptions{}
 }
 
+func (h *Handler) write(w http.ResponseWriter, req *http.Request, gv schema.GroupVersion, obj runtime.Object, err error) {
+	if err != nil {
+		proxy.WriteStatus(w, req, err)
+		return
+	}
+	writeObject(w, req, gv, obj)
+}
+
 func writeObject(w http.ResponseWriter, req *http.Request, gv schema.GroupVersion, obj runtime.Object) {
 	responsewriters.WriteObjectNegotiated(api.Codecs, negotiation.DefaultEndpointRestrictions, gv, w, req, http.StatusOK, obj, false)
 }
 
-const served = "exec-proxy's kube route serves only discovery, GET of a pod, and the pods/exec, pods/attach and pods/portforward subresources"
+const served = "exec-proxy's kube route serves only discovery, GET of a pod, the pods/exec, pods/attach and " +
+	"pods/portforward subresources, and the reads kubectl makes to find a pod for TYPE/NAME (GET of a " +
+	"deployment, statefulset, daemonset, replicaset, job, service or replicationcontroller, and pods by labelSelector)"
 
 func notServed(path string) error {
 	return &apierrors.StatusError{ErrStatus: metav1.Status{
 		Status: metav1.StatusFailure, Code: http.StatusNotFound, Reason: metav1.StatusReasonNotFound,
 		Message: fmt.Sprintf("%s is not served: %s; use the kube-apiserver directly for anything else", path, served),
+	}}
+}
+
+func listNotServed(verb string) error {
+	return &apierrors.StatusError{ErrStatus: metav1.Status{
+		Status: metav1.StatusFailure, Code: http.StatusMethodNotAllowed, Reason: metav1.StatusReasonMethodNotAllowed,
+		Message: fmt.Sprintf("%s of pods without a labelSelector is not served: %s", verb, served),
+	}}
+}
+
+func noPodMatches(namespace, selector string) error {
+	return &apierrors.StatusError{ErrStatus: metav1.Status{
+		Status: metav1.StatusFailure, Code: http.StatusNotFound, Reason: metav1.StatusReasonNotFound,
+		Message: fmt.Sprintf("no pod in namespace %q matches %s (exec-proxy's kube route does not wait for one: try again once a pod runs)", namespace, selector),
+		Details: &metav1.StatusDetails{Kind: "pods"},
 	}}
 }
 

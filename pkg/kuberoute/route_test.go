@@ -3,24 +3,37 @@ package kuberoute
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/sets"
+	genericapifilters "k8s.io/apiserver/pkg/endpoints/filters"
 	apirequest "k8s.io/apiserver/pkg/endpoints/request"
 
 	"github.com/exec-proxy/exec-proxy/pkg/proxy"
 )
 
+// testResolver parses requests as the handler chain does.
+var testResolver = RequestInfoResolver{Delegate: &apirequest.RequestInfoFactory{
+	APIPrefixes: sets.NewString("api", "apis"), GrouplessAPIPrefixes: sets.NewString("api")}}
+
+func withRequestInfo(h *Handler) http.Handler {
+	return genericapifilters.WithRequestInfo(h.Wrap(http.NotFoundHandler()), testResolver)
+}
+
 func TestRequestInfo(t *testing.T) {
-	r := RequestInfoResolver{Delegate: &apirequest.RequestInfoFactory{
-		APIPrefixes: sets.NewString("api", "apis"), GrouplessAPIPrefixes: sets.NewString("api")}}
+	r := testResolver
 	cases := []struct {
 		method, path                                 string
 		verb, group, resource, subresource, ns, name string
@@ -57,6 +70,33 @@ func (f fakePods) Pod(namespace, name string) (*corev1.Pod, error) {
 	return nil, apierrors.NewNotFound(corev1.Resource("pods"), name)
 }
 
+func (f fakePods) PodsMatching(namespace string, selector labels.Selector) ([]*corev1.Pod, error) {
+	var pods []*corev1.Pod
+	for _, p := range f {
+		if p.Namespace == namespace && selector.Matches(labels.Set(p.Labels)) {
+			pods = append(pods, p)
+		}
+	}
+	return pods, nil
+}
+
+// fakeObjects holds objects, and the errors of exec-proxy's own reads, by "resource.group/namespace/name".
+type fakeObjects struct {
+	objects map[string]runtime.Object
+	errs    map[string]error
+}
+
+func (f fakeObjects) Get(_ context.Context, gr schema.GroupResource, namespace, name string) (runtime.Object, error) {
+	key := gr.String() + "/" + namespace + "/" + name
+	if obj, ok := f.objects[key]; ok {
+		return obj, nil
+	}
+	if err, ok := f.errs[key]; ok {
+		return nil, ownReadError(gr, name, err)
+	}
+	return nil, apierrors.NewNotFound(gr, name)
+}
+
 // fakeSessions records the request it was asked to serve and answers 200.
 type fakeSessions struct{ got *proxy.Request }
 
@@ -66,7 +106,11 @@ func (f *fakeSessions) Handler(_ context.Context, r proxy.Request) (http.Handler
 }
 
 func TestHandler(t *testing.T) {
-	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "p"}}
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "p", Labels: map[string]string{"app": "web"}}}
+	other := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "o", Labels: map[string]string{"app": "db"}}}
+	deploy := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "web"}}
+	objects := map[string]runtime.Object{"deployments.apps/ns/web": deploy}
+	forbidden := apierrors.NewForbidden(schema.GroupResource{Group: "apps", Resource: "statefulsets"}, "db", errors.New("RBAC"))
 	cases := []struct {
 		name, method, path string
 		code               int
@@ -74,6 +118,11 @@ func TestHandler(t *testing.T) {
 		want               *proxy.Request
 	}{
 		{"discovery", "GET", "/api/v1", 200, `"pods/exec"`, nil},
+		{"groups", "GET", "/apis", 200, `"apps/v1"`, nil},
+		{"apps resources", "GET", "/apis/apps/v1", 200, `"deployments"`, nil},
+		{"batch resources", "GET", "/apis/batch/v1", 200, `"jobs"`, nil},
+		{"other groups", "GET", "/apis/rbac.authorization.k8s.io/v1", 404, "is not served", nil},
+		{"POST discovery", "POST", "/api/v1", 405, "POST is not allowed on /api/v1", nil},
 		{"pod read", "GET", "/api/v1/namespaces/ns/pods/p", 200, `"name":"p"`, nil},
 		{"pod not found", "GET", "/api/v1/namespaces/ns/pods/q", 404, `pods \"q\" not found`, nil},
 		{"exec over GET", "GET", "/api/v1/namespaces/ns/pods/p/exec?command=ls&stdout=true&container=c", 200, "",
@@ -82,10 +131,23 @@ func TestHandler(t *testing.T) {
 			&proxy.Request{Kind: proxy.KindPortForward, Namespace: "ns", Pod: "p", PortForward: &corev1.PodPortForwardOptions{Ports: []int32{80}}}},
 		{"exec without command", "POST", "/api/v1/namespaces/ns/pods/p/exec?stdout=true", 400, "exec needs a command", nil},
 		{"bad parameter", "POST", "/api/v1/namespaces/ns/pods/p/exec?command=ls&stdout=maybe", 400, "is not a boolean", nil},
-		{"list pods", "GET", "/api/v1/namespaces/ns/pods", 404, "is not served: exec-proxy's kube route serves only", nil},
+		{"pods by selector", "GET", "/api/v1/namespaces/ns/pods?labelSelector=app%3Dweb", 200, `"name":"p"`, nil},
+		{"pods by selector, none", "GET", "/api/v1/namespaces/ns/pods?labelSelector=app%3Dnone", 200, `"items":[]`, nil},
+		{"bad selector", "GET", "/api/v1/namespaces/ns/pods?labelSelector=app%3D%3D%3D", 400, "labelSelector", nil},
+		{"pods by field", "GET", "/api/v1/namespaces/ns/pods?labelSelector=app%3Dweb&fieldSelector=spec.nodeName%3Dn", 400, "not by fieldSelector", nil},
+		{"all pods", "GET", "/api/v1/namespaces/ns/pods", 405, "list of pods without a labelSelector is not served", nil},
+		{"pods in all namespaces", "GET", "/api/v1/pods?labelSelector=app%3Dweb", 404, "is not served", nil},
+		{"watch pods", "GET", "/api/v1/namespaces/ns/pods?labelSelector=app%3Dweb&watch=true", 404, `no pod in namespace \"ns\" matches app=web`, nil},
+		{"watch all pods", "GET", "/api/v1/namespaces/ns/pods?watch=true", 405, "watch of pods without a labelSelector", nil},
+		{"deployment", "GET", "/apis/apps/v1/namespaces/ns/deployments/web", 200, `"kind":"Deployment"`, nil},
+		{"deployment not found", "GET", "/apis/apps/v1/namespaces/ns/deployments/api", 404, `deployments.apps \"api\" not found`, nil},
+		{"own read refused", "GET", "/apis/apps/v1/namespaces/ns/statefulsets/db", 502, "give its ClusterRole get on statefulsets.apps", nil},
+		{"deployment scale", "GET", "/apis/apps/v1/namespaces/ns/deployments/web/scale", 404, "is not served", nil},
+		{"list deployments", "GET", "/apis/apps/v1/namespaces/ns/deployments", 405, "GET is not allowed on deployments.apps", nil},
+		{"delete deployment", "DELETE", "/apis/apps/v1/namespaces/ns/deployments/web", 405, "DELETE is not allowed on deployments.apps", nil},
+		{"old group version", "GET", "/apis/apps/v1beta1/namespaces/ns/deployments/web", 404, "is not served", nil},
 		{"logs", "GET", "/api/v1/namespaces/ns/pods/p/log", 404, "is not served", nil},
 		{"other resources", "GET", "/api/v1/namespaces/ns/secrets/s", 404, "is not served", nil},
-		{"groups", "GET", "/apis/apps/v1", 404, "is not served", nil},
 		{"delete pod", "DELETE", "/api/v1/namespaces/ns/pods/p", 405, "DELETE is not allowed on pods", nil},
 		{"PUT exec", "PUT", "/api/v1/namespaces/ns/pods/p/exec?command=ls&stdout=true", 405, "PUT is not allowed on pods/exec", nil},
 		{"namespace read", "GET", "/api/v1/namespaces/ns", 405, "is not allowed on namespaces", nil},
@@ -93,7 +155,7 @@ func TestHandler(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			sessions := &fakeSessions{}
-			h := (&Handler{Pods: fakePods{"ns/p": pod}, Sessions: sessions}).Wrap(http.NotFoundHandler())
+			h := withRequestInfo(&Handler{Pods: fakePods{"ns/p": pod, "ns/o": other}, Objects: fakeObjects{objects, map[string]error{"statefulsets.apps/ns/db": forbidden}}, Sessions: sessions})
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, httptest.NewRequest(tc.method, Prefix+tc.path, nil))
 			if rec.Code != tc.code || !strings.Contains(rec.Body.String(), tc.message) {
@@ -112,6 +174,7 @@ func TestHandler(t *testing.T) {
 	}
 	t.Run("paths outside the route pass through", func(t *testing.T) {
 		h := (&Handler{}).Wrap(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusTeapot) }))
+		h = genericapifilters.WithRequestInfo(h, testResolver)
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest("GET", "/apis/execproxy.dev/v1alpha1", nil))
 		if rec.Code != http.StatusTeapot {

@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/labels"
 	corelisters "k8s.io/client-go/listers/core/v1"
 )
 
@@ -45,6 +46,15 @@ func (r *Resolver) Pod(namespace, name string) (*corev1.Pod, error) {
 		return nil, apierrors.NewInternalError(fmt.Errorf("reading pod %s/%s: %w", namespace, name, err))
 	}
 	return pod, nil
+}
+
+// PodsMatching returns the namespace's pods that selector matches, from the cache.
+func (r *Resolver) PodsMatching(namespace string, selector labels.Selector) ([]*corev1.Pod, error) {
+	pods, err := r.Pods.Pods(namespace).List(selector)
+	if err != nil {
+		return nil, apierrors.NewInternalError(fmt.Errorf("listing pods in %s: %w", namespace, err))
+	}
+	return pods, nil
 }
 
 // Resolve finds the kubelet of a running pod. With needContainer (exec, attach) the container is
