@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	genericapiserver "k8s.io/apiserver/pkg/server"
+	"k8s.io/client-go/informers"
 	"k8s.io/klog/v2"
 
 	"github.com/exec-proxy/exec-proxy/pkg/api"
@@ -26,7 +27,11 @@ func (c CompletedConfig) New() (*ExecProxy, error) {
 	}
 	group := genericapiserver.NewDefaultAPIGroupInfo(api.GroupName, api.Scheme, api.ParameterCodec, api.Codecs)
 	storage := podregistry.NewREST(c.proxier)
-	storage["execsessions"] = execsession.NewREST(c.proxier)
+	var peerSet execsession.Peers
+	if c.peers != nil {
+		peerSet = c.peers // a nil *peers.Peers must not become a non-nil interface
+	}
+	storage["execsessions"] = execsession.NewREST(c.proxier, c.replica, peerSet)
 	group.VersionedResourcesStorageMap[api.SchemeGroupVersion.Version] = storage
 	if err := s.InstallAPIGroup(&group); err != nil {
 		return nil, fmt.Errorf("installing %s: %w", api.GroupName, err)
@@ -35,10 +40,15 @@ func (c CompletedConfig) New() (*ExecProxy, error) {
 
 	// Readiness waits for this hook: sessions need the pod and node caches.
 	s.AddPostStartHookOrDie("exec-proxy-informers", func(hc genericapiserver.PostStartHookContext) error {
-		c.informers.Start(hc.Done())
-		for typ, ok := range c.informers.WaitForCacheSync(hc.Done()) {
-			if !ok {
-				return fmt.Errorf("cache for %v did not sync", typ)
+		for _, factory := range []informers.SharedInformerFactory{c.informers, c.peerInformers} {
+			if factory == nil {
+				continue
+			}
+			factory.Start(hc.Done())
+			for typ, ok := range factory.WaitForCacheSync(hc.Done()) {
+				if !ok {
+					return fmt.Errorf("cache for %v did not sync", typ)
+				}
 			}
 		}
 		return nil

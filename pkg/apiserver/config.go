@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"time"
 
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/sets"
 	openapinamer "k8s.io/apiserver/pkg/endpoints/openapi"
 	genericapiserver "k8s.io/apiserver/pkg/server"
@@ -19,6 +21,7 @@ import (
 	"github.com/exec-proxy/exec-proxy/pkg/authz"
 	"github.com/exec-proxy/exec-proxy/pkg/kuberoute"
 	"github.com/exec-proxy/exec-proxy/pkg/nodeconn"
+	"github.com/exec-proxy/exec-proxy/pkg/peers"
 	"github.com/exec-proxy/exec-proxy/pkg/proxy"
 	"github.com/exec-proxy/exec-proxy/pkg/sessionaudit"
 )
@@ -35,6 +38,20 @@ type Config struct {
 	// Audit writes session records; nil when none are configured.
 	Audit     *sessionaudit.Recorder
 	Recording proxy.RecordingConfig
+	// Replica names this exec-proxy in execsessions.
+	Replica string
+	// Peers finds the other replicas; nil when this one answers for itself only.
+	Peers *PeerConfig
+}
+
+// PeerConfig says where the other replicas are and how to reach them.
+type PeerConfig struct {
+	// Namespace and Service name the Service of all replicas.
+	Namespace, Service string
+	// Self is this replica's host:port in that Service's EndpointSlices.
+	Self string
+	// Transport reaches peers.
+	Transport http.RoundTripper
 }
 
 type completedConfig struct {
@@ -45,6 +62,9 @@ type completedConfig struct {
 	audit               *sessionaudit.Recorder
 	route               *kuberoute.Handler
 	shutdownGracePeriod time.Duration
+	replica             string
+	peers               *peers.Peers // nil: none
+	peerInformers       informers.SharedInformerFactory
 }
 
 // CompletedConfig can only be made by Complete.
@@ -69,6 +89,8 @@ func (c *Config) Complete() (CompletedConfig, error) {
 	proxier := proxy.New(resolver, transport, c.Limits)
 	proxier.Audit, proxier.Recording = c.Audit, c.Recording
 	route := &kuberoute.Handler{Pods: resolver, Objects: kuberoute.ClientObjects{Client: c.Client}, Sessions: proxier}
+	peerSet, peerInformers := c.peers()
+	identity := &peers.Identity{Reviews: c.Client.AuthenticationV1().SelfSubjectReviews()}
 
 	g := c.Generic
 	g.LongRunningFunc = genericfilters.BasicLongRunningRequestCheck(sets.NewString("watch"), longRunningSubresources)
@@ -77,7 +99,8 @@ func (c *Config) Complete() (CompletedConfig, error) {
 	noOpenAPI(g)
 	g.BuildHandlerChainFunc = func(apiHandler http.Handler, gc *genericapiserver.Config) http.Handler {
 		// Outermost, so that refusals by authentication and authorization are recorded too.
-		return sessionaudit.WithAttempts(genericapiserver.DefaultBuildHandlerChain(route.Wrap(apiHandler), gc), c.Audit)
+		inner := route.Wrap(peers.WithRequests(apiHandler, identity))
+		return sessionaudit.WithAttempts(genericapiserver.DefaultBuildHandlerChain(inner, gc), c.Audit)
 	}
 	return CompletedConfig{&completedConfig{
 		generic:             g.Complete(factory),
@@ -87,7 +110,27 @@ func (c *Config) Complete() (CompletedConfig, error) {
 		audit:               c.Audit,
 		route:               route,
 		shutdownGracePeriod: c.ShutdownGracePeriod,
+		replica:             c.Replica,
+		peers:               peerSet,
+		peerInformers:       peerInformers,
 	}}, nil
+}
+
+// peers builds the peer set over an EndpointSlice cache of the replicas' Service only.
+func (c *Config) peers() (*peers.Peers, informers.SharedInformerFactory) {
+	if c.Peers == nil {
+		return nil, nil
+	}
+	selector := discoveryv1.LabelServiceName + "=" + c.Peers.Service
+	factory := informers.NewSharedInformerFactoryWithOptions(c.Client, 0, informers.WithNamespace(c.Peers.Namespace),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = selector }))
+	return &peers.Peers{
+		Slices:  factory.Discovery().V1().EndpointSlices().Lister().EndpointSlices(c.Peers.Namespace),
+		Service: c.Peers.Service,
+		Self:    c.Peers.Self,
+		Client:  &http.Client{Transport: c.Peers.Transport},
+		Name:    c.Replica,
+	}, factory
 }
 
 // noOpenAPI satisfies the generic server, which builds server-side-apply models for every installed

@@ -5,7 +5,8 @@ package execsession
 import (
 	"context"
 	"fmt"
-	"os"
+	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/exec-proxy/exec-proxy/pkg/api"
+	"github.com/exec-proxy/exec-proxy/pkg/peers"
 	"github.com/exec-proxy/exec-proxy/pkg/proxy"
 )
 
@@ -32,6 +34,8 @@ type Sessions interface {
 type REST struct {
 	sessions Sessions
 	replica  string
+	// peers are the other replicas, asked for theirs; nil with one replica.
+	peers Peers
 }
 
 var (
@@ -43,10 +47,9 @@ var (
 	_ rest.SingularNameProvider = &REST{}
 )
 
-// NewREST returns the resource over sessions; replica names this exec-proxy (its host name).
-func NewREST(sessions Sessions) *REST {
-	replica, _ := os.Hostname()
-	return &REST{sessions: sessions, replica: replica}
+// NewREST returns the resource over sessions, of this replica and of its peers (nil: none).
+func NewREST(sessions Sessions, replica string, peers Peers) *REST {
+	return &REST{sessions: sessions, replica: replica, peers: peers}
 }
 
 func (*REST) New() runtime.Object                       { return &api.ExecSession{} }
@@ -56,28 +59,36 @@ func (*REST) NamespaceScoped() bool                     { return true }
 func (*REST) GetSingularName() string                   { return "execsession" }
 func (r *REST) object(s *proxy.Session) api.ExecSession { return toObject(s, r.replica) }
 
-// List returns the sessions of the request's namespace (all, when it has none).
+// List returns the sessions of the request's namespace (all, when it has none), of every replica.
 func (r *REST) List(ctx context.Context, opts *metainternalversion.ListOptions) (runtime.Object, error) {
-	namespace, _ := request.NamespaceFrom(ctx)
 	list := &api.ExecSessionList{Items: []api.ExecSession{}}
+	if opts != nil && opts.LabelSelector != nil && !opts.LabelSelector.Empty() {
+		return list, nil // sessions have no labels
+	}
+	namespace, _ := request.NamespaceFrom(ctx)
 	for _, s := range r.sessions.Sessions() {
 		if namespace != "" && s.Namespace != namespace {
 			continue
 		}
 		obj := r.object(s)
-		if opts != nil && opts.LabelSelector != nil && !opts.LabelSelector.Empty() {
-			continue // sessions have no labels
-		}
 		if opts != nil && opts.FieldSelector != nil && !opts.FieldSelector.Matches(selectableFields(obj)) {
 			continue
 		}
 		list.Items = append(list.Items, obj)
 	}
+	if r.asksPeers(ctx) {
+		list.Items = append(list.Items, r.peerItems(ctx, opts)...)
+		slices.SortStableFunc(list.Items, func(a, b api.ExecSession) int { return a.Status.StartTime.Compare(b.Status.StartTime.Time) })
+	}
 	return list, nil
 }
 
+// Get returns the session, from whichever replica holds it.
 func (r *REST) Get(ctx context.Context, name string, _ *metav1.GetOptions) (runtime.Object, error) {
 	s, err := r.find(ctx, name)
+	if apierrors.IsNotFound(err) && r.asksPeers(ctx) {
+		return r.askPeers(ctx, http.MethodGet, name, "")
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -85,20 +96,32 @@ func (r *REST) Get(ctx context.Context, name string, _ *metav1.GetOptions) (runt
 	return &obj, nil
 }
 
-// Delete ends the session. Its end record says who killed it.
+// Delete ends the session, on whichever replica holds it. Its end record says who killed it.
 func (r *REST) Delete(ctx context.Context, name string, _ rest.ValidateObjectFunc, _ *metav1.DeleteOptions) (runtime.Object, bool, error) {
+	by := killer(ctx)
 	s, err := r.find(ctx, name)
+	if apierrors.IsNotFound(err) && r.asksPeers(ctx) {
+		obj, err := r.askPeers(ctx, http.MethodDelete, name, by)
+		return obj, err == nil, err
+	}
 	if err != nil {
 		return nil, false, err
-	}
-	by := "unknown"
-	if u, ok := request.UserFrom(ctx); ok {
-		by = u.GetName()
 	}
 	obj := r.object(s)
 	klog.FromContext(ctx).Info("Session killed", "session", s.ID, "pod", klog.KRef(s.Namespace, s.Pod), "user", s.User, "by", by)
 	s.Kill(proxy.ReasonKilledBy + by)
 	return &obj, true, nil
+}
+
+// killer is who ends a session: the user, or the one a peer replica asks for.
+func killer(ctx context.Context) string {
+	if p, ok := peers.FromContext(ctx); ok && p.OnBehalfOf != "" {
+		return p.OnBehalfOf
+	}
+	if u, ok := request.UserFrom(ctx); ok {
+		return u.GetName()
+	}
+	return "unknown"
 }
 
 func (r *REST) find(ctx context.Context, name string) (*proxy.Session, error) {

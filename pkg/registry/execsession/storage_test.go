@@ -61,7 +61,7 @@ func TestList(t *testing.T) {
 			if tc.selector != "" {
 				opts.FieldSelector = fields.ParseSelectorOrDie(tc.selector)
 			}
-			obj, err := NewREST(sessions()).List(ctxIn(tc.namespace, "admin"), opts)
+			obj, err := NewREST(sessions(), "r1", nil).List(ctxIn(tc.namespace, "admin"), opts)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -93,7 +93,7 @@ func TestGetAndDelete(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			all := sessions()
-			r := NewREST(all)
+			r := NewREST(all, "r1", nil)
 			obj, err := r.Get(ctxIn(tc.namespace, "admin"), tc.id, &metav1.GetOptions{})
 			if tc.found != (err == nil) || (!tc.found && !apierrors.IsNotFound(err)) {
 				t.Fatalf("get: %v", err)
@@ -122,7 +122,7 @@ func TestGetAndDelete(t *testing.T) {
 }
 
 func TestConvertToTable(t *testing.T) {
-	r := NewREST(sessions())
+	r := NewREST(sessions(), "r1", nil)
 	obj, _ := r.List(ctxIn("", "admin"), nil)
 	table, err := r.ConvertToTable(context.Background(), obj, nil)
 	if err != nil || len(table.Rows) != 3 || len(table.Rows[0].Cells) != len(table.ColumnDefinitions) {

@@ -33,6 +33,7 @@ type Options struct {
 	Kubelet        *KubeletOptions
 	Limits         *LimitOptions
 	Audit          *AuditOptions
+	Peers          *PeerOptions
 
 	Kubeconfig          string
 	ShutdownGracePeriod time.Duration
@@ -48,6 +49,7 @@ func NewOptions() *Options {
 		Kubelet:             NewKubeletOptions(),
 		Limits:              NewLimitOptions(),
 		Audit:               NewAuditOptions(),
+		Peers:               NewPeerOptions(),
 		ShutdownGracePeriod: 30 * time.Second,
 	}
 	o.SecureServing.BindPort = 8443
@@ -64,6 +66,7 @@ func (o *Options) Flags() cliflag.NamedFlagSets {
 	o.Kubelet.AddFlags(fss.FlagSet("kubelet client"))
 	o.Limits.AddFlags(fss.FlagSet("session limits"))
 	o.Audit.AddFlags(fss.FlagSet("session audit"))
+	o.Peers.AddFlags(fss.FlagSet("replicas"))
 	logsapi.AddFlags(o.Logs, fss.FlagSet("logging"))
 	fs := fss.FlagSet("generic")
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig,
@@ -96,6 +99,7 @@ func (o *Options) Validate() error {
 	errs = append(errs, o.Kubelet.Validate()...)
 	errs = append(errs, o.Limits.Validate()...)
 	errs = append(errs, o.Audit.Validate()...)
+	errs = append(errs, o.Peers.Validate()...)
 	if o.ShutdownGracePeriod < 0 {
 		errs = append(errs, fmt.Errorf("--shutdown-grace-period must not be negative"))
 	}
@@ -140,7 +144,13 @@ func (o *Options) ServerConfig() (*apiserver.Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	peers, err := o.Peers.PeerConfig(restConfig, o.SecureServing.BindPort)
+	if err != nil {
+		return nil, err
+	}
 	return &apiserver.Config{
+		Replica:               o.Peers.ReplicaName,
+		Peers:                 peers,
 		Audit:                 recorder,
 		Recording:             recording,
 		Generic:               generic,
