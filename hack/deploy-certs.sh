@@ -28,7 +28,9 @@ openssl x509 -req -in "$dir/tls.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" -CAc
 
 log "storing the Secret $ns/exec-proxy-serving and the ConfigMap $ns/kubelet-ca"
 "$kubectl" create namespace "$ns" --dry-run=client -o yaml | "$kubectl" apply -f - >/dev/null
-"$kubectl" -n "$ns" create secret tls exec-proxy-serving --cert "$dir/tls.crt" --key "$dir/tls.key" \
+# ca.crt: the replicas verify each other with it (--peer-certificate-authority).
+"$kubectl" -n "$ns" create secret generic exec-proxy-serving --type=kubernetes.io/tls \
+  --from-file=tls.crt="$dir/tls.crt" --from-file=tls.key="$dir/tls.key" --from-file=ca.crt="$dir/ca.crt" \
   --dry-run=client -o yaml | "$kubectl" apply -f - >/dev/null
 "$kubectl" -n "$ns" create configmap kubelet-ca --from-file=ca.crt="$kubelet_ca" \
   --dry-run=client -o yaml | "$kubectl" apply -f - >/dev/null

@@ -1,28 +1,39 @@
 #!/usr/bin/env bash
 # exec-proxy.sh up|down: runs bin/exec-proxy against the local cluster and registers its APIService.
+# EXEC_PROXY_REPLICA=N (default 1) runs another replica: port EXEC_PROXY_PORT+N-1, its own logs, audit
+# log and recordings. Replicas find each other by their leases in execproxy-system; kube-apiserver
+# reaches replica 1 only (an ExternalName Service), as if the others were behind it.
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 EXEC_PROXY_BIN=${EXEC_PROXY_BIN:-$ROOT/bin/exec-proxy}
+replica=${EXEC_PROXY_REPLICA:-1}
+name=exec-proxy; [[ $replica == 1 ]] || name=exec-proxy-$replica
+port=$(( EXEC_PROXY_PORT + replica - 1 ))
 
 up() {
   [[ -x $EXEC_PROXY_BIN ]] || die "$EXEC_PROXY_BIN not found (make build)"
   write_kubeconfig "$KCFG/exec-proxy.kubeconfig" "$APISERVER_URL" exec-proxy
   mkdir -p "$CLUSTER_DIR/recordings"
-  if is_running exec-proxy && [[ $EXEC_PROXY_BIN -nt $RUN/exec-proxy.pid ]]; then
-    log "exec-proxy: binary rebuilt since it started, restarting"; down
+  [[ $replica == 1 ]] || mkdir -p "$CLUSTER_DIR/recordings-$replica"
+  if is_running "$name" && [[ $EXEC_PROXY_BIN -nt $RUN/$name.pid ]]; then
+    log "$name: binary rebuilt since it started, restarting"; down
   fi
-  start exec-proxy "$LOGS/exec-proxy.log" "$EXEC_PROXY_BIN" \
-    --bind-address 127.0.0.1 --secure-port "$EXEC_PROXY_PORT" \
+  start "$name" "$LOGS/$name.log" "$EXEC_PROXY_BIN" \
+    --bind-address 127.0.0.1 --secure-port "$port" \
     --tls-cert-file "$PKI/exec-proxy-serving.crt" --tls-private-key-file "$PKI/exec-proxy-serving.key" \
     --kubeconfig "$KCFG/exec-proxy.kubeconfig" \
     --kubelet-certificate-authority "$PKI/ca.crt" \
     --kubelet-client-certificate "$PKI/exec-proxy.crt" --kubelet-client-key "$PKI/exec-proxy.key" \
     --kubelet-preferred-address-types InternalIP,Hostname \
-    --session-audit-log-path "$LOGS/exec-proxy-audit.log" --recording-dir "$CLUSTER_DIR/recordings" \
+    --session-audit-log-path "$LOGS/$name-audit.log" \
+    --recording-dir "$CLUSTER_DIR/recordings$([[ $replica == 1 ]] || echo "-$replica")" \
+    --peer-namespace execproxy-system --peer-advertise-address 127.0.0.1 \
+    --peer-certificate-authority "$PKI/ca.crt" --replica-name "replica-$replica" \
     --shutdown-grace-period 5s \
     ${EXEC_PROXY_EXTRA_ARGS:-}
-  WAIT_PROCESS=exec-proxy wait_for "exec-proxy ready" 60 curl -sf --cacert "$PKI/ca.crt" "https://127.0.0.1:$EXEC_PROXY_PORT/readyz" ||
-    die "exec-proxy not ready: see $LOGS/exec-proxy.log"
+  WAIT_PROCESS=$name wait_for "$name ready" 60 curl -sf --cacert "$PKI/ca.crt" "https://127.0.0.1:$port/readyz" ||
+    die "$name not ready: see $LOGS/$name.log"
+  [[ $replica == 1 ]] || return 0
   kc apply -f - >/dev/null <<YAML
 apiVersion: v1
 kind: Service
@@ -48,7 +59,7 @@ apiservice_available() {
   [[ $(kc get apiservice v1alpha1.execproxy.dev -o jsonpath='{.status.conditions[?(@.type=="Available")].status}') == True ]]
 }
 
-down() { stop_pid exec-proxy; }
+down() { stop_pid "$name"; }
 
 case ${1:-} in
 up) up ;;

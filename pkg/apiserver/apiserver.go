@@ -3,6 +3,7 @@ package apiserver
 import (
 	"context"
 	"fmt"
+	"time"
 
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/client-go/informers"
@@ -60,12 +61,21 @@ func (c CompletedConfig) New() (*ExecProxy, error) {
 		}
 		c.transport.Run(hc)
 		go c.proxier.Run(hc)
+		if c.announcer != nil {
+			c.announcer.Start(hc)
+		}
 		return nil
 	})
 	// Drain before the listener closes: new sessions get 503, live ones get the grace period.
 	s.AddPreShutdownHookOrDie("exec-proxy-drain", func() error {
 		ended := c.proxier.Drain(context.Background(), c.shutdownGracePeriod)
 		klog.InfoS("Sessions drained", "endedByShutdown", ended)
+		if c.announcer != nil {
+			// Peers asked this replica for its sessions while they drained; now there are none.
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			c.announcer.Withdraw(ctx)
+			cancel()
+		}
 		// Every session has its end record now: deliver what the backends still hold.
 		close(auditStop)
 		c.audit.Shutdown()

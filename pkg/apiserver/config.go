@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"time"
 
-	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/sets"
 	openapinamer "k8s.io/apiserver/pkg/endpoints/openapi"
@@ -44,12 +43,12 @@ type Config struct {
 	Peers *PeerConfig
 }
 
-// PeerConfig says where the other replicas are and how to reach them.
+// PeerConfig says where the replicas' leases are and how to reach the other replicas.
 type PeerConfig struct {
-	// Namespace and Service name the Service of all replicas.
-	Namespace, Service string
-	// Self is this replica's host:port in that Service's EndpointSlices.
-	Self string
+	// Namespace holds the leases.
+	Namespace string
+	// Address is where the others reach this replica (host:port).
+	Address string
 	// Transport reaches peers.
 	Transport http.RoundTripper
 }
@@ -64,6 +63,7 @@ type completedConfig struct {
 	shutdownGracePeriod time.Duration
 	replica             string
 	peers               *peers.Peers // nil: none
+	announcer           *peers.Announcer
 	peerInformers       informers.SharedInformerFactory
 }
 
@@ -89,7 +89,7 @@ func (c *Config) Complete() (CompletedConfig, error) {
 	proxier := proxy.New(resolver, transport, c.Limits)
 	proxier.Audit, proxier.Recording = c.Audit, c.Recording
 	route := &kuberoute.Handler{Pods: resolver, Objects: kuberoute.ClientObjects{Client: c.Client}, Sessions: proxier}
-	peerSet, peerInformers := c.peers()
+	peerSet, announcer, peerInformers := c.peers()
 	identity := &peers.Identity{Reviews: c.Client.AuthenticationV1().SelfSubjectReviews()}
 
 	g := c.Generic
@@ -112,25 +112,26 @@ func (c *Config) Complete() (CompletedConfig, error) {
 		shutdownGracePeriod: c.ShutdownGracePeriod,
 		replica:             c.Replica,
 		peers:               peerSet,
+		announcer:           announcer,
 		peerInformers:       peerInformers,
 	}}, nil
 }
 
-// peers builds the peer set over an EndpointSlice cache of the replicas' Service only.
-func (c *Config) peers() (*peers.Peers, informers.SharedInformerFactory) {
+// peers builds the peer set over a cache of the replicas' leases, and this replica's own lease.
+func (c *Config) peers() (*peers.Peers, *peers.Announcer, informers.SharedInformerFactory) {
 	if c.Peers == nil {
-		return nil, nil
+		return nil, nil, nil
 	}
-	selector := discoveryv1.LabelServiceName + "=" + c.Peers.Service
+	selector := peers.LabelReplica + "=true"
 	factory := informers.NewSharedInformerFactoryWithOptions(c.Client, 0, informers.WithNamespace(c.Peers.Namespace),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = selector }))
-	return &peers.Peers{
-		Slices:  factory.Discovery().V1().EndpointSlices().Lister().EndpointSlices(c.Peers.Namespace),
-		Service: c.Peers.Service,
-		Self:    c.Peers.Self,
-		Client:  &http.Client{Transport: c.Peers.Transport},
-		Name:    c.Replica,
-	}, factory
+	set := &peers.Peers{
+		Leases: factory.Coordination().V1().Leases().Lister().Leases(c.Peers.Namespace),
+		Self:   c.Replica,
+		Client: &http.Client{Transport: c.Peers.Transport},
+	}
+	announcer := &peers.Announcer{Client: c.Client, Namespace: c.Peers.Namespace, Name: c.Replica, Address: c.Peers.Address}
+	return set, announcer, factory
 }
 
 // noOpenAPI satisfies the generic server, which builds server-side-apply models for every installed

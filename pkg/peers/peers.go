@@ -1,20 +1,19 @@
-// Package peers lets one exec-proxy replica answer for all: it finds the other replicas in the
-// EndpointSlices of their Service and asks each for its own sessions.
+// Package peers lets one exec-proxy replica answer for all: each replica announces itself in a
+// Lease (as kube-apiserver's own identity leases do), and asks the others for their sessions.
 package peers
 
 import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"strconv"
+	"sort"
 	"sync"
 	"time"
 
-	discoveryv1 "k8s.io/api/discovery/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	discoverylisters "k8s.io/client-go/listers/discovery/v1"
+	coordinationlisters "k8s.io/client-go/listers/coordination/v1"
 	"k8s.io/klog/v2"
 )
 
@@ -35,7 +34,7 @@ const maxAnswer = 64 << 20
 
 // Answer is what one peer said.
 type Answer struct {
-	Peer string
+	Peer string // "<replica> at <host:port>"
 	Code int
 	Body []byte
 	Err  error
@@ -43,97 +42,83 @@ type Answer struct {
 
 // Peers are the other replicas of this exec-proxy.
 type Peers struct {
-	// Slices lists the EndpointSlices of the replicas' Service.
-	Slices discoverylisters.EndpointSliceNamespaceLister
-	// Service names that Service.
-	Service string
-	// Self is this replica's address and port as the EndpointSlices list it.
+	// Leases lists the replicas' leases (see LabelReplica).
+	Leases coordinationlisters.LeaseNamespaceLister
+	// Self is this replica's name, the name of its own lease.
 	Self string
 	// Client reaches peers: it verifies their serving certificates and presents exec-proxy's credentials.
 	Client *http.Client
-	// Name is how this replica names itself to peers (HeaderPeer).
-	Name string
+	// Now is the clock leases expire by; time.Now when nil.
+	Now func() time.Time
 }
 
-// Addresses returns the host:port of every replica that serves, but this one.
-func (p *Peers) Addresses() ([]string, error) {
+// peer is a replica to ask.
+type peer struct{ name, address string }
+
+// peers returns every other replica whose lease is current, by name.
+func (p *Peers) peers() ([]peer, error) {
 	if p == nil {
 		return nil, nil
 	}
-	slices, err := p.Slices.List(labels.SelectorFromSet(labels.Set{discoveryv1.LabelServiceName: p.Service}))
+	leases, err := p.Leases.List(labels.SelectorFromSet(labels.Set{LabelReplica: "true"}))
 	if err != nil {
-		return nil, fmt.Errorf("listing the endpoints of %s: %w", p.Service, err)
+		return nil, fmt.Errorf("listing the replicas' leases: %w", err)
 	}
-	seen := map[string]bool{p.Self: true}
-	var out []string
-	for _, s := range slices {
-		port := slicePort(s)
-		if port == 0 {
+	now := time.Now
+	if p.Now != nil {
+		now = p.Now
+	}
+	var out []peer
+	for _, l := range leases {
+		address := l.Annotations[AnnotationAddress]
+		if l.Name == p.Self || address == "" || expired(l, now()) {
 			continue
 		}
-		for _, e := range s.Endpoints {
-			if !serving(e) {
-				continue
-			}
-			for _, a := range e.Addresses {
-				hp := net.JoinHostPort(a, strconv.Itoa(int(port)))
-				if !seen[hp] {
-					seen[hp] = true
-					out = append(out, hp)
-				}
-			}
-		}
+		out = append(out, peer{name: l.Name, address: address})
 	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
 	return out, nil
 }
 
-// slicePort is the replicas' port: the Service of exec-proxy has exactly one.
-func slicePort(s *discoveryv1.EndpointSlice) int32 {
-	if len(s.Ports) != 1 || s.Ports[0].Port == nil {
-		return 0
+// expired holds for the lease of a replica that stopped renewing it: it crashed, or is gone.
+func expired(l *coordinationv1.Lease, now time.Time) bool {
+	if l.Spec.RenewTime == nil || l.Spec.LeaseDurationSeconds == nil {
+		return true
 	}
-	return *s.Ports[0].Port
-}
-
-// serving holds for replicas that answer, draining ones included: their sessions still run.
-func serving(e discoveryv1.Endpoint) bool {
-	if e.Conditions.Serving != nil {
-		return *e.Conditions.Serving
-	}
-	return e.Conditions.Ready == nil || *e.Conditions.Ready
+	return now.After(l.Spec.RenewTime.Add(time.Duration(*l.Spec.LeaseDurationSeconds) * time.Second))
 }
 
 // Ask sends method path to every peer at once and returns their answers, in no order. onBehalfOf
 // names the user the request is made for.
 func (p *Peers) Ask(ctx context.Context, method, path, onBehalfOf string) ([]Answer, error) {
-	addrs, err := p.Addresses()
-	if err != nil || len(addrs) == 0 {
+	peers, err := p.peers()
+	if err != nil || len(peers) == 0 {
 		return nil, err
 	}
-	answers := make([]Answer, len(addrs))
+	answers := make([]Answer, len(peers))
 	var wg sync.WaitGroup
-	for i, addr := range addrs {
+	for i, peer := range peers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			answers[i] = p.ask(ctx, addr, method, path, onBehalfOf)
+			answers[i] = p.ask(ctx, peer, method, path, onBehalfOf)
 		}()
 	}
 	wg.Wait()
 	return answers, nil
 }
 
-func (p *Peers) ask(ctx context.Context, addr, method, path, onBehalfOf string) Answer {
+func (p *Peers) ask(ctx context.Context, peer peer, method, path, onBehalfOf string) Answer {
 	ctx, cancel := context.WithTimeout(ctx, askTimeout)
 	defer cancel()
-	a := Answer{Peer: addr}
-	req, err := http.NewRequestWithContext(ctx, method, "https://"+addr+path, nil)
+	a := Answer{Peer: peer.name + " at " + peer.address}
+	req, err := http.NewRequestWithContext(ctx, method, "https://"+peer.address+path, nil)
 	if err != nil {
 		a.Err = err
 		return a
 	}
 	req.Header.Set("Accept", "application/json")
-	req.Header.Set(HeaderPeer, p.Name)
+	req.Header.Set(HeaderPeer, p.Self)
 	if onBehalfOf != "" {
 		req.Header.Set(HeaderOnBehalfOf, onBehalfOf)
 	}
@@ -145,6 +130,6 @@ func (p *Peers) ask(ctx context.Context, addr, method, path, onBehalfOf string) 
 	defer resp.Body.Close()
 	a.Code = resp.StatusCode
 	a.Body, a.Err = io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
-	klog.FromContext(ctx).V(4).Info("Asked a peer", "peer", addr, "method", method, "path", path, "code", a.Code)
+	klog.FromContext(ctx).V(4).Info("Asked a peer", "peer", peer.name, "method", method, "path", path, "code", a.Code)
 	return a
 }

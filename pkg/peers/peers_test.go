@@ -4,74 +4,63 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"reflect"
-	"slices"
-	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/client-go/kubernetes/fake"
-	discoverylisters "k8s.io/client-go/listers/discovery/v1"
+	coordinationlisters "k8s.io/client-go/listers/coordination/v1"
 	clienttesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/cache"
 )
 
-func slice(name, service string, addressType discoveryv1.AddressType, ports []int32, endpoints ...discoveryv1.Endpoint) *discoveryv1.EndpointSlice {
-	s := &discoveryv1.EndpointSlice{
-		ObjectMeta:  metav1.ObjectMeta{Namespace: "ns", Name: name, Labels: map[string]string{discoveryv1.LabelServiceName: service}},
-		AddressType: addressType, Endpoints: endpoints,
+func replicaLease(name, address string, renewed time.Time, labelled bool) *coordinationv1.Lease {
+	duration := int32(30)
+	l := &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name, Annotations: map[string]string{AnnotationAddress: address}},
+		Spec:       coordinationv1.LeaseSpec{LeaseDurationSeconds: &duration, RenewTime: &metav1.MicroTime{Time: renewed}},
 	}
-	for i := range ports {
-		s.Ports = append(s.Ports, discoveryv1.EndpointPort{Port: &ports[i]})
+	if labelled {
+		l.Labels = map[string]string{LabelReplica: "true"}
 	}
-	return s
+	return l
 }
 
-func endpoint(ready, serving *bool, addresses ...string) discoveryv1.Endpoint {
-	return discoveryv1.Endpoint{Addresses: addresses, Conditions: discoveryv1.EndpointConditions{Ready: ready, Serving: serving}}
-}
-
-func lister(t *testing.T, slices ...*discoveryv1.EndpointSlice) discoverylisters.EndpointSliceNamespaceLister {
+func lister(t *testing.T, leases ...*coordinationv1.Lease) coordinationlisters.LeaseNamespaceLister {
 	indexer := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
-	for _, s := range slices {
-		if err := indexer.Add(s); err != nil {
+	for _, l := range leases {
+		if err := indexer.Add(l); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return discoverylisters.NewEndpointSliceLister(indexer).EndpointSlices("ns")
+	return coordinationlisters.NewLeaseLister(indexer).Leases("ns")
 }
 
-func TestAddresses(t *testing.T) {
-	yes, no := new(bool), new(bool)
-	*yes = true
-	p := &Peers{Service: "exec-proxy", Self: "10.0.0.1:8443", Slices: lister(t,
-		slice("a", "exec-proxy", discoveryv1.AddressTypeIPv4, []int32{8443},
-			endpoint(nil, nil, "10.0.0.1"),  // this replica
-			endpoint(yes, nil, "10.0.0.2"),  // ready
-			endpoint(no, yes, "10.0.0.3"),   // draining: still serving its sessions
-			endpoint(no, no, "10.0.0.4"),    // gone
-			endpoint(nil, nil, "10.0.0.2")), // listed twice
-		slice("b", "exec-proxy", discoveryv1.AddressTypeIPv6, []int32{8443}, endpoint(nil, nil, "fd00::5")),
-		slice("c", "exec-proxy", discoveryv1.AddressTypeFQDN, []int32{9443}, endpoint(nil, nil, "localhost")),
-		slice("d", "exec-proxy", discoveryv1.AddressTypeIPv4, []int32{1, 2}, endpoint(nil, nil, "10.0.0.6")), // which port?
-		slice("e", "other", discoveryv1.AddressTypeIPv4, []int32{8443}, endpoint(nil, nil, "10.0.0.7")),
+func TestPeersFromLeases(t *testing.T) {
+	now := time.Now()
+	p := &Peers{Self: "r1", Now: func() time.Time { return now }, Leases: lister(t,
+		replicaLease("r1", "10.0.0.1:8443", now, true),                      // this replica
+		replicaLease("r2", "10.0.0.2:8443", now.Add(-10*time.Second), true), // current
+		replicaLease("r3", "[fd00::3]:8443", now.Add(-29*time.Second), true),
+		replicaLease("r4", "10.0.0.4:8443", now.Add(-31*time.Second), true), // expired: crashed
+		replicaLease("r5", "", now, true),                                   // no address
+		replicaLease("other", "10.0.0.6:8443", now, false),                  // some other lease
 	)}
-	got, err := p.Addresses()
+	got, err := p.peers()
 	if err != nil {
 		t.Fatal(err)
 	}
-	slices.Sort(got)
-	if want := []string{"10.0.0.2:8443", "10.0.0.3:8443", "[fd00::5]:8443", "localhost:9443"}; !reflect.DeepEqual(got, want) {
+	if want := []peer{{"r2", "10.0.0.2:8443"}, {"r3", "[fd00::3]:8443"}}; !reflect.DeepEqual(got, want) {
 		t.Errorf("got %v, want %v", got, want)
 	}
-	if got, err := (*Peers)(nil).Addresses(); got != nil || err != nil {
+	if got, err := (*Peers)(nil).peers(); got != nil || err != nil {
 		t.Errorf("no peers: %v %v", got, err)
 	}
 }
@@ -87,29 +76,18 @@ func TestAsk(t *testing.T) {
 		panic(http.ErrAbortHandler) // the connection drops
 	}))
 	defer broken.Close()
-	port := func(s *httptest.Server) []int32 {
-		u, _ := url.Parse(s.URL)
-		n, _ := strconv.Atoi(u.Port())
-		return []int32{int32(n)}
-	}
-	p := &Peers{Service: "svc", Client: ok.Client(), Name: "r1", Slices: lister(t,
-		slice("a", "svc", discoveryv1.AddressTypeIPv4, port(ok), endpoint(nil, nil, "127.0.0.1")),
-		slice("b", "svc", discoveryv1.AddressTypeIPv4, port(broken), endpoint(nil, nil, "127.0.0.1")))}
+	host := func(s *httptest.Server) string { return strings.TrimPrefix(s.URL, "https://") }
+	p := &Peers{Self: "r1", Client: ok.Client(), Leases: lister(t,
+		replicaLease("ok", host(ok), time.Now(), true), replicaLease("broken", host(broken), time.Now(), true))}
 	answers, err := p.Ask(context.Background(), http.MethodDelete, "/x", "carol")
 	if err != nil || len(answers) != 2 {
 		t.Fatalf("answers %v, %v", answers, err)
 	}
-	for _, a := range answers {
-		switch a.Peer {
-		case strings.TrimPrefix(ok.URL, "https://"):
-			if a.Err != nil || a.Code != 200 || string(a.Body) != `{"items":[]}` {
-				t.Errorf("ok peer: %+v", a)
-			}
-		default:
-			if a.Err == nil {
-				t.Errorf("broken peer: %+v", a)
-			}
-		}
+	if a := answers[1]; a.Peer != "ok at "+host(ok) || a.Err != nil || a.Code != 200 || string(a.Body) != `{"items":[]}` {
+		t.Errorf("ok peer: %+v", a)
+	}
+	if a := answers[0]; a.Peer != "broken at "+host(broken) || a.Err == nil {
+		t.Errorf("broken peer: %+v", a)
 	}
 	if len(seen) != 1 || seen[0].Get(HeaderPeer) != "r1" || seen[0].Get(HeaderOnBehalfOf) != "carol" {
 		t.Errorf("headers %v", seen)

@@ -87,6 +87,7 @@ func (o *Options) Complete() error {
 		}
 	}
 	o.Kubelet.Complete()
+	o.Peers.Complete()
 	return o.SecureServing.MaybeDefaultWithSelfSignedCerts("localhost", nil, []net.IP{net.ParseIP("127.0.0.1")})
 }
 

@@ -35,16 +35,14 @@ func TestValidate(t *testing.T) {
 			[]string{"--recording-policy-file needs --recording-dir", "no such file"}},
 		{"webhook backoff zero", func(o *Options) { o.Audit.WebhookInitialBackoff = 0 }, []string{"--session-audit-webhook-initial-backoff must be positive"}},
 		{"peers", func(o *Options) {
-			o.Peers.Service, o.Peers.Address, o.Peers.CertificateAuthority = "execproxy-system/exec-proxy", "10.0.0.1", "/dev/null"
+			o.Peers.Namespace, o.Peers.AdvertiseAddress, o.Peers.CertificateAuthority = "execproxy-system", "10.0.0.1", "/dev/null"
 		}, nil},
-		{"peer service without namespace", func(o *Options) {
-			o.Peers.Service, o.Peers.Address, o.Peers.CertificateAuthority = "exec-proxy", "10.0.0.1", "/dev/null"
-		}, []string{`--peer-service must be NAMESPACE/NAME, not "exec-proxy"`}},
-		{"peer service alone", func(o *Options) { o.Peers.Service = "ns/svc" },
-			[]string{"--peer-address is required", "--peer-certificate-authority is required"}},
+		{"peer namespace alone", func(o *Options) { o.Peers.Namespace = "ns" },
+			[]string{"--peer-advertise-address is required", "--peer-certificate-authority is required"}},
 		{"peer CA missing", func(o *Options) {
-			o.Peers.Service, o.Peers.Address, o.Peers.CertificateAuthority = "ns/svc", "10.0.0.1", "/nonexistent/ca.crt"
+			o.Peers.Namespace, o.Peers.AdvertiseAddress, o.Peers.CertificateAuthority = "ns", "10.0.0.1", "/nonexistent/ca.crt"
 		}, []string{"--peer-certificate-authority: stat /nonexistent/ca.crt"}},
+		{"no replica name", func(o *Options) { o.Peers.ReplicaName = "" }, []string{"--replica-name must not be empty"}},
 		{"all errors at once", func(o *Options) { o.Kubelet.CertificateAuthority = ""; o.Kubelet.Port = 0 },
 			[]string{"--kubelet-certificate-authority is required", "--kubelet-port"}},
 	}
