@@ -29,10 +29,12 @@ func (c CompletedConfig) New() (*ExecProxy, error) {
 	group := genericapiserver.NewDefaultAPIGroupInfo(api.GroupName, api.Scheme, api.ParameterCodec, api.Codecs)
 	storage := podregistry.NewREST(c.proxier)
 	var peerSet execsession.Peers
-	if c.peers != nil {
-		peerSet = c.peers // a nil *peers.Peers must not become a non-nil interface
+	var recordingPeers execsession.RecordingPeers
+	if c.peers != nil { // a nil *peers.Peers must not become a non-nil interface
+		peerSet, recordingPeers = c.peers, c.peers
 	}
 	storage["execsessions"] = execsession.NewREST(c.proxier, c.replica, peerSet)
+	storage["execsessions/recording"] = execsession.NewRecordingREST(c.proxier.Recording.Dir, c.replica, recordingPeers)
 	group.VersionedResourcesStorageMap[api.SchemeGroupVersion.Version] = storage
 	if err := s.InstallAPIGroup(&group); err != nil {
 		return nil, fmt.Errorf("installing %s: %w", api.GroupName, err)

@@ -133,3 +133,83 @@ func (p *Peers) ask(ctx context.Context, peer peer, method, path, onBehalfOf str
 	klog.FromContext(ctx).V(4).Info("Asked a peer", "peer", peer.name, "method", method, "path", path, "code", a.Code)
 	return a
 }
+
+// Open sends GET path to every peer at once and returns the body of the first that answers 200,
+// for the caller to stream and close; the other answers are returned for the caller to explain
+// why there is none.
+func (p *Peers) Open(ctx context.Context, path string) (io.ReadCloser, []Answer, error) {
+	peers, err := p.peers()
+	if err != nil || len(peers) == 0 {
+		return nil, nil, err
+	}
+	type opened struct {
+		body   io.ReadCloser
+		answer Answer
+	}
+	results := make(chan opened, len(peers))
+	for _, peer := range peers {
+		go func() {
+			body, a := p.open(ctx, peer, path)
+			results <- opened{body, a}
+		}()
+	}
+	var found io.ReadCloser
+	var others []Answer
+	for range peers {
+		r := <-results
+		switch {
+		case r.body != nil && found == nil:
+			found = r.body
+		case r.body != nil:
+			r.body.Close() // another replica holds a copy: the first one is enough
+		default:
+			others = append(others, r.answer)
+		}
+	}
+	return found, others, nil
+}
+
+// open returns the body of peer's 200 answer, or the answer that is not one. Only the answer's
+// head is bounded by askTimeout: a body streams for as long as the caller reads it.
+func (p *Peers) open(ctx context.Context, peer peer, path string) (io.ReadCloser, Answer) {
+	ctx, cancel := context.WithCancel(ctx)
+	timer := time.AfterFunc(askTimeout, cancel)
+	a := Answer{Peer: peer.name + " at " + peer.address}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+peer.address+path, nil)
+	if err != nil {
+		cancel()
+		a.Err = err
+		return nil, a
+	}
+	req.Header.Set(HeaderPeer, p.Self)
+	resp, err := p.Client.Do(req)
+	if err == nil && !timer.Stop() { // the timer cancelled the body's context as the head came
+		resp.Body.Close()
+		err = fmt.Errorf("no answer within %v", askTimeout)
+	}
+	if err != nil {
+		cancel()
+		a.Err = err
+		return nil, a
+	}
+	a.Code = resp.StatusCode
+	if a.Code != http.StatusOK {
+		a.Body, a.Err = io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		resp.Body.Close()
+		cancel()
+		return nil, a
+	}
+	return cancelOnClose{resp.Body, cancel}, a
+}
+
+// cancelOnClose releases the request's context with its body.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
+}

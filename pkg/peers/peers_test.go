@@ -2,9 +2,11 @@ package peers
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -132,5 +134,58 @@ func TestWithRequests(t *testing.T) {
 	}
 	if n := len(client.Actions()); n != 1 {
 		t.Errorf("%d self subject reviews, want 1 (kept)", n)
+	}
+}
+
+func TestOpen(t *testing.T) {
+	serve := func(code int, body string) *httptest.Server {
+		return httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			if req.Header.Get(HeaderPeer) != "r1" {
+				t.Errorf("no %s header", HeaderPeer)
+			}
+			w.WriteHeader(code)
+			_, _ = w.Write([]byte(body))
+		}))
+	}
+	holds, lacks, fails := serve(200, "the recording"), serve(404, `{"kind":"Status","code":404}`), serve(500, "")
+	for _, s := range []*httptest.Server{holds, lacks, fails} {
+		defer s.Close()
+	}
+	host := func(s *httptest.Server) string { return strings.TrimPrefix(s.URL, "https://") }
+	cases := []struct {
+		name    string
+		servers []*httptest.Server
+		body    string
+		codes   []int
+	}{
+		{"one holds it", []*httptest.Server{holds, lacks}, "the recording", []int{404}},
+		{"none holds it", []*httptest.Server{lacks, fails}, "", []int{404, 500}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var leases []*coordinationv1.Lease
+			for i, s := range tc.servers {
+				leases = append(leases, replicaLease(string(rune('a'+i)), host(s), time.Now(), true))
+			}
+			p := &Peers{Self: "r1", Client: holds.Client(), Leases: lister(t, leases...)}
+			body, others, err := p.Open(context.Background(), "/rec")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := ""
+			if body != nil {
+				b, _ := io.ReadAll(body)
+				body.Close()
+				got = string(b)
+			}
+			var codes []int
+			for _, a := range others {
+				codes = append(codes, a.Code)
+			}
+			slices.Sort(codes)
+			if got != tc.body || !reflect.DeepEqual(codes, tc.codes) {
+				t.Errorf("got %q and %v, want %q and %v", got, codes, tc.body, tc.codes)
+			}
+		})
 	}
 }

@@ -60,10 +60,25 @@ var createCast = func(path string) (io.WriteCloser, error) {
 	return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 }
 
+// RecordingHeaderKey holds a recording's RecordingMeta in its asciicast header.
+const RecordingHeaderKey = "execproxy.dev/session"
+
+// RecordingMeta says whose session a recording is.
+type RecordingMeta struct {
+	Session   string `json:"session"`
+	Namespace string `json:"namespace"`
+	Pod       string `json:"pod"`
+	Container string `json:"container,omitempty"`
+	User      string `json:"user"`
+}
+
+// RecordingPath is where session id's recording is in dir.
+func RecordingPath(dir, id string) string { return filepath.Join(dir, id+".cast") }
+
 // newRecording creates the file of session s; the header waits for the first terminal size.
 // onFail, if set, hears of the first write error.
 func newRecording(cfg RecordingConfig, s *Session, stdin bool, onFail func(error)) (*recording, error) {
-	path := filepath.Join(cfg.Dir, s.ID+".cast")
+	path := RecordingPath(cfg.Dir, s.ID)
 	f, err := createCast(path)
 	if err != nil {
 		return nil, fmt.Errorf("recording: %w", err)
@@ -74,6 +89,8 @@ func newRecording(cfg RecordingConfig, s *Session, stdin bool, onFail func(error
 		"version": 2, "timestamp": r.start.Unix(),
 		"command": strings.Join(s.Command, " "),
 		"title":   fmt.Sprintf("%s %s/%s -c %s by %s (session %s)", s.Kind, s.Namespace, s.Pod, s.Container, s.User, s.ID),
+		// Players ignore keys they do not know; the API serves a recording only in its namespace.
+		RecordingHeaderKey: RecordingMeta{Session: s.ID, Namespace: s.Namespace, Pod: s.Pod, Container: s.Container, User: s.User},
 	}
 	go r.write(f, header)
 	return r, nil

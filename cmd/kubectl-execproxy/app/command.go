@@ -31,7 +31,7 @@ func NewCommand(out io.Writer) *cobra.Command {
 	cmd.SetOut(out)
 	cmd.PersistentFlags().StringVar(&g.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
 	cmd.PersistentFlags().StringVar(&g.context, "context", "", "kubeconfig context (default: the current one)")
-	cmd.AddCommand(newSetupCommand(g), newSessionsCommand(g), newKillCommand(g), newReplayCommand())
+	cmd.AddCommand(newSetupCommand(g), newSessionsCommand(g), newKillCommand(g), newReplayCommand(g))
 	return cmd
 }
 

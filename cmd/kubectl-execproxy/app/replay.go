@@ -13,32 +13,58 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func newReplayCommand() *cobra.Command {
+func newReplayCommand(g *globalOptions) *cobra.Command {
 	var speed float64
-	var dir string
+	var dir, namespace string
 	cmd := &cobra.Command{
 		Use:   "replay FILE|ID",
 		Short: "Play a session recording (asciicast v2) in the terminal, at its own pace",
-		Args:  cobra.ExactArgs(1),
+		Long: "Play a session recording: a file, or a session ID, read through kube-apiserver from whichever exec-proxy " +
+			"replica recorded it (get on execsessions/recording), or from --dir.",
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if speed <= 0 {
 				return fmt.Errorf("--speed must be positive")
 			}
-			path := args[0]
-			if _, err := os.Stat(path); err != nil {
-				path = filepath.Join(dir, args[0]+".cast") // a session id
-			}
-			f, err := os.Open(path)
+			in, err := openRecording(cmd.Context(), g, args[0], dir, namespace)
 			if err != nil {
-				return fmt.Errorf("recording: %w", err)
+				return err
 			}
-			defer f.Close()
-			return replay(cmd.Context(), f, cmd.OutOrStdout(), speed)
+			defer in.Close()
+			return replay(cmd.Context(), in, cmd.OutOrStdout(), speed)
 		},
 	}
 	cmd.Flags().Float64Var(&speed, "speed", 1, "playback speed (2: twice as fast)")
-	cmd.Flags().StringVar(&dir, "dir", ".", "where recordings named <session id>.cast are, for an ID")
+	cmd.Flags().StringVar(&dir, "dir", "", "read the recording of an ID from this directory (<id>.cast) instead of the API")
+	cmd.Flags().StringVarP(&namespace, "namespace", "n", "", "the session's namespace (default: the context's)")
 	return cmd
+}
+
+// openRecording opens a file, a recording in dir, or the recording of session id through the API.
+func openRecording(ctx context.Context, g *globalOptions, arg, dir, namespace string) (io.ReadCloser, error) {
+	if _, err := os.Stat(arg); err == nil || dir != "" {
+		path := arg
+		if err != nil {
+			path = filepath.Join(dir, arg+".cast")
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("recording: %w", err)
+		}
+		return f, nil
+	}
+	client, current, err := g.sessionsClient()
+	if err != nil {
+		return nil, err
+	}
+	if namespace == "" {
+		namespace = current
+	}
+	in, err := client.Get().Namespace(namespace).Resource("execsessions").Name(arg).SubResource("recording").Stream(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("recording of session %s/%s: %w", namespace, arg, err)
+	}
+	return in, nil
 }
 
 // replay writes the output events ("o") of an asciicast v2 stream to out, waiting between them as

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metainternalversion "k8s.io/apimachinery/pkg/apis/meta/internalversion"
@@ -62,20 +61,15 @@ func (r *REST) askPeers(ctx context.Context, method, name, onBehalfOf string) (*
 	if err != nil {
 		return nil, apierrors.NewServiceUnavailable(fmt.Sprintf("execsession %q is not on exec-proxy replica %s, and the other replicas could not be found: %v", name, r.replica, err))
 	}
-	var failed []string
 	for _, a := range answers {
 		var s api.ExecSession
-		err := decode(a, &s)
-		if err == nil {
+		if decode(a, &s) == nil {
 			return &s, nil
 		}
-		if a.Code != http.StatusNotFound {
-			failed = append(failed, fmt.Sprintf("%s: %v", a.Peer, err))
-		}
 	}
-	if len(failed) > 0 {
-		return nil, apierrors.NewServiceUnavailable(fmt.Sprintf("execsession %q is not on exec-proxy replica %s, and %d other replica(s) could not be asked: %s",
-			name, r.replica, len(failed), strings.Join(failed, "; ")))
+	if failed := failures(answers); failed != "" {
+		return nil, apierrors.NewServiceUnavailable(fmt.Sprintf("execsession %q is not on exec-proxy replica %s, and other replicas could not be asked: %s",
+			name, r.replica, failed))
 	}
 	return nil, notFound
 }
