@@ -48,7 +48,7 @@ func adminStraight(cluster string) *rest.Config {
 
 // idleSessions opens n port-forward sessions (no streams, so no process in the container) straight
 // to exec-proxy, measures its RSS and goroutines, then closes them.
-func idleSessions(ctx context.Context, cluster string, n int) (Idle, error) {
+func idleSessions(ctx context.Context, cluster, profiles string, n int) (Idle, error) {
 	res := Idle{Asked: n}
 	cfg := adminStraight(cluster)
 	var err error
@@ -91,6 +91,13 @@ func idleSessions(ctx context.Context, cluster string, n int) (Idle, error) {
 	res.Reached = len(conns)
 	res.RSSKiBHeld, _ = rssKiB(cluster, "exec-proxy")
 	res.GoroutinesHeld, _ = goroutines(cfg)
+	if profiles != "" { // where the memory of idle sessions goes
+		for _, p := range []string{"heap", "goroutine"} {
+			if err := saveProfile(cfg, p, filepath.Join(profiles, "idle-"+p+".pb.gz"), time.Minute); err != nil {
+				logf("%v", err)
+			}
+		}
+	}
 	if res.Reached > 0 {
 		res.KiBPerSession = float64(res.RSSKiBHeld-res.RSSKiBBefore) / float64(res.Reached)
 		res.PerSession = float64(res.GoroutinesHeld-res.GoroutinesIdle) / float64(res.Reached)
@@ -107,24 +114,7 @@ func idleSessions(ctx context.Context, cluster string, n int) (Idle, error) {
 
 // goroutines reads go_goroutines from exec-proxy's /metrics.
 func goroutines(cfg *rest.Config) (int, error) {
-	ca, err := os.ReadFile(cfg.CAFile)
-	if err != nil {
-		return 0, err
-	}
-	cert, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
-	if err != nil {
-		return 0, err
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(ca)
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}}}}
-	defer client.CloseIdleConnections()
-	resp, err := client.Get(cfg.Host + "/metrics")
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	body, err := straightGet(cfg, "/metrics", 10*time.Second)
 	if err != nil {
 		return 0, err
 	}
@@ -133,5 +123,44 @@ func goroutines(cfg *rest.Config) (int, error) {
 			return strconv.Atoi(strings.Fields(line)[1])
 		}
 	}
-	return 0, fmt.Errorf("no go_goroutines in exec-proxy's /metrics (HTTP %d)", resp.StatusCode)
+	return 0, fmt.Errorf("no go_goroutines in exec-proxy's /metrics")
+}
+
+// straightGet reads path from exec-proxy itself as admin.
+func straightGet(cfg *rest.Config, path string, timeout time.Duration) ([]byte, error) {
+	ca, err := os.ReadFile(cfg.CAFile)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca)
+	client := &http.Client{Timeout: timeout, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}}}}
+	defer client.CloseIdleConnections()
+	resp, err := client.Get(cfg.Host + path)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("GET %s: HTTP %d: %s", path, resp.StatusCode, body)
+	}
+	return body, err
+}
+
+// saveProfile writes exec-proxy's pprof profile (e.g. "heap", "profile?seconds=10") to file.
+func saveProfile(cfg *rest.Config, profile, file string, timeout time.Duration) error {
+	body, err := straightGet(cfg, "/debug/pprof/"+profile, timeout)
+	if err != nil {
+		return fmt.Errorf("profile %s: %w", profile, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		return err
+	}
+	logf("profile: %s (go tool pprof -top %s)", file, file)
+	return os.WriteFile(file, body, 0o644)
 }

@@ -14,7 +14,7 @@ import (
 )
 
 type options struct {
-	cluster, out           string
+	cluster, out, profiles string
 	download, upload       int64
 	runs, sessions, idle   int
 	throttleBytesPerSecond int64
@@ -25,6 +25,7 @@ func main() {
 	var o options
 	flag.StringVar(&o.cluster, "cluster", ".cluster", "the local cluster's directory")
 	flag.StringVar(&o.out, "out", "bench", "where results.json and the chart go")
+	flag.StringVar(&o.profiles, "profiles", "bench/out/profiles", "where exec-proxy's and kube-apiserver's pprof profiles go (empty: none)")
 	flag.Int64Var(&o.download, "download-bytes", 1<<30, "bytes streamed from the container per download run")
 	flag.Int64Var(&o.upload, "upload-bytes", 256<<20, "bytes streamed into the container per upload run")
 	flag.IntVar(&o.runs, "runs", 3, "runs of each throughput figure")

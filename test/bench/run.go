@@ -12,6 +12,7 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/rest"
 )
 
 // Results are every figure of one run.
@@ -85,7 +86,7 @@ func run(ctx context.Context, o options) (*Results, error) {
 		{"session audit and recording of every session", unlimited + " --record-non-tty --record-stdin",
 			[]path{apiPath("exec-proxy + audit + recording", route, "exec-proxy", "kube-apiserver")}},
 	}
-	for _, step := range steps {
+	for i, step := range steps {
 		logf("exec-proxy with %s", step.what)
 		if err := restartExecProxy(ctx, o.cluster, paths[2], step.flags); err != nil {
 			return nil, err
@@ -93,7 +94,11 @@ func run(ctx context.Context, o options) (*Results, error) {
 		if err := measurePaths(ctx, o, step.paths, res); err != nil {
 			return nil, err
 		}
+		if i == 0 {
+			cpuProfiles(ctx, o, paths[2], admin)
+		}
 	}
+
 	if res.Throttle, err = throttle(ctx, o, paths[2]); err != nil {
 		return nil, err
 	}
@@ -101,8 +106,32 @@ func run(ctx context.Context, o options) (*Results, error) {
 	if err := restartExecProxy(ctx, o.cluster, paths[2], unlimited+" --session-audit-log-path= --recording-dir="); err != nil {
 		return nil, err
 	}
-	res.Idle, err = idleSessions(ctx, o.cluster, o.idle)
+	res.Idle, err = idleSessions(ctx, o.cluster, o.profiles, o.idle)
 	return res, err
+}
+
+// cpuProfiles records where exec-proxy and kube-apiserver spend their CPU while one SPDY download
+// runs through the route, for go tool pprof.
+func cpuProfiles(ctx context.Context, o options, route path, admin *rest.Config) {
+	if o.profiles == "" {
+		return
+	}
+	logf("profiles: CPU of exec-proxy and kube-apiserver during a download through the route")
+	targets := map[string]*rest.Config{"exec-proxy": adminStraight(o.cluster), "kube-apiserver": admin}
+	var wg sync.WaitGroup
+	for name, cfg := range targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := saveProfile(cfg, "profile?seconds=10", filepath.Join(o.profiles, "spdy-download-cpu-"+name+".pb.gz"), time.Minute); err != nil {
+				logf("%v", err)
+			}
+		}()
+	}
+	if _, _, err := download(ctx, o.cluster, route, "spdy", o.download, 1, nil); err != nil {
+		logf("profiles: download: %v", err)
+	}
+	wg.Wait()
 }
 
 func measurePaths(ctx context.Context, o options, paths []path, res *Results) error {

@@ -40,14 +40,7 @@ func TestExecSessions(t *testing.T) {
 					t.Errorf("%s deleted a session: exit %d %s", user, res.code, res.stderr)
 				}
 			}
-			if res := c.kubectl(t, viaAPIServer, "admin", "", "delete", "execsession", "-n", "demo", id); res.code != 0 {
-				t.Fatalf("kubectl delete execsession: exit %d: %s", res.code, res.stderr)
-			}
-			select {
-			case <-s.done:
-			case <-time.After(20 * time.Second):
-				t.Fatalf("the session still runs after it was deleted:\n%s", s.output())
-			}
+			killSession(t, c, id, s)
 			end := sessionRecords(t, m, map[string]int{"start": 1, "end": 1})["end"][0]
 			if string(end.AuditID) != id || end.Annotations[annotation+"reason"] != "killed by admin" {
 				t.Errorf("end record of %s: %s, %+v", id, end.AuditID, end.Annotations)
@@ -56,6 +49,20 @@ func TestExecSessions(t *testing.T) {
 				t.Errorf("the deleted session is still listed: %s%s", res.stdout, res.stderr)
 			}
 		})
+	}
+}
+
+// killSession deletes execsession id as admin through kube-apiserver and waits for kubectl's
+// session s to end.
+func killSession(t *testing.T, c client, id string, s *session) {
+	t.Helper()
+	if res := c.kubectl(t, viaAPIServer, "admin", "", "delete", "execsession", "-n", "demo", id); res.code != 0 {
+		t.Fatalf("kubectl delete execsession %s: exit %d: %s", id, res.code, res.stderr)
+	}
+	select {
+	case <-s.done:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("session %s still runs after it was deleted:\n%s", id, s.output())
 	}
 }
 
