@@ -34,6 +34,9 @@ type Idle struct {
 	GoroutinesHeld int     `json:"goroutinesHeld"`
 	PerSession     float64 `json:"goroutinesPerSession"`
 	GoroutinesLeft int     `json:"goroutinesAfterClose"`
+	// Where a session's memory is, from Go's own figures: goroutine stacks, and the heap in use.
+	StackKiBPerSession float64 `json:"stackKiBPerSession"`
+	HeapKiBPerSession  float64 `json:"heapKiBPerSession"`
 	FirstError     string  `json:"firstError,omitempty"`
 }
 
@@ -52,9 +55,11 @@ func idleSessions(ctx context.Context, cluster, profiles string, n int) (Idle, e
 	res := Idle{Asked: n}
 	cfg := adminStraight(cluster)
 	var err error
-	if res.GoroutinesIdle, err = goroutines(cfg); err != nil {
+	before, err := goMetrics(cfg)
+	if err != nil {
 		return res, err
 	}
+	res.GoroutinesIdle = int(before["go_goroutines"])
 	if res.RSSKiBBefore, err = rssKiB(cluster, "exec-proxy"); err != nil {
 		return res, err
 	}
@@ -90,7 +95,8 @@ func idleSessions(ctx context.Context, cluster, profiles string, n int) (Idle, e
 	time.Sleep(2 * time.Second) // let the sessions settle
 	res.Reached = len(conns)
 	res.RSSKiBHeld, _ = rssKiB(cluster, "exec-proxy")
-	res.GoroutinesHeld, _ = goroutines(cfg)
+	held, _ := goMetrics(cfg)
+	res.GoroutinesHeld = int(held["go_goroutines"])
 	if profiles != "" { // where the memory of idle sessions goes
 		for _, p := range []string{"heap", "goroutine"} {
 			if err := saveProfile(cfg, p, filepath.Join(profiles, "idle-"+p+".pb.gz"), time.Minute); err != nil {
@@ -101,6 +107,9 @@ func idleSessions(ctx context.Context, cluster, profiles string, n int) (Idle, e
 	if res.Reached > 0 {
 		res.KiBPerSession = float64(res.RSSKiBHeld-res.RSSKiBBefore) / float64(res.Reached)
 		res.PerSession = float64(res.GoroutinesHeld-res.GoroutinesIdle) / float64(res.Reached)
+		perSession := func(name string) float64 { return (held[name] - before[name]) / 1024 / float64(res.Reached) }
+		res.StackKiBPerSession = perSession("go_memstats_stack_inuse_bytes")
+		res.HeapKiBPerSession = perSession("go_memstats_heap_inuse_bytes")
 	}
 	for c := range conns {
 		_ = c.Close()
@@ -114,16 +123,28 @@ func idleSessions(ctx context.Context, cluster, profiles string, n int) (Idle, e
 
 // goroutines reads go_goroutines from exec-proxy's /metrics.
 func goroutines(cfg *rest.Config) (int, error) {
+	m, err := goMetrics(cfg)
+	return int(m["go_goroutines"]), err
+}
+
+// goMetrics reads the Go runtime's gauges (go_*) from exec-proxy's /metrics.
+func goMetrics(cfg *rest.Config) (map[string]float64, error) {
 	body, err := straightGet(cfg, "/metrics", 10*time.Second)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
+	out := map[string]float64{}
 	for _, line := range strings.Split(string(body), "\n") {
-		if strings.HasPrefix(line, "go_goroutines ") {
-			return strconv.Atoi(strings.Fields(line)[1])
+		if f := strings.Fields(line); len(f) == 2 && strings.HasPrefix(f[0], "go_") {
+			if v, err := strconv.ParseFloat(f[1], 64); err == nil {
+				out[f[0]] = v
+			}
 		}
 	}
-	return 0, fmt.Errorf("no go_goroutines in exec-proxy's /metrics")
+	if _, ok := out["go_goroutines"]; !ok {
+		return nil, fmt.Errorf("no go_goroutines in exec-proxy's /metrics")
+	}
+	return out, nil
 }
 
 // straightGet reads path from exec-proxy itself as admin.

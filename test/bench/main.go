@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 )
 
@@ -19,6 +20,7 @@ type options struct {
 	runs, sessions, idle   int
 	throttleBytesPerSecond int64
 	burst                  int
+	parts                  map[string]bool
 }
 
 func main() {
@@ -33,7 +35,12 @@ func main() {
 	flag.IntVar(&o.idle, "idle-sessions", 5000, "idle sessions held open on one exec-proxy")
 	flag.Int64Var(&o.throttleBytesPerSecond, "throttle-bytes-per-sec", 16<<20, "--max-bytes-per-sec-per-session for the throttle figure")
 	flag.IntVar(&o.burst, "throttle-burst", 10, "--session-start-burst for the throttle figure")
+	parts := flag.String("parts", "throughput,throttle,idle", "which parts to measure: throughput (with setup latency and CPU), throttle, idle")
 	flag.Parse()
+	o.parts = map[string]bool{}
+	for _, p := range strings.Split(*parts, ",") {
+		o.parts[strings.TrimSpace(p)] = true
+	}
 	if o.download%65536 != 0 || o.download <= 0 || o.upload <= 0 || o.runs < 1 || o.sessions < 1 || o.idle < 0 || o.burst < 1 {
 		fmt.Fprintln(os.Stderr, "bench: -download-bytes must be a positive multiple of 65536; sizes, runs, sessions and burst positive")
 		os.Exit(2)

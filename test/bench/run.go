@@ -87,6 +87,9 @@ func run(ctx context.Context, o options) (*Results, error) {
 			[]path{apiPath("exec-proxy + audit + recording", route, "exec-proxy", "kube-apiserver")}},
 	}
 	for i, step := range steps {
+		if !o.parts["throughput"] {
+			break
+		}
 		logf("exec-proxy with %s", step.what)
 		if err := restartExecProxy(ctx, o.cluster, paths[2], step.flags); err != nil {
 			return nil, err
@@ -99,8 +102,13 @@ func run(ctx context.Context, o options) (*Results, error) {
 		}
 	}
 
-	if res.Throttle, err = throttle(ctx, o, paths[2]); err != nil {
-		return nil, err
+	if o.parts["throttle"] {
+		if res.Throttle, err = throttle(ctx, o, paths[2]); err != nil {
+			return nil, err
+		}
+	}
+	if !o.parts["idle"] {
+		return res, nil
 	}
 	logf("idle sessions: %d port-forwards held open straight to exec-proxy", o.idle)
 	if err := restartExecProxy(ctx, o.cluster, paths[2], unlimited+" --session-audit-log-path= --recording-dir="); err != nil {
