@@ -37,7 +37,7 @@ type Idle struct {
 	// Where a session's memory is, from Go's own figures: goroutine stacks, and the heap in use.
 	StackKiBPerSession float64 `json:"stackKiBPerSession"`
 	HeapKiBPerSession  float64 `json:"heapKiBPerSession"`
-	FirstError     string  `json:"firstError,omitempty"`
+	FirstError         string  `json:"firstError,omitempty"`
 }
 
 // adminStraight is admin's client certificate against exec-proxy itself: kube-apiserver, which
