@@ -24,6 +24,8 @@ type sessionWriter struct {
 	http.ResponseWriter
 	s      *Session
 	status int
+	// onHijack hears that the client's connection is the session's now.
+	onHijack func()
 }
 
 func (w *sessionWriter) WriteHeader(code int) {
@@ -52,8 +54,21 @@ func (w *sessionWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		c.pending = append([]byte(nil), buffered...)
 	}
 	w.s.attach(c)
+	// The server's response (with its buffers and its connection's) is done with: let it go, though
+	// the session's handlers keep this writer for the session's life.
+	w.ResponseWriter = hijackedWriter{}
+	if w.onHijack != nil {
+		w.onHijack()
+	}
 	return c, bufio.NewReadWriter(bufio.NewReader(c), bufio.NewWriter(c)), nil
 }
+
+// hijackedWriter stands for the server's response after the hijack, as net/http answers then.
+type hijackedWriter struct{}
+
+func (hijackedWriter) Header() http.Header       { return http.Header{} }
+func (hijackedWriter) Write([]byte) (int, error) { return 0, http.ErrHijacked }
+func (hijackedWriter) WriteHeader(int)           {}
 
 // sessionConn is the client side of an upgraded session.
 type sessionConn struct {

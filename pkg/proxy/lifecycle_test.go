@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+	auditinternal "k8s.io/apiserver/pkg/apis/audit"
+	"k8s.io/apiserver/plugin/pkg/audit/fake"
 	restclient "k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/remotecommand"
 
@@ -255,4 +258,69 @@ func TestKubeletRefusesTranslatedUpgrade(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("the session did not end")
 	}
+}
+
+// The request's handler returns once the client's connection is the session's: the session runs
+// on without it, to its normal end, with its end record.
+func TestHandlerReturnsWhileSessionRuns(t *testing.T) {
+	for _, protocol := range []string{"spdy", "websocket"} {
+		t.Run(protocol, func(t *testing.T) {
+			checkLeaks(t)
+			kubelet := newFakeKubelet(t)
+			p := newTestProxier(t, kubelet.caFile, Limits{}, runningPod("p", "n1", "a"), nodeAt("n1", "127.0.0.1", kubelet.port(t)))
+			b := &recordingBackend{}
+			p.Audit = sessionaudit.NewRecorder(b, sessionaudit.FailClosed)
+			returned := make(chan struct{})
+			inner, _ := frontWithRecords(t, p)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+				defer close(returned)
+				inner.Config.Handler.ServeHTTP(w, req)
+			}))
+			t.Cleanup(srv.Close)
+
+			stdin, held := io.Pipe()
+			done := make(chan string, 1)
+			go func() {
+				out, _ := execVia(t, srv, protocol, "alice", execCase{command: []string{"cat"}, stdin: stdin})
+				done <- out
+			}()
+			select {
+			case <-returned:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the handler did not return while the session ran")
+			}
+			if n := len(p.Sessions()); n != 1 {
+				t.Fatalf("%d sessions after the handler returned, want the one still running", n)
+			}
+			_, _ = io.WriteString(held, "still here\n")
+			_ = held.Close()
+			if out := <-done; out != "still here\n" {
+				t.Errorf("output %q", out)
+			}
+			eventuallyTrue(t, func() bool { return len(p.Sessions()) == 0 })
+			eventuallyTrue(t, func() bool { return b.kinds() == "start,end" })
+		})
+	}
+}
+
+// recordingBackend keeps the kinds of the session audit records written.
+type recordingBackend struct {
+	fake.Backend
+	mu     sync.Mutex
+	events []string
+}
+
+func (b *recordingBackend) ProcessEvents(ev ...*auditinternal.Event) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, e := range ev {
+		b.events = append(b.events, e.Annotations[sessionaudit.AnnotationRecord])
+	}
+	return true
+}
+
+func (b *recordingBackend) kinds() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return strings.Join(b.events, ",")
 }

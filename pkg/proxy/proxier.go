@@ -101,11 +101,11 @@ func (p *Proxier) Handler(ctx context.Context, r Request) (http.Handler, error) 
 		sessionsTotal.WithLabelValues(string(r.Kind), "refused").Inc()
 		return nil, err
 	}
-	s := newSession(ctx, p.limits.MaxBytesPerSecSession)
+	s := newSession(sessionContext(ctx), p.limits.MaxBytesPerSecSession)
 	p.describe(ctx, s, r, target)
 	s.onUpgrade = func(protocol string) error {
 		attempt.Update(func(rec *sessionaudit.Record) { rec.Protocol, rec.Start = protocol, time.Now() })
-		recording, err := p.openRecording(ctx, s)
+		recording, err := p.openRecording(s.ctx, s)
 		if err != nil {
 			attempt.Update(func(rec *sessionaudit.Record) {
 				rec.Reason, rec.Code, rec.Message = "recording unavailable", err.ErrStatus.Code, err.ErrStatus.Message
@@ -136,10 +136,16 @@ func (p *Proxier) Handler(ctx context.Context, r Request) (http.Handler, error) 
 		return nil, err
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		defer release()
-		defer p.sessions.remove(s)
-		p.serve(w, req, s, r, target)
+		p.serve(w, req, s, r, target, func() { p.sessions.remove(s); release() })
 	}), nil
+}
+
+// sessionContext is the context a session runs in: it outlives the request's handler (serve), so it
+// neither ends with the request's context nor holds its values (the handler chain's keep the
+// server's response, with its buffers, alive); it carries the logger and the audit attempt.
+func sessionContext(req context.Context) context.Context {
+	ctx := klog.NewContext(context.Background(), klog.FromContext(req))
+	return sessionaudit.WithAttempt(ctx, sessionaudit.AttemptFrom(req))
 }
 
 func (p *Proxier) describe(ctx context.Context, s *Session, r Request, t *nodeconn.Target) {
@@ -164,17 +170,43 @@ func (p *Proxier) describe(ctx context.Context, s *Session, r Request, t *nodeco
 	s.counters = byteCounters()
 }
 
-func (p *Proxier) serve(w http.ResponseWriter, req *http.Request, s *Session, r Request, t *nodeconn.Target) {
+// serve runs the session in a goroutine of its own, and returns once the client's connection is
+// hijacked: the request's goroutine, grown deep by the handler chain, and what the chain holds for
+// the request, are not kept for the whole life of the session. Until then the request's context
+// still cancels the session (a client gone before the upgrade); done runs when the session is over.
+func (p *Proxier) serve(w http.ResponseWriter, req *http.Request, s *Session, r Request, t *nodeconn.Target, done func()) {
 	logger := klog.FromContext(req.Context()).WithValues("session", s.ID, "kind", s.Kind,
 		"pod", klog.KObj(t.Pod), "container", s.Container, "node", s.Node, "user", s.User)
 	if p.transport.Insecure {
 		logger.Info("WARNING: kubelet certificate is not verified (--kubelet-insecure-skip-tls-verify); this session is open to man-in-the-middle")
 	}
 	w.Header().Set(SessionIDHeader, s.ID) // also set by the audit filter, when one runs
-	sw := &sessionWriter{ResponseWriter: w, s: s}
-	req = req.WithContext(withSession(klog.NewContext(s.ctx, logger), s))
-	defer s.cancel()
+	h := &handoff{attempt: sessionaudit.AttemptFrom(req.Context()), hijacked: make(chan struct{}), over: make(chan struct{})}
+	sw := &sessionWriter{ResponseWriter: w, s: s, onHijack: h.hijack}
+	stop := context.AfterFunc(req.Context(), s.cancel)
+	sessionReq := req.WithContext(withSession(klog.NewContext(s.ctx, logger), s))
+	go func() {
+		defer close(h.over)
+		defer done()
+		defer s.cancel()
+		defer recoverSession(logger, s)
+		p.run(logger, sw, sessionReq, s, r, t)
+		if h.finished() {
+			sessionaudit.FinishDetached(p.Audit, h.attempt)
+		}
+	}()
+	select {
+	case <-h.over:
+	case <-h.hijacked:
+		if !h.detach() {
+			<-h.over // the session ended as its connection was taken: end as a refused request does
+		}
+	}
+	stop()
+}
 
+// run relays the session and writes its end: log line, metrics and audit record.
+func (p *Proxier) run(logger klog.Logger, sw *sessionWriter, req *http.Request, s *Session, r Request, t *nodeconn.Target) {
 	p.forward(sw, req, r, t)
 	streams := s.Streams()
 	reason := endReason(s, streams.ExitCode)

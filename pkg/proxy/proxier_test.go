@@ -51,10 +51,23 @@ func frontWithRecords(t *testing.T, p *Proxier) (*httptest.Server, <-chan sessio
 		ctx := genericapirequest.WithUser(req.Context(), &user.DefaultInfo{Name: req.Header.Get("X-Test-User")})
 		ctx = sessionaudit.WithAttempt(ctx, attempt)
 		defer func() {
-			select {
-			case records <- attempt.Snapshot():
-			default:
+			send := func() {
+				select {
+				case records <- attempt.Snapshot():
+				default:
+				}
 			}
+			if !attempt.Detached() {
+				send()
+				return
+			}
+			// The session went on without the handler: its record is whole once it has an end.
+			go func() {
+				for deadline := time.Now().Add(20 * time.Second); attempt.Snapshot().End.IsZero() && time.Now().Before(deadline); {
+					time.Sleep(5 * time.Millisecond)
+				}
+				send()
+			}()
 		}()
 		h, err := p.Handler(ctx, r)
 		if err != nil {

@@ -38,9 +38,23 @@ func WithAttempts(handler http.Handler, r *Recorder) http.Handler {
 		w.Header().Set(SessionIDHeader, a.rec.SessionID)
 		rw := &refusalWriter{ResponseWriter: w}
 		handler.ServeHTTP(responsewriter.WrapForHTTP1Or2(rw), req.WithContext(WithAttempt(req.Context(), a)))
+		if a.Detached() {
+			return // the session runs on and writes its own last record
+		}
 		a.Update(func(rec *Record) { finishRefusal(rec, rw) })
 		r.Refused(a) // a no-op when the session already has its end record
 	})
+}
+
+// FinishDetached writes what the filter would have for a detached attempt that never became a
+// session (its connection was taken, then the kubelet refused): its refusal record. A no-op when the
+// session has its end record.
+func FinishDetached(r *Recorder, a *Attempt) {
+	if r == nil || a == nil {
+		return
+	}
+	a.Update(func(rec *Record) { finishRefusal(rec, &refusalWriter{}) })
+	r.Refused(a)
 }
 
 func newRecord(req *http.Request, namespace, pod, kind string) Record {

@@ -54,6 +54,26 @@ type Attempt struct {
 	mu       sync.Mutex
 	rec      Record
 	recorded bool
+	// detached: the session outlives its request's handler, and writes its own last record.
+	detached bool
+}
+
+// Detach says the session goes on after the request's handler returns: the filter then leaves the
+// attempt's last record to the session (FinishDetached).
+func (a *Attempt) Detach() {
+	if a == nil {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.detached = true
+}
+
+// Detached reports whether the session went on after its request's handler returned.
+func (a *Attempt) Detached() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.detached
 }
 
 type attemptKey struct{}

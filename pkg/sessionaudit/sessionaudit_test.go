@@ -76,6 +76,51 @@ func TestWithAttempts(t *testing.T) {
 	}
 }
 
+// A detached session writes its own last record: the filter writes none when the handler returns,
+// FinishDetached writes the refusal of one that never started, and nothing after an end record.
+func TestDetachedAttempts(t *testing.T) {
+	cases := []struct {
+		name    string
+		ended   bool
+		records []string
+	}{
+		{"refused after its connection was taken", false, []string{"refused"}},
+		{"ended", true, []string{"end"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			b := &backend{ok: true}
+			r := NewRecorder(b, FailClosed)
+			var a *Attempt
+			handler := func(_ http.ResponseWriter, req *http.Request) {
+				a = AttemptFrom(req.Context())
+				a.Update(func(rec *Record) { rec.Code = 502 })
+				a.Detach()
+			}
+			WithAttempts(http.HandlerFunc(handler), r).ServeHTTP(httptest.NewRecorder(),
+				httptest.NewRequest(http.MethodPost, "/apis/execproxy.dev/v1alpha1/namespaces/ns/pods/p/exec?command=ls", nil))
+			if len(b.events) != 0 || !a.Detached() {
+				t.Fatalf("the filter wrote %d records for a detached attempt", len(b.events))
+			}
+			if tc.ended {
+				r.Ended(a)
+			}
+			FinishDetached(r, a)
+			FinishDetached(r, a)
+			var got []string
+			for _, ev := range b.events {
+				got = append(got, ev.Annotations[AnnotationRecord])
+			}
+			if strings.Join(got, ",") != strings.Join(tc.records, ",") {
+				t.Errorf("records %v, want %v", got, tc.records)
+			}
+			if !tc.ended && b.events[0].ResponseStatus.Code != 502 {
+				t.Errorf("refusal code %d, want the session's 502", b.events[0].ResponseStatus.Code)
+			}
+		})
+	}
+}
+
 func TestFailurePolicy(t *testing.T) {
 	cases := []struct {
 		policy  FailurePolicy

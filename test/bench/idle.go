@@ -25,16 +25,19 @@ const execProxyURL = "https://127.0.0.1:18443"
 
 // Idle is what holding sessions open costs one exec-proxy.
 type Idle struct {
-	Asked          int     `json:"asked"`
-	Reached        int     `json:"reached"`
-	RSSKiBBefore   int64   `json:"rssKiBBefore"`
-	RSSKiBHeld     int64   `json:"rssKiBHeld"`
-	KiBPerSession  float64 `json:"kibPerSession"`
-	GoroutinesIdle int     `json:"goroutinesBefore"`
-	GoroutinesHeld int     `json:"goroutinesHeld"`
-	PerSession     float64 `json:"goroutinesPerSession"`
-	GoroutinesLeft int     `json:"goroutinesAfterClose"`
-	// Where a session's memory is, from Go's own figures: goroutine stacks, and the heap in use.
+	Asked                int     `json:"asked"`
+	Reached              int     `json:"reached"`
+	RSSKiBBefore         int64   `json:"rssKiBBefore"`
+	RSSKiBHeld           int64   `json:"rssKiBHeld"`
+	KiBPerSession        float64 `json:"kibPerSession"`
+	GoroutinesIdle       int     `json:"goroutinesBefore"`
+	GoroutinesHeld       int     `json:"goroutinesHeld"`
+	PerSession           float64 `json:"goroutinesPerSession"`
+	GoroutinesLeft       int     `json:"goroutinesAfterClose"`
+	RSSKiBAfterGC        int64   `json:"rssKiBAfterGC"`
+	KiBPerSessionAfterGC float64 `json:"kibPerSessionAfterGC"`
+	// Where a session's memory is after a collection, from Go's own figures: goroutine stacks, and
+	// the heap in use.
 	StackKiBPerSession float64 `json:"stackKiBPerSession"`
 	HeapKiBPerSession  float64 `json:"heapKiBPerSession"`
 	FirstError         string  `json:"firstError,omitempty"`
@@ -95,21 +98,22 @@ func idleSessions(ctx context.Context, cluster, profiles string, n int) (Idle, e
 	time.Sleep(2 * time.Second) // let the sessions settle
 	res.Reached = len(conns)
 	res.RSSKiBHeld, _ = rssKiB(cluster, "exec-proxy")
+	// Sessions held for long see the runtime's collections (one at least every 2 minutes): the
+	// second figure is after one, asked for by the heap profile's gc=1.
+	if err := gcAndProfile(cfg, profiles); err != nil {
+		logf("%v", err)
+	}
+	time.Sleep(2 * time.Second)
+	res.RSSKiBAfterGC, _ = rssKiB(cluster, "exec-proxy")
 	held, _ := goMetrics(cfg)
 	res.GoroutinesHeld = int(held["go_goroutines"])
-	if profiles != "" { // where the memory of idle sessions goes
-		for _, p := range []string{"heap", "goroutine"} {
-			if err := saveProfile(cfg, p, filepath.Join(profiles, "idle-"+p+".pb.gz"), time.Minute); err != nil {
-				logf("%v", err)
-			}
-		}
-	}
 	if res.Reached > 0 {
-		res.KiBPerSession = float64(res.RSSKiBHeld-res.RSSKiBBefore) / float64(res.Reached)
+		perSession := func(kib int64) float64 { return float64(kib-res.RSSKiBBefore) / float64(res.Reached) }
+		res.KiBPerSession, res.KiBPerSessionAfterGC = perSession(res.RSSKiBHeld), perSession(res.RSSKiBAfterGC)
 		res.PerSession = float64(res.GoroutinesHeld-res.GoroutinesIdle) / float64(res.Reached)
-		perSession := func(name string) float64 { return (held[name] - before[name]) / 1024 / float64(res.Reached) }
-		res.StackKiBPerSession = perSession("go_memstats_stack_inuse_bytes")
-		res.HeapKiBPerSession = perSession("go_memstats_heap_inuse_bytes")
+		metric := func(name string) float64 { return (held[name] - before[name]) / 1024 / float64(res.Reached) }
+		res.StackKiBPerSession = metric("go_memstats_stack_inuse_bytes")
+		res.HeapKiBPerSession = metric("go_memstats_heap_inuse_bytes")
 	}
 	for c := range conns {
 		_ = c.Close()
@@ -119,6 +123,22 @@ func idleSessions(ctx context.Context, cluster, profiles string, n int) (Idle, e
 		time.Sleep(500 * time.Millisecond)
 	}
 	return res, ctx.Err()
+}
+
+// gcAndProfile has exec-proxy collect its garbage, by asking for a heap profile with gc=1, and
+// keeps that profile and a goroutine one in profiles (when set).
+func gcAndProfile(cfg *rest.Config, profiles string) error {
+	if profiles == "" {
+		_, err := straightGet(cfg, "/debug/pprof/heap?gc=1", time.Minute)
+		return err
+	}
+	for _, p := range []string{"heap?gc=1", "goroutine"} {
+		name := strings.TrimSuffix(p, "?gc=1")
+		if err := saveProfile(cfg, p, filepath.Join(profiles, "idle-"+name+".pb.gz"), time.Minute); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // goroutines reads go_goroutines from exec-proxy's /metrics.

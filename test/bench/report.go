@@ -79,8 +79,9 @@ func writeTable(buf *bytes.Buffer, r *Results) {
 	}
 	w.Flush()
 	i, t := r.Idle, r.Throttle
-	fmt.Fprintf(buf, "\nIdle sessions on one exec-proxy: %d of %d held; RSS %d → %d KiB, %.1f KiB (stacks %.1f, heap in use %.1f) and %.1f goroutines per session; goroutines %d → %d → %d after closing",
-		i.Reached, i.Asked, i.RSSKiBBefore, i.RSSKiBHeld, i.KiBPerSession, i.StackKiBPerSession, i.HeapKiBPerSession, i.PerSession, i.GoroutinesIdle, i.GoroutinesHeld, i.GoroutinesLeft)
+	fmt.Fprintf(buf, "\nIdle sessions on one exec-proxy: %d of %d held; RSS %d → %d KiB, %.1f KiB per session; after a GC RSS %d KiB, %.1f KiB per session (stacks %.1f, heap in use %.1f); %.1f goroutines per session; goroutines %d → %d → %d after closing",
+		i.Reached, i.Asked, i.RSSKiBBefore, i.RSSKiBHeld, i.KiBPerSession, i.RSSKiBAfterGC, i.KiBPerSessionAfterGC, i.StackKiBPerSession, i.HeapKiBPerSession,
+		i.PerSession, i.GoroutinesIdle, i.GoroutinesHeld, i.GoroutinesLeft)
 	if i.FirstError != "" {
 		fmt.Fprintf(buf, " (first error: %s)", i.FirstError)
 	}
