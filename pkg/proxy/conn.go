@@ -26,6 +26,8 @@ type sessionWriter struct {
 	status int
 	// onHijack hears that the client's connection is the session's now.
 	onHijack func()
+	// coalesce: the client's connection is relayed as it is (SPDY), see sessionConn.readMore.
+	coalesce bool
 }
 
 func (w *sessionWriter) WriteHeader(code int) {
@@ -44,7 +46,7 @@ func (w *sessionWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	c := &sessionConn{Conn: raw, s: w.s}
+	c := &sessionConn{Conn: raw, s: w.s, coalesce: w.coalesce}
 	if w.s.outLimit != nil {
 		c.out = newOutQueue(c, outQueueLen(float64(w.s.outLimit.Limit())))
 	}
@@ -78,7 +80,8 @@ type sessionConn struct {
 	firstSeen atomic.Bool
 	closeOnce sync.Once
 	closing   atomic.Bool // exec-proxy is closing the connection
-	out       *outQueue   // bandwidth-limited sessions only
+	coalesce  bool
+	out       *outQueue // bandwidth-limited sessions only
 	// refusal holds the kubelet's answer when it did not upgrade: the upgrade-aware proxy would
 	// echo it as it came (any text, any code); the client gets a Status made of it on Close.
 	refusal atomic.Pointer[bytes.Buffer]
@@ -99,6 +102,9 @@ func (c *sessionConn) Read(p []byte) (int, error) {
 		p = p[:limiterBurst]
 	}
 	n, err := c.Conn.Read(p)
+	if err == nil && c.coalesce {
+		n = readMore(c.Conn, p, n)
+	}
 	// EOF: the client closed its side, unless exec-proxy is closing (its TLS close_notify, answered
 	// in kind, reads as EOF too). It vanished if it had not been told how the command ended yet:
 	// clients close after the exit status as a matter of course.

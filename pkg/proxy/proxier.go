@@ -182,7 +182,8 @@ func (p *Proxier) serve(w http.ResponseWriter, req *http.Request, s *Session, r 
 	}
 	w.Header().Set(SessionIDHeader, s.ID) // also set by the audit filter, when one runs
 	h := &handoff{attempt: sessionaudit.AttemptFrom(req.Context()), hijacked: make(chan struct{}), over: make(chan struct{})}
-	sw := &sessionWriter{ResponseWriter: w, s: s, onHijack: h.hijack}
+	// WebSocket clients write whole frames; the translator reads them through its own buffer.
+	sw := &sessionWriter{ResponseWriter: w, s: s, onHijack: h.hijack, coalesce: !wsstream.IsWebSocketRequest(req)}
 	stop := context.AfterFunc(req.Context(), s.cancel)
 	sessionReq := req.WithContext(withSession(klog.NewContext(s.ctx, logger), s))
 	go func() {
