@@ -46,10 +46,10 @@ func (h *handoff) finished() bool {
 	return h.detached
 }
 
-// recoverSession keeps a panic in a session from ending exec-proxy: the handler chain, which
-// recovers a request's panics, is no longer below a detached session.
-func recoverSession(logger klog.Logger, s *Session) {
-	if r := recover(); r != nil && r != http.ErrAbortHandler {
+// logPanic keeps a panic in a session from ending exec-proxy (r is what recover returned): the
+// handler chain, which recovers a request's panics, is no longer below a detached session.
+func logPanic(logger klog.Logger, r any) {
+	if r != nil && r != http.ErrAbortHandler {
 		logger.Error(fmt.Errorf("%v", r), "Session panicked", "stack", string(debug.Stack()))
 	}
 }

@@ -324,3 +324,40 @@ func (b *recordingBackend) kinds() string {
 	defer b.mu.Unlock()
 	return strings.Join(b.events, ",")
 }
+
+// A panic in a detached session (here the audit backend's, as the 101 goes out) is logged, not
+// fatal, and the session still ends: its slot is freed and its end record written.
+func TestPanicInSessionStillEnds(t *testing.T) {
+	// The kubelet's side waits for the streams until its own timeout: the client never opened them.
+	checkLeaks(t, goleak.IgnoreTopFunction("k8s.io/kubelet/pkg/cri/streaming/remotecommand.(*v4ProtocolHandler).waitForStreams"))
+	kubelet := newFakeKubelet(t)
+	p := newTestProxier(t, kubelet.caFile, Limits{}, runningPod("p", "n1", "a"), nodeAt("n1", "127.0.0.1", kubelet.port(t)))
+	b := &panickingBackend{panicOn: "start"}
+	p.Audit = sessionaudit.NewRecorder(b, sessionaudit.FailClosed)
+	srv, _ := frontWithRecords(t, p)
+	if _, err := execVia(t, srv, "spdy", "alice", execCase{command: []string{"echo", "hi"}}); err == nil {
+		t.Error("the session whose start panicked went on")
+	}
+	eventuallyTrue(t, func() bool { return len(p.Sessions()) == 0 })
+	eventuallyTrue(t, func() bool { return strings.HasSuffix(b.kinds(), "end") })
+}
+
+// panickingBackend panics on the first record of one kind, and keeps the others' kinds.
+type panickingBackend struct {
+	recordingBackend
+	panicOn  string
+	panicked bool
+}
+
+func (b *panickingBackend) ProcessEvents(ev ...*auditinternal.Event) bool {
+	b.mu.Lock()
+	for _, e := range ev {
+		if e.Annotations[sessionaudit.AnnotationRecord] == b.panicOn && !b.panicked {
+			b.panicked = true
+			b.mu.Unlock()
+			panic("audit backend broke")
+		}
+	}
+	b.mu.Unlock()
+	return b.recordingBackend.ProcessEvents(ev...)
+}

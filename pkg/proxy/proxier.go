@@ -185,17 +185,9 @@ func (p *Proxier) serve(w http.ResponseWriter, req *http.Request, s *Session, r 
 	// WebSocket clients write whole frames; the translator reads them through its own buffer.
 	sw := &sessionWriter{ResponseWriter: w, s: s, onHijack: h.hijack, coalesce: !wsstream.IsWebSocketRequest(req)}
 	stop := context.AfterFunc(req.Context(), s.cancel)
-	sessionReq := req.WithContext(withSession(klog.NewContext(s.ctx, logger), s))
-	go func() {
-		defer close(h.over)
-		defer done()
-		defer s.cancel()
-		defer recoverSession(logger, s)
-		p.run(logger, sw, sessionReq, s, r, t)
-		if h.finished() {
-			sessionaudit.FinishDetached(p.Audit, h.attempt)
-		}
-	}()
+	d := &detachedSession{h: h, done: done, logger: logger, sw: sw, s: s, r: r, t: t,
+		req: req.WithContext(withSession(klog.NewContext(s.ctx, logger), s))}
+	go p.runDetached(d)
 	select {
 	case <-h.over:
 	case <-h.hijacked:
@@ -206,9 +198,41 @@ func (p *Proxier) serve(w http.ResponseWriter, req *http.Request, s *Session, r 
 	stop()
 }
 
-// run relays the session and writes its end: log line, metrics and audit record.
-func (p *Proxier) run(logger klog.Logger, sw *sessionWriter, req *http.Request, s *Session, r Request, t *nodeconn.Target) {
-	p.forward(sw, req, r, t)
+// detachedSession is what a session's own goroutine needs.
+type detachedSession struct {
+	h      *handoff
+	done   func()
+	logger klog.Logger
+	sw     *sessionWriter
+	req    *http.Request
+	s      *Session
+	r      Request
+	t      *nodeconn.Target
+}
+
+// runDetached relays the session; afterSession writes its end, after a panic too. Its frame
+// stays under the upgrade-aware proxy's for the whole session, so it is kept small: the ending is
+// in functions of its own.
+func (p *Proxier) runDetached(d *detachedSession) {
+	defer p.afterSession(d)
+	p.forward(d.sw, d.req, &d.r, d.t)
+}
+
+// afterSession ends a session, panicked or not, and lets serve's caller go.
+func (p *Proxier) afterSession(d *detachedSession) {
+	logPanic(d.logger, recover())
+	defer close(d.h.over)
+	defer d.done()
+	defer d.s.cancel()
+	defer func() { logPanic(d.logger, recover()) }()
+	p.ended(d.logger, d.sw, d.req, d.s)
+	if d.h.finished() {
+		sessionaudit.FinishDetached(p.Audit, d.h.attempt)
+	}
+}
+
+// ended writes the session's end: log line, metrics and audit record.
+func (p *Proxier) ended(logger klog.Logger, sw *sessionWriter, req *http.Request, s *Session) {
 	streams := s.Streams()
 	reason := endReason(s, streams.ExitCode)
 	recording := stopRecording(req.Context(), s)
@@ -220,7 +244,7 @@ func (p *Proxier) run(logger klog.Logger, sw *sessionWriter, req *http.Request, 
 	p.audit(attempt, s, sw, reason, streams)
 }
 
-func (p *Proxier) forward(w http.ResponseWriter, req *http.Request, r Request, t *nodeconn.Target) {
+func (p *Proxier) forward(w http.ResponseWriter, req *http.Request, r *Request, t *nodeconn.Target) {
 	if err := checkUpgrade(req, r.Kind); err != nil {
 		WriteStatus(w, req, err)
 		return
@@ -238,7 +262,7 @@ func (p *Proxier) forward(w http.ResponseWriter, req *http.Request, r Request, t
 		WriteStatus(w, req, apierrors.NewInternalError(err))
 		return
 	}
-	p.upstreamHandler(r, t).ServeHTTP(w, req)
+	p.upstreamHandler(*r, t).ServeHTTP(w, req)
 }
 
 // finish counts and logs the session once it is over.
