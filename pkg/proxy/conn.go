@@ -26,7 +26,7 @@ type sessionWriter struct {
 	status int
 	// onHijack hears that the client's connection is the session's now.
 	onHijack func()
-	// coalesce: the client's connection is relayed as it is (SPDY), see sessionConn.readMore.
+	// coalesce: the client's connection is relayed as it is (SPDY), see readMore.
 	coalesce bool
 }
 

@@ -262,7 +262,7 @@ func (p *Proxier) forward(w http.ResponseWriter, req *http.Request, r *Request, 
 		WriteStatus(w, req, apierrors.NewInternalError(err))
 		return
 	}
-	p.upstreamHandler(*r, t).ServeHTTP(w, req)
+	p.upstreamHandler(r, t).ServeHTTP(w, req)
 }
 
 // finish counts and logs the session once it is over.
@@ -370,8 +370,8 @@ func endReason(s *Session, exitCode string) string {
 // upstreamHandler is kube-apiserver's own composition: SPDY (and old WebSocket protocols) pass
 // through the upgrade-aware proxy; WebSocket v5 exec/attach is translated to SPDY for the kubelet,
 // and WebSocket port-forward is tunnelled.
-func (p *Proxier) upstreamHandler(r Request, t *nodeconn.Target) http.Handler {
-	loc := t.URL(kubeletPath(r, t), kubeletQuery(r))
+func (p *Proxier) upstreamHandler(r *Request, t *nodeconn.Target) http.Handler {
+	loc := t.URL(kubeletPath(*r, t), kubeletQuery(*r))
 	uah := upgradeproxy.NewUpgradeAwareHandler(loc, p.upgrades, false, true, kubeletResponder{node: t.Node, address: t.Address})
 	uah.RejectForwardingRedirects = true
 	switch r.Kind {
