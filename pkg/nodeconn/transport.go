@@ -41,6 +41,8 @@ type Transport struct {
 	Insecure   bool
 	clientCert dynamiccertificates.ControllerRunner
 	token      oauth2.TokenSource
+	configs    hostConfigs
+	sessions   *sessionCache
 }
 
 // NewTransport builds the kubelet transport. It starts nothing: call Run for certificate reloads.
@@ -62,7 +64,8 @@ func NewTransport(cfg TransportConfig) (*Transport, error) {
 		}
 		tlsConfig.RootCAs = pool
 	}
-	t := &Transport{Insecure: cfg.InsecureSkipTLSVerify}
+	t := &Transport{Insecure: cfg.InsecureSkipTLSVerify, sessions: newSessionCache()}
+	tlsConfig.ClientSessionCache = t.sessions
 	if cfg.ClientCertFile != "" {
 		content, err := dynamiccertificates.NewDynamicServingContentFromFiles("kubelet-client-certificate", cfg.ClientCertFile, cfg.ClientKeyFile)
 		if err != nil {
@@ -70,6 +73,8 @@ func NewTransport(cfg TransportConfig) (*Transport, error) {
 		}
 		t.clientCert = content
 		tlsConfig.GetClientCertificate = (&reloadingCert{content: content}).get
+		// A resumed session keeps the identity it was made with: a new certificate starts anew.
+		content.AddListener(t.sessions)
 	}
 	if cfg.TokenFile != "" {
 		if _, err := os.Stat(cfg.TokenFile); err != nil {
@@ -138,26 +143,4 @@ func (r *reloadingCert) get(*tls.CertificateRequestInfo) (*tls.Certificate, erro
 	}
 	r.raw, r.cert = raw, &cert
 	return r.cert, nil
-}
-
-// Check dials the kubelet at address and completes the TLS handshake, verifying its certificate.
-func (t *Transport) Check(ctx context.Context, address string) error {
-	host, _, err := net.SplitHostPort(address)
-	if err != nil {
-		return fmt.Errorf("kubelet address %q: %w", address, err)
-	}
-	raw, err := t.DialContext(ctx, "tcp", address)
-	if err != nil {
-		return fmt.Errorf("error dialing backend: %w", err)
-	}
-	defer raw.Close()
-	cfg := t.TLSClientConfig.Clone()
-	if cfg.ServerName == "" {
-		cfg.ServerName = host
-	}
-	conn := tls.Client(raw, cfg)
-	if err := conn.HandshakeContext(ctx); err != nil {
-		return fmt.Errorf("error dialing backend: %w", err)
-	}
-	return conn.Close()
 }

@@ -141,7 +141,16 @@ func (c *sessionConn) afterSkim(n int, err error) (int, error) {
 	return n, err
 }
 
-func (c *sessionConn) Write(p []byte) (int, error) {
+func (c *sessionConn) Write(p []byte) (n int, err error) {
+	if !c.firstSeen.Load() {
+		// The answer to the upgrade, with its audit record: see freshStack.
+		freshStack(func() { n, err = c.write(p) })
+		return n, err
+	}
+	return c.write(p)
+}
+
+func (c *sessionConn) write(p []byte) (int, error) {
 	if r := c.refusal.Load(); r != nil {
 		r.Write(p[:min(len(p), max(0, maxRefusal-r.Len()))])
 		return len(p), nil

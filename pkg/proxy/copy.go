@@ -11,9 +11,11 @@ import (
 // Buffers for the upgrade-aware proxy's copies. io.Copy gives each direction of each session its
 // own 32 KiB buffer for the session's whole life, which an idle session mostly spends blocked in
 // Read. sessionConn implements io.ReaderFrom and io.WriterTo so that io.Copy uses these instead: a
-// small buffer while the connection is quiet, a pooled large one while data flows.
+// small buffer while the connection is quiet, a pooled large one while data flows. The small one
+// holds keystrokes, window updates and a prompt's line; a burst's first read fills it, and costs one
+// small write before the large buffer takes over.
 const (
-	smallCopyBuffer = 1 << 10
+	smallCopyBuffer = 256
 	largeCopyBuffer = 32 << 10
 )
 
@@ -24,7 +26,7 @@ var (
 
 // copyBuffers hands out a buffer for the next read: the large one after a read of at least the
 // small one's size, back to the small one (and the large one back to the pool) after a read of less:
-// bulk data keeps large writes (a TLS record each), keystrokes and idle connections hold 1 KiB.
+// bulk data keeps large writes (a TLS record each), keystrokes and idle connections hold the small one.
 type copyBuffers struct {
 	small, large *[]byte
 }

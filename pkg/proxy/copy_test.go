@@ -20,8 +20,9 @@ func TestCopyAdaptive(t *testing.T) {
 		large []bool
 	}{
 		{"keystrokes stay small", []int{1, 3, 1}, []bool{false, false, false}},
-		{"bulk goes large and back", []int{1024, 32 << 10, 16 << 10, 5}, []bool{false, true, true, true}},
-		{"idle after bulk is small again", []int{1024, 100, 7}, []bool{false, true, false}},
+		{"bulk goes large and back", []int{smallCopyBuffer, 32 << 10, 16 << 10, 5}, []bool{false, true, true, true}},
+		{"a burst's first read fills the small one, the rest is read large", []int{4 << 10}, []bool{false, true}},
+		{"idle after bulk is small again", []int{smallCopyBuffer, 100, 7}, []bool{false, true, false}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

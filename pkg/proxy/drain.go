@@ -1,9 +1,7 @@
 package proxy
 
 import (
-	"context"
 	"net"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -71,25 +69,4 @@ func (c *drainingConn) SetDeadline(t time.Time) error {
 func (c *drainingConn) Close() error {
 	c.closeOnce.Do(func() { close(c.closed) })
 	return c.Conn.Close()
-}
-
-// drainingTransport is t dialing drainingConns, each handed to the session of the dial's context.
-func drainingTransport(t *http.Transport) *http.Transport {
-	out := t.Clone()
-	dial := out.DialContext
-	if dial == nil {
-		dial = (&net.Dialer{}).DialContext
-	}
-	out.DialContext = func(ctx context.Context, network, address string) (net.Conn, error) {
-		c, err := dial(ctx, network, address)
-		if err != nil {
-			return nil, err
-		}
-		dc := newDrainingConn(c)
-		if s, ok := ctx.Value(sessionKey{}).(*Session); ok {
-			s.setBackend(dc)
-		}
-		return dc, nil
-	}
-	return out
 }

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,6 +37,8 @@ import (
 type fakeKubelet struct {
 	*httptest.Server
 	caFile string
+	header atomic.Pointer[http.Header] // the last request's
+	open   atomic.Int64                // connections not closed yet
 }
 
 func newFakeKubelet(t *testing.T) *fakeKubelet { return newFakeKubeletWithToken(t, "") }
@@ -66,21 +69,36 @@ func newFakeKubeletWithToken(t *testing.T, token string) *fakeKubelet {
 		}
 		portforward.ServePortForward(w, req, fakeContainer{}, req.PathValue("pod"), "", opts, time.Minute, 30*time.Second, portforward.SupportedProtocols)
 	})
-	handler := http.Handler(mux)
+	k := &fakeKubelet{}
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		h := req.Header.Clone()
+		k.header.Store(&h)
+		mux.ServeHTTP(w, req)
+	}))
 	if token != "" {
+		recorded := handler
 		handler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 			if req.Header.Get("Authorization") != "Bearer "+token {
 				http.Error(w, "Unauthorized", http.StatusUnauthorized)
 				return
 			}
-			mux.ServeHTTP(w, req)
+			recorded.ServeHTTP(w, req)
 		})
 	}
 	srv := httptest.NewUnstartedServer(handler)
 	srv.EnableHTTP2 = false
+	srv.Config.ConnState = func(_ net.Conn, state http.ConnState) {
+		switch state {
+		case http.StateNew:
+			k.open.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			k.open.Add(-1)
+		}
+	}
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
-	return &fakeKubelet{Server: srv, caFile: writeCA(t, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}))}
+	k.Server, k.caFile = srv, writeCA(t, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}))
+	return k
 }
 
 func writeCA(t *testing.T, certPEM []byte) string {

@@ -35,6 +35,10 @@ var (
 		Namespace: namespace, Name: "kubelet_errors_total",
 		Help: "Failures reaching kubelets, by reason (certificate, unreachable, refused, upgrade).", StabilityLevel: metrics.ALPHA,
 	}, []string{"reason"})
+	kubeletHandshakes = metrics.NewCounterVec(&metrics.CounterOpts{
+		Namespace: namespace, Name: "kubelet_tls_handshakes_total",
+		Help: "TLS handshakes with kubelets, by whether a session was resumed (true: the kubelet's certificate, verified before, was not sent again).", StabilityLevel: metrics.ALPHA,
+	}, []string{"resumed"})
 
 	registerOnce sync.Once
 )
@@ -42,7 +46,7 @@ var (
 // RegisterMetrics adds exec-proxy's metrics to the legacy registry served on /metrics.
 func RegisterMetrics() {
 	registerOnce.Do(func() {
-		legacyregistry.MustRegister(sessionsActive, sessionsTotal, sessionBytes, sessionDuration, throttledTotal, kubeletErrors)
+		legacyregistry.MustRegister(sessionsActive, sessionsTotal, sessionBytes, sessionDuration, throttledTotal, kubeletErrors, kubeletHandshakes)
 	})
 }
 

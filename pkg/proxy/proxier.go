@@ -45,7 +45,7 @@ type Proxier struct {
 	admit     *admitter
 	sessions  *registry
 	relay     *relay          // the stream translator's way to the kubelet
-	upgrades  *http.Transport // the upgrade-aware proxy's: it dials drainingConns
+	upgrades  *http.Transport // the upgrade-aware proxy's: it hands over the session's kubelet connection
 	// Audit writes the session's start and end records; nil writes none.
 	Audit *sessionaudit.Recorder
 	// Recording says which sessions are recorded, and where.
@@ -57,7 +57,7 @@ func New(resolver *nodeconn.Resolver, transport *nodeconn.Transport, limits Limi
 	p := &Proxier{resolver: resolver, transport: transport, limits: limits,
 		admit: newAdmitter(limits), sessions: newRegistry()}
 	p.relay = newRelay(transport)
-	p.upgrades = drainingTransport(transport.Transport)
+	p.upgrades = upgradeTransport()
 	return p
 }
 
@@ -187,7 +187,11 @@ func (p *Proxier) serve(w http.ResponseWriter, req *http.Request, s *Session, r 
 	stop := context.AfterFunc(req.Context(), s.cancel)
 	d := &detachedSession{h: h, done: done, logger: logger, sw: sw, s: s, r: r, t: t,
 		req: req.WithContext(withSession(klog.NewContext(s.ctx, logger), s))}
-	go p.runDetached(d)
+	if p.prepare(d) {
+		go p.runDetached(d)
+	} else {
+		p.afterSession(d) // refused, with a Status
+	}
 	select {
 	case <-h.over:
 	case <-h.hijacked:
@@ -215,7 +219,7 @@ type detachedSession struct {
 // in functions of its own.
 func (p *Proxier) runDetached(d *detachedSession) {
 	defer p.afterSession(d)
-	p.forward(d.sw, d.req, &d.r, d.t)
+	p.upstreamHandler(d.req, &d.r, d.t).ServeHTTP(d.sw, d.req)
 }
 
 // afterSession ends a session, panicked or not, and lets serve's caller go.
@@ -224,6 +228,7 @@ func (p *Proxier) afterSession(d *detachedSession) {
 	defer close(d.h.over)
 	defer d.done()
 	defer d.s.cancel()
+	defer d.s.closeKubelet()
 	defer func() { logPanic(d.logger, recover()) }()
 	p.ended(d.logger, d.sw, d.req, d.s)
 	if d.h.finished() {
@@ -244,25 +249,28 @@ func (p *Proxier) ended(logger klog.Logger, sw *sessionWriter, req *http.Request
 	p.audit(attempt, s, sw, reason, streams)
 }
 
-func (p *Proxier) forward(w http.ResponseWriter, req *http.Request, r *Request, t *nodeconn.Target) {
-	if err := checkUpgrade(req, r.Kind); err != nil {
+// prepare checks the upgrade and connects to the kubelet, on the request's goroutine (see
+// kubeletconn.go); it writes a Status and returns false when the session cannot go on.
+func (p *Proxier) prepare(d *detachedSession) bool {
+	w, req := d.sw, d.req
+	if err := checkUpgrade(req, d.r.Kind); err != nil {
 		WriteStatus(w, req, err)
-		return
-	}
-	// The WebSocket handlers accept the client's upgrade before they dial the kubelet: check it
-	// first, so an unreachable or untrusted kubelet is a Status, not an error inside a session.
-	if wsstream.IsWebSocketRequest(req) {
-		if err := p.transport.Check(req.Context(), t.Address); err != nil {
-			kubeletResponder{node: t.Node, address: t.Address}.Error(w, req, err)
-			return
-		}
+		return false
 	}
 	// The upgrade-aware proxy forwards the request's headers; the translator goes by the relay.
-	if err := p.transport.Authorize(req.Header); err != nil {
+	header := kubeletHeader(req.Header)
+	if err := p.transport.Authorize(header); err != nil {
 		WriteStatus(w, req, apierrors.NewInternalError(err))
-		return
+		return false
 	}
-	p.upstreamHandler(r, t).ServeHTTP(w, req)
+	// Before any upgrade is accepted (the WebSocket handlers accept the client's first): an
+	// unreachable or untrusted kubelet is a Status, not an error inside a session.
+	if err := p.dialKubelet(req.Context(), d.s, viaUpgradeProxy(req, d.r.Kind)); err != nil {
+		kubeletResponder{node: d.t.Node, address: d.t.Address}.Error(w, req, err)
+		return false
+	}
+	req.Header = header // d.req is the session's own copy of the request
+	return true
 }
 
 // finish counts and logs the session once it is over.
@@ -369,24 +377,25 @@ func endReason(s *Session, exitCode string) string {
 
 // upstreamHandler is kube-apiserver's own composition: SPDY (and old WebSocket protocols) pass
 // through the upgrade-aware proxy; WebSocket v5 exec/attach is translated to SPDY for the kubelet,
-// and WebSocket port-forward is tunnelled.
-func (p *Proxier) upstreamHandler(r *Request, t *nodeconn.Target) http.Handler {
-	loc := t.URL(kubeletPath(*r, t), kubeletQuery(*r))
+// and WebSocket port-forward is tunnelled. The choice is made here, as upstream's translatingHandler
+// makes it, so that its frame is not under the session's goroutine for the session's life.
+func (p *Proxier) upstreamHandler(req *http.Request, r *Request, t *nodeconn.Target) http.Handler {
+	loc := tlsUnderneath(t.URL(kubeletPath(*r, t), kubeletQuery(*r)))
 	uah := upgradeproxy.NewUpgradeAwareHandler(loc, p.upgrades, false, true, kubeletResponder{node: t.Node, address: t.Address})
 	uah.RejectForwardingRedirects = true
-	switch r.Kind {
-	case KindPortForward:
-		return translator.NewTranslatingHandler(uah, translator.NewTunnelingHandler(uah), wsstream.IsWebSocketRequestWithTunnelingProtocol)
-	default:
-		opts := translator.Options{}
-		if r.Exec != nil {
-			opts = translator.Options{Stdin: r.Exec.Stdin, Stdout: r.Exec.Stdout, Stderr: r.Exec.Stderr, Tty: r.Exec.TTY}
-		} else if r.Attach != nil {
-			opts = translator.Options{Stdin: r.Attach.Stdin, Stdout: r.Attach.Stdout, Stderr: r.Attach.Stderr, Tty: r.Attach.TTY}
-		}
-		st := translator.NewStreamTranslatorHandler(p.relay.location(loc), p.relay.transport, 0, opts)
-		return translator.NewTranslatingHandler(uah, st, wsstream.IsWebSocketRequestWithStreamCloseProtocol)
+	switch {
+	case viaUpgradeProxy(req, r.Kind) && r.Kind == KindPortForward && wsstream.IsWebSocketRequestWithTunnelingProtocol(req):
+		return translator.NewTunnelingHandler(uah)
+	case viaUpgradeProxy(req, r.Kind):
+		return uah
 	}
+	opts := translator.Options{}
+	if r.Exec != nil {
+		opts = translator.Options{Stdin: r.Exec.Stdin, Stdout: r.Exec.Stdout, Stderr: r.Exec.Stderr, Tty: r.Exec.TTY}
+	} else if r.Attach != nil {
+		opts = translator.Options{Stdin: r.Attach.Stdin, Stdout: r.Attach.Stdout, Stderr: r.Attach.Stderr, Tty: r.Attach.TTY}
+	}
+	return translator.NewStreamTranslatorHandler(loc, p.relay.transport, 0, opts)
 }
 
 func (r Request) container() (string, bool) {

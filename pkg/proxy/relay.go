@@ -7,9 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 
-	upgradeproxy "k8s.io/apimachinery/pkg/util/proxy"
 	"k8s.io/klog/v2"
 
 	"github.com/exec-proxy/exec-proxy/pkg/nodeconn"
@@ -32,13 +30,6 @@ func newRelay(kubelets *nodeconn.Transport) *relay {
 	r := &relay{kubelets: kubelets}
 	r.transport = &http.Transport{DialContext: r.dial}
 	return r
-}
-
-// location is loc as the translator must dial it: plain HTTP, since the relay does the TLS.
-func (r *relay) location(loc *url.URL) *url.URL {
-	relayed := *loc
-	relayed.Scheme = "http"
-	return &relayed
 }
 
 type sessionKey struct{}
@@ -81,9 +72,9 @@ func (r *relay) serve(ctx context.Context, conn net.Conn, leg *streamStats, s *S
 		badGateway(conn, err)
 		return
 	}
-	tlsConn, err := upgradeproxy.DialURL(ctx, req.URL, r.kubelets.Transport)
+	tlsConn, err := r.kubeletConn(ctx, s, req.URL.Host)
 	if err != nil {
-		badGateway(conn, fmt.Errorf("error dialing backend: %w", err))
+		badGateway(conn, err)
 		return
 	}
 	backend := newDrainingConn(tlsConn) // armed once upgraded: see drainingConn
@@ -133,6 +124,15 @@ type skimWriter struct {
 func (w skimWriter) Write(p []byte) (int, error) {
 	w.skim(p)
 	return w.w.Write(p)
+}
+
+// kubeletConn is the session's verified kubelet connection (see prepare); without a session (its
+// tests), the relay dials one.
+func (r *relay) kubeletConn(ctx context.Context, s *Session, address string) (net.Conn, error) {
+	if s != nil {
+		return s.takeKubelet(address)
+	}
+	return r.kubelets.DialKubelet(ctx, address, nil)
 }
 
 func badGateway(conn net.Conn, err error) { writeStatusResponse(conn, gatewayError(err.Error())) }

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -67,6 +68,8 @@ type Session struct {
 	clientClosed atomic.Bool
 	// protocolError is set when the client's frames were not the protocol's.
 	protocolError atomic.Bool
+	// relaying is set once the kubelet's 101 is seen: the copies of the session run from then.
+	relaying atomic.Bool
 
 	// onUpgrade runs as the 101 is about to reach the client; an error refuses the session instead.
 	onUpgrade func(protocol string) error
@@ -84,6 +87,7 @@ type Session struct {
 	skim      skimmer
 	conn      *sessionConn
 	backend   *drainingConn // the upgrade-aware proxy's connection to the kubelet
+	kubelet   net.Conn      // dialed and verified, until the upgrade takes it
 	code      int
 	protocol  string
 	endReason string
@@ -149,6 +153,7 @@ func (s *Session) noteResponse(p []byte) (int, error) {
 		if s.backend != nil {
 			s.backend.arm()
 		}
+		s.relaying.Store(true)
 	}
 	s.mu.Unlock()
 	if code == http.StatusSwitchingProtocols && s.onUpgrade != nil {

@@ -153,6 +153,18 @@ type processFigures struct {
 // resident memory from /proc.
 func execProxyFigures(t *testing.T) processFigures {
 	t.Helper()
+	m := execProxyMetrics(t)
+	f := processFigures{goroutines: int(m["go_goroutines"]), fds: int(m["process_open_fds"])}
+	if f.goroutines == 0 || f.fds == 0 {
+		t.Fatalf("no go_goroutines or process_open_fds in exec-proxy's /metrics")
+	}
+	f.rssKiB = execProxyRSS(t)
+	return f
+}
+
+// execProxyMetrics reads exec-proxy's /metrics: each series (name and labels as printed) and its value.
+func execProxyMetrics(t *testing.T) map[string]float64 {
+	t.Helper()
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: userTLS(t, "admin")}}
 	defer client.CloseIdleConnections()
 	resp, err := client.Get("https://" + execProxyAddr + "/metrics")
@@ -161,25 +173,18 @@ func execProxyFigures(t *testing.T) processFigures {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	var f processFigures
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("reading exec-proxy's metrics: HTTP %d: %s", resp.StatusCode, body)
+	}
+	out := map[string]float64{}
 	for _, line := range strings.Split(string(body), "\n") {
-		fields := strings.Fields(line)
-		if len(fields) != 2 {
-			continue
-		}
-		v, _ := strconv.ParseFloat(fields[1], 64)
-		switch fields[0] {
-		case "go_goroutines":
-			f.goroutines = int(v)
-		case "process_open_fds":
-			f.fds = int(v)
+		if i := strings.LastIndexByte(line, ' '); i > 0 && !strings.HasPrefix(line, "#") {
+			if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
+				out[line[:i]] = v
+			}
 		}
 	}
-	if f.goroutines == 0 || f.fds == 0 {
-		t.Fatalf("no go_goroutines or process_open_fds in exec-proxy's /metrics (HTTP %d)", resp.StatusCode)
-	}
-	f.rssKiB = execProxyRSS(t)
-	return f
+	return out
 }
 
 func execProxyRSS(t *testing.T) int64 {

@@ -1,0 +1,136 @@
+package proxy
+
+import (
+	"context"
+	"net"
+	"reflect"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/exec-proxy/exec-proxy/pkg/nodeconn"
+)
+
+func TestKubeletIsSentOnlyItsHeaders(t *testing.T) {
+	checkLeaks(t)
+	kubelet := newFakeKubelet(t)
+	p := newTestProxier(t, kubelet.caFile, Limits{}, runningPod("p", "n1", "a"), nodeAt("n1", "127.0.0.1", kubelet.port(t)))
+	srv := front(t, p)
+	// The client's own headers (the front proxy's X-Remote-User, say): X-Test-User names the user.
+	for _, protocol := range []string{"spdy", "websocket"} {
+		t.Run(protocol, func(t *testing.T) {
+			if out, err := execVia(t, srv, protocol, "alice", execCase{command: []string{"echo", "hi"}}); err != nil || out != "hi\n" {
+				t.Fatalf("exec: %q %v", out, err)
+			}
+			h := *kubelet.header.Load()
+			if v := h.Get("X-Test-User"); v != "" {
+				t.Errorf("the kubelet was sent the client's X-Test-User: %q", v)
+			}
+			if h.Get("Upgrade") == "" || len(h.Values("X-Stream-Protocol-Version")) == 0 {
+				t.Errorf("the kubelet lacks the upgrade's headers: %v", h)
+			}
+		})
+	}
+	eventuallyTrue(t, func() bool { return len(p.Sessions()) == 0 })
+}
+
+func TestKubeletDialerOnlyHandsOver(t *testing.T) {
+	checkLeaks(t)
+	kubelet := newFakeKubelet(t)
+	p := &Proxier{transport: kubeletTransport(t, kubelet)}
+	address := kubelet.Listener.Addr().String()
+	s := &Session{Address: address}
+	ctx := withSession(context.Background(), s)
+	if _, err := kubeletDialer(ctx, "tcp", address); err == nil || !strings.Contains(err.Error(), "no verified connection") {
+		t.Fatalf("before the dial: %v, want no verified connection", err)
+	}
+	if _, err := kubeletDialer(context.Background(), "tcp", address); err == nil {
+		t.Fatal("without a session, the dialer handed a connection")
+	}
+	if err := p.dialKubelet(ctx, s, true); err != nil {
+		t.Fatal(err)
+	}
+	if s.backend == nil {
+		t.Error("the session holds no backend to arm under the upgrade-aware proxy")
+	}
+	if _, err := kubeletDialer(ctx, "tcp", "127.0.0.2:1"); err == nil {
+		t.Error("the connection was handed for another kubelet")
+	}
+	conn, err := kubeletDialer(ctx, "tcp", address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kubeletDialer(ctx, "tcp", address); err == nil {
+		t.Error("the connection was handed twice")
+	}
+	_ = conn.Close()
+	eventuallyTrue(t, func() bool { return kubelet.open.Load() == 0 })
+}
+
+func kubeletTransport(t *testing.T, kubelet *fakeKubelet) *nodeconn.Transport {
+	t.Helper()
+	tr, err := nodeconn.NewTransport(nodeconn.TransportConfig{CAFile: kubelet.caFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
+func TestUntakenKubeletConnIsClosed(t *testing.T) {
+	checkLeaks(t)
+	kubelet := newFakeKubelet(t)
+	p := &Proxier{transport: kubeletTransport(t, kubelet)}
+	s := &Session{Address: kubelet.Listener.Addr().String()}
+	if err := p.dialKubelet(context.Background(), s, false); err != nil {
+		t.Fatal(err)
+	}
+	eventuallyTrue(t, func() bool { return kubelet.open.Load() == 1 })
+	s.closeKubelet() // as afterSession does for a session refused before its upgrade
+	eventuallyTrue(t, func() bool { return kubelet.open.Load() == 0 })
+}
+
+func TestFreshStack(t *testing.T) {
+	checkLeaks(t)
+	ran := false
+	freshStack(func() { ran = true })
+	if !ran {
+		t.Fatal("f did not run")
+	}
+	defer func() {
+		if r := recover(); r != "boom" {
+			t.Errorf("recovered %v, want the panic of f", r)
+		}
+	}()
+	freshStack(func() { panic("boom") })
+	t.Error("freshStack returned after f panicked")
+}
+
+func TestSetupConnGoesDirectOnceRelaying(t *testing.T) {
+	s := &Session{}
+	conn := &stackConn{}
+	c := &setupConn{Conn: conn, s: s}
+	buf := make([]byte, 1)
+	_, _ = c.Write(buf)
+	_, _ = c.Read(buf)
+	s.relaying.Store(true)
+	_, _ = c.Write(buf)
+	_, _ = c.Read(buf)
+	want := []bool{true, true, false, false}
+	if !reflect.DeepEqual(conn.fresh, want) {
+		t.Errorf("on a fresh stack: %v, want %v (before the upgrade only)", conn.fresh, want)
+	}
+}
+
+// stackConn notes whether each Read and Write ran under freshStack.
+type stackConn struct {
+	net.Conn
+	fresh []bool
+}
+
+func (c *stackConn) note() {
+	buf := make([]byte, 8<<10)
+	c.fresh = append(c.fresh, strings.Contains(string(buf[:runtime.Stack(buf, false)]), "freshStack"))
+}
+
+func (c *stackConn) Read(p []byte) (int, error)  { c.note(); return len(p), nil }
+func (c *stackConn) Write(p []byte) (int, error) { c.note(); return len(p), nil }
