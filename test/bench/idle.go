@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,6 +42,39 @@ type Idle struct {
 	StackKiBPerSession float64 `json:"stackKiBPerSession"`
 	HeapKiBPerSession  float64 `json:"heapKiBPerSession"`
 	FirstError         string  `json:"firstError,omitempty"`
+	// The figures above are the median run's; these, every run's.
+	Runs                     int   `json:"runs"`
+	KiBPerSessionRuns        Stats `json:"kibPerSessionRuns"`
+	KiBPerSessionAfterGCRuns Stats `json:"kibPerSessionAfterGCRuns"`
+}
+
+// idleRuns holds the idle sessions o.idleRuns times, each on a freshly started exec-proxy (what
+// one run leaves in the heap would flatter the next), and returns the median run with the spread
+// of all. The profiles are the first run's.
+func idleRuns(ctx context.Context, o options, route path) (Idle, error) {
+	var runs []Idle
+	var held, afterGC []float64
+	for i := range o.idleRuns {
+		logf("idle sessions, run %d of %d: %d port-forwards held open straight to a fresh exec-proxy", i+1, o.idleRuns, o.idle)
+		if err := restartExecProxy(ctx, o.cluster, route, unlimited+" --session-audit-log-path= --recording-dir="); err != nil {
+			return Idle{}, err
+		}
+		profiles := o.profiles
+		if i > 0 {
+			profiles = ""
+		}
+		r, err := idleSessions(ctx, o.cluster, profiles, o.idle)
+		if err != nil {
+			return r, err
+		}
+		logf("idle sessions, run %d: %d held, %.1f KiB per session (%.1f after a GC)", i+1, r.Reached, r.KiBPerSession, r.KiBPerSessionAfterGC)
+		runs = append(runs, r)
+		held, afterGC = append(held, r.KiBPerSession), append(afterGC, r.KiBPerSessionAfterGC)
+	}
+	sort.Slice(runs, func(a, b int) bool { return runs[a].KiBPerSession < runs[b].KiBPerSession })
+	med := runs[len(runs)/2]
+	med.Runs, med.KiBPerSessionRuns, med.KiBPerSessionAfterGCRuns = len(runs), summarize(held), summarize(afterGC)
+	return med, nil
 }
 
 // adminStraight is admin's client certificate against exec-proxy itself: kube-apiserver, which
@@ -138,7 +172,8 @@ func gcAndProfile(cfg *rest.Config, profiles string) error {
 			return err
 		}
 	}
-	return nil
+	// The runtime's own account (runtime.MemStats: what the heap holds, has freed, returned).
+	return saveProfile(cfg, "heap?debug=1", filepath.Join(profiles, "idle-memstats.txt"), time.Minute)
 }
 
 // goroutines reads go_goroutines from exec-proxy's /metrics.

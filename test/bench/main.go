@@ -18,6 +18,7 @@ type options struct {
 	cluster, out, profiles string
 	download, upload       int64
 	runs, sessions, idle   int
+	idleRuns               int
 	throttleBytesPerSecond int64
 	burst                  int
 	parts                  map[string]bool
@@ -33,6 +34,7 @@ func main() {
 	flag.IntVar(&o.runs, "runs", 3, "runs of each throughput figure")
 	flag.IntVar(&o.sessions, "sessions", 200, "sessions timed for the setup latency of each path")
 	flag.IntVar(&o.idle, "idle-sessions", 5000, "idle sessions held open on one exec-proxy")
+	flag.IntVar(&o.idleRuns, "idle-runs", 3, "times the idle sessions are held, each on a freshly started exec-proxy")
 	flag.Int64Var(&o.throttleBytesPerSecond, "throttle-bytes-per-sec", 16<<20, "--max-bytes-per-sec-per-session for the throttle figure")
 	flag.IntVar(&o.burst, "throttle-burst", 10, "--session-start-burst for the throttle figure")
 	parts := flag.String("parts", "throughput,throttle,idle", "which parts to measure: throughput (with setup latency and CPU), throttle, idle")
@@ -41,7 +43,7 @@ func main() {
 	for _, p := range strings.Split(*parts, ",") {
 		o.parts[strings.TrimSpace(p)] = true
 	}
-	if o.download%65536 != 0 || o.download <= 0 || o.upload <= 0 || o.runs < 1 || o.sessions < 1 || o.idle < 0 || o.burst < 1 {
+	if o.download%65536 != 0 || o.download <= 0 || o.upload <= 0 || o.runs < 1 || o.sessions < 1 || o.idle < 0 || o.idleRuns < 1 || o.burst < 1 {
 		fmt.Fprintln(os.Stderr, "bench: -download-bytes must be a positive multiple of 65536; sizes, runs, sessions and burst positive")
 		os.Exit(2)
 	}

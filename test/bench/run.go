@@ -110,11 +110,7 @@ func run(ctx context.Context, o options) (*Results, error) {
 	if !o.parts["idle"] {
 		return res, nil
 	}
-	logf("idle sessions: %d port-forwards held open straight to exec-proxy", o.idle)
-	if err := restartExecProxy(ctx, o.cluster, paths[2], unlimited+" --session-audit-log-path= --recording-dir="); err != nil {
-		return nil, err
-	}
-	res.Idle, err = idleSessions(ctx, o.cluster, o.profiles, o.idle)
+	res.Idle, err = idleRuns(ctx, o, paths[2])
 	return res, err
 }
 
