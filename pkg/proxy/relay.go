@@ -110,8 +110,8 @@ func (r *relay) serve(ctx context.Context, conn net.Conn, leg *streamStats, s *S
 	}
 	backend.arm()
 	done := make(chan struct{}, 2)
-	go func() { _, _ = io.Copy(skimWriter{backend, skim.fromClient}, in); done <- struct{}{} }()
-	go func() { _, _ = io.Copy(skimWriter{conn, skim.toClient}, out); done <- struct{}{} }()
+	go func() { _, _ = copyWholeFrames(skimWriter{backend, skim.fromClient}, in); done <- struct{}{} }()
+	go func() { _, _ = copyAdaptive(skimWriter{conn, skim.toClient}, out); done <- struct{}{} }()
 	<-done
 }
 
