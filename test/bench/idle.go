@@ -26,17 +26,20 @@ const execProxyURL = "https://127.0.0.1:18443"
 
 // Idle is what holding sessions open costs one exec-proxy.
 type Idle struct {
-	Asked                int     `json:"asked"`
-	Reached              int     `json:"reached"`
-	RSSKiBBefore         int64   `json:"rssKiBBefore"`
-	RSSKiBHeld           int64   `json:"rssKiBHeld"`
-	KiBPerSession        float64 `json:"kibPerSession"`
-	GoroutinesIdle       int     `json:"goroutinesBefore"`
-	GoroutinesHeld       int     `json:"goroutinesHeld"`
-	PerSession           float64 `json:"goroutinesPerSession"`
-	GoroutinesLeft       int     `json:"goroutinesAfterClose"`
-	RSSKiBAfterGC        int64   `json:"rssKiBAfterGC"`
-	KiBPerSessionAfterGC float64 `json:"kibPerSessionAfterGC"`
+	Asked          int     `json:"asked"`
+	Reached        int     `json:"reached"`
+	RSSKiBBefore   int64   `json:"rssKiBBefore"`
+	RSSKiBHeld     int64   `json:"rssKiBHeld"`
+	KiBPerSession  float64 `json:"kibPerSession"`
+	GoroutinesIdle int     `json:"goroutinesBefore"`
+	GoroutinesHeld int     `json:"goroutinesHeld"`
+	PerSession     float64 `json:"goroutinesPerSession"`
+	GoroutinesLeft int     `json:"goroutinesAfterClose"`
+	// Settled: after a collection, once the runtime has returned to the system what it freed (it
+	// does so in the background, a little at a time), as it stands while sessions are held for long.
+	RSSKiBSettled        int64   `json:"rssKiBSettled"`
+	KiBPerSessionSettled float64 `json:"kibPerSessionSettled"`
+	SettleSeconds        int     `json:"settleSeconds"`
 	// Where a session's memory is after a collection, from Go's own figures: goroutine stacks, and
 	// the heap in use.
 	StackKiBPerSession float64 `json:"stackKiBPerSession"`
@@ -45,7 +48,7 @@ type Idle struct {
 	// The figures above are the median run's; these, every run's.
 	Runs                     int   `json:"runs"`
 	KiBPerSessionRuns        Stats `json:"kibPerSessionRuns"`
-	KiBPerSessionAfterGCRuns Stats `json:"kibPerSessionAfterGCRuns"`
+	KiBPerSessionSettledRuns Stats `json:"kibPerSessionSettledRuns"`
 }
 
 // idleRuns holds the idle sessions o.idleRuns times, each on a freshly started exec-proxy (what
@@ -53,7 +56,7 @@ type Idle struct {
 // of all. The profiles are the first run's.
 func idleRuns(ctx context.Context, o options, route path) (Idle, error) {
 	var runs []Idle
-	var held, afterGC []float64
+	var held, settled []float64
 	for i := range o.idleRuns {
 		logf("idle sessions, run %d of %d: %d port-forwards held open straight to a fresh exec-proxy", i+1, o.idleRuns, o.idle)
 		if err := restartExecProxy(ctx, o.cluster, route, unlimited+" --session-audit-log-path= --recording-dir="); err != nil {
@@ -67,13 +70,13 @@ func idleRuns(ctx context.Context, o options, route path) (Idle, error) {
 		if err != nil {
 			return r, err
 		}
-		logf("idle sessions, run %d: %d held, %.1f KiB per session (%.1f after a GC)", i+1, r.Reached, r.KiBPerSession, r.KiBPerSessionAfterGC)
+		logf("idle sessions, run %d: %d held, %.1f KiB per session (%.1f settled, after %d s)", i+1, r.Reached, r.KiBPerSession, r.KiBPerSessionSettled, r.SettleSeconds)
 		runs = append(runs, r)
-		held, afterGC = append(held, r.KiBPerSession), append(afterGC, r.KiBPerSessionAfterGC)
+		held, settled = append(held, r.KiBPerSession), append(settled, r.KiBPerSessionSettled)
 	}
-	sort.Slice(runs, func(a, b int) bool { return runs[a].KiBPerSession < runs[b].KiBPerSession })
+	sort.Slice(runs, func(a, b int) bool { return runs[a].KiBPerSessionSettled < runs[b].KiBPerSessionSettled })
 	med := runs[len(runs)/2]
-	med.Runs, med.KiBPerSessionRuns, med.KiBPerSessionAfterGCRuns = len(runs), summarize(held), summarize(afterGC)
+	med.Runs, med.KiBPerSessionRuns, med.KiBPerSessionSettledRuns = len(runs), summarize(held), summarize(settled)
 	return med, nil
 }
 
@@ -137,13 +140,12 @@ func idleSessions(ctx context.Context, cluster, profiles string, n int) (Idle, e
 	if err := gcAndProfile(cfg, profiles); err != nil {
 		logf("%v", err)
 	}
-	time.Sleep(2 * time.Second)
-	res.RSSKiBAfterGC, _ = rssKiB(cluster, "exec-proxy")
+	res.RSSKiBSettled, res.SettleSeconds = settledRSS(cluster)
 	held, _ := goMetrics(cfg)
 	res.GoroutinesHeld = int(held["go_goroutines"])
 	if res.Reached > 0 {
 		perSession := func(kib int64) float64 { return float64(kib-res.RSSKiBBefore) / float64(res.Reached) }
-		res.KiBPerSession, res.KiBPerSessionAfterGC = perSession(res.RSSKiBHeld), perSession(res.RSSKiBAfterGC)
+		res.KiBPerSession, res.KiBPerSessionSettled = perSession(res.RSSKiBHeld), perSession(res.RSSKiBSettled)
 		res.PerSession = float64(res.GoroutinesHeld-res.GoroutinesIdle) / float64(res.Reached)
 		metric := func(name string) float64 { return (held[name] - before[name]) / 1024 / float64(res.Reached) }
 		res.StackKiBPerSession = metric("go_memstats_stack_inuse_bytes")
@@ -157,6 +159,21 @@ func idleSessions(ctx context.Context, cluster, profiles string, n int) (Idle, e
 		time.Sleep(500 * time.Millisecond)
 	}
 	return res, ctx.Err()
+}
+
+// settledRSS waits until exec-proxy's RSS no longer falls (by under 0.5% in 3 s; at most a
+// minute) and returns it, with the seconds it took.
+func settledRSS(cluster string) (int64, int) {
+	var rss []int64
+	for i := 0; i < 60; i++ {
+		time.Sleep(time.Second)
+		kib, _ := rssKiB(cluster, "exec-proxy")
+		rss = append(rss, kib)
+		if n := len(rss); n > 3 && float64(rss[n-4]-kib) < 0.005*float64(rss[n-4]) {
+			return kib, n
+		}
+	}
+	return rss[len(rss)-1], len(rss)
 }
 
 // gcAndProfile has exec-proxy collect its garbage, by asking for a heap profile with gc=1, and

@@ -79,11 +79,11 @@ func writeTable(buf *bytes.Buffer, r *Results) {
 	}
 	w.Flush()
 	i, t := r.Idle, r.Throttle
-	fmt.Fprintf(buf, "\nIdle sessions on one exec-proxy, %d runs each on a fresh one: KiB per session min/median/max %.1f/%.1f/%.1f, after a GC %.1f/%.1f/%.1f.\n",
+	fmt.Fprintf(buf, "\nIdle sessions on one exec-proxy, %d runs each on a fresh one: KiB per session min/median/max %.1f/%.1f/%.1f once open, %.1f/%.1f/%.1f settled (after a GC, once the runtime returned what it freed).\n",
 		i.Runs, i.KiBPerSessionRuns.Min, i.KiBPerSessionRuns.Median, i.KiBPerSessionRuns.Max,
-		i.KiBPerSessionAfterGCRuns.Min, i.KiBPerSessionAfterGCRuns.Median, i.KiBPerSessionAfterGCRuns.Max)
-	fmt.Fprintf(buf, "The median run: %d of %d held; RSS %d → %d KiB, %.1f KiB per session; after a GC RSS %d KiB, %.1f KiB per session (stacks %.1f, heap in use %.1f); %.1f goroutines per session; goroutines %d → %d → %d after closing",
-		i.Reached, i.Asked, i.RSSKiBBefore, i.RSSKiBHeld, i.KiBPerSession, i.RSSKiBAfterGC, i.KiBPerSessionAfterGC, i.StackKiBPerSession, i.HeapKiBPerSession,
+		i.KiBPerSessionSettledRuns.Min, i.KiBPerSessionSettledRuns.Median, i.KiBPerSessionSettledRuns.Max)
+	fmt.Fprintf(buf, "The median run: %d of %d held; RSS %d → %d KiB, %.1f KiB per session; settled in %d s at RSS %d KiB, %.1f KiB per session (stacks %.1f, heap in use %.1f); %.1f goroutines per session; goroutines %d → %d → %d after closing",
+		i.Reached, i.Asked, i.RSSKiBBefore, i.RSSKiBHeld, i.KiBPerSession, i.SettleSeconds, i.RSSKiBSettled, i.KiBPerSessionSettled, i.StackKiBPerSession, i.HeapKiBPerSession,
 		i.PerSession, i.GoroutinesIdle, i.GoroutinesHeld, i.GoroutinesLeft)
 	if i.FirstError != "" {
 		fmt.Fprintf(buf, " (first error: %s)", i.FirstError)
