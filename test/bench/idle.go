@@ -254,6 +254,10 @@ func saveProfile(cfg *rest.Config, profile, file string, timeout time.Duration) 
 	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
 		return err
 	}
-	logf("profile: %s (go tool pprof -top %s)", file, file)
+	if strings.HasSuffix(file, ".txt") {
+		logf("profile: %s (text)", file)
+	} else {
+		logf("profile: %s (go tool pprof -top %s)", file, file)
+	}
 	return os.WriteFile(file, body, 0o644)
 }
