@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"errors"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -33,7 +34,8 @@ func (c *drainingConn) arm() { c.armed.Store(true) }
 
 func (c *drainingConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
-	if err != nil {
+	var ne net.Error
+	if err != nil && !(errors.As(err, &ne) && ne.Timeout()) { // a deadline (readMore's) ends no reading
 		c.readOnce.Do(func() { close(c.readDone) })
 	}
 	return n, err

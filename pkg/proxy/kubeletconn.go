@@ -132,7 +132,11 @@ type setupConn struct {
 
 func (c *setupConn) Read(p []byte) (n int, err error) {
 	if c.s.relaying.Load() {
-		return c.Conn.Read(p)
+		// The kubelet writes each SPDY frame's header as two 4-byte records, as clients do.
+		if n, err = c.Conn.Read(p); err == nil {
+			n = readMore(c.Conn, p, n)
+		}
+		return n, err
 	}
 	freshStack(func() { n, err = c.Conn.Read(p) })
 	return n, err

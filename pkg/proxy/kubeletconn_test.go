@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/exec-proxy/exec-proxy/pkg/nodeconn"
 )
@@ -134,3 +135,23 @@ func (c *stackConn) note() {
 
 func (c *stackConn) Read(p []byte) (int, error)  { c.note(); return len(p), nil }
 func (c *stackConn) Write(p []byte) (int, error) { c.note(); return len(p), nil }
+
+// TestSetupConnReadsWhatArrivedOnceRelaying: the kubelet's frame headers come as records of their
+// own; once relaying, a read takes what has arrived with them, without waiting for more.
+func TestSetupConnReadsWhatArrivedOnceRelaying(t *testing.T) {
+	server, kubelet := tlsPair(t)
+	s := &Session{}
+	s.relaying.Store(true)
+	c := &setupConn{Conn: server, s: s}
+	for _, r := range []string{"abcd", "efgh", "data"} {
+		if _, err := kubelet.tls.Write([]byte(r)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kubelet.flush(t)
+	p := make([]byte, 1024)
+	_ = server.SetDeadline(time.Now().Add(10 * time.Second))
+	if n, err := c.Read(p); err != nil || string(p[:n]) != "abcdefghdata" {
+		t.Fatalf("read %q, %v; want the three records at once", p[:n], err)
+	}
+}

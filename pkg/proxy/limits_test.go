@@ -173,3 +173,28 @@ func TestDrainingConn(t *testing.T) {
 		})
 	}
 }
+
+// TestDrainingConnTimeoutIsNoEnd: a read that times out (readMore's past deadline) leaves reading
+// going; only a real end (EOF) lets a failed write return.
+func TestDrainingConnTimeoutIsNoEnd(t *testing.T) {
+	ours, peer := net.Pipe()
+	dc := newDrainingConn(ours)
+	defer dc.Close()
+	_ = dc.SetReadDeadline(longAgo)
+	if _, err := dc.Read(make([]byte, 1)); err == nil {
+		t.Fatal("a read past its deadline succeeded")
+	}
+	select {
+	case <-dc.readDone:
+		t.Fatal("a timed-out read ended the reading")
+	default:
+	}
+	_ = dc.SetReadDeadline(time.Time{})
+	_ = peer.Close()
+	_, _ = dc.Read(make([]byte, 1))
+	select {
+	case <-dc.readDone:
+	default:
+		t.Error("EOF did not end the reading")
+	}
+}
