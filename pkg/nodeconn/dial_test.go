@@ -16,14 +16,20 @@ import (
 	"testing"
 )
 
-func TestDialKubelet(t *testing.T) {
-	kubelet := httptest.NewTLSServer(http.NotFoundHandler()) // its certificate names 127.0.0.1
-	defer kubelet.Close()
-	dir := t.TempDir()
-	caFile := filepath.Join(dir, "kubelet-ca.crt")
+// tlsKubelet is a TLS server standing for a kubelet, and a CA file that verifies it.
+func tlsKubelet(t *testing.T) (*httptest.Server, string) {
+	t.Helper()
+	kubelet := httptest.NewTLSServer(http.NotFoundHandler())
+	t.Cleanup(kubelet.Close)
+	caFile := filepath.Join(t.TempDir(), "kubelet-ca.crt")
 	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: kubelet.Certificate().Raw}), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return kubelet, caFile
+}
+
+func TestDialKubelet(t *testing.T) {
+	kubelet, caFile := tlsKubelet(t) // its certificate names 127.0.0.1
 	otherCA, _ := writeCert(t, t.TempDir(), "other")
 	_, port, _ := net.SplitHostPort(kubelet.Listener.Addr().String())
 	cases := []struct {
@@ -81,12 +87,7 @@ func TestHostConfigsAreSharedAndBounded(t *testing.T) {
 }
 
 func TestKubeletSessionsResume(t *testing.T) {
-	kubelet := httptest.NewTLSServer(http.NotFoundHandler())
-	defer kubelet.Close()
-	caFile := filepath.Join(t.TempDir(), "kubelet-ca.crt")
-	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: kubelet.Certificate().Raw}), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	kubelet, caFile := tlsKubelet(t)
 	tr, err := NewTransport(TransportConfig{CAFile: caFile})
 	if err != nil {
 		t.Fatal(err)

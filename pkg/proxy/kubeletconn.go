@@ -57,6 +57,15 @@ func (s *Session) takeKubelet(address string) (net.Conn, error) {
 	return conn, nil
 }
 
+// sessionKubelet is s's verified kubelet connection for the upgrade-aware proxy and the relay;
+// without a session there is none: neither of them dials.
+func sessionKubelet(s *Session, address string) (net.Conn, error) {
+	if s == nil {
+		return nil, errors.New("error dialing backend: not a session's request")
+	}
+	return s.takeKubelet(address)
+}
+
 // closeKubelet closes s's kubelet connection if nothing took it (the session was refused first).
 func (s *Session) closeKubelet() {
 	s.mu.Lock()
@@ -72,10 +81,7 @@ func (s *Session) closeKubelet() {
 // verified connection, it fails rather than reach a kubelet unverified or in the clear.
 func kubeletDialer(ctx context.Context, _, address string) (net.Conn, error) {
 	s, _ := ctx.Value(sessionKey{}).(*Session)
-	if s == nil {
-		return nil, errors.New("error dialing backend: not a session's request")
-	}
-	conn, err := s.takeKubelet(address)
+	conn, err := sessionKubelet(s, address)
 	if err != nil {
 		return nil, err
 	}

@@ -384,7 +384,7 @@ func (p *Proxier) upstreamHandler(req *http.Request, r *Request, t *nodeconn.Tar
 	uah := upgradeproxy.NewUpgradeAwareHandler(loc, p.upgrades, false, true, kubeletResponder{node: t.Node, address: t.Address})
 	uah.RejectForwardingRedirects = true
 	switch {
-	case viaUpgradeProxy(req, r.Kind) && r.Kind == KindPortForward && wsstream.IsWebSocketRequestWithTunnelingProtocol(req):
+	case r.Kind == KindPortForward && wsstream.IsWebSocketRequestWithTunnelingProtocol(req):
 		return translator.NewTunnelingHandler(uah)
 	case viaUpgradeProxy(req, r.Kind):
 		return uah

@@ -72,7 +72,7 @@ func (r *relay) serve(ctx context.Context, conn net.Conn, leg *streamStats, s *S
 		badGateway(conn, err)
 		return
 	}
-	tlsConn, err := r.kubeletConn(ctx, s, req.URL.Host)
+	tlsConn, err := sessionKubelet(s, req.URL.Host)
 	if err != nil {
 		badGateway(conn, err)
 		return
@@ -124,15 +124,6 @@ type skimWriter struct {
 func (w skimWriter) Write(p []byte) (int, error) {
 	w.skim(p)
 	return w.w.Write(p)
-}
-
-// kubeletConn is the session's verified kubelet connection (see prepare); without a session (its
-// tests), the relay dials one.
-func (r *relay) kubeletConn(ctx context.Context, s *Session, address string) (net.Conn, error) {
-	if s != nil {
-		return s.takeKubelet(address)
-	}
-	return r.kubelets.DialKubelet(ctx, address, nil)
 }
 
 func badGateway(conn net.Conn, err error) { writeStatusResponse(conn, gatewayError(err.Error())) }
