@@ -52,8 +52,16 @@ start() {
 
 is_running() { [[ -f "$RUN/$1.pid" ]] && alive "$(cat "$RUN/$1.pid")"; }
 
-# alive PID: the process exists and is not a zombie (nothing may reap our orphans in a container).
-alive() { [[ -r /proc/$1/stat ]] && [[ $(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null) != Z ]]; }
+# alive PID: the process exists and has not exited. Nothing may reap our orphans in a container, so
+# a zombie counts as exited; but a killed process whose first thread is a zombie while its other
+# threads still exit is alive: it still holds its ports and files.
+alive() {
+  local state threads
+  state=$(awk '$1=="State:"{print $2}' "/proc/$1/status" 2>/dev/null) || return 1
+  threads=$(awk '$1=="Threads:"{print $2}' "/proc/$1/status" 2>/dev/null) || return 1
+  [[ -n $state ]] || return 1
+  [[ $state != [ZX] ]] || (( ${threads:-0} > 1 ))
+}
 
 # my_cgroup: this process's memory cgroup; the nodes' pods go below it, never at a hierarchy root.
 my_cgroup() { awk -F: '$2=="memory"{print $3}' /proc/self/cgroup; }

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -117,7 +118,8 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() bo
 }
 
 // signalAndWait sends sig to the local cluster's process name (as hack/cluster records it) and
-// waits until it is gone, or a zombie: nothing may reap orphans in a container.
+// waits until it has exited as hack/cluster/env.sh's alive sees it, so a restart right after does
+// not find it still running.
 func signalAndWait(t *testing.T, name string, sig syscall.Signal, timeout time.Duration) {
 	t.Helper()
 	raw, err := os.ReadFile(filepath.Join(clusterDir(), "run", name+".pid"))
@@ -131,10 +133,33 @@ func signalAndWait(t *testing.T, name string, sig syscall.Signal, timeout time.D
 	if err := syscall.Kill(pid, sig); err != nil {
 		t.Fatalf("signalling %s (%d): %v", name, pid, err)
 	}
-	eventually(t, timeout, name+" to exit", func() bool {
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		return err != nil || strings.Fields(string(stat))[2] == "Z"
-	})
+	eventually(t, timeout, name+" to exit", func() bool { return exited(t, pid) })
+}
+
+// exited: the process is gone, or a zombie (nothing may reap orphans in a container) whose other
+// threads have exited too. A killed process's first thread can be a zombie while the others still
+// exit, holding its ports and files.
+func exited(t *testing.T, pid int) bool {
+	t.Helper()
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH) {
+		return true
+	}
+	if err != nil {
+		t.Fatalf("reading the state of process %d: %v", pid, err)
+	}
+	var state string
+	threads := 0
+	for _, line := range strings.Split(string(status), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) > 1 && f[0] == "State:":
+			state = f[1]
+		case len(f) > 1 && f[0] == "Threads:":
+			threads, _ = strconv.Atoi(f[1])
+		}
+	}
+	return (state == "Z" || state == "X") && threads <= 1
 }
 
 func TestMain(m *testing.M) {
