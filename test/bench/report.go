@@ -54,6 +54,16 @@ func (r *Results) setup(p, protocol string) (Setup, bool) {
 	return Setup{}, false
 }
 
+// medianVsAPIServer is the median of p's round-by-round ratios to kube-apiserver's path.
+func (r *Results) medianVsAPIServer(p, protocol, direction string) float64 {
+	t, _ := r.throughput(p, protocol, direction)
+	if t.VsAPIServer != nil {
+		return t.VsAPIServer.Median
+	}
+	api, _ := r.throughput("kube-apiserver", protocol, direction)
+	return t.MiBps.Median / api.MiBps.Median
+}
+
 func ratio(a, b float64) string {
 	if b == 0 {
 		return "-"
@@ -64,12 +74,11 @@ func ratio(a, b float64) string {
 func writeTable(buf *bytes.Buffer, r *Results) {
 	fmt.Fprintf(buf, "exec-proxy benchmark, %s, %s\n\n", r.Date, r.Machine)
 	w := tabwriter.NewWriter(buf, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "THROUGHPUT MiB/s\tPROTOCOL\tPATH\tMIN\tMEDIAN\tMAX\t÷ KUBE-APISERVER\t÷ DIRECT\tCPU s/GiB")
+	fmt.Fprintln(w, "THROUGHPUT MiB/s\tPROTOCOL\tPATH\tMIN\tMEDIAN\tMAX\t÷ KUBE-APISERVER (MIN–MAX)\t÷ DIRECT\tCPU s/GiB")
 	for _, t := range r.Throughput {
-		api, _ := r.throughput("kube-apiserver", t.Protocol, t.Direction)
 		direct, _ := r.throughput("direct kubelet", t.Protocol, t.Direction)
 		fmt.Fprintf(w, "%s\t%s\t%s\t%.0f\t%.0f\t%.0f\t%s\t%s\t%s\n", t.Direction, t.Protocol, t.Path, t.MiBps.Min, t.MiBps.Median, t.MiBps.Max,
-			ratio(t.MiBps.Median, api.MiBps.Median), ratio(t.MiBps.Median, direct.MiBps.Median), cpuCell(t.CPUPerGiB))
+			r.vsAPIServer(t), ratio(t.MiBps.Median, direct.MiBps.Median), cpuCell(t))
 	}
 	fmt.Fprintln(w, "\t\t\t\t\t\t\t\t")
 	fmt.Fprintln(w, "SETUP exec -- true\tPROTOCOL\tPATH\tP50 ms\tP99 ms\tSESSIONS\tP50 ÷ KUBE-APISERVER\tP99 ÷ KUBE-APISERVER\t")
@@ -92,12 +101,27 @@ func writeTable(buf *bytes.Buffer, r *Results) {
 		t.ConfiguredBytesPerSec, t.MeasuredBytesPerSec, t.Ratio, t.Starts, t.Burst, t.Accepted, t.Burst-1, t.Refused429, t.OtherErrors)
 }
 
-func cpuCell(m map[string]float64) string {
+// vsAPIServer is t's rate over kube-apiserver's, round by round: the median, then the range.
+func (r *Results) vsAPIServer(t Throughput) string {
+	if v := t.VsAPIServer; v != nil {
+		return fmt.Sprintf("%.2f× (%.2f–%.2f)", v.Median, v.Min, v.Max)
+	}
+	api, _ := r.throughput("kube-apiserver", t.Protocol, t.Direction)
+	return ratio(t.MiBps.Median, api.MiBps.Median)
+}
+
+// cpuCell lists the CPU seconds per GiB of the path's processes, then of the whole machine.
+func cpuCell(t Throughput) string {
 	var parts []string
-	for k, v := range m {
-		parts = append(parts, fmt.Sprintf("%s %.2f", k, v))
+	for k, v := range t.CPUPerGiB {
+		if k != "machine" {
+			parts = append(parts, fmt.Sprintf("%s %.2f", k, v))
+		}
 	}
 	sort.Strings(parts)
+	if v, ok := t.CPUPerGiB["machine"]; ok {
+		parts = append(parts, fmt.Sprintf("machine %.1f (%.0f%% busy)", v, 100*t.MachineBusy))
+	}
 	return strings.Join(parts, ", ")
 }
 
@@ -107,10 +131,8 @@ func chart(r *Results, out string) error {
 	var data bytes.Buffer
 	for _, protocol := range []string{"spdy", "websocket"} {
 		for _, dir := range []string{"download", "upload"} {
-			api, _ := r.throughput("kube-apiserver", protocol, dir)
-			ep, _ := r.throughput("exec-proxy", protocol, dir)
-			rec, _ := r.throughput("exec-proxy + audit + recording", protocol, dir)
-			fmt.Fprintf(&data, "\"%s %s\\nthroughput\" %.3f %.3f\n", dir, protocol, ep.MiBps.Median/api.MiBps.Median, rec.MiBps.Median/api.MiBps.Median)
+			fmt.Fprintf(&data, "\"%s %s\\nthroughput\" %.3f %.3f\n", dir, protocol,
+				r.medianVsAPIServer("exec-proxy", protocol, dir), r.medianVsAPIServer("exec-proxy + audit + recording", protocol, dir))
 		}
 		api, _ := r.setup("kube-apiserver", protocol)
 		ep, _ := r.setup("exec-proxy", protocol)

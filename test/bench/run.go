@@ -33,11 +33,16 @@ type OptionsJSON struct {
 
 // Throughput is one path's rate in one direction over one protocol, in MiB/s.
 type Throughput struct {
-	Path      string             `json:"path"`
-	Protocol  string             `json:"protocol"`
-	Direction string             `json:"direction"` // download (stdout) or upload (stdin)
-	MiBps     Stats              `json:"mibPerSec"`
-	CPUPerGiB map[string]float64 `json:"cpuSecondsPerGiB,omitempty"` // median, by process
+	Path      string `json:"path"`
+	Protocol  string `json:"protocol"`
+	Direction string `json:"direction"` // download (stdout) or upload (stdin)
+	MiBps     Stats  `json:"mibPerSec"`
+	// VsAPIServer is this path's rate over kube-apiserver's in the same round, over the rounds.
+	VsAPIServer *Stats `json:"vsKubeAPIServer,omitempty"`
+	// CPUPerGiB is the median by process, and for the whole machine ("machine"), downloads only.
+	CPUPerGiB map[string]float64 `json:"cpuSecondsPerGiB,omitempty"`
+	// MachineBusy is the median share of the machine's CPU time that was busy during a download.
+	MachineBusy float64 `json:"machineBusy,omitempty"`
 }
 
 // Setup is one path's round trip of exec -- true, in ms.
@@ -83,8 +88,9 @@ func run(ctx context.Context, o options) (*Results, error) {
 		paths []path
 	}{
 		{"no audit, no recording", unlimited + " --session-audit-log-path= --recording-dir=", paths},
+		// kube-apiserver's path again, so that this path too is measured beside it.
 		{"session audit and recording of every session", unlimited + " --record-non-tty --record-stdin",
-			[]path{apiPath("exec-proxy + audit + recording", route, "exec-proxy", "kube-apiserver")}},
+			[]path{paths[1], apiPath("exec-proxy + audit + recording", route, "exec-proxy", "kube-apiserver")}},
 	}
 	for i, step := range steps {
 		if !o.parts["throughput"] {
@@ -101,6 +107,12 @@ func run(ctx context.Context, o options) (*Results, error) {
 			cpuProfiles(ctx, o, paths[2], admin)
 		}
 	}
+	if o.parts["profiles"] && !o.parts["throughput"] {
+		if err := restartExecProxy(ctx, o.cluster, paths[2], steps[0].flags); err != nil {
+			return nil, err
+		}
+		cpuProfiles(ctx, o, paths[2], admin)
+	}
 
 	if o.parts["throttle"] {
 		if res.Throttle, err = throttle(ctx, o, paths[2]); err != nil {
@@ -114,59 +126,31 @@ func run(ctx context.Context, o options) (*Results, error) {
 	return res, err
 }
 
-// cpuProfiles records where exec-proxy and kube-apiserver spend their CPU while one SPDY download
-// runs through the route, for go tool pprof.
+// cpuProfiles records where exec-proxy and kube-apiserver spend their CPU while one download runs
+// through the route, over each protocol, for go tool pprof.
 func cpuProfiles(ctx context.Context, o options, route path, admin *rest.Config) {
 	if o.profiles == "" {
 		return
 	}
-	logf("profiles: CPU of exec-proxy and kube-apiserver during a download through the route")
 	targets := map[string]*rest.Config{"exec-proxy": adminStraight(o.cluster), "kube-apiserver": admin}
-	var wg sync.WaitGroup
-	for name, cfg := range targets {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := saveProfile(cfg, "profile?seconds=10", filepath.Join(o.profiles, "spdy-download-cpu-"+name+".pb.gz"), time.Minute); err != nil {
-				logf("%v", err)
-			}
-		}()
-	}
-	if _, _, err := download(ctx, o.cluster, route, "spdy", o.download, 1, nil); err != nil {
-		logf("profiles: download: %v", err)
-	}
-	wg.Wait()
-}
-
-func measurePaths(ctx context.Context, o options, paths []path, res *Results) error {
-	clean := func() { removeRecordings(o.cluster) } // a recorded GiB need not stay on disk
 	for _, protocol := range []string{"spdy", "websocket"} {
-		for _, p := range paths {
-			logf("%s over %s: download %d MiB ×%d", p.name, protocol, o.download>>20, o.runs)
-			rates, cpu, err := download(ctx, o.cluster, p, protocol, o.download, o.runs, clean)
-			if err != nil {
-				return err
-			}
-			res.Throughput = append(res.Throughput, Throughput{Path: p.name, Protocol: protocol, Direction: "download",
-				MiBps: summarize(rates), CPUPerGiB: medians(cpu)})
-			// The kubelet speaks WebSocket v4 only, which cannot close stdin alone: no upload there.
-			if !(p.name == "direct kubelet" && protocol == "websocket") {
-				logf("%s over %s: upload %d MiB ×%d", p.name, protocol, o.upload>>20, o.runs)
-				if rates, err = upload(ctx, p, protocol, o.upload, o.runs); err != nil {
-					return err
+		logf("profiles: CPU of exec-proxy and kube-apiserver during a %s download through the route", protocol)
+		var wg sync.WaitGroup
+		for name, cfg := range targets {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				file := filepath.Join(o.profiles, protocol+"-download-cpu-"+name+".pb.gz")
+				if err := saveProfile(cfg, "profile?seconds=10", file, time.Minute); err != nil {
+					logf("%v", err)
 				}
-				res.Throughput = append(res.Throughput, Throughput{Path: p.name, Protocol: protocol, Direction: "upload", MiBps: summarize(rates)})
-			}
-			logf("%s over %s: exec -- true ×%d", p.name, protocol, o.sessions)
-			ms, err := setup(ctx, p, protocol, o.sessions)
-			if err != nil {
-				return err
-			}
-			res.Setup = append(res.Setup, Setup{Path: p.name, Protocol: protocol, P50: percentile(ms, 50), P99: percentile(ms, 99), Count: len(ms)})
-			clean()
+			}()
 		}
+		if _, _, err := download(ctx, o.cluster, route, protocol, o.download, 1, nil); err != nil {
+			logf("profiles: download: %v", err)
+		}
+		wg.Wait()
 	}
-	return nil
 }
 
 func medians(m map[string][]float64) map[string]float64 {

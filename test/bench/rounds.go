@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// The machine's speed drifts while a benchmark runs (other tenants, the CPU's clock, the page
+// cache), by more than the differences measured. So the paths are measured in rounds: each round
+// measures every path once, one after the other, in an order that turns from round to round, and a
+// ratio is taken between the paths of one round.
+
+// pathSamples is what the rounds measured on one path over one protocol.
+type pathSamples struct {
+	down, up []float64            // MiB/s, one per round
+	cpu      map[string][]float64 // CPU s/GiB of each download, by process and "machine"
+	busy     []float64
+	setupMs  []float64
+}
+
+// turned is paths rotated by i: the first path of round i is paths[i mod len].
+func turned[T any](paths []T, i int) []T {
+	i %= len(paths)
+	return append(append([]T(nil), paths[i:]...), paths[:i]...)
+}
+
+// noUpload: the kubelet speaks WebSocket v4 only, which cannot close stdin alone.
+func noUpload(p path, protocol string) bool {
+	return p.name == "direct kubelet" && protocol == "websocket"
+}
+
+// measurePaths measures paths in rounds and adds the figures of those not yet in res.
+func measurePaths(ctx context.Context, o options, paths []path, res *Results) error {
+	clean := func() { removeRecordings(o.cluster) } // a recorded GiB need not stay on disk
+	for _, protocol := range []string{"spdy", "websocket"} {
+		got := map[string]*pathSamples{}
+		for _, p := range paths {
+			got[p.name] = &pathSamples{cpu: map[string][]float64{}}
+		}
+		for i := 0; i < o.runs; i++ {
+			for _, p := range turned(paths, i) {
+				if err := measureRound(ctx, o, p, protocol, got[p.name], clean); err != nil {
+					return err
+				}
+			}
+		}
+		batches := min(10, o.sessions)
+		for b := 0; b < batches; b++ {
+			for _, p := range turned(paths, b) {
+				n := o.sessions/batches + btoi(b < o.sessions%batches)
+				logf("%s over %s: exec -- true ×%d (batch %d of %d)", p.name, protocol, n, b+1, batches)
+				ms, err := setup(ctx, p, protocol, n)
+				if err != nil {
+					return err
+				}
+				got[p.name].setupMs = append(got[p.name].setupMs, ms...)
+			}
+		}
+		addFigures(res, paths, protocol, got)
+	}
+	return nil
+}
+
+// measureRound is one round's download and upload on p.
+func measureRound(ctx context.Context, o options, p path, protocol string, into *pathSamples, clean func()) error {
+	logf("%s over %s: download %d MiB", p.name, protocol, o.download>>20)
+	busy0, total0 := machineCPU()
+	rates, cpu, err := download(ctx, o.cluster, p, protocol, o.download, 1, clean)
+	if err != nil {
+		return err
+	}
+	busy1, total1 := machineCPU()
+	into.down = append(into.down, rates...)
+	for name, c := range cpu {
+		into.cpu[name] = append(into.cpu[name], c...)
+	}
+	if total1 > total0 {
+		into.cpu["machine"] = append(into.cpu["machine"], (busy1-busy0)/(float64(o.download)/(1<<30)))
+		into.busy = append(into.busy, (busy1-busy0)/(total1-total0))
+	}
+	if noUpload(p, protocol) {
+		return nil
+	}
+	logf("%s over %s: upload %d MiB", p.name, protocol, o.upload>>20)
+	if rates, err = upload(ctx, p, protocol, o.upload, 1); err != nil {
+		return err
+	}
+	into.up = append(into.up, rates...)
+	return nil
+}
+
+// addFigures adds to res the figures of the paths it does not have yet, with their ratios to
+// kube-apiserver's path round by round.
+func addFigures(res *Results, paths []path, protocol string, got map[string]*pathSamples) {
+	var apiDown, apiUp []float64
+	if api := got["kube-apiserver"]; api != nil {
+		apiDown, apiUp = api.down, api.up
+	}
+	for _, p := range paths {
+		if _, done := res.setup(p.name, protocol); done {
+			continue
+		}
+		g := got[p.name]
+		down := Throughput{Path: p.name, Protocol: protocol, Direction: "download", MiBps: summarize(g.down),
+			VsAPIServer: paired(g.down, apiDown), CPUPerGiB: medians(g.cpu), MachineBusy: summarize(g.busy).Median}
+		res.Throughput = append(res.Throughput, down)
+		if !noUpload(p, protocol) {
+			res.Throughput = append(res.Throughput, Throughput{Path: p.name, Protocol: protocol, Direction: "upload",
+				MiBps: summarize(g.up), VsAPIServer: paired(g.up, apiUp)})
+		}
+		ms := append([]float64(nil), g.setupMs...)
+		sort.Float64s(ms)
+		res.Setup = append(res.Setup, Setup{Path: p.name, Protocol: protocol, P50: percentile(ms, 50), P99: percentile(ms, 99), Count: len(ms)})
+	}
+}
+
+// paired is the ratio of each round's rate to the baseline's in that round, over the rounds.
+func paired(rates, baseline []float64) *Stats {
+	if len(baseline) != len(rates) || len(rates) == 0 {
+		return nil
+	}
+	r := make([]float64, len(rates))
+	for i := range rates {
+		r[i] = rates[i] / baseline[i]
+	}
+	s := summarize(r)
+	return &s
+}
+
+// machineCPU is the machine's busy and total CPU seconds so far, from /proc/stat.
+func machineCPU() (busy, total float64) {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	// cpu user nice system idle iowait irq softirq steal ...
+	f := strings.Fields(strings.SplitN(string(data), "\n", 2)[0])
+	for i := 1; i < len(f) && i <= 8; i++ {
+		v, _ := strconv.ParseFloat(f[i], 64)
+		total += v / 100 // USER_HZ
+		if i != 4 && i != 5 {
+			busy += v / 100
+		}
+	}
+	return busy, total
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,46 @@
+package main
+
+import (
+	"reflect"
+	"testing"
+)
+
+func TestTurned(t *testing.T) {
+	paths := []string{"a", "b", "c"}
+	for _, c := range []struct {
+		round int
+		want  []string
+	}{{0, []string{"a", "b", "c"}}, {1, []string{"b", "c", "a"}}, {2, []string{"c", "a", "b"}}, {4, []string{"b", "c", "a"}}} {
+		if got := turned(paths, c.round); !reflect.DeepEqual(got, c.want) {
+			t.Errorf("round %d: %v, want %v", c.round, got, c.want)
+		}
+	}
+	if !reflect.DeepEqual(paths, []string{"a", "b", "c"}) {
+		t.Errorf("turned changed its argument: %v", paths)
+	}
+}
+
+func TestPaired(t *testing.T) {
+	for _, c := range []struct {
+		name            string
+		rates, baseline []float64
+		want            *Stats
+	}{
+		{"round by round", []float64{90, 50, 120}, []float64{100, 50, 100}, &Stats{Min: 0.9, Median: 1, Max: 1.2}},
+		{"no baseline", []float64{90}, nil, nil},
+		{"rounds missing", []float64{90, 50}, []float64{100}, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := paired(c.rates, c.baseline); !reflect.DeepEqual(got, c.want) {
+				t.Errorf("paired = %+v, want %+v", got, c.want)
+			}
+		})
+	}
+}
+
+func TestMachineCPU(t *testing.T) {
+	busy, total := machineCPU()
+	if total <= 0 || busy <= 0 || busy > total {
+		t.Errorf("busy %v of total %v CPU seconds", busy, total)
+	}
+}
