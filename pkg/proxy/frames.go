@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"errors"
 	"io"
 	"sync"
 )
@@ -11,7 +10,9 @@ const spdyFrameHeader = 8
 
 // frameBuffers hold a whole SPDY data frame as the translator writes them (up to 32 KiB of
 // payload), with its header.
-var frameBuffers = sync.Pool{New: func() any { b := make([]byte, 2*largeCopyBuffer); return &b }}
+var frameBuffers = sync.Pool{New: func() any { b := make([]byte, 0, frameBufferSize); return &b }}
+
+const frameBufferSize = 2 * largeCopyBuffer
 
 // frameCutter follows the frame boundaries of a SPDY byte stream.
 type frameCutter struct {
@@ -40,48 +41,45 @@ func (c *frameCutter) follow(p []byte) bool {
 	return c.body == 0 && c.headLen == 0
 }
 
-// copyWholeFrames copies the translator's SPDY frames to the kubelet a whole frame (or a full
-// buffer) at a time. spdystream writes each frame as three writes (two 4-byte header fields, then
-// the data); relayed read by read, as they come through the relay's pipe, each would be a TLS
-// record and a system call. The rest of a frame always follows at once, so waiting for it holds
-// nothing back. Quiet, it reads into a small buffer.
-func copyWholeFrames(dst io.Writer, src io.Reader) (int64, error) {
-	var cut frameCutter
-	var total int64
-	var small [smallCopyBuffer]byte
-	var large *[]byte
-	defer func() {
-		if large != nil {
-			frameBuffers.Put(large)
-		}
-	}()
-	buf, have := small[:], 0
-	for {
-		if have == len(buf) && large == nil { // a frame longer than the small buffer: take a large one
-			large = frameBuffers.Get().(*[]byte)
-			copy(*large, buf[:have])
-			buf = *large
-		}
-		n, rerr := src.Read(buf[have:])
-		whole := cut.follow(buf[have : have+n])
-		have += n
-		if have > 0 && (whole || rerr != nil || (have == len(buf) && large != nil)) {
-			w, werr := dst.Write(buf[:have])
-			total += int64(w)
-			if werr != nil {
-				return total, werr
-			}
-			have = 0
-			if large != nil {
-				frameBuffers.Put(large)
-				large, buf = nil, small[:]
-			}
-		}
-		if rerr != nil {
-			if errors.Is(rerr, io.EOF) {
-				return total, nil
-			}
-			return total, rerr
-		}
+// frameWriter writes a SPDY byte stream a whole frame at a time. spdystream writes each frame as
+// three writes (two 4-byte header fields, then the data), one frame after the other under its
+// lock: written as they come, each would be a TLS record and a system call. The rest of a frame
+// always follows at once, so holding its start holds nothing back. Not for concurrent use.
+type frameWriter struct {
+	w    io.Writer
+	cut  frameCutter
+	held *[]byte // the start of a frame, until its rest comes
+}
+
+func (f *frameWriter) Write(p []byte) error {
+	whole := f.cut.follow(p)
+	if f.held == nil && (whole || len(p) > frameBufferSize) {
+		_, err := f.w.Write(p)
+		return err
 	}
+	if f.held != nil && len(*f.held)+len(p) > frameBufferSize { // longer than a buffer: held no longer
+		if err := f.flush(); err != nil {
+			return err
+		}
+		_, err := f.w.Write(p)
+		return err
+	}
+	if f.held == nil {
+		f.held = frameBuffers.Get().(*[]byte)
+		*f.held = (*f.held)[:0]
+	}
+	*f.held = append(*f.held, p...)
+	if whole {
+		return f.flush()
+	}
+	return nil
+}
+
+func (f *frameWriter) flush() error {
+	b := f.held
+	f.held = nil
+	_, err := f.w.Write(*b)
+	*b = (*b)[:0]
+	frameBuffers.Put(b)
+	return err
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"io"
 	"reflect"
 	"testing"
 )
@@ -18,26 +17,6 @@ func spdyDataFrame(n int) [][]byte {
 	return [][]byte{streamID, flagsLen, bytes.Repeat([]byte{'x'}, n)}
 }
 
-// chunkReader returns its chunks one read each (as a pipe does), then err (EOF when nil).
-type chunkReader struct {
-	chunks [][]byte
-	err    error
-}
-
-func (r *chunkReader) Read(p []byte) (int, error) {
-	if len(r.chunks) == 0 {
-		if r.err != nil {
-			return 0, r.err
-		}
-		return 0, io.EOF
-	}
-	n := copy(p, r.chunks[0])
-	if r.chunks[0] = r.chunks[0][n:]; len(r.chunks[0]) == 0 {
-		r.chunks = r.chunks[1:]
-	}
-	return n, nil
-}
-
 // writeSizes records the size of each write.
 type writeSizes struct {
 	sizes []int
@@ -49,7 +28,7 @@ func (w *writeSizes) Write(p []byte) (int, error) {
 	return w.all.Write(p)
 }
 
-func TestCopyWholeFrames(t *testing.T) {
+func TestFrameWriter(t *testing.T) {
 	frames := func(sizes ...int) [][]byte {
 		var out [][]byte
 		for _, n := range sizes {
@@ -59,40 +38,48 @@ func TestCopyWholeFrames(t *testing.T) {
 	}
 	cases := []struct {
 		name   string
-		chunks [][]byte
-		err    error
+		writes [][]byte
 		want   []int
 	}{
-		{"a window update's size is one write", frames(8), nil, []int{16}},
-		{"a keystroke", frames(1), nil, []int{9}},
-		{"frames one write each", frames(100, 32<<10, 5), nil, []int{108, 32<<10 + 8, 13}},
-		{"a frame longer than the buffer is cut at its size", frames(100 << 10), nil, []int{64 << 10, 100<<10 + 8 - 64<<10}},
-		{"a frame cut short by EOF: what came", [][]byte{spdyDataFrame(10)[0], spdyDataFrame(10)[1], []byte("abc")}, nil, []int{11}},
-		{"an error ends it after what came", frames(3), errors.New("reset"), []int{11}},
+		{"a window update's size is one write", frames(8), []int{16}},
+		{"a keystroke", frames(1), []int{9}},
+		{"frames one write each", frames(100, 32<<10, 5), []int{108, 32<<10 + 8, 13}},
+		{"frames written whole pass as they are", [][]byte{bytes.Join(frames(3, 4), nil)}, []int{23}},
+		{"a frame longer than the buffer is not held", frames(100 << 10), []int{8, 100 << 10}},
+		{"the start of a frame waits for its rest", [][]byte{spdyDataFrame(10)[0], spdyDataFrame(10)[1], []byte("abc")}, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			var sent bytes.Buffer
-			for _, c := range tc.chunks {
-				sent.Write(c)
-			}
 			var dst writeSizes
-			n, err := copyWholeFrames(&dst, &chunkReader{chunks: tc.chunks, err: tc.err})
-			if !errors.Is(err, tc.err) || n != int64(sent.Len()) || !bytes.Equal(dst.all.Bytes(), sent.Bytes()) {
-				t.Fatalf("copied %d of %d (same bytes: %v), error %v, want %v", n, sent.Len(), bytes.Equal(dst.all.Bytes(), sent.Bytes()), err, tc.err)
+			f := frameWriter{w: &dst}
+			for _, w := range tc.writes {
+				sent.Write(w)
+				if err := f.Write(w); err != nil {
+					t.Fatal(err)
+				}
 			}
 			if !reflect.DeepEqual(dst.sizes, tc.want) {
 				t.Errorf("writes %v, want %v", dst.sizes, tc.want)
+			}
+			if tc.want != nil && !bytes.Equal(dst.all.Bytes(), sent.Bytes()) {
+				t.Errorf("the bytes written differ from those given")
 			}
 		})
 	}
 }
 
-func TestCopyWholeFramesWriteError(t *testing.T) {
+func TestFrameWriterWriteError(t *testing.T) {
 	broken := errors.New("broken pipe")
-	n, err := copyWholeFrames(failingWriter{broken}, &chunkReader{chunks: spdyDataFrame(4)})
-	if !errors.Is(err, broken) || n != 0 {
-		t.Errorf("got %d, %v; want the writer's error", n, err)
+	f := frameWriter{w: failingWriter{broken}}
+	var err error
+	for _, w := range spdyDataFrame(4) {
+		if err = f.Write(w); err != nil {
+			break
+		}
+	}
+	if !errors.Is(err, broken) {
+		t.Errorf("got %v; want the writer's error", err)
 	}
 }
 

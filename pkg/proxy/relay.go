@@ -2,24 +2,26 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-
-	"k8s.io/klog/v2"
+	"sync"
+	"time"
 
 	"github.com/exec-proxy/exec-proxy/pkg/nodeconn"
 )
 
-// relay carries the stream translator's SPDY connection to the kubelet. The translator writes its
-// own request to the kubelet, so it dials this in-process relay instead (over a pipe, never a
-// socket), which
+// relay is the stream translator's way to the kubelet. The translator writes its own request to
+// the kubelet and reads the frames itself, so its transport's dialer hands it the session's
+// verified kubelet connection, seen through a kubeletLeg, which
 //   - adds exec-proxy's bearer token, when kubelets take one (the translator cannot add a header);
 //   - reads the kubelet's frames: the translator reports a kubelet that vanished as a success
 //     (an empty error stream), so the exit code of a WebSocket session is taken from this leg;
-//   - forwards the upgrade over the verifying kubelet transport.
+//   - gives the translator a refusal as a Status, which it passes on to the client whole.
 type relay struct {
 	kubelets *nodeconn.Transport
 	// transport is what the translator is given: its dialer is the relay.
@@ -38,92 +40,178 @@ func withSession(ctx context.Context, s *Session) context.Context {
 	return context.WithValue(ctx, sessionKey{}, s)
 }
 
-func (r *relay) dial(ctx context.Context, _, _ string) (net.Conn, error) {
-	client, relayed := net.Pipe()
+// dial hands over the session's kubelet connection. It never fails: what goes wrong reaches the
+// translator as the kubelet's answer, a Status.
+func (r *relay) dial(ctx context.Context, _, address string) (net.Conn, error) {
 	s, _ := ctx.Value(sessionKey{}).(*Session)
-	var leg *streamStats
-	if s != nil {
-		leg = s.addKubeletLeg()
+	l := &kubeletLeg{r: r, s: s, skim: nopSkimmer{}}
+	conn, err := sessionKubelet(s, address)
+	if err != nil {
+		l.refuse(gatewayError(err.Error()))
+		return l, nil
 	}
-	go r.serve(ctx, relayed, leg, s)
-	return client, nil
+	// Not a drainingConn: spdystream stops reading at the kubelet's GOAWAY, and then writes its own,
+	// which must fail, not wait for the reading to end.
+	l.backend = conn
+	l.frames.w = conn
+	l.leg = s.addKubeletLeg()
+	l.skim = newSkimmer("SPDY/3.1", "", l.leg)
+	l.stop = context.AfterFunc(s.legCtx, func() { _ = l.Close() })
+	return l, nil
 }
 
-// serve reads the translator's request, authorizes it and forwards it to the kubelet. A refusal
-// is passed back and both connections closed; an upgrade is spliced until either side closes or
-// the session ends (stop). Closing both connections on return ends the other copy.
-func (r *relay) serve(ctx context.Context, conn net.Conn, leg *streamStats, s *Session) {
-	defer conn.Close()
-	skim := skimmer(nopSkimmer{})
-	if s != nil {
-		skim = newSkimmer("SPDY/3.1", "", leg)
-		defer s.legs.Done()
-		defer skim.close()
-		stop := context.AfterFunc(s.legCtx, func() { _ = conn.Close() })
-		defer stop()
+// kubeletLeg is the translator's connection to the kubelet. Reads and writes run on the
+// translator's goroutines, one reader and one writer at a time, as spdystream has them.
+type kubeletLeg struct {
+	r       *relay
+	s       *Session
+	leg     *streamStats
+	skim    skimmer
+	backend net.Conn // the kubelet's connection; nil when refused at the dial
+	stop    func() bool
+
+	request []byte        // the translator's request until its head is whole
+	sent    bool          // the request went to the kubelet, or was refused
+	answer  []byte        // what the translator reads before the frames: the 101, or a refusal
+	refused bool          // after the answer, the connection ends
+	in      *bufio.Reader // the kubelet's bytes after its answer, once read
+
+	frames frameWriter // the translator's frames to the kubelet
+
+	closeOnce sync.Once
+}
+
+func (l *kubeletLeg) Write(p []byte) (int, error) {
+	if l.refused { // the translator's request goes nowhere: it reads the refusal next
+		return len(p), nil
 	}
-	in := bufio.NewReader(conn)
-	req, err := http.ReadRequest(in)
+	if l.sent {
+		l.skim.fromClient(p)
+		return len(p), l.frames.Write(p)
+	}
+	l.request = append(l.request, p...)
+	if bytes.Contains(l.request, []byte("\r\n\r\n")) {
+		l.sent = true
+		l.send()
+	}
+	return len(p), nil
+}
+
+// send forwards the translator's request to the kubelet, with exec-proxy's credentials.
+func (l *kubeletLeg) send() {
+	req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(l.request)))
+	l.request = nil
 	if err != nil {
+		l.refuse(gatewayError(fmt.Sprintf("the stream translator's request: %v", err)))
 		return
 	}
 	req.URL.Scheme, req.URL.Host, req.RequestURI = "https", req.Host, ""
-	if err := r.kubelets.Authorize(req.Header); err != nil {
-		badGateway(conn, err)
+	if err := l.r.kubelets.Authorize(req.Header); err != nil {
+		l.refuse(gatewayError(err.Error()))
 		return
 	}
-	tlsConn, err := sessionKubelet(s, req.URL.Host)
+	if err := req.Write(l.backend); err != nil {
+		l.refuse(gatewayError(fmt.Sprintf("writing to the kubelet: %v", err)))
+	}
+}
+
+// refuse answers the translator with err's Status instead of the kubelet's answer.
+func (l *kubeletLeg) refuse(err error) {
+	var b bytes.Buffer
+	writeStatusResponse(&b, err)
+	l.answer, l.refused, l.sent = b.Bytes(), true, true
+	if l.backend != nil {
+		_ = l.backend.Close()
+	}
+}
+
+func (l *kubeletLeg) Read(p []byte) (int, error) {
+	if l.in == nil && !l.refused {
+		l.readAnswer()
+	}
+	if len(l.answer) > 0 {
+		n := copy(p, l.answer)
+		l.answer = l.answer[n:]
+		return n, nil
+	}
+	if l.refused {
+		return 0, io.EOF
+	}
+	n, err := l.in.Read(p)
+	l.skim.toClient(p[:n])
+	return n, err
+}
+
+// readAnswer reads the kubelet's answer to the upgrade: the translator gets the 101 alone, the
+// frames after it, or a refusal as a Status made of the kubelet's.
+func (l *kubeletLeg) readAnswer() {
+	in := bufio.NewReader(l.backend)
+	resp, err := http.ReadResponse(in, nil)
 	if err != nil {
-		badGateway(conn, err)
-		return
-	}
-	backend := newDrainingConn(tlsConn) // armed once upgraded: see drainingConn
-	defer backend.Close()
-	if s != nil {
-		stop := context.AfterFunc(s.legCtx, func() { _ = backend.Close() })
-		defer stop()
-	}
-	if err := req.Write(backend); err != nil {
-		klog.FromContext(ctx).V(2).Info("Writing the relayed request to the kubelet failed", "err", err)
-		return
-	}
-	out := bufio.NewReader(backend)
-	resp, err := http.ReadResponse(out, req)
-	if err != nil {
-		badGateway(conn, fmt.Errorf("reading the kubelet's answer: %w", err))
+		l.refuse(gatewayError(fmt.Sprintf("reading the kubelet's answer: %v", err)))
 		return
 	}
 	if resp.StatusCode != http.StatusSwitchingProtocols {
-		if leg != nil {
-			leg.unknown(fmt.Sprintf("the kubelet answered %s to the upgrade", resp.Status))
-		}
-		// As a Status, the translator passes it on to the client whole, code and message.
-		node, address := "", req.URL.Host
-		if s != nil {
-			node, address = s.Node, s.Address
-		}
-		writeStatusResponse(conn, kubeletRefusal(node, address, resp))
+		l.leg.unknown(fmt.Sprintf("the kubelet answered %s to the upgrade", resp.Status))
+		l.refuse(kubeletRefusal(l.s.Node, l.s.Address, resp))
 		return
 	}
-	if err := resp.Write(conn); err != nil {
-		return
+	var head bytes.Buffer
+	_ = resp.Write(&head) // a 101 has no body to fail on
+	l.answer, l.in = head.Bytes(), in
+}
+
+// Close ends the leg: the kubelet's connection, and what its frames told.
+func (l *kubeletLeg) Close() error {
+	var err error
+	l.closeOnce.Do(func() {
+		if l.backend == nil {
+			return
+		}
+		l.stop()
+		err = l.backend.Close()
+		l.skim.close()
+		l.s.legs.Done()
+	})
+	if errors.Is(err, net.ErrClosed) {
+		err = nil
 	}
-	backend.arm()
-	done := make(chan struct{}, 2)
-	go func() { _, _ = copyWholeFrames(skimWriter{backend, skim.fromClient}, in); done <- struct{}{} }()
-	go func() { _, _ = copyAdaptive(skimWriter{conn, skim.toClient}, out); done <- struct{}{} }()
-	<-done
+	return err
 }
 
-// skimWriter shows what it writes to a skimmer first.
-type skimWriter struct {
-	w    io.Writer
-	skim func([]byte)
+// The rest of net.Conn: a leg refused at the dial has no connection under it.
+
+func (l *kubeletLeg) LocalAddr() net.Addr {
+	if l.backend == nil {
+		return &net.TCPAddr{}
+	}
+	return l.backend.LocalAddr()
 }
 
-func (w skimWriter) Write(p []byte) (int, error) {
-	w.skim(p)
-	return w.w.Write(p)
+func (l *kubeletLeg) RemoteAddr() net.Addr {
+	if l.backend == nil {
+		return &net.TCPAddr{}
+	}
+	return l.backend.RemoteAddr()
 }
 
-func badGateway(conn net.Conn, err error) { writeStatusResponse(conn, gatewayError(err.Error())) }
+func (l *kubeletLeg) SetDeadline(t time.Time) error {
+	if l.backend == nil {
+		return nil
+	}
+	return l.backend.SetDeadline(t)
+}
+
+func (l *kubeletLeg) SetReadDeadline(t time.Time) error {
+	if l.backend == nil {
+		return nil
+	}
+	return l.backend.SetReadDeadline(t)
+}
+
+func (l *kubeletLeg) SetWriteDeadline(t time.Time) error {
+	if l.backend == nil {
+		return nil
+	}
+	return l.backend.SetWriteDeadline(t)
+}
