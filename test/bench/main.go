@@ -31,7 +31,7 @@ func main() {
 	flag.StringVar(&o.profiles, "profiles", "bench/out/profiles", "where exec-proxy's and kube-apiserver's pprof profiles go (empty: none)")
 	flag.Int64Var(&o.download, "download-bytes", 1<<30, "bytes streamed from the container per download run")
 	flag.Int64Var(&o.upload, "upload-bytes", 256<<20, "bytes streamed into the container per upload run")
-	flag.IntVar(&o.runs, "runs", 3, "runs of each throughput figure")
+	flag.IntVar(&o.runs, "runs", 5, "rounds of the throughput figures: each measures every path once")
 	flag.IntVar(&o.sessions, "sessions", 200, "sessions timed for the setup latency of each path")
 	flag.IntVar(&o.idle, "idle-sessions", 5000, "idle sessions held open on one exec-proxy")
 	flag.IntVar(&o.idleRuns, "idle-runs", 3, "times the idle sessions are held, each on a freshly started exec-proxy")

@@ -90,21 +90,26 @@ func cpuOf(cluster string, names []string) map[string]float64 {
 
 // upload streams n bytes from the client into the container, as kubectl cp into a pod does; the
 // container counts what arrived.
-func upload(ctx context.Context, p path, protocol string, n int64, runs int) ([]float64, error) {
+func upload(ctx context.Context, cluster string, p path, protocol string, n int64, runs int) ([]float64, map[string][]float64, error) {
 	var rates []float64
+	cpu := map[string][]float64{}
 	for i := 0; i < runs; i++ {
 		var out strings.Builder
+		before := cpuOf(cluster, p.cpu)
 		start := time.Now()
 		if err := p.run(ctx, protocol, []string{"wc", "-c"}, io.LimitReader(zeros{}, n), &out); err != nil {
-			return nil, fmt.Errorf("%s %s upload: %w", p.name, protocol, err)
+			return nil, nil, fmt.Errorf("%s %s upload: %w", p.name, protocol, err)
 		}
 		elapsed := time.Since(start)
 		if got, _ := strconv.ParseInt(strings.TrimSpace(out.String()), 10, 64); got != n {
-			return nil, fmt.Errorf("%s %s upload: the container got %q bytes of %d", p.name, protocol, out.String(), n)
+			return nil, nil, fmt.Errorf("%s %s upload: the container got %q bytes of %d", p.name, protocol, out.String(), n)
 		}
 		rates = append(rates, float64(n)/(1<<20)/elapsed.Seconds())
+		for name, c := range cpuOf(cluster, p.cpu) {
+			cpu[name] = append(cpu[name], (c-before[name])/(float64(n)/(1<<30)))
+		}
 	}
-	return rates, nil
+	return rates, cpu, nil
 }
 
 // setup runs `true` k times, one after the other: each from the request to the exit code.

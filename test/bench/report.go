@@ -54,14 +54,15 @@ func (r *Results) setup(p, protocol string) (Setup, bool) {
 	return Setup{}, false
 }
 
-// medianVsAPIServer is the median of p's round-by-round ratios to kube-apiserver's path.
-func (r *Results) medianVsAPIServer(p, protocol, direction string) float64 {
+// rangeVsAPIServer is p's round-by-round ratio to kube-apiserver's path: median, min and max.
+func (r *Results) rangeVsAPIServer(p, protocol, direction string) Stats {
 	t, _ := r.throughput(p, protocol, direction)
 	if t.VsAPIServer != nil {
-		return t.VsAPIServer.Median
+		return *t.VsAPIServer
 	}
 	api, _ := r.throughput("kube-apiserver", protocol, direction)
-	return t.MiBps.Median / api.MiBps.Median
+	v := t.MiBps.Median / api.MiBps.Median
+	return Stats{Min: v, Median: v, Max: v}
 }
 
 func ratio(a, b float64) string {
@@ -131,13 +132,15 @@ func chart(r *Results, out string) error {
 	var data bytes.Buffer
 	for _, protocol := range []string{"spdy", "websocket"} {
 		for _, dir := range []string{"download", "upload"} {
-			fmt.Fprintf(&data, "\"%s %s\\nthroughput\" %.3f %.3f\n", dir, protocol,
-				r.medianVsAPIServer("exec-proxy", protocol, dir), r.medianVsAPIServer("exec-proxy + audit + recording", protocol, dir))
+			ep, rec := r.rangeVsAPIServer("exec-proxy", protocol, dir), r.rangeVsAPIServer("exec-proxy + audit + recording", protocol, dir)
+			fmt.Fprintf(&data, "\"%s %s\\nthroughput\" %.3f %.3f %.3f %.3f %.3f %.3f\n", dir, protocol,
+				ep.Median, ep.Min, ep.Max, rec.Median, rec.Min, rec.Max)
 		}
 		api, _ := r.setup("kube-apiserver", protocol)
 		ep, _ := r.setup("exec-proxy", protocol)
 		rec, _ := r.setup("exec-proxy + audit + recording", protocol)
-		fmt.Fprintf(&data, "\"setup p50 %s\\nlatency\" %.3f %.3f\n", protocol, ep.P50/api.P50, rec.P50/api.P50)
+		e, c := ep.P50/api.P50, rec.P50/api.P50
+		fmt.Fprintf(&data, "\"setup p50 %s\\nlatency\" %.3f %.3f %.3f %.3f %.3f %.3f\n", protocol, e, e, e, c, c, c)
 	}
 	dat := filepath.Join(out, "ratios.dat")
 	if err := os.WriteFile(dat, data.Bytes(), 0o644); err != nil {
@@ -146,16 +149,16 @@ func chart(r *Results, out string) error {
 	script := fmt.Sprintf(`set terminal pngcairo size 1100,560 font "sans,10"
 set bmargin 5
 set output %q
-set title "exec-proxy ÷ kube-apiserver's own pods/exec (throughput: higher is better; setup latency: lower is better)\n%s"
+set title "exec-proxy ÷ kube-apiserver's own pods/exec (throughput: higher is better, bars span the rounds; setup latency: lower is better)\n%s"
 set style data histograms
-set style histogram clustered gap 1
+set style histogram errorbars gap 1 lw 1
 set style fill solid 0.8 border -1
 set boxwidth 0.9
 set yrange [0:*]
 set grid ytics
 set arrow from graph 0, first 1 to graph 1, first 1 nohead dt 2 lw 2
 set key outside top center horizontal
-plot %q using 2:xtic(1) title "aggregated route → exec-proxy", '' using 3 title "… with session audit and recording"
+plot %q using 2:3:4:xtic(1) title "aggregated route → exec-proxy", '' using 5:6:7 title "… with session audit and recording"
 `, filepath.Join(out, "ratios.png"), r.Machine, dat)
 	cmd := exec.Command("gnuplot")
 	cmd.Stdin = strings.NewReader(script)

@@ -15,10 +15,11 @@ import (
 
 // pathSamples is what the rounds measured on one path over one protocol.
 type pathSamples struct {
-	down, up []float64            // MiB/s, one per round
-	cpu      map[string][]float64 // CPU s/GiB of each download, by process and "machine"
-	busy     []float64
-	setupMs  []float64
+	down, up       []float64            // MiB/s, one per round
+	cpuDown, cpuUp map[string][]float64 // CPU s/GiB of each run, by process and "machine"
+	busyDown       []float64            // the machine's busy share during each run
+	busyUp         []float64
+	setupMs        []float64
 }
 
 // turned is paths rotated by i: the first path of round i is paths[i mod len].
@@ -38,7 +39,7 @@ func measurePaths(ctx context.Context, o options, paths []path, res *Results) er
 	for _, protocol := range []string{"spdy", "websocket"} {
 		got := map[string]*pathSamples{}
 		for _, p := range paths {
-			got[p.name] = &pathSamples{cpu: map[string][]float64{}}
+			got[p.name] = &pathSamples{cpuDown: map[string][]float64{}, cpuUp: map[string][]float64{}}
 		}
 		for i := 0; i < o.runs; i++ {
 			for _, p := range turned(paths, i) {
@@ -67,28 +68,38 @@ func measurePaths(ctx context.Context, o options, paths []path, res *Results) er
 // measureRound is one round's download and upload on p.
 func measureRound(ctx context.Context, o options, p path, protocol string, into *pathSamples, clean func()) error {
 	logf("%s over %s: download %d MiB", p.name, protocol, o.download>>20)
+	err := onMachine(o.download, into.cpuDown, &into.busyDown, func() (map[string][]float64, error) {
+		rates, cpu, err := download(ctx, o.cluster, p, protocol, o.download, 1, clean)
+		into.down = append(into.down, rates...)
+		return cpu, err
+	})
+	if err != nil || noUpload(p, protocol) {
+		return err
+	}
+	logf("%s over %s: upload %d MiB", p.name, protocol, o.upload>>20)
+	return onMachine(o.upload, into.cpuUp, &into.busyUp, func() (map[string][]float64, error) {
+		rates, cpu, err := upload(ctx, o.cluster, p, protocol, o.upload, 1)
+		into.up = append(into.up, rates...)
+		return cpu, err
+	})
+}
+
+// onMachine runs a transfer of n bytes and adds its CPU per GiB, by process and for the whole
+// machine, to cpu, and the machine's busy share to busy.
+func onMachine(n int64, cpu map[string][]float64, busy *[]float64, transfer func() (map[string][]float64, error)) error {
 	busy0, total0 := machineCPU()
-	rates, cpu, err := download(ctx, o.cluster, p, protocol, o.download, 1, clean)
+	byProcess, err := transfer()
 	if err != nil {
 		return err
 	}
 	busy1, total1 := machineCPU()
-	into.down = append(into.down, rates...)
-	for name, c := range cpu {
-		into.cpu[name] = append(into.cpu[name], c...)
+	for name, c := range byProcess {
+		cpu[name] = append(cpu[name], c...)
 	}
 	if total1 > total0 {
-		into.cpu["machine"] = append(into.cpu["machine"], (busy1-busy0)/(float64(o.download)/(1<<30)))
-		into.busy = append(into.busy, (busy1-busy0)/(total1-total0))
+		cpu["machine"] = append(cpu["machine"], (busy1-busy0)/(float64(n)/(1<<30)))
+		*busy = append(*busy, (busy1-busy0)/(total1-total0))
 	}
-	if noUpload(p, protocol) {
-		return nil
-	}
-	logf("%s over %s: upload %d MiB", p.name, protocol, o.upload>>20)
-	if rates, err = upload(ctx, p, protocol, o.upload, 1); err != nil {
-		return err
-	}
-	into.up = append(into.up, rates...)
 	return nil
 }
 
@@ -104,12 +115,11 @@ func addFigures(res *Results, paths []path, protocol string, got map[string]*pat
 			continue
 		}
 		g := got[p.name]
-		down := Throughput{Path: p.name, Protocol: protocol, Direction: "download", MiBps: summarize(g.down),
-			VsAPIServer: paired(g.down, apiDown), CPUPerGiB: medians(g.cpu), MachineBusy: summarize(g.busy).Median}
-		res.Throughput = append(res.Throughput, down)
+		res.Throughput = append(res.Throughput, Throughput{Path: p.name, Protocol: protocol, Direction: "download", MiBps: summarize(g.down),
+			VsAPIServer: paired(g.down, apiDown), CPUPerGiB: medians(g.cpuDown), MachineBusy: summarize(g.busyDown).Median})
 		if !noUpload(p, protocol) {
-			res.Throughput = append(res.Throughput, Throughput{Path: p.name, Protocol: protocol, Direction: "upload",
-				MiBps: summarize(g.up), VsAPIServer: paired(g.up, apiUp)})
+			res.Throughput = append(res.Throughput, Throughput{Path: p.name, Protocol: protocol, Direction: "upload", MiBps: summarize(g.up),
+				VsAPIServer: paired(g.up, apiUp), CPUPerGiB: medians(g.cpuUp), MachineBusy: summarize(g.busyUp).Median})
 		}
 		ms := append([]float64(nil), g.setupMs...)
 		sort.Float64s(ms)

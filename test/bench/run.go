@@ -39,9 +39,9 @@ type Throughput struct {
 	MiBps     Stats  `json:"mibPerSec"`
 	// VsAPIServer is this path's rate over kube-apiserver's in the same round, over the rounds.
 	VsAPIServer *Stats `json:"vsKubeAPIServer,omitempty"`
-	// CPUPerGiB is the median by process, and for the whole machine ("machine"), downloads only.
+	// CPUPerGiB is the median by process, and for the whole machine ("machine").
 	CPUPerGiB map[string]float64 `json:"cpuSecondsPerGiB,omitempty"`
-	// MachineBusy is the median share of the machine's CPU time that was busy during a download.
+	// MachineBusy is the median share of the machine's CPU time that was busy during a run.
 	MachineBusy float64 `json:"machineBusy,omitempty"`
 }
 
