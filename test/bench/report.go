@@ -88,6 +88,9 @@ func writeTable(buf *bytes.Buffer, r *Results) {
 		fmt.Fprintf(w, "setup\t%s\t%s\t%.1f\t%.1f\t%d\t%s\t%s\t\n", s.Protocol, s.Path, s.P50, s.P99, s.Count, ratio(s.P50, api.P50), ratio(s.P99, api.P99))
 	}
 	w.Flush()
+	for _, f := range r.Failed {
+		fmt.Fprintf(buf, "Failed and run once more: %s\n", f)
+	}
 	i, t := r.Idle, r.Throttle
 	fmt.Fprintf(buf, "\nIdle sessions on one exec-proxy, %d runs each on a fresh one: KiB per session min/median/max %.1f/%.1f/%.1f once open, %.1f/%.1f/%.1f settled (after a GC, once the runtime returned what it freed).\n",
 		i.Runs, i.KiBPerSessionRuns.Min, i.KiBPerSessionRuns.Median, i.KiBPerSessionRuns.Max,

@@ -24,6 +24,8 @@ type Results struct {
 	Setup      []Setup      `json:"setup"`
 	Idle       Idle         `json:"idle"`
 	Throttle   Throttle     `json:"throttle"`
+	// Failed lists the transfers that failed and were run once more.
+	Failed []string `json:"failedTransfers,omitempty"`
 }
 
 type OptionsJSON struct {
