@@ -57,13 +57,7 @@ func TestKubeletLegRefusedAtDial(t *testing.T) {
 // follow in the same read, which it would drop.
 func TestKubeletLegAnswerAlone(t *testing.T) {
 	checkLeaks(t)
-	ours, kubelet := net.Pipe()
-	s := newSession(context.Background(), 0)
-	s.Address, s.kubelet = "127.0.0.1:10250", ours
-	conn, err := newRelay(&nodeconn.Transport{}).dial(withSession(context.Background(), s), "tcp", s.Address)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn, kubelet, s := dialLeg(t)
 	frame := []byte{0, 0, 0, 1, 0, 0, 0, 2, 'h', 'i'} // DATA, stream 1, 2 bytes
 	go func() {
 		req, err := http.ReadRequest(bufio.NewReader(kubelet))
@@ -94,13 +88,7 @@ func TestKubeletLegAnswerAlone(t *testing.T) {
 // gone, does not take: that write must fail, not wait for a reading that has ended.
 func TestKubeletLegWriteAfterGoAway(t *testing.T) {
 	checkLeaks(t)
-	ours, kubelet := net.Pipe()
-	s := newSession(context.Background(), 0)
-	s.Address, s.kubelet = "127.0.0.1:10250", ours
-	conn, err := newRelay(&nodeconn.Transport{}).dial(withSession(context.Background(), s), "tcp", s.Address)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn, kubelet, s := dialLeg(t)
 	goAway := []byte{0x80, 3, 0, 7, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0}
 	go func() {
 		_, _ = http.ReadRequest(bufio.NewReader(kubelet))
@@ -136,4 +124,17 @@ func TestKubeletLegWriteAfterGoAway(t *testing.T) {
 	}
 	_ = conn.Close()
 	s.legs.Wait()
+}
+
+// dialLeg is the translator's leg of a session whose kubelet connection is a pipe to kubelet.
+func dialLeg(t *testing.T) (conn, kubelet net.Conn, s *Session) {
+	t.Helper()
+	ours, kubelet := net.Pipe()
+	s = newSession(context.Background(), 0)
+	s.Address, s.kubelet = "127.0.0.1:10250", ours
+	conn, err := newRelay(&nodeconn.Transport{}).dial(withSession(context.Background(), s), "tcp", s.Address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return conn, kubelet, s
 }
