@@ -65,8 +65,7 @@ func (f *frameWriter) Write(p []byte) error {
 		return err
 	}
 	if f.held == nil {
-		f.held = frameBuffers.Get().(*[]byte)
-		*f.held = (*f.held)[:0]
+		f.held = frameBuffers.Get().(*[]byte) // empty: flush empties what it puts back
 	}
 	*f.held = append(*f.held, p...)
 	if whole {

@@ -51,31 +51,18 @@ func streamCommand(n int64) []string {
 	return []string{"sh", "-c", fmt.Sprintf(`yes "$(head -c 16383 /dev/zero | tr '\0' a)" | dd bs=65536 count=%d iflag=fullblock 2>/dev/null`, n/65536)}
 }
 
-// download streams n bytes from the container to the client: MiB/s per run, and the CPU seconds
-// per GiB each of p's processes spent.
-func download(ctx context.Context, cluster string, p path, protocol string, n int64, runs int, after func()) ([]float64, map[string][]float64, error) {
-	var rates []float64
-	cpu := map[string][]float64{}
-	for i := 0; i < runs; i++ {
-		before := cpuOf(cluster, p.cpu)
-		out := &counter{}
-		start := time.Now()
-		if err := p.run(ctx, protocol, streamCommand(n), nil, out); err != nil {
-			return nil, nil, fmt.Errorf("%s %s download: %w", p.name, protocol, err)
-		}
-		elapsed := time.Since(start)
-		if out.n.Load() != n {
-			return nil, nil, fmt.Errorf("%s %s download: %d bytes arrived of %d", p.name, protocol, out.n.Load(), n)
-		}
-		rates = append(rates, float64(n)/(1<<20)/elapsed.Seconds())
-		for name, c := range cpuOf(cluster, p.cpu) {
-			cpu[name] = append(cpu[name], (c-before[name])/(float64(n)/(1<<30)))
-		}
-		if after != nil {
-			after()
-		}
+// download streams n bytes from the container to the client and returns the rate in MiB/s.
+func download(ctx context.Context, p path, protocol string, n int64) (float64, error) {
+	out := &counter{}
+	start := time.Now()
+	if err := p.run(ctx, protocol, streamCommand(n), nil, out); err != nil {
+		return 0, fmt.Errorf("%s %s download: %w", p.name, protocol, err)
 	}
-	return rates, cpu, nil
+	elapsed := time.Since(start)
+	if out.n.Load() != n {
+		return 0, fmt.Errorf("%s %s download: %d bytes arrived of %d", p.name, protocol, out.n.Load(), n)
+	}
+	return float64(n) / (1 << 20) / elapsed.Seconds(), nil
 }
 
 func cpuOf(cluster string, names []string) map[string]float64 {
@@ -88,28 +75,19 @@ func cpuOf(cluster string, names []string) map[string]float64 {
 	return out
 }
 
-// upload streams n bytes from the client into the container, as kubectl cp into a pod does; the
-// container counts what arrived.
-func upload(ctx context.Context, cluster string, p path, protocol string, n int64, runs int) ([]float64, map[string][]float64, error) {
-	var rates []float64
-	cpu := map[string][]float64{}
-	for i := 0; i < runs; i++ {
-		var out strings.Builder
-		before := cpuOf(cluster, p.cpu)
-		start := time.Now()
-		if err := p.run(ctx, protocol, []string{"wc", "-c"}, io.LimitReader(zeros{}, n), &out); err != nil {
-			return nil, nil, fmt.Errorf("%s %s upload: %w", p.name, protocol, err)
-		}
-		elapsed := time.Since(start)
-		if got, _ := strconv.ParseInt(strings.TrimSpace(out.String()), 10, 64); got != n {
-			return nil, nil, fmt.Errorf("%s %s upload: the container got %q bytes of %d", p.name, protocol, out.String(), n)
-		}
-		rates = append(rates, float64(n)/(1<<20)/elapsed.Seconds())
-		for name, c := range cpuOf(cluster, p.cpu) {
-			cpu[name] = append(cpu[name], (c-before[name])/(float64(n)/(1<<30)))
-		}
+// upload streams n bytes from the client into the container, as kubectl cp into a pod does, and
+// returns the rate in MiB/s; the container counts what arrived.
+func upload(ctx context.Context, p path, protocol string, n int64) (float64, error) {
+	var out strings.Builder
+	start := time.Now()
+	if err := p.run(ctx, protocol, []string{"wc", "-c"}, io.LimitReader(zeros{}, n), &out); err != nil {
+		return 0, fmt.Errorf("%s %s upload: %w", p.name, protocol, err)
 	}
-	return rates, cpu, nil
+	elapsed := time.Since(start)
+	if got, _ := strconv.ParseInt(strings.TrimSpace(out.String()), 10, 64); got != n {
+		return 0, fmt.Errorf("%s %s upload: the container got %q bytes of %d", p.name, protocol, out.String(), n)
+	}
+	return float64(n) / (1 << 20) / elapsed.Seconds(), nil
 }
 
 // setup runs `true` k times, one after the other: each from the request to the exit code.

@@ -69,43 +69,46 @@ func measurePaths(ctx context.Context, o options, paths []path, res *Results) er
 // measureRound is one round's download and upload on p.
 func measureRound(ctx context.Context, o options, p path, protocol string, into *pathSamples, clean func()) error {
 	logf("%s over %s: download %d MiB", p.name, protocol, o.download>>20)
-	err := into.onMachine(o.download, into.cpuDown, &into.busyDown, func() (map[string][]float64, error) {
-		rates, cpu, err := download(ctx, o.cluster, p, protocol, o.download, 1, clean)
-		into.down = append(into.down, rates...)
-		return cpu, err
+	err := into.transfer(o.cluster, p, o.download, &into.down, into.cpuDown, &into.busyDown, func() (float64, error) {
+		return download(ctx, p, protocol, o.download)
 	})
+	clean()
 	if err != nil || noUpload(p, protocol) {
 		return err
 	}
 	logf("%s over %s: upload %d MiB", p.name, protocol, o.upload>>20)
-	return into.onMachine(o.upload, into.cpuUp, &into.busyUp, func() (map[string][]float64, error) {
-		rates, cpu, err := upload(ctx, o.cluster, p, protocol, o.upload, 1)
-		into.up = append(into.up, rates...)
-		return cpu, err
+	return into.transfer(o.cluster, p, o.upload, &into.up, into.cpuUp, &into.busyUp, func() (float64, error) {
+		return upload(ctx, p, protocol, o.upload)
 	})
 }
 
-// onMachine runs a transfer of n bytes (again if it fails once) and adds its CPU per GiB, by process and for the whole
-// machine, to cpu, and the machine's busy share to busy.
-func (into *pathSamples) onMachine(n int64, cpu map[string][]float64, busy *[]float64, transfer func() (map[string][]float64, error)) error {
+// transfer runs a transfer of n bytes on p (again if it fails once) and adds its rate to rates, the
+// CPU seconds per GiB of p's processes and of the whole machine to cpu, and the machine's busy
+// share to busy.
+func (into *pathSamples) transfer(cluster string, p path, n int64, rates *[]float64, cpu map[string][]float64,
+	busy *[]float64, run func() (float64, error)) error {
+	before := cpuOf(cluster, p.cpu)
 	busy0, total0 := machineCPU()
-	byProcess, err := transfer()
+	rate, err := run()
 	if err != nil {
 		// Any path may fail a transfer now and then (kube-apiserver's own WebSocket path has cut a
 		// GiB short): it is told in the results and run once more, rather than end the benchmark.
 		logf("%v: once more", err)
 		into.failed = append(into.failed, err.Error())
+		before = cpuOf(cluster, p.cpu)
 		busy0, total0 = machineCPU()
-		if byProcess, err = transfer(); err != nil {
+		if rate, err = run(); err != nil {
 			return err
 		}
 	}
 	busy1, total1 := machineCPU()
-	for name, c := range byProcess {
-		cpu[name] = append(cpu[name], c...)
+	gib := float64(n) / (1 << 30)
+	*rates = append(*rates, rate)
+	for name, c := range cpuOf(cluster, p.cpu) {
+		cpu[name] = append(cpu[name], (c-before[name])/gib)
 	}
 	if total1 > total0 {
-		cpu["machine"] = append(cpu["machine"], (busy1-busy0)/(float64(n)/(1<<30)))
+		cpu["machine"] = append(cpu["machine"], (busy1-busy0)/gib)
 		*busy = append(*busy, (busy1-busy0)/(total1-total0))
 	}
 	return nil

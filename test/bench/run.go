@@ -148,7 +148,7 @@ func cpuProfiles(ctx context.Context, o options, route path, admin *rest.Config)
 				}
 			}()
 		}
-		if _, _, err := download(ctx, o.cluster, route, protocol, o.download, 1, nil); err != nil {
+		if _, err := download(ctx, route, protocol, o.download); err != nil {
 			logf("profiles: download: %v", err)
 		}
 		wg.Wait()
@@ -172,11 +172,11 @@ func throttle(ctx context.Context, o options, route path) (Throttle, error) {
 		return t, err
 	}
 	n := 5 * o.throttleBytesPerSecond // long enough for the burst allowance not to count
-	rates, _, err := download(ctx, o.cluster, route, "spdy", n, 1, nil)
+	rate, err := download(ctx, route, "spdy", n)
 	if err != nil {
 		return t, err
 	}
-	t.MeasuredBytesPerSec = rates[0] * (1 << 20)
+	t.MeasuredBytesPerSec = rate * (1 << 20)
 	t.Ratio = t.MeasuredBytesPerSec / float64(o.throttleBytesPerSecond)
 	logf("throttle: %d session starts at once, --session-start-burst=%d", t.Starts, o.burst)
 	if err := restartExecProxy(ctx, o.cluster, route, fmt.Sprintf("--session-audit-log-path= --recording-dir= --session-start-qps=0.001 --session-start-burst=%d --max-sessions-per-user=0", o.burst)); err != nil {
