@@ -12,6 +12,7 @@ import (
 	logsapi "k8s.io/component-base/logs/api/v1"
 	"k8s.io/component-base/term"
 	"k8s.io/component-base/version/verflag"
+	"k8s.io/klog/v2"
 
 	"github.com/exec-proxy/exec-proxy/cmd/exec-proxy/app/options"
 )
@@ -45,6 +46,7 @@ func NewCommand(ctx context.Context) *cobra.Command {
 }
 
 func run(ctx context.Context, o *options.Options) error {
+	logGCPercent(klog.FromContext(ctx))
 	if err := o.Complete(); err != nil {
 		return err
 	}
