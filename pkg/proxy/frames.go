@@ -41,6 +41,12 @@ func (c *frameCutter) follow(p []byte) bool {
 	return c.body == 0 && c.headLen == 0
 }
 
+// headerOnly tells whether the bytes followed end in a frame's header, or right after it before
+// any of its body.
+func (c *frameCutter) headerOnly() bool {
+	return c.headLen > 0 || (c.body > 0 && c.body == int(c.head[5])<<16|int(c.head[6])<<8|int(c.head[7]))
+}
+
 // frameWriter writes a SPDY byte stream a whole frame at a time. spdystream writes each frame as
 // three writes (two 4-byte header fields, then the data), one frame after the other under its
 // lock: written as they come, each would be a TLS record and a system call. The rest of a frame

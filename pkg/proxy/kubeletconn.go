@@ -133,7 +133,8 @@ func viaUpgradeProxy(req *http.Request, kind Kind) bool {
 // answered, its reads and writes (the request, the kubelet's answer) run on a fresh stack.
 type setupConn struct {
 	net.Conn
-	s *Session
+	s   *Session
+	cut frameCutter // the kubelet's SPDY frames, as they are read
 }
 
 func (c *setupConn) Read(p []byte) (n int, err error) {
@@ -142,10 +143,34 @@ func (c *setupConn) Read(p []byte) (n int, err error) {
 		if n, err = c.Conn.Read(p); err == nil {
 			n = readMore(c.Conn, p, n)
 		}
+		if c.s.kubeletSPDY.Load() {
+			n, err = c.withBody(p, n, err)
+		}
 		return n, err
 	}
 	freshStack(func() { n, err = c.Conn.Read(p) })
 	return n, err
+}
+
+// withBody reads on while the n bytes read into p are no more than a SPDY frame's header: its
+// body follows at once, and the header relayed alone would be a TLS record and a system call of
+// its own here, in kube-apiserver and in the client. Holding it back holds nothing a client could
+// use: a frame is read whole.
+func (c *setupConn) withBody(p []byte, n int, err error) (int, error) {
+	followed := 0
+	for {
+		c.cut.follow(p[followed:n])
+		followed = n
+		if err != nil || n > spdyFrameHeader || n == len(p) || !c.cut.headerOnly() {
+			return n, err
+		}
+		var m int
+		m, err = c.Conn.Read(p[n:])
+		n += m
+		if err == nil {
+			n = readMore(c.Conn, p, n)
+		}
+	}
 }
 
 func (c *setupConn) Write(p []byte) (n int, err error) {

@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"context"
+	"errors"
+	"io"
 	"net"
 	"reflect"
 	"runtime"
@@ -155,3 +157,65 @@ func TestSetupConnReadsWhatArrivedOnceRelaying(t *testing.T) {
 		t.Fatalf("read %q, %v; want the three records at once", p[:n], err)
 	}
 }
+
+// TestSetupConnHoldsHeaderForBody: relayed alone, a SPDY frame's header would be a TLS record and
+// a system call of its own at every hop; a read that found only a header reads on for its body.
+func TestSetupConnHoldsHeaderForBody(t *testing.T) {
+	header := func(length int) string {
+		return string([]byte{0, 0, 0, 1, 0, byte(length >> 16), byte(length >> 8), byte(length)})
+	}
+	cases := []struct {
+		name   string
+		spdy   bool // the kubelet answered the upgrade with SPDY
+		chunks []string
+		end    error // after the chunks
+		bufLen int
+		want   string
+		err    error
+	}{
+		{"a header in two pieces waits for its body", true, []string{header(4)[:4], header(4)[4:], "body", "next"}, nil, 64, header(4) + "body", nil},
+		{"a frame without a body is not held", true, []string{header(0), "next"}, nil, 64, header(0), nil},
+		{"a whole frame is returned as it came", true, []string{header(4) + "body", "next"}, nil, 64, header(4) + "body", nil},
+		{"the end of a body with the next header is returned as it came", true, []string{header(6) + "bo", "dy", "ne" + header(4), "next"}, nil, 64, header(6) + "bo", nil},
+		{"a header cut off by the end of the connection is returned with the end", true, []string{header(4)[:5]}, io.EOF, 64, header(4)[:5], io.EOF},
+		{"a full buffer is returned", true, []string{header(4), "body"}, nil, 8, header(4), nil},
+		{"not SPDY: nothing is held", false, []string{header(4), "body"}, nil, 64, header(4), nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &Session{}
+			s.relaying.Store(true)
+			s.kubeletSPDY.Store(tc.spdy)
+			c := &setupConn{Conn: &chunkConn{chunks: tc.chunks, end: tc.end}, s: s}
+			p := make([]byte, tc.bufLen)
+			n, err := c.Read(p)
+			if string(p[:n]) != tc.want || !errors.Is(err, tc.err) {
+				t.Errorf("read %q, %v; want %q, %v", p[:n], err, tc.want, tc.err)
+			}
+		})
+	}
+}
+
+// chunkConn returns its chunks one read at a time, then end (io.EOF by default); its deadlines
+// cannot be set, so readMore takes nothing more.
+type chunkConn struct {
+	net.Conn
+	chunks []string
+	end    error
+}
+
+func (c *chunkConn) Read(p []byte) (int, error) {
+	if len(c.chunks) == 0 {
+		if c.end == nil {
+			return 0, io.EOF
+		}
+		return 0, c.end
+	}
+	n := copy(p, c.chunks[0])
+	if c.chunks[0] = c.chunks[0][n:]; c.chunks[0] == "" {
+		c.chunks = c.chunks[1:]
+	}
+	return n, nil
+}
+
+func (c *chunkConn) SetReadDeadline(time.Time) error { return errors.New("no deadlines") }

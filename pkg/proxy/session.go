@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -70,6 +71,8 @@ type Session struct {
 	protocolError atomic.Bool
 	// relaying is set once the kubelet's 101 is seen: the copies of the session run from then.
 	relaying atomic.Bool
+	// kubeletSPDY: the kubelet's 101 went to the client as it came, and it speaks SPDY.
+	kubeletSPDY atomic.Bool
 
 	// onUpgrade runs as the 101 is about to reach the client; an error refuses the session instead.
 	onUpgrade func(protocol string) error
@@ -150,6 +153,7 @@ func (s *Session) noteResponse(p []byte) (int, error) {
 	s.code, s.protocol = code, protocol
 	if code == http.StatusSwitchingProtocols {
 		s.skim = newSkimmer(upgrade, protocol, s.stats)
+		s.kubeletSPDY.Store(strings.HasPrefix(strings.ToUpper(upgrade), "SPDY/"))
 		if s.backend != nil {
 			s.backend.arm()
 		}
