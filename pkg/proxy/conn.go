@@ -174,7 +174,7 @@ func (c *sessionConn) write(p []byte) (int, error) {
 	if c.out != nil {
 		return c.out.write(p)
 	}
-	n, err := c.Conn.Write(p)
+	n, err := writeRecords(c.Conn, p)
 	c.s.countOut(n)
 	return n, err
 }

@@ -20,16 +20,18 @@ import (
 // relay are handed that connection: the proxy through the dialer of its transport, so the URL it is
 // given is http, the TLS being under it, as the relay's is.
 
-// dialKubelet connects s to its kubelet. Under the upgrade-aware proxy, the TCP connection is a
-// drainingConn (see there), which the session holds as its backend.
+// dialKubelet connects s to its kubelet. The TLS runs over a recordConn (see there); under the
+// upgrade-aware proxy, over a drainingConn too (see there), which the session holds as its backend.
 func (p *Proxier) dialKubelet(ctx context.Context, s *Session, upgradeProxy bool) error {
 	var wrap func(net.Conn) net.Conn
 	if upgradeProxy {
 		wrap = func(c net.Conn) net.Conn {
 			dc := newDrainingConn(c)
 			s.setBackend(dc)
-			return dc
+			return &recordConn{Conn: dc}
 		}
+	} else {
+		wrap = func(c net.Conn) net.Conn { return &recordConn{Conn: c} }
 	}
 	conn, err := p.transport.DialKubelet(ctx, s.Address, wrap)
 	if err != nil {
@@ -175,7 +177,7 @@ func (c *setupConn) withBody(p []byte, n int, err error) (int, error) {
 
 func (c *setupConn) Write(p []byte) (n int, err error) {
 	if c.s.relaying.Load() {
-		return c.Conn.Write(p)
+		return writeRecords(c.Conn, p)
 	}
 	freshStack(func() { n, err = c.Conn.Write(p) })
 	return n, err

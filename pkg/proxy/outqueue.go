@@ -91,7 +91,7 @@ func (q *outQueue) send(chunk []byte) error {
 	if err := wait(q.c.s.ctx, q.c.s.outLimit, len(chunk)); err != nil {
 		return err
 	}
-	n, err := q.c.Conn.Write(chunk)
+	n, err := writeRecords(q.c.Conn, chunk)
 	q.c.s.countOut(n)
 	return err
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/exec-proxy/exec-proxy/pkg/api"
 	"github.com/exec-proxy/exec-proxy/pkg/apiserver"
+	"github.com/exec-proxy/exec-proxy/pkg/proxy"
 )
 
 // Options are all of exec-proxy's flags.
@@ -126,6 +127,8 @@ func (o *Options) ServerConfig() (*apiserver.Config, error) {
 	if err := o.SecureServing.ApplyTo(&generic.SecureServing, &generic.LoopbackClientConfig); err != nil {
 		return nil, fmt.Errorf("secure serving: %w", err)
 	}
+	// Sessions write the TLS records of each write in one system call (see proxy.RecordListener).
+	generic.SecureServing.Listener = proxy.RecordListener{Listener: generic.SecureServing.Listener}
 	if err := o.Authentication.ApplyTo(&generic.Authentication, generic.SecureServing, nil); err != nil {
 		return nil, fmt.Errorf("authentication: %w", err)
 	}

@@ -1,0 +1,110 @@
+package proxy
+
+import (
+	"crypto/tls"
+	"net"
+	"sync"
+	"time"
+)
+
+// Go's crypto/tls writes each TLS record with a system call of its own: a 32 KiB write is two or
+// three records, and a WebSocket frame from upstream's stream translator (whose header and first
+// 4 KiB come through a 4 KiB buffer) four or five. A recordConn under a session's TLS connection
+// gathers the records of one write, so that they leave in one system call.
+
+// recordBufferSize holds the records of the largest write exec-proxy makes, a whole frame's.
+const recordBufferSize = frameBufferSize + 1<<10
+
+var recordBuffers = sync.Pool{New: func() any { b := make([]byte, 0, recordBufferSize); return &b }}
+
+// recordConn is the TCP connection under a TLS connection. While writeRecords runs, what the TLS
+// connection writes is gathered, then written at once.
+type recordConn struct {
+	net.Conn
+	writing sync.Mutex // one writeRecords at a time
+	mu      sync.Mutex
+	held    *[]byte // the records of the write under way
+	// err is the failed write of gathered records: the TLS connection lost records it counts as
+	// sent, so nothing more may follow them.
+	err error
+}
+
+func (c *recordConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	if c.held != nil {
+		*c.held = append(*c.held, p...)
+		c.mu.Unlock()
+		return len(p), nil
+	}
+	err := c.err
+	c.mu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	return c.Conn.Write(p)
+}
+
+// writeRecords writes p through tc, the TLS connection over c.
+func (c *recordConn) writeRecords(tc *tls.Conn, p []byte) (int, error) {
+	c.writing.Lock()
+	defer c.writing.Unlock()
+	held := recordBuffers.Get().(*[]byte)
+	defer func() {
+		*held = (*held)[:0]
+		recordBuffers.Put(held)
+	}()
+	c.mu.Lock()
+	c.held = held
+	c.mu.Unlock()
+	n, err := tc.Write(p)
+	c.mu.Lock()
+	c.held = nil
+	failed := c.err
+	c.mu.Unlock()
+	if failed != nil {
+		return 0, failed
+	}
+	if len(*held) > 0 {
+		if _, werr := c.Conn.Write(*held); werr != nil {
+			c.mu.Lock()
+			c.err = werr
+			c.mu.Unlock()
+			return 0, werr
+		}
+	}
+	return n, err
+}
+
+// writeRecords writes p to c, with a recordWriter if c is TLS over a recordConn.
+func writeRecords(c net.Conn, p []byte) (int, error) {
+	if tc, ok := c.(*tls.Conn); ok {
+		if rc, ok := tc.NetConn().(*recordConn); ok {
+			return rc.writeRecords(tc, p)
+		}
+	}
+	return c.Write(p)
+}
+
+// recordsWriter writes to c with writeRecords.
+type recordsWriter struct{ c net.Conn }
+
+func (w recordsWriter) Write(p []byte) (int, error) { return writeRecords(w.c, p) }
+
+// RecordListener puts a recordConn under each connection exec-proxy serves; the TLS is over it.
+type RecordListener struct{ net.Listener }
+
+// keepAlivePeriod is the API server's own: it sets it on a TCP connection it accepts, which a
+// recordConn is not.
+const keepAlivePeriod = 3 * time.Minute
+
+func (l RecordListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetKeepAlive(true)
+		_ = tc.SetKeepAlivePeriod(keepAlivePeriod)
+	}
+	return &recordConn{Conn: c}, nil
+}
