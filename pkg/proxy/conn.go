@@ -47,8 +47,11 @@ func (w *sessionWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	c := &sessionConn{Conn: raw, s: w.s, coalesce: w.coalesce}
-	if w.s.outLimit != nil {
+	switch {
+	case w.s.outLimit != nil:
 		c.out = newOutQueue(c, outQueueLen(float64(w.s.outLimit.Limit())))
+	case !w.coalesce: // WebSocket
+		c.frames = &frameWriter{w: recordsWriter{raw}, cut: &wsFrameCutter{}}
 	}
 	// Bytes the server already buffered from the client must still pass through the counters.
 	if n := rw.Reader.Buffered(); n > 0 {
@@ -82,6 +85,9 @@ type sessionConn struct {
 	closing   atomic.Bool // exec-proxy is closing the connection
 	coalesce  bool
 	out       *outQueue // bandwidth-limited sessions only
+	// frames writes a WebSocket session's frames to the client whole: upstream's stream translator
+	// writes each through the 4 KiB buffer it is handed at the hijack, in two writes or more.
+	frames *frameWriter
 	// refusal holds the kubelet's answer when it did not upgrade: the upgrade-aware proxy would
 	// echo it as it came (any text, any code); the client gets a Status made of it on Close.
 	refusal atomic.Pointer[bytes.Buffer]
@@ -167,10 +173,29 @@ func (c *sessionConn) write(p []byte) (int, error) {
 			c.refusal.Store(r)
 			return len(p), nil
 		}
-		c.s.skimmer().toClient(afterHead(p))
+		frames := afterHead(p)
+		c.s.skimmer().toClient(frames)
+		if !c.s.clientWebSocket.Load() {
+			c.frames = nil
+		}
+		if c.frames != nil { // the frames after the head go with it; the frame writer takes up after them
+			c.frames.cut.follow(frames)
+			return c.send(p)
+		}
 	} else {
 		c.s.skimmer().toClient(p)
 	}
+	if c.frames != nil {
+		if err := c.frames.Write(p); err != nil {
+			return 0, err
+		}
+		c.s.countOut(len(p))
+		return len(p), nil
+	}
+	return c.send(p)
+}
+
+func (c *sessionConn) send(p []byte) (int, error) {
 	if c.out != nil {
 		return c.out.write(p)
 	}

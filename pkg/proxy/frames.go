@@ -8,8 +8,8 @@ import (
 // spdyFrameHeader is the length of a SPDY frame's header; its last 3 bytes are the body's length.
 const spdyFrameHeader = 8
 
-// frameBuffers hold a whole SPDY data frame as the translator writes them (up to 32 KiB of
-// payload), with its header.
+// frameBuffers hold a whole frame as the translator writes them (up to 32 KiB of payload), with
+// its header.
 var frameBuffers = sync.Pool{New: func() any { b := make([]byte, 0, frameBufferSize); return &b }}
 
 const frameBufferSize = 2 * largeCopyBuffer
@@ -47,14 +47,41 @@ func (c *frameCutter) headerOnly() bool {
 	return c.headLen > 0 || (c.body > 0 && c.body == int(c.head[5])<<16|int(c.head[6])<<8|int(c.head[7]))
 }
 
-// frameWriter writes a SPDY byte stream a whole frame at a time. spdystream writes each frame as
-// three writes (two 4-byte header fields, then the data), one frame after the other under its
-// lock: written as they come, each would be a TLS record and a system call. The rest of a frame
-// always follows at once, so holding its start holds nothing back. Not for concurrent use.
+// wsFrameCutter follows the frame boundaries of a WebSocket byte stream.
+type wsFrameCutter struct {
+	head    [14]byte
+	headLen int    // bytes of the current frame's header seen
+	body    uint64 // bytes of the current frame's payload still to come
+}
+
+func (c *wsFrameCutter) follow(p []byte) bool {
+	for len(p) > 0 {
+		if c.body > 0 {
+			n := min(c.body, uint64(len(p)))
+			c.body -= n
+			p = p[n:]
+			continue
+		}
+		c.head[c.headLen] = p[0]
+		c.headLen++
+		p = p[1:]
+		if c.headLen >= 2 && c.headLen == wsHeaderLen(c.head[1]) {
+			c.body, _ = wsPayloadLen(c.head[:c.headLen])
+			c.headLen = 0
+		}
+	}
+	return c.body == 0 && c.headLen == 0
+}
+
+// frameWriter writes a byte stream of frames a whole frame at a time. spdystream writes each
+// SPDY frame as three writes (two 4-byte header fields, then the data), and upstream's stream
+// translator each WebSocket frame through a 4 KiB buffer, as two writes or more: written as they
+// come, each would be a TLS record and a system call. The rest of a frame always follows at once,
+// so holding its start holds nothing back. Not for concurrent use.
 type frameWriter struct {
 	w    io.Writer
-	cut  frameCutter
-	held *[]byte // the start of a frame, until its rest comes
+	cut  interface{ follow([]byte) bool } // *frameCutter or *wsFrameCutter
+	held *[]byte                          // the start of a frame, until its rest comes
 }
 
 func (f *frameWriter) Write(p []byte) error {

@@ -73,6 +73,8 @@ type Session struct {
 	relaying atomic.Bool
 	// kubeletSPDY: the kubelet's 101 went to the client as it came, and it speaks SPDY.
 	kubeletSPDY atomic.Bool
+	// clientWebSocket: the client was answered with a WebSocket.
+	clientWebSocket atomic.Bool
 
 	// onUpgrade runs as the 101 is about to reach the client; an error refuses the session instead.
 	onUpgrade func(protocol string) error
@@ -154,6 +156,7 @@ func (s *Session) noteResponse(p []byte) (int, error) {
 	if code == http.StatusSwitchingProtocols {
 		s.skim = newSkimmer(upgrade, protocol, s.stats)
 		s.kubeletSPDY.Store(strings.HasPrefix(strings.ToUpper(upgrade), "SPDY/"))
+		s.clientWebSocket.Store(strings.EqualFold(upgrade, "websocket"))
 		if s.backend != nil {
 			s.backend.arm()
 		}

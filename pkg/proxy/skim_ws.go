@@ -83,15 +83,7 @@ func (r *wsReader) header(p *[]byte) bool {
 	for {
 		need := 2
 		if len(r.hdr) >= 2 {
-			switch r.hdr[1] & 0x7f {
-			case 126:
-				need += 2
-			case 127:
-				need += 8
-			}
-			if r.hdr[1]&0x80 != 0 {
-				need += 4
-			}
+			need = wsHeaderLen(r.hdr[1])
 		}
 		if len(r.hdr) >= need {
 			break
@@ -103,13 +95,8 @@ func (r *wsReader) header(p *[]byte) bool {
 		r.hdr, *p = append(r.hdr, (*p)[:take]...), (*p)[take:]
 	}
 	h := r.hdr
-	opcode, length, off := h[0]&0x0f, uint64(h[1]&0x7f), 2
-	switch length {
-	case 126:
-		length, off = uint64(binary.BigEndian.Uint16(h[2:4])), 4
-	case 127:
-		length, off = binary.BigEndian.Uint64(h[2:10]), 10
-	}
+	opcode := h[0] & 0x0f
+	length, off := wsPayloadLen(h)
 	r.mask = nil
 	if h[1]&0x80 != 0 {
 		r.mask = append([]byte(nil), h[off:off+4]...)
@@ -208,4 +195,32 @@ func (r *wsReader) frameDone() {
 		r.s.stats.resized(msg)
 	}
 	r.stream = ""
+}
+
+// wsHeaderLen is the length of a WebSocket frame header whose second byte is second.
+func wsHeaderLen(second byte) int {
+	n := 2
+	switch second & 0x7f {
+	case 126:
+		n += 2
+	case 127:
+		n += 8
+	}
+	if second&0x80 != 0 {
+		n += 4
+	}
+	return n
+}
+
+// wsPayloadLen reads a whole WebSocket frame header: the payload's length, and where the masking
+// key (if any) starts.
+func wsPayloadLen(h []byte) (length uint64, off int) {
+	switch l := h[1] & 0x7f; l {
+	case 126:
+		return uint64(binary.BigEndian.Uint16(h[2:4])), 4
+	case 127:
+		return binary.BigEndian.Uint64(h[2:10]), 10
+	default:
+		return uint64(l), 2
+	}
 }
