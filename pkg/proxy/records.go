@@ -75,7 +75,7 @@ func (c *recordConn) writeRecords(tc *tls.Conn, p []byte) (int, error) {
 	return n, err
 }
 
-// writeRecords writes p to c, with a recordWriter if c is TLS over a recordConn.
+// writeRecords writes p to c, its TLS records in one system call if c is TLS over a recordConn.
 func writeRecords(c net.Conn, p []byte) (int, error) {
 	if tc, ok := c.(*tls.Conn); ok {
 		if rc, ok := tc.NetConn().(*recordConn); ok {
