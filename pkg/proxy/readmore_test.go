@@ -135,8 +135,21 @@ func (c *batchConn) flush() error {
 	return err
 }
 
-// tlsPair is a TLS connection over loopback TCP, handshake done.
+// tlsPair is a TLS connection over loopback TCP, handshake done; the client's records, from then
+// on, reach the network only on flush.
 func tlsPair(t *testing.T) (*tls.Conn, *batchedClient) {
+	t.Helper()
+	bc := &batchConn{}
+	server, client := handshakenPair(t, func(raw net.Conn) net.Conn { bc.Conn = raw; return bc })
+	bc.mu.Lock()
+	bc.holding = true
+	bc.mu.Unlock()
+	return server, &batchedClient{tls: client, raw: bc}
+}
+
+// handshakenPair is a TLS connection over loopback TCP, handshake done; the client's TLS runs over
+// what wrap makes of its TCP connection.
+func handshakenPair(t *testing.T, wrap func(net.Conn) net.Conn) (server, client *tls.Conn) {
 	t.Helper()
 	certPEM, keyPEM, err := certutil.GenerateSelfSignedCertKey("localhost", nil, nil)
 	if err != nil {
@@ -160,9 +173,8 @@ func tlsPair(t *testing.T) (*tls.Conn, *batchedClient) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	server := tls.Server(<-accepted, &tls.Config{Certificates: []tls.Certificate{cert}})
-	bc := &batchConn{Conn: raw}
-	client := tls.Client(bc, &tls.Config{InsecureSkipVerify: true}) // a test's own pair
+	server = tls.Server(<-accepted, &tls.Config{Certificates: []tls.Certificate{cert}})
+	client = tls.Client(wrap(raw), &tls.Config{InsecureSkipVerify: true}) // a test's own pair
 	t.Cleanup(func() { _ = server.Close(); _ = raw.Close() })
 	errs := make(chan error, 1)
 	go func() { errs <- server.Handshake() }()
@@ -172,8 +184,5 @@ func tlsPair(t *testing.T) (*tls.Conn, *batchedClient) {
 	if err := <-errs; err != nil {
 		t.Fatal(err)
 	}
-	bc.mu.Lock()
-	bc.holding = true
-	bc.mu.Unlock()
-	return server, &batchedClient{tls: client, raw: bc}
+	return server, client
 }

@@ -8,8 +8,6 @@ import (
 	"net"
 	"sync"
 	"testing"
-
-	certutil "k8s.io/client-go/util/cert"
 )
 
 func TestWriteRecordsInOneWrite(t *testing.T) {
@@ -108,44 +106,13 @@ func TestWriteRecordsConcurrentWriter(t *testing.T) {
 // with a recordConn over it if under is set.
 func recordPair(t *testing.T, under bool) (client *tls.Conn, server *tls.Conn, counted *countingConn) {
 	t.Helper()
-	certPEM, keyPEM, err := certutil.GenerateSelfSignedCertKey("localhost", nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, _ := l.Accept()
-		accepted <- c
-	}()
-	raw, err := net.Dial("tcp", l.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	counted = &countingConn{Conn: raw}
-	var tlsUnder net.Conn = counted
-	if under {
-		tlsUnder = &recordConn{Conn: counted}
-	}
-	server = tls.Server(<-accepted, &tls.Config{Certificates: []tls.Certificate{cert}})
-	client = tls.Client(tlsUnder, &tls.Config{InsecureSkipVerify: true}) // a test's own pair
-	t.Cleanup(func() { _ = server.Close(); _ = raw.Close() })
-	errs := make(chan error, 1)
-	go func() { errs <- server.Handshake() }()
-	if err := client.Handshake(); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-errs; err != nil {
-		t.Fatal(err)
-	}
+	server, client = handshakenPair(t, func(raw net.Conn) net.Conn {
+		counted = &countingConn{Conn: raw}
+		if under {
+			return &recordConn{Conn: counted}
+		}
+		return counted
+	})
 	return client, server, counted
 }
 
