@@ -34,7 +34,7 @@ func (c *frameCutter) follow(p []byte) bool {
 		c.headLen += n
 		p = p[n:]
 		if c.headLen == spdyFrameHeader {
-			c.body = int(c.head[5])<<16 | int(c.head[6])<<8 | int(c.head[7])
+			c.body = c.bodyLen()
 			c.headLen = 0
 		}
 	}
@@ -44,7 +44,12 @@ func (c *frameCutter) follow(p []byte) bool {
 // headerOnly tells whether the bytes followed end in a frame's header, or right after it before
 // any of its body.
 func (c *frameCutter) headerOnly() bool {
-	return c.headLen > 0 || (c.body > 0 && c.body == int(c.head[5])<<16|int(c.head[6])<<8|int(c.head[7]))
+	return c.headLen > 0 || (c.body > 0 && c.body == c.bodyLen())
+}
+
+// bodyLen is the body length of the frame whose header was seen last.
+func (c *frameCutter) bodyLen() int {
+	return int(c.head[5])<<16 | int(c.head[6])<<8 | int(c.head[7])
 }
 
 // wsFrameCutter follows the frame boundaries of a WebSocket byte stream.
