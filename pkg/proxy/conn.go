@@ -52,6 +52,7 @@ func (w *sessionWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		c.out = newOutQueue(c, outQueueLen(float64(w.s.outLimit.Limit())))
 	case !w.coalesce: // WebSocket
 		c.frames = &frameWriter{w: recordsWriter{raw}, cut: &wsFrameCutter{}}
+		c.fcond.L = &c.fmu
 	}
 	// Bytes the server already buffered from the client must still pass through the counters.
 	if n := rw.Reader.Buffered(); n > 0 {
@@ -88,6 +89,13 @@ type sessionConn struct {
 	// frames writes a WebSocket session's frames to the client whole: upstream's stream translator
 	// writes each through the 4 KiB buffer it is handed at the hijack, in two writes or more.
 	frames *frameWriter
+	// fmu orders the translator's frames and those the kubelet leg writes directly (see direct.go);
+	// fcond tells of the end of a frame, ferr of a connection no frame can be written to.
+	fmu     sync.Mutex
+	fcond   sync.Cond
+	ferr    error
+	idle    atomic.Int64 // wsstream's idle timeout, in nanoseconds
+	renewed int64        // when a direct frame last renewed it, under fmu
 	// refusal holds the kubelet's answer when it did not upgrade: the upgrade-aware proxy would
 	// echo it as it came (any text, any code); the client gets a Status made of it on Close.
 	refusal atomic.Pointer[bytes.Buffer]
@@ -182,15 +190,10 @@ func (c *sessionConn) write(p []byte) (int, error) {
 			c.frames.cut.follow(frames)
 			return c.send(p)
 		}
+	} else if c.frames != nil {
+		return c.writeFrames(p)
 	} else {
 		c.s.skimmer().toClient(p)
-	}
-	if c.frames != nil {
-		if err := c.frames.Write(p); err != nil {
-			return 0, err
-		}
-		c.s.countOut(len(p))
-		return len(p), nil
 	}
 	return c.send(p)
 }
@@ -230,6 +233,9 @@ func (c *sessionConn) Close() error {
 			c.out.finish()
 		}
 		err = c.Conn.Close()
+		if c.frames != nil {
+			c.closeFrames()
+		}
 	})
 	return err
 }

@@ -87,10 +87,13 @@ type frameWriter struct {
 	w    io.Writer
 	cut  interface{ follow([]byte) bool } // *frameCutter or *wsFrameCutter
 	held *[]byte                          // the start of a frame, until its rest comes
+	// partial: the bytes written so far end inside a frame.
+	partial bool
 }
 
 func (f *frameWriter) Write(p []byte) error {
 	whole := f.cut.follow(p)
+	f.partial = !whole
 	if f.held == nil && (whole || len(p) > frameBufferSize) {
 		_, err := f.w.Write(p)
 		return err

@@ -55,7 +55,12 @@ func (r *relay) dial(ctx context.Context, _, address string) (net.Conn, error) {
 	l.backend = conn
 	l.frames = frameWriter{w: recordsWriter{conn}, cut: &frameCutter{}}
 	l.leg = s.addKubeletLeg()
-	l.skim = newSkimmer("SPDY/3.1", "", l.leg)
+	types := newSPDYSkimmer(l.leg)
+	l.leg.reading.Store(true)
+	l.skim = types
+	if c := s.directConn(); c != nil {
+		l.direct, l.types = c, types
+	}
 	l.stop = context.AfterFunc(s.legCtx, func() { _ = l.Close() })
 	return l, nil
 }
@@ -77,6 +82,15 @@ type kubeletLeg struct {
 	in      *bufio.Reader // the kubelet's bytes after its answer, once read
 
 	frames frameWriter // the translator's frames to the kubelet
+
+	// direct, when set, takes the payload of stdout and stderr from the kubelet's frames (see
+	// readDirect); types names the streams.
+	direct   *sessionConn
+	types    *spdySkimmer
+	hdr      [spdyFrameHeader]byte // the header of the kubelet's frame being read
+	owed     []byte                // what of it the translator is still to read
+	passBody int                   // bytes of the current frame's body the translator still reads
+	readErr  error
 
 	closeOnce sync.Once
 }
@@ -136,6 +150,9 @@ func (l *kubeletLeg) Read(p []byte) (int, error) {
 	}
 	if l.refused {
 		return 0, io.EOF
+	}
+	if l.direct != nil {
+		return l.readDirect(p)
 	}
 	n, err := l.in.Read(p)
 	l.skim.toClient(p[:n])

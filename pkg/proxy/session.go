@@ -183,6 +183,17 @@ func (s *Session) skimmer() skimmer {
 	return s.skim
 }
 
+// directConn is the client connection a kubelet leg writes stdout and stderr to itself (see
+// readDirect), or nil: a bandwidth-limited session's frames go through its queue instead.
+func (s *Session) directConn() *sessionConn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conn == nil || s.conn.frames == nil {
+		return nil
+	}
+	return s.conn
+}
+
 // addKubeletLeg counts one more relay to the kubelet and returns the stats they share.
 func (s *Session) addKubeletLeg() *streamStats {
 	s.mu.Lock()
