@@ -28,6 +28,9 @@ type sessionWriter struct {
 	onHijack func()
 	// coalesce: the client's connection is relayed as it is (SPDY), see readMore.
 	coalesce bool
+	// directStdin: the stream translator serves the session, with stdin and no bandwidth limit;
+	// its stdin goes to the kubelet directly (see stdinFilter).
+	directStdin bool
 }
 
 func (w *sessionWriter) WriteHeader(code int) {
@@ -53,6 +56,9 @@ func (w *sessionWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	case !w.coalesce: // WebSocket
 		c.frames = &frameWriter{w: recordsWriter{raw}, cut: &wsFrameCutter{}}
 		c.fcond.L = &c.fmu
+		if w.directStdin {
+			c.stdin = &stdinFilter{c: c, route: newStdinRoute()}
+		}
 	}
 	// Bytes the server already buffered from the client must still pass through the counters.
 	if n := rw.Reader.Buffered(); n > 0 {
@@ -96,6 +102,7 @@ type sessionConn struct {
 	ferr    error
 	idle    atomic.Int64 // wsstream's idle timeout, in nanoseconds
 	renewed int64        // when a direct frame last renewed it, under fmu
+	stdin   *stdinFilter // see direct_stdin.go
 	// refusal holds the kubelet's answer when it did not upgrade: the upgrade-aware proxy would
 	// echo it as it came (any text, any code); the client gets a Status made of it on Close.
 	refusal atomic.Pointer[bytes.Buffer]
@@ -105,6 +112,14 @@ type sessionConn struct {
 const maxRefusal = 16 << 10
 
 func (c *sessionConn) Read(p []byte) (int, error) {
+	if c.stdin != nil {
+		return c.stdin.read(p)
+	}
+	return c.rawRead(p)
+}
+
+// rawRead reads the client's bytes as they came: counted, skimmed and throttled.
+func (c *sessionConn) rawRead(p []byte) (int, error) {
 	if len(c.pending) > 0 {
 		n := copy(p, c.pending)
 		c.pending = c.pending[n:]
@@ -235,6 +250,9 @@ func (c *sessionConn) Close() error {
 		err = c.Conn.Close()
 		if c.frames != nil {
 			c.closeFrames()
+		}
+		if c.stdin != nil {
+			c.stdin.route.end()
 		}
 	})
 	return err

@@ -126,6 +126,12 @@ func (fakeContainer) ExecInContainer(_ context.Context, _ string, _ types.UID, _
 	case "cat":
 		_, err := io.Copy(out, in)
 		return err
+	case "count": // wc -c
+		n, err := io.Copy(io.Discard, in)
+		if err == nil {
+			_, err = fmt.Fprintln(out, n)
+		}
+		return err
 	case "echo":
 		_, err := fmt.Fprintln(out, strings.Join(cmd[1:], " "))
 		return err

@@ -183,7 +183,8 @@ func (p *Proxier) serve(w http.ResponseWriter, req *http.Request, s *Session, r 
 	w.Header().Set(SessionIDHeader, s.ID) // also set by the audit filter, when one runs
 	h := &handoff{attempt: sessionaudit.AttemptFrom(req.Context()), hijacked: make(chan struct{}), over: make(chan struct{})}
 	// WebSocket clients write whole frames; the translator reads them through its own buffer.
-	sw := &sessionWriter{ResponseWriter: w, s: s, onHijack: h.hijack, coalesce: !wsstream.IsWebSocketRequest(req)}
+	sw := &sessionWriter{ResponseWriter: w, s: s, onHijack: h.hijack, coalesce: !wsstream.IsWebSocketRequest(req),
+		directStdin: s.Stdin && s.inLimit == nil && !viaUpgradeProxy(req, r.Kind)}
 	stop := context.AfterFunc(req.Context(), s.cancel)
 	d := &detachedSession{h: h, done: done, logger: logger, sw: sw, s: s, r: r, t: t,
 		req: req.WithContext(withSession(klog.NewContext(s.ctx, logger), s))}

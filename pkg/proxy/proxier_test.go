@@ -181,6 +181,7 @@ func TestExecThroughProxy(t *testing.T) {
 	}{
 		{"stdout", execCase{command: []string{"echo", "hello", "world"}}, "", "hello world\n", 0},
 		{"stdin echoed", execCase{command: []string{"cat"}}, strings.Repeat("x", 100<<10), strings.Repeat("x", 100<<10), 0},
+		{"stdin counted", execCase{command: []string{"count"}}, strings.Repeat("y", 8<<20), fmt.Sprintln(8 << 20), 0},
 		{"exit code", execCase{command: []string{"exit", "7"}}, "", "", 7},
 		{"tty size", execCase{command: []string{"size"}, tty: true}, "", "40 120", 0},
 	}

@@ -45,6 +45,10 @@ func withSession(ctx context.Context, s *Session) context.Context {
 func (r *relay) dial(ctx context.Context, _, address string) (net.Conn, error) {
 	s, _ := ctx.Value(sessionKey{}).(*Session)
 	l := &kubeletLeg{r: r, s: s, skim: nopSkimmer{}}
+	l.fcond.L = &l.fmu
+	if s != nil {
+		l.route = s.stdinRoute()
+	}
 	conn, err := sessionKubelet(s, address)
 	if err != nil {
 		l.refuse(gatewayError(err.Error()))
@@ -92,6 +96,14 @@ type kubeletLeg struct {
 	passBody int                   // bytes of the current frame's body the translator still reads
 	readErr  error
 
+	// fmu orders the translator's frames and the stdin frames written directly (see writeData);
+	// fcond tells of the end of a frame, ferr of a connection no frame can be written to.
+	fmu         sync.Mutex
+	fcond       sync.Cond
+	ferr        error
+	route       *stdinRoute // where the client's stdin is told of the stdin stream, if it is
+	stdinOpened bool
+
 	closeOnce sync.Once
 }
 
@@ -100,8 +112,7 @@ func (l *kubeletLeg) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	if l.sent {
-		l.skim.fromClient(p)
-		return len(p), l.frames.Write(p)
+		return l.writeFrames(p)
 	}
 	l.request = append(l.request, p...)
 	if bytes.Contains(l.request, []byte("\r\n\r\n")) {
@@ -134,6 +145,9 @@ func (l *kubeletLeg) refuse(err error) {
 	var b bytes.Buffer
 	writeStatusResponse(&b, err)
 	l.answer, l.refused, l.sent = b.Bytes(), true, true
+	if l.route != nil {
+		l.route.end()
+	}
 	if l.backend != nil {
 		_ = l.backend.Close()
 	}
@@ -182,11 +196,15 @@ func (l *kubeletLeg) readAnswer() {
 func (l *kubeletLeg) Close() error {
 	var err error
 	l.closeOnce.Do(func() {
+		if l.route != nil {
+			l.route.end()
+		}
 		if l.backend == nil {
 			return
 		}
 		l.stop()
 		err = l.backend.Close()
+		l.endFrames()
 		l.skim.close()
 		l.s.legs.Done()
 	})

@@ -194,6 +194,16 @@ func (s *Session) directConn() *sessionConn {
 	return s.conn
 }
 
+// stdinRoute is where the client connection sends stdin directly, if it does.
+func (s *Session) stdinRoute() *stdinRoute {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conn == nil || s.conn.stdin == nil {
+		return nil
+	}
+	return s.conn.stdin.route
+}
+
 // addKubeletLeg counts one more relay to the kubelet and returns the stats they share.
 func (s *Session) addKubeletLeg() *streamStats {
 	s.mu.Lock()

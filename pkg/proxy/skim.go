@@ -73,6 +73,12 @@ func (s *streamStats) add(stream string, n int) {
 	s.mu.Unlock()
 }
 
+func (s *streamStats) streamBytes(stream string) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.bytes[stream]
+}
+
 func (s *streamStats) payload() {
 	if s.onPayload != nil {
 		s.onPayload()

@@ -57,6 +57,18 @@ func (s *spdySkimmer) streamType(id spdy.StreamId) string {
 	return s.types[id]
 }
 
+// streamID is the stream of type typ, if one was opened.
+func (s *spdySkimmer) streamID(typ string) (spdy.StreamId, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, t := range s.types {
+		if t == typ {
+			return id, true
+		}
+	}
+	return 0, false
+}
+
 func (s *spdySkimmer) synStream(id spdy.StreamId, typ, port string) {
 	s.mu.Lock()
 	s.types[id] = typ

@@ -128,30 +128,37 @@ func run(ctx context.Context, o options) (*Results, error) {
 	return res, err
 }
 
-// cpuProfiles records where exec-proxy and kube-apiserver spend their CPU while one download runs
-// through the route, over each protocol, for go tool pprof.
+// cpuProfiles records where exec-proxy and kube-apiserver spend their CPU while one download,
+// then one upload, runs through the route, over each protocol, for go tool pprof.
 func cpuProfiles(ctx context.Context, o options, route path, admin *rest.Config) {
 	if o.profiles == "" {
 		return
 	}
 	targets := map[string]*rest.Config{"exec-proxy": adminStraight(o.cluster), "kube-apiserver": admin}
+	transfers := []struct {
+		name  string
+		bytes int64
+		run   func(context.Context, path, string, int64) (float64, error)
+	}{{"download", o.download, download}, {"upload", 4 * o.upload, upload}}
 	for _, protocol := range []string{"spdy", "websocket"} {
-		logf("profiles: CPU of exec-proxy and kube-apiserver during a %s download through the route", protocol)
-		var wg sync.WaitGroup
-		for name, cfg := range targets {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				file := filepath.Join(o.profiles, protocol+"-download-cpu-"+name+".pb.gz")
-				if err := saveProfile(cfg, "profile?seconds=10", file, time.Minute); err != nil {
-					logf("%v", err)
-				}
-			}()
+		for _, tr := range transfers {
+			logf("profiles: CPU of exec-proxy and kube-apiserver during a %s %s through the route", protocol, tr.name)
+			var wg sync.WaitGroup
+			for name, cfg := range targets {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					file := filepath.Join(o.profiles, protocol+"-"+tr.name+"-cpu-"+name+".pb.gz")
+					if err := saveProfile(cfg, "profile?seconds=10", file, time.Minute); err != nil {
+						logf("%v", err)
+					}
+				}()
+			}
+			if _, err := tr.run(ctx, route, protocol, tr.bytes); err != nil {
+				logf("profiles: %s: %v", tr.name, err)
+			}
+			wg.Wait()
 		}
-		if _, err := download(ctx, route, protocol, o.download); err != nil {
-			logf("profiles: download: %v", err)
-		}
-		wg.Wait()
 	}
 }
 

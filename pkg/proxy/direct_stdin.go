@@ -1,0 +1,270 @@
+package proxy
+
+import (
+	"encoding/binary"
+	"io"
+	"sync"
+
+	"github.com/moby/spdystream/spdy"
+)
+
+// The other way, x/net/websocket reads each of the client's stdin frames into a slice grown as it
+// goes, unmasking it a byte at a time, and wsstream hands it through a pipe to the translator's copy
+// into spdystream: over half of exec-proxy's CPU in an upload was that and the garbage it left. So
+// a WebSocket session's stdin messages are written to the kubelet leg as stdin DATA frames, in the
+// client's order; wsstream reads the client's other frames as they came, the stdin's close signal
+// among them, after the stdin before it.
+// Not from the first stdin message: that one goes through the translator. The kubelet reads stdin
+// only once all the streams it expects are open, and stdin frames it does not read stop it reading
+// any frame (spdystream's queues fill), so stdin written before the translator opened them all
+// would stop the session. The translator copies stdin only once it has, so when its copy of the
+// first message reached the kubelet, the rest can follow directly.
+
+// stdinRoute is where a session's stdin goes directly: the kubelet leg, once the translator's
+// SYN_STREAM for stdin went to the kubelet.
+type stdinRoute struct {
+	mu   sync.Mutex
+	cond sync.Cond
+	leg  *kubeletLeg
+	id   spdy.StreamId
+	done bool // stdin goes through the translator: no leg will open a stdin stream
+}
+
+func newStdinRoute() *stdinRoute {
+	r := &stdinRoute{}
+	r.cond.L = &r.mu
+	return r
+}
+
+// wait returns the leg and stream stdin goes to, or nil once there will be none.
+func (r *stdinRoute) wait() (*kubeletLeg, spdy.StreamId) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for r.leg == nil && !r.done {
+		r.cond.Wait()
+	}
+	return r.leg, r.id
+}
+
+func (r *stdinRoute) opened(l *kubeletLeg, id spdy.StreamId) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.leg == nil && !r.done {
+		r.leg, r.id = l, id
+		r.cond.Broadcast()
+	}
+}
+
+func (r *stdinRoute) end() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.done = true
+	r.cond.Broadcast()
+}
+
+// stdinFilter is Read of a client connection whose stdin goes to the kubelet directly.
+type stdinFilter struct {
+	c        *sessionConn
+	route    *stdinRoute
+	hdr      [15]byte // a frame header, and a message's channel byte
+	owed     []byte   // what of it wsstream is still to read
+	passBody uint64   // the payload of the current frame wsstream still reads
+	direct   bool     // the current message is stdin's, written directly
+	stdinMsg bool     // the current message is stdin's, through the translator
+	passed   int64    // stdin payload that went through the translator
+	leg      *kubeletLeg
+	id       spdy.StreamId
+	through  bool // stdin goes through the translator, for good
+	err      error
+}
+
+func (f *stdinFilter) read(p []byte) (int, error) {
+	for {
+		switch {
+		case len(f.owed) > 0:
+			n := copy(p, f.owed)
+			f.owed = f.owed[n:]
+			return n, nil
+		case f.err != nil:
+			return 0, f.err
+		case f.passBody > 0:
+			n, err := f.c.rawRead(p[:min(uint64(len(p)), f.passBody)])
+			f.passBody -= uint64(n)
+			return n, err
+		}
+		f.err = f.next()
+	}
+}
+
+// next reads the next frame's header: the frames of a stdin message are written to the kubelet,
+// the others left for wsstream.
+func (f *stdinFilter) next() error {
+	in := rawReader{f.c}
+	n, err := io.ReadFull(in, f.hdr[:2])
+	if err == nil {
+		var m int
+		m, err = io.ReadFull(in, f.hdr[2:wsHeaderLen(f.hdr[1])])
+		n += m
+	}
+	if err != nil {
+		f.owed = f.hdr[:n]
+		return err
+	}
+	length, off := wsPayloadLen(f.hdr[:n])
+	var mask [4]byte
+	copy(mask[:], f.hdr[off:n]) // the skimmer ends a session whose client does not mask
+	switch opcode := f.hdr[0] & 0x0f; {
+	case opcode == 2 && length > 0: // a binary message begins with its channel
+		if _, err := io.ReadFull(in, f.hdr[n:n+1]); err != nil {
+			f.owed = f.hdr[:n]
+			return err
+		}
+		stdin := f.hdr[n]^mask[0] == 0
+		f.direct = stdin && f.stdinLeg()
+		if f.direct {
+			return f.writeStdin(length-1, mask, 1)
+		}
+		f.stdinMsg = stdin
+		f.pass(n+1, length-1)
+	case opcode == 0 && f.direct: // the message goes on
+		return f.writeStdin(length, mask, 0)
+	default:
+		if opcode == 1 || opcode == 2 {
+			f.direct, f.stdinMsg = false, false
+		}
+		f.pass(n, length)
+	}
+	return nil
+}
+
+// pass leaves the frame whose first n bytes were read, with length bytes of payload still to
+// come, for wsstream to read.
+func (f *stdinFilter) pass(n int, length uint64) {
+	f.owed, f.passBody = f.hdr[:n], length
+	if f.stdinMsg && f.hdr[0]&0x0f <= 2 {
+		f.passed += int64(length)
+	}
+}
+
+// stdinLeg tells whether a stdin message goes to the kubelet directly: not the first (see above);
+// the next, once the translator's copy of the stdin before it reached the kubelet.
+func (f *stdinFilter) stdinLeg() bool {
+	switch {
+	case f.leg != nil:
+		return true
+	case f.through || f.passed == 0:
+		return false
+	}
+	leg, id := f.route.wait()
+	if leg == nil || !leg.waitStdin(f.passed) {
+		f.through = true
+		return false
+	}
+	f.leg, f.id = leg, id
+	return true
+}
+
+// writeStdin reads n bytes of stdin payload, which starts at position pos of its frame, and writes
+// them to the kubelet. Once the kubelet's connection failed they go nowhere, as the translator's
+// copy would have left them; the session ends with that connection.
+func (f *stdinFilter) writeStdin(n uint64, mask [4]byte, pos int) error {
+	buf := frameBuffers.Get().(*[]byte)
+	defer frameBuffers.Put(buf) // still empty: only its capacity is used
+	b := (*buf)[:cap(*buf)]
+	for n > 0 {
+		payload := b[spdyFrameHeader : spdyFrameHeader+int(min(n, uint64(len(b)-spdyFrameHeader)))]
+		m, err := io.ReadFull(rawReader{f.c}, payload)
+		unmask(payload[:m], mask, pos)
+		pos += m
+		n -= uint64(m)
+		if m > 0 {
+			binary.BigEndian.PutUint32(b[0:4], uint32(f.id))
+			binary.BigEndian.PutUint32(b[4:8], uint32(m)) // no flags: the translator ends the stream
+			_ = f.leg.writeData(b[:spdyFrameHeader+m])
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// unmask unmasks p, a client frame's payload from position pos on, with the frame's key.
+func unmask(p []byte, key [4]byte, pos int) {
+	var k [8]byte
+	for i := range k {
+		k[i] = key[(pos+i)%4]
+	}
+	k64 := binary.NativeEndian.Uint64(k[:])
+	for len(p) >= 8 {
+		binary.NativeEndian.PutUint64(p, binary.NativeEndian.Uint64(p)^k64)
+		p = p[8:]
+	}
+	for i := range p {
+		p[i] ^= k[i]
+	}
+}
+
+// rawReader reads the client connection as it came (counted, skimmed, throttled).
+type rawReader struct{ c *sessionConn }
+
+func (r rawReader) Read(p []byte) (int, error) { return r.c.rawRead(p) }
+
+// writeData writes a DATA frame to the kubelet between the translator's frames.
+func (l *kubeletLeg) writeData(frame []byte) error {
+	l.fmu.Lock()
+	defer l.fmu.Unlock()
+	for l.frames.partial && l.ferr == nil {
+		l.fcond.Wait()
+	}
+	if l.ferr != nil {
+		return l.ferr
+	}
+	l.skim.fromClient(frame)
+	if _, err := l.frames.w.Write(frame); err != nil {
+		l.ferr = err
+		return err
+	}
+	return nil
+}
+
+// writeFrames is Write of the translator's frames once its request went to the kubelet.
+func (l *kubeletLeg) writeFrames(p []byte) (int, error) {
+	l.fmu.Lock()
+	defer l.fmu.Unlock()
+	l.skim.fromClient(p)
+	err := l.frames.Write(p)
+	if err != nil && l.ferr == nil {
+		l.ferr = err
+	}
+	if !l.frames.partial || err != nil {
+		l.fcond.Broadcast()
+		if l.route != nil && !l.stdinOpened && l.types != nil {
+			if id, ok := l.types.streamID("stdin"); ok {
+				l.stdinOpened = true
+				l.route.opened(l, id)
+			}
+		}
+	}
+	return len(p), err
+}
+
+// waitStdin waits until the translator wrote n bytes of stdin to the kubelet; false if it will not.
+func (l *kubeletLeg) waitStdin(n int64) bool {
+	l.fmu.Lock()
+	defer l.fmu.Unlock()
+	for l.leg.streamBytes("stdin") < n && l.ferr == nil {
+		l.fcond.Wait()
+	}
+	return l.ferr == nil
+}
+
+// endFrames wakes a stdin write waiting for a frame the translator will not finish now.
+func (l *kubeletLeg) endFrames() {
+	l.fmu.Lock()
+	defer l.fmu.Unlock()
+	if l.ferr == nil {
+		l.ferr = errClosedConn
+	}
+	l.fcond.Broadcast()
+}
