@@ -33,6 +33,9 @@ func report(r *Results, out string) error {
 	if err := os.WriteFile(filepath.Join(out, "results.json"), append(data, '\n'), 0o644); err != nil {
 		return err
 	}
+	if len(r.Throughput) == 0 && len(r.Setup) == 0 {
+		return nil // -parts without throughput: nothing to chart
+	}
 	return chart(r, out)
 }
 
@@ -72,8 +75,23 @@ func ratio(a, b float64) string {
 	return fmt.Sprintf("%.2f×", a/b)
 }
 
+// writeTable writes the figures of the parts measured.
 func writeTable(buf *bytes.Buffer, r *Results) {
-	fmt.Fprintf(buf, "exec-proxy benchmark, %s, %s\n\n", r.Date, r.Machine)
+	fmt.Fprintf(buf, "exec-proxy benchmark, %s, %s\n", r.Date, r.Machine)
+	if len(r.Throughput) > 0 || len(r.Setup) > 0 {
+		writeRates(buf, r)
+	}
+	if r.Idle.Runs > 0 {
+		writeIdle(buf, r.Idle)
+	}
+	if t := r.Throttle; t.Starts > 0 {
+		fmt.Fprintf(buf, "Throttle: one session at %d B/s measured %.0f B/s (%.3f× the limit); %d session starts at once with burst %d: %d accepted (one start went to the readiness check, so %d expected), %d refused with 429, %d other errors\n",
+			t.ConfiguredBytesPerSec, t.MeasuredBytesPerSec, t.Ratio, t.Starts, t.Burst, t.Accepted, t.Burst-1, t.Refused429, t.OtherErrors)
+	}
+}
+
+func writeRates(buf *bytes.Buffer, r *Results) {
+	buf.WriteString("\n")
 	w := tabwriter.NewWriter(buf, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "THROUGHPUT MiB/s\tPROTOCOL\tPATH\tMIN\tMEDIAN\tMAX\t÷ KUBE-APISERVER (MIN–MAX)\t÷ DIRECT\tCPU s/GiB")
 	for _, t := range r.Throughput {
@@ -91,7 +109,9 @@ func writeTable(buf *bytes.Buffer, r *Results) {
 	for _, f := range r.Failed {
 		fmt.Fprintf(buf, "Failed and run once more: %s\n", f)
 	}
-	i, t := r.Idle, r.Throttle
+}
+
+func writeIdle(buf *bytes.Buffer, i Idle) {
 	fmt.Fprintf(buf, "\nIdle sessions on one exec-proxy, %d runs each on a fresh one: KiB per session min/median/max %.1f/%.1f/%.1f once open, %.1f/%.1f/%.1f settled (after a GC, once the runtime returned what it freed).\n",
 		i.Runs, i.KiBPerSessionRuns.Min, i.KiBPerSessionRuns.Median, i.KiBPerSessionRuns.Max,
 		i.KiBPerSessionSettledRuns.Min, i.KiBPerSessionSettledRuns.Median, i.KiBPerSessionSettledRuns.Max)
@@ -101,8 +121,7 @@ func writeTable(buf *bytes.Buffer, r *Results) {
 	if i.FirstError != "" {
 		fmt.Fprintf(buf, " (first error: %s)", i.FirstError)
 	}
-	fmt.Fprintf(buf, "\nThrottle: one session at %d B/s measured %.0f B/s (%.3f× the limit); %d session starts at once with burst %d: %d accepted (one start went to the readiness check, so %d expected), %d refused with 429, %d other errors\n",
-		t.ConfiguredBytesPerSec, t.MeasuredBytesPerSec, t.Ratio, t.Starts, t.Burst, t.Accepted, t.Burst-1, t.Refused429, t.OtherErrors)
+	buf.WriteString("\n")
 }
 
 // vsAPIServer is t's rate over kube-apiserver's, round by round: the median, then the range.

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -42,5 +44,35 @@ func TestMachineCPU(t *testing.T) {
 	busy, total := machineCPU()
 	if total <= 0 || busy <= 0 || busy > total {
 		t.Errorf("busy %v of total %v CPU seconds", busy, total)
+	}
+}
+
+// The table shows the parts measured, and only them: -parts leaves the others out.
+func TestWriteTableParts(t *testing.T) {
+	rates := Results{Throughput: []Throughput{{Path: "kube-apiserver", Protocol: "spdy", Direction: "download"}}}
+	cases := []struct {
+		name      string
+		r         Results
+		want, not []string
+	}{
+		{"throughput", rates, []string{"THROUGHPUT", "SETUP"}, []string{"Idle sessions", "Throttle:"}},
+		{"idle", Results{Idle: Idle{Runs: 3, Asked: 10}}, []string{"Idle sessions", "3 runs"}, []string{"THROUGHPUT", "Throttle:"}},
+		{"throttle", Results{Throttle: Throttle{Starts: 40, Burst: 10}}, []string{"Throttle:", "burst 10"}, []string{"THROUGHPUT", "Idle sessions"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			writeTable(&buf, &tc.r)
+			for _, w := range tc.want {
+				if !strings.Contains(buf.String(), w) {
+					t.Errorf("no %q in\n%s", w, buf.String())
+				}
+			}
+			for _, n := range tc.not {
+				if strings.Contains(buf.String(), n) {
+					t.Errorf("%q, not measured, in\n%s", n, buf.String())
+				}
+			}
+		})
 	}
 }
