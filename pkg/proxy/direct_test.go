@@ -279,3 +279,32 @@ func TestChannelFrame(t *testing.T) {
 		}
 	}
 }
+
+// Frames are written directly only where they are v5.channel.k8s.io's, and without a bandwidth limit
+// (whose queue the frames go through).
+func TestDirectConn(t *testing.T) {
+	cases := []struct {
+		name     string
+		protocol string
+		frames   bool
+		want     bool
+	}{
+		{"v5", "v5.channel.k8s.io", true, true},
+		{"another protocol", "v4.channel.k8s.io", true, false},
+		{"bandwidth limited", "v5.channel.k8s.io", false, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newSession(context.Background(), 0)
+			defer s.cancel()
+			c := &sessionConn{s: s}
+			if tc.frames {
+				c.frames = &frameWriter{cut: &wsFrameCutter{}}
+			}
+			s.conn, s.protocol = c, tc.protocol
+			if got := s.directConn() != nil; got != tc.want {
+				t.Errorf("direct: %t, want %t", got, tc.want)
+			}
+		})
+	}
+}

@@ -64,6 +64,8 @@ func (r *relay) dial(ctx context.Context, _, address string) (net.Conn, error) {
 	l.skim = types
 	if c := s.directConn(); c != nil {
 		l.direct, l.types = c, types
+	} else if l.route != nil { // stdin goes through the translator too
+		l.route.end()
 	}
 	l.stop = context.AfterFunc(s.legCtx, func() { _ = l.Close() })
 	return l, nil

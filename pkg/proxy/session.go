@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/time/rate"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	remotecommandconsts "k8s.io/apimachinery/pkg/util/remotecommand"
 )
 
 // Kind is what a session does in the pod.
@@ -184,11 +185,12 @@ func (s *Session) skimmer() skimmer {
 }
 
 // directConn is the client connection a kubelet leg writes stdout and stderr to itself (see
-// readDirect), or nil: a bandwidth-limited session's frames go through its queue instead.
+// readDirect), or nil: a bandwidth-limited session's frames go through its queue instead. The
+// frames written directly are v5.channel.k8s.io's, the only protocol the translator speaks now.
 func (s *Session) directConn() *sessionConn {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.conn == nil || s.conn.frames == nil {
+	if s.conn == nil || s.conn.frames == nil || s.protocol != remotecommandconsts.StreamProtocolV5Name {
 		return nil
 	}
 	return s.conn
