@@ -55,7 +55,6 @@ func (w *sessionWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		c.out = newOutQueue(c, outQueueLen(float64(w.s.outLimit.Limit())))
 	case !w.coalesce: // WebSocket
 		c.frames = &frameWriter{w: recordsWriter{raw}, cut: &wsFrameCutter{}}
-		c.fcond.L = &c.fmu
 		if w.directStdin {
 			c.stdin = &stdinFilter{c: c, route: newStdinRoute()}
 		}
@@ -95,13 +94,10 @@ type sessionConn struct {
 	// frames writes a WebSocket session's frames to the client whole: upstream's stream translator
 	// writes each through the 4 KiB buffer it is handed at the hijack, in two writes or more.
 	frames *frameWriter
-	// fmu orders the translator's frames and those the kubelet leg writes directly (see direct.go);
-	// fcond tells of the end of a frame, ferr of a connection no frame can be written to.
-	fmu     sync.Mutex
-	fcond   sync.Cond
-	ferr    error
+	// lanes orders the translator's frames and those the kubelet leg writes directly (direct.go).
+	lanes   interleaved
 	idle    atomic.Int64 // wsstream's idle timeout, in nanoseconds
-	renewed int64        // when a direct frame last renewed it, under fmu
+	renewed int64        // when a direct frame last renewed it
 	stdin   *stdinFilter // see direct_stdin.go
 	// refusal holds the kubelet's answer when it did not upgrade: the upgrade-aware proxy would
 	// echo it as it came (any text, any code); the client gets a Status made of it on Close.
@@ -249,7 +245,7 @@ func (c *sessionConn) Close() error {
 		}
 		err = c.Conn.Close()
 		if c.frames != nil {
-			c.closeFrames()
+			c.lanes.end()
 		}
 		if c.stdin != nil {
 			c.stdin.route.end()

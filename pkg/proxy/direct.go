@@ -27,43 +27,67 @@ const wsMaxHeader = 10
 // directChunk is the most payload one directly written WebSocket frame carries.
 const directChunk = frameBufferSize - wsMaxHeader - 1
 
+// passOn is what a reader is still to be handed of a byte stream some frames are taken out of:
+// the start of a frame read to decide on it, the rest of that frame as it comes, then the error
+// that ended the stream.
+type passOn struct {
+	owed []byte
+	body uint64
+	err  error
+}
+
+// read hands p what is owed, or the next bytes of the frame passed on, read with src; served is
+// false when the next frame is to be read.
+func (q *passOn) read(p []byte, src func([]byte) (int, error)) (n int, served bool, err error) {
+	switch {
+	case len(q.owed) > 0:
+		n = copy(p, q.owed)
+		q.owed = q.owed[n:]
+		return n, true, nil
+	case q.err != nil:
+		return 0, true, q.err
+	case q.body > 0:
+		n, err = src(p[:min(uint64(len(p)), q.body)])
+		q.body -= uint64(n)
+		return n, true, err
+	}
+	return 0, false, nil
+}
+
 // readDirect is Read of a leg whose client takes stdout and stderr directly (see above).
 func (l *kubeletLeg) readDirect(p []byte) (int, error) {
 	for {
-		switch {
-		case len(l.owed) > 0:
-			n := copy(p, l.owed)
-			l.owed = l.owed[n:]
-			return n, nil
-		case l.readErr != nil:
-			return 0, l.readErr
-		case l.passBody > 0:
-			n, err := l.in.Read(p[:min(len(p), l.passBody)])
-			l.passBody -= n
-			l.skim.toClient(p[:n])
+		if n, served, err := l.pass.read(p, l.readKubelet); served {
 			return n, err
 		}
 		n, err := io.ReadFull(l.in, l.hdr[:])
 		l.skim.toClient(l.hdr[:n])
 		if err != nil {
-			l.owed, l.readErr = l.hdr[:n], endOfStream(err)
+			l.pass.owed, l.pass.err = l.hdr[:n], endOfStream(err)
 			continue
 		}
 		body := int(l.hdr[5])<<16 | int(l.hdr[6])<<8 | int(l.hdr[7])
 		ch, direct := l.directChannel()
 		if !direct {
-			l.owed, l.passBody = l.hdr[:], body
+			l.pass.owed, l.pass.body = l.hdr[:], uint64(body)
 			continue
 		}
 		if err := l.writeDirect(ch, body); err != nil {
-			l.readErr = err
+			l.pass.err = err
 			continue
 		}
 		if spdy.DataFlags(l.hdr[4])&spdy.DataFlagFin != 0 { // the translator still learns that the stream ended
 			l.hdr[5], l.hdr[6], l.hdr[7] = 0, 0, 0
-			l.owed = l.hdr[:]
+			l.pass.owed = l.hdr[:]
 		}
 	}
+}
+
+// readKubelet reads the kubelet's bytes as they come, for the translator.
+func (l *kubeletLeg) readKubelet(p []byte) (int, error) {
+	n, err := l.in.Read(p)
+	l.skim.toClient(p[:n])
+	return n, err
 }
 
 // directChannel tells whether the frame whose header was read last is a DATA frame of a stream
@@ -129,55 +153,23 @@ func channelFrame(b []byte, ch byte, n int) []byte {
 	return b[start : wsMaxHeader+1+n]
 }
 
-// writeFrame writes a whole WebSocket frame to the client between the translator's frames: one
-// the translator started is finished first.
+// writeFrame writes a whole WebSocket frame to the client between the translator's frames.
 func (c *sessionConn) writeFrame(frame []byte) error {
-	c.fmu.Lock()
-	defer c.fmu.Unlock()
-	for c.frames.partial && c.ferr == nil {
-		c.fcond.Wait()
-	}
-	if c.ferr != nil {
-		return c.ferr
-	}
-	c.s.skimmer().toClient(frame)
-	n, err := writeRecords(c.Conn, frame)
+	n, err := c.lanes.writeWhole(c.frames, frame, c.s.skimmer().toClient)
 	c.s.countOut(n)
-	if err != nil {
-		c.ferr = err
-		return err
+	if err == nil {
+		c.renewDeadline()
 	}
-	c.renewDeadline()
-	return nil
+	return err
 }
 
 // writeFrames is write of the translator's frames once the upgrade is answered.
 func (c *sessionConn) writeFrames(p []byte) (int, error) {
-	c.fmu.Lock()
-	defer c.fmu.Unlock()
-	c.s.skimmer().toClient(p)
-	err := c.frames.Write(p)
-	if err != nil && c.ferr == nil {
-		c.ferr = err
-	}
-	if !c.frames.partial || err != nil {
-		c.fcond.Broadcast()
-	}
-	if err != nil {
+	if err := c.lanes.writePieces(c.frames, p, c.s.skimmer().toClient, nil); err != nil {
 		return 0, err
 	}
 	c.s.countOut(len(p))
 	return len(p), nil
-}
-
-// closeFrames wakes a direct writer waiting for a frame the translator will not finish now.
-func (c *sessionConn) closeFrames() {
-	c.fmu.Lock()
-	defer c.fmu.Unlock()
-	if c.ferr == nil {
-		c.ferr = errClosedConn
-	}
-	c.fcond.Broadcast()
 }
 
 var errClosedConn = errors.New("use of closed network connection")
@@ -191,7 +183,8 @@ func (c *sessionConn) SetDeadline(t time.Time) error {
 	return c.Conn.SetDeadline(t)
 }
 
-// renewDeadline renews the idle timeout wsstream set, at most once a second. Called with fmu held.
+// renewDeadline renews the idle timeout wsstream set, at most once a second. Only the kubelet
+// leg's reader calls it.
 func (c *sessionConn) renewDeadline() {
 	idle := c.idle.Load()
 	if idle <= 0 {

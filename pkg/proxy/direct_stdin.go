@@ -67,32 +67,21 @@ type stdinFilter struct {
 	c        *sessionConn
 	route    *stdinRoute
 	hdr      [15]byte // a frame header, and a message's channel byte
-	owed     []byte   // what of it wsstream is still to read
-	passBody uint64   // the payload of the current frame wsstream still reads
+	pass     passOn   // what wsstream is still to read of the frame
 	direct   bool     // the current message is stdin's, written directly
 	stdinMsg bool     // the current message is stdin's, through the translator
 	passed   int64    // stdin payload that went through the translator
 	leg      *kubeletLeg
 	id       spdy.StreamId
 	through  bool // stdin goes through the translator, for good
-	err      error
 }
 
 func (f *stdinFilter) read(p []byte) (int, error) {
 	for {
-		switch {
-		case len(f.owed) > 0:
-			n := copy(p, f.owed)
-			f.owed = f.owed[n:]
-			return n, nil
-		case f.err != nil:
-			return 0, f.err
-		case f.passBody > 0:
-			n, err := f.c.rawRead(p[:min(uint64(len(p)), f.passBody)])
-			f.passBody -= uint64(n)
+		if n, served, err := f.pass.read(p, f.c.rawRead); served {
 			return n, err
 		}
-		f.err = f.next()
+		f.pass.err = f.next()
 	}
 }
 
@@ -107,7 +96,7 @@ func (f *stdinFilter) next() error {
 		n += m
 	}
 	if err != nil {
-		f.owed = f.hdr[:n]
+		f.pass.owed = f.hdr[:n]
 		return err
 	}
 	length, off := wsPayloadLen(f.hdr[:n])
@@ -116,7 +105,7 @@ func (f *stdinFilter) next() error {
 	switch opcode := f.hdr[0] & 0x0f; {
 	case opcode == 2 && length > 0: // a binary message begins with its channel
 		if _, err := io.ReadFull(in, f.hdr[n:n+1]); err != nil {
-			f.owed = f.hdr[:n]
+			f.pass.owed = f.hdr[:n]
 			return err
 		}
 		stdin := f.hdr[n]^mask[0] == 0
@@ -125,22 +114,22 @@ func (f *stdinFilter) next() error {
 			return f.writeStdin(length-1, mask, 1)
 		}
 		f.stdinMsg = stdin
-		f.pass(n+1, length-1)
+		f.passFrame(n+1, length-1)
 	case opcode == 0 && f.direct: // the message goes on
 		return f.writeStdin(length, mask, 0)
 	default:
 		if opcode == 1 || opcode == 2 {
 			f.direct, f.stdinMsg = false, false
 		}
-		f.pass(n, length)
+		f.passFrame(n, length)
 	}
 	return nil
 }
 
-// pass leaves the frame whose first n bytes were read, with length bytes of payload still to
+// passFrame leaves the frame whose first n bytes were read, with length bytes of payload still to
 // come, for wsstream to read.
-func (f *stdinFilter) pass(n int, length uint64) {
-	f.owed, f.passBody = f.hdr[:n], length
+func (f *stdinFilter) passFrame(n int, length uint64) {
+	f.pass.owed, f.pass.body = f.hdr[:n], length
 	if f.stdinMsg && f.hdr[0]&0x0f <= 2 {
 		f.passed += int64(length)
 	}
@@ -212,59 +201,27 @@ func (r rawReader) Read(p []byte) (int, error) { return r.c.rawRead(p) }
 
 // writeData writes a DATA frame to the kubelet between the translator's frames.
 func (l *kubeletLeg) writeData(frame []byte) error {
-	l.fmu.Lock()
-	defer l.fmu.Unlock()
-	for l.frames.partial && l.ferr == nil {
-		l.fcond.Wait()
-	}
-	if l.ferr != nil {
-		return l.ferr
-	}
-	l.skim.fromClient(frame)
-	if _, err := l.frames.w.Write(frame); err != nil {
-		l.ferr = err
-		return err
-	}
-	return nil
+	_, err := l.lanes.writeWhole(&l.frames, frame, l.skim.fromClient)
+	return err
 }
 
 // writeFrames is Write of the translator's frames once its request went to the kubelet.
 func (l *kubeletLeg) writeFrames(p []byte) (int, error) {
-	l.fmu.Lock()
-	defer l.fmu.Unlock()
-	l.skim.fromClient(p)
-	err := l.frames.Write(p)
-	if err != nil && l.ferr == nil {
-		l.ferr = err
+	return len(p), l.lanes.writePieces(&l.frames, p, l.skim.fromClient, l.noteStdin)
+}
+
+// noteStdin tells the stdin route once the translator's SYN_STREAM for stdin went to the kubelet.
+func (l *kubeletLeg) noteStdin() {
+	if l.route == nil || l.stdinOpened || l.types == nil {
+		return
 	}
-	if !l.frames.partial || err != nil {
-		l.fcond.Broadcast()
-		if l.route != nil && !l.stdinOpened && l.types != nil {
-			if id, ok := l.types.streamID("stdin"); ok {
-				l.stdinOpened = true
-				l.route.opened(l, id)
-			}
-		}
+	if id, ok := l.types.streamID("stdin"); ok {
+		l.stdinOpened = true
+		l.route.opened(l, id)
 	}
-	return len(p), err
 }
 
 // waitStdin waits until the translator wrote n bytes of stdin to the kubelet; false if it will not.
 func (l *kubeletLeg) waitStdin(n int64) bool {
-	l.fmu.Lock()
-	defer l.fmu.Unlock()
-	for l.leg.streamBytes("stdin") < n && l.ferr == nil {
-		l.fcond.Wait()
-	}
-	return l.ferr == nil
-}
-
-// endFrames wakes a stdin write waiting for a frame the translator will not finish now.
-func (l *kubeletLeg) endFrames() {
-	l.fmu.Lock()
-	defer l.fmu.Unlock()
-	if l.ferr == nil {
-		l.ferr = errClosedConn
-	}
-	l.fcond.Broadcast()
+	return l.lanes.waitFor(func() bool { return l.leg.streamBytes("stdin") >= n })
 }

@@ -52,7 +52,6 @@ func stdinLeg(t *testing.T, s *Session, route *stdinRoute) (*kubeletLeg, *kubele
 	l := &kubeletLeg{s: s, skim: types, types: types, leg: stats, route: route, sent: true,
 		frames: frameWriter{w: recordsWriter{kubelet}, cut: &frameCutter{}}, backend: kubelet,
 		stop: func() bool { return true }}
-	l.fcond.L = &l.fmu
 	s.legs.Add(1)
 	if _, err := l.Write(syn.Bytes()); err != nil {
 		t.Fatal(err)

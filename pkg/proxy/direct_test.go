@@ -46,7 +46,6 @@ func directLeg(t *testing.T, fromTranslator, kubelet []byte, client net.Conn) (*
 	s.counters = byteCounters()
 	t.Cleanup(s.cancel)
 	c := &sessionConn{Conn: client, s: s, frames: &frameWriter{w: recordsWriter{client}, cut: &wsFrameCutter{}}}
-	c.fcond.L = &c.fmu
 	c.firstSeen.Store(true)
 	types := newSPDYSkimmer(newStreamStats())
 	types.fromClient(fromTranslator)

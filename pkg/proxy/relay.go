@@ -45,7 +45,6 @@ func withSession(ctx context.Context, s *Session) context.Context {
 func (r *relay) dial(ctx context.Context, _, address string) (net.Conn, error) {
 	s, _ := ctx.Value(sessionKey{}).(*Session)
 	l := &kubeletLeg{r: r, s: s, skim: nopSkimmer{}}
-	l.fcond.L = &l.fmu
 	if s != nil {
 		l.route = s.stdinRoute()
 	}
@@ -91,18 +90,13 @@ type kubeletLeg struct {
 
 	// direct, when set, takes the payload of stdout and stderr from the kubelet's frames (see
 	// readDirect); types names the streams.
-	direct   *sessionConn
-	types    *spdySkimmer
-	hdr      [spdyFrameHeader]byte // the header of the kubelet's frame being read
-	owed     []byte                // what of it the translator is still to read
-	passBody int                   // bytes of the current frame's body the translator still reads
-	readErr  error
+	direct *sessionConn
+	types  *spdySkimmer
+	hdr    [spdyFrameHeader]byte // the header of the kubelet's frame being read
+	pass   passOn                // what the translator is still to read of it
 
-	// fmu orders the translator's frames and the stdin frames written directly (see writeData);
-	// fcond tells of the end of a frame, ferr of a connection no frame can be written to.
-	fmu         sync.Mutex
-	fcond       sync.Cond
-	ferr        error
+	// lanes orders the translator's frames and the stdin frames written directly (writeData).
+	lanes       interleaved
 	route       *stdinRoute // where the client's stdin is told of the stdin stream, if it is
 	stdinOpened bool
 
@@ -206,7 +200,7 @@ func (l *kubeletLeg) Close() error {
 		}
 		l.stop()
 		err = l.backend.Close()
-		l.endFrames()
+		l.lanes.end()
 		l.skim.close()
 		l.s.legs.Done()
 	})

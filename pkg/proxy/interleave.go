@@ -1,0 +1,75 @@
+package proxy
+
+import "sync"
+
+// interleaved orders the frames two writers send on one connection: the translator's, which come
+// in pieces through a frameWriter (which holds a frame's start until its rest comes), and whole
+// frames exec-proxy writes directly (see direct.go), which go between the translator's.
+type interleaved struct {
+	mu   sync.Mutex
+	cond sync.Cond // a frame of the translator's ended, or the connection did
+	err  error     // the connection takes no more frames
+}
+
+// writePieces writes the translator's bytes p through f, skim seeing them first; atEnd, if set,
+// runs (with the lock held) when they end a frame.
+func (v *interleaved) writePieces(f *frameWriter, p []byte, skim func([]byte), atEnd func()) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	skim(p)
+	err := f.Write(p)
+	if err != nil && v.err == nil {
+		v.err = err
+	}
+	if !f.partial || err != nil {
+		v.cond.Broadcast()
+		if atEnd != nil {
+			atEnd()
+		}
+	}
+	return err
+}
+
+// writeWhole writes frame to f's writer between the translator's frames, one it began being
+// finished first; skim sees it first.
+func (v *interleaved) writeWhole(f *frameWriter, frame []byte, skim func([]byte)) (int, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if !v.waitLocked(func() bool { return !f.partial }) {
+		return 0, v.err
+	}
+	skim(frame)
+	n, err := f.w.Write(frame)
+	if err != nil {
+		v.err = err
+	}
+	return n, err
+}
+
+// waitFor waits until ok holds, at the end of one of the translator's frames; false if the
+// connection failed first.
+func (v *interleaved) waitFor(ok func() bool) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.waitLocked(ok)
+}
+
+func (v *interleaved) waitLocked(ok func() bool) bool {
+	if v.cond.L == nil {
+		v.cond.L = &v.mu
+	}
+	for !ok() && v.err == nil {
+		v.cond.Wait()
+	}
+	return v.err == nil
+}
+
+// end wakes what waits on a connection that takes no more frames.
+func (v *interleaved) end() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.err == nil {
+		v.err = errClosedConn
+	}
+	v.cond.Broadcast()
+}
