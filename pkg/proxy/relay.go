@@ -58,11 +58,9 @@ func (r *relay) dial(ctx context.Context, _, address string) (net.Conn, error) {
 	l.backend = conn
 	l.frames = frameWriter{w: recordsWriter{conn}, cut: &frameCutter{}}
 	l.leg = s.addKubeletLeg()
-	types := newSPDYSkimmer(l.leg)
-	l.leg.reading.Store(true)
-	l.skim = types
+	l.skim = newSkimmer("SPDY/3.1", "", l.leg)
 	if c := s.directConn(); c != nil {
-		l.direct, l.types = c, types
+		l.direct, l.types = c, l.skim.(*spdySkimmer)
 	} else if l.route != nil { // stdin goes through the translator too
 		l.route.end()
 	}
