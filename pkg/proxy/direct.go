@@ -66,7 +66,7 @@ func (l *kubeletLeg) readDirect(p []byte) (int, error) {
 			l.pass.owed, l.pass.err = l.hdr[:n], endOfStream(err)
 			continue
 		}
-		body := int(l.hdr[5])<<16 | int(l.hdr[6])<<8 | int(l.hdr[7])
+		body := spdyBodyLen(l.hdr[:])
 		ch, direct := l.directChannel()
 		if !direct {
 			l.pass.owed, l.pass.body = l.hdr[:], uint64(body)

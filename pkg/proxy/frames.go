@@ -48,9 +48,10 @@ func (c *frameCutter) headerOnly() bool {
 }
 
 // bodyLen is the body length of the frame whose header was seen last.
-func (c *frameCutter) bodyLen() int {
-	return int(c.head[5])<<16 | int(c.head[6])<<8 | int(c.head[7])
-}
+func (c *frameCutter) bodyLen() int { return spdyBodyLen(c.head[:]) }
+
+// spdyBodyLen is the body length a SPDY frame header h gives: its last 3 bytes.
+func spdyBodyLen(h []byte) int { return int(h[5])<<16 | int(h[6])<<8 | int(h[7]) }
 
 // wsFrameCutter follows the frame boundaries of a WebSocket byte stream.
 type wsFrameCutter struct {

@@ -139,7 +139,7 @@ func (r *spdyReader) feed(p []byte) {
 
 func (r *spdyReader) begin() {
 	r.control = r.hdr[0]&0x80 != 0
-	r.remaining = int(r.hdr[5])<<16 | int(r.hdr[6])<<8 | int(r.hdr[7])
+	r.remaining = spdyBodyLen(r.hdr[:])
 	if r.control {
 		if r.remaining > maxControlFrame {
 			r.stop(fmt.Sprintf("unreadable SPDY frames: a control frame of %d bytes", r.remaining))
