@@ -172,8 +172,6 @@ func (c *sessionConn) writeFrames(p []byte) (int, error) {
 	return len(p), nil
 }
 
-var errClosedConn = errors.New("use of closed network connection")
-
 // SetDeadline is wsstream's idle timeout, renewed at each frame it reads or writes; the frames
 // written directly renew it as well (see renewDeadline).
 func (c *sessionConn) SetDeadline(t time.Time) error {

@@ -1,6 +1,9 @@
 package proxy
 
-import "sync"
+import (
+	"net"
+	"sync"
+)
 
 // interleaved orders the frames two writers send on one connection: the translator's, which come
 // in pieces through a frameWriter (which holds a frame's start until its rest comes), and whole
@@ -69,7 +72,7 @@ func (v *interleaved) end() {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.err == nil {
-		v.err = errClosedConn
+		v.err = net.ErrClosed
 	}
 	v.cond.Broadcast()
 }
