@@ -102,7 +102,7 @@ func TestOutQueueLen(t *testing.T) {
 	}{
 		{1 << 10, 2},              // 10 KiB: the floor
 		{16 << 10, 5},             // 160 KiB in 32 KiB chunks
-		{1 << 20, outQueueChunks}, // 10 MiB: the 4 MiB cap
+		{1 << 20, outQueueChunks}, // 10 MiB: the 256 KiB cap
 	}
 	for _, tc := range cases {
 		if got := outQueueLen(tc.bytesPerSec); got != tc.want {

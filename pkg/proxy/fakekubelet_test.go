@@ -33,12 +33,46 @@ import (
 // fakeKubelet serves the kubelet's streaming routes with the kubelet's own protocol code
 // (k8s.io/kubelet's remotecommand and portforward servers) over TLS. Its "container" runs a few
 // commands: "cat" echoes stdin, "echo ARGS" prints, "exit N" fails with code N, "size" prints the
-// first terminal size.
+// first terminal size, "flood KIB" writes far ahead of a slow reader (tail_linux_test.go).
 type fakeKubelet struct {
 	*httptest.Server
 	caFile string
 	header atomic.Pointer[http.Header] // the last request's
 	open   atomic.Int64                // connections not closed yet
+	// closedTCP hears of each connection the kubelet closed (its TCP socket, after the TLS);
+	// flooded of what each "flood" wrote.
+	closedTCP chan struct{}
+	flooded   chan []byte
+}
+
+type fakeKubeletKey struct{}
+
+// kubeletSocket is a connection the fake kubelet accepted: its closes are told on closedTCP.
+type kubeletSocket struct {
+	*net.TCPConn
+	k *fakeKubelet
+}
+
+func (c *kubeletSocket) Close() error {
+	err := c.TCPConn.Close()
+	select {
+	case c.k.closedTCP <- struct{}{}:
+	default:
+	}
+	return err
+}
+
+type kubeletListener struct {
+	net.Listener
+	k *fakeKubelet
+}
+
+func (l kubeletListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &kubeletSocket{TCPConn: c.(*net.TCPConn), k: l.k}, nil
 }
 
 func newFakeKubelet(t *testing.T) *fakeKubelet { return newFakeKubeletWithToken(t, "") }
@@ -69,7 +103,7 @@ func newFakeKubeletWithToken(t *testing.T, token string) *fakeKubelet {
 		}
 		portforward.ServePortForward(w, req, fakeContainer{}, req.PathValue("pod"), "", opts, time.Minute, 30*time.Second, portforward.SupportedProtocols)
 	})
-	k := &fakeKubelet{}
+	k := &fakeKubelet{closedTCP: make(chan struct{}, 16), flooded: make(chan []byte, 16)}
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		h := req.Header.Clone()
 		k.header.Store(&h)
@@ -94,6 +128,10 @@ func newFakeKubeletWithToken(t *testing.T, token string) *fakeKubelet {
 		case http.StateClosed, http.StateHijacked:
 			k.open.Add(-1)
 		}
+	}
+	srv.Listener = kubeletListener{Listener: srv.Listener, k: k}
+	srv.Config.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+		return context.WithValue(ctx, fakeKubeletKey{}, c)
 	}
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
@@ -121,7 +159,7 @@ func (k *fakeKubelet) port(t *testing.T) int32 {
 
 type fakeContainer struct{}
 
-func (fakeContainer) ExecInContainer(_ context.Context, _ string, _ types.UID, _ string, cmd []string, in io.Reader, out, _ io.WriteCloser, _ bool, resize <-chan remotecommand.TerminalSize, _ time.Duration) error {
+func (fakeContainer) ExecInContainer(ctx context.Context, _ string, _ types.UID, _ string, cmd []string, in io.Reader, out, _ io.WriteCloser, _ bool, resize <-chan remotecommand.TerminalSize, _ time.Duration) error {
 	switch cmd[0] {
 	case "cat":
 		_, err := io.Copy(out, in)
@@ -147,6 +185,9 @@ func (fakeContainer) ExecInContainer(_ context.Context, _ string, _ types.UID, _
 			}
 		}
 		return nil
+	case "flood": // flood KIB: see there
+		kib, _ := strconv.Atoi(cmd[1])
+		return flood(ctx, out, kib)
 	case "size":
 		size := <-resize
 		_, err := fmt.Fprintf(out, "%d %d\n", size.Height, size.Width)

@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 
 	"k8s.io/apimachinery/pkg/util/httpstream/wsstream"
+
+	"github.com/exec-proxy/exec-proxy/pkg/holdback"
 )
 
 // A session's connection to its kubelet is dialed, and the kubelet's certificate verified, on the
@@ -22,16 +25,23 @@ import (
 
 // dialKubelet connects s to its kubelet. The TLS runs over a recordConn (see there); under the
 // upgrade-aware proxy, over a drainingConn too (see there), which the session holds as its backend.
+// A bandwidth-limited session's reads from the kubelet tell whether they caught up with it, under
+// the TLS too (see package holdback).
 func (p *Proxier) dialKubelet(ctx context.Context, s *Session, upgradeProxy bool) error {
-	var wrap func(net.Conn) net.Conn
-	if upgradeProxy {
-		wrap = func(c net.Conn) net.Conn {
+	var reading *holdback.Reading
+	if s.outLimit != nil {
+		reading = holdback.NewReading()
+	}
+	wrap := func(c net.Conn) net.Conn {
+		if reading != nil {
+			c = holdback.NewConn(c, reading)
+		}
+		if upgradeProxy {
 			dc := newDrainingConn(c)
 			s.setBackend(dc)
-			return &recordConn{Conn: dc}
+			c = dc
 		}
-	} else {
-		wrap = func(c net.Conn) net.Conn { return &recordConn{Conn: c} }
+		return &recordConn{Conn: c}
 	}
 	conn, err := p.transport.DialKubelet(ctx, s.Address, wrap)
 	if err != nil {
@@ -40,8 +50,20 @@ func (p *Proxier) dialKubelet(ctx context.Context, s *Session, upgradeProxy bool
 	kubeletHandshakes.WithLabelValues(strconv.FormatBool(conn.ConnectionState().DidResume)).Inc()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.kubelet = conn
+	s.kubelet, s.kubeletReading = conn, reading
 	return nil
+}
+
+// kubeletWriter writes the client's (or the translator's) frames to the kubelet's connection
+// conn: through a holdback.Writer in a bandwidth-limited session.
+func (s *Session) kubeletWriter(conn net.Conn) io.Writer {
+	s.mu.Lock()
+	reading := s.kubeletReading
+	s.mu.Unlock()
+	if reading == nil {
+		return recordsWriter{conn}
+	}
+	return holdback.NewWriter(recordsWriter{conn}, reading)
 }
 
 // takeKubelet hands over s's kubelet connection, once, for the kubelet at address.
@@ -87,7 +109,7 @@ func kubeletDialer(ctx context.Context, _, address string) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &setupConn{Conn: conn, s: s}, nil
+	return &setupConn{Conn: conn, s: s, out: s.kubeletWriter(conn)}, nil
 }
 
 func upgradeTransport() *http.Transport { return &http.Transport{DialContext: kubeletDialer} }
@@ -137,6 +159,7 @@ type setupConn struct {
 	net.Conn
 	s   *Session
 	cut frameCutter // the kubelet's SPDY frames, as they are read
+	out io.Writer   // the client's bytes after the upgrade (see kubeletWriter)
 }
 
 func (c *setupConn) Read(p []byte) (n int, err error) {
@@ -177,7 +200,7 @@ func (c *setupConn) withBody(p []byte, n int, err error) (int, error) {
 
 func (c *setupConn) Write(p []byte) (n int, err error) {
 	if c.s.relaying.Load() {
-		return writeRecords(c.Conn, p)
+		return c.out.Write(p)
 	}
 	freshStack(func() { n, err = c.Conn.Write(p) })
 	return n, err

@@ -7,8 +7,9 @@ import (
 )
 
 // outQueueChunks bounds what a bandwidth-limited session holds for its client: this many chunks of
-// at most limiterBurst bytes (4 MiB).
-const outQueueChunks = 128
+// at most limiterBurst bytes (256 KiB). Beyond that, TCP holds the kubelet back: what it has not
+// sent stays in its kernel, which keep-alives no longer reset away (see package holdback).
+const outQueueChunks = 8
 
 // outQueueDelay bounds, at the limit, how long what is queued waits. Control frames wait in the
 // same queue: a WebSocket client's pong waits behind the output, and client-go gives a session up
@@ -28,9 +29,8 @@ var flushGrace = 10 * time.Second
 var errOutQueueClosed = errors.New("session connection closed")
 
 // outQueue sends a bandwidth-limited session's bytes to its client at the limit, from a goroutine,
-// so that the kubelet's side is read as fast as it sends. A kubelet that closes while its socket
-// still holds unsent output (because exec-proxy read it slowly) may reset the connection and lose
-// that output. Beyond outQueueLen chunks, write waits: memory and the wait stay bounded.
+// so that a write is not held for the limit's sake. Beyond outQueueLen chunks, write waits:
+// memory and the wait stay bounded, and reading from the kubelet waits with it.
 type outQueue struct {
 	c      *sessionConn
 	chunks chan []byte

@@ -56,7 +56,7 @@ func (r *relay) dial(ctx context.Context, _, address string) (net.Conn, error) {
 	// Not a drainingConn: spdystream stops reading at the kubelet's GOAWAY, and then writes its own,
 	// which must fail, not wait for the reading to end.
 	l.backend = conn
-	l.frames = frameWriter{w: recordsWriter{conn}, cut: &frameCutter{}}
+	l.frames = frameWriter{w: s.kubeletWriter(conn), cut: &frameCutter{}}
 	l.leg = s.addKubeletLeg()
 	l.skim = newSkimmer("SPDY/3.1", "", l.leg)
 	if c := s.directConn(); c != nil {

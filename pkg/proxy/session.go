@@ -12,6 +12,8 @@ import (
 	"golang.org/x/time/rate"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	remotecommandconsts "k8s.io/apimachinery/pkg/util/remotecommand"
+
+	"github.com/exec-proxy/exec-proxy/pkg/holdback"
 )
 
 // Kind is what a session does in the pod.
@@ -97,6 +99,10 @@ type Session struct {
 	code      int
 	protocol  string
 	endReason string
+
+	// kubeletReading follows the reads from a bandwidth-limited session's kubelet, so that
+	// keep-alives wait while it may hold output exec-proxy has not read (see package holdback).
+	kubeletReading *holdback.Reading
 }
 
 func newSession(ctx context.Context, maxBytesPerSec int64) *Session {
