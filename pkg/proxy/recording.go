@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 )
 
 // RecordingConfig says which sessions are recorded as asciicast v2 files, and where.
@@ -26,9 +27,15 @@ type RecordingConfig struct {
 	FailClosed bool
 }
 
-// recordingQueue bounds the events waiting for the disk. The relay never waits, unless recording
-// is fail-closed: when it is full, events are dropped and counted.
-const recordingQueue = 4096
+// What waits for the disk is bounded, in events and in bytes of data. When the queue is full, an
+// event is dropped and counted, and a marker in the recording says where and how much: the relay
+// never waits for the disk. Under fail-closed recording it waits instead, and nothing is dropped.
+const (
+	recordingQueue      = 4096
+	recordingQueueBytes = 4 << 20
+	// recordingChunk is the most data one event carries: a larger frame is several events.
+	recordingChunk = 64 << 10
+)
 
 // defaultSize is the terminal size written when the client never sent one.
 var defaultSize = [2]int{80, 24}
@@ -53,6 +60,12 @@ type recording struct {
 	mu      sync.RWMutex // closed, against sends on the closed queue
 	closed  bool
 	err     error
+
+	qmu    sync.Mutex
+	room   *sync.Cond // on qmu: the writer took events (fail-closed adds wait for room)
+	queued int        // bytes of data in the queue
+	// gapEvents and gapBytes were dropped since the last marker.
+	gapEvents, gapBytes int
 }
 
 // createCast creates a recording's file (a variable, for tests of slow and failing disks).
@@ -85,6 +98,7 @@ func newRecording(cfg RecordingConfig, s *Session, stdin bool, onFail func(error
 	}
 	r := &recording{path: path, events: make(chan castEvent, recordingQueue), start: time.Now(),
 		stdin: stdin, block: cfg.FailClosed, onFail: onFail, done: make(chan struct{})}
+	r.room = sync.NewCond(&r.qmu)
 	header := map[string]interface{}{
 		"version": 2, "timestamp": r.start.Unix(),
 		"command": strings.Join(s.Command, " "),
@@ -96,27 +110,98 @@ func newRecording(cfg RecordingConfig, s *Session, stdin bool, onFail func(error
 	return r, nil
 }
 
-// add queues an event without waiting.
+// add queues an event (several, for more than recordingChunk of data) without waiting, unless
+// recording is fail-closed.
 func (r *recording) add(kind string, data []byte) {
 	if kind == "i" && !r.stdin {
 		return
 	}
-	ev := castEvent{at: time.Since(r.start), kind: kind, data: string(data)}
+	at := time.Since(r.start)
 	// The relay's last copy may still pass frames after the session ended and closed the recording.
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	if r.closed {
 		return
 	}
-	if r.block { // the writer drains the queue even after a write error, so this wait ends
-		r.events <- ev
+	for first := true; first || len(data) > 0; first = false {
+		n := chunkLen(data)
+		r.queue(castEvent{at: at, kind: kind, data: string(data[:n])})
+		data = data[n:]
+	}
+}
+
+// chunkLen is how much of data one event takes: at most recordingChunk, ending on a UTF-8
+// character's boundary (a character cut in two would be recorded as two replacement characters).
+func chunkLen(data []byte) int {
+	if len(data) <= recordingChunk {
+		return len(data)
+	}
+	for n := recordingChunk; n > recordingChunk-utf8.UTFMax; n-- {
+		if utf8.RuneStart(data[n]) {
+			return n
+		}
+	}
+	return recordingChunk
+}
+
+func (r *recording) queue(ev castEvent) {
+	n := len(ev.data)
+	r.qmu.Lock()
+	if r.block { // the writer drains the queue even after a write error, so these waits end
+		for r.queued+n > recordingQueueBytes {
+			r.room.Wait()
+		}
+		r.queued += n
+		r.qmu.Unlock()
+		r.events <- ev // not under qmu: the writer takes it to give room back
+		return
+	}
+	defer r.qmu.Unlock()
+	if r.gapEvents > 0 {
+		marker := r.gapMarker(ev.at)
+		if r.queued+n+len(marker.data) > recordingQueueBytes {
+			r.drop(n)
+			return
+		}
+		select {
+		case r.events <- marker:
+			r.queued += len(marker.data)
+			r.gapEvents, r.gapBytes = 0, 0
+		default:
+			r.drop(n)
+			return
+		}
+	}
+	if r.queued+n > recordingQueueBytes {
+		r.drop(n)
 		return
 	}
 	select {
 	case r.events <- ev:
+		r.queued += n
 	default:
-		r.dropped.Add(1)
+		r.drop(n)
 	}
+}
+
+// drop counts an event of n bytes that is not recorded. qmu is held.
+func (r *recording) drop(n int) {
+	r.dropped.Add(1)
+	r.gapEvents++
+	r.gapBytes += n
+}
+
+// gapMarker is an asciicast marker ("m") saying what was dropped before it. qmu is held.
+func (r *recording) gapMarker(at time.Duration) castEvent {
+	return castEvent{at: at, kind: "m", data: fmt.Sprintf("exec-proxy: %d events (%d bytes) are missing here: the recording fell behind", r.gapEvents, r.gapBytes)}
+}
+
+// taken gives the room of an event the writer is done with back.
+func (r *recording) taken(ev castEvent) {
+	r.qmu.Lock()
+	r.queued -= len(ev.data)
+	r.qmu.Unlock()
+	r.room.Broadcast()
 }
 
 // discard ends a recording of a session that did not start, and removes its file.
@@ -130,6 +215,13 @@ func (r *recording) close() error {
 	r.once.Do(func() {
 		r.mu.Lock()
 		r.closed = true
+		r.qmu.Lock()
+		missing := r.gapEvents > 0
+		marker := r.gapMarker(time.Since(r.start))
+		r.qmu.Unlock()
+		if missing { // the end of the recording is missing: say so there too
+			r.events <- marker
+		}
 		close(r.events)
 		r.mu.Unlock()
 	})
@@ -159,11 +251,13 @@ func (r *recording) write(f io.WriteCloser, header map[string]interface{}) {
 	r.check(enc.Encode(header))
 	for _, ev := range pending {
 		r.check(enc.Encode([]interface{}{ev.at.Seconds(), ev.kind, ev.data}))
+		r.taken(ev)
 	}
 	for ev := range r.events {
 		if r.err == nil {
 			r.check(enc.Encode([]interface{}{ev.at.Seconds(), ev.kind, ev.data}))
 		}
+		r.taken(ev)
 	}
 	if r.err == nil {
 		r.check(w.Flush())
