@@ -124,9 +124,9 @@ func TestShutdownDrainsSessions(t *testing.T) {
 	}
 }
 
-// TestThrottledOutputComplete: a bandwidth-limited session gets all its output and its exit code,
-// when the output fits the 4 MiB exec-proxy holds for a session. The kubelet sends it all at once and
-// closes; exec-proxy once cut the tail it still held back.
+// TestThrottledOutputComplete: a bandwidth-limited session gets all its output and its exit code
+// over every client. The kubelet sends it all at once and closes; exec-proxy once cut the tail it
+// still held back. TestThrottledTail writes much more, far ahead of the limit.
 func TestThrottledOutputComplete(t *testing.T) {
 	restartExecProxy(t, "--max-bytes-per-sec-per-session=1048576")
 	const blocks = 48 // 3 MiB: three seconds at the limit
