@@ -159,7 +159,7 @@ type setupConn struct {
 	net.Conn
 	s   *Session
 	cut frameCutter // the kubelet's SPDY frames, as they are read
-	out io.Writer   // the client's bytes after the upgrade (see kubeletWriter)
+	out io.Writer   // the client's bytes after the upgrade (see kubeletWriter); nil: writeRecords
 }
 
 func (c *setupConn) Read(p []byte) (n int, err error) {
@@ -200,7 +200,10 @@ func (c *setupConn) withBody(p []byte, n int, err error) (int, error) {
 
 func (c *setupConn) Write(p []byte) (n int, err error) {
 	if c.s.relaying.Load() {
-		return c.out.Write(p)
+		if c.out != nil {
+			return c.out.Write(p)
+		}
+		return writeRecords(c.Conn, p)
 	}
 	freshStack(func() { n, err = c.Conn.Write(p) })
 	return n, err
