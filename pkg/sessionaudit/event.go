@@ -13,29 +13,33 @@ import (
 
 // Annotation keys of the session fields.
 const (
-	prefix                = "execproxy.dev/"
-	AnnotationRecord      = prefix + "record" // start, end or refused
-	AnnotationSessionID   = prefix + "session-id"
-	AnnotationAuditID     = prefix + "apiserver-audit-id"
-	AnnotationKind        = prefix + "kind"
-	AnnotationContainer   = prefix + "container"
-	AnnotationNode        = prefix + "node"
-	AnnotationKubelet     = prefix + "kubelet-address"
-	AnnotationCommand     = prefix + "command" // JSON array
-	AnnotationTTY         = prefix + "tty"
-	AnnotationStdin       = prefix + "stdin"
-	AnnotationPorts       = prefix + "ports"
-	AnnotationProtocol    = prefix + "protocol"
-	AnnotationStart       = prefix + "start"
-	AnnotationEnd         = prefix + "end"
-	AnnotationDuration    = prefix + "duration"
-	AnnotationExitCode    = prefix + "exit-code"
-	AnnotationBytesIn     = prefix + "bytes-in"
-	AnnotationBytesOut    = prefix + "bytes-out"
-	AnnotationReason      = prefix + "reason"
-	AnnotationBytesPrefix = prefix + "bytes-" // + stdin, stdout, stderr or data
-	AnnotationResizes     = prefix + "resizes"
-	AnnotationRecording   = prefix + "recording"
+	prefix              = "execproxy.dev/"
+	AnnotationRecord    = prefix + "record" // start, end or refused
+	AnnotationSessionID = prefix + "session-id"
+	AnnotationAuditID   = prefix + "apiserver-audit-id"
+	// AnnotationKubectlCommand and AnnotationKubectlSession are kubectl's Kubectl-Command and
+	// Kubectl-Session headers, as the client sent them.
+	AnnotationKubectlCommand = prefix + "kubectl-command"
+	AnnotationKubectlSession = prefix + "kubectl-session"
+	AnnotationKind           = prefix + "kind"
+	AnnotationContainer      = prefix + "container"
+	AnnotationNode           = prefix + "node"
+	AnnotationKubelet        = prefix + "kubelet-address"
+	AnnotationCommand        = prefix + "command" // JSON array
+	AnnotationTTY            = prefix + "tty"
+	AnnotationStdin          = prefix + "stdin"
+	AnnotationPorts          = prefix + "ports"
+	AnnotationProtocol       = prefix + "protocol"
+	AnnotationStart          = prefix + "start"
+	AnnotationEnd            = prefix + "end"
+	AnnotationDuration       = prefix + "duration"
+	AnnotationExitCode       = prefix + "exit-code"
+	AnnotationBytesIn        = prefix + "bytes-in"
+	AnnotationBytesOut       = prefix + "bytes-out"
+	AnnotationReason         = prefix + "reason"
+	AnnotationBytesPrefix    = prefix + "bytes-" // + stdin, stdout, stderr or data
+	AnnotationResizes        = prefix + "resizes"
+	AnnotationRecording      = prefix + "recording"
 	// AnnotationRecordingDropped counts events left out of the recording rather than slow the session.
 	AnnotationRecordingDropped = prefix + "recording-dropped"
 	AnnotationRecordingError   = prefix + "recording-error"
@@ -92,6 +96,8 @@ func annotations(kind string, r Record) map[string]string {
 		}
 	}
 	set(AnnotationAuditID, r.APIServerAuditID)
+	set(AnnotationKubectlCommand, r.KubectlCommand)
+	set(AnnotationKubectlSession, r.KubectlSession)
 	set(AnnotationContainer, r.Container)
 	set(AnnotationNode, r.Node)
 	set(AnnotationKubelet, r.KubeletAddress)

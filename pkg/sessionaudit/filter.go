@@ -95,6 +95,7 @@ func newRecord(req *http.Request, namespace, pod, kind string) Record {
 	rec := Record{
 		SessionID: uuid.NewString(), RequestURI: req.RequestURI, UserAgent: req.UserAgent(),
 		APIServerAuditID: req.Header.Get("Audit-ID"), Kind: kind, Namespace: namespace, Pod: pod,
+		KubectlCommand: headerValue(req.Header, "Kubectl-Command"), KubectlSession: headerValue(req.Header, "Kubectl-Session"),
 		Container: q.Get("container"), Command: q["command"], TTY: boolParam(q, "tty"), Stdin: boolParam(q, "stdin"),
 		Start: time.Now(),
 	}
@@ -107,6 +108,25 @@ func newRecord(req *http.Request, namespace, pod, kind string) Record {
 		}
 	}
 	return rec
+}
+
+// maxKubectlHeader bounds what is kept of a Kubectl-* header: kubectl's are a command path
+// ("kubectl cp") and a UUID.
+const maxKubectlHeader = 128
+
+// headerValue is a client's header as a record keeps it: printable ASCII only (anything else is
+// '?'), at most maxKubectlHeader bytes.
+func headerValue(h http.Header, name string) string {
+	v := []byte(h.Get(name))
+	if len(v) > maxKubectlHeader {
+		v = v[:maxKubectlHeader]
+	}
+	for i, c := range v {
+		if c < 0x20 || c > 0x7e {
+			v[i] = '?'
+		}
+	}
+	return string(v)
 }
 
 func boolParam(q url.Values, name string) bool {

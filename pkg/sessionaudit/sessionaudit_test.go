@@ -236,3 +236,49 @@ func TestResolved(t *testing.T) {
 		t.Errorf("without the filter: %+v %v", info, err)
 	}
 }
+
+// kubectl's Kubectl-Command and Kubectl-Session headers (KEP-859) are in the session's records:
+// "kubectl cp" shows as cp. Bounded, and printable only, since the client writes them.
+func TestKubectlHeaders(t *testing.T) {
+	long := strings.Repeat("x", 300)
+	cases := []struct {
+		name, command, session   string
+		wantCommand, wantSession string
+		present                  bool
+	}{
+		{"kubectl cp", "kubectl cp", "8d5f4c1e-2a6b-4f1e-9c1d-0e4f5a6b7c8d", "kubectl cp", "8d5f4c1e-2a6b-4f1e-9c1d-0e4f5a6b7c8d", true},
+		{"kubectl exec", "kubectl exec", "s", "kubectl exec", "s", true},
+		{"absent", "", "", "", "", false},
+		{"control characters", "kubectl cp\x1b[2J\tmore\xff", "a\x00b", "kubectl cp?[2J?more?", "a?b", true},
+		{"too long", long, long, long[:maxKubectlHeader], long[:maxKubectlHeader], true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			b := &backend{ok: true}
+			r := NewRecorder(b, FailClosed)
+			handler := func(_ http.ResponseWriter, req *http.Request) {
+				a := AttemptFrom(req.Context())
+				if err := r.Started(a); err != nil {
+					t.Fatal(err)
+				}
+				r.Ended(a)
+			}
+			req := httptest.NewRequest(http.MethodPost, "/apis/execproxy.dev/v1alpha1/namespaces/ns/pods/p/exec?command=tar", nil)
+			if tc.command != "" {
+				req.Header["Kubectl-Command"] = []string{tc.command}
+				req.Header["Kubectl-Session"] = []string{tc.session}
+			}
+			WithAttempts(http.HandlerFunc(handler), r, testResolver).ServeHTTP(httptest.NewRecorder(), req)
+			if len(b.events) != 2 {
+				t.Fatalf("%d events", len(b.events))
+			}
+			for _, ev := range b.events {
+				command, hasCommand := ev.Annotations[AnnotationKubectlCommand]
+				session, hasSession := ev.Annotations[AnnotationKubectlSession]
+				if command != tc.wantCommand || session != tc.wantSession || hasCommand != tc.present || hasSession != tc.present {
+					t.Errorf("%s record: command %q session %q, want %q %q", ev.Annotations[AnnotationRecord], command, session, tc.wantCommand, tc.wantSession)
+				}
+			}
+		})
+	}
+}

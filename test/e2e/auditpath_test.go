@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -115,4 +116,52 @@ func upgradeAnswer(t *testing.T, user string, up upgrade, path string) (int, htt
 	}
 	resp.Body.Close()
 	return resp.StatusCode, resp.Header
+}
+
+// TestKubectlCommandRecorded: kubectl 1.33 sends KEP-859's Kubectl-Command and Kubectl-Session
+// headers, kube-apiserver's aggregator passes them on, and the records say which command a session
+// was: a kubectl cp is "kubectl cp", the exec before it "kubectl exec", each with its own session.
+func TestKubectlCommandRecorded(t *testing.T) {
+	for _, c := range clients {
+		if c.version != "1.33" {
+			continue
+		}
+		t.Run(c.name, func(t *testing.T) {
+			m := marker(t)
+			remote := "/tmp/cp-" + m
+			if res := c.kubectl(t, viaExecProxy, "admin", "", "exec", "demo", "-c", "main", "--", "sh", "-c", "echo "+m+" > "+remote); res.code != 0 {
+				t.Fatalf("exec: exit %d: %s", res.code, res.stderr)
+			}
+			defer c.kubectl(t, viaExecProxy, "admin", "", "exec", "demo", "-c", "main", "--", "rm", "-f", remote)
+			if res := c.kubectl(t, viaExecProxy, "admin", "", "cp", "-c", "main", "demo/demo:"+remote, filepath.Join(t.TempDir(), "back")); res.code != 0 {
+				t.Fatalf("cp from the pod: exit %d: %s", res.code, res.stderr)
+			}
+			var starts []auditv1.Event
+			eventually(t, 10*time.Second, "the start records of the exec and the cp", func() bool {
+				starts = nil
+				for _, ev := range auditEvents(t, "exec-proxy-audit.log") {
+					if strings.Contains(ev.Annotations[annotation+"command"], m) && ev.Annotations[annotation+"record"] == "start" {
+						starts = append(starts, ev)
+					}
+				}
+				return len(starts) >= 2
+			})
+			sessions := map[string]string{} // kubectl command → its Kubectl-Session
+			for _, ev := range starts {
+				a := ev.Annotations
+				want := "kubectl exec"
+				if strings.Contains(a[annotation+"command"], `"tar"`) {
+					want = "kubectl cp"
+				}
+				if a[annotation+"kubectl-command"] != want || a[annotation+"kubectl-session"] == "" {
+					t.Errorf("session %s (command %s): kubectl-command %q, kubectl-session %q; want %q and a session",
+						ev.AuditID, a[annotation+"command"], a[annotation+"kubectl-command"], a[annotation+"kubectl-session"], want)
+				}
+				sessions[want] = a[annotation+"kubectl-session"]
+			}
+			if len(sessions) != 2 || sessions["kubectl cp"] == sessions["kubectl exec"] {
+				t.Errorf("kubectl sessions %v: want one of cp and one of exec, not the same", sessions)
+			}
+		})
+	}
 }
