@@ -13,33 +13,29 @@ import (
 
 // Annotation keys of the session fields.
 const (
-	prefix              = "execproxy.dev/"
-	AnnotationRecord    = prefix + "record" // start, end or refused
-	AnnotationSessionID = prefix + "session-id"
-	AnnotationAuditID   = prefix + "apiserver-audit-id"
-	// AnnotationKubectlCommand and AnnotationKubectlSession are kubectl's Kubectl-Command and
-	// Kubectl-Session headers, as the client sent them.
-	AnnotationKubectlCommand = prefix + "kubectl-command"
-	AnnotationKubectlSession = prefix + "kubectl-session"
-	AnnotationKind           = prefix + "kind"
-	AnnotationContainer      = prefix + "container"
-	AnnotationNode           = prefix + "node"
-	AnnotationKubelet        = prefix + "kubelet-address"
-	AnnotationCommand        = prefix + "command" // JSON array
-	AnnotationTTY            = prefix + "tty"
-	AnnotationStdin          = prefix + "stdin"
-	AnnotationPorts          = prefix + "ports"
-	AnnotationProtocol       = prefix + "protocol"
-	AnnotationStart          = prefix + "start"
-	AnnotationEnd            = prefix + "end"
-	AnnotationDuration       = prefix + "duration"
-	AnnotationExitCode       = prefix + "exit-code"
-	AnnotationBytesIn        = prefix + "bytes-in"
-	AnnotationBytesOut       = prefix + "bytes-out"
-	AnnotationReason         = prefix + "reason"
-	AnnotationBytesPrefix    = prefix + "bytes-" // + stdin, stdout, stderr or data
-	AnnotationResizes        = prefix + "resizes"
-	AnnotationRecording      = prefix + "recording"
+	prefix                = "execproxy.dev/"
+	AnnotationRecord      = prefix + "record" // start, end or refused
+	AnnotationSessionID   = prefix + "session-id"
+	AnnotationAuditID     = prefix + "apiserver-audit-id"
+	AnnotationKind        = prefix + "kind"
+	AnnotationContainer   = prefix + "container"
+	AnnotationNode        = prefix + "node"
+	AnnotationKubelet     = prefix + "kubelet-address"
+	AnnotationCommand     = prefix + "command" // JSON array
+	AnnotationTTY         = prefix + "tty"
+	AnnotationStdin       = prefix + "stdin"
+	AnnotationPorts       = prefix + "ports"
+	AnnotationProtocol    = prefix + "protocol"
+	AnnotationStart       = prefix + "start"
+	AnnotationEnd         = prefix + "end"
+	AnnotationDuration    = prefix + "duration"
+	AnnotationExitCode    = prefix + "exit-code"
+	AnnotationBytesIn     = prefix + "bytes-in"
+	AnnotationBytesOut    = prefix + "bytes-out"
+	AnnotationReason      = prefix + "reason"
+	AnnotationBytesPrefix = prefix + "bytes-" // + stdin, stdout, stderr or data
+	AnnotationResizes     = prefix + "resizes"
+	AnnotationRecording   = prefix + "recording"
 	// AnnotationRecordingDropped counts events left out of the recording rather than slow the session.
 	AnnotationRecordingDropped = prefix + "recording-dropped"
 	AnnotationRecordingError   = prefix + "recording-error"
@@ -48,6 +44,12 @@ const (
 	recordRefused              = "refused"
 	timeFormat                 = time.RFC3339Nano
 	subresourceAPIVersion      = "v1"
+)
+
+// kubectl's Kubectl-Command and Kubectl-Session headers (KEP-859), as the client sent them.
+const (
+	AnnotationKubectlCommand = prefix + "kubectl-command"
+	AnnotationKubectlSession = prefix + "kubectl-session"
 )
 
 // event builds the audit Event of one record kind. The session id is the audit ID, so the start and
