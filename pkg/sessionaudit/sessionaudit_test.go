@@ -222,14 +222,15 @@ func TestRecorderAttempt(t *testing.T) {
 
 // The chain's resolver answers with the filter's RequestInfo: what is served is what was audited.
 func TestResolved(t *testing.T) {
-	var got *apirequest.RequestInfo
+	var got, filters *apirequest.RequestInfo
 	chain := http.HandlerFunc(func(_ http.ResponseWriter, req *http.Request) {
 		got, _ = Resolved{Delegate: testResolver}.NewRequestInfo(req)
+		filters, _ = apirequest.RequestInfoFrom(req.Context())
 	})
 	WithAttempts(chain, NewRecorder(&backend{ok: true}, FailClosed), testResolver).ServeHTTP(httptest.NewRecorder(),
 		httptest.NewRequest(http.MethodPost, "/apis/execproxy.dev/v1alpha1/namespaces/ns/pods/p/exec", nil))
-	if got == nil || got.Subresource != "exec" || got.Name != "p" {
-		t.Fatalf("resolved %+v", got)
+	if got == nil || got != filters || got.Subresource != "exec" || got.Name != "p" {
+		t.Fatalf("resolved %+v, the filter's %+v", got, filters)
 	}
 	probe := httptest.NewRequest(http.MethodGet, "/api/v1/namespaces/ns/pods/q", nil)
 	if info, err := (Resolved{Delegate: testResolver}).NewRequestInfo(probe); err != nil || info.Name != "q" {
