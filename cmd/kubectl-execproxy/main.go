@@ -2,13 +2,18 @@
 package main
 
 import (
+	"fmt"
 	"os"
 
 	"github.com/exec-proxy/exec-proxy/cmd/kubectl-execproxy/app"
 )
 
 func main() {
-	if err := app.NewCommand(os.Stdout).Execute(); err != nil {
+	cmd := app.NewCommand(os.Stdout)
+	// Errors carry servers' messages and names users chose: printed escaped, as cobra would print them.
+	cmd.SilenceErrors = true
+	if err := cmd.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "Error:", app.EscapeTerminal(err.Error()))
 		os.Exit(1)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"k8s.io/apiserver/pkg/registry/rest"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/client-go/informers"
 	"k8s.io/klog/v2"
@@ -20,13 +21,22 @@ type ExecProxy struct {
 	GenericAPIServer *genericapiserver.GenericAPIServer
 }
 
+// installAPIGroup serves execproxy.dev/v1alpha1 from storage.
+func installAPIGroup(s *genericapiserver.GenericAPIServer, storage map[string]rest.Storage) error {
+	group := genericapiserver.NewDefaultAPIGroupInfo(api.GroupName, api.Scheme, api.ParameterCodec, api.Codecs)
+	group.VersionedResourcesStorageMap[api.SchemeGroupVersion.Version] = storage
+	if err := s.InstallAPIGroup(&group); err != nil {
+		return fmt.Errorf("installing %s: %w", api.GroupName, err)
+	}
+	return nil
+}
+
 // New builds the server from a completed config.
 func (c CompletedConfig) New() (*ExecProxy, error) {
 	s, err := c.generic.New("exec-proxy", genericapiserver.NewEmptyDelegate())
 	if err != nil {
 		return nil, err
 	}
-	group := genericapiserver.NewDefaultAPIGroupInfo(api.GroupName, api.Scheme, api.ParameterCodec, api.Codecs)
 	storage := podregistry.NewREST(c.proxier)
 	var peerSet execsession.Peers
 	var recordingPeers execsession.RecordingPeers
@@ -35,9 +45,8 @@ func (c CompletedConfig) New() (*ExecProxy, error) {
 	}
 	storage["execsessions"] = execsession.NewREST(c.proxier, c.replica, peerSet)
 	storage["execsessions/recording"] = execsession.NewRecordingREST(c.proxier.Recording.Dir, c.replica, recordingPeers)
-	group.VersionedResourcesStorageMap[api.SchemeGroupVersion.Version] = storage
-	if err := s.InstallAPIGroup(&group); err != nil {
-		return nil, fmt.Errorf("installing %s: %w", api.GroupName, err)
+	if err := installAPIGroup(s, storage); err != nil {
+		return nil, err
 	}
 	proxy.RegisterMetrics()
 

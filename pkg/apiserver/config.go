@@ -93,15 +93,9 @@ func (c *Config) Complete() (CompletedConfig, error) {
 	identity := &peers.Identity{Reviews: c.Client.AuthenticationV1().SelfSubjectReviews()}
 
 	g := c.Generic
-	g.LongRunningFunc = genericfilters.BasicLongRunningRequestCheck(sets.NewString("watch"), longRunningSubresources)
-	g.RequestInfoResolver = kuberoute.RequestInfoResolver{Delegate: genericapiserver.NewRequestInfoResolver(g)}
-	g.Authorization.Authorizer = authz.CoreRBAC{Delegate: g.Authorization.Authorizer}
-	noOpenAPI(g)
-	g.BuildHandlerChainFunc = func(apiHandler http.Handler, gc *genericapiserver.Config) http.Handler {
-		// Outermost, so that refusals by authentication and authorization are recorded too.
-		inner := route.Wrap(peers.WithRequests(apiHandler, identity))
-		return sessionaudit.WithAttempts(genericapiserver.DefaultBuildHandlerChain(inner, gc), c.Audit)
-	}
+	configureChain(g, c.Audit, func(apiHandler http.Handler) http.Handler {
+		return route.Wrap(peers.WithRequests(apiHandler, identity))
+	})
 	return CompletedConfig{&completedConfig{
 		generic:             g.Complete(factory),
 		informers:           factory,
@@ -115,6 +109,21 @@ func (c *Config) Complete() (CompletedConfig, error) {
 		announcer:           announcer,
 		peerInformers:       peerInformers,
 	}}, nil
+}
+
+// configureChain makes g's handler chain exec-proxy's: route paths parsed as the core paths they
+// stand for, core RBAC, and, outermost, the session audit's attempts, opened from the very
+// RequestInfo the chain then authorizes and serves. inner wraps the API handler (the route).
+func configureChain(g *genericapiserver.Config, audit *sessionaudit.Recorder, inner func(http.Handler) http.Handler) {
+	g.LongRunningFunc = genericfilters.BasicLongRunningRequestCheck(sets.NewString("watch"), longRunningSubresources)
+	resolver := kuberoute.RequestInfoResolver{Delegate: genericapiserver.NewRequestInfoResolver(g)}
+	g.RequestInfoResolver = sessionaudit.Resolved{Delegate: resolver}
+	g.Authorization.Authorizer = authz.CoreRBAC{Delegate: g.Authorization.Authorizer}
+	noOpenAPI(g)
+	g.BuildHandlerChainFunc = func(apiHandler http.Handler, gc *genericapiserver.Config) http.Handler {
+		// Outermost, so that refusals by authentication and authorization are recorded too.
+		return sessionaudit.WithAttempts(genericapiserver.DefaultBuildHandlerChain(inner(apiHandler), gc), audit, resolver)
+	}
 }
 
 // peers builds the peer set over a cache of the replicas' leases, and this replica's own lease.

@@ -11,6 +11,7 @@ import (
 	apirequest "k8s.io/apiserver/pkg/endpoints/request"
 
 	"github.com/exec-proxy/exec-proxy/pkg/api"
+	"github.com/exec-proxy/exec-proxy/pkg/sessionaudit"
 )
 
 // Prefix is where the route lives.
@@ -49,10 +50,8 @@ func (r RequestInfoResolver) NewRequestInfo(req *http.Request) (*apirequest.Requ
 	// Opening a session is create, whatever the method: WebSocket upgrades arrive as GET, and get on
 	// pods/exec (common in read-only roles) must not be enough. Setting it here, not only in the
 	// authorizer, makes refusals and audit events say create as well.
-	if info.IsResourceRequest && info.Resource == "pods" && sessionSubresources[info.Subresource] {
+	if sessionaudit.IsSession(info) {
 		info.Verb = "create"
 	}
 	return info, nil
 }
-
-var sessionSubresources = map[string]bool{"exec": true, "attach": true, "portforward": true}

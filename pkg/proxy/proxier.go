@@ -89,9 +89,14 @@ func (p *Proxier) Sessions() []*Session { return p.sessions.snapshot() }
 
 // Handler returns the handler for one session, or a Status error the caller writes.
 func (p *Proxier) Handler(ctx context.Context, r Request) (http.Handler, error) {
+	// With auditing on, no session starts without its attempt: it holds the session's records.
+	attempt, err := p.Audit.Attempt(ctx, string(r.Kind), r.Namespace, r.Pod)
+	if err != nil {
+		sessionsTotal.WithLabelValues(string(r.Kind), "refused").Inc()
+		return nil, err
+	}
 	container, needContainer := r.container()
 	target, err := p.resolver.Resolve(r.Namespace, r.Pod, container, needContainer)
-	attempt := sessionaudit.AttemptFrom(ctx)
 	if target != nil {
 		attempt.Update(func(rec *sessionaudit.Record) {
 			rec.PodUID, rec.Container, rec.Node, rec.KubeletAddress = target.Pod.UID, target.Container, target.Node, target.Address

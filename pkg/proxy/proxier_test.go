@@ -19,6 +19,7 @@ import (
 
 	"go.uber.org/goleak"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apiserver/pkg/authentication/user"
 	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
@@ -47,7 +48,7 @@ func frontWithRecords(t *testing.T, p *Proxier) (*httptest.Server, <-chan sessio
 		r := Request{Kind: KindExec, Namespace: "ns", Pod: strings.TrimPrefix(req.URL.Path, "/"), Exec: &corev1.PodExecOptions{
 			Container: q.Get("container"), Command: q["command"], Stdin: q.Get("stdin") == "true",
 			Stdout: q.Get("stdout") == "true", Stderr: q.Get("stderr") == "true", TTY: q.Get("tty") == "true"}}
-		attempt := &sessionaudit.Attempt{}
+		attempt := sessionaudit.NewAttempt(req, string(r.Kind), r.Namespace, r.Pod)
 		ctx := genericapirequest.WithUser(req.Context(), &user.DefaultInfo{Name: req.Header.Get("X-Test-User")})
 		ctx = sessionaudit.WithAttempt(ctx, attempt)
 		defer func() {
@@ -377,5 +378,45 @@ func TestKubeletBearerToken(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// With auditing on, a session whose request has no audit attempt for it is refused before anything
+// else: it would run with no record, or another session's.
+func TestHandlerRefusesSessionWithoutItsAttempt(t *testing.T) {
+	r := Request{Kind: KindExec, Namespace: "ns", Pod: "p", Exec: &corev1.PodExecOptions{Command: []string{"sh"}, Stdout: true}}
+	req := httptest.NewRequest(http.MethodPost, "/exec", nil)
+	cases := []struct {
+		name    string
+		attempt *sessionaudit.Attempt
+		refused bool
+	}{
+		{"its own attempt", sessionaudit.NewAttempt(req, "exec", "ns", "p"), false},
+		{"no attempt", nil, true},
+		{"another pod's attempt", sessionaudit.NewAttempt(req, "exec", "ns", "q"), true},
+		{"another kind's attempt", sessionaudit.NewAttempt(req, "portforward", "ns", "p"), true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := New(newResolver(t, runningPod("p", "n1", "a"), nodeAt("n1", "127.0.0.1", 10250)), nil, Limits{})
+			p.Audit = sessionaudit.NewRecorder(&recordingBackend{}, sessionaudit.FailClosed)
+			ctx := genericapirequest.WithUser(context.Background(), &user.DefaultInfo{Name: "alice"})
+			if tc.attempt != nil {
+				ctx = sessionaudit.WithAttempt(ctx, tc.attempt)
+			}
+			h, err := p.Handler(ctx, r)
+			if !tc.refused {
+				if err != nil || h == nil || len(p.Sessions()) != 1 {
+					t.Fatalf("got %v, %d sessions", err, len(p.Sessions()))
+				}
+				return
+			}
+			if !apierrors.IsInternalError(err) || !strings.Contains(err.Error(), "audit attempt is missing") || h != nil {
+				t.Fatalf("got %v, want a 500 saying the audit attempt is missing", err)
+			}
+			if n := len(p.Sessions()); n != 0 {
+				t.Errorf("%d sessions admitted", n)
+			}
+		})
 	}
 }

@@ -46,6 +46,12 @@ const (
 	subresourceAPIVersion      = "v1"
 )
 
+// kubectl's Kubectl-Command and Kubectl-Session headers (KEP-859), as the client sent them.
+const (
+	AnnotationKubectlCommand = prefix + "kubectl-command"
+	AnnotationKubectlSession = prefix + "kubectl-session"
+)
+
 // event builds the audit Event of one record kind. The session id is the audit ID, so the start and
 // end of a session share it; kube-apiserver's own audit ID is kept in an annotation.
 func event(kind string, r Record) *auditinternal.Event {
@@ -92,6 +98,8 @@ func annotations(kind string, r Record) map[string]string {
 		}
 	}
 	set(AnnotationAuditID, r.APIServerAuditID)
+	set(AnnotationKubectlCommand, r.KubectlCommand)
+	set(AnnotationKubectlSession, r.KubectlSession)
 	set(AnnotationContainer, r.Container)
 	set(AnnotationNode, r.Node)
 	set(AnnotationKubelet, r.KubeletAddress)

@@ -4,13 +4,13 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strconv"
 	"time"
 
 	"github.com/google/uuid"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilnet "k8s.io/apimachinery/pkg/util/net"
+	apirequest "k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/apiserver/pkg/endpoints/responsewriter"
 )
 
@@ -18,23 +18,38 @@ import (
 // refusal or session can be found in the audit.
 const SessionIDHeader = "X-Exec-Proxy-Session-Id"
 
-// sessionPath matches the subresources that open sessions: exec-proxy's own and the kube route's.
-var sessionPath = regexp.MustCompile(`^/apis/execproxy\.dev/v1alpha1/(?:kube/api/v1/)?namespaces/([^/]+)/pods/([^/]+)/(exec|attach|portforward)$`)
+// sessionSubresources are the pod subresources that open a session.
+var sessionSubresources = map[string]bool{"exec": true, "attach": true, "portforward": true}
+
+// IsSession reports whether info is a request for a session: a pods exec, attach or portforward
+// subresource, as the request-info parser reads it, whatever the group, method or anything after it.
+// The route and the registry serve sessions by this same parse, so every request they could serve
+// as a session is one here.
+func IsSession(info *apirequest.RequestInfo) bool {
+	return info != nil && info.IsResourceRequest && info.Resource == "pods" && sessionSubresources[info.Subresource]
+}
 
 // WithAttempts opens an Attempt for every session request before authentication, so that a
 // request refused anywhere in the chain (authentication, authorization, parameters, the proxy)
-// still gets its refused record. It must be the outermost filter.
-func WithAttempts(handler http.Handler, r *Recorder) http.Handler {
+// still gets its refused record. It must be the outermost filter. What is a session is decided
+// from resolver's RequestInfo, the one the chain then authorizes and serves (see Resolved): the
+// filter puts it in the request's context.
+func WithAttempts(handler http.Handler, r *Recorder, resolver apirequest.RequestInfoResolver) http.Handler {
 	if r == nil {
 		return handler
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		m := sessionPath.FindStringSubmatch(req.URL.Path)
-		if m == nil {
+		info, err := resolver.NewRequestInfo(req)
+		if err != nil { // the chain's own parse fails too, and refuses the request
 			handler.ServeHTTP(w, req)
 			return
 		}
-		a := &Attempt{rec: newRecord(req, m[1], m[2], m[3])}
+		req = req.WithContext(apirequest.WithRequestInfo(req.Context(), info))
+		if !IsSession(info) {
+			handler.ServeHTTP(w, req)
+			return
+		}
+		a := NewAttempt(req, info.Subresource, info.Namespace, info.Name)
 		w.Header().Set(SessionIDHeader, a.rec.SessionID)
 		rw := &refusalWriter{ResponseWriter: w}
 		handler.ServeHTTP(responsewriter.WrapForHTTP1Or2(rw), req.WithContext(WithAttempt(req.Context(), a)))
@@ -44,6 +59,24 @@ func WithAttempts(handler http.Handler, r *Recorder) http.Handler {
 		a.Update(func(rec *Record) { finishRefusal(rec, rw) })
 		r.Refused(a) // a no-op when the session already has its end record
 	})
+}
+
+// Resolved is the chain's RequestInfoResolver behind WithAttempts: it returns the RequestInfo the
+// filter resolved for the request, so that what is authorized and served is what was audited.
+type Resolved struct {
+	Delegate apirequest.RequestInfoResolver
+}
+
+func (r Resolved) NewRequestInfo(req *http.Request) (*apirequest.RequestInfo, error) {
+	if info, ok := apirequest.RequestInfoFrom(req.Context()); ok {
+		return info, nil
+	}
+	return r.Delegate.NewRequestInfo(req)
+}
+
+// NewAttempt opens the attempt of req, a request for a session of kind on namespace/pod.
+func NewAttempt(req *http.Request, kind, namespace, pod string) *Attempt {
+	return &Attempt{rec: newRecord(req, namespace, pod, kind)}
 }
 
 // FinishDetached writes what the filter would have for a detached attempt that never became a
@@ -62,6 +95,7 @@ func newRecord(req *http.Request, namespace, pod, kind string) Record {
 	rec := Record{
 		SessionID: uuid.NewString(), RequestURI: req.RequestURI, UserAgent: req.UserAgent(),
 		APIServerAuditID: req.Header.Get("Audit-ID"), Kind: kind, Namespace: namespace, Pod: pod,
+		KubectlCommand: headerValue(req.Header, "Kubectl-Command"), KubectlSession: headerValue(req.Header, "Kubectl-Session"),
 		Container: q.Get("container"), Command: q["command"], TTY: boolParam(q, "tty"), Stdin: boolParam(q, "stdin"),
 		Start: time.Now(),
 	}
@@ -74,6 +108,25 @@ func newRecord(req *http.Request, namespace, pod, kind string) Record {
 		}
 	}
 	return rec
+}
+
+// maxKubectlHeader bounds what is kept of a Kubectl-* header: kubectl's are a command path
+// ("kubectl cp") and a UUID.
+const maxKubectlHeader = 128
+
+// headerValue is a client's header as a record keeps it: printable ASCII only (anything else is
+// '?'), at most maxKubectlHeader bytes.
+func headerValue(h http.Header, name string) string {
+	v := []byte(h.Get(name))
+	if len(v) > maxKubectlHeader {
+		v = v[:maxKubectlHeader]
+	}
+	for i, c := range v {
+		if c < 0x20 || c > 0x7e {
+			v[i] = '?'
+		}
+	}
+	return string(v)
 }
 
 func boolParam(q url.Values, name string) bool {

@@ -23,6 +23,9 @@ type Record struct {
 	SourceIPs        []string
 	UserAgent        string
 	APIServerAuditID string // the Audit-ID kube-apiserver sent, to join both logs
+	// KubectlCommand and KubectlSession are what kubectl says of itself (KEP-859's Kubectl-Command
+	// and Kubectl-Session headers): "kubectl cp" tells a copy from an exec. The client asserts them.
+	KubectlCommand, KubectlSession string
 
 	Kind, Namespace, Pod string
 	PodUID               types.UID

@@ -1,6 +1,7 @@
 package sessionaudit
 
 import (
+	"context"
 	"fmt"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -23,7 +24,12 @@ var recordsTotal = compbasemetrics.NewCounterVec(&compbasemetrics.CounterOpts{
 	Help: "Session audit records by record (start, end, refused) and result (written, lost).",
 }, []string{"record", "result"})
 
-func init() { legacyregistry.MustRegister(recordsTotal) }
+var missingTotal = compbasemetrics.NewCounterVec(&compbasemetrics.CounterOpts{
+	Namespace: "execproxy", Name: "session_audit_missing_attempts_total",
+	Help: "Sessions refused because auditing is on and the request had no audit attempt for them, by kind.",
+}, []string{"kind"})
+
+func init() { legacyregistry.MustRegister(recordsTotal, missingTotal) }
 
 // Recorder sends records to an audit backend. A nil Recorder records nothing.
 type Recorder struct {
@@ -68,6 +74,28 @@ func (r *Recorder) Started(a *Attempt) error {
 		rec.Reason, rec.Code, rec.Message = "audit unavailable", err.ErrStatus.Code, err.ErrStatus.Message
 	})
 	return err
+}
+
+// Attempt returns the attempt of ctx's request for a session of kind on namespace/pod. With
+// auditing on, a session whose request has no attempt (WithAttempts did not read it as a session),
+// or an attempt opened for another session, would run without its record or with a wrong one: it is
+// refused with a 500, counted and logged. Without auditing the attempt is nil, which records nothing.
+func (r *Recorder) Attempt(ctx context.Context, kind, namespace, pod string) (*Attempt, error) {
+	a := AttemptFrom(ctx)
+	if r == nil {
+		return a, nil
+	}
+	var got Record
+	if a != nil {
+		got = a.Snapshot()
+	}
+	if a != nil && got.Kind == kind && got.Namespace == namespace && got.Pod == pod {
+		return a, nil
+	}
+	missingTotal.WithLabelValues(kind).Inc()
+	klog.FromContext(ctx).Error(nil, "Session refused: its request has no audit attempt for it", "kind", kind,
+		"pod", klog.KRef(namespace, pod), "attempt", a != nil, "attemptKind", got.Kind, "attemptPod", klog.KRef(got.Namespace, got.Pod))
+	return nil, apierrors.NewInternalError(fmt.Errorf("the session's audit attempt is missing: exec-proxy refuses a %s session on pod %s/%s that it would not audit", kind, namespace, pod))
 }
 
 // Ended writes the end record of a session that started.

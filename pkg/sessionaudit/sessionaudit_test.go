@@ -9,8 +9,10 @@ import (
 	authnv1 "k8s.io/api/authentication/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/sets"
 	auditinternal "k8s.io/apiserver/pkg/apis/audit"
 	"k8s.io/apiserver/pkg/endpoints/handlers/responsewriters"
+	apirequest "k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/apiserver/plugin/pkg/audit/fake"
 	"k8s.io/client-go/kubernetes/scheme"
 )
@@ -29,6 +31,10 @@ func (b *backend) ProcessEvents(ev ...*auditinternal.Event) bool {
 	return b.ok
 }
 
+// testResolver parses requests as the generic server's chain does (the route's prefix aside, which
+// pkg/apiserver's tests cover).
+var testResolver = &apirequest.RequestInfoFactory{APIPrefixes: sets.NewString("api", "apis"), GrouplessAPIPrefixes: sets.NewString("api")}
+
 func TestWithAttempts(t *testing.T) {
 	forbidden := func(w http.ResponseWriter, req *http.Request) {
 		AttemptFrom(req.Context()).Update(func(r *Record) { r.User = authnv1.UserInfo{Username: "viewer"} })
@@ -43,7 +49,9 @@ func TestWithAttempts(t *testing.T) {
 		code    int32
 		reason  string
 	}{
-		{"refused in the chain", "/apis/execproxy.dev/v1alpha1/kube/api/v1/namespaces/ns/pods/p/exec?command=ls&container=c", forbidden, []string{"refused"}, 403, "forbidden"},
+		{"refused in the chain", "/apis/execproxy.dev/v1alpha1/namespaces/ns/pods/p/exec?command=ls&container=c", forbidden, []string{"refused"}, 403, "forbidden"},
+		{"a trailing slash", "/apis/execproxy.dev/v1alpha1/namespaces/ns/pods/p/exec/?command=ls", forbidden, []string{"refused"}, 403, "forbidden"},
+		{"a path after the subresource", "/apis/execproxy.dev/v1alpha1/namespaces/ns/pods/p/exec/anything?command=ls", forbidden, []string{"refused"}, 403, "forbidden"},
 		{"refused on the group path", "/apis/execproxy.dev/v1alpha1/namespaces/ns/pods/p/portforward?ports=80", forbidden, []string{"refused"}, 403, "forbidden"},
 		{"unauthenticated", "/apis/execproxy.dev/v1alpha1/namespaces/ns/pods/p/attach", func(w http.ResponseWriter, _ *http.Request) {
 			w.WriteHeader(http.StatusUnauthorized)
@@ -51,13 +59,14 @@ func TestWithAttempts(t *testing.T) {
 		{"session already recorded", "/apis/execproxy.dev/v1alpha1/namespaces/ns/pods/p/exec?command=ls", func(w http.ResponseWriter, req *http.Request) {
 			AttemptFrom(req.Context()).markRecorded()
 		}, nil, 0, ""},
-		{"not a session request", "/apis/execproxy.dev/v1alpha1/kube/api/v1/namespaces/ns/pods/p", forbidden, nil, 0, ""},
+		{"not a session request", "/apis/execproxy.dev/v1alpha1/namespaces/ns/pods/p", forbidden, nil, 0, ""},
+		{"another subresource", "/apis/execproxy.dev/v1alpha1/namespaces/ns/pods/p/log", forbidden, nil, 0, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			b := &backend{ok: true}
 			rec := httptest.NewRecorder()
-			WithAttempts(tc.handler, NewRecorder(b, FailClosed)).ServeHTTP(rec, httptest.NewRequest(http.MethodPost, tc.path, nil))
+			WithAttempts(tc.handler, NewRecorder(b, FailClosed), testResolver).ServeHTTP(rec, httptest.NewRequest(http.MethodPost, tc.path, nil))
 			if len(b.events) != len(tc.records) {
 				t.Fatalf("%d events, want %d", len(b.events), len(tc.records))
 			}
@@ -97,7 +106,7 @@ func TestDetachedAttempts(t *testing.T) {
 				a.Update(func(rec *Record) { rec.Code = 502 })
 				a.Detach()
 			}
-			WithAttempts(http.HandlerFunc(handler), r).ServeHTTP(httptest.NewRecorder(),
+			WithAttempts(http.HandlerFunc(handler), r, testResolver).ServeHTTP(httptest.NewRecorder(),
 				httptest.NewRequest(http.MethodPost, "/apis/execproxy.dev/v1alpha1/namespaces/ns/pods/p/exec?command=ls", nil))
 			if len(b.events) != 0 || !a.Detached() {
 				t.Fatalf("the filter wrote %d records for a detached attempt", len(b.events))
@@ -171,6 +180,105 @@ func TestEventUsers(t *testing.T) {
 			}
 			if ev.User.Username != tc.user || impersonated != tc.impersonated {
 				t.Errorf("user %q impersonated %q, want %q %q", ev.User.Username, impersonated, tc.user, tc.impersonated)
+			}
+		})
+	}
+}
+
+// With auditing on, a session is served only with the attempt opened for it: none, or one of
+// another session, is a 500 before anything else happens. Without auditing nothing is required.
+func TestRecorderAttempt(t *testing.T) {
+	req := httptest.NewRequest(http.MethodPost, "/x", nil)
+	cases := []struct {
+		name     string
+		recorder *Recorder
+		attempt  *Attempt
+		refused  bool
+	}{
+		{"the request's own attempt", NewRecorder(&backend{ok: true}, FailClosed), NewAttempt(req, "exec", "ns", "p"), false},
+		{"no attempt", NewRecorder(&backend{ok: true}, FailClosed), nil, true},
+		{"no attempt, fail-open", NewRecorder(&backend{ok: true}, FailOpen), nil, true},
+		{"another kind", NewRecorder(&backend{ok: true}, FailClosed), NewAttempt(req, "attach", "ns", "p"), true},
+		{"another pod", NewRecorder(&backend{ok: true}, FailClosed), NewAttempt(req, "exec", "ns", "q"), true},
+		{"another namespace", NewRecorder(&backend{ok: true}, FailClosed), NewAttempt(req, "exec", "other", "p"), true},
+		{"auditing off", nil, nil, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := req.Context()
+			if tc.attempt != nil {
+				ctx = WithAttempt(ctx, tc.attempt)
+			}
+			a, err := tc.recorder.Attempt(ctx, "exec", "ns", "p")
+			switch {
+			case tc.refused && (!apierrors.IsInternalError(err) || !strings.Contains(err.Error(), "audit attempt is missing") || a != nil):
+				t.Errorf("got %v %v, want a 500 saying the audit attempt is missing", a, err)
+			case !tc.refused && (err != nil || a != tc.attempt):
+				t.Errorf("got %v %v, want the attempt", a, err)
+			}
+		})
+	}
+}
+
+// The chain's resolver answers with the filter's RequestInfo: what is served is what was audited.
+func TestResolved(t *testing.T) {
+	var got, filters *apirequest.RequestInfo
+	chain := http.HandlerFunc(func(_ http.ResponseWriter, req *http.Request) {
+		got, _ = Resolved{Delegate: testResolver}.NewRequestInfo(req)
+		filters, _ = apirequest.RequestInfoFrom(req.Context())
+	})
+	WithAttempts(chain, NewRecorder(&backend{ok: true}, FailClosed), testResolver).ServeHTTP(httptest.NewRecorder(),
+		httptest.NewRequest(http.MethodPost, "/apis/execproxy.dev/v1alpha1/namespaces/ns/pods/p/exec", nil))
+	if got == nil || got != filters || got.Subresource != "exec" || got.Name != "p" {
+		t.Fatalf("resolved %+v, the filter's %+v", got, filters)
+	}
+	probe := httptest.NewRequest(http.MethodGet, "/api/v1/namespaces/ns/pods/q", nil)
+	if info, err := (Resolved{Delegate: testResolver}).NewRequestInfo(probe); err != nil || info.Name != "q" {
+		t.Errorf("without the filter: %+v %v", info, err)
+	}
+}
+
+// kubectl's Kubectl-Command and Kubectl-Session headers (KEP-859) are in the session's records:
+// "kubectl cp" shows as cp. Bounded, and printable only, since the client writes them.
+func TestKubectlHeaders(t *testing.T) {
+	long := strings.Repeat("x", 300)
+	cases := []struct {
+		name, command, session   string
+		wantCommand, wantSession string
+		present                  bool
+	}{
+		{"kubectl cp", "kubectl cp", "8d5f4c1e-2a6b-4f1e-9c1d-0e4f5a6b7c8d", "kubectl cp", "8d5f4c1e-2a6b-4f1e-9c1d-0e4f5a6b7c8d", true},
+		{"kubectl exec", "kubectl exec", "s", "kubectl exec", "s", true},
+		{"absent", "", "", "", "", false},
+		{"control characters", "kubectl cp\x1b[2J\tmore\xff", "a\x00b", "kubectl cp?[2J?more?", "a?b", true},
+		{"too long", long, long, long[:maxKubectlHeader], long[:maxKubectlHeader], true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			b := &backend{ok: true}
+			r := NewRecorder(b, FailClosed)
+			handler := func(_ http.ResponseWriter, req *http.Request) {
+				a := AttemptFrom(req.Context())
+				if err := r.Started(a); err != nil {
+					t.Fatal(err)
+				}
+				r.Ended(a)
+			}
+			req := httptest.NewRequest(http.MethodPost, "/apis/execproxy.dev/v1alpha1/namespaces/ns/pods/p/exec?command=tar", nil)
+			if tc.command != "" {
+				req.Header["Kubectl-Command"] = []string{tc.command}
+				req.Header["Kubectl-Session"] = []string{tc.session}
+			}
+			WithAttempts(http.HandlerFunc(handler), r, testResolver).ServeHTTP(httptest.NewRecorder(), req)
+			if len(b.events) != 2 {
+				t.Fatalf("%d events", len(b.events))
+			}
+			for _, ev := range b.events {
+				command, hasCommand := ev.Annotations[AnnotationKubectlCommand]
+				session, hasSession := ev.Annotations[AnnotationKubectlSession]
+				if command != tc.wantCommand || session != tc.wantSession || hasCommand != tc.present || hasSession != tc.present {
+					t.Errorf("%s record: command %q session %q, want %q %q", ev.Annotations[AnnotationRecord], command, session, tc.wantCommand, tc.wantSession)
+				}
 			}
 		})
 	}

@@ -101,3 +101,40 @@ func TestPrintSessions(t *testing.T) {
 		t.Errorf("table:\n%s", out.String())
 	}
 }
+
+func TestEscapeTerminal(t *testing.T) {
+	cases := []struct{ in, want string }{
+		{"sh -c 'ls -l'", "sh -c 'ls -l'"},
+		{"héllo wörld ✓", "héllo wörld ✓"},
+		{"\x1b[2J\x1b]0;title\x07", `^[[2J^[]0;title\x07`}, // as cli-runtime: ESC is ^[
+		{"a\rb", `a\rb`},                                 // as cli-runtime
+		{"a\nb\tc\x00d\x7f", `a\nb\tc\x00d\x7f`},         // a row stays one row, a column one column
+		{"\u009b31m", `\x9b31m`},                         // C1 CSI
+		{"abc\u202edcba\u2028x", `abc\u202edcba\u2028x`}, // bidi override, line separator
+		{"bad\xff\xc3utf8", `bad\xff\xc3utf8`},           // bytes that are not UTF-8
+		{"\\x1b stays as typed", "\\x1b stays as typed"},
+	}
+	for _, tc := range cases {
+		if got := EscapeTerminal(tc.in); got != tc.want {
+			t.Errorf("EscapeTerminal(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// A user's argv, user name or container cannot reach the admin's terminal as control sequences,
+// nor forge a row of the table.
+func TestPrintSessionsEscapes(t *testing.T) {
+	now := time.Now()
+	var out bytes.Buffer
+	printSessions(&out, []api.ExecSession{{
+		ObjectMeta: metav1.ObjectMeta{Name: "s1", Namespace: "web"},
+		Spec: api.ExecSessionSpec{User: "mallory\x1b[8m", Type: "exec", Pod: "p", Container: "c\r",
+			Command: []string{"sh", "-c", "x\ns2  web  root  exec  p  c  true  1s  0  0\x1b[2J"}},
+		Status: api.ExecSessionStatus{StartTime: metav1.NewTime(now.Add(-90 * time.Second)), BytesIn: 3, BytesOut: 40},
+	}}, now)
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 || strings.ContainsAny(out.String(), "\x1b\r") ||
+		!strings.Contains(lines[1], `mallory^[[8m`) || !strings.Contains(lines[1], `sh -c x\ns2  web  root`) {
+		t.Errorf("table:\n%q", out.String())
+	}
+}

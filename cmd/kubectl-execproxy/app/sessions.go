@@ -73,9 +73,14 @@ func newSessionsCommand(g *globalOptions) *cobra.Command {
 func printSessions(out io.Writer, items []api.ExecSession, now time.Time) {
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "ID\tNAMESPACE\tUSER\tTYPE\tPOD\tCONTAINER\tCOMMAND\tAGE\tBYTES IN\tBYTES OUT")
+	e := EscapeTerminal // every field comes from the server, and argv and names from users
 	for _, s := range items {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\n", s.Name, s.Namespace, s.Spec.User, s.Spec.Type, s.Spec.Pod,
-			s.Spec.Container, strings.Join(s.Spec.Command, " "), duration.HumanDuration(now.Sub(s.Status.StartTime.Time)),
+		command := make([]string, len(s.Spec.Command))
+		for i, arg := range s.Spec.Command {
+			command[i] = e(arg)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\n", e(s.Name), e(s.Namespace), e(s.Spec.User), e(s.Spec.Type), e(s.Spec.Pod),
+			e(s.Spec.Container), strings.Join(command, " "), duration.HumanDuration(now.Sub(s.Status.StartTime.Time)),
 			s.Status.BytesIn, s.Status.BytesOut)
 	}
 	_ = w.Flush()
@@ -110,7 +115,7 @@ func newKillCommand(g *globalOptions) *cobra.Command {
 			if err := client.Delete().Namespace(namespace).Resource("execsessions").Name(id).Do(cmd.Context()).Error(); err != nil {
 				return fmt.Errorf("ending session %s: %w", id, err)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "session %s/%s ended\n", namespace, id)
+			fmt.Fprintf(cmd.OutOrStdout(), "session %s/%s ended\n", EscapeTerminal(namespace), EscapeTerminal(id))
 			return nil
 		},
 	}

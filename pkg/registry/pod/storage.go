@@ -88,6 +88,9 @@ func (r *REST) Connect(ctx context.Context, name string, opts runtime.Object, _ 
 // NewRequest checks the options for kind and builds the proxy request.
 func NewRequest(kind proxy.Kind, namespace, name string, opts runtime.Object) (proxy.Request, error) {
 	req := proxy.Request{Kind: kind, Namespace: namespace, Pod: name}
+	if err := validateNames(namespace, name); err != nil {
+		return req, err
+	}
 	switch o := opts.(type) {
 	case *corev1.PodExecOptions:
 		req.Exec = o

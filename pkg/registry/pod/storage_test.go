@@ -26,18 +26,24 @@ func TestConnect(t *testing.T) {
 	cases := []struct {
 		name     string
 		resource string
+		ns, pod  string
 		opts     runtime.Object
 		want     *proxy.Request
 		wantErr  string
 	}{
-		{"exec", "pods/exec", &corev1.PodExecOptions{Command: []string{"ls"}, Stdout: true},
+		{"exec", "pods/exec", "ns", "p", &corev1.PodExecOptions{Command: []string{"ls"}, Stdout: true},
 			&proxy.Request{Kind: proxy.KindExec, Namespace: "ns", Pod: "p", Exec: &corev1.PodExecOptions{Command: []string{"ls"}, Stdout: true}}, ""},
-		{"exec without command", "pods/exec", &corev1.PodExecOptions{Stdout: true}, nil, "exec needs a command"},
-		{"exec without streams", "pods/exec", &corev1.PodExecOptions{Command: []string{"ls"}}, nil, "at least one of stdin, stdout and stderr"},
-		{"attach", "pods/attach", &corev1.PodAttachOptions{Stdin: true, Stdout: true, Container: "c"},
+		{"exec without command", "pods/exec", "ns", "p", &corev1.PodExecOptions{Stdout: true}, nil, "exec needs a command"},
+		{"exec without streams", "pods/exec", "ns", "p", &corev1.PodExecOptions{Command: []string{"ls"}}, nil, "at least one of stdin, stdout and stderr"},
+		{"attach", "pods/attach", "ns", "p", &corev1.PodAttachOptions{Stdin: true, Stdout: true, Container: "c"},
 			&proxy.Request{Kind: proxy.KindAttach, Namespace: "ns", Pod: "p", Attach: &corev1.PodAttachOptions{Stdin: true, Stdout: true, Container: "c"}}, ""},
-		{"attach without streams", "pods/attach", &corev1.PodAttachOptions{}, nil, "at least one of stdin"},
-		{"port-forward", "pods/portforward", &corev1.PodPortForwardOptions{Ports: []int32{80}},
+		{"attach without streams", "pods/attach", "ns", "p", &corev1.PodAttachOptions{}, nil, "at least one of stdin"},
+		{"pod name ..", "pods/exec", "ns", "..", &corev1.PodExecOptions{Command: []string{"ls"}, Stdout: true}, nil, `invalid pod name ".."`},
+		{"pod name with a space", "pods/exec", "ns", "p q", &corev1.PodExecOptions{Command: []string{"ls"}, Stdout: true}, nil, `invalid pod name "p q"`},
+		{"pod name with a path parameter", "pods/attach", "ns", "p;x=y", &corev1.PodAttachOptions{Stdout: true}, nil, `invalid pod name "p;x=y"`},
+		{"upper-case pod name", "pods/portforward", "ns", "P", &corev1.PodPortForwardOptions{Ports: []int32{80}}, nil, `invalid pod name "P"`},
+		{"namespace with a dot", "pods/exec", "a.b", "p", &corev1.PodExecOptions{Command: []string{"ls"}, Stdout: true}, nil, `invalid namespace "a.b"`},
+		{"port-forward", "pods/portforward", "ns", "p", &corev1.PodPortForwardOptions{Ports: []int32{80}},
 			&proxy.Request{Kind: proxy.KindPortForward, Namespace: "ns", Pod: "p", PortForward: &corev1.PodPortForwardOptions{Ports: []int32{80}}}, ""},
 	}
 	for _, tc := range cases {
@@ -47,8 +53,8 @@ func TestConnect(t *testing.T) {
 			if got := storage.ConnectMethods(); !reflect.DeepEqual(got, []string{"GET", "POST"}) {
 				t.Errorf("ConnectMethods = %v: WebSocket clients need GET, SPDY POST", got)
 			}
-			ctx := genericapirequest.WithNamespace(context.Background(), "ns")
-			_, err := storage.Connect(ctx, "p", tc.opts, nil)
+			ctx := genericapirequest.WithNamespace(context.Background(), tc.ns)
+			_, err := storage.Connect(ctx, tc.pod, tc.opts, nil)
 			if tc.wantErr != "" {
 				if !apierrors.IsBadRequest(err) || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("got %v, want a 400 with %q", err, tc.wantErr)

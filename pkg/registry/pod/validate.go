@@ -1,7 +1,11 @@
 package pod
 
 import (
+	"fmt"
+	"strings"
+
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/validation"
 
 	"github.com/exec-proxy/exec-proxy/pkg/proxy"
 )
@@ -13,6 +17,18 @@ func validateStreams(kind proxy.Kind, stdin, stdout, stderr, noCommand bool) err
 	}
 	if !stdin && !stdout && !stderr {
 		return apierrors.NewBadRequest("at least one of stdin, stdout and stderr must be true")
+	}
+	return nil
+}
+
+// validateNames refuses a namespace or pod name no object can have (such as "..", or one with a
+// space or a ';' that a path's spelling smuggled in): it is a 400 naming it, not a lookup.
+func validateNames(namespace, pod string) error {
+	if errs := validation.ValidateNamespaceName(namespace, false); len(errs) > 0 {
+		return apierrors.NewBadRequest(fmt.Sprintf("invalid namespace %q: %s", namespace, strings.Join(errs, "; ")))
+	}
+	if errs := validation.NameIsDNSSubdomain(pod, false); len(errs) > 0 {
+		return apierrors.NewBadRequest(fmt.Sprintf("invalid pod name %q: %s", pod, strings.Join(errs, "; ")))
 	}
 	return nil
 }
