@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
+	upgradeproxy "k8s.io/apimachinery/pkg/util/proxy"
 	"k8s.io/apiserver/pkg/server/dynamiccertificates"
 	"k8s.io/client-go/transport"
 	"k8s.io/klog/v2"
@@ -41,6 +43,7 @@ type Transport struct {
 	Insecure   bool
 	clientCert dynamiccertificates.ControllerRunner
 	token      oauth2.TokenSource
+	tokenFile  string
 	configs    hostConfigs
 	sessions   *sessionCache
 }
@@ -77,11 +80,14 @@ func NewTransport(cfg TransportConfig) (*Transport, error) {
 		content.AddListener(t.sessions)
 	}
 	if cfg.TokenFile != "" {
-		if _, err := os.Stat(cfg.TokenFile); err != nil {
+		t.token, t.tokenFile = transport.NewCachedFileTokenSource(cfg.TokenFile), cfg.TokenFile
+		// Read once now: an unreadable token fails the start, not a session. Once read, the source
+		// keeps the last token it read when a rotation cannot be read.
+		if _, err := t.token.Token(); err != nil {
 			return nil, fmt.Errorf("kubelet token file: %w", err)
 		}
-		t.token = transport.NewCachedFileTokenSource(cfg.TokenFile)
 	}
+	setCredentialMetric(t.credential())
 	timeout := cfg.DialTimeout
 	if timeout == 0 {
 		timeout = 10 * time.Second
@@ -99,7 +105,20 @@ func NewTransport(cfg TransportConfig) (*Transport, error) {
 // UsesToken is true when requests to kubelets carry a bearer token (see Authorize).
 func (t *Transport) UsesToken() bool { return t.token != nil }
 
-// Authorize sets the bearer token on a request to a kubelet, if exec-proxy uses one.
+// credential names what exec-proxy presents to kubelets, for the metric and the start log.
+func (t *Transport) credential() string {
+	switch {
+	case t.token != nil:
+		return credentialToken
+	case t.clientCert != nil:
+		return credentialClientCertificate
+	}
+	return credentialNone
+}
+
+// Authorize sets the bearer token on a request to a kubelet, if exec-proxy uses one. It is for
+// requests written below anything that logs them (the translator's relay); the upgrade-aware
+// proxy goes through UpgradeTransport.
 func (t *Transport) Authorize(h http.Header) error {
 	if t.token == nil {
 		return nil
@@ -112,13 +131,44 @@ func (t *Transport) Authorize(h http.Header) error {
 	return nil
 }
 
-// Run watches the client certificate files until ctx ends.
+// UpgradeTransport is the upgrade-aware proxy's UpgradeTransport: it dials with connection and
+// adds exec-proxy's bearer token to a copy of the request as it is dialed (DialForUpgrade). The
+// request the upgrade-aware proxy logs (its headers, from -v=6, which /debug/flags/v can turn on
+// at run time) is the one without it, as with kube-apiserver's own kubelet credentials.
+func (t *Transport) UpgradeTransport(connection http.RoundTripper) upgradeproxy.UpgradeRequestRoundTripper {
+	return upgradeproxy.NewUpgradeRequestRoundTripper(connection, credentials{t})
+}
+
+// credentials "round-trips" a request by returning a copy of it with the bearer token set: the
+// upgrade-aware proxy writes that copy to the connection and keeps nothing of it.
+type credentials struct{ t *Transport }
+
+func (c credentials) RoundTrip(req *http.Request) (*http.Response, error) {
+	if c.t.token != nil {
+		req = utilnet.CloneRequest(req)
+		if err := c.t.Authorize(req.Header); err != nil {
+			return nil, err
+		}
+	}
+	return &http.Response{StatusCode: http.StatusOK, Body: http.NoBody, Request: req}, nil
+}
+
+// Run watches the client certificate files until ctx ends. It says which credential kubelets
+// get, and warns when it is a bearer token.
 func (t *Transport) Run(ctx context.Context) {
+	logger := klog.FromContext(ctx)
+	if t.token != nil {
+		// A kubelet sees the token itself, where it sees only a certificate of a client certificate.
+		logger.Info("WARNING: exec-proxy authenticates to kubelets with a bearer token: root on any node it "+
+			"reaches can replay it to every kubelet, to exec into any pod past exec-proxy and its audit; "+
+			"use --kubelet-client-certificate and --kubelet-client-key (see docs/kubelet-credential.md)",
+			"kubeletTokenFile", t.tokenFile, "metric", "execproxy_kubelet_credential{type=\"token\"}")
+	}
 	if t.clientCert == nil {
 		return
 	}
 	go t.clientCert.Run(ctx, 1)
-	klog.FromContext(ctx).V(2).Info("Watching kubelet client certificate for rotation")
+	logger.V(2).Info("Watching kubelet client certificate for rotation")
 }
 
 // reloadingCert parses the client certificate again only when its files changed.

@@ -46,6 +46,9 @@ type Proxier struct {
 	sessions  *registry
 	relay     *relay          // the stream translator's way to the kubelet
 	upgrades  *http.Transport // the upgrade-aware proxy's: it hands over the session's kubelet connection
+	// credentialed dials with upgrades and adds exec-proxy's kubelet credentials below the
+	// upgrade-aware proxy's logging of the request (see nodeconn.Transport.UpgradeTransport).
+	credentialed upgradeproxy.UpgradeRequestRoundTripper
 	// Audit writes the session's start and end records; nil writes none.
 	Audit *sessionaudit.Recorder
 	// Recording says which sessions are recorded, and where.
@@ -58,6 +61,7 @@ func New(resolver *nodeconn.Resolver, transport *nodeconn.Transport, limits Limi
 		admit: newAdmitter(limits), sessions: newRegistry()}
 	p.relay = newRelay(transport)
 	p.upgrades = upgradeTransport()
+	p.credentialed = transport.UpgradeTransport(p.upgrades)
 	return p
 }
 
@@ -264,11 +268,8 @@ func (p *Proxier) prepare(d *detachedSession) bool {
 		return false
 	}
 	// The upgrade-aware proxy forwards the request's headers; the translator goes by the relay.
+	// Neither is given exec-proxy's credentials: they are added where the request is written.
 	header := kubeletHeader(req.Header)
-	if err := p.transport.Authorize(header); err != nil {
-		WriteStatus(w, req, apierrors.NewInternalError(err))
-		return false
-	}
 	// Before any upgrade is accepted (the WebSocket handlers accept the client's first): an
 	// unreachable or untrusted kubelet is a Status, not an error inside a session.
 	if err := p.dialKubelet(req.Context(), d.s, viaUpgradeProxy(req, d.r.Kind)); err != nil {
@@ -389,6 +390,7 @@ func (p *Proxier) upstreamHandler(req *http.Request, r *Request, t *nodeconn.Tar
 	loc := tlsUnderneath(t.URL(kubeletPath(*r, t), kubeletQuery(*r)))
 	uah := upgradeproxy.NewUpgradeAwareHandler(loc, p.upgrades, false, true, kubeletResponder{node: t.Node, address: t.Address})
 	uah.RejectForwardingRedirects = true
+	uah.UpgradeTransport = p.credentialed
 	switch {
 	case r.Kind == KindPortForward && wsstream.IsWebSocketRequestWithTunnelingProtocol(req):
 		return translator.NewTunnelingHandler(uah)

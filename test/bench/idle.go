@@ -59,7 +59,7 @@ func idleRuns(ctx context.Context, o options, route path) (Idle, error) {
 	var held, settled []float64
 	for i := range o.idleRuns {
 		logf("idle sessions, run %d of %d: %d port-forwards held open straight to a fresh exec-proxy", i+1, o.idleRuns, o.idle)
-		if err := restartExecProxy(ctx, o.cluster, route, unlimited+" --session-audit-log-path= --recording-dir="); err != nil {
+		if err := restartExecProxy(ctx, o.cluster, route, unlimited+" --session-audit-log-path= --recording-dir= --profiling"); err != nil {
 			return Idle{}, err
 		}
 		profiles := o.profiles

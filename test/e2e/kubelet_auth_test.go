@@ -3,10 +3,19 @@
 package e2e
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // serviceAccountToken creates service account name in execproxy-system, bound to exec-proxy's
@@ -33,7 +42,8 @@ func serviceAccountToken(t *testing.T, name string, bind bool) string {
 func TestKubeletTokenAuth(t *testing.T) {
 	t.Run("bound service account", func(t *testing.T) {
 		tokenFile := serviceAccountToken(t, "e2e-kubelet-token", true)
-		restartExecProxy(t, "--kubelet-client-certificate=", "--kubelet-client-key=", "--kubelet-token-file="+tokenFile, "-v=4")
+		// -v=10: the upgrade-aware proxy logs the headers of its kubelet request from -v=6.
+		restartExecProxy(t, "--kubelet-client-certificate=", "--kubelet-client-key=", "--kubelet-token-file="+tokenFile, "-v=10")
 		for _, c := range clients {
 			res := c.kubectl(t, viaExecProxy, "admin", "", "exec", "demo", "-c", "main", "--", "echo", "token-ok")
 			if res.code != 0 || res.stdout != "token-ok\n" {
@@ -45,6 +55,9 @@ func TestKubeletTokenAuth(t *testing.T) {
 		if leaked := secretsIn([]string{string(token)}); len(leaked) > 0 {
 			t.Errorf("the kubelet token appears in %v", leaked)
 		}
+		if log := execProxyLog(t); !strings.Contains(log, "WARNING: exec-proxy authenticates to kubelets with a bearer token") {
+			t.Error("no start warning that kubelets get a bearer token a node can replay")
+		}
 	})
 	t.Run("service account without nodes/proxy", func(t *testing.T) {
 		restartExecProxy(t, "--kubelet-client-certificate=", "--kubelet-client-key=",
@@ -54,6 +67,88 @@ func TestKubeletTokenAuth(t *testing.T) {
 			res := c.kubectl(t, viaExecProxy, "admin", "", "exec", "demo", "-c", "main", "--", "echo", "reached")
 			if res.code == 0 || strings.Contains(res.stdout, "reached") || !strings.Contains(res.stderr, want) {
 				t.Errorf("%s: want the kubelet's refusal of %s, got exit %d, stdout %q, stderr %s", c.name, want, res.code, res.stdout, res.stderr)
+			}
+		}
+	})
+}
+
+// execProxyLog is exec-proxy's log since it last started.
+func execProxyLog(t *testing.T) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(clusterDir(), "logs", "exec-proxy.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+// kubeletClientCert writes a client certificate for user cn, signed by the cluster CA (which the
+// local kubelets trust for client authentication), and its key; it returns the two files.
+func kubeletClientCert(t *testing.T, cn string) (certFile, keyFile string) {
+	t.Helper()
+	ca, err := tls.LoadX509KeyPair(filepath.Join(clusterDir(), "pki", "ca.crt"), filepath.Join(clusterDir(), "pki", "ca.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, err := x509.ParseCertificate(ca.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
+		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, key.Public(), ca.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	for f, block := range map[string]*pem.Block{certFile: {Type: "CERTIFICATE", Bytes: der}, keyFile: {Type: "PRIVATE KEY", Bytes: keyDER}} {
+		if err := os.WriteFile(f, pem.EncodeToMemory(block), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return certFile, keyFile
+}
+
+// TestKubeletClientCertificateDeployRBAC: deploy/'s kubelet-client-rbac.yaml, applied for real, lets
+// the real kubelets take exec-proxy's client certificate for the user execproxy:kubelet-client
+// (authenticated by the kubelet, authorized by SubjectAccessReview), on every protocol, with no
+// token warning; a certificate for a user it does not bind is refused by the kubelet.
+func TestKubeletClientCertificateDeployRBAC(t *testing.T) {
+	rbac := filepath.Join(repoRoot(), "deploy", "kubelet-client-rbac.yaml")
+	admin(t, "", "apply", "-f", rbac)
+	t.Cleanup(func() { admin(t, "", "delete", "-f", rbac, "--ignore-not-found") })
+	t.Run("bound user", func(t *testing.T) {
+		cert, key := kubeletClientCert(t, "execproxy:kubelet-client")
+		restartExecProxy(t, "--kubelet-client-certificate="+cert, "--kubelet-client-key="+key)
+		for _, c := range clients {
+			res := c.kubectl(t, viaExecProxy, "admin", "", "exec", "demo", "-c", "main", "--", "echo", "cert-ok")
+			if res.code != 0 || res.stdout != "cert-ok\n" {
+				t.Errorf("%s: exit %d, stdout %q, stderr %s", c.name, res.code, res.stdout, res.stderr)
+			}
+		}
+		if strings.Contains(execProxyLog(t), "bearer token") {
+			t.Error("exec-proxy warns of a bearer token while it uses a client certificate")
+		}
+	})
+	t.Run("unbound user", func(t *testing.T) {
+		cert, key := kubeletClientCert(t, "execproxy:kubelet-client-unbound")
+		restartExecProxy(t, "--kubelet-client-certificate="+cert, "--kubelet-client-key="+key)
+		for _, c := range clients {
+			res := c.kubectl(t, viaExecProxy, "admin", "", "exec", "demo", "-c", "main", "--", "echo", "reached")
+			if res.code == 0 || strings.Contains(res.stdout, "reached") || !strings.Contains(res.stderr, "execproxy:kubelet-client-unbound") {
+				t.Errorf("%s: want the kubelet's refusal of execproxy:kubelet-client-unbound, got exit %d, stdout %q, stderr %s", c.name, res.code, res.stdout, res.stderr)
 			}
 		}
 	})

@@ -36,7 +36,8 @@ func (o *KubeletOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.ClientKey, "kubelet-client-key", o.ClientKey, "Key of --kubelet-client-certificate.")
 	fs.StringVar(&o.TokenFile, "kubelet-token-file", o.TokenFile,
 		"Bearer token exec-proxy presents to kubelets instead of a client certificate, re-read as it rotates. "+
-			"Defaults, in a pod and without a client certificate, to the service account token.")
+			"Defaults, in a pod and without a client certificate, to the service account token. Every kubelet sees the token "+
+			"and root on any node could replay it: prefer a client certificate (docs/kubelet-credential.md).")
 	fs.StringSliceVar(&o.PreferredAddressTypes, "kubelet-preferred-address-types", o.PreferredAddressTypes,
 		"Order of Node address types to reach a kubelet by.")
 	fs.IntVar(&o.Port, "kubelet-port", o.Port,

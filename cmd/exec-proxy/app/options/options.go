@@ -35,6 +35,7 @@ type Options struct {
 	Limits         *LimitOptions
 	Audit          *AuditOptions
 	Peers          *PeerOptions
+	Debugging      *DebuggingOptions
 
 	Kubeconfig          string
 	ShutdownGracePeriod time.Duration
@@ -51,6 +52,7 @@ func NewOptions() *Options {
 		Limits:              NewLimitOptions(),
 		Audit:               NewAuditOptions(),
 		Peers:               NewPeerOptions(),
+		Debugging:           &DebuggingOptions{},
 		ShutdownGracePeriod: 30 * time.Second,
 	}
 	o.SecureServing.BindPort = 8443
@@ -69,6 +71,7 @@ func (o *Options) Flags() cliflag.NamedFlagSets {
 	o.Audit.AddFlags(fss.FlagSet("session audit"))
 	o.Peers.AddFlags(fss.FlagSet("replicas"))
 	logsapi.AddFlags(o.Logs, fss.FlagSet("logging"))
+	o.Debugging.AddFlags(fss.FlagSet("debugging"))
 	fs := fss.FlagSet("generic")
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig,
 		"Kubeconfig of the cluster (also used for authentication and authorization unless given apart). In-cluster config when empty.")
@@ -140,6 +143,7 @@ func (o *Options) ServerConfig() (*apiserver.Config, error) {
 	generic.FeatureGate = utilfeature.DefaultFeatureGate
 	// exec-proxy stores nothing and serves no OpenAPI; it has no admission either.
 	generic.EnableIndex = false
+	o.Debugging.ApplyTo(generic)
 	recorder, err := o.Audit.Recorder()
 	if err != nil {
 		return nil, err
