@@ -81,7 +81,9 @@ func (s *wsSkimmer) channel(ch byte, fromClient bool) string {
 		if name == "stdin" || name == "resize" {
 			return ""
 		}
-	case name == "stdin" && (s.client.stdinClosed || (shape.known && !shape.stdin)):
+	case int(ch) < len(s.client.closed) && s.client.closed[ch]:
+		return "" // wsstream's pipe for the channel is closed: it drops what comes
+	case name == "stdin" && shape.known && !shape.stdin:
 		return ""
 	case name != "stdin" && name != "resize":
 		return ""
@@ -104,8 +106,8 @@ type wsReader struct {
 	msg       []byte       // the current message, where it is read whole
 	raw       func([]byte) // when set, payload goes here unmasked, with no channel byte
 	inMessage bool         // tunnel: a fragmented message goes on (gorilla's rules)
-	// stdinClosed: the client's v5 close signal closed stdin; wsstream drops stdin after it.
-	stdinClosed bool
+	// closed: the channels the client's v5 close signal closed; wsstream drops what comes on them.
+	closed [8]bool
 	// fromClient: a client's frame must be as the server reads it; one that is not ends the session.
 	fromClient bool
 	stopped    bool
@@ -303,9 +305,7 @@ func (r *wsReader) frameDone() {
 			r.give(fmt.Sprintf("a close signal of %d bytes", r.length))
 			return
 		}
-		if msg[0] == 0 {
-			r.stdinClosed = true
-		}
+		r.closed[msg[0]] = true
 		return
 	case r.stream == "":
 		return
