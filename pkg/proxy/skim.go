@@ -102,6 +102,16 @@ func (s *streamStats) port(p string) {
 	s.mu.Unlock()
 }
 
+// portCount is how many ports streams were opened for, with p.
+func (s *streamStats) portCount(p string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ports[p] {
+		return len(s.ports)
+	}
+	return len(s.ports) + 1
+}
+
 // forwardedPorts lists the ports a port-forward opened streams for.
 func (s *streamStats) forwardedPorts() []int32 {
 	s.mu.Lock()

@@ -19,6 +19,10 @@ const maxControlFrame = 64 << 10
 // frame is one event unless it is larger (a DATA frame may be 16 MiB).
 const maxRecordChunk = 32 << 10
 
+// maxForwardedPorts bounds the ports one port-forward opens streams to, as the API bounds the
+// query's ports.
+const maxForwardedPorts = 64
+
 // maxStreams bounds the streams a session has open at once (port-forward opens two for each
 // connection, and resets them when it ends).
 const maxStreams = 1024
@@ -132,6 +136,8 @@ func (s *spdySkimmer) synStream(id spdy.StreamId, flags spdy.ControlFlags, typ, 
 			return fmt.Errorf("a port-forward stream of type %q", typ)
 		case !shape.portAllowed(uint16(n)):
 			return fmt.Errorf("a port-forward stream to port %d, which the request did not name (ports %v)", n, shape.ports)
+		case s.stats.portCount(strconv.FormatUint(n, 10)) > maxForwardedPorts:
+			return fmt.Errorf("port-forward streams to over %d ports", maxForwardedPorts)
 		}
 		s.stats.port(strconv.FormatUint(n, 10))
 	} else {

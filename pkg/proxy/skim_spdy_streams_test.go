@@ -5,6 +5,7 @@ import (
 	"compress/zlib"
 	"encoding/binary"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -233,5 +234,21 @@ func TestSPDYResizeStream(t *testing.T) {
 				t.Errorf("%d bytes of the resize stream kept", n)
 			}
 		})
+	}
+}
+
+// The ports a port-forward records are bounded as the query's are: streams to a 65th port are refused.
+func TestSPDYPortForwardManyPorts(t *testing.T) {
+	c := newSPDYClient(t)
+	for i := range maxForwardedPorts + 1 {
+		c.syn(uint32(2*i+1), 0, "streamtype", "data", "port", strconv.Itoa(1000+i), "requestid", strconv.Itoa(i))
+	}
+	stats := newStreamStats()
+	stats.shape = sessionShape{known: true, portForward: true}
+	var refused string
+	stats.onClientProtocolError = func(why string) { refused = why }
+	newSkimmer("SPDY/3.1", "portforward.k8s.io", stats).fromClient(c.bytes())
+	if !strings.Contains(refused, "over 64 ports") || len(stats.forwardedPorts()) != maxForwardedPorts {
+		t.Errorf("protocol error %q, %d ports", refused, len(stats.forwardedPorts()))
 	}
 }
