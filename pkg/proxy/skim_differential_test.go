@@ -220,8 +220,11 @@ func wsServe(t testing.TB, protocol string, frames []byte, shape sessionShape) r
 	req.Header.Set("Sec-WebSocket-Version", "13")
 	req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
 	req.Header.Set("Sec-WebSocket-Protocol", protocol)
-	w := &hijackWriter{ResponseRecorder: httptest.NewRecorder(), frames: frames}
+	// The frames end only once Open returned: a server done before Open looked would be an error.
+	opened := make(chan struct{})
+	w := &hijackWriter{ResponseRecorder: httptest.NewRecorder(), frames: io.MultiReader(bytes.NewReader(frames), gate(opened))}
 	_, rwc, err := conn.Open(w, req)
+	close(opened)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,12 +252,20 @@ func wsServe(t testing.TB, protocol string, frames []byte, shape sessionShape) r
 // hijackWriter hands x/net/websocket's server a connection that reads frames, then EOF.
 type hijackWriter struct {
 	*httptest.ResponseRecorder
-	frames []byte
+	frames io.Reader
 }
 
 func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	c := &frameConn{}
-	return c, bufio.NewReadWriter(bufio.NewReader(bytes.NewReader(w.frames)), bufio.NewWriter(io.Discard)), nil
+	return c, bufio.NewReadWriter(bufio.NewReader(w.frames), bufio.NewWriter(io.Discard)), nil
+}
+
+// gate reads as EOF once its channel is closed.
+type gate chan struct{}
+
+func (g gate) Read([]byte) (int, error) {
+	<-g
+	return 0, io.EOF
 }
 
 // frameConn is the hijacked connection: reads come from the bufio.Reader, writes go nowhere.

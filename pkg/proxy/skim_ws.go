@@ -43,9 +43,30 @@ func (s *wsSkimmer) fromClient(p []byte) { s.client.feed(p) }
 func (s *wsSkimmer) toClient(p []byte)   { s.server.feed(p) }
 
 func (s *wsSkimmer) close() {
+	s.client.cutShort()
 	if s.tunnel != nil {
 		s.tunnel.close()
 	}
+}
+
+// cutShort reads a base64 message the connection's end cut short as x/net/websocket reads it: a
+// message (Codec.Receive's io.ReadAll stops at EOF without an error). Raw messages were read as
+// they came; the session is over, so nothing here is a protocol error any more.
+func (r *wsReader) cutShort() {
+	if r.stopped || r.remaining == 0 || r.control || r.raw != nil || !r.s.base64 || r.stream == "" {
+		return
+	}
+	out := make([]byte, base64.StdEncoding.DecodedLen(len(r.msg)))
+	n, err := base64.StdEncoding.Decode(out, r.msg)
+	switch {
+	case err != nil:
+	case r.stream == "resize":
+		_ = r.s.stats.resized(out[:n])
+	case r.stream != "error":
+		r.s.stats.add(r.stream, n)
+		r.s.stats.record(r.stream, out[:n])
+	}
+	r.stopped = true
 }
 
 // newWSTunnelSkimmer reads port-forward tunnelled over WebSocket: the binary messages carry a
