@@ -20,8 +20,11 @@ func spdyDownload(b *testing.B, size int) (fromClient, frame []byte) {
 	var c, s bytes.Buffer
 	cf, _ := spdy.NewFramer(&c, nil)
 	sf, _ := spdy.NewFramer(&s, nil)
-	for id, typ := range map[spdy.StreamId]string{1: "error", 5: "stdout"} {
-		if err := cf.WriteFrame(&spdy.SynStreamFrame{StreamId: id, Headers: http.Header{"Streamtype": {typ}}}); err != nil {
+	for _, st := range []struct {
+		id  spdy.StreamId
+		typ string
+	}{{1, "error"}, {5, "stdout"}} { // ids rise, as spdystream has them
+		if err := cf.WriteFrame(&spdy.SynStreamFrame{StreamId: st.id, Headers: http.Header{"Streamtype": {st.typ}}}); err != nil {
 			b.Fatal(err)
 		}
 	}

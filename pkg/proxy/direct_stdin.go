@@ -102,27 +102,24 @@ func (f *stdinFilter) next() error {
 	length, off := wsPayloadLen(f.hdr[:n])
 	var mask [4]byte
 	copy(mask[:], f.hdr[off:n]) // the skimmer ends a session whose client does not mask
-	switch opcode := f.hdr[0] & 0x0f; {
-	case opcode == 2 && length > 0: // a binary message begins with its channel
-		if _, err := io.ReadFull(in, f.hdr[n:n+1]); err != nil {
-			f.pass.owed = f.hdr[:n]
-			return err
-		}
-		stdin := f.hdr[n]^mask[0] == 0
-		f.direct = stdin && f.stdinLeg()
-		if f.direct {
-			return f.writeStdin(length-1, mask, 1)
-		}
-		f.stdinMsg = stdin
-		f.passFrame(n+1, length-1)
-	case opcode == 0 && f.direct: // the message goes on
-		return f.writeStdin(length, mask, 0)
-	default:
-		if opcode == 1 || opcode == 2 {
-			f.direct, f.stdinMsg = false, false
-		}
+	// x/net/websocket reads every data frame as a message of its own, continuation or not, text
+	// or binary: each begins with its channel (the skimmer refuses the other opcodes).
+	f.direct, f.stdinMsg = false, false
+	if opcode := f.hdr[0] & 0x0f; opcode > 2 || length == 0 {
 		f.passFrame(n, length)
+		return nil
 	}
+	if _, err := io.ReadFull(in, f.hdr[n:n+1]); err != nil {
+		f.pass.owed = f.hdr[:n]
+		return err
+	}
+	stdin := f.hdr[n]^mask[0] == 0
+	f.direct = stdin && f.stdinLeg()
+	if f.direct {
+		return f.writeStdin(length-1, mask, 1)
+	}
+	f.stdinMsg = stdin
+	f.passFrame(n+1, length-1)
 	return nil
 }
 
@@ -130,7 +127,7 @@ func (f *stdinFilter) next() error {
 // come, for wsstream to read.
 func (f *stdinFilter) passFrame(n int, length uint64) {
 	f.pass.owed, f.pass.body = f.hdr[:n], length
-	if f.stdinMsg && f.hdr[0]&0x0f <= 2 {
+	if f.stdinMsg {
 		f.passed += int64(length)
 	}
 }

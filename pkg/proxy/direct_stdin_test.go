@@ -69,7 +69,7 @@ func stdinData(payload string) []byte {
 
 // The client's first stdin message goes through the translator; the next ones, once the
 // translator's copy of the first reached the kubelet, go to the kubelet directly, fragmented or
-// not, in order; the client's other frames reach wsstream as they came, a ping inside a stdin
+// not, text or binary, in order; the client's other frames reach wsstream as they came, a ping inside a stdin
 // message and the close signal after the stdin among them. If the leg ends first, stdin goes
 // through the translator.
 func TestStdinFilter(t *testing.T) {
@@ -77,9 +77,12 @@ func TestStdinFilter(t *testing.T) {
 	resize := wsFrame(true, 2, channelMsg(4, `{"Width":80,"Height":24}`), mask)
 	first := wsFrame(true, 2, channelMsg(0, "first\n"), mask)
 	big := string(bytes.Repeat([]byte("b"), directChunk+5))
+	// x/net/websocket reads every data frame as a message with its channel: continuation or text.
 	second := append(wsFrame(false, 2, channelMsg(0, "sec"), mask), wsFrame(true, 9, nil, mask)...)
-	second = append(second, wsFrame(false, 0, []byte("ond\n"), mask)...)
-	second = append(second, wsFrame(true, 0, []byte(big), mask)...)
+	second = append(second, wsFrame(false, 0, channelMsg(0, "ond\n"), mask)...)
+	forged := wsFrame(true, 0, channelMsg(1, "not stdin"), mask)
+	second = append(second, forged...)
+	second = append(second, wsFrame(true, 1, channelMsg(0, big), mask)...)
 	closing := wsFrame(true, 2, []byte{255, 0}, mask)
 	client := bytes.Join([][]byte{resize, first, second, closing}, nil)
 
@@ -90,7 +93,7 @@ func TestStdinFilter(t *testing.T) {
 		wantKubelet  []byte
 	}{
 		{"direct after the first", false,
-			bytes.Join([][]byte{resize, first, wsFrame(true, 9, nil, mask), closing}, nil),
+			bytes.Join([][]byte{resize, first, wsFrame(true, 9, nil, mask), forged, closing}, nil),
 			bytes.Join([][]byte{stdinData("first\n"), stdinData("sec"), stdinData("ond\n"),
 				stdinData(big[:directChunk+3]), stdinData(big[directChunk+3:])}, nil)},
 		{"the leg ends", true, client, stdinData("first\n")},

@@ -27,7 +27,8 @@ func directExec(t *testing.T) (fromTranslator, fromKubelet []byte) {
 			t.Fatal(err)
 		}
 	}
-	for id, typ := range map[spdy.StreamId]string{1: "error", 3: "stdout", 5: "stderr"} {
+	for i, typ := range []string{"error", "stdout", "stderr"} { // ids rise, as spdystream has them
+		id := spdy.StreamId(2*i + 1)
 		write(cf, &spdy.SynStreamFrame{StreamId: id, Headers: http.Header{"Streamtype": {typ}}})
 		write(kf, &spdy.SynReplyFrame{StreamId: id, Headers: http.Header{}})
 	}

@@ -170,9 +170,9 @@ func (p *Proxier) describe(ctx context.Context, s *Session, r Request, t *nodeco
 	}
 	switch {
 	case r.Exec != nil:
-		s.Command, s.TTY, s.Stdin = r.Exec.Command, r.Exec.TTY, r.Exec.Stdin
+		s.Command, s.TTY, s.Stdin, s.Stdout, s.Stderr = r.Exec.Command, r.Exec.TTY, r.Exec.Stdin, r.Exec.Stdout, r.Exec.Stderr
 	case r.Attach != nil:
-		s.TTY, s.Stdin = r.Attach.TTY, r.Attach.Stdin
+		s.TTY, s.Stdin, s.Stdout, s.Stderr = r.Attach.TTY, r.Attach.Stdin, r.Attach.Stdout, r.Attach.Stderr
 	case r.PortForward != nil:
 		s.Ports = r.PortForward.Ports
 	}

@@ -56,6 +56,8 @@ type Session struct {
 	Command   []string
 	TTY       bool
 	Stdin     bool
+	Stdout    bool // exec and attach: what the query asked for, which the kubelet reads by
+	Stderr    bool
 	Ports     []int32
 	Start     time.Time
 
@@ -161,6 +163,8 @@ func (s *Session) noteResponse(p []byte) (int, error) {
 	s.mu.Lock()
 	s.code, s.protocol = code, protocol
 	if code == http.StatusSwitchingProtocols {
+		s.stats.shape = sessionShape{known: true, portForward: s.Kind == KindPortForward, ports: s.Ports,
+			stdin: s.Stdin, stdout: s.Stdout, stderr: s.Stderr, tty: s.TTY}
 		s.skim = newSkimmer(upgrade, protocol, s.stats)
 		s.kubeletSPDY.Store(strings.HasPrefix(strings.ToUpper(upgrade), "SPDY/"))
 		s.clientWebSocket.Store(strings.EqualFold(upgrade, "websocket"))

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -12,6 +11,7 @@ import (
 	"sync/atomic"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/remotecommand"
 )
 
 // streamStats is what a skimmer learned of a session's streams, read passively from the frames
@@ -27,13 +27,66 @@ type streamStats struct {
 	// onClientProtocolError is called when the client's frames are not the protocol's.
 	onClientProtocolError func(why string)
 
+	// shape is what the request asked for, which decides the streams the kubelet reads; set
+	// before the skimmer is made.
+	shape sessionShape
+
 	mu         sync.Mutex
 	bytes      map[string]int64
 	resizes    int
+	resize     resizeReader    // the resize stream; only the client's reader feeds it
 	ports      map[string]bool // port-forward: the ports streams were opened for
 	exitCode   string
 	why        string // why the exit code is unknown, when it is
 	statusSeen bool
+}
+
+// sessionShape is what a session's request asked for. The kubelet reads only the streams (SPDY) or
+// channels (WebSocket) it was asked for; a reader that follows others would record what never
+// reached the container.
+type sessionShape struct {
+	// known is false for the stream translator's kubelet leg and in tests: every exec stream
+	// type is then taken, each once.
+	known       bool
+	portForward bool
+	// ports: port-forward's query ports. SPDY streams name their own port (the kubelet takes the
+	// stream's port header, never the query), so a stream to a port the query did not name is
+	// refused; none named: any port.
+	ports                      []int32
+	stdin, stdout, stderr, tty bool
+}
+
+// spdyStreamAllowed tells whether the kubelet reads a client's SPDY stream of type typ in an exec
+// or attach negotiated with protocol (k8s.io/kubelet/pkg/cri/streaming/remotecommand's
+// waitForStreams: the first streams of the types it expects, as many as it expects; a stream
+// beyond them is never replied to and stops spdystream's frame queue).
+func (sh sessionShape) spdyStreamAllowed(typ, protocol string) bool {
+	resize := protocol == "v3.channel.k8s.io" || protocol == "v4.channel.k8s.io" || protocol == "v5.channel.k8s.io"
+	if !sh.known {
+		return typ == "error" || typ == "stdin" || typ == "stdout" || typ == "stderr" || typ == "resize"
+	}
+	switch typ {
+	case "error":
+		return true
+	case "stdin":
+		return sh.stdin
+	case "stdout":
+		return sh.stdout
+	case "stderr":
+		return sh.stderr
+	case "resize":
+		return sh.tty && resize
+	}
+	return false
+}
+
+// portAllowed tells whether a port-forward stream to port (a port header the kubelet parsed)
+// was asked for.
+func (sh sessionShape) portAllowed(port uint16) bool {
+	if len(sh.ports) == 0 {
+		return true
+	}
+	return slices.Contains(sh.ports, int32(port))
 }
 
 func newStreamStats() *streamStats {
@@ -47,6 +100,16 @@ func (s *streamStats) port(p string) {
 	s.mu.Lock()
 	s.ports[p] = true
 	s.mu.Unlock()
+}
+
+// portCount is how many ports streams were opened for, with p.
+func (s *streamStats) portCount(p string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ports[p] {
+		return len(s.ports)
+	}
+	return len(s.ports) + 1
 }
 
 // forwardedPorts lists the ports a port-forward opened streams for.
@@ -105,22 +168,18 @@ func (s *streamStats) recordsStream(stream string) bool {
 	return r != nil && (stream == "stdout" || stream == "stderr" || (stream == "stdin" && r.stdin))
 }
 
-// resized reads one resize message (JSON TerminalSize objects) and counts it.
-func (s *streamStats) resized(msg []byte) {
+// resized reads more of the client's resize stream and counts the terminal sizes it completes;
+// an error says the stream is not terminal sizes, as the kubelet reads them.
+func (s *streamStats) resized(p []byte) error {
 	s.payload()
-	dec := json.NewDecoder(bytes.NewReader(msg))
-	for {
-		var size struct{ Width, Height uint16 }
-		if err := dec.Decode(&size); err != nil {
-			return
-		}
-		s.mu.Lock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.resize.feed(p, func(size remotecommand.TerminalSize) {
 		s.resizes++
-		s.mu.Unlock()
 		if r := s.recording.Load(); r != nil {
 			r.add("r", []byte(fmt.Sprintf("%dx%d", size.Width, size.Height)))
 		}
-	}
+	})
 }
 
 // unknown records why the exit code cannot be known; the first reason wins.
@@ -216,7 +275,7 @@ func newSkimmer(upgrade, protocol string, stats *streamStats) skimmer {
 		return newWSTunnelSkimmer(stats)
 	case strings.HasPrefix(strings.ToUpper(upgrade), "SPDY/"):
 		stats.reading.Store(true)
-		return newSPDYSkimmer(stats)
+		return newSPDYSkimmerFor(stats, protocol)
 	}
 	stats.unknown(fmt.Sprintf("protocol %q %q is not read", upgrade, protocol))
 	return nopSkimmer{}

@@ -5,34 +5,72 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"sync"
 
 	"github.com/moby/spdystream/spdy"
 )
 
-// maxControlFrame bounds a SPDY control frame kept whole for the framer (kubectl's are tiny).
-const maxControlFrame = 1 << 20
+// maxControlFrame bounds a SPDY control frame kept whole for reading (kubectl's are under 200
+// bytes); a larger one is a protocol error.
+const maxControlFrame = 64 << 10
+
+// maxRecordChunk bounds what is kept of a recorded DATA frame before it goes to the recording: a
+// frame is one event unless it is larger (a DATA frame may be 16 MiB).
+const maxRecordChunk = 32 << 10
+
+// maxForwardedPorts bounds the ports one port-forward opens streams to, as the API bounds the
+// query's ports.
+const maxForwardedPorts = 64
+
+// maxStreams bounds the streams a session has open at once (port-forward opens two for each
+// connection, and resets them when it ends).
+const maxStreams = 1024
 
 // spdySkimmer follows SPDY/3.1 frames in both directions as they pass, in the relay's own goroutine
 // and without copying data it does not need. DATA frames are counted from their 8-byte headers;
-// their payload is kept only for the error stream (the Status with the exit code), resizes, and
-// streams being recorded. Control frames are gathered whole and their header blocks decompressed,
-// one zlib stream per direction as SPDY has it: SYN_STREAM names each stream's type.
+// their payload is read only for the error stream (the Status with the exit code), resizes, and
+// streams being recorded, a piece at a time. Control frames are gathered whole and their header
+// blocks decompressed, one zlib stream per direction as SPDY has it: SYN_STREAM names each
+// stream's type.
+//
+// The client's frames are read as the kubelet reads them: spdystream's framer and connection (which
+// streams take data, and when), and the kubelet's stream handlers (which streams it reads). What
+// the kubelet would not read as it is read here is a client protocol error: the session ends
+// before those bytes reach the kubelet (see FuzzSPDYDifferential).
 // Control frames are read here, not with spdystream's framer, which trusts a header block's count
 // of headers and allocates for it: a client's crafted SYN_STREAM asking for 800 million would take
 // exec-proxy's memory (found by FuzzSPDYSkimmer).
 type spdySkimmer struct {
-	stats *streamStats
+	stats    *streamStats
+	protocol string
 
-	mu    sync.Mutex // both directions
-	types map[spdy.StreamId]string
-	msgs  map[spdy.StreamId][]byte
+	mu      sync.Mutex // both directions
+	streams map[spdy.StreamId]*spdyStream
+	opened  map[string]bool // exec: the stream types opened, each once
+	// nextID is the least id the client's next SYN_STREAM may have (spdystream's
+	// validateStreamId); spdystream resets a stream below it and drops its data.
+	nextID spdy.StreamId
+	msg    []byte // the exec's error stream's message so far
+	msgID  spdy.StreamId
 
 	client, server spdyReader
 }
 
+// spdyStream is what is known of one stream.
+type spdyStream struct {
+	typ string
+	// clientDone: the client sent FIN or RST; spdystream drops its later data. serverDone
+	// likewise the kubelet's: once both are, the stream is forgotten.
+	clientDone, serverDone bool
+}
+
 func newSPDYSkimmer(stats *streamStats) *spdySkimmer {
-	s := &spdySkimmer{stats: stats, types: map[spdy.StreamId]string{}, msgs: map[spdy.StreamId][]byte{}}
+	return newSPDYSkimmerFor(stats, "")
+}
+
+func newSPDYSkimmerFor(stats *streamStats, protocol string) *spdySkimmer {
+	s := &spdySkimmer{stats: stats, protocol: protocol, streams: map[spdy.StreamId]*spdyStream{}, opened: map[string]bool{}}
 	s.client.s, s.server.s = s, s
 	s.client.fromClient = true
 	return s
@@ -45,56 +83,135 @@ func (s *spdySkimmer) toClient(p []byte)   { s.server.feed(p) }
 func (s *spdySkimmer) close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for id, msg := range s.msgs {
-		s.stats.status(msg)
-		delete(s.msgs, id)
+	if len(s.msg) > 0 {
+		s.stats.status(s.msg)
+		s.msg = nil
 	}
 }
 
 func (s *spdySkimmer) streamType(id spdy.StreamId) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.types[id]
+	if st := s.streams[id]; st != nil {
+		return st.typ
+	}
+	return ""
 }
 
 // streamID is the stream of type typ, if one was opened.
 func (s *spdySkimmer) streamID(typ string) (spdy.StreamId, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for id, t := range s.types {
-		if t == typ {
+	for id, st := range s.streams {
+		if st.typ == typ {
 			return id, true
 		}
 	}
 	return 0, false
 }
 
-func (s *spdySkimmer) synStream(id spdy.StreamId, typ, port string) {
+// synStream takes the client's SYN_STREAM for stream id, whose header block was read as
+// spdystream reads it, or says why the kubelet would not read the stream as it is read here.
+func (s *spdySkimmer) synStream(id spdy.StreamId, flags spdy.ControlFlags, typ, port string) error {
 	s.mu.Lock()
-	s.types[id] = typ
-	s.mu.Unlock()
-	s.stats.port(port)
+	defer s.mu.Unlock()
+	switch {
+	case id < s.nextID:
+		return fmt.Errorf("a SYN_STREAM for stream %d after stream %d", id, s.nextID-2)
+	case flags&spdy.ControlFlagUnidirectional != 0:
+		return fmt.Errorf("a unidirectional SYN_STREAM for stream %d", id)
+	case len(s.streams) >= maxStreams:
+		return fmt.Errorf("more than %d streams open at once", maxStreams)
+	}
+	s.nextID = id + 2
+	shape := s.stats.shape
+	if shape.portForward {
+		// k8s.io/kubelet/pkg/cri/streaming/portforward's httpStreamReceived: the stream's own port
+		// header, never the query.
+		n, err := strconv.ParseUint(port, 10, 16)
+		switch {
+		case err != nil || n < 1:
+			return fmt.Errorf("a port-forward stream with port %q", port)
+		case typ != "data" && typ != "error":
+			return fmt.Errorf("a port-forward stream of type %q", typ)
+		case !shape.portAllowed(uint16(n)):
+			return fmt.Errorf("a port-forward stream to port %d, which the request did not name (ports %v)", n, shape.ports)
+		case s.stats.portCount(strconv.FormatUint(n, 10)) > maxForwardedPorts:
+			return fmt.Errorf("port-forward streams to over %d ports", maxForwardedPorts)
+		}
+		s.stats.port(strconv.FormatUint(n, 10))
+	} else {
+		if !shape.spdyStreamAllowed(typ, s.protocol) || s.opened[typ] {
+			return fmt.Errorf("a stream of type %q that the kubelet does not read here", typ)
+		}
+		s.opened[typ] = true
+	}
+	s.streams[id] = &spdyStream{typ: typ, clientDone: flags&spdy.ControlFlagFin != 0}
+	return nil
 }
 
-// data handles a whole DATA frame of a stream whose payload was kept.
-func (s *spdySkimmer) data(id spdy.StreamId, typ string, payload []byte, fin bool) {
-	switch typ {
-	case "error":
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if len(s.msgs[id]) < maxErrorMessage {
-			s.msgs[id] = append(s.msgs[id], payload...)
-		}
-		// The kubelet writes its Status in one piece and may close the connection without a FIN:
-		// read it as soon as it is whole.
-		if msg := s.msgs[id]; len(msg) > 0 && (fin || json.Valid(msg)) {
-			s.stats.status(msg)
-			delete(s.msgs, id)
-		}
-	case "resize":
-		s.stats.resized(payload)
-	default:
-		s.stats.record(typ, payload)
+// reset forgets a stream either side reset: spdystream drops its later data.
+func (s *spdySkimmer) reset(id spdy.StreamId) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.streams, id)
+}
+
+// dataFrame looks up the stream of a DATA frame: its type, or an error when it is the client's
+// and spdystream would drop it (no such stream, or one the client finished) or the kubelet would
+// not read it (a stream only the kubelet writes: its data would stop spdystream's frame queue).
+func (s *spdySkimmer) dataFrame(id spdy.StreamId, fromClient bool, length int) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.streams[id]
+	switch {
+	case !fromClient && st == nil:
+		return "", nil
+	case !fromClient:
+		return st.typ, nil
+	case st == nil || st.clientDone:
+		return "", fmt.Errorf("data for stream %d, which the client never opened or already ended", id)
+	case length > 0 && (st.typ == "error" || st.typ == "stdout" || st.typ == "stderr"):
+		return "", fmt.Errorf("data from the client for its %s stream %d", st.typ, id)
+	}
+	return st.typ, nil
+}
+
+// fin notes the end of one side of a stream.
+func (s *spdySkimmer) fin(id spdy.StreamId, fromClient bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.streams[id]
+	if st == nil {
+		return
+	}
+	if fromClient {
+		st.clientDone = true
+	} else {
+		st.serverDone = true
+	}
+	if st.clientDone && st.serverDone && s.stats.shape.portForward {
+		delete(s.streams, id) // exec's streams stay: the direct path looks them up by type
+	}
+}
+
+// errorMessage gathers the exec's error stream's message, at most maxErrorMessage bytes of it.
+func (s *spdySkimmer) errorMessage(id spdy.StreamId, p []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.msgID = id
+	s.msg = append(s.msg, p[:min(len(p), max(0, maxErrorMessage-len(s.msg)))]...)
+}
+
+// errorFrameDone reads the error stream's message once it is whole.
+func (s *spdySkimmer) errorFrameDone(fin bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// The kubelet writes its Status in one piece and may close the connection without a FIN:
+	// read it as soon as it is whole.
+	if len(s.msg) > 0 && (fin || json.Valid(s.msg)) {
+		s.stats.status(s.msg)
+		s.msg = nil
 	}
 }
 
@@ -108,13 +225,12 @@ type spdyReader struct {
 	stream    spdy.StreamId
 	typ       string
 	fin       bool
-	keep      bool   // the current DATA frame's payload is wanted
-	payload   []byte // what was kept of it
 	ctrl      bytes.Buffer
+	record    []byte // of the current DATA frame, for the recording: at most maxRecordChunk
 	headers   headerBlocks
 	stopped   bool
-	// fromClient: frames no client sends (unreadable, or data for a stream it never opened)
-	// end the session rather than reach the kubelet, which would wait on them.
+	// fromClient: frames the kubelet would not read as they are read here end the session
+	// rather than reach it.
 	fromClient bool
 }
 
@@ -131,7 +247,7 @@ func (r *spdyReader) feed(p []byte) {
 		n := min(len(p), r.remaining)
 		r.piece(p[:n])
 		p, r.remaining = p[n:], r.remaining-n
-		if r.remaining == 0 {
+		if r.remaining == 0 && !r.stopped {
 			r.end()
 		}
 	}
@@ -142,20 +258,20 @@ func (r *spdyReader) begin() {
 	r.remaining = spdyBodyLen(r.hdr[:])
 	if r.control {
 		if r.remaining > maxControlFrame {
-			r.stop(fmt.Sprintf("unreadable SPDY frames: a control frame of %d bytes", r.remaining))
+			r.fail(fmt.Sprintf("a control frame of %d bytes", r.remaining))
 			return
 		}
 		r.ctrl.Write(r.hdr[:])
 	} else {
+		// spdystream's framer: the stream id is the first word without its top bit.
 		r.stream = spdy.StreamId(binary.BigEndian.Uint32(r.hdr[:4]) & 0x7fffffff)
-		r.fin = r.hdr[4]&byte(spdy.DataFlagFin) != 0
-		r.typ = r.s.streamType(r.stream)
-		if r.typ == "" && r.fromClient {
-			r.stop(fmt.Sprintf("unreadable SPDY frames: data for stream %d, which the client never opened", r.stream))
+		r.fin = spdy.DataFlags(r.hdr[4])&spdy.DataFlagFin != 0
+		typ, err := r.s.dataFrame(r.stream, r.fromClient, r.remaining)
+		if err != nil {
+			r.fail(err.Error())
 			return
 		}
-		r.keep = r.typ == "error" || r.typ == "resize" || r.s.stats.recordsStream(r.typ)
-		r.payload = r.payload[:0]
+		r.typ = typ
 	}
 	if r.remaining == 0 {
 		r.end()
@@ -163,41 +279,75 @@ func (r *spdyReader) begin() {
 }
 
 func (r *spdyReader) piece(b []byte) {
-	switch {
-	case r.control:
+	if r.control {
 		r.ctrl.Write(b)
 		return
-	case r.typ != "error" && r.typ != "resize":
-		r.s.stats.add(r.typ, len(b))
 	}
-	if r.keep && (r.typ != "error" || len(r.payload) < maxErrorMessage) {
-		r.payload = append(r.payload, b...)
+	switch {
+	case r.fromClient && r.typ == "resize":
+		if err := r.s.stats.resized(b); err != nil {
+			r.fail(err.Error())
+		}
+	case r.fromClient && (r.typ == "stdin" || r.typ == "data"),
+		!r.fromClient && (r.typ == "stdout" || r.typ == "stderr" || r.typ == "data"):
+		r.s.stats.add(r.typ, len(b))
+		if r.s.stats.recordsStream(r.typ) {
+			for len(b) > 0 {
+				n := min(len(b), maxRecordChunk-len(r.record))
+				r.record, b = append(r.record, b[:n]...), b[n:]
+				if len(r.record) == maxRecordChunk {
+					r.flushRecord()
+				}
+			}
+		}
+	case !r.fromClient && r.typ == "error" && !r.s.stats.shape.portForward:
+		r.s.errorMessage(r.stream, b)
 	}
 }
 
 func (r *spdyReader) end() {
 	r.nhdr = 0
 	if !r.control {
-		if r.keep {
-			r.s.data(r.stream, r.typ, r.payload, r.fin)
+		r.flushRecord()
+		if r.typ == "error" && !r.fromClient && !r.s.stats.shape.portForward {
+			r.s.errorFrameDone(r.fin)
+		}
+		if r.fin {
+			r.s.fin(r.stream, r.fromClient)
 		}
 		return
 	}
 	err := r.controlFrame(r.ctrl.Bytes())
+	if r.ctrl.Cap() > 4<<10 { // a large frame's buffer is not kept for the session's life
+		r.ctrl = bytes.Buffer{}
+	}
 	r.ctrl.Reset()
 	if err != nil {
-		r.stop("unreadable SPDY frames: " + err.Error())
+		r.fail(err.Error())
 	}
 }
 
-// stop gives the direction up: its frames can no longer be followed.
-func (r *spdyReader) stop(why string) {
-	r.stopped = true
-	r.payload, r.headers = nil, headerBlocks{}
-	r.ctrl = bytes.Buffer{}
+func (r *spdyReader) flushRecord() {
+	if len(r.record) > 0 {
+		r.s.stats.record(r.typ, r.record)
+		r.record = r.record[:0]
+	}
+}
+
+// fail gives the direction up: its frames can no longer be followed. The client's end the session.
+func (r *spdyReader) fail(why string) {
+	r.stop()
+	why = "unreadable SPDY frames: " + why
 	if r.fromClient {
 		r.s.stats.clientProtocolError(why)
 	} else {
 		r.s.stats.lost(why)
 	}
+}
+
+// stop reads no more of the direction.
+func (r *spdyReader) stop() {
+	r.stopped = true
+	r.headers, r.record = headerBlocks{}, nil
+	r.ctrl = bytes.Buffer{}
 }

@@ -4,65 +4,130 @@ import (
 	"bytes"
 	"compress/zlib"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 
 	"github.com/moby/spdystream/spdy"
 )
 
-// Bounds on a header block: kubectl's SYN_STREAMs carry about five short headers.
+// Bounds on a header block, decompressed: kubectl's SYN_STREAMs carry about five short headers.
+// They bound the decompression too (a zlib bomb is read no further than they allow).
 const (
-	maxHeaders     = 256
-	maxHeaderField = 8 << 10
-)
-
-// SPDY/3 control frame types that carry a header block.
-const (
-	typeSynStream = 1
-	typeSynReply  = 2
-	typeHeaders   = 8
+	maxHeaders      = 256
+	maxHeaderBytes  = 16 << 10 // names and values of one block
+	maxHeaderValues = 512      // after values are split at NULs
 )
 
 // headerBlocks decompresses one direction's header blocks: a single zlib stream, with SPDY's
-// dictionary, that runs across them all.
+// dictionary, that runs across them all, read as spdystream's framer reads it (a LimitedReader
+// over each block in turn under one zlib reader).
 type headerBlocks struct {
 	block   bytes.Reader
 	limited io.LimitedReader
 	zr      io.ReadCloser
 }
 
-// controlFrame reads one whole control frame; a SYN_STREAM's stream type and port are noted.
+// spdystream's framer refuses these headers in a SYN_STREAM (invalidReqHeaders; keys as
+// http.Header keeps them).
+var invalidSynStreamHeaders = map[string]bool{"Connection": true, "Host": true, "Keep-Alive": true,
+	"Proxy-Connection": true, "Transfer-Encoding": true}
+
+// controlFrame reads one whole control frame as spdystream's framer reads it (spdy.Framer's
+// ReadFrame): a frame it would fail on, or read other than at its length, is an error here; the
+// kubelet would end the connection, or read the next frame from the wrong place.
 func (r *spdyReader) controlFrame(frame []byte) error {
 	payload := frame[8:]
-	var id uint32
-	var block []byte
-	switch binary.BigEndian.Uint16(frame[2:4]) {
-	case typeSynStream:
+	flags := spdy.ControlFlags(frame[4])
+	typ := spdy.ControlFrameType(binary.BigEndian.Uint16(frame[2:4]))
+	if !r.fromClient {
+		return r.serverControlFrame(typ, payload)
+	}
+	word := func(i int) uint32 { return binary.BigEndian.Uint32(payload[4*i:]) }
+	switch typ {
+	case spdy.TypeSynStream:
 		if len(payload) < 10 {
 			return fmt.Errorf("a SYN_STREAM of %d bytes", len(payload))
 		}
-		id, block = binary.BigEndian.Uint32(payload)&0x7fffffff, payload[10:]
-	case typeSynReply, typeHeaders:
-		if len(payload) < 4 {
-			return fmt.Errorf("a header frame of %d bytes", len(payload))
+		id := word(0) // read whole: an id over 0x7fffffff is refused by spdystream
+		h, err := r.headers.read(payload[10:])
+		if err != nil {
+			return err
 		}
-		block = payload[4:]
+		for k := range h {
+			if invalidSynStreamHeaders[k] {
+				return fmt.Errorf("a SYN_STREAM with header %q", k)
+			}
+		}
+		if id == 0 || id > 0x7fffffff {
+			return fmt.Errorf("a SYN_STREAM for stream %d", id)
+		}
+		return r.s.synStream(spdy.StreamId(id), flags, h.Get("streamtype"), h.Get("port"))
+	case spdy.TypeRstStream:
+		if len(payload) != 8 || word(0) == 0 || word(1) == 0 {
+			return fmt.Errorf("a RST_STREAM of %d bytes", len(payload))
+		}
+		r.s.reset(spdy.StreamId(word(0)))
+	case spdy.TypeSettings:
+		if len(payload) < 4 || uint64(len(payload)) != 4+8*uint64(word(0)) {
+			return fmt.Errorf("a SETTINGS frame of %d bytes", len(payload))
+		}
+	case spdy.TypePing:
+		if len(payload) != 4 || word(0) == 0 || flags != 0 {
+			return fmt.Errorf("a PING frame of %d bytes, flags %d", len(payload), flags)
+		}
+	case spdy.TypeGoAway:
+		if len(payload) != 8 || flags != 0 {
+			return fmt.Errorf("a GOAWAY frame of %d bytes, flags %d", len(payload), flags)
+		}
+		// spdystream reads nothing after a GOAWAY: neither is anything read here.
+		r.stop()
+	case spdy.TypeWindowUpdate:
+		if len(payload) != 8 || flags != 0 {
+			return fmt.Errorf("a WINDOW_UPDATE frame of %d bytes, flags %d", len(payload), flags)
+		}
 	default:
-		return nil // no header block
-	}
-	headers, err := r.headers.read(block)
-	if err != nil {
-		return err
-	}
-	if binary.BigEndian.Uint16(frame[2:4]) == typeSynStream {
-		r.s.synStream(spdy.StreamId(id), headers["streamtype"], headers["port"])
+		// SYN_REPLY and HEADERS too: the kubelet opens no stream for a client to reply to, and
+		// spdystream holds a HEADERS frame until someone reads it, which nobody does.
+		return fmt.Errorf("a control frame of type %d from the client", typ)
 	}
 	return nil
 }
 
-// read decompresses one header block and returns the headers exec-proxy looks at.
-func (h *headerBlocks) read(block []byte) (map[string]string, error) {
+// serverControlFrame reads the kubelet's control frames: their header blocks, to keep the
+// decompressor in step, and resets.
+func (r *spdyReader) serverControlFrame(typ spdy.ControlFrameType, payload []byte) error {
+	var block []byte
+	switch typ {
+	case spdy.TypeSynStream:
+		if len(payload) < 10 {
+			return fmt.Errorf("a SYN_STREAM of %d bytes", len(payload))
+		}
+		block = payload[10:]
+	case spdy.TypeSynReply, spdy.TypeHeaders:
+		if len(payload) < 4 {
+			return fmt.Errorf("a header frame of %d bytes", len(payload))
+		}
+		block = payload[4:]
+	case spdy.TypeRstStream:
+		if len(payload) >= 4 {
+			r.s.reset(spdy.StreamId(binary.BigEndian.Uint32(payload)))
+		}
+		return nil
+	default:
+		return nil
+	}
+	_, err := r.headers.read(block)
+	return err
+}
+
+// read decompresses one header block and reads it as spdystream's parseHeaderValueBlock does:
+// names must be lowercase and not repeat (else its framer fails), and each value is split at
+// NULs into several values, so that "stdin\x00x" is stdin to http.Header's Get. The block must be
+// used up (else WrongCompressedPayloadSize).
+func (h *headerBlocks) read(block []byte) (http.Header, error) {
 	h.block.Reset(block)
 	h.limited = io.LimitedReader{R: &h.block, N: int64(len(block))}
 	if h.zr == nil {
@@ -79,31 +144,45 @@ func (h *headerBlocks) read(block []byte) (map[string]string, error) {
 	if n > maxHeaders {
 		return nil, fmt.Errorf("a header block of %d headers", n)
 	}
-	out := map[string]string{}
+	out := http.Header{}
+	budget, values := maxHeaderBytes, 0
 	for i := uint32(0); i < n; i++ {
-		name, err := h.field()
+		name, err := h.field(&budget)
 		if err != nil {
 			return nil, err
 		}
-		value, err := h.field()
+		if name != strings.ToLower(name) {
+			return nil, fmt.Errorf("a header name %q not in lower case", name)
+		}
+		if out[name] != nil { // as spdystream checks: a key http.Header did not canonicalize
+			return nil, fmt.Errorf("a header %q twice", name)
+		}
+		value, err := h.field(&budget)
 		if err != nil {
 			return nil, err
 		}
-		if name = strings.ToLower(name); name == "streamtype" || name == "port" {
-			out[name] = value
+		if values += strings.Count(value, "\x00") + 1; values > maxHeaderValues {
+			return nil, fmt.Errorf("a header block of over %d values", maxHeaderValues)
 		}
+		for _, v := range strings.Split(value, "\x00") {
+			out.Add(name, v)
+		}
+	}
+	if h.limited.N != 0 {
+		return nil, errors.New("a header block longer than its headers")
 	}
 	return out, nil
 }
 
-func (h *headerBlocks) field() (string, error) {
+func (h *headerBlocks) field(budget *int) (string, error) {
 	var n uint32
 	if err := binary.Read(h.zr, binary.BigEndian, &n); err != nil {
 		return "", fmt.Errorf("header block: %w", err)
 	}
-	if n > maxHeaderField {
-		return "", fmt.Errorf("a header field of %d bytes", n)
+	if uint64(n) > uint64(*budget) {
+		return "", fmt.Errorf("a header block of over %d bytes", maxHeaderBytes)
 	}
+	*budget -= int(n)
 	buf := make([]byte, n)
 	if _, err := io.ReadFull(h.zr, buf); err != nil {
 		return "", fmt.Errorf("header block: %w", err)

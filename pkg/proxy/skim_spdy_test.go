@@ -30,7 +30,8 @@ func spdyExec(t testing.TB) (fromClient, toClient []byte) {
 			t.Fatal(err)
 		}
 	}
-	for id, typ := range map[spdy.StreamId]string{1: "error", 3: "stdin", 5: "stdout", 7: "stderr", 9: "resize"} {
+	for i, typ := range []string{"error", "stdin", "stdout", "stderr", "resize"} {
+		id := spdy.StreamId(2*i + 1)
 		write(cf, &spdy.SynStreamFrame{StreamId: id, Headers: http.Header{"Streamtype": {typ}}})
 		write(sf, &spdy.SynReplyFrame{StreamId: id, Headers: http.Header{}})
 	}

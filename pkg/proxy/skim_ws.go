@@ -1,26 +1,39 @@
 package proxy
 
 import (
+	"encoding/base64"
 	"encoding/binary"
 	"fmt"
 	"strings"
 )
 
-// maxErrorMessage bounds what is kept of an error stream's message.
-const maxErrorMessage = 64 << 10
+const (
+	// maxErrorMessage bounds what is kept of an error stream's message.
+	maxErrorMessage = 64 << 10
+	// maxWSFrame is x/net/websocket's DefaultMaxPayloadBytes: wsstream sets no other, and ends
+	// the connection on a larger frame.
+	maxWSFrame = 32 << 20
+	// maxBase64Message bounds a message of the base64 protocols kept until it is whole: wsstream
+	// decodes each whole, and drops one that is not base64. The kubelet's are under 44 KiB.
+	maxBase64Message = 256 << 10
+	// channelClose is v5's close signal: 255, then the channel to close.
+	channelClose = 255
+)
 
-// wsSkimmer follows WebSocket frames (RFC 6455) in both directions. Each message's first payload
-// byte is its channel (an ASCII digit in the base64 protocols).
+// wsSkimmer follows WebSocket frames (RFC 6455) in both directions, as x/net/websocket and
+// wsstream read them: every data frame is a message of its own, FIN or not and continuation or
+// not (Codec.Receive reads one frame), whose first byte is its channel (an ASCII digit in the
+// base64 protocols). Of the client's messages only those on channels the kubelet reads count.
 type wsSkimmer struct {
 	stats          *streamStats
-	base64         bool
+	base64, v5     bool
 	client, server wsReader
 	// tunnel, for port-forward over WebSocket, reads the SPDY stream the messages carry.
 	tunnel *spdySkimmer
 }
 
 func newWSSkimmer(protocol string, stats *streamStats) *wsSkimmer {
-	s := &wsSkimmer{stats: stats, base64: strings.Contains(protocol, "base64")}
+	s := &wsSkimmer{stats: stats, base64: strings.Contains(protocol, "base64"), v5: protocol == "v5.channel.k8s.io"}
 	s.client.s, s.server.s = s, s
 	s.client.fromClient = true
 	return s
@@ -30,13 +43,35 @@ func (s *wsSkimmer) fromClient(p []byte) { s.client.feed(p) }
 func (s *wsSkimmer) toClient(p []byte)   { s.server.feed(p) }
 
 func (s *wsSkimmer) close() {
+	s.client.cutShort()
 	if s.tunnel != nil {
 		s.tunnel.close()
 	}
 }
 
+// cutShort reads a base64 message the connection's end cut short as x/net/websocket reads it: a
+// message (Codec.Receive's io.ReadAll stops at EOF without an error). Raw messages were read as
+// they came; the session is over, so nothing here is a protocol error any more.
+func (r *wsReader) cutShort() {
+	if r.stopped || r.remaining == 0 || r.control || r.raw != nil || !r.s.base64 || r.stream == "" {
+		return
+	}
+	out := make([]byte, base64.StdEncoding.DecodedLen(len(r.msg)))
+	n, err := base64.StdEncoding.Decode(out, r.msg)
+	switch {
+	case err != nil:
+	case r.stream == "resize":
+		_ = r.s.stats.resized(out[:n])
+	case r.stream != "error":
+		r.s.stats.add(r.stream, n)
+		r.s.stats.record(r.stream, out[:n])
+	}
+	r.stopped = true
+}
+
 // newWSTunnelSkimmer reads port-forward tunnelled over WebSocket: the binary messages carry a
-// SPDY connection's bytes, without channel bytes.
+// SPDY connection's bytes, without channel bytes. The stream translator reads them with
+// gorilla/websocket (client-go's tunneling connection), whose rules the client's frames must keep.
 func newWSTunnelSkimmer(stats *streamStats) *wsSkimmer {
 	s := &wsSkimmer{stats: stats, tunnel: newSPDYSkimmer(stats)}
 	s.client.s, s.server.s = s, s
@@ -45,21 +80,56 @@ func newWSTunnelSkimmer(stats *streamStats) *wsSkimmer {
 	return s
 }
 
+// channel names the stream a message on channel ch is for, as the kubelet's (or the translator's)
+// wsstream channels have it: "" for one that is not read (the kubelet ignores the client's
+// messages on its write-only channels, and on stdin when stdin was not asked for).
+func (s *wsSkimmer) channel(ch byte, fromClient bool) string {
+	shape := s.stats.shape
+	if shape.portForward { // two channels for each port of the query: data, then error
+		switch {
+		case int(ch) >= 2*len(shape.ports):
+			return ""
+		case ch%2 == 0:
+			return "data"
+		case fromClient:
+			return ""
+		}
+		return "error"
+	}
+	name := wsChannels[ch]
+	switch {
+	case !fromClient:
+		if name == "stdin" || name == "resize" {
+			return ""
+		}
+	case int(ch) < len(s.client.closed) && s.client.closed[ch]:
+		return "" // wsstream's pipe for the channel is closed: it drops what comes
+	case name == "stdin" && shape.known && !shape.stdin:
+		return ""
+	case name != "stdin" && name != "resize":
+		return ""
+	}
+	return name
+}
+
 // wsReader is one direction's parser state; only one goroutine feeds it.
 type wsReader struct {
 	s         *wsSkimmer
 	hdr       []byte
 	remaining uint64 // payload bytes left in the current frame
+	length    uint64 // the current frame's payload length
 	pos       uint64 // payload bytes read of the current frame, for unmasking
 	mask      []byte
 	control   bool
-	fin       bool
 	stream    string       // of the current message
 	channelAt bool         // the next payload byte is the channel
-	msg       []byte       // the error stream's message so far
+	closing   bool         // the current message is v5's close signal
+	msg       []byte       // the current message, where it is read whole
 	raw       func([]byte) // when set, payload goes here unmasked, with no channel byte
-	// fromClient: a client's frame must be masked and of a defined opcode (RFC 6455 5.1, 5.2);
-	// one that is not ends the session.
+	inMessage bool         // tunnel: a fragmented message goes on (gorilla's rules)
+	// closed: the channels the client's v5 close signal closed; wsstream drops what comes on them.
+	closed [8]bool
+	// fromClient: a client's frame must be as the server reads it; one that is not ends the session.
 	fromClient bool
 	stopped    bool
 }
@@ -72,7 +142,7 @@ func (r *wsReader) feed(p []byte) {
 		n := min(uint64(len(p)), r.remaining)
 		r.payload(p[:n])
 		p, r.remaining = p[n:], r.remaining-n
-		if r.remaining == 0 {
+		if r.remaining == 0 && !r.stopped {
 			r.frameDone()
 		}
 	}
@@ -96,25 +166,62 @@ func (r *wsReader) header(p *[]byte) bool {
 	}
 	h := r.hdr
 	opcode := h[0] & 0x0f
+	fin := h[0]&0x80 != 0
 	length, off := wsPayloadLen(h)
 	r.mask = nil
 	if h[1]&0x80 != 0 {
 		r.mask = append([]byte(nil), h[off:off+4]...)
 	}
-	r.fin, r.control, r.pos, r.remaining = h[0]&0x80 != 0, opcode >= 8, 0, length
-	if r.fromClient && (r.mask == nil || (opcode > 2 && opcode < 8) || opcode > 10) {
-		r.stopped = true
-		r.s.stats.clientProtocolError(fmt.Sprintf("unreadable WebSocket frames: one with opcode %d, masked %t, from the client", opcode, r.mask != nil))
-		return false
-	}
-	if opcode == 1 || opcode == 2 { // a new message; 0 continues the current one
-		r.stream, r.channelAt, r.msg = "", true, nil
-	}
+	r.control, r.pos, r.remaining, r.length = opcode >= 8, 0, length, length
 	r.hdr = r.hdr[:0]
+	if r.fromClient {
+		if why := r.refused(h, opcode, fin, length); why != "" {
+			r.stopped = true
+			r.s.stats.clientProtocolError("unreadable WebSocket frames: " + why)
+			return false
+		}
+		if opcode == 8 { // x/net/websocket (gorilla likewise) reads nothing after a close frame
+			r.stopped = true
+			return false
+		}
+	}
+	if !r.control {
+		r.stream, r.channelAt, r.closing, r.msg = "", r.raw == nil, false, r.msg[:0]
+	}
 	if length == 0 {
 		r.frameDone()
 	}
 	return true
+}
+
+// refused says why the server would not read a client's frame as it is read here, or "".
+func (r *wsReader) refused(h []byte, opcode byte, fin bool, length uint64) string {
+	switch {
+	case r.mask == nil:
+		return "an unmasked frame from the client"
+	case h[0]&0x70 != 0:
+		return "a frame with reserved bits set"
+	case (opcode > 2 && opcode < 8) || opcode > 10:
+		return fmt.Sprintf("a frame of opcode %d", opcode)
+	case h[1]&0x7f == 127 && h[2]&0x80 != 0:
+		// x/net/websocket clears the top bit of a 64-bit length; gorilla refuses it.
+		return "a 64-bit frame length with its top bit set"
+	case r.raw == nil && length > maxWSFrame:
+		return fmt.Sprintf("a frame of %d bytes, over x/net/websocket's %d", length, maxWSFrame)
+	case r.raw == nil:
+		return ""
+	// The tunnel's reader is gorilla/websocket, which fails on these.
+	case opcode >= 8 && (length > 125 || !fin):
+		return "a fragmented or long control frame"
+	case opcode == 1:
+		return "a text message in the port-forward tunnel"
+	case opcode == 0 && !r.inMessage, opcode == 2 && r.inMessage:
+		return "a fragmented message out of order"
+	}
+	if opcode <= 2 {
+		r.inMessage = !fin
+	}
+	return ""
 }
 
 func (r *wsReader) payload(p []byte) {
@@ -136,35 +243,53 @@ func (r *wsReader) payload(p []byte) {
 	}
 	if r.channelAt && len(p) > 0 {
 		ch := r.unmask(p[0])
-		if r.s.base64 {
-			ch -= '0'
-		}
-		r.stream, r.channelAt, r.pos, p = wsChannels[ch], false, r.pos+1, p[1:]
-	}
-	switch r.stream {
-	case "error", "resize": // whole messages are read: a Status, or terminal sizes
-		for _, b := range p {
-			if len(r.msg) < maxErrorMessage {
-				r.msg = append(r.msg, r.unmask(b))
+		r.channelAt, r.pos, p = false, r.pos+1, p[1:]
+		if r.fromClient && r.s.v5 && ch == channelClose {
+			r.closing = true
+		} else {
+			if r.s.base64 {
+				ch -= '0'
 			}
+			r.stream = r.s.channel(ch, r.fromClient)
+		}
+	}
+	switch {
+	case r.closing || r.stream == "error" || (r.s.base64 && r.stream != ""):
+		// Read whole at the frame's end: a Status, a close signal, or base64.
+		limit := maxErrorMessage
+		if r.s.base64 {
+			limit = maxBase64Message
+		}
+		if len(r.msg)+len(p) > limit && (r.s.base64 || r.closing) {
+			r.give(fmt.Sprintf("a message of over %d bytes", limit))
+			return
+		}
+		for _, b := range p[:min(len(p), max(0, limit-len(r.msg)))] {
+			r.msg = append(r.msg, r.unmask(b))
 			r.pos++
 		}
-	default:
+	case r.stream == "resize":
+		data := r.unmasked(p)
+		if err := r.s.stats.resized(data); err != nil {
+			r.give(err.Error())
+		}
+	case r.stream != "":
 		r.s.stats.add(r.stream, len(p))
 		if r.s.stats.recordsStream(r.stream) {
-			data := make([]byte, len(p))
-			for i, b := range p {
-				data[i] = r.unmask(b)
-				r.pos++
-			}
-			if r.s.base64 {
-				data = decodeBase64(data)
-			}
-			r.s.stats.record(r.stream, data)
+			r.s.stats.record(r.stream, r.unmasked(p))
 			return
 		}
 		r.pos += uint64(len(p))
 	}
+}
+
+func (r *wsReader) unmasked(p []byte) []byte {
+	data := make([]byte, len(p))
+	for i, b := range p {
+		data[i] = r.unmask(b)
+		r.pos++
+	}
+	return data
 }
 
 func (r *wsReader) unmask(b byte) byte {
@@ -174,27 +299,62 @@ func (r *wsReader) unmask(b byte) byte {
 	return b ^ r.mask[r.pos%4]
 }
 
+// give gives the direction up: a client's frames end the session.
+func (r *wsReader) give(why string) {
+	r.stopped = true
+	why = "unreadable WebSocket frames: " + why
+	if r.fromClient {
+		r.s.stats.clientProtocolError(why)
+	} else {
+		r.s.stats.lost(why)
+	}
+}
+
+// frameDone ends a frame: a message, as x/net/websocket reads them.
 func (r *wsReader) frameDone() {
-	if r.control || !r.fin {
+	if r.control || r.raw != nil {
 		return
+	}
+	msg := r.msg
+	if cap(r.msg) > 4<<10 { // a large message's buffer is not kept for the session's life
+		r.msg = nil
+	}
+	switch {
+	case r.closing:
+		// wsstream: exactly one byte, a channel it has, follows 255; else it ends the connection.
+		if r.length != 2 || msg[0] >= byte(len(wsChannels)) {
+			r.give(fmt.Sprintf("a close signal of %d bytes", r.length))
+			return
+		}
+		r.closed[msg[0]] = true
+		return
+	case r.stream == "":
+		return
+	case r.s.base64:
+		out := make([]byte, base64.StdEncoding.DecodedLen(len(msg)))
+		n, err := base64.StdEncoding.Decode(out, msg)
+		if err != nil {
+			return // wsstream's DataFromSocket drops the message whole
+		}
+		msg = out[:n]
+		switch r.stream {
+		case "error", "resize":
+		default:
+			r.s.stats.add(r.stream, len(msg))
+			r.s.stats.record(r.stream, msg)
+			return
+		}
 	}
 	switch r.stream {
 	case "error":
-		if len(r.msg) > 0 {
-			msg := r.msg
-			if r.s.base64 {
-				msg = decodeBase64(msg)
-			}
+		if len(msg) > 0 {
 			r.s.stats.status(msg)
 		}
-	case "resize":
-		msg := r.msg
-		if r.s.base64 {
-			msg = decodeBase64(msg)
+	case "resize": // only base64 comes here
+		if err := r.s.stats.resized(msg); err != nil {
+			r.give(err.Error())
 		}
-		r.s.stats.resized(msg)
 	}
-	r.stream = ""
 }
 
 // wsHeaderLen is the length of a WebSocket frame header whose second byte is second.
@@ -213,13 +373,13 @@ func wsHeaderLen(second byte) int {
 }
 
 // wsPayloadLen reads a whole WebSocket frame header: the payload's length, and where the masking
-// key (if any) starts.
+// key (if any) starts. A 64-bit length's top bit is dropped, as x/net/websocket drops it.
 func wsPayloadLen(h []byte) (length uint64, off int) {
 	switch l := h[1] & 0x7f; l {
 	case 126:
 		return uint64(binary.BigEndian.Uint16(h[2:4])), 4
 	case 127:
-		return binary.BigEndian.Uint64(h[2:10]), 10
+		return binary.BigEndian.Uint64(h[2:10]) &^ (1 << 63), 10
 	default:
 		return uint64(l), 2
 	}
