@@ -32,7 +32,7 @@ type RecordingConfig struct {
 // never waits for the disk. Under fail-closed recording it waits instead, and nothing is dropped.
 const (
 	recordingQueue      = 4096
-	recordingQueueBytes = 4 << 20
+	recordingQueueBytes = 512 << 10
 	// recordingChunk is the most data one event carries: a larger frame is several events.
 	recordingChunk = 64 << 10
 )
@@ -233,16 +233,20 @@ func (r *recording) write(f io.WriteCloser, header map[string]interface{}) {
 	defer close(r.done)
 	w := bufio.NewWriter(f)
 	var pending []castEvent
+	var pendingBytes int
 	size := defaultSize
 	// The header carries the terminal size: hold events until the first resize (kubectl sends it
-	// right after the upgrade), or until the session ends or has much to say without one.
+	// right after the upgrade), or until the session ends or has much to say without one. Held
+	// events keep their room in the queue, so at most half of it is held: under fail-closed, the
+	// relay waits for room, and room held here would never come back.
 	for ev := range r.events {
 		if ev.kind == "r" {
 			fmt.Sscanf(ev.data, "%dx%d", &size[0], &size[1])
 			pending = append(pending, ev)
 			break
 		}
-		if pending = append(pending, ev); len(pending) >= 64 {
+		pending, pendingBytes = append(pending, ev), pendingBytes+len(ev.data)
+		if len(pending) >= 64 || pendingBytes >= recordingQueueBytes/2 {
 			break
 		}
 	}
