@@ -11,8 +11,9 @@ import (
 )
 
 // maxResizeValue bounds the part of a resize stream kept while a JSON value is incomplete: a
-// terminal size is about 30 bytes ({"Width":80,"Height":24}).
-const maxResizeValue = 4 << 10
+// terminal size is about 30 bytes ({"Width":80,"Height":24}). Each byte fed decodes what is kept
+// again, so the bound is also what a byte of the stream costs at most.
+const maxResizeValue = 256
 
 // resizeReader reads a resize stream as the kubelet (and the stream translator) does: one JSON
 // decoder over the stream's bytes, however the frames cut them, decoding TerminalSize values until

@@ -10,9 +10,10 @@ import (
 const (
 	// maxErrorMessage bounds what is kept of an error stream's message.
 	maxErrorMessage = 64 << 10
-	// maxWSFrame is x/net/websocket's DefaultMaxPayloadBytes: wsstream sets no other, and ends
-	// the connection on a larger frame.
-	maxWSFrame = 32 << 20
+	// maxClientFrame bounds a client's WebSocket frame. x/net/websocket, under the translator,
+	// reads each frame whole into memory, up to its DefaultMaxPayloadBytes of 32 MiB: one user at
+	// the session cap could pin GiBs. kubectl sends stdin in frames of at most 32 KiB.
+	maxClientFrame = 1 << 20
 	// maxBase64Message bounds a message of the base64 protocols kept until it is whole: wsstream
 	// decodes each whole, and drops one that is not base64. The kubelet's are under 44 KiB.
 	maxBase64Message = 256 << 10
@@ -206,8 +207,8 @@ func (r *wsReader) refused(h []byte, opcode byte, fin bool, length uint64) strin
 	case h[1]&0x7f == 127 && h[2]&0x80 != 0:
 		// x/net/websocket clears the top bit of a 64-bit length; gorilla refuses it.
 		return "a 64-bit frame length with its top bit set"
-	case r.raw == nil && length > maxWSFrame:
-		return fmt.Sprintf("a frame of %d bytes, over x/net/websocket's %d", length, maxWSFrame)
+	case r.raw == nil && length > maxClientFrame:
+		return fmt.Sprintf("a frame of %d bytes, over the %d exec-proxy takes from a client (kubectl sends at most 32 KiB)", length, maxClientFrame)
 	case r.raw == nil:
 		return ""
 	// The tunnel's reader is gorilla/websocket, which fails on these.

@@ -48,7 +48,9 @@ func TestWSClientMessages(t *testing.T) {
 		{"a 64-bit length with its top bit set", "v5.channel.k8s.io", stdin,
 			[][]byte{{0x82, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 2, 1, 2, 3, 4}}, map[string]int64{}, "", "top bit"},
 		{"a frame over x/net/websocket's limit", "v5.channel.k8s.io", stdin,
-			[][]byte{{0x82, 0xff, 0, 0, 0, 0, 2, 0, 0, 1, 1, 2, 3, 4}}, map[string]int64{}, "", "over x/net/websocket's"},
+			[][]byte{{0x82, 0xff, 0, 0, 0, 0, 2, 0, 0, 1, 1, 2, 3, 4}}, map[string]int64{}, "", "exec-proxy takes from a client"},
+		{"a frame over exec-proxy's limit, which x/net/websocket would hold whole", "v5.channel.k8s.io", stdin,
+			[][]byte{{0x82, 0xff, 0, 0, 0, 0, 0, 0x10, 0, 1, 1, 2, 3, 4}}, map[string]int64{}, "", "exec-proxy takes from a client"},
 		{"reserved bits", "v5.channel.k8s.io", stdin,
 			[][]byte{wsFrame(true, 0x42, channelMsg(0, "a"), mask)}, map[string]int64{}, "", "reserved bits"},
 		{"base64: decoded bytes count", "v4.base64.channel.k8s.io", stdin,
@@ -100,7 +102,7 @@ func TestWSResizeStream(t *testing.T) {
 	s := newSkimmer("websocket", "v5.channel.k8s.io", stats)
 	s.fromClient(wsFrame(true, 2, channelMsg(4, `{"Width":80,`), mask))
 	s.fromClient(wsFrame(true, 2, channelMsg(4, `"Height":24}`), mask))
-	s.fromClient(wsFrame(true, 2, channelMsg(4, `{"Pad":"`+strings.Repeat("x", 1<<20)), mask))
+	s.fromClient(wsFrame(true, 2, channelMsg(4, `{"Pad":"`+strings.Repeat("x", maxResizeValue)), mask))
 	if _, resizes, _ := stats.result(); resizes != 1 || !strings.Contains(refused, "resize message of over") {
 		t.Errorf("%d resizes, protocol error %q; want 1 and the resize bound", resizes, refused)
 	}
