@@ -37,7 +37,7 @@ func wsChannelProtocols() []string {
 }
 
 // checkUpgrade refuses a request that is not an upgrade to SPDY/3.1 or WebSocket with a protocol
-// exec-proxy serves for kind. No protocol asked for is the oldest one, as the kubelet takes it.
+// exec-proxy serves for kind. Over SPDY, no protocol asked for is the oldest one, as the kubelet takes it.
 func checkUpgrade(req *http.Request, kind Kind) error {
 	if !httpstream.IsUpgradeRequest(req) || req.Header.Get("Upgrade") == "" {
 		return apierrors.NewBadRequest(fmt.Sprintf("%s needs a connection upgrade: send Connection: Upgrade with Upgrade: SPDY/3.1 or websocket, as kubectl does", kind))
@@ -55,6 +55,11 @@ func checkUpgrade(req *http.Request, kind Kind) error {
 		served = wsProtocols[kind]
 	default:
 		return apierrors.NewBadRequest(fmt.Sprintf("Upgrade: %s is not served: %s is served over SPDY/3.1 or websocket", req.Header.Get("Upgrade"), kind))
+	}
+	if len(asked) == 0 && strings.EqualFold(req.Header.Get("Upgrade"), "websocket") {
+		// The kubelet would pick its unnamed protocol, which no frame reader here reads: refused,
+		// so that no session runs unread and unrecorded. Every kubectl names one.
+		return apierrors.NewBadRequest(fmt.Sprintf("a WebSocket upgrade must name a subprotocol in Sec-WebSocket-Protocol; served for %s: %v", kind, served))
 	}
 	if len(asked) == 0 {
 		return nil

@@ -36,6 +36,8 @@ func TestCheckUpgrade(t *testing.T) {
 		{"WebSocket port-forward tunnel", KindPortForward, ws("SPDY/3.1+portforward.k8s.io"), ""},
 		{"unknown SPDY protocol", KindExec, spdy("v99.channel.k8s.io"), "none of the requested protocols [v99.channel.k8s.io] is served for exec over SPDY/3.1"},
 		{"exec protocol for port-forward", KindPortForward, spdy("v4.channel.k8s.io"), "is served for portforward"},
+		{"WebSocket exec naming no protocol: the kubelet's unnamed one has no frame reader", KindExec, ws(""), "must name a subprotocol"},
+		{"WebSocket port-forward naming no protocol", KindPortForward, ws(""), "must name a subprotocol"},
 		{"unknown WebSocket protocol", KindExec, ws("chat, v99.channel.k8s.io"), "none of the requested protocols [chat v99.channel.k8s.io]"},
 		{"not an upgrade", KindExec, http.Header{}, "exec needs a connection upgrade"},
 		{"Connection: Upgrade without Upgrade", KindExec, http.Header{"Connection": {"Upgrade"}}, "exec needs a connection upgrade"},
