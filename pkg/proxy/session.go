@@ -164,7 +164,7 @@ func (s *Session) noteResponse(p []byte) (int, error) {
 	s.code, s.protocol = code, protocol
 	if code == http.StatusSwitchingProtocols {
 		s.stats.shape = sessionShape{known: true, portForward: s.Kind == KindPortForward, ports: s.Ports,
-			stdin: s.Stdin, stdout: s.Stdout, stderr: s.Stderr, tty: s.TTY}
+			stdin: s.Stdin, stdout: s.Stdout, stderr: s.Stderr && !s.TTY, tty: s.TTY} // the kubelet drops stderr with a TTY
 		s.skim = newSkimmer(upgrade, protocol, s.stats)
 		s.kubeletSPDY.Store(strings.HasPrefix(strings.ToUpper(upgrade), "SPDY/"))
 		s.clientWebSocket.Store(strings.EqualFold(upgrade, "websocket"))

@@ -212,3 +212,18 @@ func TestWSClientProtocolError(t *testing.T) {
 		})
 	}
 }
+
+// TestSessionShapeTTYDropsStderr: with a TTY the kubelet drops stderr and waits for one stream
+// fewer, so a client's stderr stream would take stdin's place: the reader must not count it.
+func TestSessionShapeTTYDropsStderr(t *testing.T) {
+	s := newSession(context.Background(), 0)
+	defer s.cancel()
+	s.counters = byteCounters()
+	s.Stdin, s.Stdout, s.Stderr, s.TTY = true, true, true, true
+	if _, err := s.noteResponse([]byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if sh := s.stats.shape; sh.stderr || !sh.stdin || !sh.tty {
+		t.Errorf("shape %+v: want stdin and a TTY, no stderr", sh)
+	}
+}
