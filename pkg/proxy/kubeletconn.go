@@ -200,7 +200,8 @@ func (c *setupConn) withBody(p []byte, n int, err error) (int, error) {
 
 func (c *setupConn) Write(p []byte) (n int, err error) {
 	if c.s.relaying.Load() {
-		if c.out != nil {
+		// The holdback follows SPDY frames: a WebSocket passed through to the kubelet is written as it is.
+		if c.out != nil && c.s.kubeletSPDY.Load() {
 			return c.out.Write(p)
 		}
 		return writeRecords(c.Conn, p)

@@ -219,3 +219,24 @@ func (c *chunkConn) Read(p []byte) (int, error) {
 }
 
 func (c *chunkConn) SetReadDeadline(time.Time) error { return errors.New("no deadlines") }
+
+// TestSetupConnHoldsBackOnlySPDY: the holdback follows SPDY frames, so a throttled WebSocket passed
+// through to the kubelet is written as it is (read as SPDY, a masked frame could pass for PINGs and
+// a keystroke be held while output flows).
+func TestSetupConnHoldsBackOnlySPDY(t *testing.T) {
+	for _, spdy := range []bool{true, false} {
+		s := &Session{}
+		s.relaying.Store(true)
+		s.kubeletSPDY.Store(spdy)
+		out := &countingWriter{}
+		c := &setupConn{Conn: &stackConn{}, s: s, out: out}
+		_, _ = c.Write([]byte{0x82, 0x86, 0, 6, 0, 0, 'x'})
+		if got := out.writes > 0; got != spdy {
+			t.Errorf("kubelet speaks SPDY %v: written through the holdback %v", spdy, got)
+		}
+	}
+}
+
+type countingWriter struct{ writes int }
+
+func (w *countingWriter) Write(p []byte) (int, error) { w.writes++; return len(p), nil }
