@@ -12,6 +12,7 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -212,7 +213,7 @@ func wsServe(t testing.TB, protocol string, frames []byte, shape sessionShape) r
 		channels = []wsstream.ChannelType{stdin, wsstream.WriteChannel, wsstream.WriteChannel, wsstream.WriteChannel, wsstream.ReadChannel}
 	}
 	conn := wsstream.NewConn(map[string]wsstream.ChannelProtocolConfig{
-		protocol: {Binary: protocol != "v4.base64.channel.k8s.io", Channels: channels},
+		protocol: {Binary: !strings.Contains(protocol, "base64"), Channels: channels},
 	})
 	req := httptest.NewRequest(http.MethodGet, "/exec", nil)
 	req.Header.Set("Connection", "Upgrade")
@@ -280,7 +281,9 @@ func (frameConn) SetDeadline(time.Time) error      { return nil }
 func (frameConn) SetReadDeadline(time.Time) error  { return nil }
 func (frameConn) SetWriteDeadline(time.Time) error { return nil }
 
-var wsFuzzProtocols = []string{"v5.channel.k8s.io", "v4.channel.k8s.io", "v4.base64.channel.k8s.io"}
+// wsFuzzProtocols are the exec protocols the kubelet serves that exec-proxy lets a client ask for
+// (an upgrade naming none is refused).
+var wsFuzzProtocols = []string{"v5.channel.k8s.io", "v4.channel.k8s.io", "v4.base64.channel.k8s.io", "channel.k8s.io", "base64.channel.k8s.io"}
 
 // FuzzWSDifferential: the client's frames, read by exec-proxy's WebSocket reader and by wsstream
 // on x/net/websocket as the kubelet and the stream translator serve them, tell the same stdin
