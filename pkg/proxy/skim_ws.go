@@ -13,7 +13,7 @@ const (
 	// maxClientFrame bounds a client's WebSocket frame. x/net/websocket, under the translator,
 	// reads each frame whole into memory, up to its DefaultMaxPayloadBytes of 32 MiB: one user at
 	// the session cap could pin GiBs. kubectl sends stdin in frames of at most 32 KiB.
-	maxClientFrame = 1 << 20
+	maxClientFrame = 256 << 10
 	// maxBase64Message bounds a message of the base64 protocols kept until it is whole: wsstream
 	// decodes each whole, and drops one that is not base64. The kubelet's are under 44 KiB.
 	maxBase64Message = 256 << 10

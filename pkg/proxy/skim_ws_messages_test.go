@@ -50,7 +50,7 @@ func TestWSClientMessages(t *testing.T) {
 		{"a frame over x/net/websocket's limit", "v5.channel.k8s.io", stdin,
 			[][]byte{{0x82, 0xff, 0, 0, 0, 0, 2, 0, 0, 1, 1, 2, 3, 4}}, map[string]int64{}, "", "exec-proxy takes from a client"},
 		{"a frame over exec-proxy's limit, which x/net/websocket would hold whole", "v5.channel.k8s.io", stdin,
-			[][]byte{{0x82, 0xff, 0, 0, 0, 0, 0, 0x10, 0, 1, 1, 2, 3, 4}}, map[string]int64{}, "", "exec-proxy takes from a client"},
+			[][]byte{{0x82, 0xff, 0, 0, 0, 0, 0, 0x04, 0, 1, 1, 2, 3, 4}}, map[string]int64{}, "", "exec-proxy takes from a client"},
 		{"reserved bits", "v5.channel.k8s.io", stdin,
 			[][]byte{wsFrame(true, 0x42, channelMsg(0, "a"), mask)}, map[string]int64{}, "", "reserved bits"},
 		{"base64: decoded bytes count", "v4.base64.channel.k8s.io", stdin,
