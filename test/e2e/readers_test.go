@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"bytes"
+	"io"
 	"net/http"
 	"strconv"
 	"testing"
@@ -42,6 +43,11 @@ func (w *spdyFrames) write(frame spdy.Frame) *spdyFrames {
 // so too: the input reaches cat, the output comes back, and the end record counts both with the
 // exit code, where it once recorded neither and a false "kubelet disconnected".
 func TestSPDYStdinHeaderWithNUL(t *testing.T) {
+	runCheck(t, "reader: SPDY stdin\\x00x", false, checkSPDYStdinHeaderWithNUL)
+}
+
+func checkSPDYStdinHeaderWithNUL(p *probe) {
+	t := p.t
 	m := marker(t)
 	conn, r, resp := sendUpgrade(t, "admin", spdyUpgrade, execPath("cat # "+m, true))
 	defer conn.Close()
@@ -73,14 +79,15 @@ func TestSPDYStdinHeaderWithNUL(t *testing.T) {
 			stdout = append(stdout, d.Data...)
 		}
 	}
+	p.count(1, 0, 1, int64(len(stdout)))
 	if string(stdout) != input {
-		t.Errorf("stdout %q, want %q: the kubelet took the stream as stdin", stdout, input)
+		p.finding("SPDY stdin\\x00x: stdout %q, want %q: the kubelet took the stream as stdin", stdout, input)
 	}
 	a := endRecord(t, m).Annotations
 	n := strconv.Itoa(len(input))
 	if a[annotation+"reason"] != "exited" || a[annotation+"exit-code"] != "0" ||
 		a[annotation+"bytes-stdin"] != n || a[annotation+"bytes-stdout"] != n {
-		t.Errorf("end record %v, want exited 0 with %s bytes of stdin and stdout", a, n)
+		p.finding("SPDY stdin\\x00x: end record %v, want exited 0 with %s bytes of stdin and stdout", a, n)
 	}
 }
 
@@ -88,6 +95,11 @@ func TestSPDYStdinHeaderWithNUL(t *testing.T) {
 // header names, not the query's. A stream to a port the request did not name ends the session as
 // a client protocol error before the kubelet sees it; the record names the request's port.
 func TestSPDYPortForwardPortHeader(t *testing.T) {
+	runCheck(t, "reader: SPDY port header", false, checkSPDYPortForwardPortHeader)
+}
+
+func checkSPDYPortForwardPortHeader(p *probe) {
+	t := p.t
 	skip := len(auditEvents(t, "exec-proxy-audit.log"))
 	conn, r, resp := sendUpgrade(t, "admin", pfUpgrade, "/apis/execproxy.dev/v1alpha1/namespaces/demo/pods/demo/portforward?ports=80")
 	defer conn.Close()
@@ -110,7 +122,7 @@ func TestSPDYPortForwardPortHeader(t *testing.T) {
 			break
 		}
 		if d, ok := frame.(*spdy.DataFrame); ok && len(d.Data) > 0 {
-			t.Errorf("stream %d carried %q: the kubelet reached port 22", d.StreamId, d.Data)
+			p.finding("port header: stream %d carried %q: the kubelet reached port 22", d.StreamId, d.Data)
 		}
 	}
 	var ends []map[string]string
@@ -122,7 +134,76 @@ func TestSPDYPortForwardPortHeader(t *testing.T) {
 		return len(ends) > 0
 	})
 	a := ends[len(ends)-1]
+	p.count(1, b2i(a[annotation+"reason"] == "client protocol error"), 1, 0)
 	if a[annotation+"reason"] != "client protocol error" || a[annotation+"ports"] != "[80]" || a[annotation+"bytes-data"] != "" {
-		t.Errorf("end record %v, want client protocol error, ports [80], no data", a)
+		p.finding("port header: end record %v, want client protocol error, ports [80], no data", a)
 	}
+}
+
+// TestWSContinuationFrames: x/net/websocket reads every frame as a message whose first byte is its
+// channel, continuation frames included. A continuation frame "on stdout" is no input to the
+// kubelet and no output either: the record counts the stdin the command got and the output it made.
+func TestWSContinuationFrames(t *testing.T) {
+	runCheck(t, "reader: WebSocket continuation frames", false, checkWSContinuationFrames)
+}
+
+func checkWSContinuationFrames(p *probe) {
+	t := p.t
+	m := marker(t)
+	conn, r, resp := sendUpgrade(t, "admin", wsUpgrade, execPath("cat # "+m, true))
+	defer conn.Close()
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade answered %d", resp.StatusCode)
+	}
+	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+	frame := func(fin bool, opcode byte, payload string) []byte {
+		head := []byte{opcode, 0x80 | byte(len(payload)), 0, 0, 0, 0} // masked with a zero key
+		if fin {
+			head[0] |= 0x80
+		}
+		return append(head, payload...)
+	}
+	input := "typed-" + m + "\n"
+	var frames []byte
+	frames = append(frames, frame(false, 2, "\x00"+input)...)
+	frames = append(frames, frame(true, 0, "\x01\x1b[2Jforged-output")...) // a message on stdout: ignored
+	frames = append(frames, frame(true, 2, "\xff\x00")...)                 // v5: close stdin
+	if _, err := conn.Write(frames); err != nil {
+		t.Fatal(err)
+	}
+	var stdout []byte
+	for {
+		var head [2]byte
+		if _, err := io.ReadFull(r, head[:]); err != nil || head[0]&0x0f == 8 {
+			break
+		}
+		payload := make([]byte, head[1]&0x7f) // the kubelet's frames here are short
+		if _, err := io.ReadFull(r, payload); err != nil {
+			break
+		}
+		if len(payload) > 0 && payload[0] == 1 {
+			stdout = append(stdout, payload[1:]...)
+		}
+	}
+	p.count(1, 0, 1, int64(len(stdout)))
+	if string(stdout) != input {
+		p.finding("continuation frames: stdout %q, want %q", stdout, input)
+	}
+	a := endRecord(t, m).Annotations
+	n := strconv.Itoa(len(input))
+	if a[annotation+"bytes-stdin"] != n || a[annotation+"bytes-stdout"] != n || a[annotation+"exit-code"] != "0" {
+		p.finding("continuation frames: end record %v, want %s bytes of stdin and stdout, exit 0", a, n)
+	}
+}
+
+// TestReliabilityReaderDisagreement: inputs on which exec-proxy's frame readers once read other
+// than the kubelet: each is read as the kubelet reads it, or refused, never accepted with a wrong record.
+func TestReliabilityReaderDisagreement(t *testing.T) {
+	runCheck(t, "reader disagreement (NUL, port header, continuation)", false, func(p *probe) {
+		before := execProxyFigures(t)
+		checkSPDYStdinHeaderWithNUL(p)
+		checkSPDYPortForwardPortHeader(p)
+		checkWSContinuationFrames(p)
+		p.leakCheck(before)
+	})
 }
