@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"strings"
+	"sync"
 )
 
 const (
@@ -26,8 +27,11 @@ const (
 // not (Codec.Receive reads one frame), whose first byte is its channel (an ASCII digit in the
 // base64 protocols). Of the client's messages only those on channels the kubelet reads count.
 type wsSkimmer struct {
-	stats          *streamStats
-	base64, v5     bool
+	stats      *streamStats
+	base64, v5 bool
+	// clientMu orders the client's frames with close: the translator's read of the client may
+	// still be returning as the session ends.
+	clientMu       sync.Mutex
 	client, server wsReader
 	// tunnel, for port-forward over WebSocket, reads the SPDY stream the messages carry.
 	tunnel *spdySkimmer
@@ -40,10 +44,17 @@ func newWSSkimmer(protocol string, stats *streamStats) *wsSkimmer {
 	return s
 }
 
-func (s *wsSkimmer) fromClient(p []byte) { s.client.feed(p) }
-func (s *wsSkimmer) toClient(p []byte)   { s.server.feed(p) }
+func (s *wsSkimmer) fromClient(p []byte) {
+	s.clientMu.Lock()
+	defer s.clientMu.Unlock()
+	s.client.feed(p)
+}
+
+func (s *wsSkimmer) toClient(p []byte) { s.server.feed(p) }
 
 func (s *wsSkimmer) close() {
+	s.clientMu.Lock()
+	defer s.clientMu.Unlock()
 	s.client.cutShort()
 	if s.tunnel != nil {
 		s.tunnel.close()
