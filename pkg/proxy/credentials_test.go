@@ -107,19 +107,10 @@ func execWithBearer(t *testing.T, srv *httptest.Server, protocol, bearer, word s
 	q := url.Values{"command": {"echo", word}, "container": {"a"}, "stdout": {"true"}, "stderr": {"true"}}
 	u, _ := url.Parse(srv.URL + "/p?" + q.Encode())
 	cfg := &restclient.Config{Host: srv.URL, BearerToken: bearer, WrapTransport: withUser("alice")}
-	var exec remotecommand.Executor
-	var err error
-	if protocol == "websocket" {
-		exec, err = remotecommand.NewWebSocketExecutor(cfg, "GET", u.String())
-	} else {
-		exec, err = remotecommand.NewSPDYExecutor(cfg, "POST", u)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	exec := executorFor(t, cfg, protocol, u)
 	var out, errOut bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	err = exec.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: &out, Stderr: &errOut})
+	err := exec.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: &out, Stderr: &errOut})
 	return out.String(), err
 }

@@ -126,16 +126,7 @@ func execVia(t *testing.T, srv *httptest.Server, protocol, userName string, c ex
 	}
 	u, _ := url.Parse(srv.URL + "/p?" + q.Encode())
 	cfg := &restclient.Config{Host: srv.URL, WrapTransport: withUser(userName)}
-	var exec remotecommand.Executor
-	var err error
-	if protocol == "websocket" {
-		exec, err = remotecommand.NewWebSocketExecutor(cfg, "GET", u.String())
-	} else {
-		exec, err = remotecommand.NewSPDYExecutor(cfg, "POST", u)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	exec := executorFor(t, cfg, protocol, u)
 	var out, errOut bytes.Buffer
 	opts := remotecommand.StreamOptions{Stdout: &out, Tty: c.tty}
 	if !c.tty {
@@ -147,7 +138,7 @@ func execVia(t *testing.T, srv *httptest.Server, protocol, userName string, c ex
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	err = exec.StreamWithContext(ctx, opts)
+	err := exec.StreamWithContext(ctx, opts)
 	return out.String(), err
 }
 
@@ -419,4 +410,20 @@ func TestHandlerRefusesSessionWithoutItsAttempt(t *testing.T) {
 			}
 		})
 	}
+}
+
+// executorFor is client-go's executor for protocol ("websocket" or SPDY), as kubectl makes it.
+func executorFor(t *testing.T, cfg *restclient.Config, protocol string, u *url.URL) remotecommand.Executor {
+	t.Helper()
+	var exec remotecommand.Executor
+	var err error
+	if protocol == "websocket" {
+		exec, err = remotecommand.NewWebSocketExecutor(cfg, "GET", u.String())
+	} else {
+		exec, err = remotecommand.NewSPDYExecutor(cfg, "POST", u)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return exec
 }
