@@ -4,17 +4,10 @@ package e2e
 
 import (
 	"bufio"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -23,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/exec-proxy/exec-proxy/internal/testcert"
 )
 
 const reliabilityNamespace = "e2e-reliability"
@@ -46,14 +41,14 @@ type fakeKubelet struct {
 
 // startFakeKubelet listens on ip with a certificate for certIP signed by signer (a fresh,
 // unrelated CA when signer is nil).
-func startFakeKubelet(t *testing.T, ip, certIP string, signer *tls.Certificate, answer func(io.Writer, *http.Request)) *fakeKubelet {
+func startFakeKubelet(t *testing.T, ip, certIP string, signer *testcert.CA, answer func(io.Writer, *http.Request)) *fakeKubelet {
 	t.Helper()
 	ln, err := net.Listen("tcp", ip+":0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if signer == nil {
-		signer = newCA(t)
+		signer = testcert.NewCA(t, "rogue-ca")
 	}
 	k := &fakeKubelet{ln: ln, answer: answer}
 	cfg := &tls.Config{Certificates: []tls.Certificate{leafCert(t, signer, certIP)}, NextProtos: []string{"http/1.1"}}
@@ -125,54 +120,17 @@ func (c countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// newCA makes a certificate authority unrelated to the cluster's.
-func newCA(t *testing.T) *tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "rogue-ca"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}
-}
-
 // clusterCA is the CA that signs the cluster's kubelet serving certificates.
-func clusterCA(t *testing.T) *tls.Certificate {
+func clusterCA(t *testing.T) *testcert.CA {
 	t.Helper()
 	pki := filepath.Join(clusterDir(), "pki")
-	ca, err := tls.LoadX509KeyPair(filepath.Join(pki, "ca.crt"), filepath.Join(pki, "ca.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ca.Leaf, err = x509.ParseCertificate(ca.Certificate[0]); err != nil {
-		t.Fatal(err)
-	}
-	return &ca
+	return testcert.LoadCA(t, filepath.Join(pki, "ca.crt"), filepath.Join(pki, "ca.key"))
 }
 
 // leafCert is a serving certificate for ip signed by ca.
-func leafCert(t *testing.T, ca *tls.Certificate, ip string) tls.Certificate {
+func leafCert(t *testing.T, ca *testcert.CA, ip string) tls.Certificate {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "fake-kubelet"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses: []net.IP{net.ParseIP(ip)}, DNSNames: []string{"fake-kubelet.invalid"}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Leaf, &key.PublicKey, ca.PrivateKey.(crypto.Signer))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	return ca.Sign(t, testcert.Leaf{CommonName: "fake-kubelet", IPs: []net.IP{net.ParseIP(ip)}, DNSNames: []string{"fake-kubelet.invalid"}})
 }
 
 // fakeNode registers node at ip:port with a Running pod per name in pods, which no kubelet runs:

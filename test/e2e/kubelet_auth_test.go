@@ -3,19 +3,12 @@
 package e2e
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/exec-proxy/exec-proxy/internal/testcert"
 )
 
 // serviceAccountToken creates service account name in execproxy-system, bound to exec-proxy's
@@ -86,39 +79,8 @@ func execProxyLog(t *testing.T) string {
 // local kubelets trust for client authentication), and its key; it returns the two files.
 func kubeletClientCert(t *testing.T, cn string) (certFile, keyFile string) {
 	t.Helper()
-	ca, err := tls.LoadX509KeyPair(filepath.Join(clusterDir(), "pki", "ca.crt"), filepath.Join(clusterDir(), "pki", "ca.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	caCert, err := x509.ParseCertificate(ca.Certificate[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, key.Public(), ca.PrivateKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	certFile, keyFile = filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
-	for f, block := range map[string]*pem.Block{certFile: {Type: "CERTIFICATE", Bytes: der}, keyFile: {Type: "PRIVATE KEY", Bytes: keyDER}} {
-		if err := os.WriteFile(f, pem.EncodeToMemory(block), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return certFile, keyFile
+	ca := testcert.LoadCA(t, filepath.Join(clusterDir(), "pki", "ca.crt"), filepath.Join(clusterDir(), "pki", "ca.key"))
+	return testcert.WriteFiles(t, ca.Sign(t, testcert.Leaf{CommonName: cn, Client: true}))
 }
 
 // TestKubeletClientCertificateDeployRBAC: deploy/'s kubelet-client-rbac.yaml, applied for real, lets

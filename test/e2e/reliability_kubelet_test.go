@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/exec-proxy/exec-proxy/internal/testcert"
 )
 
 // pfUpgrade is kubectl port-forward's SPDY upgrade.
@@ -163,7 +165,7 @@ func checkRogueKubelet(p *probe) {
 	before := execProxyFigures(t)
 	cases := []struct {
 		node, ip, certIP string
-		signer           *tls.Certificate
+		signer           *testcert.CA
 	}{
 		{"rogue-ca", "127.0.0.5", "127.0.0.5", nil},
 		{"rogue-san", "127.0.0.6", "127.0.0.99", clusterCA(t)},
