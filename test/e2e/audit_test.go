@@ -146,40 +146,50 @@ func TestSessionAudit(t *testing.T) {
 // without a start. Sessions may still be ending: it waits up to 30 s.
 func unpairedSessions() error {
 	var open map[string]int
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		data, err := os.ReadFile(filepath.Join(clusterDir(), "logs", "exec-proxy-audit.log"))
-		if err != nil {
-			return err
+	var err error
+	waitUntil(30*time.Second, func() bool {
+		open, err = openSessions()
+		return err != nil || len(open) == 0
+	})
+	switch {
+	case err != nil:
+		return err
+	case len(open) > 0:
+		return fmt.Errorf("sessions without both a start and an end record: %v", open)
+	}
+	return nil
+}
+
+// openSessions reads the audit log and counts, by session, its start records less its end
+// records, leaving out the sessions where they pair up.
+func openSessions() (map[string]int, error) {
+	data, err := os.ReadFile(filepath.Join(clusterDir(), "logs", "exec-proxy-audit.log"))
+	if err != nil {
+		return nil, err
+	}
+	open := map[string]int{}
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var ev auditv1.Event
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			return nil, fmt.Errorf("a line that is not an audit Event: %w", err)
 		}
-		open = map[string]int{}
-		for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
-			var ev auditv1.Event
-			if err := json.Unmarshal([]byte(line), &ev); err != nil {
-				return fmt.Errorf("a line that is not an audit Event: %w", err)
-			}
-			switch ev.Annotations[annotation+"record"] {
-			case "start":
-				open[string(ev.AuditID)]++
-			case "end":
+		switch ev.Annotations[annotation+"record"] {
+		case "start":
+			open[string(ev.AuditID)]++
+		case "end":
+			open[string(ev.AuditID)]--
+		case "refused": // a start one destination took and another did not, under fail-closed
+			if open[string(ev.AuditID)] == 1 && ev.Annotations[annotation+"reason"] == "audit unavailable" {
 				open[string(ev.AuditID)]--
-			case "refused": // a start one destination took and another did not, under fail-closed
-				if open[string(ev.AuditID)] == 1 && ev.Annotations[annotation+"reason"] == "audit unavailable" {
-					open[string(ev.AuditID)]--
-				}
 			}
-		}
-		for id, n := range open {
-			if n == 0 {
-				delete(open, id)
-			}
-		}
-		if len(open) == 0 {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("sessions without both a start and an end record: %v", open)
 		}
 	}
+	for id, n := range open {
+		if n == 0 {
+			delete(open, id)
+		}
+	}
+	return open, nil
 }
 
 func contains(list []string, s string) bool {

@@ -80,34 +80,31 @@ func checkEverySessionPathIsAudited(p *probe) {
 	}
 	// Every session has its start and end records, every answer with a session id its refused record.
 	var missing []string
-	deadline := time.Now().Add(30 * time.Second)
-	for done := false; !done && time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		done = func() bool {
-			byKey := map[string]map[string]int{}
-			for _, ev := range auditEvents(t, "exec-proxy-audit.log") {
-				if cmd := ev.Annotations[annotation+"command"]; strings.Contains(cmd, m) {
-					key := cmd[strings.LastIndex(cmd, m):strings.LastIndexByte(cmd, '"')]
-					if byKey[key] == nil {
-						byKey[key] = map[string]int{}
-					}
-					byKey[key][ev.Annotations[annotation+"record"]]++
-					checkPathRecord(t, ev)
+	waitUntil(30*time.Second, func() bool {
+		byKey := map[string]map[string]int{}
+		for _, ev := range auditEvents(t, "exec-proxy-audit.log") {
+			if cmd := ev.Annotations[annotation+"command"]; strings.Contains(cmd, m) {
+				key := cmd[strings.LastIndex(cmd, m):strings.LastIndexByte(cmd, '"')]
+				if byKey[key] == nil {
+					byKey[key] = map[string]int{}
 				}
+				byKey[key][ev.Annotations[annotation+"record"]]++
+				checkPathRecord(t, ev)
 			}
-			missing = nil
-			for _, a := range answers {
-				got := byKey[a.key]
-				switch {
-				case a.code != http.StatusSwitchingProtocols && a.session == "":
-				case a.code == http.StatusSwitchingProtocols && (got["start"] != 1 || got["end"] != 1 || got["refused"] != 0):
-					missing = append(missing, fmt.Sprintf("%s: session %s has records %v, want one start and one end", a.what, a.key, got))
-				case a.code != http.StatusSwitchingProtocols && (got["refused"] != 1 || got["start"] != 0):
-					missing = append(missing, fmt.Sprintf("%s: %d, session %s has records %v, want one refused", a.what, a.code, a.session, got))
-				}
+		}
+		missing = nil
+		for _, a := range answers {
+			got := byKey[a.key]
+			switch {
+			case a.code != http.StatusSwitchingProtocols && a.session == "":
+			case a.code == http.StatusSwitchingProtocols && (got["start"] != 1 || got["end"] != 1 || got["refused"] != 0):
+				missing = append(missing, fmt.Sprintf("%s: session %s has records %v, want one start and one end", a.what, a.key, got))
+			case a.code != http.StatusSwitchingProtocols && (got["refused"] != 1 || got["start"] != 0):
+				missing = append(missing, fmt.Sprintf("%s: %d, session %s has records %v, want one refused", a.what, a.code, a.session, got))
 			}
-			return len(missing) == 0
-		}()
-	}
+		}
+		return len(missing) == 0
+	})
 	for _, s := range missing {
 		p.finding("%s", s)
 	}

@@ -105,16 +105,27 @@ func admin(t *testing.T, stdin string, args ...string) string {
 	return string(out)
 }
 
-// eventually polls cond until it holds or the timeout passes; never a fixed sleep.
+// eventually polls cond until it holds, and fails the test if the timeout passes first; never a
+// fixed sleep.
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
+	if !waitUntil(timeout, cond) {
+		t.Fatalf("timed out after %v waiting for %s", timeout, what)
+	}
+}
+
+// waitUntil polls cond until it holds or the timeout passes, and reports whether it held: for a
+// caller that fails with its own message, or counts a finding instead of failing. cond may keep
+// what it polled in the caller's variables for that message.
+func waitUntil(timeout time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+			return false
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	return true
 }
 
 // signalAndWait sends sig to the local cluster's process name (as hack/cluster records it) and

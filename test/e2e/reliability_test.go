@@ -220,21 +220,15 @@ func readRSS() (int64, error) {
 func (p *probe) leakCheck(before processFigures) {
 	p.t.Helper()
 	var now processFigures
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	if !waitUntil(30*time.Second, func() bool {
 		now = execProxyFigures(p.t)
-		if now.goroutines <= before.goroutines+10 && now.fds <= before.fds+5 {
-			break
-		}
-		if time.Now().After(deadline) {
-			p.mu.Lock()
-			p.row.leaks++
-			p.mu.Unlock()
-			p.finding("exec-proxy holds %d goroutines and %d descriptors, %d and %d before the check",
-				now.goroutines, now.fds, before.goroutines, before.fds)
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
+		return now.goroutines <= before.goroutines+10 && now.fds <= before.fds+5
+	}) {
+		p.mu.Lock()
+		p.row.leaks++
+		p.mu.Unlock()
+		p.finding("exec-proxy holds %d goroutines and %d descriptors, %d and %d before the check",
+			now.goroutines, now.fds, before.goroutines, before.fds)
 	}
 	p.figure("goroutines %d→%d, fds %d→%d", before.goroutines, now.goroutines, before.fds, now.fds)
 }

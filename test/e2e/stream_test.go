@@ -63,20 +63,24 @@ func (s *session) output() string {
 // waitFor polls the output for want; fails with what was printed so far.
 func (s *session) waitFor(t *testing.T, want string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(s.output(), want) {
+	exited := false
+	waitUntil(30*time.Second, func() bool {
+		if strings.Contains(s.output(), want) {
+			return true
+		}
 		select {
 		case <-s.done:
-			if strings.Contains(s.output(), want) {
-				return
-			}
-			t.Fatalf("kubectl exited (%v) without printing %q; output:\n%s", s.cmd.ProcessState, want, s.output())
+			exited = true
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("kubectl did not print %q in time; output:\n%s", want, s.output())
-		}
-		time.Sleep(50 * time.Millisecond)
+		return exited
+	})
+	switch {
+	case strings.Contains(s.output(), want):
+	case exited:
+		t.Fatalf("kubectl exited (%v) without printing %q; output:\n%s", s.cmd.ProcessState, want, s.output())
+	default:
+		t.Fatalf("kubectl did not print %q in time; output:\n%s", want, s.output())
 	}
 }
 

@@ -59,12 +59,8 @@ func (term *terminal) screen() string { return term.tmux("capture-pane", "-p", "
 // waitFor polls the screen until it shows want.
 func (term *terminal) waitFor(want string) {
 	term.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(term.screen(), want) {
-		if time.Now().After(deadline) {
-			term.t.Fatalf("terminal did not show %q; screen:\n%s", want, term.screen())
-		}
-		time.Sleep(50 * time.Millisecond)
+	if !waitUntil(30*time.Second, func() bool { return strings.Contains(term.screen(), want) }) {
+		term.t.Fatalf("terminal did not show %q; screen:\n%s", want, term.screen())
 	}
 }
 
