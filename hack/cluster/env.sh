@@ -24,7 +24,9 @@ declare -A NODE_PORT=([node1]=${NODE1_KUBELET_PORT:-10250} [node2]=${NODE2_KUBEL
 USERS=(admin ns-user viewer nobody)
 
 K8S_BIN=${K8S_BIN:-}
-kubectl_bin() { echo "${KUBECTL:-/usr/lib/google-cloud-sdk/bin/kubectl.1.33}"; }
+# The kubectls, kubectl.1.28 and kubectl.1.33, are in KUBECTL_DIR; test/e2e's kubectlBinary reads it too.
+KUBECTL_DIR=${KUBECTL_DIR:-/usr/lib/google-cloud-sdk/bin}
+kubectl_bin() { echo "${KUBECTL:-$KUBECTL_DIR/kubectl.1.33}"; }
 kc() { "$(kubectl_bin)" --kubeconfig "$KCFG/cluster-admin.kubeconfig" "$@"; }
 
 # wait_for DESCRIPTION TIMEOUT_SECONDS COMMAND...: polls COMMAND until it succeeds. Gives up early

@@ -49,7 +49,17 @@ var clients = []client{
 	{name: "kubectl1.33-spdy", version: "1.33", env: []string{"KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false"}, protocol: "v4.channel.k8s.io"},
 }
 
-func (c client) path() string { return "/usr/lib/google-cloud-sdk/bin/kubectl." + c.version }
+func (c client) path() string { return kubectlBinary(c.version) }
+
+// kubectlBinary is the kubectl of version (such as "1.33"): kubectl.<version> in $KUBECTL_DIR, by
+// default /usr/lib/google-cloud-sdk/bin, as for hack/cluster/env.sh.
+func kubectlBinary(version string) string {
+	dir := os.Getenv("KUBECTL_DIR")
+	if dir == "" {
+		dir = "/usr/lib/google-cloud-sdk/bin"
+	}
+	return filepath.Join(dir, "kubectl."+version)
+}
 
 // route is how kubectl reaches the pod: through exec-proxy, or kube-apiserver's own pods/exec (baseline).
 type route struct{ name, suffix string }
