@@ -47,7 +47,7 @@ microbench: ## Go benchmarks of the relay's own per-byte costs, compared by benc
 	mkdir -p _output; $(GO) test ./pkg/proxy -run '^$$' -bench . -count 6 | tee _output/micro.txt
 	$(GO) run $(BENCHSTAT) bench/micro-base.txt _output/micro.txt
 
-bench: build ## Benchmarks on the real local cluster: ratios to kube-apiserver's path and a direct kubelet (bench/).
+bench: build ## Benchmarks on the real local cluster: ratios to kube-apiserver's path and a direct kubelet (bench/: the program and its results).
 	hack/bench.sh
 
 demo: ## A real local cluster; one exec through exec-proxy; prints how to try it.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make bench: measures exec-proxy against kube-apiserver's own pods/exec path and a direct kubelet
-# connection on the local cluster, in one run. BENCH_ARGS pass flags to test/bench (go run
-# ./test/bench -h lists them), e.g. BENCH_ARGS="-runs 5 -idle-sessions 1000".
+# connection on the local cluster, in one run. BENCH_ARGS pass flags to the program in bench/
+# (go run ./bench -h lists them), e.g. BENCH_ARGS="-runs 5 -idle-sessions 1000".
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib/log.sh"
@@ -16,4 +16,4 @@ hack/cluster/up.sh
 trap 'log "bench: stopping the cluster"; hack/cluster/down.sh' EXIT
 hack/cluster/exec-proxy.sh down >/dev/null && hack/cluster/exec-proxy.sh up >/dev/null
 log "bench 3/3: measuring (about 15 minutes with the defaults)"
-go run ./test/bench -out bench ${BENCH_ARGS:-}
+go run ./bench -out bench ${BENCH_ARGS:-}

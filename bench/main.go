@@ -1,6 +1,7 @@
 // Command bench measures exec-proxy against kube-apiserver's own pods/exec path and a direct
 // kubelet connection on the local cluster (hack/cluster/up.sh), side by side in one run, and
-// reports ratios: a table on stdout, results.json and a PNG chart. Run it with make bench.
+// reports ratios: a table on stdout, results.json and a PNG chart, beside it in bench/ by default.
+// Run it with make bench.
 package main
 
 import (
