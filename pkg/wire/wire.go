@@ -36,7 +36,7 @@ type Observer interface {
 	// Payload: n bytes of stream's payload passed.
 	Payload(stream string, n int)
 	// Wants tells whether the observer takes stream's bytes (Data): only then does a reader
-	// unmask or copy them.
+	// unmask or copy them. Payload a reader decoded anyway (base64) goes to Data regardless.
 	Wants(stream string) bool
 	// Data is payload of stream; p is the observer's only during the call.
 	Data(stream string, p []byte)
