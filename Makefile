@@ -20,10 +20,10 @@ unit: ## Unit tests (no root, no cluster).
 FUZZTIME ?=
 fuzz: ## Each fuzz target for about 20 s, or FUZZTIME (the seed corpus in testdata/ also runs in `unit`).
 	$(GO) test ./pkg/api -run '^$$' -fuzz FuzzQueryParsing -fuzztime $(or $(FUZZTIME),250000x)
-	$(GO) test ./pkg/proxy -run '^$$' -fuzz FuzzSPDYSkimmer -fuzztime $(or $(FUZZTIME),50000x)
-	$(GO) test ./pkg/proxy -run '^$$' -fuzz FuzzWSSkimmer -fuzztime $(or $(FUZZTIME),75000x)
-	$(GO) test ./pkg/proxy -run '^$$' -fuzz FuzzSPDYDifferential -fuzztime $(or $(FUZZTIME),100000x)
-	$(GO) test ./pkg/proxy -run '^$$' -fuzz FuzzWSDifferential -fuzztime $(or $(FUZZTIME),50000x)
+	$(GO) test ./pkg/wire/spdy -run '^$$' -fuzz FuzzSPDYFrameReader -fuzztime $(or $(FUZZTIME),50000x)
+	$(GO) test ./pkg/wire/websocket -run '^$$' -fuzz FuzzWSFrameReader -fuzztime $(or $(FUZZTIME),75000x)
+	$(GO) test ./pkg/wire/spdy -run '^$$' -fuzz FuzzSPDYDifferential -fuzztime $(or $(FUZZTIME),100000x)
+	$(GO) test ./pkg/wire/websocket -run '^$$' -fuzz FuzzWSDifferential -fuzztime $(or $(FUZZTIME),50000x)
 
 e2e: build ## End-to-end tests against the real local cluster (root; builds and starts it as needed).
 	hack/cluster/up.sh

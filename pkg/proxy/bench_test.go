@@ -34,30 +34,30 @@ func spdyDownload(b *testing.B, size int) (fromClient, frame []byte) {
 	return c.Bytes(), s.Bytes()
 }
 
-func BenchmarkSPDYSkimmerStdout(b *testing.B) {
+func BenchmarkSPDYFrameReaderStdout(b *testing.B) {
 	for _, size := range []int{1 << 10, 32 << 10} {
 		b.Run(byteSize(size), func(b *testing.B) {
 			fromClient, frame := spdyDownload(b, size)
-			s := newSkimmer("SPDY/3.1", "v4.channel.k8s.io", newStreamStats())
-			s.fromClient(fromClient)
+			s := newStreamStats().newFrameReader("SPDY/3.1", "v4.channel.k8s.io")
+			s.FromClient(fromClient)
 			b.SetBytes(int64(len(frame)))
 			b.ReportAllocs()
 			for b.Loop() {
-				s.toClient(frame)
+				s.ToClient(frame)
 			}
 		})
 	}
 }
 
-func BenchmarkWSSkimmerStdout(b *testing.B) {
+func BenchmarkWSFrameReaderStdout(b *testing.B) {
 	for _, size := range []int{1 << 10, 32 << 10} {
 		b.Run(byteSize(size), func(b *testing.B) {
 			frame := wsFrame(true, 2, channelMsg(1, string(bytes.Repeat([]byte("y\n"), size/2))), nil)
-			s := newSkimmer("websocket", "v5.channel.k8s.io", newStreamStats())
+			s := newStreamStats().newFrameReader("websocket", "v5.channel.k8s.io")
 			b.SetBytes(int64(len(frame)))
 			b.ReportAllocs()
 			for b.Loop() {
-				s.toClient(frame)
+				s.ToClient(frame)
 			}
 		})
 	}

@@ -12,6 +12,10 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/exec-proxy/exec-proxy/pkg/wire"
+	"github.com/exec-proxy/exec-proxy/pkg/wire/tlsrecord"
+	"github.com/exec-proxy/exec-proxy/pkg/wire/websocket"
 )
 
 // limiterBurst must cover the largest single read or write: x/time/rate's WaitN fails when n
@@ -26,7 +30,7 @@ type sessionWriter struct {
 	status int
 	// onHijack hears that the client's connection is the session's now.
 	onHijack func()
-	// coalesce: the client's connection is relayed as it is (SPDY), see readMore.
+	// coalesce: the client's connection is relayed as it is (SPDY), see wire.ReadMore.
 	coalesce bool
 	// directStdin: the stream translator serves the session, with stdin and no bandwidth limit;
 	// its stdin goes to the kubelet directly (see stdinFilter).
@@ -54,7 +58,7 @@ func (w *sessionWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	case w.s.outLimit != nil:
 		c.out = newOutQueue(c, outQueueLen(float64(w.s.outLimit.Limit())))
 	case !w.coalesce: // WebSocket
-		c.frames = &frameWriter{w: recordsWriter{raw}, cut: &wsFrameCutter{}}
+		c.frames = &wire.FrameWriter{W: tlsrecord.Writer{Conn: raw}, Cut: &websocket.FrameCutter{}}
 		if w.directStdin {
 			c.stdin = &stdinFilter{c: c, route: newStdinRoute()}
 		}
@@ -93,7 +97,7 @@ type sessionConn struct {
 	out       *outQueue // bandwidth-limited sessions only
 	// frames writes a WebSocket session's frames to the client whole: upstream's stream translator
 	// writes each through the 4 KiB buffer it is handed at the hijack, in two writes or more.
-	frames *frameWriter
+	frames *wire.FrameWriter
 	// lanes orders the translator's frames and those the kubelet leg writes directly (direct.go).
 	lanes   interleaved
 	idle    atomic.Int64 // wsstream's idle timeout, in nanoseconds
@@ -114,21 +118,21 @@ func (c *sessionConn) Read(p []byte) (int, error) {
 	return c.rawRead(p)
 }
 
-// rawRead reads the client's bytes as they came: counted, skimmed and throttled.
+// rawRead reads the client's bytes as they came: counted, read by the frame reader and throttled.
 func (c *sessionConn) rawRead(p []byte) (int, error) {
 	if len(c.pending) > 0 {
 		n := copy(p, c.pending)
 		c.pending = c.pending[n:]
-		c.s.skimmer().fromClient(p[:n])
+		c.s.frameReader().FromClient(p[:n])
 		c.s.countIn(n)
-		return c.afterSkim(n, nil)
+		return c.afterFrameReader(n, nil)
 	}
 	if c.s.inLimit != nil && len(p) > limiterBurst {
 		p = p[:limiterBurst]
 	}
 	n, err := c.Conn.Read(p)
 	if err == nil && c.coalesce {
-		n = readMore(c.Conn, p, n)
+		n = wire.ReadMore(c.Conn, p, n)
 	}
 	// EOF: the client closed its side, unless exec-proxy is closing (its TLS close_notify, answered
 	// in kind, reads as EOF too). It vanished if it had not been told how the command ended yet:
@@ -146,20 +150,20 @@ func (c *sessionConn) rawRead(p []byte) (int, error) {
 		}
 	}
 	if n > 0 {
-		c.s.skimmer().fromClient(p[:n])
+		c.s.frameReader().FromClient(p[:n])
 		c.s.countIn(n)
 		if werr := wait(c.s.ctx, c.s.inLimit, n); werr != nil && err == nil {
 			err = werr
 		}
 	}
-	return c.afterSkim(n, err)
+	return c.afterFrameReader(n, err)
 }
 
 // errProtocol ends the copy to the kubelet of a client that sent what is not the protocol.
 var errProtocol = errors.New("the client sent frames that are not the protocol's")
 
-// afterSkim keeps what the skimmer found unreadable from reaching the kubelet.
-func (c *sessionConn) afterSkim(n int, err error) (int, error) {
+// afterFrameReader keeps what the frame reader found unreadable from reaching the kubelet.
+func (c *sessionConn) afterFrameReader(n int, err error) (int, error) {
 	if c.s.protocolError.Load() {
 		return 0, errProtocol
 	}
@@ -193,18 +197,18 @@ func (c *sessionConn) write(p []byte) (int, error) {
 			return len(p), nil
 		}
 		frames := afterHead(p)
-		c.s.skimmer().toClient(frames)
+		c.s.frameReader().ToClient(frames)
 		if !c.s.clientWebSocket.Load() {
 			c.frames = nil
 		}
 		if c.frames != nil { // the frames after the head go with it; the frame writer takes up after them
-			c.frames.cut.follow(frames)
+			c.frames.Cut.Follow(frames)
 			return c.send(p)
 		}
 	} else if c.frames != nil {
 		return c.writeFrames(p)
 	} else {
-		c.s.skimmer().toClient(p)
+		c.s.frameReader().ToClient(p)
 	}
 	return c.send(p)
 }
@@ -213,7 +217,7 @@ func (c *sessionConn) send(p []byte) (int, error) {
 	if c.out != nil {
 		return c.out.write(p)
 	}
-	n, err := writeRecords(c.Conn, p)
+	n, err := tlsrecord.Write(c.Conn, p)
 	c.s.countOut(n)
 	return n, err
 }

@@ -3,9 +3,7 @@ package proxy
 import (
 	"errors"
 	"io"
-	"net"
 	"sync"
-	"time"
 )
 
 // Buffers for the upgrade-aware proxy's copies. io.Copy gives each direction of each session its
@@ -91,28 +89,3 @@ func (c *sessionConn) ReadFrom(r io.Reader) (int64, error) { return copyAdaptive
 
 // WriteTo is the client-to-backend copy of the upgrade-aware proxy.
 func (c *sessionConn) WriteTo(w io.Writer) (int64, error) { return copyAdaptive(w, c) }
-
-// longAgo is a read deadline already past: a read then returns only what has already arrived.
-var longAgo = time.Unix(1, 0)
-
-// readMore adds to the n bytes read into p what the connection has already received, without
-// waiting. A tls.Conn returns one TLS record per Read, and SPDY clients write each frame's 8-byte
-// header as records of their own (spdystream writes its fields one by one); relayed read by read,
-// each tiny record would cost a write system call here and a record in the kubelet. A connection
-// whose deadline cannot be set is read as it comes.
-func readMore(c net.Conn, p []byte, n int) int {
-	if n == 0 || n == len(p) || c.SetReadDeadline(longAgo) != nil {
-		return n
-	}
-	for n < len(p) {
-		m, err := c.Read(p[n:])
-		n += m
-		if err != nil {
-			// A timeout says nothing more has arrived; any other error stays with the connection
-			// (tls.Conn keeps it) and ends the next read.
-			break
-		}
-	}
-	_ = c.SetReadDeadline(time.Time{})
-	return n
-}

@@ -7,6 +7,10 @@ import (
 	"time"
 
 	"github.com/moby/spdystream/spdy"
+
+	"github.com/exec-proxy/exec-proxy/pkg/wire"
+	wirespdy "github.com/exec-proxy/exec-proxy/pkg/wire/spdy"
+	"github.com/exec-proxy/exec-proxy/pkg/wire/websocket"
 )
 
 // Over WebSocket, upstream's stream translator moves each of the kubelet's stdout and stderr DATA
@@ -21,11 +25,8 @@ import (
 // speaks v5.channel.k8s.io alone, in binary, stdout on channel 1 and stderr on 2.
 var directChannels = map[string]byte{"stdout": 1, "stderr": 2}
 
-// wsMaxHeader is the longest header of a frame exec-proxy writes: unmasked, with a 64-bit length.
-const wsMaxHeader = 10
-
 // directChunk is the most payload one directly written WebSocket frame carries.
-const directChunk = frameBufferSize - wsMaxHeader - 1
+const directChunk = wire.FrameBufferSize - websocket.MaxHeader - 1
 
 // passOn is what a reader is still to be handed of a byte stream some frames are taken out of:
 // the start of a frame read to decide on it, the rest of that frame as it comes, then the error
@@ -61,12 +62,12 @@ func (l *kubeletLeg) readDirect(p []byte) (int, error) {
 			return n, err
 		}
 		n, err := io.ReadFull(l.in, l.hdr[:])
-		l.skim.toClient(l.hdr[:n])
+		l.reader.ToClient(l.hdr[:n])
 		if err != nil {
 			l.pass.owed, l.pass.err = l.hdr[:n], endOfStream(err)
 			continue
 		}
-		body := spdyBodyLen(l.hdr[:])
+		body := wirespdy.BodyLen(l.hdr[:])
 		ch, direct := l.directChannel()
 		if !direct {
 			l.pass.owed, l.pass.body = l.hdr[:], uint64(body)
@@ -86,7 +87,7 @@ func (l *kubeletLeg) readDirect(p []byte) (int, error) {
 // readKubelet reads the kubelet's bytes as they come, for the translator.
 func (l *kubeletLeg) readKubelet(p []byte) (int, error) {
 	n, err := l.in.Read(p)
-	l.skim.toClient(p[:n])
+	l.reader.ToClient(p[:n])
 	return n, err
 }
 
@@ -96,23 +97,23 @@ func (l *kubeletLeg) directChannel() (byte, bool) {
 	if l.hdr[0]&0x80 != 0 { // a control frame
 		return 0, false
 	}
-	ch, ok := directChannels[l.types.streamType(spdy.StreamId(binary.BigEndian.Uint32(l.hdr[:4])))]
+	ch, ok := directChannels[l.types.StreamType(spdy.StreamId(binary.BigEndian.Uint32(l.hdr[:4])))]
 	return ch, ok
 }
 
 // writeDirect reads the n bytes of a DATA frame's payload and writes them to the client on
 // channel ch, in frames of at most directChunk bytes.
 func (l *kubeletLeg) writeDirect(ch byte, n int) error {
-	buf := frameBuffers.Get().(*[]byte)
-	defer frameBuffers.Put(buf) // still empty: only its capacity is used
+	buf := wire.FrameBuffers.Get().(*[]byte)
+	defer wire.FrameBuffers.Put(buf) // still empty: only its capacity is used
 	b := (*buf)[:cap(*buf)]
 	for n > 0 {
-		payload := b[wsMaxHeader+1 : wsMaxHeader+1+min(n, directChunk)]
+		payload := b[websocket.MaxHeader+1 : websocket.MaxHeader+1+min(n, directChunk)]
 		m, err := io.ReadFull(l.in, payload)
-		l.skim.toClient(payload[:m])
+		l.reader.ToClient(payload[:m])
 		n -= m
 		if m > 0 {
-			if werr := l.direct.writeFrame(channelFrame(b, ch, m)); werr != nil {
+			if werr := l.direct.writeFrame(websocket.ChannelFrame(b, ch, m)); werr != nil {
 				return werr
 			}
 		}
@@ -131,31 +132,9 @@ func endOfStream(err error) error {
 	return err
 }
 
-// channelFrame puts a binary WebSocket frame's header and channel byte ch before the n bytes of
-// payload at b[wsMaxHeader+1:], and returns the frame: what x/net/websocket writes, unmasked.
-func channelFrame(b []byte, ch byte, n int) []byte {
-	b[wsMaxHeader] = ch
-	size := n + 1
-	var start int
-	switch {
-	case size <= 125:
-		start = wsMaxHeader - 2
-		b[start+1] = byte(size)
-	case size <= 0xffff:
-		start = wsMaxHeader - 4
-		b[start+1] = 126
-		binary.BigEndian.PutUint16(b[start+2:], uint16(size))
-	default:
-		b[1] = 127
-		binary.BigEndian.PutUint64(b[2:], uint64(size))
-	}
-	b[start] = 0x82 // FIN, binary
-	return b[start : wsMaxHeader+1+n]
-}
-
 // writeFrame writes a whole WebSocket frame to the client between the translator's frames.
 func (c *sessionConn) writeFrame(frame []byte) error {
-	n, err := c.lanes.writeWhole(c.frames, frame, c.s.skimmer().toClient)
+	n, err := c.lanes.writeWhole(c.frames, frame, c.s.frameReader().ToClient)
 	c.s.countOut(n)
 	if err == nil {
 		c.renewDeadline()
@@ -165,7 +144,7 @@ func (c *sessionConn) writeFrame(frame []byte) error {
 
 // writeFrames is write of the translator's frames once the upgrade is answered.
 func (c *sessionConn) writeFrames(p []byte) (int, error) {
-	if err := c.lanes.writePieces(c.frames, p, c.s.skimmer().toClient, nil); err != nil {
+	if err := c.lanes.writePieces(c.frames, p, c.s.frameReader().ToClient, nil); err != nil {
 		return 0, err
 	}
 	c.s.countOut(len(p))

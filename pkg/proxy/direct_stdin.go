@@ -6,6 +6,10 @@ import (
 	"sync"
 
 	"github.com/moby/spdystream/spdy"
+
+	"github.com/exec-proxy/exec-proxy/pkg/wire"
+	wirespdy "github.com/exec-proxy/exec-proxy/pkg/wire/spdy"
+	"github.com/exec-proxy/exec-proxy/pkg/wire/websocket"
 )
 
 // The other way, x/net/websocket reads each of the client's stdin frames into a slice grown as it
@@ -92,18 +96,18 @@ func (f *stdinFilter) next() error {
 	n, err := io.ReadFull(in, f.hdr[:2])
 	if err == nil {
 		var m int
-		m, err = io.ReadFull(in, f.hdr[2:wsHeaderLen(f.hdr[1])])
+		m, err = io.ReadFull(in, f.hdr[2:websocket.HeaderLen(f.hdr[1])])
 		n += m
 	}
 	if err != nil {
 		f.pass.owed = f.hdr[:n]
 		return err
 	}
-	length, off := wsPayloadLen(f.hdr[:n])
+	length, off := websocket.PayloadLen(f.hdr[:n])
 	var mask [4]byte
-	copy(mask[:], f.hdr[off:n]) // the skimmer ends a session whose client does not mask
+	copy(mask[:], f.hdr[off:n]) // the frame reader ends a session whose client does not mask
 	// x/net/websocket reads every data frame as a message of its own, continuation or not, text
-	// or binary: each begins with its channel (the skimmer refuses the other opcodes).
+	// or binary: each begins with its channel (the frame reader refuses the other opcodes).
 	f.direct, f.stdinMsg = false, false
 	if opcode := f.hdr[0] & 0x0f; opcode > 2 || length == 0 {
 		f.passFrame(n, length)
@@ -154,19 +158,19 @@ func (f *stdinFilter) stdinLeg() bool {
 // them to the kubelet. Once the kubelet's connection failed they go nowhere, as the translator's
 // copy would have left them; the session ends with that connection.
 func (f *stdinFilter) writeStdin(n uint64, mask [4]byte, pos int) error {
-	buf := frameBuffers.Get().(*[]byte)
-	defer frameBuffers.Put(buf) // still empty: only its capacity is used
+	buf := wire.FrameBuffers.Get().(*[]byte)
+	defer wire.FrameBuffers.Put(buf) // still empty: only its capacity is used
 	b := (*buf)[:cap(*buf)]
 	for n > 0 {
-		payload := b[spdyFrameHeader : spdyFrameHeader+int(min(n, uint64(len(b)-spdyFrameHeader)))]
+		payload := b[wirespdy.FrameHeaderLen : wirespdy.FrameHeaderLen+int(min(n, uint64(len(b)-wirespdy.FrameHeaderLen)))]
 		m, err := io.ReadFull(rawReader{f.c}, payload)
-		unmask(payload[:m], mask, pos)
+		websocket.Unmask(payload[:m], mask, pos)
 		pos += m
 		n -= uint64(m)
 		if m > 0 {
 			binary.BigEndian.PutUint32(b[0:4], uint32(f.id))
 			binary.BigEndian.PutUint32(b[4:8], uint32(m)) // no flags: the translator ends the stream
-			_ = f.leg.writeData(b[:spdyFrameHeader+m])
+			_ = f.leg.writeData(b[:wirespdy.FrameHeaderLen+m])
 		}
 		if err != nil {
 			return err
@@ -175,36 +179,20 @@ func (f *stdinFilter) writeStdin(n uint64, mask [4]byte, pos int) error {
 	return nil
 }
 
-// unmask unmasks p, a client frame's payload from position pos on, with the frame's key.
-func unmask(p []byte, key [4]byte, pos int) {
-	var k [8]byte
-	for i := range k {
-		k[i] = key[(pos+i)%4]
-	}
-	k64 := binary.NativeEndian.Uint64(k[:])
-	for len(p) >= 8 {
-		binary.NativeEndian.PutUint64(p, binary.NativeEndian.Uint64(p)^k64)
-		p = p[8:]
-	}
-	for i := range p {
-		p[i] ^= k[i]
-	}
-}
-
-// rawReader reads the client connection as it came (counted, skimmed, throttled).
+// rawReader reads the client connection as it came (counted, read by the frame reader, throttled).
 type rawReader struct{ c *sessionConn }
 
 func (r rawReader) Read(p []byte) (int, error) { return r.c.rawRead(p) }
 
 // writeData writes a DATA frame to the kubelet between the translator's frames.
 func (l *kubeletLeg) writeData(frame []byte) error {
-	_, err := l.lanes.writeWhole(&l.frames, frame, l.skim.fromClient)
+	_, err := l.lanes.writeWhole(&l.frames, frame, l.reader.FromClient)
 	return err
 }
 
 // writeFrames is Write of the translator's frames once its request went to the kubelet.
 func (l *kubeletLeg) writeFrames(p []byte) (int, error) {
-	return len(p), l.lanes.writePieces(&l.frames, p, l.skim.fromClient, l.noteStdin)
+	return len(p), l.lanes.writePieces(&l.frames, p, l.reader.FromClient, l.noteStdin)
 }
 
 // noteStdin tells the stdin route once the translator's SYN_STREAM for stdin went to the kubelet.
@@ -212,7 +200,7 @@ func (l *kubeletLeg) noteStdin() {
 	if l.route == nil || l.stdinOpened || l.types == nil {
 		return
 	}
-	if id, ok := l.types.streamID("stdin"); ok {
+	if id, ok := l.types.StreamID("stdin"); ok {
 		l.stdinOpened = true
 		l.route.opened(l, id)
 	}

@@ -5,13 +5,16 @@ import (
 	"context"
 	"encoding/binary"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/moby/spdystream/spdy"
+
+	"github.com/exec-proxy/exec-proxy/pkg/wire"
+	wirespdy "github.com/exec-proxy/exec-proxy/pkg/wire/spdy"
+	"github.com/exec-proxy/exec-proxy/pkg/wire/tlsrecord"
 )
 
 // lockedBuffer is a bytes.Buffer for one writer and a reader in another goroutine.
@@ -48,9 +51,9 @@ func stdinLeg(t *testing.T, s *Session, route *stdinRoute) (*kubeletLeg, *kubele
 	_ = f.WriteFrame(&spdy.SynStreamFrame{StreamId: 3, Headers: http.Header{"Streamtype": {"stdin"}}})
 	kubelet := &kubeletSide{}
 	stats := newStreamStats()
-	types := newSPDYSkimmer(stats)
-	l := &kubeletLeg{s: s, skim: types, types: types, leg: stats, route: route, sent: true,
-		frames: frameWriter{w: recordsWriter{kubelet}, cut: &frameCutter{}}, backend: kubelet,
+	types := wirespdy.NewFrameReader("", wire.Shape{}, stats)
+	l := &kubeletLeg{s: s, reader: types, types: types, leg: stats, route: route, sent: true,
+		frames: wire.FrameWriter{W: tlsrecord.Writer{Conn: kubelet}, Cut: &wirespdy.FrameCutter{}}, backend: kubelet,
 		stop: func() bool { return true }}
 	s.legs.Add(1)
 	if _, err := l.Write(syn.Bytes()); err != nil {
@@ -61,7 +64,7 @@ func stdinLeg(t *testing.T, s *Session, route *stdinRoute) (*kubeletLeg, *kubele
 
 // stdinData is a DATA frame of the stdin stream, as spdystream or the leg writes it.
 func stdinData(payload string) []byte {
-	b := make([]byte, spdyFrameHeader, spdyFrameHeader+len(payload))
+	b := make([]byte, wirespdy.FrameHeaderLen, wirespdy.FrameHeaderLen+len(payload))
 	binary.BigEndian.PutUint32(b, 3)
 	binary.BigEndian.PutUint32(b[4:], uint32(len(payload)))
 	return append(b, payload...)
@@ -146,23 +149,3 @@ type readConn struct {
 }
 
 func (c *readConn) Read(p []byte) (int, error) { return c.r.Read(p) }
-
-func TestUnmask(t *testing.T) {
-	key := [4]byte{0xa1, 0xb2, 0xc3, 0xd4}
-	for _, n := range []int{0, 1, 7, 8, 9, 31, 1000} {
-		for pos := range 5 {
-			p := make([]byte, n)
-			for i := range p {
-				p[i] = byte(rand.IntN(256))
-			}
-			want := append([]byte(nil), p...)
-			for i := range want {
-				want[i] ^= key[(pos+i)%4]
-			}
-			unmask(p, key, pos)
-			if !bytes.Equal(p, want) {
-				t.Errorf("%d bytes from position %d: unmasked wrong", n, pos)
-			}
-		}
-	}
-}

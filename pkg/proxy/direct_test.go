@@ -14,6 +14,11 @@ import (
 	"time"
 
 	"github.com/moby/spdystream/spdy"
+
+	"github.com/exec-proxy/exec-proxy/pkg/wire"
+	wirespdy "github.com/exec-proxy/exec-proxy/pkg/wire/spdy"
+	"github.com/exec-proxy/exec-proxy/pkg/wire/tlsrecord"
+	"github.com/exec-proxy/exec-proxy/pkg/wire/websocket"
 )
 
 // directExec is an exec session's frames: the translator's (it opens error, stdout and stderr)
@@ -46,11 +51,12 @@ func directLeg(t *testing.T, fromTranslator, kubelet []byte, client net.Conn) (*
 	s := newSession(context.Background(), 0)
 	s.counters = byteCounters()
 	t.Cleanup(s.cancel)
-	c := &sessionConn{Conn: client, s: s, frames: &frameWriter{w: recordsWriter{client}, cut: &wsFrameCutter{}}}
+	c := &sessionConn{Conn: client, s: s, frames: &wire.FrameWriter{W: tlsrecord.Writer{Conn: client}, Cut: &websocket.FrameCutter{}}}
 	c.firstSeen.Store(true)
-	types := newSPDYSkimmer(newStreamStats())
-	types.fromClient(fromTranslator)
-	l := &kubeletLeg{s: s, skim: types, types: types, direct: c, leg: types.stats,
+	stats := newStreamStats()
+	types := wirespdy.NewFrameReader("", wire.Shape{}, stats)
+	types.FromClient(fromTranslator)
+	l := &kubeletLeg{s: s, reader: types, types: types, direct: c, leg: stats,
 		in: bufio.NewReader(bytes.NewReader(kubelet)), sent: true}
 	return l, c
 }
@@ -59,8 +65,8 @@ func directLeg(t *testing.T, fromTranslator, kubelet []byte, client net.Conn) (*
 func channelMsgs(t *testing.T, b []byte) []string {
 	var out []string
 	for len(b) > 0 {
-		n := wsHeaderLen(b[1])
-		size, _ := wsPayloadLen(b[:n])
+		n := websocket.HeaderLen(b[1])
+		size, _ := websocket.PayloadLen(b[:n])
 		if b[0] != 0x82 || len(b) < n+int(size) {
 			t.Fatalf("not a whole binary frame: % x", b[:min(len(b), 16)])
 		}
@@ -268,18 +274,6 @@ func (c *deadlineConn) SetDeadline(t time.Time) error {
 	return nil
 }
 
-// The translator's frames and the direct ones are channel messages as x/net/websocket frames them.
-func TestChannelFrame(t *testing.T) {
-	for _, n := range []int{0, 1, 124, 125, 126, 0xfffe, 0xffff, directChunk} {
-		b := make([]byte, wsMaxHeader+1+n)
-		payload := bytes.Repeat([]byte("z"), n)
-		copy(b[wsMaxHeader+1:], payload)
-		if got, want := channelFrame(b, 2, n), wsFrame(true, 2, append([]byte{2}, payload...), nil); !bytes.Equal(got, want) {
-			t.Errorf("%d bytes: header % x, want % x", n, got[:min(len(got), 12)], want[:min(len(want), 12)])
-		}
-	}
-}
-
 // Frames are written directly only where they are v5.channel.k8s.io's, and without a bandwidth limit
 // (whose queue the frames go through).
 func TestDirectConn(t *testing.T) {
@@ -299,7 +293,7 @@ func TestDirectConn(t *testing.T) {
 			defer s.cancel()
 			c := &sessionConn{s: s}
 			if tc.frames {
-				c.frames = &frameWriter{cut: &wsFrameCutter{}}
+				c.frames = &wire.FrameWriter{Cut: &websocket.FrameCutter{}}
 			}
 			s.conn, s.protocol = c, tc.protocol
 			if got := s.directConn() != nil; got != tc.want {

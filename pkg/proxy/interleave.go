@@ -3,10 +3,12 @@ package proxy
 import (
 	"net"
 	"sync"
+
+	"github.com/exec-proxy/exec-proxy/pkg/wire"
 )
 
 // interleaved orders the frames two writers send on one connection: the translator's, which come
-// in pieces through a frameWriter (which holds a frame's start until its rest comes), and whole
+// in pieces through a wire.FrameWriter (which holds a frame's start until its rest comes), and whole
 // frames exec-proxy writes directly (see direct.go), which go between the translator's.
 type interleaved struct {
 	mu   sync.Mutex
@@ -14,17 +16,17 @@ type interleaved struct {
 	err  error     // the connection takes no more frames
 }
 
-// writePieces writes the translator's bytes p through f, skim seeing them first; atEnd, if set,
+// writePieces writes the translator's bytes p through f, read seeing them first; atEnd, if set,
 // runs (with the lock held) when they end a frame.
-func (v *interleaved) writePieces(f *frameWriter, p []byte, skim func([]byte), atEnd func()) error {
+func (v *interleaved) writePieces(f *wire.FrameWriter, p []byte, read func([]byte), atEnd func()) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	skim(p)
+	read(p)
 	err := f.Write(p)
 	if err != nil && v.err == nil {
 		v.err = err
 	}
-	if !f.partial || err != nil {
+	if !f.Partial() || err != nil {
 		v.cond.Broadcast()
 		if atEnd != nil {
 			atEnd()
@@ -34,15 +36,15 @@ func (v *interleaved) writePieces(f *frameWriter, p []byte, skim func([]byte), a
 }
 
 // writeWhole writes frame to f's writer between the translator's frames, one it began being
-// finished first; skim sees it first.
-func (v *interleaved) writeWhole(f *frameWriter, frame []byte, skim func([]byte)) (int, error) {
+// finished first; read sees it first.
+func (v *interleaved) writeWhole(f *wire.FrameWriter, frame []byte, read func([]byte)) (int, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if !v.waitLocked(func() bool { return !f.partial }) {
+	if !v.waitLocked(func() bool { return !f.Partial() }) {
 		return 0, v.err
 	}
-	skim(frame)
-	n, err := f.w.Write(frame)
+	read(frame)
+	n, err := f.W.Write(frame)
 	if err != nil {
 		v.err = err
 	}

@@ -13,6 +13,9 @@ import (
 	"k8s.io/apimachinery/pkg/util/httpstream/wsstream"
 
 	"github.com/exec-proxy/exec-proxy/pkg/holdback"
+	"github.com/exec-proxy/exec-proxy/pkg/wire"
+	wirespdy "github.com/exec-proxy/exec-proxy/pkg/wire/spdy"
+	"github.com/exec-proxy/exec-proxy/pkg/wire/tlsrecord"
 )
 
 // A session's connection to its kubelet is dialed, and the kubelet's certificate verified, on the
@@ -23,7 +26,7 @@ import (
 // relay are handed that connection: the proxy through the dialer of its transport, so the URL it is
 // given is http, the TLS being under it, as the relay's is.
 
-// dialKubelet connects s to its kubelet. The TLS runs over a recordConn (see there); under the
+// dialKubelet connects s to its kubelet. The TLS runs over a tlsrecord.Conn (see there); under the
 // upgrade-aware proxy, over a drainingConn too (see there), which the session holds as its backend.
 // A bandwidth-limited session's reads from the kubelet tell whether they caught up with it, under
 // the TLS too (see package holdback).
@@ -41,7 +44,7 @@ func (p *Proxier) dialKubelet(ctx context.Context, s *Session, upgradeProxy bool
 			s.setBackend(dc)
 			c = dc
 		}
-		return &recordConn{Conn: c}
+		return &tlsrecord.Conn{Conn: c}
 	}
 	conn, err := p.transport.DialKubelet(ctx, s.Address, wrap)
 	if err != nil {
@@ -61,9 +64,9 @@ func (s *Session) kubeletWriter(conn net.Conn) io.Writer {
 	reading := s.kubeletReading
 	s.mu.Unlock()
 	if reading == nil {
-		return recordsWriter{conn}
+		return tlsrecord.Writer{Conn: conn}
 	}
-	return holdback.NewWriter(recordsWriter{conn}, reading)
+	return holdback.NewWriter(tlsrecord.Writer{Conn: conn}, reading)
 }
 
 // takeKubelet hands over s's kubelet connection, once, for the kubelet at address.
@@ -158,15 +161,15 @@ func viaUpgradeProxy(req *http.Request, kind Kind) bool {
 type setupConn struct {
 	net.Conn
 	s   *Session
-	cut frameCutter // the kubelet's SPDY frames, as they are read
-	out io.Writer   // the client's bytes after the upgrade (see kubeletWriter); nil: writeRecords
+	cut wirespdy.FrameCutter // the kubelet's SPDY frames, as they are read
+	out io.Writer            // the client's bytes after the upgrade (see kubeletWriter); nil: tlsrecord.Write
 }
 
 func (c *setupConn) Read(p []byte) (n int, err error) {
 	if c.s.relaying.Load() {
 		// The kubelet writes each SPDY frame's header as two 4-byte records, as clients do.
 		if n, err = c.Conn.Read(p); err == nil {
-			n = readMore(c.Conn, p, n)
+			n = wire.ReadMore(c.Conn, p, n)
 		}
 		if c.s.kubeletSPDY.Load() {
 			n, err = c.withBody(p, n, err)
@@ -184,16 +187,16 @@ func (c *setupConn) Read(p []byte) (n int, err error) {
 func (c *setupConn) withBody(p []byte, n int, err error) (int, error) {
 	followed := 0
 	for {
-		c.cut.follow(p[followed:n])
+		c.cut.Follow(p[followed:n])
 		followed = n
-		if err != nil || n > spdyFrameHeader || n == len(p) || !c.cut.headerOnly() {
+		if err != nil || n > wirespdy.FrameHeaderLen || n == len(p) || !c.cut.HeaderOnly() {
 			return n, err
 		}
 		var m int
 		m, err = c.Conn.Read(p[n:])
 		n += m
 		if err == nil {
-			n = readMore(c.Conn, p, n)
+			n = wire.ReadMore(c.Conn, p, n)
 		}
 	}
 }
@@ -204,7 +207,7 @@ func (c *setupConn) Write(p []byte) (n int, err error) {
 		if c.out != nil && c.s.kubeletSPDY.Load() {
 			return c.out.Write(p)
 		}
-		return writeRecords(c.Conn, p)
+		return tlsrecord.Write(c.Conn, p)
 	}
 	freshStack(func() { n, err = c.Conn.Write(p) })
 	return n, err

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/exec-proxy/exec-proxy/pkg/nodeconn"
+	"github.com/exec-proxy/exec-proxy/pkg/wire/wiretest"
 )
 
 func TestKubeletIsSentOnlyItsHeaders(t *testing.T) {
@@ -141,16 +142,16 @@ func (c *stackConn) Write(p []byte) (int, error) { c.note(); return len(p), nil 
 // TestSetupConnReadsWhatArrivedOnceRelaying: the kubelet's frame headers come as records of their
 // own; once relaying, a read takes what has arrived with them, without waiting for more.
 func TestSetupConnReadsWhatArrivedOnceRelaying(t *testing.T) {
-	server, kubelet := tlsPair(t)
+	server, kubelet := wiretest.TLSPair(t)
 	s := &Session{}
 	s.relaying.Store(true)
 	c := &setupConn{Conn: server, s: s}
 	for _, r := range []string{"abcd", "efgh", "data"} {
-		if _, err := kubelet.tls.Write([]byte(r)); err != nil {
+		if _, err := kubelet.TLS.Write([]byte(r)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	kubelet.flush(t)
+	kubelet.Flush(t)
 	p := make([]byte, 1024)
 	_ = server.SetDeadline(time.Now().Add(10 * time.Second))
 	if n, err := c.Read(p); err != nil || string(p[:n]) != "abcdefghdata" {
@@ -197,7 +198,7 @@ func TestSetupConnHoldsHeaderForBody(t *testing.T) {
 }
 
 // chunkConn returns its chunks one read at a time, then end (io.EOF by default); its deadlines
-// cannot be set, so readMore takes nothing more.
+// cannot be set, so wire.ReadMore takes nothing more.
 type chunkConn struct {
 	net.Conn
 	chunks []string

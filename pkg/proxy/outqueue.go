@@ -4,6 +4,8 @@ import (
 	"errors"
 	"sync"
 	"time"
+
+	"github.com/exec-proxy/exec-proxy/pkg/wire/tlsrecord"
 )
 
 // outQueueChunks bounds what a bandwidth-limited session holds for its client: this many chunks of
@@ -91,7 +93,7 @@ func (q *outQueue) send(chunk []byte) error {
 	if err := wait(q.c.s.ctx, q.c.s.outLimit, len(chunk)); err != nil {
 		return err
 	}
-	n, err := writeRecords(q.c.Conn, chunk)
+	n, err := tlsrecord.Write(q.c.Conn, chunk)
 	q.c.s.countOut(n)
 	return err
 }

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/exec-proxy/exec-proxy/pkg/nodeconn"
+	"github.com/exec-proxy/exec-proxy/pkg/wire"
+	wirespdy "github.com/exec-proxy/exec-proxy/pkg/wire/spdy"
 )
 
 // relay is the stream translator's way to the kubelet. The translator writes its own request to
@@ -44,7 +46,7 @@ func withSession(ctx context.Context, s *Session) context.Context {
 // translator as the kubelet's answer, a Status.
 func (r *relay) dial(ctx context.Context, _, address string) (net.Conn, error) {
 	s, _ := ctx.Value(sessionKey{}).(*Session)
-	l := &kubeletLeg{r: r, s: s, skim: nopSkimmer{}}
+	l := &kubeletLeg{r: r, s: s, reader: wire.Nop{}}
 	if s != nil {
 		l.route = s.stdinRoute()
 	}
@@ -56,11 +58,11 @@ func (r *relay) dial(ctx context.Context, _, address string) (net.Conn, error) {
 	// Not a drainingConn: spdystream stops reading at the kubelet's GOAWAY, and then writes its own,
 	// which must fail, not wait for the reading to end.
 	l.backend = conn
-	l.frames = frameWriter{w: s.kubeletWriter(conn), cut: &frameCutter{}}
+	l.frames = wire.FrameWriter{W: s.kubeletWriter(conn), Cut: &wirespdy.FrameCutter{}}
 	l.leg = s.addKubeletLeg()
-	l.skim = newSkimmer("SPDY/3.1", "", l.leg)
+	l.reader = l.leg.newFrameReader("SPDY/3.1", "")
 	if c := s.directConn(); c != nil {
-		l.direct, l.types = c, l.skim.(*spdySkimmer)
+		l.direct, l.types = c, l.reader.(*wirespdy.FrameReader)
 	} else if l.route != nil { // stdin goes through the translator too
 		l.route.end()
 	}
@@ -74,7 +76,7 @@ type kubeletLeg struct {
 	r       *relay
 	s       *Session
 	leg     *streamStats
-	skim    skimmer
+	reader  wire.FrameReader
 	backend net.Conn // the kubelet's connection; nil when refused at the dial
 	stop    func() bool
 
@@ -84,14 +86,14 @@ type kubeletLeg struct {
 	refused bool          // after the answer, the connection ends
 	in      *bufio.Reader // the kubelet's bytes after its answer, once read
 
-	frames frameWriter // the translator's frames to the kubelet
+	frames wire.FrameWriter // the translator's frames to the kubelet
 
 	// direct, when set, takes the payload of stdout and stderr from the kubelet's frames (see
 	// readDirect); types names the streams.
 	direct *sessionConn
-	types  *spdySkimmer
-	hdr    [spdyFrameHeader]byte // the header of the kubelet's frame being read
-	pass   passOn                // what the translator is still to read of it
+	types  *wirespdy.FrameReader
+	hdr    [wirespdy.FrameHeaderLen]byte // the header of the kubelet's frame being read
+	pass   passOn                        // what the translator is still to read of it
 
 	// lanes orders the translator's frames and the stdin frames written directly (writeData).
 	lanes       interleaved
@@ -163,7 +165,7 @@ func (l *kubeletLeg) Read(p []byte) (int, error) {
 		return l.readDirect(p)
 	}
 	n, err := l.in.Read(p)
-	l.skim.toClient(p[:n])
+	l.reader.ToClient(p[:n])
 	return n, err
 }
 
@@ -199,7 +201,7 @@ func (l *kubeletLeg) Close() error {
 		l.stop()
 		err = l.backend.Close()
 		l.lanes.end()
-		l.skim.close()
+		l.reader.Close()
 		l.s.legs.Done()
 	})
 	if errors.Is(err, net.ErrClosed) {

@@ -14,6 +14,7 @@ import (
 	remotecommandconsts "k8s.io/apimachinery/pkg/util/remotecommand"
 
 	"github.com/exec-proxy/exec-proxy/pkg/holdback"
+	"github.com/exec-proxy/exec-proxy/pkg/wire"
 )
 
 // Kind is what a session does in the pod.
@@ -94,7 +95,7 @@ type Session struct {
 	endLegs context.CancelFunc
 
 	mu        sync.Mutex
-	skim      skimmer
+	reader    wire.FrameReader
 	conn      *sessionConn
 	backend   *drainingConn // the upgrade-aware proxy's connection to the kubelet
 	kubelet   net.Conn      // dialed and verified, until the upgrade takes it
@@ -108,7 +109,7 @@ type Session struct {
 }
 
 func newSession(ctx context.Context, maxBytesPerSec int64) *Session {
-	s := &Session{Start: time.Now(), stats: newStreamStats(), skim: nopSkimmer{}}
+	s := &Session{Start: time.Now(), stats: newStreamStats(), reader: wire.Nop{}}
 	s.stats.onPayload = func() { s.touch(true) }
 	s.stats.onClientProtocolError = func(string) {
 		s.protocolError.Store(true)
@@ -163,9 +164,9 @@ func (s *Session) noteResponse(p []byte) (int, error) {
 	s.mu.Lock()
 	s.code, s.protocol = code, protocol
 	if code == http.StatusSwitchingProtocols {
-		s.stats.shape = sessionShape{known: true, portForward: s.Kind == KindPortForward, ports: s.Ports,
-			stdin: s.Stdin, stdout: s.Stdout, stderr: s.Stderr && !s.TTY, tty: s.TTY} // the kubelet drops stderr with a TTY
-		s.skim = newSkimmer(upgrade, protocol, s.stats)
+		s.stats.shape = wire.Shape{Known: true, PortForward: s.Kind == KindPortForward, Ports: s.Ports,
+			Stdin: s.Stdin, Stdout: s.Stdout, Stderr: s.Stderr && !s.TTY, TTY: s.TTY} // the kubelet drops stderr with a TTY
+		s.reader = s.stats.newFrameReader(upgrade, protocol)
 		s.kubeletSPDY.Store(strings.HasPrefix(strings.ToUpper(upgrade), "SPDY/"))
 		s.clientWebSocket.Store(strings.EqualFold(upgrade, "websocket"))
 		if s.backend != nil {
@@ -188,10 +189,10 @@ func (s *Session) touch(payload bool) {
 	}
 }
 
-func (s *Session) skimmer() skimmer {
+func (s *Session) frameReader() wire.FrameReader {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.skim
+	return s.reader
 }
 
 // directConn is the client connection a kubelet leg writes stdout and stderr to itself (see
@@ -238,7 +239,7 @@ type Streams struct {
 // Streams stops reading the session's frames and returns what they told. Call it once the session
 // ended. A translated session's exit code is the kubelet's, read on the translator's kubelet leg.
 func (s *Session) Streams() Streams {
-	s.skimmer().close()
+	s.frameReader().Close()
 	s.endLegs()
 	s.legs.Wait()
 	var st Streams

@@ -22,7 +22,7 @@ import (
 
 	"github.com/exec-proxy/exec-proxy/pkg/api"
 	"github.com/exec-proxy/exec-proxy/pkg/apiserver"
-	"github.com/exec-proxy/exec-proxy/pkg/proxy"
+	"github.com/exec-proxy/exec-proxy/pkg/wire/tlsrecord"
 )
 
 // Options are all of exec-proxy's flags.
@@ -130,8 +130,8 @@ func (o *Options) ServerConfig() (*apiserver.Config, error) {
 	if err := o.SecureServing.ApplyTo(&generic.SecureServing, &generic.LoopbackClientConfig); err != nil {
 		return nil, fmt.Errorf("secure serving: %w", err)
 	}
-	// Sessions write the TLS records of each write in one system call (see proxy.RecordListener).
-	generic.SecureServing.Listener = proxy.RecordListener{Listener: generic.SecureServing.Listener}
+	// Sessions write the TLS records of each write in one system call (see tlsrecord.Listener).
+	generic.SecureServing.Listener = tlsrecord.Listener{Listener: generic.SecureServing.Listener}
 	if err := o.Authentication.ApplyTo(&generic.Authentication, generic.SecureServing, nil); err != nil {
 		return nil, fmt.Errorf("authentication: %w", err)
 	}

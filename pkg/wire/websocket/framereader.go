@@ -1,16 +1,22 @@
-package proxy
+// Package websocket reads WebSocket frames (RFC 6455) as they pass, both directions, as
+// x/net/websocket and wsstream read them (the port-forward tunnel's with package spdy, as the
+// stream translator reads it); follows frame boundaries (FrameCutter) for the frame writer; and
+// builds and unmasks the frames exec-proxy writes itself. It reports to a wire.Observer.
+package websocket
 
 import (
 	"encoding/base64"
-	"encoding/binary"
 	"fmt"
 	"strings"
 	"sync"
+
+	"k8s.io/client-go/tools/remotecommand"
+
+	"github.com/exec-proxy/exec-proxy/pkg/wire"
+	"github.com/exec-proxy/exec-proxy/pkg/wire/spdy"
 )
 
 const (
-	// maxErrorMessage bounds what is kept of an error stream's message.
-	maxErrorMessage = 64 << 10
 	// maxClientFrame bounds a client's WebSocket frame. x/net/websocket, under the translator,
 	// reads each frame whole into memory, up to its DefaultMaxPayloadBytes of 32 MiB: one user at
 	// the session cap could pin GiBs. kubectl sends stdin in frames of at most 32 KiB.
@@ -22,42 +28,47 @@ const (
 	channelClose = 255
 )
 
-// wsSkimmer follows WebSocket frames (RFC 6455) in both directions, as x/net/websocket and
+// FrameReader follows WebSocket frames (RFC 6455) in both directions, as x/net/websocket and
 // wsstream read them: every data frame is a message of its own, FIN or not and continuation or
 // not (Codec.Receive reads one frame), whose first byte is its channel (an ASCII digit in the
 // base64 protocols). Of the client's messages only those on channels the kubelet reads count.
-type wsSkimmer struct {
-	stats      *streamStats
+type FrameReader struct {
+	o          wire.Observer
+	shape      wire.Shape
 	base64, v5 bool
 	// clientMu orders the client's frames with close: the translator's read of the client may
 	// still be returning as the session ends.
 	clientMu       sync.Mutex
 	client, server wsReader
 	// tunnel, for port-forward over WebSocket, reads the SPDY stream the messages carry.
-	tunnel *spdySkimmer
+	tunnel *spdy.FrameReader
+	// resize reads the client's resize stream; only the client's reader feeds it.
+	resize wire.ResizeReader
 }
 
-func newWSSkimmer(protocol string, stats *streamStats) *wsSkimmer {
-	s := &wsSkimmer{stats: stats, base64: strings.Contains(protocol, "base64"), v5: protocol == "v5.channel.k8s.io"}
+// NewFrameReader reads a session over the channel protocol protocol (*channel.k8s.io) whose
+// request asked for shape, reporting to o.
+func NewFrameReader(protocol string, shape wire.Shape, o wire.Observer) *FrameReader {
+	s := &FrameReader{o: o, shape: shape, base64: strings.Contains(protocol, "base64"), v5: protocol == "v5.channel.k8s.io"}
 	s.client.s, s.server.s = s, s
 	s.client.fromClient = true
 	return s
 }
 
-func (s *wsSkimmer) fromClient(p []byte) {
+func (s *FrameReader) FromClient(p []byte) {
 	s.clientMu.Lock()
 	defer s.clientMu.Unlock()
 	s.client.feed(p)
 }
 
-func (s *wsSkimmer) toClient(p []byte) { s.server.feed(p) }
+func (s *FrameReader) ToClient(p []byte) { s.server.feed(p) }
 
-func (s *wsSkimmer) close() {
+func (s *FrameReader) Close() {
 	s.clientMu.Lock()
 	defer s.clientMu.Unlock()
 	s.client.cutShort()
 	if s.tunnel != nil {
-		s.tunnel.close()
+		s.tunnel.Close()
 	}
 }
 
@@ -73,33 +84,34 @@ func (r *wsReader) cutShort() {
 	switch {
 	case err != nil:
 	case r.stream == "resize":
-		_ = r.s.stats.resized(out[:n])
+		_ = r.resized(out[:n])
 	case r.stream != "error":
-		r.s.stats.add(r.stream, n)
-		r.s.stats.record(r.stream, out[:n])
+		r.s.o.Payload(r.stream, n)
+		r.s.o.Data(r.stream, out[:n])
 	}
 	r.stopped = true
 }
 
-// newWSTunnelSkimmer reads port-forward tunnelled over WebSocket: the binary messages carry a
+// NewTunnelReader reads port-forward tunnelled over WebSocket: the binary messages carry a
 // SPDY connection's bytes, without channel bytes. The stream translator reads them with
 // gorilla/websocket (client-go's tunneling connection), whose rules the client's frames must keep.
-func newWSTunnelSkimmer(stats *streamStats) *wsSkimmer {
-	s := &wsSkimmer{stats: stats, tunnel: newSPDYSkimmer(stats)}
+// shape is what the request asked for; o hears what the SPDY frames tell.
+func NewTunnelReader(shape wire.Shape, o wire.Observer) *FrameReader {
+	s := &FrameReader{o: o, shape: shape, tunnel: spdy.NewFrameReader("", shape, o)}
 	s.client.s, s.server.s = s, s
 	s.client.fromClient = true
-	s.client.raw, s.server.raw = s.tunnel.fromClient, s.tunnel.toClient
+	s.client.raw, s.server.raw = s.tunnel.FromClient, s.tunnel.ToClient
 	return s
 }
 
 // channel names the stream a message on channel ch is for, as the kubelet's (or the translator's)
 // wsstream channels have it: "" for one that is not read (the kubelet ignores the client's
 // messages on its write-only channels, and on stdin when stdin was not asked for).
-func (s *wsSkimmer) channel(ch byte, fromClient bool) string {
-	shape := s.stats.shape
-	if shape.portForward { // two channels for each port of the query: data, then error
+func (s *FrameReader) channel(ch byte, fromClient bool) string {
+	shape := s.shape
+	if shape.PortForward { // two channels for each port of the query: data, then error
 		switch {
-		case int(ch) >= 2*len(shape.ports):
+		case int(ch) >= 2*len(shape.Ports):
 			return ""
 		case ch%2 == 0:
 			return "data"
@@ -108,7 +120,7 @@ func (s *wsSkimmer) channel(ch byte, fromClient bool) string {
 		}
 		return "error"
 	}
-	name := wsChannels[ch]
+	name := channels[ch]
 	switch {
 	case !fromClient:
 		if name == "stdin" || name == "resize" {
@@ -116,7 +128,7 @@ func (s *wsSkimmer) channel(ch byte, fromClient bool) string {
 		}
 	case int(ch) < len(s.client.closed) && s.client.closed[ch]:
 		return "" // wsstream's pipe for the channel is closed: it drops what comes
-	case name == "stdin" && shape.known && !shape.stdin:
+	case name == "stdin" && shape.Known && !shape.Stdin:
 		return ""
 	case name != "stdin" && name != "resize":
 		return ""
@@ -126,7 +138,7 @@ func (s *wsSkimmer) channel(ch byte, fromClient bool) string {
 
 // wsReader is one direction's parser state; only one goroutine feeds it.
 type wsReader struct {
-	s         *wsSkimmer
+	s         *FrameReader
 	hdr       []byte
 	remaining uint64 // payload bytes left in the current frame
 	length    uint64 // the current frame's payload length
@@ -165,7 +177,7 @@ func (r *wsReader) header(p *[]byte) bool {
 	for {
 		need := 2
 		if len(r.hdr) >= 2 {
-			need = wsHeaderLen(r.hdr[1])
+			need = HeaderLen(r.hdr[1])
 		}
 		if len(r.hdr) >= need {
 			break
@@ -179,7 +191,7 @@ func (r *wsReader) header(p *[]byte) bool {
 	h := r.hdr
 	opcode := h[0] & 0x0f
 	fin := h[0]&0x80 != 0
-	length, off := wsPayloadLen(h)
+	length, off := PayloadLen(h)
 	r.mask = nil
 	if h[1]&0x80 != 0 {
 		r.mask = append([]byte(nil), h[off:off+4]...)
@@ -189,7 +201,7 @@ func (r *wsReader) header(p *[]byte) bool {
 	if r.fromClient {
 		if why := r.refused(h, opcode, fin, length); why != "" {
 			r.stopped = true
-			r.s.stats.clientProtocolError("unreadable WebSocket frames: " + why)
+			r.s.o.ClientProtocolError("unreadable WebSocket frames: " + why)
 			return false
 		}
 		if opcode == 8 { // x/net/websocket (gorilla likewise) reads nothing after a close frame
@@ -268,7 +280,7 @@ func (r *wsReader) payload(p []byte) {
 	switch {
 	case r.closing || r.stream == "error" || (r.s.base64 && r.stream != ""):
 		// Read whole at the frame's end: a Status, a close signal, or base64.
-		limit := maxErrorMessage
+		limit := wire.MaxErrorMessage
 		if r.s.base64 {
 			limit = maxBase64Message
 		}
@@ -282,13 +294,13 @@ func (r *wsReader) payload(p []byte) {
 		}
 	case r.stream == "resize":
 		data := r.unmasked(p)
-		if err := r.s.stats.resized(data); err != nil {
+		if err := r.resized(data); err != nil {
 			r.give(err.Error())
 		}
 	case r.stream != "":
-		r.s.stats.add(r.stream, len(p))
-		if r.s.stats.recordsStream(r.stream) {
-			r.s.stats.record(r.stream, r.unmasked(p))
+		r.s.o.Payload(r.stream, len(p))
+		if r.s.o.Wants(r.stream) {
+			r.s.o.Data(r.stream, r.unmasked(p))
 			return
 		}
 		r.pos += uint64(len(p))
@@ -316,9 +328,9 @@ func (r *wsReader) give(why string) {
 	r.stopped = true
 	why = "unreadable WebSocket frames: " + why
 	if r.fromClient {
-		r.s.stats.clientProtocolError(why)
+		r.s.o.ClientProtocolError(why)
 	} else {
-		r.s.stats.lost(why)
+		r.s.o.Lost(why)
 	}
 }
 
@@ -334,7 +346,7 @@ func (r *wsReader) frameDone() {
 	switch {
 	case r.closing:
 		// wsstream: exactly one byte, a channel it has, follows 255; else it ends the connection.
-		if r.length != 2 || msg[0] >= byte(len(wsChannels)) {
+		if r.length != 2 || msg[0] >= byte(len(channels)) {
 			r.give(fmt.Sprintf("a close signal of %d bytes", r.length))
 			return
 		}
@@ -352,47 +364,31 @@ func (r *wsReader) frameDone() {
 		switch r.stream {
 		case "error", "resize":
 		default:
-			r.s.stats.add(r.stream, len(msg))
-			r.s.stats.record(r.stream, msg)
+			r.s.o.Payload(r.stream, len(msg))
+			r.s.o.Data(r.stream, msg)
 			return
 		}
 	}
 	switch r.stream {
 	case "error":
 		if len(msg) > 0 {
-			r.s.stats.status(msg)
+			r.s.o.Status(msg)
 		}
 	case "resize": // only base64 comes here
-		if err := r.s.stats.resized(msg); err != nil {
+		if err := r.resized(msg); err != nil {
 			r.give(err.Error())
 		}
 	}
 }
 
-// wsHeaderLen is the length of a WebSocket frame header whose second byte is second.
-func wsHeaderLen(second byte) int {
-	n := 2
-	switch second & 0x7f {
-	case 126:
-		n += 2
-	case 127:
-		n += 8
-	}
-	if second&0x80 != 0 {
-		n += 4
-	}
-	return n
+// resized reads more of the client's resize stream; the observer hears the terminal sizes it
+// completes. An error says the stream is not terminal sizes, as the kubelet reads them.
+func (r *wsReader) resized(p []byte) error {
+	var sizes []remotecommand.TerminalSize
+	err := r.s.resize.Feed(p, func(size remotecommand.TerminalSize) { sizes = append(sizes, size) })
+	r.s.o.Resized(sizes)
+	return err
 }
 
-// wsPayloadLen reads a whole WebSocket frame header: the payload's length, and where the masking
-// key (if any) starts. A 64-bit length's top bit is dropped, as x/net/websocket drops it.
-func wsPayloadLen(h []byte) (length uint64, off int) {
-	switch l := h[1] & 0x7f; l {
-	case 126:
-		return uint64(binary.BigEndian.Uint16(h[2:4])), 4
-	case 127:
-		return binary.BigEndian.Uint64(h[2:10]) &^ (1 << 63), 10
-	default:
-		return uint64(l), 2
-	}
-}
+// remotecommand stream names by WebSocket channel, as kubectl and the kubelet number them.
+var channels = map[byte]string{0: "stdin", 1: "stdout", 2: "stderr", 3: "error", 4: "resize"}

@@ -1,4 +1,4 @@
-package proxy
+package spdy
 
 // The SPDY/3 header compression dictionary (draft-mbelshe-httpbis-spdy-00, section 2.6.10.1), as
 // github.com/moby/spdystream/spdy has it (unexported there): Copyright 2013 The Go Authors and

@@ -1,4 +1,4 @@
-package proxy
+package websocket
 
 import (
 	"bytes"
@@ -6,6 +6,9 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/exec-proxy/exec-proxy/pkg/wire"
+	"github.com/exec-proxy/exec-proxy/pkg/wire/wiretest"
 )
 
 // The client's WebSocket frames are read as x/net/websocket and wsstream read them: every data
@@ -13,14 +16,14 @@ import (
 // kubelet reads count; what the server would refuse or stop at is refused or not read.
 func TestWSClientMessages(t *testing.T) {
 	mask := []byte{0x11, 0x22, 0x33, 0x44}
-	stdin := sessionShape{known: true, stdin: true}
+	stdin := wire.Shape{Known: true, Stdin: true}
 	b64 := func(ch byte, s string) []byte {
 		return append([]byte{'0' + ch}, base64.StdEncoding.EncodeToString([]byte(s))...)
 	}
 	cases := []struct {
 		name     string
 		protocol string
-		shape    sessionShape
+		shape    wire.Shape
 		frames   [][]byte
 		streams  map[string]int64
 		recorded string // stdin recorded
@@ -34,7 +37,7 @@ func TestWSClientMessages(t *testing.T) {
 			map[string]int64{}, "", ""},
 		{"a text frame carries stdin too", "v4.channel.k8s.io", stdin,
 			[][]byte{wsFrame(true, 1, channelMsg(0, "abc"), mask)}, map[string]int64{"stdin": 3}, "abc", ""},
-		{"stdin not asked for is not read", "v5.channel.k8s.io", sessionShape{known: true},
+		{"stdin not asked for is not read", "v5.channel.k8s.io", wire.Shape{Known: true},
 			[][]byte{wsFrame(true, 2, channelMsg(0, "abc"), mask)}, map[string]int64{}, "", ""},
 		{"stdin after the close signal is dropped", "v5.channel.k8s.io", stdin,
 			[][]byte{wsFrame(true, 2, channelMsg(0, "a"), mask), wsFrame(true, 2, []byte{255, 0}, mask), wsFrame(true, 2, channelMsg(0, "b"), mask)},
@@ -57,37 +60,28 @@ func TestWSClientMessages(t *testing.T) {
 			[][]byte{wsFrame(true, 1, b64(0, "hello"), mask)}, map[string]int64{"stdin": 5}, "hello", ""},
 		{"base64: a message that is not base64 is dropped", "v4.base64.channel.k8s.io", stdin,
 			[][]byte{wsFrame(true, 1, []byte("0not base64!"), mask)}, map[string]int64{}, "", ""},
-		{"port-forward: the data channels of the query's ports", "v4.channel.k8s.io", sessionShape{known: true, portForward: true, ports: []int32{80, 443}},
+		{"port-forward: the data channels of the query's ports", "v4.channel.k8s.io", wire.Shape{Known: true, PortForward: true, Ports: []int32{80, 443}},
 			[][]byte{wsFrame(true, 2, channelMsg(0, "GET"), mask), wsFrame(true, 2, channelMsg(2, "TLS"), mask), wsFrame(true, 2, channelMsg(1, "err"), mask), wsFrame(true, 2, channelMsg(4, "none"), mask)},
 			map[string]int64{"data": 6}, "", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			stats := newStreamStats()
-			stats.shape = tc.shape
-			rec := &recording{events: make(chan castEvent, 100), stdin: true}
-			stats.recording.Store(rec)
-			var refused string
-			stats.onClientProtocolError = func(why string) { refused = why }
-			s := newSkimmer("websocket", tc.protocol, stats)
-			feedSplit(s.fromClient, bytes.Join(tc.frames, nil), 3)
-			if (tc.refused == "") != (refused == "") || !strings.Contains(refused, tc.refused) {
+			o := &wiretest.Observer{Record: true}
+			s := NewFrameReader(tc.protocol, tc.shape, o)
+			wiretest.FeedSplit(s.FromClient, bytes.Join(tc.frames, nil), 3)
+			if refused := o.Refused(); (tc.refused == "") != (refused == "") || !strings.Contains(refused, tc.refused) {
 				t.Errorf("protocol error %q, want %q", refused, tc.refused)
 			}
-			if got, _, _ := stats.result(); !reflect.DeepEqual(got, tc.streams) {
+			if got, _, _ := o.Result(); !reflect.DeepEqual(got, tc.streams) {
 				t.Errorf("bytes %v, want %v", got, tc.streams)
 			}
-			close(rec.events)
-			var in strings.Builder
-			for ev := range rec.events {
-				if ev.kind == "i" {
-					in.WriteString(ev.data)
-				} else if ev.kind == "o" {
-					t.Errorf("recorded output %q", ev.data)
+			for _, out := range []string{"stdout", "stderr"} {
+				if got := o.Recorded(out); len(got) > 0 {
+					t.Errorf("recorded output %q", got)
 				}
 			}
-			if in.String() != tc.recorded {
-				t.Errorf("recorded stdin %q, want %q", in.String(), tc.recorded)
+			if in := string(o.Recorded("stdin")); in != tc.recorded {
+				t.Errorf("recorded stdin %q, want %q", in, tc.recorded)
 			}
 		})
 	}
@@ -96,27 +90,23 @@ func TestWSClientMessages(t *testing.T) {
 // Resizes over WebSocket are one stream, as over SPDY: a value split across messages is one.
 func TestWSResizeStream(t *testing.T) {
 	mask := []byte{1, 2, 3, 4}
-	stats := newStreamStats()
-	var refused string
-	stats.onClientProtocolError = func(why string) { refused = why }
-	s := newSkimmer("websocket", "v5.channel.k8s.io", stats)
-	s.fromClient(wsFrame(true, 2, channelMsg(4, `{"Width":80,`), mask))
-	s.fromClient(wsFrame(true, 2, channelMsg(4, `"Height":24}`), mask))
-	s.fromClient(wsFrame(true, 2, channelMsg(4, `{"Pad":"`+strings.Repeat("x", maxResizeValue)), mask))
-	if _, resizes, _ := stats.result(); resizes != 1 || !strings.Contains(refused, "resize message of over") {
-		t.Errorf("%d resizes, protocol error %q; want 1 and the resize bound", resizes, refused)
+	o := &wiretest.Observer{}
+	s := NewFrameReader("v5.channel.k8s.io", wire.Shape{}, o)
+	s.FromClient(wsFrame(true, 2, channelMsg(4, `{"Width":80,`), mask))
+	s.FromClient(wsFrame(true, 2, channelMsg(4, `"Height":24}`), mask))
+	s.FromClient(wsFrame(true, 2, channelMsg(4, `{"Pad":"`+strings.Repeat("x", wire.MaxResizeValue)), mask))
+	if _, resizes, _ := o.Result(); resizes != 1 || !strings.Contains(o.Refused(), "resize message of over") {
+		t.Errorf("%d resizes, protocol error %q; want 1 and the resize bound", resizes, o.Refused())
 	}
 }
 
 // Port-forward tunnelled over WebSocket is read by gorilla/websocket: it fails on a text message.
 func TestWSTunnelFrames(t *testing.T) {
 	mask := []byte{1, 2, 3, 4}
-	stats := newStreamStats()
-	var refused string
-	stats.onClientProtocolError = func(why string) { refused = why }
-	s := newSkimmer("websocket", "SPDY/3.1+portforward.k8s.io", stats)
-	s.fromClient(wsFrame(true, 1, []byte("text"), mask))
-	if !strings.Contains(refused, "text message") {
+	o := &wiretest.Observer{}
+	s := NewTunnelReader(wire.Shape{}, o)
+	s.FromClient(wsFrame(true, 1, []byte("text"), mask))
+	if refused := o.Refused(); !strings.Contains(refused, "text message") {
 		t.Errorf("protocol error %q", refused)
 	}
 }

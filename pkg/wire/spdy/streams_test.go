@@ -1,4 +1,4 @@
-package proxy
+package spdy
 
 import (
 	"bytes"
@@ -10,6 +10,9 @@ import (
 	"testing"
 
 	"github.com/moby/spdystream/spdy"
+
+	"github.com/exec-proxy/exec-proxy/pkg/wire"
+	"github.com/exec-proxy/exec-proxy/pkg/wire/wiretest"
 )
 
 // spdyClient writes a client's SPDY frames by hand, header blocks included (spdystream's writer
@@ -113,15 +116,13 @@ func TestSPDYStreamsAsTheKubeletReadsThem(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newSPDYClient(t)
 			tc.frames(c)
-			stats := newStreamStats()
-			var refused string
-			stats.onClientProtocolError = func(why string) { refused = why }
-			s := newSkimmer("SPDY/3.1", "v4.channel.k8s.io", stats)
-			feedSplit(s.fromClient, c.bytes(), 5)
-			if (tc.refused == "") != (refused == "") || !strings.Contains(refused, tc.refused) {
+			o := &wiretest.Observer{}
+			s := NewFrameReader("v4.channel.k8s.io", wire.Shape{}, o)
+			wiretest.FeedSplit(s.FromClient, c.bytes(), 5)
+			if refused := o.Refused(); (tc.refused == "") != (refused == "") || !strings.Contains(refused, tc.refused) {
 				t.Errorf("protocol error %q, want %q", refused, tc.refused)
 			}
-			got, _, _ := stats.result()
+			got, _, _ := o.Result()
 			if got["stdin"] != tc.stdin || len(got) > 1 {
 				t.Errorf("bytes %v, want stdin %d", got, tc.stdin)
 			}
@@ -132,28 +133,25 @@ func TestSPDYStreamsAsTheKubeletReadsThem(t *testing.T) {
 // The kubelet reads the streams a request asked for: a stream it would not take (never replied
 // to, it stops spdystream's frame queue) is refused.
 func TestSPDYStreamsTheRequestAskedFor(t *testing.T) {
-	shape := sessionShape{known: true, stdout: true, stderr: true}
+	shape := wire.Shape{Known: true, Stdout: true, Stderr: true}
 	for _, tc := range []struct {
 		name, protocol, typ string
-		shape               sessionShape
+		shape               wire.Shape
 		ok                  bool
 	}{
 		{"stdout", "v4.channel.k8s.io", "stdout", shape, true},
 		{"stdin not asked for", "v4.channel.k8s.io", "stdin", shape, false},
-		{"stdin asked for", "v4.channel.k8s.io", "stdin", sessionShape{known: true, stdin: true}, true},
+		{"stdin asked for", "v4.channel.k8s.io", "stdin", wire.Shape{Known: true, Stdin: true}, true},
 		{"resize without a TTY", "v4.channel.k8s.io", "resize", shape, false},
-		{"resize with a TTY", "v4.channel.k8s.io", "resize", sessionShape{known: true, tty: true}, true},
-		{"resize in v2", "v2.channel.k8s.io", "resize", sessionShape{known: true, tty: true}, false},
+		{"resize with a TTY", "v4.channel.k8s.io", "resize", wire.Shape{Known: true, TTY: true}, true},
+		{"resize in v2", "v2.channel.k8s.io", "resize", wire.Shape{Known: true, TTY: true}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newSPDYClient(t).syn(1, 0, "streamtype", tc.typ)
-			stats := newStreamStats()
-			stats.shape = tc.shape
-			var refused string
-			stats.onClientProtocolError = func(why string) { refused = why }
-			s := newSkimmer("SPDY/3.1", tc.protocol, stats)
-			s.fromClient(c.bytes())
-			if (refused == "") != tc.ok {
+			o := &wiretest.Observer{}
+			s := NewFrameReader(tc.protocol, tc.shape, o)
+			s.FromClient(c.bytes())
+			if refused := o.Refused(); (refused == "") != tc.ok {
 				t.Errorf("protocol error %q, want one: %t", refused, !tc.ok)
 			}
 		})
@@ -181,16 +179,13 @@ func TestSPDYPortForwardPorts(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newSPDYClient(t).syn(1, 0, "streamtype", "error", "port", tc.port, "requestid", "0").
 				syn(3, 0, "streamtype", "data", "port", tc.port, "requestid", "0").data(3, false, "GET / HTTP/1.0\r\n\r\n")
-			stats := newStreamStats()
-			stats.shape = sessionShape{known: true, portForward: true, ports: tc.query}
-			var refused string
-			stats.onClientProtocolError = func(why string) { refused = why }
-			s := newSkimmer("SPDY/3.1", "portforward.k8s.io", stats)
-			s.fromClient(c.bytes())
-			if (tc.refused == "") != (refused == "") || !strings.Contains(refused, tc.refused) {
+			o := &wiretest.Observer{}
+			s := NewFrameReader("", wire.Shape{Known: true, PortForward: true, Ports: tc.query}, o)
+			s.FromClient(c.bytes())
+			if refused := o.Refused(); (tc.refused == "") != (refused == "") || !strings.Contains(refused, tc.refused) {
 				t.Errorf("protocol error %q, want %q", refused, tc.refused)
 			}
-			if got := stats.forwardedPorts(); !reflect.DeepEqual(got, tc.ports) {
+			if got := o.ForwardedPorts(); !reflect.DeepEqual(got, tc.ports) {
 				t.Errorf("ports %v, want %v", got, tc.ports)
 			}
 		})
@@ -219,18 +214,16 @@ func TestSPDYResizeStream(t *testing.T) {
 			for _, f := range tc.frames {
 				c.data(1, false, f)
 			}
-			stats := newStreamStats()
-			var refused string
-			stats.onClientProtocolError = func(why string) { refused = why }
-			s := newSkimmer("SPDY/3.1", "v4.channel.k8s.io", stats)
-			feedSplit(s.fromClient, c.bytes(), 4096)
-			if (tc.refused == "") != (refused == "") || !strings.Contains(refused, tc.refused) {
+			o := &wiretest.Observer{}
+			s := NewFrameReader("v4.channel.k8s.io", wire.Shape{}, o)
+			wiretest.FeedSplit(s.FromClient, c.bytes(), 4096)
+			if refused := o.Refused(); (tc.refused == "") != (refused == "") || !strings.Contains(refused, tc.refused) {
 				t.Errorf("protocol error %q, want %q", refused, tc.refused)
 			}
-			if _, resizes, _ := stats.result(); resizes != tc.resizes {
+			if _, resizes, _ := o.Result(); resizes != tc.resizes {
 				t.Errorf("%d resizes, want %d", resizes, tc.resizes)
 			}
-			if n := cap(stats.resize.buf); n > 2*maxResizeValue {
+			if n := s.client.resize.Held(); n > 2*wire.MaxResizeValue {
 				t.Errorf("%d bytes of the resize stream kept", n)
 			}
 		})
@@ -243,12 +236,9 @@ func TestSPDYPortForwardManyPorts(t *testing.T) {
 	for i := range maxForwardedPorts + 1 {
 		c.syn(uint32(2*i+1), 0, "streamtype", "data", "port", strconv.Itoa(1000+i), "requestid", strconv.Itoa(i))
 	}
-	stats := newStreamStats()
-	stats.shape = sessionShape{known: true, portForward: true}
-	var refused string
-	stats.onClientProtocolError = func(why string) { refused = why }
-	newSkimmer("SPDY/3.1", "portforward.k8s.io", stats).fromClient(c.bytes())
-	if !strings.Contains(refused, "over 64 ports") || len(stats.forwardedPorts()) != maxForwardedPorts {
-		t.Errorf("protocol error %q, %d ports", refused, len(stats.forwardedPorts()))
+	o := &wiretest.Observer{}
+	NewFrameReader("", wire.Shape{Known: true, PortForward: true}, o).FromClient(c.bytes())
+	if refused := o.Refused(); !strings.Contains(refused, "over 64 ports") || len(o.ForwardedPorts()) != maxForwardedPorts {
+		t.Errorf("protocol error %q, %d ports", refused, len(o.ForwardedPorts()))
 	}
 }

@@ -1,14 +1,21 @@
-package proxy
+// Package spdy reads SPDY/3.1 frames as they pass (both directions, the client's as spdystream and
+// the kubelet read them), with the header blocks' decompression; and follows frame boundaries
+// (FrameCutter) for the frame writer. It reports to a wire.Observer.
+package spdy
 
 import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 
 	"github.com/moby/spdystream/spdy"
+	"k8s.io/client-go/tools/remotecommand"
+
+	"github.com/exec-proxy/exec-proxy/pkg/wire"
 )
 
 // maxControlFrame bounds a SPDY control frame kept whole for reading (kubectl's are under 200
@@ -27,7 +34,7 @@ const maxForwardedPorts = 64
 // connection, and resets them when it ends).
 const maxStreams = 1024
 
-// spdySkimmer follows SPDY/3.1 frames in both directions as they pass, in the relay's own goroutine
+// FrameReader follows SPDY/3.1 frames in both directions as they pass, in the relay's own goroutine
 // and without copying data it does not need. DATA frames are counted from their 8-byte headers;
 // their payload is read only for the error stream (the Status with the exit code), resizes, and
 // streams being recorded, a piece at a time. Control frames are gathered whole and their header
@@ -40,9 +47,10 @@ const maxStreams = 1024
 // before those bytes reach the kubelet (see FuzzSPDYDifferential).
 // Control frames are read here, not with spdystream's framer, which trusts a header block's count
 // of headers and allocates for it: a client's crafted SYN_STREAM asking for 800 million would take
-// exec-proxy's memory (found by FuzzSPDYSkimmer).
-type spdySkimmer struct {
-	stats    *streamStats
+// exec-proxy's memory (found by FuzzSPDYFrameReader).
+type FrameReader struct {
+	o        wire.Observer
+	shape    wire.Shape
 	protocol string
 
 	mu      sync.Mutex // both directions
@@ -53,6 +61,8 @@ type spdySkimmer struct {
 	nextID spdy.StreamId
 	msg    []byte // the exec's error stream's message so far
 	msgID  spdy.StreamId
+	// ports: port-forward, the ports streams were opened for.
+	ports map[uint16]bool
 
 	client, server spdyReader
 }
@@ -65,31 +75,31 @@ type spdyStream struct {
 	clientDone, serverDone bool
 }
 
-func newSPDYSkimmer(stats *streamStats) *spdySkimmer {
-	return newSPDYSkimmerFor(stats, "")
-}
-
-func newSPDYSkimmerFor(stats *streamStats, protocol string) *spdySkimmer {
-	s := &spdySkimmer{stats: stats, protocol: protocol, streams: map[spdy.StreamId]*spdyStream{}, opened: map[string]bool{}}
+// NewFrameReader reads a session whose request asked for shape, over exec protocol protocol
+// ("" for port-forward and the stream translator's kubelet leg), reporting to o.
+func NewFrameReader(protocol string, shape wire.Shape, o wire.Observer) *FrameReader {
+	s := &FrameReader{o: o, shape: shape, protocol: protocol, streams: map[spdy.StreamId]*spdyStream{}, opened: map[string]bool{},
+		ports: map[uint16]bool{}}
 	s.client.s, s.server.s = s, s
 	s.client.fromClient = true
 	return s
 }
 
-func (s *spdySkimmer) fromClient(p []byte) { s.client.feed(p) }
-func (s *spdySkimmer) toClient(p []byte)   { s.server.feed(p) }
+func (s *FrameReader) FromClient(p []byte) { s.client.feed(p) }
+func (s *FrameReader) ToClient(p []byte)   { s.server.feed(p) }
 
-// close reads an error stream the connection's close cut short of its FIN as it is.
-func (s *spdySkimmer) close() {
+// Close reads an error stream the connection's close cut short of its FIN as it is.
+func (s *FrameReader) Close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.msg) > 0 {
-		s.stats.status(s.msg)
+		s.o.Status(s.msg)
 		s.msg = nil
 	}
 }
 
-func (s *spdySkimmer) streamType(id spdy.StreamId) string {
+// StreamType is the type of stream id, or "".
+func (s *FrameReader) StreamType(id spdy.StreamId) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if st := s.streams[id]; st != nil {
@@ -98,8 +108,8 @@ func (s *spdySkimmer) streamType(id spdy.StreamId) string {
 	return ""
 }
 
-// streamID is the stream of type typ, if one was opened.
-func (s *spdySkimmer) streamID(typ string) (spdy.StreamId, bool) {
+// StreamID is the stream of type typ, if one was opened.
+func (s *FrameReader) StreamID(typ string) (spdy.StreamId, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for id, st := range s.streams {
@@ -112,7 +122,7 @@ func (s *spdySkimmer) streamID(typ string) (spdy.StreamId, bool) {
 
 // synStream takes the client's SYN_STREAM for stream id, whose header block was read as
 // spdystream reads it, or says why the kubelet would not read the stream as it is read here.
-func (s *spdySkimmer) synStream(id spdy.StreamId, flags spdy.ControlFlags, typ, port string) error {
+func (s *FrameReader) synStream(id spdy.StreamId, flags spdy.ControlFlags, typ, port string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
@@ -124,8 +134,8 @@ func (s *spdySkimmer) synStream(id spdy.StreamId, flags spdy.ControlFlags, typ, 
 		return fmt.Errorf("more than %d streams open at once", maxStreams)
 	}
 	s.nextID = id + 2
-	shape := s.stats.shape
-	if shape.portForward {
+	shape := s.shape
+	if shape.PortForward {
 		// k8s.io/kubelet/pkg/cri/streaming/portforward's httpStreamReceived: the stream's own port
 		// header, never the query.
 		n, err := strconv.ParseUint(port, 10, 16)
@@ -134,14 +144,15 @@ func (s *spdySkimmer) synStream(id spdy.StreamId, flags spdy.ControlFlags, typ, 
 			return fmt.Errorf("a port-forward stream with port %q", port)
 		case typ != "data" && typ != "error":
 			return fmt.Errorf("a port-forward stream of type %q", typ)
-		case !shape.portAllowed(uint16(n)):
-			return fmt.Errorf("a port-forward stream to port %d, which the request did not name (ports %v)", n, shape.ports)
-		case s.stats.portCount(strconv.FormatUint(n, 10)) > maxForwardedPorts:
+		case !portAllowed(shape, uint16(n)):
+			return fmt.Errorf("a port-forward stream to port %d, which the request did not name (ports %v)", n, shape.Ports)
+		case s.portCount(uint16(n)) > maxForwardedPorts:
 			return fmt.Errorf("port-forward streams to over %d ports", maxForwardedPorts)
 		}
-		s.stats.port(strconv.FormatUint(n, 10))
+		s.ports[uint16(n)] = true
+		s.o.PortForwarded(uint16(n))
 	} else {
-		if !shape.spdyStreamAllowed(typ, s.protocol) || s.opened[typ] {
+		if !streamAllowed(shape, typ, s.protocol) || s.opened[typ] {
 			return fmt.Errorf("a stream of type %q that the kubelet does not read here", typ)
 		}
 		s.opened[typ] = true
@@ -151,7 +162,7 @@ func (s *spdySkimmer) synStream(id spdy.StreamId, flags spdy.ControlFlags, typ, 
 }
 
 // reset forgets a stream either side reset: spdystream drops its later data.
-func (s *spdySkimmer) reset(id spdy.StreamId) {
+func (s *FrameReader) reset(id spdy.StreamId) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.streams, id)
@@ -160,7 +171,7 @@ func (s *spdySkimmer) reset(id spdy.StreamId) {
 // dataFrame looks up the stream of a DATA frame: its type, or an error when it is the client's
 // and spdystream would drop it (no such stream, or one the client finished) or the kubelet would
 // not read it (a stream only the kubelet writes: its data would stop spdystream's frame queue).
-func (s *spdySkimmer) dataFrame(id spdy.StreamId, fromClient bool, length int) (string, error) {
+func (s *FrameReader) dataFrame(id spdy.StreamId, fromClient bool, length int) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.streams[id]
@@ -178,7 +189,7 @@ func (s *spdySkimmer) dataFrame(id spdy.StreamId, fromClient bool, length int) (
 }
 
 // fin notes the end of one side of a stream.
-func (s *spdySkimmer) fin(id spdy.StreamId, fromClient bool) {
+func (s *FrameReader) fin(id spdy.StreamId, fromClient bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.streams[id]
@@ -190,34 +201,51 @@ func (s *spdySkimmer) fin(id spdy.StreamId, fromClient bool) {
 	} else {
 		st.serverDone = true
 	}
-	if st.clientDone && st.serverDone && s.stats.shape.portForward {
+	if st.clientDone && st.serverDone && s.shape.PortForward {
 		delete(s.streams, id) // exec's streams stay: the direct path looks them up by type
 	}
 }
 
-// errorMessage gathers the exec's error stream's message, at most maxErrorMessage bytes of it.
-func (s *spdySkimmer) errorMessage(id spdy.StreamId, p []byte) {
+// errorMessage gathers the exec's error stream's message, at most wire.MaxErrorMessage bytes of it.
+func (s *FrameReader) errorMessage(id spdy.StreamId, p []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.msgID = id
-	s.msg = append(s.msg, p[:min(len(p), max(0, maxErrorMessage-len(s.msg)))]...)
+	s.msg = append(s.msg, p[:min(len(p), max(0, wire.MaxErrorMessage-len(s.msg)))]...)
 }
 
 // errorFrameDone reads the error stream's message once it is whole.
-func (s *spdySkimmer) errorFrameDone(fin bool) {
+func (s *FrameReader) errorFrameDone(fin bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	// The kubelet writes its Status in one piece and may close the connection without a FIN:
 	// read it as soon as it is whole.
 	if len(s.msg) > 0 && (fin || json.Valid(s.msg)) {
-		s.stats.status(s.msg)
+		s.o.Status(s.msg)
 		s.msg = nil
 	}
 }
 
+// portCount is how many ports streams were opened for, with p.
+func (s *FrameReader) portCount(p uint16) int {
+	if s.ports[p] {
+		return len(s.ports)
+	}
+	return len(s.ports) + 1
+}
+
+// resized reads more of the client's resize stream; the observer hears the terminal sizes it
+// completes. An error says the stream is not terminal sizes, as the kubelet reads them.
+func (r *spdyReader) resized(p []byte) error {
+	var sizes []remotecommand.TerminalSize
+	err := r.resize.Feed(p, func(size remotecommand.TerminalSize) { sizes = append(sizes, size) })
+	r.s.o.Resized(sizes)
+	return err
+}
+
 // spdyReader is one direction's parser state; only one goroutine feeds it.
 type spdyReader struct {
-	s         *spdySkimmer
+	s         *FrameReader
 	hdr       [8]byte
 	nhdr      int
 	remaining int // payload bytes left in the current frame
@@ -228,6 +256,7 @@ type spdyReader struct {
 	ctrl      bytes.Buffer
 	record    []byte // of the current DATA frame, for the recording: at most maxRecordChunk
 	headers   headerBlocks
+	resize    wire.ResizeReader // the client's resize stream
 	stopped   bool
 	// fromClient: frames the kubelet would not read as they are read here end the session
 	// rather than reach it.
@@ -255,7 +284,7 @@ func (r *spdyReader) feed(p []byte) {
 
 func (r *spdyReader) begin() {
 	r.control = r.hdr[0]&0x80 != 0
-	r.remaining = spdyBodyLen(r.hdr[:])
+	r.remaining = BodyLen(r.hdr[:])
 	if r.control {
 		if r.remaining > maxControlFrame {
 			r.fail(fmt.Sprintf("a control frame of %d bytes", r.remaining))
@@ -285,13 +314,13 @@ func (r *spdyReader) piece(b []byte) {
 	}
 	switch {
 	case r.fromClient && r.typ == "resize":
-		if err := r.s.stats.resized(b); err != nil {
+		if err := r.resized(b); err != nil {
 			r.fail(err.Error())
 		}
 	case r.fromClient && (r.typ == "stdin" || r.typ == "data"),
 		!r.fromClient && (r.typ == "stdout" || r.typ == "stderr" || r.typ == "data"):
-		r.s.stats.add(r.typ, len(b))
-		if r.s.stats.recordsStream(r.typ) {
+		r.s.o.Payload(r.typ, len(b))
+		if r.s.o.Wants(r.typ) {
 			for len(b) > 0 {
 				n := min(len(b), maxRecordChunk-len(r.record))
 				r.record, b = append(r.record, b[:n]...), b[n:]
@@ -300,7 +329,7 @@ func (r *spdyReader) piece(b []byte) {
 				}
 			}
 		}
-	case !r.fromClient && r.typ == "error" && !r.s.stats.shape.portForward:
+	case !r.fromClient && r.typ == "error" && !r.s.shape.PortForward:
 		r.s.errorMessage(r.stream, b)
 	}
 }
@@ -309,7 +338,7 @@ func (r *spdyReader) end() {
 	r.nhdr = 0
 	if !r.control {
 		r.flushRecord()
-		if r.typ == "error" && !r.fromClient && !r.s.stats.shape.portForward {
+		if r.typ == "error" && !r.fromClient && !r.s.shape.PortForward {
 			r.s.errorFrameDone(r.fin)
 		}
 		if r.fin {
@@ -329,7 +358,7 @@ func (r *spdyReader) end() {
 
 func (r *spdyReader) flushRecord() {
 	if len(r.record) > 0 {
-		r.s.stats.record(r.typ, r.record)
+		r.s.o.Data(r.typ, r.record)
 		r.record = r.record[:0]
 	}
 }
@@ -339,9 +368,9 @@ func (r *spdyReader) fail(why string) {
 	r.stop()
 	why = "unreadable SPDY frames: " + why
 	if r.fromClient {
-		r.s.stats.clientProtocolError(why)
+		r.s.o.ClientProtocolError(why)
 	} else {
-		r.s.stats.lost(why)
+		r.s.o.Lost(why)
 	}
 }
 
@@ -350,4 +379,37 @@ func (r *spdyReader) stop() {
 	r.stopped = true
 	r.headers, r.record = headerBlocks{}, nil
 	r.ctrl = bytes.Buffer{}
+}
+
+// streamAllowed tells whether the kubelet reads a client's SPDY stream of type typ in an exec or
+// attach negotiated with protocol (k8s.io/kubelet/pkg/cri/streaming/remotecommand's
+// waitForStreams: the first streams of the types it expects, as many as it expects; a stream
+// beyond them is never replied to and stops spdystream's frame queue).
+func streamAllowed(sh wire.Shape, typ, protocol string) bool {
+	resize := protocol == "v3.channel.k8s.io" || protocol == "v4.channel.k8s.io" || protocol == "v5.channel.k8s.io"
+	if !sh.Known {
+		return typ == "error" || typ == "stdin" || typ == "stdout" || typ == "stderr" || typ == "resize"
+	}
+	switch typ {
+	case "error":
+		return true
+	case "stdin":
+		return sh.Stdin
+	case "stdout":
+		return sh.Stdout
+	case "stderr":
+		return sh.Stderr
+	case "resize":
+		return sh.TTY && resize
+	}
+	return false
+}
+
+// portAllowed tells whether a port-forward stream to port (a port header the kubelet parsed)
+// was asked for.
+func portAllowed(sh wire.Shape, port uint16) bool {
+	if len(sh.Ports) == 0 {
+		return true
+	}
+	return slices.Contains(sh.Ports, int32(port))
 }

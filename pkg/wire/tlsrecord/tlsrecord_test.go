@@ -1,4 +1,4 @@
-package proxy
+package tlsrecord
 
 import (
 	"bytes"
@@ -8,18 +8,20 @@ import (
 	"net"
 	"sync"
 	"testing"
+
+	"github.com/exec-proxy/exec-proxy/pkg/wire/wiretest"
 )
 
 func TestWriteRecordsInOneWrite(t *testing.T) {
 	cases := []struct {
 		name     string
-		under    bool // a recordConn is under the TLS connection
+		under    bool // a Conn is under the TLS connection
 		size     int
 		oneWrite bool // on the TCP connection
 	}{
 		{"a 40 KiB write: three records or more, one system call", true, 40 << 10, true},
 		{"a small write: one record, one system call", true, 100, true},
-		{"without a recordConn: a system call per record", false, 40 << 10, false},
+		{"without a Conn: a system call per record", false, 40 << 10, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -32,8 +34,8 @@ func TestWriteRecordsInOneWrite(t *testing.T) {
 				got <- b
 			}()
 			before := counted.count()
-			if n, err := writeRecords(client, p); n != len(p) || err != nil {
-				t.Fatalf("writeRecords: %d, %v", n, err)
+			if n, err := Write(client, p); n != len(p) || err != nil {
+				t.Fatalf("Write: %d, %v", n, err)
 			}
 			if writes := counted.count() - before; (writes == 1) != tc.oneWrite {
 				t.Errorf("%d writes on the TCP connection; want one: %v", writes, tc.oneWrite)
@@ -50,20 +52,20 @@ func TestWriteRecordsInOneWrite(t *testing.T) {
 func TestWriteRecordsFailureSticks(t *testing.T) {
 	client, _, counted := recordPair(t, true)
 	counted.fail(errors.New("broken pipe"))
-	if n, err := writeRecords(client, []byte("lost")); n != 0 || err == nil {
-		t.Fatalf("writeRecords on a broken connection: %d, %v; want 0 and the error", n, err)
+	if n, err := Write(client, []byte("lost")); n != 0 || err == nil {
+		t.Fatalf("Write on a broken connection: %d, %v; want 0 and the error", n, err)
 	}
 	counted.fail(nil) // the connection would take bytes again: the TLS stream cannot
 	if _, err := client.Write([]byte("after")); err == nil {
 		t.Error("a write after lost records succeeded")
 	}
-	if _, err := writeRecords(client, []byte("after")); err == nil {
-		t.Error("writeRecords after lost records succeeded")
+	if _, err := Write(client, []byte("after")); err == nil {
+		t.Error("Write after lost records succeeded")
 	}
 }
 
 // TestWriteRecordsConcurrentWriter: another goroutine's write to the TLS connection (an alert, a
-// close) during a writeRecords goes out in order with its records.
+// close) during a Write goes out in order with its records.
 func TestWriteRecordsConcurrentWriter(t *testing.T) {
 	client, server, _ := recordPair(t, true)
 	const writers, size = 8, 20 << 10
@@ -74,7 +76,7 @@ func TestWriteRecordsConcurrentWriter(t *testing.T) {
 			defer wg.Done()
 			p := bytes.Repeat([]byte{byte('a' + i)}, size)
 			if i%2 == 0 {
-				_, _ = writeRecords(client, p)
+				_, _ = Write(client, p)
 			} else {
 				_, _ = client.Write(p)
 			}
@@ -103,13 +105,13 @@ func TestWriteRecordsConcurrentWriter(t *testing.T) {
 }
 
 // recordPair is a TLS connection over loopback TCP whose client side writes through a countingConn,
-// with a recordConn over it if under is set.
+// with a Conn over it if under is set.
 func recordPair(t *testing.T, under bool) (client *tls.Conn, server *tls.Conn, counted *countingConn) {
 	t.Helper()
-	server, client = handshakenPair(t, func(raw net.Conn) net.Conn {
+	server, client = wiretest.HandshakenPair(t, func(raw net.Conn) net.Conn {
 		counted = &countingConn{Conn: raw}
 		if under {
-			return &recordConn{Conn: counted}
+			return &Conn{Conn: counted}
 		}
 		return counted
 	})

@@ -1,27 +1,29 @@
-package proxy
+// Package tlsrecord batches TLS records. Go's crypto/tls writes each TLS record with a system call
+// of its own: a 32 KiB write is two or three records, and a WebSocket frame from upstream's stream
+// translator (whose header and first 4 KiB come through a 4 KiB buffer) four or five. A Conn under
+// a session's TLS connection gathers the records of one write, so that they leave in one system
+// call.
+package tlsrecord
 
 import (
 	"crypto/tls"
 	"net"
 	"sync"
 	"time"
+
+	"github.com/exec-proxy/exec-proxy/pkg/wire"
 )
 
-// Go's crypto/tls writes each TLS record with a system call of its own: a 32 KiB write is two or
-// three records, and a WebSocket frame from upstream's stream translator (whose header and first
-// 4 KiB come through a 4 KiB buffer) four or five. A recordConn under a session's TLS connection
-// gathers the records of one write, so that they leave in one system call.
-
 // recordBufferSize holds the records of the largest write exec-proxy makes, a whole frame's.
-const recordBufferSize = frameBufferSize + 1<<10
+const recordBufferSize = wire.FrameBufferSize + 1<<10
 
 var recordBuffers = sync.Pool{New: func() any { b := make([]byte, 0, recordBufferSize); return &b }}
 
-// recordConn is the TCP connection under a TLS connection. While writeRecords runs, what the TLS
-// connection writes is gathered, then written at once.
-type recordConn struct {
+// Conn is the TCP connection under a TLS connection. While Write (the package's) runs, what the
+// TLS connection writes is gathered, then written at once.
+type Conn struct {
 	net.Conn
-	writing sync.Mutex // one writeRecords at a time
+	writing sync.Mutex // one write of gathered records at a time
 	mu      sync.Mutex
 	held    *[]byte // the records of the write under way
 	// err is the failed write of gathered records: the TLS connection lost records it counts as
@@ -29,7 +31,7 @@ type recordConn struct {
 	err error
 }
 
-func (c *recordConn) Write(p []byte) (int, error) {
+func (c *Conn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	if c.held != nil {
 		*c.held = append(*c.held, p...)
@@ -45,7 +47,7 @@ func (c *recordConn) Write(p []byte) (int, error) {
 }
 
 // writeRecords writes p through tc, the TLS connection over c.
-func (c *recordConn) writeRecords(tc *tls.Conn, p []byte) (int, error) {
+func (c *Conn) writeRecords(tc *tls.Conn, p []byte) (int, error) {
 	c.writing.Lock()
 	defer c.writing.Unlock()
 	held := recordBuffers.Get().(*[]byte)
@@ -75,29 +77,29 @@ func (c *recordConn) writeRecords(tc *tls.Conn, p []byte) (int, error) {
 	return n, err
 }
 
-// writeRecords writes p to c, its TLS records in one system call if c is TLS over a recordConn.
-func writeRecords(c net.Conn, p []byte) (int, error) {
+// Write writes p to c, its TLS records in one system call if c is TLS over a Conn.
+func Write(c net.Conn, p []byte) (int, error) {
 	if tc, ok := c.(*tls.Conn); ok {
-		if rc, ok := tc.NetConn().(*recordConn); ok {
+		if rc, ok := tc.NetConn().(*Conn); ok {
 			return rc.writeRecords(tc, p)
 		}
 	}
 	return c.Write(p)
 }
 
-// recordsWriter writes to c with writeRecords.
-type recordsWriter struct{ c net.Conn }
+// Writer writes to Conn with Write.
+type Writer struct{ Conn net.Conn }
 
-func (w recordsWriter) Write(p []byte) (int, error) { return writeRecords(w.c, p) }
+func (w Writer) Write(p []byte) (int, error) { return Write(w.Conn, p) }
 
-// RecordListener puts a recordConn under each connection exec-proxy serves; the TLS is over it.
-type RecordListener struct{ net.Listener }
+// Listener puts a Conn under each connection exec-proxy serves; the TLS is over it.
+type Listener struct{ net.Listener }
 
 // keepAlivePeriod is the API server's own: it sets it on a TCP connection it accepts, which a
-// recordConn is not.
+// Conn is not.
 const keepAlivePeriod = 3 * time.Minute
 
-func (l RecordListener) Accept() (net.Conn, error) {
+func (l Listener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
 		return nil, err
@@ -106,5 +108,5 @@ func (l RecordListener) Accept() (net.Conn, error) {
 		_ = tc.SetKeepAlive(true)
 		_ = tc.SetKeepAlivePeriod(keepAlivePeriod)
 	}
-	return &recordConn{Conn: c}, nil
+	return &Conn{Conn: c}, nil
 }

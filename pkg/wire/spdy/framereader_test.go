@@ -1,4 +1,4 @@
-package proxy
+package spdy
 
 import (
 	"bytes"
@@ -10,7 +10,11 @@ import (
 	"testing"
 
 	"github.com/moby/spdystream/spdy"
+	"go.uber.org/goleak"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/exec-proxy/exec-proxy/pkg/wire"
+	"github.com/exec-proxy/exec-proxy/pkg/wire/wiretest"
 )
 
 // spdyExec is one exec session's frames, each direction with its own header compression, as
@@ -47,60 +51,42 @@ func spdyExec(t testing.TB) (fromClient, toClient []byte) {
 	return c.Bytes(), s.Bytes()
 }
 
-// feedSplit feeds p in pieces of n bytes (all at once for n <= 0).
-func feedSplit(feed func([]byte), p []byte, n int) {
-	if n <= 0 {
-		n = len(p)
-	}
-	for len(p) > 0 {
-		k := min(n, len(p))
-		feed(append([]byte(nil), p[:k]...)) // the relay reuses its buffer
-		p = p[k:]
-	}
-}
-
-func TestSPDYSkimmer(t *testing.T) {
+func TestFrameReader(t *testing.T) {
 	fromClient, toClient := spdyExec(t)
 	for _, split := range []int{0, 1, 3, 7, 100, 4096} {
 		t.Run(fmt.Sprintf("pieces of %d bytes", split), func(t *testing.T) {
-			stats := newStreamStats()
-			rec := &recording{events: make(chan castEvent, 100), stdin: true}
-			stats.recording.Store(rec)
-			s := newSkimmer("SPDY/3.1", "v4.channel.k8s.io", stats)
-			feedSplit(s.fromClient, fromClient, split)
-			feedSplit(s.toClient, toClient, split)
-			s.close()
-			byStream, resizes, code := stats.result()
+			o := &wiretest.Observer{Record: true}
+			s := NewFrameReader("v4.channel.k8s.io", wire.Shape{}, o)
+			wiretest.FeedSplit(s.FromClient, fromClient, split)
+			wiretest.FeedSplit(s.ToClient, toClient, split)
+			s.Close()
+			byStream, resizes, code := o.Result()
 			want := map[string]int64{"stdin": 6, "stdout": 10000, "stderr": 5}
 			if !reflect.DeepEqual(byStream, want) || resizes != 1 || code != "3" {
 				t.Errorf("bytes %v, resizes %d, exit %q; want %v, 1, 3", byStream, resizes, code, want)
 			}
-			close(rec.events)
-			got := map[string]int{}
-			for ev := range rec.events {
-				got[ev.kind] += len(ev.data)
-			}
-			if got["o"] != 10005 || got["i"] != 6 || got["r"] == 0 {
-				t.Errorf("recorded %v", got)
+			out, in := len(o.Recorded("stdout"))+len(o.Recorded("stderr")), len(o.Recorded("stdin"))
+			if out != 10005 || in != 6 {
+				t.Errorf("recorded %d bytes of output, %d of stdin", out, in)
 			}
 		})
 	}
 }
 
-// FuzzSPDYSkimmer: any bytes, in any split, in either direction, never panic or hang the reader.
-func FuzzSPDYSkimmer(f *testing.F) {
+// FuzzSPDYFrameReader: any bytes, in any split, in either direction, never panic or hang the reader.
+func FuzzSPDYFrameReader(f *testing.F) {
 	fromClient, toClient := spdyExec(f)
 	f.Add(fromClient, toClient, uint8(0))
 	f.Add(fromClient, toClient, uint8(5))
 	f.Add([]byte("\x80\x03\x00\x01\x00\x00\x00\x0a\x00\x00\x00\x01"), []byte{0, 0, 0, 1, 1, 0, 0, 3, 'a', 'b'}, uint8(1))
 	f.Add([]byte("\x80\x03\x00\x63this is no SPDY frame at all"), []byte{}, uint8(2))
 	f.Fuzz(func(t *testing.T, a, b []byte, split uint8) {
-		stats := newStreamStats()
-		s := newSkimmer("SPDY/3.1", "v4.channel.k8s.io", stats)
-		feedSplit(s.fromClient, a, int(split))
-		feedSplit(s.toClient, b, int(split))
-		s.close()
-		_, _, _ = stats.result()
+		o := &wiretest.Observer{}
+		s := NewFrameReader("v4.channel.k8s.io", wire.Shape{}, o)
+		wiretest.FeedSplit(s.FromClient, a, int(split))
+		wiretest.FeedSplit(s.ToClient, b, int(split))
+		s.Close()
+		_, _, _ = o.Result()
 	})
 }
 
@@ -122,14 +108,40 @@ func TestSPDYClientProtocolError(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			stats := newStreamStats()
-			var got string
-			stats.onClientProtocolError = func(why string) { got = why }
-			s := newSkimmer("SPDY/3.1", "v4.channel.k8s.io", stats)
-			feedSplit(s.fromClient, tc.fromClient, 3)
-			feedSplit(s.toClient, tc.toClient, 3)
-			if (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
+			o := &wiretest.Observer{}
+			s := NewFrameReader("v4.channel.k8s.io", wire.Shape{}, o)
+			wiretest.FeedSplit(s.FromClient, tc.fromClient, 3)
+			wiretest.FeedSplit(s.ToClient, tc.toClient, 3)
+			if got := o.Refused(); (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
 				t.Errorf("protocol error %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestFrameReaderGivesUpCleanly(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	cases := []struct {
+		name string
+		feed func(s *FrameReader)
+		why  string
+	}{
+		{"garbage", func(s *FrameReader) { s.ToClient([]byte("\x80\x03\x00\x63this is no SPDY frame at all")) }, "unknown: unreadable SPDY frames"},
+		{"many frames: no hang, no leak", func(s *FrameReader) {
+			for i := 0; i < 10000; i++ {
+				s.FromClient([]byte{0, 0, 0, 1, 0, 0, 0, 0}) // empty data frames of stream 1
+			}
+		}, "unknown: "},
+		{"nothing", func(*FrameReader) {}, "unknown: the session ended without an exit status"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			o := &wiretest.Observer{}
+			s := NewFrameReader("v4.channel.k8s.io", wire.Shape{}, o)
+			tc.feed(s)
+			s.Close()
+			if _, _, code := o.Result(); !bytes.HasPrefix([]byte(code), []byte(tc.why)) {
+				t.Errorf("exit code %q, want %q...", code, tc.why)
 			}
 		})
 	}

@@ -1,0 +1,94 @@
+package proxy
+
+import (
+	"context"
+	"testing"
+
+	"k8s.io/client-go/tools/remotecommand"
+
+	"github.com/exec-proxy/exec-proxy/pkg/wire/wiretest"
+)
+
+// The frames the tests write, built as in the wire packages' tests.
+var (
+	wsFrame    = wiretest.WSFrame
+	channelMsg = wiretest.ChannelMsg
+)
+
+// While frames are read, keep-alive pings do not hold a session open against the idle timeout;
+// payload does. Where the frames are not read, every byte counts.
+func TestIdleActivity(t *testing.T) {
+	mask := []byte{9, 8, 7, 6}
+	cases := []struct {
+		name, upgrade, protocol string
+		frame                   []byte
+		active                  bool
+	}{
+		{"WebSocket ping", "websocket", "v5.channel.k8s.io", wsFrame(true, 9, nil, mask), false},
+		{"WebSocket stdin", "websocket", "v5.channel.k8s.io", wsFrame(true, 2, channelMsg(0, "x"), mask), true},
+		{"WebSocket resize", "websocket", "v5.channel.k8s.io", wsFrame(true, 2, channelMsg(4, `{"Width":1,"Height":1}`), mask), true},
+		{"port-forward tunnel ping", "websocket", "SPDY/3.1+portforward.k8s.io", wsFrame(true, 9, nil, mask), false},
+		{"protocol not read", "websocket", "example.dev/unknown", wsFrame(true, 9, nil, mask), true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newSession(context.Background(), 0)
+			s.counters = byteCounters()
+			s.Stdin = true
+			defer s.cancel()
+			head := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: " + tc.upgrade + "\r\nSec-WebSocket-Protocol: " + tc.protocol + "\r\n\r\n"
+			if _, err := s.noteResponse([]byte(head)); err != nil {
+				t.Fatal(err)
+			}
+			s.lastActive.Store(0)
+			s.frameReader().FromClient(tc.frame)
+			s.countIn(len(tc.frame))
+			s.frameReader().Close()
+			if active := s.lastActive.Load() != 0; active != tc.active {
+				t.Errorf("counted as activity: %v, want %v", active, tc.active)
+			}
+		})
+	}
+}
+
+// TestSessionShapeTTYDropsStderr: with a TTY the kubelet drops stderr and waits for one stream
+// fewer, so a client's stderr stream would take stdin's place: the reader must not count it.
+func TestSessionShapeTTYDropsStderr(t *testing.T) {
+	s := newSession(context.Background(), 0)
+	defer s.cancel()
+	s.counters = byteCounters()
+	s.Stdin, s.Stdout, s.Stderr, s.TTY = true, true, true, true
+	if _, err := s.noteResponse([]byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if sh := s.stats.shape; sh.Stderr || !sh.Stdin || !sh.TTY {
+		t.Errorf("shape %+v: want stdin and a TTY, no stderr", sh)
+	}
+}
+
+// What the frame reader hears reaches the recording as asciicast events: stdout and stderr as
+// output, stdin as input, each terminal size as a resize.
+func TestStreamStatsRecord(t *testing.T) {
+	stats := newStreamStats()
+	rec := &recording{events: make(chan castEvent, 100), stdin: true}
+	stats.recording.Store(rec)
+	for _, stream := range []string{"stdout", "stderr", "stdin", "data"} {
+		if want := stream != "data"; stats.Wants(stream) != want {
+			t.Errorf("wants %s: %t, want %t", stream, !want, want)
+		}
+		stats.Payload(stream, 2)
+		stats.Data(stream, []byte("ab"))
+	}
+	stats.Resized([]remotecommand.TerminalSize{{Width: 80, Height: 24}})
+	close(rec.events)
+	got := map[string]string{}
+	for ev := range rec.events {
+		got[ev.kind] += ev.data
+	}
+	if got["o"] != "abab" || got["i"] != "ab" || got["r"] != "80x24" {
+		t.Errorf("recorded %q", got)
+	}
+	if bytes, resizes, _ := stats.result(); len(bytes) != 4 || resizes != 1 {
+		t.Errorf("bytes %v, %d resizes", bytes, resizes)
+	}
+}
