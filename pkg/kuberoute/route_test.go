@@ -21,7 +21,7 @@ import (
 	genericapifilters "k8s.io/apiserver/pkg/endpoints/filters"
 	apirequest "k8s.io/apiserver/pkg/endpoints/request"
 
-	"github.com/exec-proxy/exec-proxy/pkg/proxy"
+	"github.com/exec-proxy/exec-proxy/pkg/session"
 )
 
 // testResolver parses requests as the handler chain does.
@@ -98,9 +98,9 @@ func (f fakeObjects) Get(_ context.Context, gr schema.GroupResource, namespace, 
 }
 
 // fakeSessions records the request it was asked to serve and answers 200.
-type fakeSessions struct{ got *proxy.Request }
+type fakeSessions struct{ got *session.Request }
 
-func (f *fakeSessions) Handler(_ context.Context, r proxy.Request) (http.Handler, error) {
+func (f *fakeSessions) Handler(_ context.Context, r session.Request) (http.Handler, error) {
 	f.got = &r
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) }), nil
 }
@@ -115,7 +115,7 @@ func TestHandler(t *testing.T) {
 		name, method, path string
 		code               int
 		message            string
-		want               *proxy.Request
+		want               *session.Request
 	}{
 		{"discovery", "GET", "/api/v1", 200, `"pods/exec"`, nil},
 		{"groups", "GET", "/apis", 200, `"apps/v1"`, nil},
@@ -126,9 +126,9 @@ func TestHandler(t *testing.T) {
 		{"pod read", "GET", "/api/v1/namespaces/ns/pods/p", 200, `"name":"p"`, nil},
 		{"pod not found", "GET", "/api/v1/namespaces/ns/pods/q", 404, `pods \"q\" not found`, nil},
 		{"exec over GET", "GET", "/api/v1/namespaces/ns/pods/p/exec?command=ls&stdout=true&container=c", 200, "",
-			&proxy.Request{Kind: proxy.KindExec, Namespace: "ns", Pod: "p", Exec: &corev1.PodExecOptions{Command: []string{"ls"}, Stdout: true, Container: "c"}}},
+			&session.Request{Kind: session.KindExec, Namespace: "ns", Pod: "p", Exec: &corev1.PodExecOptions{Command: []string{"ls"}, Stdout: true, Container: "c"}}},
 		{"port-forward over POST", "POST", "/api/v1/namespaces/ns/pods/p/portforward?ports=80", 200, "",
-			&proxy.Request{Kind: proxy.KindPortForward, Namespace: "ns", Pod: "p", PortForward: &corev1.PodPortForwardOptions{Ports: []int32{80}}}},
+			&session.Request{Kind: session.KindPortForward, Namespace: "ns", Pod: "p", PortForward: &corev1.PodPortForwardOptions{Ports: []int32{80}}}},
 		{"exec without command", "POST", "/api/v1/namespaces/ns/pods/p/exec?stdout=true", 400, "exec needs a command", nil},
 		{"bad parameter", "POST", "/api/v1/namespaces/ns/pods/p/exec?command=ls&stdout=maybe", 400, "is not a boolean", nil},
 		{"pods by selector", "GET", "/api/v1/namespaces/ns/pods?labelSelector=app%3Dweb", 200, `"name":"p"`, nil},

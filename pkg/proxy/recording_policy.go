@@ -5,6 +5,7 @@ import (
 	"os"
 	"slices"
 
+	"github.com/exec-proxy/exec-proxy/pkg/session"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 	"sigs.k8s.io/yaml"
 )
@@ -67,7 +68,7 @@ func (r RecordingRule) matches(s *Session) bool {
 
 // decide says whether s is recorded, and whether with its input.
 func (c RecordingConfig) decide(s *Session) (record, stdin bool) {
-	if c.Dir == "" || s.Kind == KindPortForward {
+	if c.Dir == "" || s.Kind == session.KindPortForward {
 		return false, false
 	}
 	what, stdin := RecordTTY, c.Stdin

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/exec-proxy/exec-proxy/pkg/session"
 	"github.com/moby/spdystream"
 	"golang.org/x/sys/unix"
 	"golang.org/x/time/rate"
@@ -164,7 +165,7 @@ func TestThrottledSessionKeepsItsTail(t *testing.T) {
 		}
 		stdout, status, err := newSPDYExecClient(t, bufConn{nc, br}).run(kubelet, 0)
 		checkFlood(t, kubelet, stdout, status, err)
-		if rec := <-records; rec.ExitCode != "0" || rec.Reason != ReasonExited {
+		if rec := <-records; rec.ExitCode != "0" || rec.Reason != session.ReasonExited {
 			t.Errorf("record: exit %q, reason %q", rec.ExitCode, rec.Reason)
 		}
 	})
