@@ -21,6 +21,7 @@ import (
 	genericapifilters "k8s.io/apiserver/pkg/endpoints/filters"
 	apirequest "k8s.io/apiserver/pkg/endpoints/request"
 
+	"github.com/exec-proxy/exec-proxy/pkg/api"
 	"github.com/exec-proxy/exec-proxy/pkg/session"
 )
 
@@ -38,11 +39,11 @@ func TestRequestInfo(t *testing.T) {
 		method, path                                 string
 		verb, group, resource, subresource, ns, name string
 	}{
-		{"GET", Prefix + "/api/v1/namespaces/ns/pods/p/exec", "create", "", "pods", "exec", "ns", "p"},
-		{"POST", Prefix + "/api/v1/namespaces/ns/pods/p/exec", "create", "", "pods", "exec", "ns", "p"},
-		{"GET", Prefix + "/api/v1/namespaces/ns/pods/p/attach", "create", "", "pods", "attach", "ns", "p"},
-		{"GET", Prefix + "/api/v1/namespaces/ns/pods/p/portforward", "create", "", "pods", "portforward", "ns", "p"},
-		{"GET", Prefix + "/api/v1/namespaces/ns/pods/p", "get", "", "pods", "", "ns", "p"},
+		{"GET", api.RoutePrefix + "/api/v1/namespaces/ns/pods/p/exec", "create", "", "pods", "exec", "ns", "p"},
+		{"POST", api.RoutePrefix + "/api/v1/namespaces/ns/pods/p/exec", "create", "", "pods", "exec", "ns", "p"},
+		{"GET", api.RoutePrefix + "/api/v1/namespaces/ns/pods/p/attach", "create", "", "pods", "attach", "ns", "p"},
+		{"GET", api.RoutePrefix + "/api/v1/namespaces/ns/pods/p/portforward", "create", "", "pods", "portforward", "ns", "p"},
+		{"GET", api.RoutePrefix + "/api/v1/namespaces/ns/pods/p", "get", "", "pods", "", "ns", "p"},
 		{"GET", "/apis/execproxy.dev/v1alpha1/namespaces/ns/pods/p/exec", "create", "execproxy.dev", "pods", "exec", "ns", "p"},
 		{"GET", "/api/v1/namespaces/ns/pods/p/log", "get", "", "pods", "log", "ns", "p"},
 	}
@@ -157,7 +158,7 @@ func TestHandler(t *testing.T) {
 			sessions := &fakeSessions{}
 			h := withRequestInfo(&Handler{Pods: fakePods{"ns/p": pod, "ns/o": other}, Objects: fakeObjects{objects, map[string]error{"statefulsets.apps/ns/db": forbidden}}, Sessions: sessions})
 			rec := httptest.NewRecorder()
-			h.ServeHTTP(rec, httptest.NewRequest(tc.method, Prefix+tc.path, nil))
+			h.ServeHTTP(rec, httptest.NewRequest(tc.method, api.RoutePrefix+tc.path, nil))
 			if rec.Code != tc.code || !strings.Contains(rec.Body.String(), tc.message) {
 				t.Errorf("got %d %s, want %d with %q", rec.Code, rec.Body, tc.code, tc.message)
 			}
