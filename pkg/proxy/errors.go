@@ -10,9 +10,10 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/exec-proxy/exec-proxy/pkg/session"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/exec-proxy/exec-proxy/pkg/session"
 )
 
 // kubeletResponder turns failures to reach a kubelet into Statuses that name the node and say

@@ -9,8 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/exec-proxy/exec-proxy/pkg/session"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
+	"github.com/exec-proxy/exec-proxy/pkg/session"
 )
 
 func TestAdmit(t *testing.T) {

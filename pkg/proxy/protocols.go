@@ -5,11 +5,12 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/exec-proxy/exec-proxy/pkg/session"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/httpstream"
 	"k8s.io/apimachinery/pkg/util/httpstream/wsstream"
 	remotecommandconsts "k8s.io/apimachinery/pkg/util/remotecommand"
+
+	"github.com/exec-proxy/exec-proxy/pkg/session"
 )
 
 // The subprotocols a session may ask for, by transport and kind: what the stream translator and

@@ -5,9 +5,10 @@ import (
 	"os"
 	"slices"
 
-	"github.com/exec-proxy/exec-proxy/pkg/session"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 	"sigs.k8s.io/yaml"
+
+	"github.com/exec-proxy/exec-proxy/pkg/session"
 )
 
 // What a recording rule records.

@@ -13,11 +13,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/exec-proxy/exec-proxy/pkg/session"
 	"github.com/moby/spdystream"
 	"golang.org/x/sys/unix"
 	"golang.org/x/time/rate"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/exec-proxy/exec-proxy/pkg/session"
 )
 
 // flood is the fake container's "flood KIB": it writes at least KIB KiB, and on until the
