@@ -14,6 +14,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/remotecommand"
+
+	"github.com/exec-proxy/exec-proxy/pkg/api"
 )
 
 // A path is one way from client-go to the container: the same pod, container and client code.
@@ -30,7 +32,7 @@ type path struct {
 
 const (
 	namespace, pod, container = "demo", "demo", "main"
-	kubeRoute                 = "/apis/execproxy.dev/v1alpha1/kube"
+	kubeRoute                 = api.RoutePrefix
 )
 
 func loadConfig(cluster, name string) (*rest.Config, error) {

@@ -17,8 +17,15 @@ import (
 // GroupName is the API group exec-proxy serves.
 const GroupName = "execproxy.dev"
 
+// Version is the only version of the group.
+const Version = "v1alpha1"
+
+// RoutePrefix is where exec-proxy serves the core paths stock kubectl needs (package kuberoute): a
+// kubeconfig whose server is <kube-apiserver>RoutePrefix routes kubectl's sessions through exec-proxy.
+const RoutePrefix = "/apis/" + GroupName + "/" + Version + "/kube"
+
 // SchemeGroupVersion is the only version of the group.
-var SchemeGroupVersion = schema.GroupVersion{Group: GroupName, Version: "v1alpha1"}
+var SchemeGroupVersion = schema.GroupVersion{Group: GroupName, Version: Version}
 
 var (
 	// Scheme knows the connect option types of execproxy.dev/v1alpha1 and core/v1 (for the kube route).

@@ -25,8 +25,8 @@ import (
 
 	"github.com/exec-proxy/exec-proxy/pkg/api"
 	"github.com/exec-proxy/exec-proxy/pkg/kuberoute"
-	"github.com/exec-proxy/exec-proxy/pkg/proxy"
 	podregistry "github.com/exec-proxy/exec-proxy/pkg/registry/pod"
+	"github.com/exec-proxy/exec-proxy/pkg/session"
 	"github.com/exec-proxy/exec-proxy/pkg/sessionaudit"
 )
 
@@ -48,11 +48,11 @@ func (b *events) ProcessEvents(ev ...*auditinternal.Event) bool {
 // was asked to serve, with the audit attempt of its context, and answers 200.
 type reached struct {
 	mu       sync.Mutex
-	requests []proxy.Request
+	requests []session.Request
 	attempts []*sessionaudit.Attempt
 }
 
-func (s *reached) Handler(ctx context.Context, r proxy.Request) (http.Handler, error) {
+func (s *reached) Handler(ctx context.Context, r session.Request) (http.Handler, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.requests = append(s.requests, r)

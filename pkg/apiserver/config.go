@@ -22,6 +22,7 @@ import (
 	"github.com/exec-proxy/exec-proxy/pkg/nodeconn"
 	"github.com/exec-proxy/exec-proxy/pkg/peers"
 	"github.com/exec-proxy/exec-proxy/pkg/proxy"
+	"github.com/exec-proxy/exec-proxy/pkg/session"
 	"github.com/exec-proxy/exec-proxy/pkg/sessionaudit"
 )
 
@@ -71,7 +72,7 @@ type completedConfig struct {
 type CompletedConfig struct{ *completedConfig }
 
 // longRunningSubresources are never cut by the request timeout nor counted as in-flight requests.
-var longRunningSubresources = sets.NewString("exec", "attach", "portforward")
+var longRunningSubresources = sets.NewString(session.Subresources()...)
 
 // Complete fills in the defaults and builds the parts. It starts nothing.
 func (c *Config) Complete() (CompletedConfig, error) {

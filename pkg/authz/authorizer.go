@@ -9,11 +9,9 @@ import (
 	"k8s.io/apiserver/pkg/authorization/authorizer"
 
 	"github.com/exec-proxy/exec-proxy/pkg/api"
+	"github.com/exec-proxy/exec-proxy/pkg/session"
 	"github.com/exec-proxy/exec-proxy/pkg/sessionaudit"
 )
-
-// connectSubresources are the pod subresources that open a session.
-var connectSubresources = map[string]bool{"exec": true, "attach": true, "portforward": true}
 
 // CoreRBAC wraps the delegated (SubjectAccessReview) authorizer so that:
 //   - execproxy.dev pods/<subresource> is checked as core pods/<subresource>: using exec-proxy never
@@ -77,7 +75,7 @@ func Rewrite(attrs authorizer.Attributes) authorizer.Attributes {
 		ResourceRequest: true,
 		Path:            attrs.GetPath(),
 	}
-	if connectSubresources[rec.Subresource] {
+	if _, ok := session.KindFor(rec.Subresource); ok {
 		rec.Verb = "create"
 	}
 	return rec

@@ -16,8 +16,8 @@ import (
 	apirequest "k8s.io/apiserver/pkg/endpoints/request"
 
 	"github.com/exec-proxy/exec-proxy/pkg/api"
-	"github.com/exec-proxy/exec-proxy/pkg/proxy"
 	"github.com/exec-proxy/exec-proxy/pkg/registry/pod"
+	"github.com/exec-proxy/exec-proxy/pkg/session"
 )
 
 // Handler serves the route. Requests reach it authenticated and authorized by the handler chain,
@@ -41,14 +41,10 @@ func (h *Handler) Wrap(next http.Handler) http.Handler {
 	})
 }
 
-var subresourceKinds = map[string]proxy.Kind{
-	"exec": proxy.KindExec, "attach": proxy.KindAttach, "portforward": proxy.KindPortForward,
-}
-
 func (h *Handler) serve(w http.ResponseWriter, req *http.Request, core string) {
 	info, ok := apirequest.RequestInfoFrom(req.Context())
 	if !ok {
-		proxy.WriteStatus(w, req, apierrors.NewInternalError(fmt.Errorf("no request info for %s", core)))
+		session.WriteStatus(w, req, apierrors.NewInternalError(fmt.Errorf("no request info for %s", core)))
 		return
 	}
 	if !info.IsResourceRequest {
@@ -58,17 +54,17 @@ func (h *Handler) serve(w http.ResponseWriter, req *http.Request, core string) {
 	gr := schema.GroupResource{Group: info.APIGroup, Resource: info.Resource}
 	switch {
 	case info.Namespace == "" || info.APIVersion != "v1":
-		proxy.WriteStatus(w, req, notServed(core))
+		session.WriteStatus(w, req, notServed(core))
 	case gr == schema.GroupResource{Resource: "pods"}:
 		h.pods(w, req, info, core)
 	case gr == schema.GroupResource{Resource: "namespaces"}:
 		// kubectl follows a pod's NotFound with a GET of its namespace and reports that 404
 		// instead; a 405 keeps the pod's own error in front of the user.
-		proxy.WriteStatus(w, req, methodNotAllowed(req.Method, "namespaces"))
+		session.WriteStatus(w, req, methodNotAllowed(req.Method, "namespaces"))
 	case !workloadResources[gr] || info.Subresource != "":
-		proxy.WriteStatus(w, req, notServed(core))
+		session.WriteStatus(w, req, notServed(core))
 	case info.Verb != "get":
-		proxy.WriteStatus(w, req, methodNotAllowed(req.Method, gr.String()))
+		session.WriteStatus(w, req, methodNotAllowed(req.Method, gr.String()))
 	default:
 		obj, err := h.Objects.Get(req.Context(), gr, info.Namespace, info.Name)
 		h.write(w, req, gr.WithVersion("v1").GroupVersion(), obj, err)
@@ -79,22 +75,22 @@ func (h *Handler) discovery(w http.ResponseWriter, req *http.Request, path strin
 	doc := discovery(path, req)
 	switch {
 	case doc == nil:
-		proxy.WriteStatus(w, req, notServed(path))
+		session.WriteStatus(w, req, notServed(path))
 	case req.Method != http.MethodGet:
-		proxy.WriteStatus(w, req, methodNotAllowed(req.Method, path))
+		session.WriteStatus(w, req, methodNotAllowed(req.Method, path))
 	default:
 		writeObject(w, req, schema.GroupVersion{}, doc)
 	}
 }
 
 func (h *Handler) pods(w http.ResponseWriter, req *http.Request, info *apirequest.RequestInfo, core string) {
-	if kind, ok := subresourceKinds[info.Subresource]; ok {
+	if kind, ok := session.KindFor(info.Subresource); ok {
 		h.connect(w, req, kind, info.Namespace, info.Name)
 		return
 	}
 	switch {
 	case info.Subresource != "":
-		proxy.WriteStatus(w, req, notServed(core))
+		session.WriteStatus(w, req, notServed(core))
 	case info.Verb == "get":
 		p, err := h.Pods.Pod(info.Namespace, info.Name)
 		if err == nil {
@@ -105,11 +101,11 @@ func (h *Handler) pods(w http.ResponseWriter, req *http.Request, info *apireques
 		h.listPods(w, req, info.Namespace)
 	case info.Verb == "watch" && req.URL.Query().Get("labelSelector") != "":
 		// kubectl watches only when its list found no pod of a TYPE/NAME target.
-		proxy.WriteStatus(w, req, noPodMatches(info.Namespace, req.URL.Query().Get("labelSelector")))
+		session.WriteStatus(w, req, noPodMatches(info.Namespace, req.URL.Query().Get("labelSelector")))
 	case info.Verb == "list" || info.Verb == "watch":
-		proxy.WriteStatus(w, req, listNotServed(info.Verb))
+		session.WriteStatus(w, req, listNotServed(info.Verb))
 	default:
-		proxy.WriteStatus(w, req, methodNotAllowed(req.Method, "pods"))
+		session.WriteStatus(w, req, methodNotAllowed(req.Method, "pods"))
 	}
 }
 
@@ -117,11 +113,11 @@ func (h *Handler) pods(w http.ResponseWriter, req *http.Request, info *apireques
 func (h *Handler) listPods(w http.ResponseWriter, req *http.Request, namespace string) {
 	selector, err := labels.Parse(req.URL.Query().Get("labelSelector"))
 	if err != nil {
-		proxy.WriteStatus(w, req, apierrors.NewBadRequest(fmt.Sprintf("labelSelector: %v", err)))
+		session.WriteStatus(w, req, apierrors.NewBadRequest(fmt.Sprintf("labelSelector: %v", err)))
 		return
 	}
 	if req.URL.Query().Get("fieldSelector") != "" {
-		proxy.WriteStatus(w, req, apierrors.NewBadRequest("exec-proxy's kube route lists pods by labelSelector only, not by fieldSelector"))
+		session.WriteStatus(w, req, apierrors.NewBadRequest("exec-proxy's kube route lists pods by labelSelector only, not by fieldSelector"))
 		return
 	}
 	pods, err := h.Pods.PodsMatching(namespace, selector)
@@ -132,42 +128,32 @@ func (h *Handler) listPods(w http.ResponseWriter, req *http.Request, namespace s
 	h.write(w, req, corev1.SchemeGroupVersion, list, err)
 }
 
-func (h *Handler) connect(w http.ResponseWriter, req *http.Request, kind proxy.Kind, namespace, name string) {
+func (h *Handler) connect(w http.ResponseWriter, req *http.Request, kind session.Kind, namespace, name string) {
 	if req.Method != http.MethodGet && req.Method != http.MethodPost {
-		proxy.WriteStatus(w, req, methodNotAllowed(req.Method, "pods/"+string(kind)))
+		session.WriteStatus(w, req, methodNotAllowed(req.Method, "pods/"+string(kind)))
 		return
 	}
-	opts := connectOptions(kind)
+	opts := session.ConnectOptions(kind)
 	if err := api.ParameterCodec.DecodeParameters(req.URL.Query(), api.SchemeGroupVersion, opts); err != nil {
-		proxy.WriteStatus(w, req, apierrors.NewBadRequest(err.Error()))
+		session.WriteStatus(w, req, apierrors.NewBadRequest(err.Error()))
 		return
 	}
-	r, err := pod.NewRequest(kind, namespace, name, opts)
+	r, err := session.NewRequest(kind, namespace, name, opts)
 	if err != nil {
-		proxy.WriteStatus(w, req, err)
+		session.WriteStatus(w, req, err)
 		return
 	}
 	handler, err := h.Sessions.Handler(req.Context(), r)
 	if err != nil {
-		proxy.WriteStatus(w, req, err)
+		session.WriteStatus(w, req, err)
 		return
 	}
 	handler.ServeHTTP(w, req)
 }
 
-func connectOptions(kind proxy.Kind) runtime.Object {
-	switch kind {
-	case proxy.KindExec:
-		return &corev1.PodExecOptions{}
-	case proxy.KindAttach:
-		return &corev1.PodAttachOptions{}
-	}
-	return &corev1.PodPortForwardOptions{}
-}
-
 func (h *Handler) write(w http.ResponseWriter, req *http.Request, gv schema.GroupVersion, obj runtime.Object, err error) {
 	if err != nil {
-		proxy.WriteStatus(w, req, err)
+		session.WriteStatus(w, req, err)
 		return
 	}
 	writeObject(w, req, gv, obj)

@@ -1,6 +1,6 @@
 // Package kuberoute serves the core paths stock kubectl needs (discovery, reading a pod, and the
 // exec, attach and portforward subresources) under a prefix of exec-proxy's API group, so that a
-// kubeconfig whose server is <kube-apiserver>/apis/execproxy.dev/v1alpha1/kube routes kubectl's
+// kubeconfig whose server is <kube-apiserver>/apis/execproxy.dev/v1alpha1/kube (api.RoutePrefix) routes kubectl's
 // sessions through exec-proxy.
 package kuberoute
 
@@ -14,15 +14,12 @@ import (
 	"github.com/exec-proxy/exec-proxy/pkg/sessionaudit"
 )
 
-// Prefix is where the route lives.
-var Prefix = "/apis/" + api.GroupName + "/" + api.SchemeGroupVersion.Version + "/kube"
-
 // Strip returns the core path a route path stands for.
 func Strip(path string) (string, bool) {
-	if path == Prefix {
+	if path == api.RoutePrefix {
 		return "/", true
 	}
-	if rest, ok := strings.CutPrefix(path, Prefix+"/"); ok {
+	if rest, ok := strings.CutPrefix(path, api.RoutePrefix+"/"); ok {
 		return "/" + rest, true
 	}
 	return "", false

@@ -21,7 +21,8 @@ import (
 	genericapifilters "k8s.io/apiserver/pkg/endpoints/filters"
 	apirequest "k8s.io/apiserver/pkg/endpoints/request"
 
-	"github.com/exec-proxy/exec-proxy/pkg/proxy"
+	"github.com/exec-proxy/exec-proxy/pkg/api"
+	"github.com/exec-proxy/exec-proxy/pkg/session"
 )
 
 // testResolver parses requests as the handler chain does.
@@ -38,11 +39,11 @@ func TestRequestInfo(t *testing.T) {
 		method, path                                 string
 		verb, group, resource, subresource, ns, name string
 	}{
-		{"GET", Prefix + "/api/v1/namespaces/ns/pods/p/exec", "create", "", "pods", "exec", "ns", "p"},
-		{"POST", Prefix + "/api/v1/namespaces/ns/pods/p/exec", "create", "", "pods", "exec", "ns", "p"},
-		{"GET", Prefix + "/api/v1/namespaces/ns/pods/p/attach", "create", "", "pods", "attach", "ns", "p"},
-		{"GET", Prefix + "/api/v1/namespaces/ns/pods/p/portforward", "create", "", "pods", "portforward", "ns", "p"},
-		{"GET", Prefix + "/api/v1/namespaces/ns/pods/p", "get", "", "pods", "", "ns", "p"},
+		{"GET", api.RoutePrefix + "/api/v1/namespaces/ns/pods/p/exec", "create", "", "pods", "exec", "ns", "p"},
+		{"POST", api.RoutePrefix + "/api/v1/namespaces/ns/pods/p/exec", "create", "", "pods", "exec", "ns", "p"},
+		{"GET", api.RoutePrefix + "/api/v1/namespaces/ns/pods/p/attach", "create", "", "pods", "attach", "ns", "p"},
+		{"GET", api.RoutePrefix + "/api/v1/namespaces/ns/pods/p/portforward", "create", "", "pods", "portforward", "ns", "p"},
+		{"GET", api.RoutePrefix + "/api/v1/namespaces/ns/pods/p", "get", "", "pods", "", "ns", "p"},
 		{"GET", "/apis/execproxy.dev/v1alpha1/namespaces/ns/pods/p/exec", "create", "execproxy.dev", "pods", "exec", "ns", "p"},
 		{"GET", "/api/v1/namespaces/ns/pods/p/log", "get", "", "pods", "log", "ns", "p"},
 	}
@@ -98,9 +99,9 @@ func (f fakeObjects) Get(_ context.Context, gr schema.GroupResource, namespace, 
 }
 
 // fakeSessions records the request it was asked to serve and answers 200.
-type fakeSessions struct{ got *proxy.Request }
+type fakeSessions struct{ got *session.Request }
 
-func (f *fakeSessions) Handler(_ context.Context, r proxy.Request) (http.Handler, error) {
+func (f *fakeSessions) Handler(_ context.Context, r session.Request) (http.Handler, error) {
 	f.got = &r
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) }), nil
 }
@@ -115,7 +116,7 @@ func TestHandler(t *testing.T) {
 		name, method, path string
 		code               int
 		message            string
-		want               *proxy.Request
+		want               *session.Request
 	}{
 		{"discovery", "GET", "/api/v1", 200, `"pods/exec"`, nil},
 		{"groups", "GET", "/apis", 200, `"apps/v1"`, nil},
@@ -126,9 +127,9 @@ func TestHandler(t *testing.T) {
 		{"pod read", "GET", "/api/v1/namespaces/ns/pods/p", 200, `"name":"p"`, nil},
 		{"pod not found", "GET", "/api/v1/namespaces/ns/pods/q", 404, `pods \"q\" not found`, nil},
 		{"exec over GET", "GET", "/api/v1/namespaces/ns/pods/p/exec?command=ls&stdout=true&container=c", 200, "",
-			&proxy.Request{Kind: proxy.KindExec, Namespace: "ns", Pod: "p", Exec: &corev1.PodExecOptions{Command: []string{"ls"}, Stdout: true, Container: "c"}}},
+			&session.Request{Kind: session.KindExec, Namespace: "ns", Pod: "p", Exec: &corev1.PodExecOptions{Command: []string{"ls"}, Stdout: true, Container: "c"}}},
 		{"port-forward over POST", "POST", "/api/v1/namespaces/ns/pods/p/portforward?ports=80", 200, "",
-			&proxy.Request{Kind: proxy.KindPortForward, Namespace: "ns", Pod: "p", PortForward: &corev1.PodPortForwardOptions{Ports: []int32{80}}}},
+			&session.Request{Kind: session.KindPortForward, Namespace: "ns", Pod: "p", PortForward: &corev1.PodPortForwardOptions{Ports: []int32{80}}}},
 		{"exec without command", "POST", "/api/v1/namespaces/ns/pods/p/exec?stdout=true", 400, "exec needs a command", nil},
 		{"bad parameter", "POST", "/api/v1/namespaces/ns/pods/p/exec?command=ls&stdout=maybe", 400, "is not a boolean", nil},
 		{"pods by selector", "GET", "/api/v1/namespaces/ns/pods?labelSelector=app%3Dweb", 200, `"name":"p"`, nil},
@@ -157,7 +158,7 @@ func TestHandler(t *testing.T) {
 			sessions := &fakeSessions{}
 			h := withRequestInfo(&Handler{Pods: fakePods{"ns/p": pod, "ns/o": other}, Objects: fakeObjects{objects, map[string]error{"statefulsets.apps/ns/db": forbidden}}, Sessions: sessions})
 			rec := httptest.NewRecorder()
-			h.ServeHTTP(rec, httptest.NewRequest(tc.method, Prefix+tc.path, nil))
+			h.ServeHTTP(rec, httptest.NewRequest(tc.method, api.RoutePrefix+tc.path, nil))
 			if rec.Code != tc.code || !strings.Contains(rec.Body.String(), tc.message) {
 				t.Errorf("got %d %s, want %d with %q", rec.Code, rec.Body, tc.code, tc.message)
 			}

@@ -12,20 +12,9 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/httpstream"
-	"k8s.io/apiserver/pkg/endpoints/handlers/responsewriters"
 
-	"github.com/exec-proxy/exec-proxy/pkg/api"
+	"github.com/exec-proxy/exec-proxy/pkg/session"
 )
-
-// WriteStatus writes err to the client as a Kubernetes Status.
-func WriteStatus(w http.ResponseWriter, req *http.Request, err error) {
-	if httpstream.IsUpgradeRequest(req) {
-		// The connection was for an upgrade that will not happen: nothing else may follow on it.
-		w.Header().Set("Connection", "close")
-	}
-	responsewriters.ErrorNegotiated(err, api.Codecs, metav1.SchemeGroupVersion, w, req)
-}
 
 // kubeletResponder turns failures to reach a kubelet into Statuses that name the node and say
 // what to check. The upgrade-aware proxy flattens dial errors to text, so they are classified by it.
@@ -34,7 +23,7 @@ type kubeletResponder struct{ node, address string }
 func (r kubeletResponder) Error(w http.ResponseWriter, req *http.Request, err error) {
 	reason, status := classifyKubeletError(r.node, r.address, err)
 	kubeletErrors.WithLabelValues(reason).Inc()
-	WriteStatus(w, req, status)
+	session.WriteStatus(w, req, status)
 }
 
 func classifyKubeletError(node, address string, err error) (string, error) {

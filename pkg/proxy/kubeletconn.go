@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/httpstream/wsstream"
 
 	"github.com/exec-proxy/exec-proxy/pkg/holdback"
+	"github.com/exec-proxy/exec-proxy/pkg/session"
 	"github.com/exec-proxy/exec-proxy/pkg/wire"
 	wirespdy "github.com/exec-proxy/exec-proxy/pkg/wire/spdy"
 	"github.com/exec-proxy/exec-proxy/pkg/wire/tlsrecord"
@@ -152,8 +153,8 @@ func kubeletHeader(h http.Header) http.Header {
 
 // viaUpgradeProxy tells whether the upgrade-aware proxy carries req (see upstreamHandler), or the
 // stream translator, through the relay.
-func viaUpgradeProxy(req *http.Request, kind Kind) bool {
-	return kind == KindPortForward || !wsstream.IsWebSocketRequestWithStreamCloseProtocol(req)
+func viaUpgradeProxy(req *http.Request, kind session.Kind) bool {
+	return kind == session.KindPortForward || !wsstream.IsWebSocketRequestWithStreamCloseProtocol(req)
 }
 
 // setupConn is the kubelet connection the upgrade-aware proxy is handed: until the upgrade is

@@ -18,6 +18,7 @@ import (
 	restclient "k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/remotecommand"
 
+	"github.com/exec-proxy/exec-proxy/pkg/session"
 	"github.com/exec-proxy/exec-proxy/pkg/sessionaudit"
 )
 
@@ -57,8 +58,8 @@ func TestSessionsEndedByLimits(t *testing.T) {
 		feed   bool // keep the session busy, so only the duration limit applies
 		reason string
 	}{
-		{"idle", Limits{IdleTimeout: 300 * time.Millisecond}, false, ReasonIdleTimeout},
-		{"max duration", Limits{MaxSessionDuration: 300 * time.Millisecond}, true, ReasonMaxDuration},
+		{"idle", Limits{IdleTimeout: 300 * time.Millisecond}, false, session.ReasonIdleTimeout},
+		{"max duration", Limits{MaxSessionDuration: 300 * time.Millisecond}, true, session.ReasonMaxDuration},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -128,8 +129,8 @@ func TestDrain(t *testing.T) {
 		t.Errorf("Drain ended %d sessions, want 1", n)
 	}
 	<-done
-	if got := live.EndReason(); got != ReasonProxyShutdown {
-		t.Errorf("end reason %q, want %q", got, ReasonProxyShutdown)
+	if got := live.EndReason(); got != session.ReasonProxyShutdown {
+		t.Errorf("end reason %q, want %q", got, session.ReasonProxyShutdown)
 	}
 }
 
@@ -225,8 +226,8 @@ func TestKubeletVanishes(t *testing.T) {
 			case <-time.After(20 * time.Second):
 				t.Fatal("the session did not end")
 			}
-			if !strings.HasPrefix(rec.ExitCode, "unknown") || rec.Reason != ReasonKubeletClosed {
-				t.Errorf("exit %q, reason %q; want unknown, %q (%+v)", rec.ExitCode, rec.Reason, ReasonKubeletClosed, rec)
+			if !strings.HasPrefix(rec.ExitCode, "unknown") || rec.Reason != session.ReasonKubeletClosed {
+				t.Errorf("exit %q, reason %q; want unknown, %q (%+v)", rec.ExitCode, rec.Reason, session.ReasonKubeletClosed, rec)
 			}
 		})
 	}

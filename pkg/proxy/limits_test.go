@@ -10,6 +10,8 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
+	"github.com/exec-proxy/exec-proxy/pkg/session"
 )
 
 func TestAdmit(t *testing.T) {
@@ -107,7 +109,7 @@ func TestStartRateRefills(t *testing.T) {
 func TestThrottleErrorIsWrittenAs429(t *testing.T) {
 	err := tooMany("max-sessions", 3, "too many")
 	rec := httptest.NewRecorder()
-	WriteStatus(rec, httptest.NewRequest(http.MethodPost, "/", nil), err)
+	session.WriteStatus(rec, httptest.NewRequest(http.MethodPost, "/", nil), err)
 	if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") != "3" || !strings.Contains(rec.Body.String(), "too many") {
 		t.Errorf("got %d Retry-After %q body %s", rec.Code, rec.Header().Get("Retry-After"), rec.Body)
 	}
@@ -127,7 +129,7 @@ func TestThrottledSessionDeliversEverything(t *testing.T) {
 			if err != nil || len(out) != lines*1024 {
 				t.Errorf("exec: %v; %d bytes of %d arrived", err, len(out), lines*1024)
 			}
-			if rec := <-records; rec.ExitCode != "0" || rec.Reason != ReasonExited || rec.BytesOut < lines*1024 {
+			if rec := <-records; rec.ExitCode != "0" || rec.Reason != session.ReasonExited || rec.BytesOut < lines*1024 {
 				t.Errorf("record: exit %q, reason %q, %d bytes out", rec.ExitCode, rec.Reason, rec.BytesOut)
 			}
 		})

@@ -9,21 +9,23 @@ import (
 	"k8s.io/apimachinery/pkg/util/httpstream"
 	"k8s.io/apimachinery/pkg/util/httpstream/wsstream"
 	remotecommandconsts "k8s.io/apimachinery/pkg/util/remotecommand"
+
+	"github.com/exec-proxy/exec-proxy/pkg/session"
 )
 
 // The subprotocols a session may ask for, by transport and kind: what the stream translator and
 // the kubelet (k8s.io/kubelet/pkg/cri/streaming) serve. Checked before the kubelet is dialed, so
 // a client asking for none of them gets a 400 that lists them, not the kubelet's bare 403.
 var (
-	spdyProtocols = map[Kind][]string{
-		KindExec:        streamProtocols(remotecommandconsts.StreamProtocolV5Name),
-		KindAttach:      streamProtocols(remotecommandconsts.StreamProtocolV5Name),
-		KindPortForward: {"portforward.k8s.io"},
+	spdyProtocols = map[session.Kind][]string{
+		session.KindExec:        streamProtocols(remotecommandconsts.StreamProtocolV5Name),
+		session.KindAttach:      streamProtocols(remotecommandconsts.StreamProtocolV5Name),
+		session.KindPortForward: {"portforward.k8s.io"},
 	}
-	wsProtocols = map[Kind][]string{
-		KindExec:        append(wsChannelProtocols(), remotecommandconsts.StreamProtocolV5Name),
-		KindAttach:      append(wsChannelProtocols(), remotecommandconsts.StreamProtocolV5Name),
-		KindPortForward: {"SPDY/3.1+portforward.k8s.io", "v4." + wsstream.ChannelWebSocketProtocol, "v4." + wsstream.Base64ChannelWebSocketProtocol},
+	wsProtocols = map[session.Kind][]string{
+		session.KindExec:        append(wsChannelProtocols(), remotecommandconsts.StreamProtocolV5Name),
+		session.KindAttach:      append(wsChannelProtocols(), remotecommandconsts.StreamProtocolV5Name),
+		session.KindPortForward: {"SPDY/3.1+portforward.k8s.io", "v4." + wsstream.ChannelWebSocketProtocol, "v4." + wsstream.Base64ChannelWebSocketProtocol},
 	}
 )
 
@@ -38,7 +40,7 @@ func wsChannelProtocols() []string {
 
 // checkUpgrade refuses a request that is not an upgrade to SPDY/3.1 or WebSocket with a protocol
 // exec-proxy serves for kind. Over SPDY, no protocol asked for is the oldest one, as the kubelet takes it.
-func checkUpgrade(req *http.Request, kind Kind) error {
+func checkUpgrade(req *http.Request, kind session.Kind) error {
 	if !httpstream.IsUpgradeRequest(req) || req.Header.Get("Upgrade") == "" {
 		return apierrors.NewBadRequest(fmt.Sprintf("%s needs a connection upgrade: send Connection: Upgrade with Upgrade: SPDY/3.1 or websocket, as kubectl does", kind))
 	}

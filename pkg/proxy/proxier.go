@@ -21,21 +21,12 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/exec-proxy/exec-proxy/pkg/nodeconn"
+	"github.com/exec-proxy/exec-proxy/pkg/session"
 	"github.com/exec-proxy/exec-proxy/pkg/sessionaudit"
 )
 
 // SessionIDHeader carries the session id on every answer, so a session or refusal can be found.
 const SessionIDHeader = sessionaudit.SessionIDHeader
-
-// Request is one client's ask, already authorized.
-type Request struct {
-	Kind        Kind
-	Namespace   string
-	Pod         string
-	Exec        *corev1.PodExecOptions
-	Attach      *corev1.PodAttachOptions
-	PortForward *corev1.PodPortForwardOptions
-}
 
 // Proxier serves sessions.
 type Proxier struct {
@@ -92,14 +83,14 @@ func (p *Proxier) Drain(ctx context.Context, grace time.Duration) int {
 func (p *Proxier) Sessions() []*Session { return p.sessions.snapshot() }
 
 // Handler returns the handler for one session, or a Status error the caller writes.
-func (p *Proxier) Handler(ctx context.Context, r Request) (http.Handler, error) {
+func (p *Proxier) Handler(ctx context.Context, r session.Request) (http.Handler, error) {
 	// With auditing on, no session starts without its attempt: it holds the session's records.
 	attempt, err := p.Audit.Attempt(ctx, string(r.Kind), r.Namespace, r.Pod)
 	if err != nil {
 		sessionsTotal.WithLabelValues(string(r.Kind), "refused").Inc()
 		return nil, err
 	}
-	container, needContainer := r.container()
+	container, needContainer := r.Container()
 	target, err := p.resolver.Resolve(r.Namespace, r.Pod, container, needContainer)
 	if target != nil {
 		attempt.Update(func(rec *sessionaudit.Record) {
@@ -157,7 +148,7 @@ func sessionContext(req context.Context) context.Context {
 	return sessionaudit.WithAttempt(ctx, sessionaudit.AttemptFrom(req))
 }
 
-func (p *Proxier) describe(ctx context.Context, s *Session, r Request, t *nodeconn.Target) {
+func (p *Proxier) describe(ctx context.Context, s *Session, r session.Request, t *nodeconn.Target) {
 	// One id for the session, its log lines and its audit records.
 	if a := sessionaudit.AttemptFrom(ctx); a != nil {
 		s.ID = a.Snapshot().SessionID
@@ -183,7 +174,7 @@ func (p *Proxier) describe(ctx context.Context, s *Session, r Request, t *nodeco
 // hijacked: the request's goroutine, grown deep by the handler chain, and what the chain holds for
 // the request, are not kept for the whole life of the session. Until then the request's context
 // still cancels the session (a client gone before the upgrade); done runs when the session is over.
-func (p *Proxier) serve(w http.ResponseWriter, req *http.Request, s *Session, r Request, t *nodeconn.Target, done func()) {
+func (p *Proxier) serve(w http.ResponseWriter, req *http.Request, s *Session, r session.Request, t *nodeconn.Target, done func()) {
 	logger := klog.FromContext(req.Context()).WithValues("session", s.ID, "kind", s.Kind,
 		"pod", klog.KObj(t.Pod), "container", s.Container, "node", s.Node, "user", s.User)
 	if p.transport.Insecure {
@@ -220,7 +211,7 @@ type detachedSession struct {
 	sw     *sessionWriter
 	req    *http.Request
 	s      *Session
-	r      Request
+	r      session.Request
 	t      *nodeconn.Target
 }
 
@@ -264,7 +255,7 @@ func (p *Proxier) ended(logger klog.Logger, sw *sessionWriter, req *http.Request
 func (p *Proxier) prepare(d *detachedSession) bool {
 	w, req := d.sw, d.req
 	if err := checkUpgrade(req, d.r.Kind); err != nil {
-		WriteStatus(w, req, err)
+		session.WriteStatus(w, req, err)
 		return false
 	}
 	// The upgrade-aware proxy forwards the request's headers; the translator goes by the relay.
@@ -312,7 +303,7 @@ func (p *Proxier) audit(a *sessionaudit.Attempt, s *Session, sw *sessionWriter, 
 		case upgraded:
 			rec.Reason = reason
 		case rec.Code == 0 && s.code != 0 && sw.status == 0: // the kubelet's answer, relayed raw
-			rec.Code, rec.Message, rec.Reason = int32(s.code), fmt.Sprintf("the kubelet answered %d to the upgrade", s.code), ReasonNotUpgraded
+			rec.Code, rec.Message, rec.Reason = int32(s.code), fmt.Sprintf("the kubelet answered %d to the upgrade", s.code), session.ReasonNotUpgraded
 		}
 	})
 	if upgraded {
@@ -332,7 +323,7 @@ func (p *Proxier) openRecording(ctx context.Context, s *Session) (*recording, *a
 	if p.Recording.FailClosed {
 		onFail = func(err error) {
 			klog.FromContext(ctx).Error(err, "Ending the session: its recording cannot be written", "session", s.ID)
-			s.Kill(ReasonRecordingFailed)
+			s.Kill(session.ReasonRecordingFailed)
 		}
 	}
 	rec, err := newRecording(p.Recording, s, stdin, onFail)
@@ -375,24 +366,24 @@ func endReason(s *Session, exitCode string) string {
 	case reason != "":
 		return reason
 	case s.clientClosed.Load():
-		return ReasonClientClosed
+		return session.ReasonClientClosed
 	case !strings.HasPrefix(exitCode, "unknown"):
-		return ReasonExited
+		return session.ReasonExited
 	}
-	return ReasonKubeletClosed
+	return session.ReasonKubeletClosed
 }
 
 // upstreamHandler is kube-apiserver's own composition: SPDY (and old WebSocket protocols) pass
 // through the upgrade-aware proxy; WebSocket v5 exec/attach is translated to SPDY for the kubelet,
 // and WebSocket port-forward is tunnelled. The choice is made here, as upstream's translatingHandler
 // makes it, so that its frame is not under the session's goroutine for the session's life.
-func (p *Proxier) upstreamHandler(req *http.Request, r *Request, t *nodeconn.Target) http.Handler {
+func (p *Proxier) upstreamHandler(req *http.Request, r *session.Request, t *nodeconn.Target) http.Handler {
 	loc := tlsUnderneath(t.URL(kubeletPath(*r, t), kubeletQuery(*r)))
 	uah := upgradeproxy.NewUpgradeAwareHandler(loc, p.upgrades, false, true, kubeletResponder{node: t.Node, address: t.Address})
 	uah.RejectForwardingRedirects = true
 	uah.UpgradeTransport = p.credentialed
 	switch {
-	case r.Kind == KindPortForward && wsstream.IsWebSocketRequestWithTunnelingProtocol(req):
+	case r.Kind == session.KindPortForward && wsstream.IsWebSocketRequestWithTunnelingProtocol(req):
 		return translator.NewTunnelingHandler(uah)
 	case viaUpgradeProxy(req, r.Kind):
 		return uah
@@ -406,25 +397,15 @@ func (p *Proxier) upstreamHandler(req *http.Request, r *Request, t *nodeconn.Tar
 	return translator.NewStreamTranslatorHandler(loc, p.relay.transport, 0, opts)
 }
 
-func (r Request) container() (string, bool) {
-	switch {
-	case r.Exec != nil:
-		return r.Exec.Container, true
-	case r.Attach != nil:
-		return r.Attach.Container, true
-	}
-	return "", false
-}
-
-func kubeletPath(r Request, t *nodeconn.Target) string {
-	if r.Kind == KindPortForward {
+func kubeletPath(r session.Request, t *nodeconn.Target) string {
+	if r.Kind == session.KindPortForward {
 		return fmt.Sprintf("/portForward/%s/%s", url.PathEscape(r.Namespace), url.PathEscape(r.Pod))
 	}
 	return fmt.Sprintf("/%s/%s/%s/%s", r.Kind, url.PathEscape(r.Namespace), url.PathEscape(r.Pod), url.PathEscape(t.Container))
 }
 
 // kubeletQuery is the kubelet's parameter spelling (input/output/error), as kube-apiserver sends it.
-func kubeletQuery(r Request) url.Values {
+func kubeletQuery(r session.Request) url.Values {
 	q := url.Values{}
 	flag := func(name string, on bool) {
 		if on {

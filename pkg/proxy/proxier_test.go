@@ -29,6 +29,7 @@ import (
 
 	"github.com/exec-proxy/exec-proxy/internal/testcert"
 	"github.com/exec-proxy/exec-proxy/pkg/nodeconn"
+	"github.com/exec-proxy/exec-proxy/pkg/session"
 	"github.com/exec-proxy/exec-proxy/pkg/sessionaudit"
 )
 
@@ -45,7 +46,7 @@ func frontWithRecords(t *testing.T, p *Proxier) (*httptest.Server, <-chan sessio
 	records := make(chan sessionaudit.Record, 100)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		q := req.URL.Query()
-		r := Request{Kind: KindExec, Namespace: "ns", Pod: strings.TrimPrefix(req.URL.Path, "/"), Exec: &corev1.PodExecOptions{
+		r := session.Request{Kind: session.KindExec, Namespace: "ns", Pod: strings.TrimPrefix(req.URL.Path, "/"), Exec: &corev1.PodExecOptions{
 			Container: q.Get("container"), Command: q["command"], Stdin: q.Get("stdin") == "true",
 			Stdout: q.Get("stdout") == "true", Stderr: q.Get("stderr") == "true", TTY: q.Get("tty") == "true"}}
 		attempt := sessionaudit.NewAttempt(req, string(r.Kind), r.Namespace, r.Pod)
@@ -72,7 +73,7 @@ func frontWithRecords(t *testing.T, p *Proxier) (*httptest.Server, <-chan sessio
 		}()
 		h, err := p.Handler(ctx, r)
 		if err != nil {
-			WriteStatus(w, req, err)
+			session.WriteStatus(w, req, err)
 			return
 		}
 		h.ServeHTTP(w, req.WithContext(ctx))
@@ -375,7 +376,7 @@ func TestKubeletBearerToken(t *testing.T) {
 // With auditing on, a session whose request has no audit attempt for it is refused before anything
 // else: it would run with no record, or another session's.
 func TestHandlerRefusesSessionWithoutItsAttempt(t *testing.T) {
-	r := Request{Kind: KindExec, Namespace: "ns", Pod: "p", Exec: &corev1.PodExecOptions{Command: []string{"sh"}, Stdout: true}}
+	r := session.Request{Kind: session.KindExec, Namespace: "ns", Pod: "p", Exec: &corev1.PodExecOptions{Command: []string{"sh"}, Stdout: true}}
 	req := httptest.NewRequest(http.MethodPost, "/exec", nil)
 	cases := []struct {
 		name    string

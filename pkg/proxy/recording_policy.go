@@ -7,6 +7,8 @@ import (
 
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 	"sigs.k8s.io/yaml"
+
+	"github.com/exec-proxy/exec-proxy/pkg/session"
 )
 
 // What a recording rule records.
@@ -67,7 +69,7 @@ func (r RecordingRule) matches(s *Session) bool {
 
 // decide says whether s is recorded, and whether with its input.
 func (c RecordingConfig) decide(s *Session) (record, stdin bool) {
-	if c.Dir == "" || s.Kind == KindPortForward {
+	if c.Dir == "" || s.Kind == session.KindPortForward {
 		return false, false
 	}
 	what, stdin := RecordTTY, c.Stdin

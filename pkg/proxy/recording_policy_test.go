@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/exec-proxy/exec-proxy/pkg/session"
 )
 
 func TestLoadRecordingPolicy(t *testing.T) {
@@ -39,7 +41,7 @@ func TestRecordingDecide(t *testing.T) {
 		{Namespaces: []string{"prod"}, Record: RecordTTY},
 		{Namespaces: []string{"dev"}, Record: RecordNone},
 	}}
-	session := func(ns, user string, groups []string, tty bool, kind Kind) *Session {
+	sessionOf := func(ns, user string, groups []string, tty bool, kind session.Kind) *Session {
 		return &Session{Namespace: ns, User: user, Groups: groups, TTY: tty, Kind: kind}
 	}
 	cases := []struct {
@@ -48,18 +50,18 @@ func TestRecordingDecide(t *testing.T) {
 		s             *Session
 		record, stdin bool
 	}{
-		{"no dir", RecordingConfig{NonTTY: true, Policy: policy}, session("prod", "bob", []string{"contractors"}, true, KindExec), false, false},
-		{"flags: tty", RecordingConfig{Dir: "d"}, session("x", "bob", nil, true, KindExec), true, false},
-		{"flags: no tty", RecordingConfig{Dir: "d"}, session("x", "bob", nil, false, KindExec), false, false},
-		{"flags: non-tty too, stdin", RecordingConfig{Dir: "d", NonTTY: true, Stdin: true}, session("x", "bob", nil, false, KindAttach), true, true},
-		{"never port-forward", RecordingConfig{Dir: "d", NonTTY: true}, session("x", "bob", nil, false, KindPortForward), false, false},
-		{"group rule, with stdin", RecordingConfig{Dir: "d", Policy: policy}, session("prod", "bob", []string{"staff", "contractors"}, false, KindExec), true, true},
-		{"group rule is per namespace", RecordingConfig{Dir: "d", Policy: policy}, session("staging", "bob", []string{"contractors"}, false, KindExec), false, false},
-		{"user rule", RecordingConfig{Dir: "d", Policy: policy}, session("prod", "break-glass", nil, true, KindExec), false, false},
-		{"namespace rule, tty", RecordingConfig{Dir: "d", Policy: policy}, session("prod", "alice", nil, true, KindExec), true, false},
-		{"namespace rule, no tty", RecordingConfig{Dir: "d", NonTTY: true, Policy: policy}, session("prod", "alice", nil, false, KindExec), false, false},
-		{"namespace off", RecordingConfig{Dir: "d", Policy: policy}, session("dev", "alice", nil, true, KindExec), false, false},
-		{"no rule: flags", RecordingConfig{Dir: "d", NonTTY: true, Policy: policy}, session("other", "alice", nil, false, KindExec), true, false},
+		{"no dir", RecordingConfig{NonTTY: true, Policy: policy}, sessionOf("prod", "bob", []string{"contractors"}, true, session.KindExec), false, false},
+		{"flags: tty", RecordingConfig{Dir: "d"}, sessionOf("x", "bob", nil, true, session.KindExec), true, false},
+		{"flags: no tty", RecordingConfig{Dir: "d"}, sessionOf("x", "bob", nil, false, session.KindExec), false, false},
+		{"flags: non-tty too, stdin", RecordingConfig{Dir: "d", NonTTY: true, Stdin: true}, sessionOf("x", "bob", nil, false, session.KindAttach), true, true},
+		{"never port-forward", RecordingConfig{Dir: "d", NonTTY: true}, sessionOf("x", "bob", nil, false, session.KindPortForward), false, false},
+		{"group rule, with stdin", RecordingConfig{Dir: "d", Policy: policy}, sessionOf("prod", "bob", []string{"staff", "contractors"}, false, session.KindExec), true, true},
+		{"group rule is per namespace", RecordingConfig{Dir: "d", Policy: policy}, sessionOf("staging", "bob", []string{"contractors"}, false, session.KindExec), false, false},
+		{"user rule", RecordingConfig{Dir: "d", Policy: policy}, sessionOf("prod", "break-glass", nil, true, session.KindExec), false, false},
+		{"namespace rule, tty", RecordingConfig{Dir: "d", Policy: policy}, sessionOf("prod", "alice", nil, true, session.KindExec), true, false},
+		{"namespace rule, no tty", RecordingConfig{Dir: "d", NonTTY: true, Policy: policy}, sessionOf("prod", "alice", nil, false, session.KindExec), false, false},
+		{"namespace off", RecordingConfig{Dir: "d", Policy: policy}, sessionOf("dev", "alice", nil, true, session.KindExec), false, false},
+		{"no rule: flags", RecordingConfig{Dir: "d", NonTTY: true, Policy: policy}, sessionOf("other", "alice", nil, false, session.KindExec), true, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

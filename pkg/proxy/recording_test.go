@@ -15,6 +15,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/exec-proxy/exec-proxy/pkg/session"
 	"github.com/exec-proxy/exec-proxy/pkg/sessionaudit"
 )
 
@@ -148,11 +149,11 @@ func TestRecordingFailurePolicy(t *testing.T) {
 		reason     string // of the end record, or of the refusal
 		dropped    bool
 	}{
-		{"fail-open, slow disk: events dropped, the session never waits", false, "slow", []string{"stream", fmt.Sprint(lines)}, ReasonExited, true},
-		{"fail-closed, slow disk: the session waits, nothing dropped", true, "slow", []string{"stream", fmt.Sprint(lines)}, ReasonExited, false},
-		{"fail-open, no file: the session runs unrecorded", false, "missing", []string{"echo", "x"}, ReasonExited, false},
+		{"fail-open, slow disk: events dropped, the session never waits", false, "slow", []string{"stream", fmt.Sprint(lines)}, session.ReasonExited, true},
+		{"fail-closed, slow disk: the session waits, nothing dropped", true, "slow", []string{"stream", fmt.Sprint(lines)}, session.ReasonExited, false},
+		{"fail-open, no file: the session runs unrecorded", false, "missing", []string{"echo", "x"}, session.ReasonExited, false},
 		{"fail-closed, no file: refused", true, "missing", []string{"echo", "x"}, "recording unavailable", false},
-		{"fail-closed, disk full: the session is ended", true, "full", []string{"stream", "1000000"}, ReasonRecordingFailed, false},
+		{"fail-closed, disk full: the session is ended", true, "full", []string{"stream", "1000000"}, session.ReasonRecordingFailed, false},
 	}
 	for _, protocol := range []string{"spdy", "websocket"} {
 		for _, tc := range cases {
@@ -226,7 +227,7 @@ func TestRecordingQueueBytes(t *testing.T) {
 				f, err := os.Create(path)
 				return &gatedFile{f: f, release: release}, err
 			}
-			s := &Session{ID: "bytes", Kind: KindExec, Command: []string{"cat"}}
+			s := &Session{ID: "bytes", Kind: session.KindExec, Command: []string{"cat"}}
 			r, err := newRecording(RecordingConfig{Dir: t.TempDir(), FailClosed: failClosed}, s, true, nil)
 			if err != nil {
 				t.Fatal(err)

@@ -14,39 +14,14 @@ import (
 	remotecommandconsts "k8s.io/apimachinery/pkg/util/remotecommand"
 
 	"github.com/exec-proxy/exec-proxy/pkg/holdback"
+	"github.com/exec-proxy/exec-proxy/pkg/session"
 	"github.com/exec-proxy/exec-proxy/pkg/wire"
-)
-
-// Kind is what a session does in the pod.
-type Kind string
-
-const (
-	KindExec        Kind = "exec"
-	KindAttach      Kind = "attach"
-	KindPortForward Kind = "portforward"
-)
-
-// End reasons recorded for a session.
-const (
-	ReasonExited        = "exited" // the error stream carried the command's exit status
-	ReasonClientClosed  = "client closed"
-	ReasonKubeletClosed = "kubelet disconnected" // or the connection broke, with no exit status
-	ReasonIdleTimeout   = "idle timeout"
-	ReasonMaxDuration   = "max duration"
-	ReasonProxyShutdown = "proxy shutdown"
-	// ReasonKilledBy is followed by the name of who deleted the session's execsession.
-	ReasonKilledBy = "killed by "
-	// ReasonRecordingFailed: the recording could not be written, under fail-closed recording.
-	ReasonRecordingFailed = "recording failed"
-	ReasonNotUpgraded     = "kubelet refused"
-	// ReasonProtocolError: the client sent what is not SPDY (see spdyReader.fromClient).
-	ReasonProtocolError = "client protocol error"
 )
 
 // Session is one exec, attach or port-forward from upgrade to close.
 type Session struct {
 	ID        string
-	Kind      Kind
+	Kind      session.Kind
 	User      string
 	Groups    []string
 	Namespace string
@@ -113,7 +88,7 @@ func newSession(ctx context.Context, maxBytesPerSec int64) *Session {
 	s.stats.onPayload = func() { s.touch(true) }
 	s.stats.onClientProtocolError = func(string) {
 		s.protocolError.Store(true)
-		s.Kill(ReasonProtocolError)
+		s.Kill(session.ReasonProtocolError)
 	}
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	s.legCtx, s.endLegs = context.WithCancel(context.Background())
@@ -164,7 +139,7 @@ func (s *Session) noteResponse(p []byte) (int, error) {
 	s.mu.Lock()
 	s.code, s.protocol = code, protocol
 	if code == http.StatusSwitchingProtocols {
-		s.stats.shape = wire.Shape{Known: true, PortForward: s.Kind == KindPortForward, Ports: s.Ports,
+		s.stats.shape = wire.Shape{Known: true, PortForward: s.Kind == session.KindPortForward, Ports: s.Ports,
 			Stdin: s.Stdin, Stdout: s.Stdout, Stderr: s.Stderr && !s.TTY, TTY: s.TTY} // the kubelet drops stderr with a TTY
 		s.reader = s.stats.newFrameReader(upgrade, protocol)
 		s.kubeletSPDY.Store(strings.HasPrefix(strings.ToUpper(upgrade), "SPDY/"))
@@ -251,7 +226,7 @@ func (s *Session) Streams() Streams {
 	if leg != nil {
 		_, _, st.ExitCode = leg.result()
 	}
-	if s.Kind == KindPortForward {
+	if s.Kind == session.KindPortForward {
 		st.ExitCode = "unknown: port-forward sessions have no exit code"
 	}
 	return st
@@ -334,9 +309,9 @@ func (r *registry) sweep(now time.Time, l Limits) {
 	for _, s := range r.snapshot() {
 		switch {
 		case l.MaxSessionDuration > 0 && now.Sub(s.Start) >= l.MaxSessionDuration:
-			s.Kill(ReasonMaxDuration)
+			s.Kill(session.ReasonMaxDuration)
 		case l.IdleTimeout > 0 && now.Sub(time.Unix(0, s.lastActive.Load())) >= l.IdleTimeout:
-			s.Kill(ReasonIdleTimeout)
+			s.Kill(session.ReasonIdleTimeout)
 		}
 	}
 }
@@ -364,7 +339,7 @@ func (r *registry) drain(ctx context.Context, grace time.Duration) int {
 	}
 	live := r.snapshot()
 	for _, s := range live {
-		s.Kill(ReasonProxyShutdown)
+		s.Kill(session.ReasonProxyShutdown)
 	}
 	select {
 	case <-empty:

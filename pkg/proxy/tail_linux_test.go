@@ -17,6 +17,8 @@ import (
 	"golang.org/x/sys/unix"
 	"golang.org/x/time/rate"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/exec-proxy/exec-proxy/pkg/session"
 )
 
 // flood is the fake container's "flood KIB": it writes at least KIB KiB, and on until the
@@ -164,7 +166,7 @@ func TestThrottledSessionKeepsItsTail(t *testing.T) {
 		}
 		stdout, status, err := newSPDYExecClient(t, bufConn{nc, br}).run(kubelet, 0)
 		checkFlood(t, kubelet, stdout, status, err)
-		if rec := <-records; rec.ExitCode != "0" || rec.Reason != ReasonExited {
+		if rec := <-records; rec.ExitCode != "0" || rec.Reason != session.ReasonExited {
 			t.Errorf("record: exit %q, reason %q", rec.ExitCode, rec.Reason)
 		}
 	})

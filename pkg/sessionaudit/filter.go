@@ -12,21 +12,25 @@ import (
 	utilnet "k8s.io/apimachinery/pkg/util/net"
 	apirequest "k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/apiserver/pkg/endpoints/responsewriter"
+
+	"github.com/exec-proxy/exec-proxy/pkg/session"
 )
 
 // SessionIDHeader carries the session id on every answer to a session request, so a user's
 // refusal or session can be found in the audit.
 const SessionIDHeader = "X-Exec-Proxy-Session-Id"
 
-// sessionSubresources are the pod subresources that open a session.
-var sessionSubresources = map[string]bool{"exec": true, "attach": true, "portforward": true}
-
 // IsSession reports whether info is a request for a session: a pods exec, attach or portforward
 // subresource, as the request-info parser reads it, whatever the group, method or anything after it.
 // The route and the registry serve sessions by this same parse, so every request they could serve
 // as a session is one here.
 func IsSession(info *apirequest.RequestInfo) bool {
-	return info != nil && info.IsResourceRequest && info.Resource == "pods" && sessionSubresources[info.Subresource]
+	return info != nil && info.IsResourceRequest && info.Resource == "pods" && opensSession(info.Subresource)
+}
+
+func opensSession(subresource string) bool {
+	_, ok := session.KindFor(subresource)
+	return ok
 }
 
 // WithAttempts opens an Attempt for every session request before authentication, so that a

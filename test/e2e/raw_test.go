@@ -10,11 +10,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/exec-proxy/exec-proxy/pkg/api"
 )
 
 const (
 	apiServer = "https://127.0.0.1:16443"
-	kubeRoute = "/apis/execproxy.dev/v1alpha1/kube"
+	kubeRoute = api.RoutePrefix
 )
 
 // upgrade is one raw upgrade request, as kubectl sends it, so status codes can be asserted exactly.

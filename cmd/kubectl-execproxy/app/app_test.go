@@ -18,7 +18,7 @@ func kubeconfig() *clientcmdapi.Config {
 		CurrentContext: "prod",
 		Clusters: map[string]*clientcmdapi.Cluster{
 			"c1":    {Server: "https://k8s.example:6443/", CertificateAuthorityData: []byte("CA")},
-			"route": {Server: "https://k8s.example:6443" + RoutePrefix},
+			"route": {Server: "https://k8s.example:6443" + api.RoutePrefix},
 		},
 		AuthInfos: map[string]*clientcmdapi.AuthInfo{"alice": {Token: "t"}},
 		Contexts: map[string]*clientcmdapi.Context{
@@ -54,7 +54,7 @@ func TestRouteContext(t *testing.T) {
 			}
 			ctx := raw.Contexts[name]
 			cluster := raw.Clusters[ctx.Cluster]
-			if cluster.Server != "https://k8s.example:6443"+RoutePrefix || string(cluster.CertificateAuthorityData) != "CA" ||
+			if cluster.Server != "https://k8s.example:6443"+api.RoutePrefix || string(cluster.CertificateAuthorityData) != "CA" ||
 				ctx.AuthInfo != "alice" || ctx.Namespace != "web" || raw.Clusters["c1"].Server != "https://k8s.example:6443/" {
 				t.Errorf("context %+v, cluster %+v", ctx, cluster)
 			}

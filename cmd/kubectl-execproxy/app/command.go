@@ -10,10 +10,9 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
-)
 
-// RoutePrefix is the path under kube-apiserver that reaches exec-proxy's copy of the core API.
-const RoutePrefix = "/apis/execproxy.dev/v1alpha1/kube"
+	"github.com/exec-proxy/exec-proxy/pkg/api"
+)
 
 type globalOptions struct {
 	kubeconfig, context string
@@ -49,7 +48,7 @@ func (g *globalOptions) apiConfig() (*rest.Config, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("kubeconfig: %w", err)
 	}
-	cfg.Host = strings.TrimSuffix(strings.TrimSuffix(cfg.Host, "/"), RoutePrefix)
+	cfg.Host = strings.TrimSuffix(strings.TrimSuffix(cfg.Host, "/"), api.RoutePrefix)
 	namespace, _, err := loader.Namespace()
 	return cfg, namespace, err
 }
@@ -68,11 +67,11 @@ func routeContext(raw *clientcmdapi.Config, from string) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("context %q names cluster %q, which the kubeconfig does not have", from, ctx.Cluster)
 	}
-	if strings.HasSuffix(strings.TrimSuffix(cluster.Server, "/"), RoutePrefix) {
+	if strings.HasSuffix(strings.TrimSuffix(cluster.Server, "/"), api.RoutePrefix) {
 		return "", fmt.Errorf("context %q already goes through exec-proxy", from)
 	}
 	route := cluster.DeepCopy()
-	route.Server = strings.TrimSuffix(cluster.Server, "/") + RoutePrefix
+	route.Server = strings.TrimSuffix(cluster.Server, "/") + api.RoutePrefix
 	name := from + "-execproxy"
 	raw.Clusters[ctx.Cluster+"-execproxy"] = route
 	newCtx := ctx.DeepCopy()

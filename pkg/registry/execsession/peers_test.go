@@ -23,7 +23,7 @@ import (
 
 	"github.com/exec-proxy/exec-proxy/pkg/api"
 	"github.com/exec-proxy/exec-proxy/pkg/peers"
-	"github.com/exec-proxy/exec-proxy/pkg/proxy"
+	"github.com/exec-proxy/exec-proxy/pkg/session"
 )
 
 // fakePeers answers as real peers would: each request is served by that peer's own REST, in a
@@ -80,8 +80,8 @@ func (w *warnings) AddWarning(_, text string) { *w = append(*w, text) }
 func peerSessions() fakeSessions {
 	start := time.Now().Add(-2 * time.Minute) // earlier than the local ones: listed first
 	return fakeSessions{
-		{ID: "p1", Kind: proxy.KindExec, User: "alice", Namespace: "a", Pod: "p", Start: start},
-		{ID: "p2", Kind: proxy.KindExec, User: "bob", Namespace: "b", Pod: "q", Start: start},
+		{ID: "p1", Kind: session.KindExec, User: "alice", Namespace: "a", Pod: "p", Start: start},
+		{ID: "p2", Kind: session.KindExec, User: "bob", Namespace: "b", Pod: "q", Start: start},
 	}
 }
 

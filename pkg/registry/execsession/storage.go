@@ -23,6 +23,7 @@ import (
 	"github.com/exec-proxy/exec-proxy/pkg/api"
 	"github.com/exec-proxy/exec-proxy/pkg/peers"
 	"github.com/exec-proxy/exec-proxy/pkg/proxy"
+	"github.com/exec-proxy/exec-proxy/pkg/session"
 )
 
 // Sessions are the live sessions; *proxy.Proxier in production.
@@ -109,7 +110,7 @@ func (r *REST) Delete(ctx context.Context, name string, _ rest.ValidateObjectFun
 	}
 	obj := r.object(s)
 	klog.FromContext(ctx).Info("Session killed", "session", s.ID, "pod", klog.KRef(s.Namespace, s.Pod), "user", s.User, "by", by)
-	s.Kill(proxy.ReasonKilledBy + by)
+	s.Kill(session.ReasonKilledBy + by)
 	return &obj, true, nil
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/exec-proxy/exec-proxy/pkg/api"
 	"github.com/exec-proxy/exec-proxy/pkg/proxy"
+	"github.com/exec-proxy/exec-proxy/pkg/session"
 )
 
 type fakeSessions []*proxy.Session
@@ -23,9 +24,9 @@ func (f fakeSessions) Sessions() []*proxy.Session { return f }
 func sessions() fakeSessions {
 	start := time.Now().Add(-time.Minute)
 	return fakeSessions{
-		{ID: "s1", Kind: proxy.KindExec, User: "alice", Namespace: "a", Pod: "p", Container: "c", Command: []string{"sh"}, TTY: true, Start: start},
-		{ID: "s2", Kind: proxy.KindPortForward, User: "bob", Namespace: "b", Pod: "q", Ports: []int32{80}, Start: start},
-		{ID: "s3", Kind: proxy.KindAttach, User: "alice", Namespace: "b", Pod: "q", Container: "c", Start: start},
+		{ID: "s1", Kind: session.KindExec, User: "alice", Namespace: "a", Pod: "p", Container: "c", Command: []string{"sh"}, TTY: true, Start: start},
+		{ID: "s2", Kind: session.KindPortForward, User: "bob", Namespace: "b", Pod: "q", Ports: []int32{80}, Start: start},
+		{ID: "s3", Kind: session.KindAttach, User: "alice", Namespace: "b", Pod: "q", Container: "c", Start: start},
 	}
 }
 

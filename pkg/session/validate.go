@@ -1,4 +1,4 @@
-package pod
+package session
 
 import (
 	"fmt"
@@ -6,13 +6,11 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/validation"
-
-	"github.com/exec-proxy/exec-proxy/pkg/proxy"
 )
 
 // validateStreams refuses what the kubelet would refuse only after a TLS handshake and an upgrade.
-func validateStreams(kind proxy.Kind, stdin, stdout, stderr, noCommand bool) error {
-	if kind == proxy.KindExec && noCommand {
+func validateStreams(kind Kind, stdin, stdout, stderr, noCommand bool) error {
+	if kind == KindExec && noCommand {
 		return apierrors.NewBadRequest("exec needs a command: give at least one command= parameter (kubectl exec POD -- COMMAND)")
 	}
 	if !stdin && !stdout && !stderr {

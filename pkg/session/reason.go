@@ -1,0 +1,18 @@
+package session
+
+// End reasons recorded for a session.
+const (
+	ReasonExited        = "exited" // the error stream carried the command's exit status
+	ReasonClientClosed  = "client closed"
+	ReasonKubeletClosed = "kubelet disconnected" // or the connection broke, with no exit status
+	ReasonIdleTimeout   = "idle timeout"
+	ReasonMaxDuration   = "max duration"
+	ReasonProxyShutdown = "proxy shutdown"
+	// ReasonKilledBy is followed by the name of who deleted the session's execsession.
+	ReasonKilledBy = "killed by "
+	// ReasonRecordingFailed: the recording could not be written, under fail-closed recording.
+	ReasonRecordingFailed = "recording failed"
+	ReasonNotUpgraded     = "kubelet refused"
+	// ReasonProtocolError: the client sent what is not SPDY (see spdyReader.fromClient).
+	ReasonProtocolError = "client protocol error"
+)
