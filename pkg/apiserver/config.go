@@ -22,6 +22,7 @@ import (
 	"github.com/exec-proxy/exec-proxy/pkg/nodeconn"
 	"github.com/exec-proxy/exec-proxy/pkg/peers"
 	"github.com/exec-proxy/exec-proxy/pkg/proxy"
+	"github.com/exec-proxy/exec-proxy/pkg/recording"
 	"github.com/exec-proxy/exec-proxy/pkg/session"
 	"github.com/exec-proxy/exec-proxy/pkg/sessionaudit"
 )
@@ -37,7 +38,7 @@ type Config struct {
 	ShutdownGracePeriod   time.Duration
 	// Audit writes session records; nil when none are configured.
 	Audit     *sessionaudit.Recorder
-	Recording proxy.RecordingConfig
+	Recording recording.Config
 	// Replica names this exec-proxy in execsessions.
 	Replica string
 	// Peers finds the other replicas; nil when this one answers for itself only.

@@ -12,6 +12,8 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/remotecommand"
+
+	"github.com/exec-proxy/exec-proxy/pkg/recording"
 )
 
 // streamStats is what a skimmer learned of a session's streams, read passively from the frames
@@ -22,8 +24,8 @@ type streamStats struct {
 	// or resize, so that keep-alive pings do not hold a session open.
 	reading   atomic.Bool
 	onPayload func()
-	// recording, when set, receives the payload as asciicast events.
-	recording atomic.Pointer[recording]
+	// recording, when set, is the recording.Sink that receives the payload as asciicast events.
+	recording atomic.Value
 	// onClientProtocolError is called when the client's frames are not the protocol's.
 	onClientProtocolError func(why string)
 
@@ -150,22 +152,22 @@ func (s *streamStats) payload() {
 
 // record hands payload of stream to the recording, if any; data is copied before it returns.
 func (s *streamStats) record(stream string, data []byte) {
-	r := s.recording.Load()
+	r, _ := s.recording.Load().(recording.Sink)
 	if r == nil || len(data) == 0 {
 		return
 	}
 	switch stream {
 	case "stdout", "stderr":
-		r.add("o", data)
+		r.Add("o", data)
 	case "stdin":
-		r.add("i", data)
+		r.Add("i", data)
 	}
 }
 
 // recordsStream reports whether stream's bytes are wanted, so a reader unmasks them only then.
 func (s *streamStats) recordsStream(stream string) bool {
-	r := s.recording.Load()
-	return r != nil && (stream == "stdout" || stream == "stderr" || (stream == "stdin" && r.stdin))
+	r, _ := s.recording.Load().(recording.Sink)
+	return r != nil && (stream == "stdout" || stream == "stderr" || (stream == "stdin" && r.Stdin()))
 }
 
 // resized reads more of the client's resize stream and counts the terminal sizes it completes;
@@ -176,8 +178,8 @@ func (s *streamStats) resized(p []byte) error {
 	defer s.mu.Unlock()
 	return s.resize.feed(p, func(size remotecommand.TerminalSize) {
 		s.resizes++
-		if r := s.recording.Load(); r != nil {
-			r.add("r", []byte(fmt.Sprintf("%dx%d", size.Width, size.Height)))
+		if r, _ := s.recording.Load().(recording.Sink); r != nil {
+			r.Add("r", []byte(fmt.Sprintf("%dx%d", size.Width, size.Height)))
 		}
 	})
 }

@@ -20,6 +20,8 @@ import (
 	"github.com/moby/spdystream/spdy"
 	"k8s.io/apimachinery/pkg/util/httpstream/wsstream"
 	"k8s.io/client-go/tools/remotecommand"
+
+	"github.com/exec-proxy/exec-proxy/pkg/recording/recordingtest"
 )
 
 // readSide is what a session's client frames carried, as one side reads them.
@@ -117,16 +119,15 @@ func kubeletResizes(stream []byte) int {
 func skimmed(t testing.TB, upgrade, protocol string, data []byte, shape sessionShape, split int) (out readSide, refused bool) {
 	stats := newStreamStats()
 	stats.shape = shape
-	rec := &recording{events: make(chan castEvent, len(data)+16), stdin: true}
+	rec := &recordingtest.Sink{RecordStdin: true}
 	stats.recording.Store(rec)
 	stats.onClientProtocolError = func(string) { refused = true }
 	s := newSkimmer(upgrade, protocol, stats)
 	feedSplit(s.fromClient, data, split)
 	s.close()
-	close(rec.events)
-	for ev := range rec.events {
-		if ev.kind == "i" {
-			out.stdin = append(out.stdin, ev.data...)
+	for _, ev := range rec.Events() {
+		if ev.Kind == "i" {
+			out.stdin = append(out.stdin, ev.Data...)
 		}
 	}
 	bytes, resizes, _ := stats.result()

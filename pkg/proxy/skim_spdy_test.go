@@ -11,6 +11,8 @@ import (
 
 	"github.com/moby/spdystream/spdy"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/exec-proxy/exec-proxy/pkg/recording/recordingtest"
 )
 
 // spdyExec is one exec session's frames, each direction with its own header compression, as
@@ -64,7 +66,7 @@ func TestSPDYSkimmer(t *testing.T) {
 	for _, split := range []int{0, 1, 3, 7, 100, 4096} {
 		t.Run(fmt.Sprintf("pieces of %d bytes", split), func(t *testing.T) {
 			stats := newStreamStats()
-			rec := &recording{events: make(chan castEvent, 100), stdin: true}
+			rec := &recordingtest.Sink{RecordStdin: true}
 			stats.recording.Store(rec)
 			s := newSkimmer("SPDY/3.1", "v4.channel.k8s.io", stats)
 			feedSplit(s.fromClient, fromClient, split)
@@ -75,10 +77,9 @@ func TestSPDYSkimmer(t *testing.T) {
 			if !reflect.DeepEqual(byStream, want) || resizes != 1 || code != "3" {
 				t.Errorf("bytes %v, resizes %d, exit %q; want %v, 1, 3", byStream, resizes, code, want)
 			}
-			close(rec.events)
 			got := map[string]int{}
-			for ev := range rec.events {
-				got[ev.kind] += len(ev.data)
+			for _, ev := range rec.Events() {
+				got[ev.Kind] += len(ev.Data)
 			}
 			if got["o"] != 10005 || got["i"] != 6 || got["r"] == 0 {
 				t.Errorf("recorded %v", got)

@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/exec-proxy/exec-proxy/pkg/recording/recordingtest"
 )
 
 // The client's WebSocket frames are read as x/net/websocket and wsstream read them: every data
@@ -65,7 +67,7 @@ func TestWSClientMessages(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			stats := newStreamStats()
 			stats.shape = tc.shape
-			rec := &recording{events: make(chan castEvent, 100), stdin: true}
+			rec := &recordingtest.Sink{RecordStdin: true}
 			stats.recording.Store(rec)
 			var refused string
 			stats.onClientProtocolError = func(why string) { refused = why }
@@ -77,13 +79,12 @@ func TestWSClientMessages(t *testing.T) {
 			if got, _, _ := stats.result(); !reflect.DeepEqual(got, tc.streams) {
 				t.Errorf("bytes %v, want %v", got, tc.streams)
 			}
-			close(rec.events)
 			var in strings.Builder
-			for ev := range rec.events {
-				if ev.kind == "i" {
-					in.WriteString(ev.data)
-				} else if ev.kind == "o" {
-					t.Errorf("recorded output %q", ev.data)
+			for _, ev := range rec.Events() {
+				if ev.Kind == "i" {
+					in.WriteString(ev.Data)
+				} else if ev.Kind == "o" {
+					t.Errorf("recorded output %q", ev.Data)
 				}
 			}
 			if in.String() != tc.recorded {
