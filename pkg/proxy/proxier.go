@@ -42,7 +42,7 @@ type Proxier struct {
 	// upgrade-aware proxy's logging of the request (see nodeconn.Transport.UpgradeTransport).
 	credentialed upgradeproxy.UpgradeRequestRoundTripper
 	// Audit writes the session's start and end records; nil writes none.
-	Audit *sessionaudit.Recorder
+	Audit *sessionaudit.Auditor
 	// Recording says which sessions are recorded, and where.
 	Recording recording.Config
 }

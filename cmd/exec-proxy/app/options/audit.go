@@ -94,13 +94,13 @@ func (o *AuditOptions) Validate() []error {
 	return errs
 }
 
-// Recorder builds the record writer; nil when no destination is configured.
-func (o *AuditOptions) Recorder() (*sessionaudit.Recorder, error) {
+// Auditor builds the audit record writer; nil when no destination is configured.
+func (o *AuditOptions) Auditor() (*sessionaudit.Auditor, error) {
 	backend, err := sessionaudit.NewBackend(o.BackendConfig)
 	if err != nil || backend == nil {
 		return nil, err
 	}
-	return sessionaudit.NewRecorder(backend, sessionaudit.FailurePolicy(o.FailurePolicy)), nil
+	return sessionaudit.NewAuditor(backend, sessionaudit.FailurePolicy(o.FailurePolicy)), nil
 }
 
 // RecordingConfig is the recording flags with the policy file read.
