@@ -22,6 +22,7 @@ import (
 	"github.com/exec-proxy/exec-proxy/pkg/nodeconn"
 	"github.com/exec-proxy/exec-proxy/pkg/peers"
 	"github.com/exec-proxy/exec-proxy/pkg/proxy"
+	"github.com/exec-proxy/exec-proxy/pkg/recording"
 	"github.com/exec-proxy/exec-proxy/pkg/session"
 	"github.com/exec-proxy/exec-proxy/pkg/sessionaudit"
 )
@@ -36,8 +37,8 @@ type Config struct {
 	Limits                proxy.Limits
 	ShutdownGracePeriod   time.Duration
 	// Audit writes session records; nil when none are configured.
-	Audit     *sessionaudit.Recorder
-	Recording proxy.RecordingConfig
+	Audit     *sessionaudit.Auditor
+	Recording recording.Config
 	// Replica names this exec-proxy in execsessions.
 	Replica string
 	// Peers finds the other replicas; nil when this one answers for itself only.
@@ -59,7 +60,7 @@ type completedConfig struct {
 	informers           informers.SharedInformerFactory
 	transport           *nodeconn.Transport
 	proxier             *proxy.Proxier
-	audit               *sessionaudit.Recorder
+	audit               *sessionaudit.Auditor
 	route               *kuberoute.Handler
 	shutdownGracePeriod time.Duration
 	replica             string
@@ -115,7 +116,7 @@ func (c *Config) Complete() (CompletedConfig, error) {
 // configureChain makes g's handler chain exec-proxy's: route paths parsed as the core paths they
 // stand for, core RBAC, and, outermost, the session audit's attempts, opened from the very
 // RequestInfo the chain then authorizes and serves. inner wraps the API handler (the route).
-func configureChain(g *genericapiserver.Config, audit *sessionaudit.Recorder, inner func(http.Handler) http.Handler) {
+func configureChain(g *genericapiserver.Config, audit *sessionaudit.Auditor, inner func(http.Handler) http.Handler) {
 	g.LongRunningFunc = genericfilters.BasicLongRunningRequestCheck(sets.NewString("watch"), longRunningSubresources)
 	resolver := kuberoute.RequestInfoResolver{Delegate: genericapiserver.NewRequestInfoResolver(g)}
 	g.RequestInfoResolver = sessionaudit.Resolved{Delegate: resolver}

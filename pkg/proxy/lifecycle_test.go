@@ -270,7 +270,7 @@ func TestHandlerReturnsWhileSessionRuns(t *testing.T) {
 			kubelet := newFakeKubelet(t)
 			p := newTestProxier(t, kubelet.caFile, Limits{}, runningPod("p", "n1", "a"), nodeAt("n1", "127.0.0.1", kubelet.port(t)))
 			b := &recordingBackend{}
-			p.Audit = sessionaudit.NewRecorder(b, sessionaudit.FailClosed)
+			p.Audit = sessionaudit.NewAuditor(b, sessionaudit.FailClosed)
 			returned := make(chan struct{})
 			inner, _ := frontWithRecords(t, p)
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
@@ -334,7 +334,7 @@ func TestPanicInSessionStillEnds(t *testing.T) {
 	kubelet := newFakeKubelet(t)
 	p := newTestProxier(t, kubelet.caFile, Limits{}, runningPod("p", "n1", "a"), nodeAt("n1", "127.0.0.1", kubelet.port(t)))
 	b := &panickingBackend{panicOn: "start"}
-	p.Audit = sessionaudit.NewRecorder(b, sessionaudit.FailClosed)
+	p.Audit = sessionaudit.NewAuditor(b, sessionaudit.FailClosed)
 	srv, _ := frontWithRecords(t, p)
 	if _, err := execVia(t, srv, "spdy", "alice", execCase{command: []string{"echo", "hi"}}); err == nil {
 		t.Error("the session whose start panicked went on")

@@ -21,6 +21,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/exec-proxy/exec-proxy/pkg/nodeconn"
+	"github.com/exec-proxy/exec-proxy/pkg/recording"
 	"github.com/exec-proxy/exec-proxy/pkg/session"
 	"github.com/exec-proxy/exec-proxy/pkg/sessionaudit"
 )
@@ -41,9 +42,9 @@ type Proxier struct {
 	// upgrade-aware proxy's logging of the request (see nodeconn.Transport.UpgradeTransport).
 	credentialed upgradeproxy.UpgradeRequestRoundTripper
 	// Audit writes the session's start and end records; nil writes none.
-	Audit *sessionaudit.Recorder
+	Audit *sessionaudit.Auditor
 	// Recording says which sessions are recorded, and where.
-	Recording RecordingConfig
+	Recording recording.Config
 }
 
 // New returns a Proxier; Run must be called for timeouts to apply.
@@ -105,7 +106,7 @@ func (p *Proxier) Handler(ctx context.Context, r session.Request) (http.Handler,
 	p.describe(ctx, s, r, target)
 	s.onUpgrade = func(protocol string) error {
 		attempt.Update(func(rec *sessionaudit.Record) { rec.Protocol, rec.Start = protocol, time.Now() })
-		recording, err := p.openRecording(s.ctx, s)
+		sink, err := p.openRecording(s.ctx, s)
 		if err != nil {
 			attempt.Update(func(rec *sessionaudit.Record) {
 				rec.Reason, rec.Code, rec.Message = "recording unavailable", err.ErrStatus.Code, err.ErrStatus.Message
@@ -113,13 +114,13 @@ func (p *Proxier) Handler(ctx context.Context, r session.Request) (http.Handler,
 			return err
 		}
 		if err := p.Audit.Started(attempt); err != nil {
-			if recording != nil {
-				recording.discard()
+			if sink != nil {
+				sink.Discard()
 			}
 			return err
 		}
-		if recording != nil {
-			s.stats.recording.Store(recording)
+		if sink != nil {
+			s.stats.recording.Store(sink)
 		}
 		return nil
 	}
@@ -241,11 +242,11 @@ func (p *Proxier) afterSession(d *detachedSession) {
 func (p *Proxier) ended(logger klog.Logger, sw *sessionWriter, req *http.Request, s *Session) {
 	streams := s.Streams()
 	reason := endReason(s, streams.ExitCode)
-	recording := stopRecording(req.Context(), s)
+	recorded := stopRecording(req.Context(), s)
 	p.finish(logger, s, sw, reason, streams.ExitCode)
 	attempt := sessionaudit.AttemptFrom(req.Context())
 	attempt.Update(func(rec *sessionaudit.Record) {
-		rec.Recording, rec.RecordingDropped, rec.RecordingError = recording.file, recording.dropped, recording.err
+		rec.Recording, rec.RecordingDropped, rec.RecordingError = recorded.file, recorded.dropped, recorded.err
 	})
 	p.audit(attempt, s, sw, reason, streams)
 }
@@ -314,8 +315,10 @@ func (p *Proxier) audit(a *sessionaudit.Attempt, s *Session, sw *sessionWriter, 
 // openRecording makes s's recording when the flags or the policy ask for one (nil otherwise). A
 // recording that cannot be made is logged and the session goes on, the audit records remain;
 // unless recording is fail-closed: then the session is refused.
-func (p *Proxier) openRecording(ctx context.Context, s *Session) (*recording, *apierrors.StatusError) {
-	record, stdin := p.Recording.decide(s)
+func (p *Proxier) openRecording(ctx context.Context, s *Session) (recording.Sink, *apierrors.StatusError) {
+	whose := recording.Session{ID: s.ID, Kind: s.Kind, Namespace: s.Namespace, Pod: s.Pod, Container: s.Container,
+		User: s.User, Groups: s.Groups, Command: s.Command, TTY: s.TTY}
+	record, stdin := p.Recording.Decide(whose)
 	if !record {
 		return nil, nil
 	}
@@ -326,7 +329,7 @@ func (p *Proxier) openRecording(ctx context.Context, s *Session) (*recording, *a
 			s.Kill(session.ReasonRecordingFailed)
 		}
 	}
-	rec, err := newRecording(p.Recording, s, stdin, onFail)
+	sink, err := recording.New(p.Recording, whose, stdin, onFail)
 	switch {
 	case err != nil && p.Recording.FailClosed:
 		klog.FromContext(ctx).Error(err, "Session refused: it must be recorded and cannot be", "session", s.ID)
@@ -335,7 +338,7 @@ func (p *Proxier) openRecording(ctx context.Context, s *Session) (*recording, *a
 		klog.FromContext(ctx).Error(err, "Session not recorded", "session", s.ID)
 		return nil, nil
 	}
-	return rec, nil
+	return sink, nil
 }
 
 // recordingResult is what became of a session's recording.
@@ -347,16 +350,16 @@ type recordingResult struct {
 // stopRecording ends s's recording, if any: its file, the events it dropped, and why it is
 // incomplete, if it is.
 func stopRecording(ctx context.Context, s *Session) recordingResult {
-	rec := s.stats.recording.Load()
-	if rec == nil {
+	sink, _ := s.stats.recording.Load().(recording.Sink)
+	if sink == nil {
 		return recordingResult{}
 	}
-	res := recordingResult{file: rec.path}
-	if err := rec.close(); err != nil {
-		klog.FromContext(ctx).Error(err, "Recording incomplete", "session", s.ID, "file", rec.path)
+	res := recordingResult{file: sink.Path()}
+	if err := sink.Close(); err != nil {
+		klog.FromContext(ctx).Error(err, "Recording incomplete", "session", s.ID, "file", sink.Path())
 		res.err = err.Error()
 	}
-	res.dropped = rec.dropped.Load()
+	res.dropped = sink.Dropped()
 	return res
 }
 

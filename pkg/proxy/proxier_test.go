@@ -391,7 +391,7 @@ func TestHandlerRefusesSessionWithoutItsAttempt(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			p := New(newResolver(t, runningPod("p", "n1", "a"), nodeAt("n1", "127.0.0.1", 10250)), nil, Limits{})
-			p.Audit = sessionaudit.NewRecorder(&recordingBackend{}, sessionaudit.FailClosed)
+			p.Audit = sessionaudit.NewAuditor(&recordingBackend{}, sessionaudit.FailClosed)
 			ctx := genericapirequest.WithUser(context.Background(), &user.DefaultInfo{Name: "alice"})
 			if tc.attempt != nil {
 				ctx = sessionaudit.WithAttempt(ctx, tc.attempt)

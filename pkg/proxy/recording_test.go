@@ -1,8 +1,6 @@
 package proxy
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
@@ -15,40 +13,11 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/exec-proxy/exec-proxy/pkg/recording"
+	"github.com/exec-proxy/exec-proxy/pkg/recording/recordingtest"
 	"github.com/exec-proxy/exec-proxy/pkg/session"
 	"github.com/exec-proxy/exec-proxy/pkg/sessionaudit"
 )
-
-// castFile reads an asciicast v2 file: its header and its events.
-func castFile(t *testing.T, path string) (map[string]interface{}, [][]interface{}) {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<20) // an event carries up to recordingChunk of data, escaped
-	var header map[string]interface{}
-	var events [][]interface{}
-	for i := 0; sc.Scan(); i++ {
-		if i == 0 {
-			if err := json.Unmarshal(sc.Bytes(), &header); err != nil {
-				t.Fatalf("header: %v", err)
-			}
-			continue
-		}
-		var ev []interface{}
-		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil || len(ev) != 3 {
-			t.Fatalf("event %q: %v", sc.Text(), err)
-		}
-		events = append(events, ev)
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatalf("reading %s: %v", path, err)
-	}
-	return header, events
-}
 
 func TestRecording(t *testing.T) {
 	checkLeaks(t)
@@ -56,19 +25,19 @@ func TestRecording(t *testing.T) {
 	p := newTestProxier(t, kubelet.caFile, Limits{}, runningPod("p", "n1", "a"), nodeAt("n1", "127.0.0.1", kubelet.port(t)))
 	cases := []struct {
 		name   string
-		cfg    RecordingConfig
+		cfg    recording.Config
 		exec   execCase
 		stdin  string
 		size   [2]float64
 		events map[string]string // kind → all its data, concatenated
 	}{
-		{"tty", RecordingConfig{}, execCase{command: []string{"size"}, tty: true}, "", [2]float64{120, 40},
+		{"tty", recording.Config{}, execCase{command: []string{"size"}, tty: true}, "", [2]float64{120, 40},
 			map[string]string{"o": "40 120\n", "r": "120x40"}},
-		{"no tty, with input", RecordingConfig{NonTTY: true, Stdin: true}, execCase{command: []string{"cat"}}, "typed\n", [2]float64{80, 24},
+		{"no tty, with input", recording.Config{NonTTY: true, Stdin: true}, execCase{command: []string{"cat"}}, "typed\n", [2]float64{80, 24},
 			map[string]string{"o": "typed\n", "i": "typed\n"}},
-		{"no tty, output only", RecordingConfig{NonTTY: true}, execCase{command: []string{"cat"}}, "secret\n", [2]float64{80, 24},
+		{"no tty, output only", recording.Config{NonTTY: true}, execCase{command: []string{"cat"}}, "secret\n", [2]float64{80, 24},
 			map[string]string{"o": "secret\n"}},
-		{"no tty, not recorded", RecordingConfig{}, execCase{command: []string{"echo", "x"}}, "", [2]float64{}, nil},
+		{"no tty, not recorded", recording.Config{}, execCase{command: []string{"echo", "x"}}, "", [2]float64{}, nil},
 	}
 	for _, protocol := range []string{"spdy", "websocket"} {
 		for _, tc := range cases {
@@ -94,7 +63,7 @@ func TestRecording(t *testing.T) {
 					}
 					return
 				}
-				header, events := castFile(t, rec.Recording)
+				header, events := recordingtest.ReadCast(t, rec.Recording)
 				if header["version"] != float64(2) || header["width"] != tc.size[0] || header["height"] != tc.size[1] ||
 					!strings.Contains(header["title"].(string), "alice") {
 					t.Errorf("header %v", header)
@@ -115,23 +84,6 @@ func TestRecording(t *testing.T) {
 		}
 	}
 }
-
-// gatedFile is a recording file on a disk that takes nothing until release is closed, or fails.
-type gatedFile struct {
-	f       *os.File
-	release <-chan struct{}
-	fail    error
-}
-
-func (g *gatedFile) Write(p []byte) (int, error) {
-	if g.fail != nil {
-		return 0, g.fail
-	}
-	<-g.release
-	return g.f.Write(p)
-}
-
-func (g *gatedFile) Close() error { return g.f.Close() }
 
 func TestRecordingFailurePolicy(t *testing.T) {
 	// The peers linger after exec-proxy refuses or ends a session: the fake kubelet waits out its
@@ -167,18 +119,17 @@ func TestRecordingFailurePolicy(t *testing.T) {
 					delay = 300 * time.Millisecond
 				}
 				time.AfterFunc(delay, open)
-				defer func(c func(string) (io.WriteCloser, error)) { createCast = c }(createCast)
-				createCast = func(path string) (io.WriteCloser, error) {
+				create := func(path string) (io.WriteCloser, error) {
 					if tc.disk == "missing" {
 						return nil, fs.ErrNotExist
 					}
 					f, err := os.Create(path)
 					if tc.disk == "full" {
-						return &gatedFile{f: f, fail: syscall.ENOSPC}, err
+						return &recordingtest.GatedFile{F: f, Fail: syscall.ENOSPC}, err
 					}
-					return &gatedFile{f: f, release: release}, err
+					return &recordingtest.GatedFile{F: f, Release: release}, err
 				}
-				p.Recording = RecordingConfig{Dir: t.TempDir(), NonTTY: true, FailClosed: tc.failClosed}
+				p.Recording = recording.Config{Dir: t.TempDir(), NonTTY: true, FailClosed: tc.failClosed, Create: create}
 				srv, records := frontWithRecords(t, p)
 				out, err := execVia(t, srv, protocol, "alice", execCase{command: tc.command})
 				open()
@@ -203,103 +154,11 @@ func TestRecordingFailurePolicy(t *testing.T) {
 					if err != nil || len(out) != lines*1024 {
 						t.Errorf("exec: %v, %d bytes of %d", err, len(out), lines*1024)
 					}
-					if _, events := castFile(t, rec.Recording); !tc.dropped && len(events) < lines/4 {
+					if _, events := recordingtest.ReadCast(t, rec.Recording); !tc.dropped && len(events) < lines/4 {
 						t.Errorf("%d events recorded", len(events))
 					}
 				}
 			})
 		}
-	}
-}
-
-// TestRecordingQueueBytes: what waits for a stalled disk is bounded in bytes, not in events
-// only: 40 stdin frames of 1 MiB once held 40 MiB (and 16 MiB frames 623 MiB). Fail-open drops
-// what is beyond the bound and says so in the recording (a marker where events are missing) and in
-// the count the end record gets; fail-closed makes the relay wait and drops nothing.
-func TestRecordingQueueBytes(t *testing.T) {
-	const frames, frameLen = 40, 1 << 20
-	for _, failClosed := range []bool{false, true} {
-		t.Run(fmt.Sprintf("fail-closed=%v", failClosed), func(t *testing.T) {
-			checkLeaks(t)
-			release := make(chan struct{})
-			defer func(c func(string) (io.WriteCloser, error)) { createCast = c }(createCast)
-			createCast = func(path string) (io.WriteCloser, error) {
-				f, err := os.Create(path)
-				return &gatedFile{f: f, release: release}, err
-			}
-			s := &Session{ID: "bytes", Kind: session.KindExec, Command: []string{"cat"}}
-			r, err := newRecording(RecordingConfig{Dir: t.TempDir(), FailClosed: failClosed}, s, true, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			frame := []byte(strings.Repeat("é", frameLen/2)) // a frame's end is a character's end
-			added := make(chan struct{})
-			go func() {
-				defer close(added)
-				for i := 0; i < frames; i++ {
-					r.add("i", frame)
-				}
-			}()
-			if failClosed {
-				eventuallyTrue(t, func() bool { r.qmu.Lock(); defer r.qmu.Unlock(); return r.queued > recordingQueueBytes-recordingChunk })
-			} else {
-				<-added // the relay never waits
-			}
-			r.qmu.Lock()
-			queued := r.queued
-			r.qmu.Unlock()
-			if queued > recordingQueueBytes {
-				t.Errorf("%d bytes queued for a stalled disk, more than %d", queued, recordingQueueBytes)
-			}
-			close(release)
-			<-added
-			if err := r.close(); err != nil {
-				t.Fatal(err)
-			}
-			_, events := castFile(t, r.path)
-			var recorded, missing, missingEvents int
-			for _, ev := range events {
-				switch data := ev[2].(string); ev[1] {
-				case "i":
-					recorded += len(data)
-				case "m":
-					var n, b int
-					if _, err := fmt.Sscanf(data, "exec-proxy: %d events (%d bytes) are missing here", &n, &b); err != nil {
-						t.Errorf("marker %q: %v", data, err)
-					}
-					missingEvents, missing = missingEvents+n, missing+b
-				}
-			}
-			if recorded+missing != frames*len(frame) || int64(missingEvents) != r.dropped.Load() {
-				t.Errorf("%d bytes recorded, %d missing (%d events, %d counted dropped), of %d", recorded, missing, missingEvents, r.dropped.Load(), frames*len(frame))
-			}
-			if failClosed && missing > 0 {
-				t.Errorf("fail-closed recording dropped %d bytes", missing)
-			}
-			if !failClosed && missing == 0 {
-				t.Error("nothing dropped: the stalled disk's queue held it all")
-			}
-		})
-	}
-}
-
-func TestChunkLen(t *testing.T) {
-	cases := []struct {
-		name string
-		data []byte
-		want int
-	}{
-		{"short", []byte("abc"), 3},
-		{"exactly a chunk", make([]byte, recordingChunk), recordingChunk},
-		{"longer", make([]byte, recordingChunk+1), recordingChunk},
-		{"a character across the cut", append(make([]byte, recordingChunk-1), "é"...), recordingChunk - 1},
-		{"not UTF-8", append(make([]byte, recordingChunk-3), 0x80, 0x80, 0x80, 0x80, 0x80), recordingChunk},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := chunkLen(tc.data); got != tc.want {
-				t.Errorf("chunkLen = %d, want %d", got, tc.want)
-			}
-		})
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"k8s.io/client-go/tools/remotecommand"
 
+	"github.com/exec-proxy/exec-proxy/pkg/recording"
 	"github.com/exec-proxy/exec-proxy/pkg/wire"
 	"github.com/exec-proxy/exec-proxy/pkg/wire/spdy"
 	"github.com/exec-proxy/exec-proxy/pkg/wire/websocket"
@@ -22,8 +23,8 @@ type streamStats struct {
 	// payload or resize, so that keep-alive pings do not hold a session open.
 	reading   atomic.Bool
 	onPayload func()
-	// recording, when set, receives the payload as asciicast events.
-	recording atomic.Pointer[recording]
+	// recording, when set, is the recording.Sink that receives the payload as asciicast events.
+	recording atomic.Value
 	// onClientProtocolError is called when the client's frames are not the protocol's.
 	onClientProtocolError func(why string)
 
@@ -109,22 +110,22 @@ func (s *streamStats) Wants(stream string) bool { return s.recordsStream(stream)
 
 // record hands payload of stream to the recording, if any; data is copied before it returns.
 func (s *streamStats) record(stream string, data []byte) {
-	r := s.recording.Load()
+	r, _ := s.recording.Load().(recording.Sink)
 	if r == nil || len(data) == 0 {
 		return
 	}
 	switch stream {
 	case "stdout", "stderr":
-		r.add("o", data)
+		r.Add("o", data)
 	case "stdin":
-		r.add("i", data)
+		r.Add("i", data)
 	}
 }
 
 // recordsStream reports whether stream's bytes are wanted, so a reader unmasks them only then.
 func (s *streamStats) recordsStream(stream string) bool {
-	r := s.recording.Load()
-	return r != nil && (stream == "stdout" || stream == "stderr" || (stream == "stdin" && r.stdin))
+	r, _ := s.recording.Load().(recording.Sink)
+	return r != nil && (stream == "stdout" || stream == "stderr" || (stream == "stdin" && r.Stdin()))
 }
 
 // Resized counts the terminal sizes the client's resize stream completed; its bytes are payload.
@@ -134,8 +135,8 @@ func (s *streamStats) Resized(sizes []remotecommand.TerminalSize) {
 	defer s.mu.Unlock()
 	for _, size := range sizes {
 		s.resizes++
-		if r := s.recording.Load(); r != nil {
-			r.add("r", []byte(fmt.Sprintf("%dx%d", size.Width, size.Height)))
+		if r, _ := s.recording.Load().(recording.Sink); r != nil {
+			r.Add("r", []byte(fmt.Sprintf("%dx%d", size.Width, size.Height)))
 		}
 	}
 }

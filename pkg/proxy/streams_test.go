@@ -6,6 +6,7 @@ import (
 
 	"k8s.io/client-go/tools/remotecommand"
 
+	"github.com/exec-proxy/exec-proxy/pkg/recording/recordingtest"
 	"github.com/exec-proxy/exec-proxy/pkg/wire/wiretest"
 )
 
@@ -70,7 +71,7 @@ func TestSessionShapeTTYDropsStderr(t *testing.T) {
 // output, stdin as input, each terminal size as a resize.
 func TestStreamStatsRecord(t *testing.T) {
 	stats := newStreamStats()
-	rec := &recording{events: make(chan castEvent, 100), stdin: true}
+	rec := &recordingtest.Sink{RecordStdin: true}
 	stats.recording.Store(rec)
 	for _, stream := range []string{"stdout", "stderr", "stdin", "data"} {
 		if want := stream != "data"; stats.Wants(stream) != want {
@@ -80,10 +81,9 @@ func TestStreamStatsRecord(t *testing.T) {
 		stats.Data(stream, []byte("ab"))
 	}
 	stats.Resized([]remotecommand.TerminalSize{{Width: 80, Height: 24}})
-	close(rec.events)
 	got := map[string]string{}
-	for ev := range rec.events {
-		got[ev.kind] += ev.data
+	for _, ev := range rec.Events() {
+		got[ev.Kind] += ev.Data
 	}
 	if got["o"] != "abab" || got["i"] != "ab" || got["r"] != "80x24" {
 		t.Errorf("recorded %q", got)

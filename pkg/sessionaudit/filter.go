@@ -38,7 +38,7 @@ func opensSession(subresource string) bool {
 // still gets its refused record. It must be the outermost filter. What is a session is decided
 // from resolver's RequestInfo, the one the chain then authorizes and serves (see Resolved): the
 // filter puts it in the request's context.
-func WithAttempts(handler http.Handler, r *Recorder, resolver apirequest.RequestInfoResolver) http.Handler {
+func WithAttempts(handler http.Handler, r *Auditor, resolver apirequest.RequestInfoResolver) http.Handler {
 	if r == nil {
 		return handler
 	}
@@ -86,7 +86,7 @@ func NewAttempt(req *http.Request, kind, namespace, pod string) *Attempt {
 // FinishDetached writes what the filter would have for a detached attempt that never became a
 // session (its connection was taken, then the kubelet refused): its refusal record. A no-op when the
 // session has its end record.
-func FinishDetached(r *Recorder, a *Attempt) {
+func FinishDetached(r *Auditor, a *Attempt) {
 	if r == nil || a == nil {
 		return
 	}

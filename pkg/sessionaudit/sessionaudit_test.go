@@ -66,7 +66,7 @@ func TestWithAttempts(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			b := &backend{ok: true}
 			rec := httptest.NewRecorder()
-			WithAttempts(tc.handler, NewRecorder(b, FailClosed), testResolver).ServeHTTP(rec, httptest.NewRequest(http.MethodPost, tc.path, nil))
+			WithAttempts(tc.handler, NewAuditor(b, FailClosed), testResolver).ServeHTTP(rec, httptest.NewRequest(http.MethodPost, tc.path, nil))
 			if len(b.events) != len(tc.records) {
 				t.Fatalf("%d events, want %d", len(b.events), len(tc.records))
 			}
@@ -99,7 +99,7 @@ func TestDetachedAttempts(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			b := &backend{ok: true}
-			r := NewRecorder(b, FailClosed)
+			r := NewAuditor(b, FailClosed)
 			var a *Attempt
 			handler := func(_ http.ResponseWriter, req *http.Request) {
 				a = AttemptFrom(req.Context())
@@ -142,7 +142,7 @@ func TestFailurePolicy(t *testing.T) {
 	}
 	for _, tc := range cases {
 		a := &Attempt{rec: Record{SessionID: "s", Kind: "exec"}}
-		err := NewRecorder(&backend{ok: tc.ok}, tc.policy).Started(a)
+		err := NewAuditor(&backend{ok: tc.ok}, tc.policy).Started(a)
 		if refused := err != nil; refused != tc.refused || (refused && !apierrors.IsServiceUnavailable(err)) {
 			t.Errorf("%s, backend ok %v: got %v", tc.policy, tc.ok, err)
 		}
@@ -151,7 +151,7 @@ func TestFailurePolicy(t *testing.T) {
 
 func TestEndIsWrittenOnce(t *testing.T) {
 	b := &backend{ok: true}
-	r := NewRecorder(b, FailClosed)
+	r := NewAuditor(b, FailClosed)
 	a := &Attempt{rec: Record{SessionID: "s", Kind: "exec", ExitCode: "0"}}
 	r.Ended(a)
 	r.Refused(a) // the filter's catch-all after a session ended
@@ -187,20 +187,20 @@ func TestEventUsers(t *testing.T) {
 
 // With auditing on, a session is served only with the attempt opened for it: none, or one of
 // another session, is a 500 before anything else happens. Without auditing nothing is required.
-func TestRecorderAttempt(t *testing.T) {
+func TestAuditorAttempt(t *testing.T) {
 	req := httptest.NewRequest(http.MethodPost, "/x", nil)
 	cases := []struct {
-		name     string
-		recorder *Recorder
-		attempt  *Attempt
-		refused  bool
+		name    string
+		auditor *Auditor
+		attempt *Attempt
+		refused bool
 	}{
-		{"the request's own attempt", NewRecorder(&backend{ok: true}, FailClosed), NewAttempt(req, "exec", "ns", "p"), false},
-		{"no attempt", NewRecorder(&backend{ok: true}, FailClosed), nil, true},
-		{"no attempt, fail-open", NewRecorder(&backend{ok: true}, FailOpen), nil, true},
-		{"another kind", NewRecorder(&backend{ok: true}, FailClosed), NewAttempt(req, "attach", "ns", "p"), true},
-		{"another pod", NewRecorder(&backend{ok: true}, FailClosed), NewAttempt(req, "exec", "ns", "q"), true},
-		{"another namespace", NewRecorder(&backend{ok: true}, FailClosed), NewAttempt(req, "exec", "other", "p"), true},
+		{"the request's own attempt", NewAuditor(&backend{ok: true}, FailClosed), NewAttempt(req, "exec", "ns", "p"), false},
+		{"no attempt", NewAuditor(&backend{ok: true}, FailClosed), nil, true},
+		{"no attempt, fail-open", NewAuditor(&backend{ok: true}, FailOpen), nil, true},
+		{"another kind", NewAuditor(&backend{ok: true}, FailClosed), NewAttempt(req, "attach", "ns", "p"), true},
+		{"another pod", NewAuditor(&backend{ok: true}, FailClosed), NewAttempt(req, "exec", "ns", "q"), true},
+		{"another namespace", NewAuditor(&backend{ok: true}, FailClosed), NewAttempt(req, "exec", "other", "p"), true},
 		{"auditing off", nil, nil, false},
 	}
 	for _, tc := range cases {
@@ -209,7 +209,7 @@ func TestRecorderAttempt(t *testing.T) {
 			if tc.attempt != nil {
 				ctx = WithAttempt(ctx, tc.attempt)
 			}
-			a, err := tc.recorder.Attempt(ctx, "exec", "ns", "p")
+			a, err := tc.auditor.Attempt(ctx, "exec", "ns", "p")
 			switch {
 			case tc.refused && (!apierrors.IsInternalError(err) || !strings.Contains(err.Error(), "audit attempt is missing") || a != nil):
 				t.Errorf("got %v %v, want a 500 saying the audit attempt is missing", a, err)
@@ -227,7 +227,7 @@ func TestResolved(t *testing.T) {
 		got, _ = Resolved{Delegate: testResolver}.NewRequestInfo(req)
 		filters, _ = apirequest.RequestInfoFrom(req.Context())
 	})
-	WithAttempts(chain, NewRecorder(&backend{ok: true}, FailClosed), testResolver).ServeHTTP(httptest.NewRecorder(),
+	WithAttempts(chain, NewAuditor(&backend{ok: true}, FailClosed), testResolver).ServeHTTP(httptest.NewRecorder(),
 		httptest.NewRequest(http.MethodPost, "/apis/execproxy.dev/v1alpha1/namespaces/ns/pods/p/exec", nil))
 	if got == nil || got != filters || got.Subresource != "exec" || got.Name != "p" {
 		t.Fatalf("resolved %+v, the filter's %+v", got, filters)
@@ -256,7 +256,7 @@ func TestKubectlHeaders(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			b := &backend{ok: true}
-			r := NewRecorder(b, FailClosed)
+			r := NewAuditor(b, FailClosed)
 			handler := func(_ http.ResponseWriter, req *http.Request) {
 				a := AttemptFrom(req.Context())
 				if err := r.Started(a); err != nil {

@@ -51,7 +51,7 @@ func (r *receiver) received() []string {
 }
 
 // webhookBackend runs NewBackend against recv with a small buffer and short waits.
-func webhookBackend(t *testing.T, recv *receiver, buffer int, shutdownTimeout time.Duration) (*Recorder, func()) {
+func webhookBackend(t *testing.T, recv *receiver, buffer int, shutdownTimeout time.Duration) (*Auditor, func()) {
 	srv := httptest.NewServer(recv)
 	cfg := filepath.Join(t.TempDir(), "webhook.kubeconfig")
 	kubeconfig := fmt.Sprintf(`apiVersion: v1
@@ -68,7 +68,7 @@ current-context: hook
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := NewRecorder(b, FailClosed)
+	r := NewAuditor(b, FailClosed)
 	stop := make(chan struct{})
 	if err := r.Run(stop); err != nil {
 		t.Fatal(err)

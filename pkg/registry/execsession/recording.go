@@ -19,7 +19,7 @@ import (
 
 	"github.com/exec-proxy/exec-proxy/pkg/api"
 	"github.com/exec-proxy/exec-proxy/pkg/peers"
-	"github.com/exec-proxy/exec-proxy/pkg/proxy"
+	"github.com/exec-proxy/exec-proxy/pkg/recording"
 )
 
 // RecordingPeers open a recording on the other replicas; *peers.Peers in production.
@@ -91,7 +91,7 @@ func (r *RecordingREST) local(namespace, name string) (*os.File, error) {
 	if r.dir == "" {
 		return nil, r.notFound(name)
 	}
-	f, err := os.Open(proxy.RecordingPath(r.dir, name))
+	f, err := os.Open(recording.Path(r.dir, name))
 	if os.IsNotExist(err) {
 		return nil, r.notFound(name)
 	}
@@ -99,9 +99,9 @@ func (r *RecordingREST) local(namespace, name string) (*os.File, error) {
 		return nil, apierrors.NewInternalError(fmt.Errorf("opening recording %s: %w", name, err))
 	}
 	var header map[string]json.RawMessage
-	var meta proxy.RecordingMeta
+	var meta recording.Meta
 	line, err := bufio.NewReader(f).ReadBytes('\n')
-	if err != nil || json.Unmarshal(line, &header) != nil || json.Unmarshal(header[proxy.RecordingHeaderKey], &meta) != nil ||
+	if err != nil || json.Unmarshal(line, &header) != nil || json.Unmarshal(header[recording.HeaderKey], &meta) != nil ||
 		meta.Namespace != namespace {
 		f.Close() // a recording still waiting for its header, or of another namespace
 		return nil, r.notFound(name)

@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/exec-proxy/exec-proxy/pkg/proxy"
+	"github.com/exec-proxy/exec-proxy/pkg/recording"
 	"github.com/exec-proxy/exec-proxy/pkg/sessionaudit"
 )
 
@@ -15,7 +15,7 @@ import (
 type AuditOptions struct {
 	sessionaudit.BackendConfig
 	FailurePolicy string
-	Recording     proxy.RecordingConfig
+	Recording     recording.Config
 	// RecordingPolicyFile and RecordingFailurePolicy fill in Recording.Policy and .FailClosed.
 	RecordingPolicyFile    string
 	RecordingFailurePolicy string
@@ -76,7 +76,7 @@ func (o *AuditOptions) Validate() []error {
 		if o.Recording.Dir == "" {
 			errs = append(errs, fmt.Errorf("--recording-policy-file needs --recording-dir"))
 		}
-		if _, err := proxy.LoadRecordingPolicy(o.RecordingPolicyFile); err != nil {
+		if _, err := recording.LoadPolicy(o.RecordingPolicyFile); err != nil {
 			errs = append(errs, fmt.Errorf("--recording-policy-file: %w", err))
 		}
 	}
@@ -94,21 +94,21 @@ func (o *AuditOptions) Validate() []error {
 	return errs
 }
 
-// Recorder builds the record writer; nil when no destination is configured.
-func (o *AuditOptions) Recorder() (*sessionaudit.Recorder, error) {
+// Auditor builds the audit record writer; nil when no destination is configured.
+func (o *AuditOptions) Auditor() (*sessionaudit.Auditor, error) {
 	backend, err := sessionaudit.NewBackend(o.BackendConfig)
 	if err != nil || backend == nil {
 		return nil, err
 	}
-	return sessionaudit.NewRecorder(backend, sessionaudit.FailurePolicy(o.FailurePolicy)), nil
+	return sessionaudit.NewAuditor(backend, sessionaudit.FailurePolicy(o.FailurePolicy)), nil
 }
 
 // RecordingConfig is the recording flags with the policy file read.
-func (o *AuditOptions) RecordingConfig() (proxy.RecordingConfig, error) {
+func (o *AuditOptions) RecordingConfig() (recording.Config, error) {
 	cfg := o.Recording
 	cfg.FailClosed = o.RecordingFailurePolicy == string(sessionaudit.FailClosed)
 	if o.RecordingPolicyFile != "" {
-		policy, err := proxy.LoadRecordingPolicy(o.RecordingPolicyFile)
+		policy, err := recording.LoadPolicy(o.RecordingPolicyFile)
 		if err != nil {
 			return cfg, err
 		}

@@ -144,7 +144,7 @@ func (o *Options) ServerConfig() (*apiserver.Config, error) {
 	// exec-proxy stores nothing and serves no OpenAPI; it has no admission either.
 	generic.EnableIndex = false
 	o.Debugging.ApplyTo(generic)
-	recorder, err := o.Audit.Recorder()
+	auditor, err := o.Audit.Auditor()
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +159,7 @@ func (o *Options) ServerConfig() (*apiserver.Config, error) {
 	return &apiserver.Config{
 		Replica:               o.Peers.ReplicaName,
 		Peers:                 peers,
-		Audit:                 recorder,
+		Audit:                 auditor,
 		Recording:             recording,
 		Generic:               generic,
 		Client:                client,

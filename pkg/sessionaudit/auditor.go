@@ -31,19 +31,19 @@ var missingTotal = compbasemetrics.NewCounterVec(&compbasemetrics.CounterOpts{
 
 func init() { legacyregistry.MustRegister(recordsTotal, missingTotal) }
 
-// Recorder sends records to an audit backend. A nil Recorder records nothing.
-type Recorder struct {
+// Auditor sends records to an audit backend. A nil Auditor records nothing.
+type Auditor struct {
 	backend audit.Backend
 	policy  FailurePolicy
 }
 
-// NewRecorder returns a Recorder on backend; Run must be called before records are sent.
-func NewRecorder(backend audit.Backend, policy FailurePolicy) *Recorder {
-	return &Recorder{backend: backend, policy: policy}
+// NewAuditor returns an Auditor on backend; Run must be called before records are sent.
+func NewAuditor(backend audit.Backend, policy FailurePolicy) *Auditor {
+	return &Auditor{backend: backend, policy: policy}
 }
 
 // Run starts the backend; its goroutines end when stop is closed.
-func (r *Recorder) Run(stop <-chan struct{}) error {
+func (r *Auditor) Run(stop <-chan struct{}) error {
 	if r == nil {
 		return nil
 	}
@@ -54,7 +54,7 @@ func (r *Recorder) Run(stop <-chan struct{}) error {
 }
 
 // Shutdown delivers what is buffered. Call it after the last session has ended.
-func (r *Recorder) Shutdown() {
+func (r *Auditor) Shutdown() {
 	if r != nil {
 		r.backend.Shutdown()
 	}
@@ -62,7 +62,7 @@ func (r *Recorder) Shutdown() {
 
 // Started writes the start record. Under fail-closed, a record that could not be written is a 503
 // the session must be refused with.
-func (r *Recorder) Started(a *Attempt) error {
+func (r *Auditor) Started(a *Attempt) error {
 	if r == nil || a == nil {
 		return nil
 	}
@@ -80,7 +80,7 @@ func (r *Recorder) Started(a *Attempt) error {
 // auditing on, a session whose request has no attempt (WithAttempts did not read it as a session),
 // or an attempt opened for another session, would run without its record or with a wrong one: it is
 // refused with a 500, counted and logged. Without auditing the attempt is nil, which records nothing.
-func (r *Recorder) Attempt(ctx context.Context, kind, namespace, pod string) (*Attempt, error) {
+func (r *Auditor) Attempt(ctx context.Context, kind, namespace, pod string) (*Attempt, error) {
 	a := AttemptFrom(ctx)
 	if r == nil {
 		return a, nil
@@ -99,7 +99,7 @@ func (r *Recorder) Attempt(ctx context.Context, kind, namespace, pod string) (*A
 }
 
 // Ended writes the end record of a session that started.
-func (r *Recorder) Ended(a *Attempt) {
+func (r *Auditor) Ended(a *Attempt) {
 	if r == nil || a == nil || !a.markRecorded() {
 		return
 	}
@@ -107,14 +107,14 @@ func (r *Recorder) Ended(a *Attempt) {
 }
 
 // Refused writes the one record of an attempt that never became a session.
-func (r *Recorder) Refused(a *Attempt) {
+func (r *Auditor) Refused(a *Attempt) {
 	if r == nil || a == nil || !a.markRecorded() {
 		return
 	}
 	r.send(recordRefused, a.Snapshot())
 }
 
-func (r *Recorder) send(kind string, rec Record) bool {
+func (r *Auditor) send(kind string, rec Record) bool {
 	if r.backend.ProcessEvents(event(kind, rec)) {
 		recordsTotal.WithLabelValues(kind, "written").Inc()
 		return true

@@ -1,4 +1,4 @@
-package proxy
+package recording
 
 import (
 	"fmt"
@@ -18,15 +18,15 @@ const (
 	RecordNone = "none" // nothing
 )
 
-// RecordingPolicy chooses the sessions to record; the first rule that matches a session decides,
+// Policy chooses the sessions to record; the first rule that matches a session decides,
 // and a session no rule matches is recorded as the flags say.
-type RecordingPolicy struct {
-	Rules []RecordingRule `json:"rules"`
+type Policy struct {
+	Rules []Rule `json:"rules"`
 }
 
-// RecordingRule matches sessions in one of Namespaces (any, when empty) by a user in Users or a
+// Rule matches sessions in one of Namespaces (any, when empty) by a user in Users or a
 // member of one of Groups (anyone, when both are empty).
-type RecordingRule struct {
+type Rule struct {
 	Namespaces []string `json:"namespaces,omitempty"`
 	Users      []string `json:"users,omitempty"`
 	Groups     []string `json:"groups,omitempty"`
@@ -34,14 +34,14 @@ type RecordingRule struct {
 	Stdin      *bool    `json:"stdin,omitempty"` // record input too; unset: --record-stdin
 }
 
-// LoadRecordingPolicy reads a policy file (YAML or JSON); unknown fields are errors, so a typo
+// LoadPolicy reads a policy file (YAML or JSON); unknown fields are errors, so a typo
 // does not silently record less.
-func LoadRecordingPolicy(path string) (*RecordingPolicy, error) {
+func LoadPolicy(path string) (*Policy, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("recording policy: %w", err)
 	}
-	var p RecordingPolicy
+	var p Policy
 	if err := yaml.UnmarshalStrict(data, &p); err != nil {
 		return nil, fmt.Errorf("recording policy %s: %w", path, err)
 	}
@@ -57,7 +57,7 @@ func LoadRecordingPolicy(path string) (*RecordingPolicy, error) {
 	return &p, nil
 }
 
-func (r RecordingRule) matches(s *Session) bool {
+func (r Rule) matches(s Session) bool {
 	if len(r.Namespaces) > 0 && !slices.Contains(r.Namespaces, s.Namespace) {
 		return false
 	}
@@ -67,8 +67,8 @@ func (r RecordingRule) matches(s *Session) bool {
 	return slices.Contains(r.Users, s.User) || slices.ContainsFunc(s.Groups, func(g string) bool { return slices.Contains(r.Groups, g) })
 }
 
-// decide says whether s is recorded, and whether with its input.
-func (c RecordingConfig) decide(s *Session) (record, stdin bool) {
+// Decide says whether s is recorded, and whether with its input.
+func (c Config) Decide(s Session) (record, stdin bool) {
 	if c.Dir == "" || s.Kind == session.KindPortForward {
 		return false, false
 	}

@@ -1,4 +1,7 @@
-package proxy
+// Package recording writes sessions as asciicast v2 files, as the recording flags and policy
+// choose. The engine feeds a session's recording through a Sink: the payload its frame readers
+// read, and the terminal sizes.
+package recording
 
 import (
 	"bufio"
@@ -12,19 +15,50 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
+
+	"github.com/exec-proxy/exec-proxy/pkg/session"
 )
 
-// RecordingConfig says which sessions are recorded as asciicast v2 files, and where.
-type RecordingConfig struct {
+// Config says which sessions are recorded as asciicast v2 files, and where.
+type Config struct {
 	Dir    string // empty: no recordings
 	NonTTY bool   // record sessions without a TTY too
 	Stdin  bool   // record input ("i" events) as well as output
 	// Policy, when set, chooses by namespace, user and group; its rules come before the flags.
-	Policy *RecordingPolicy
+	Policy *Policy
 	// FailClosed: a session that is to be recorded runs only while it is. One whose recording
 	// cannot be made is refused, a full recording queue makes the session wait instead of
 	// dropping events, and a recording that cannot be written ends the session.
 	FailClosed bool
+	// Create creates a recording's file; nil: a new file only its owner reads. Tests make slow and
+	// failing disks with it.
+	Create func(path string) (io.WriteCloser, error)
+}
+
+// Session is what a recording needs of a session: whose it is, for its header and the policy.
+type Session struct {
+	ID        string
+	Kind      session.Kind
+	Namespace string
+	Pod       string
+	Container string
+	User      string
+	Groups    []string
+	Command   []string
+	TTY       bool
+}
+
+// Sink is one session's recording, as the engine feeds it. Add queues an event: "o" output, "i"
+// input (dropped unless Stdin), "r" a terminal size as WxH; its data is copied before it returns.
+// Close ends the recording and waits for its file; Discard ends the recording of a session that
+// did not start and removes its file. Dropped counts the events the queue had no room for.
+type Sink interface {
+	Add(kind string, data []byte)
+	Stdin() bool
+	Path() string
+	Dropped() int64
+	Close() error
+	Discard()
 }
 
 // What waits for the disk is bounded, in events and in bytes of data. When the queue is full, an
@@ -46,8 +80,8 @@ type castEvent struct {
 	data string
 }
 
-// recording writes one session's asciicast v2 file from a goroutine fed by a bounded queue.
-type recording struct {
+// writer writes one session's asciicast v2 file from a goroutine fed by a bounded queue.
+type writer struct {
 	path    string
 	events  chan castEvent
 	start   time.Time
@@ -68,16 +102,15 @@ type recording struct {
 	gapEvents, gapBytes int
 }
 
-// createCast creates a recording's file (a variable, for tests of slow and failing disks).
-var createCast = func(path string) (io.WriteCloser, error) {
+func createFile(path string) (io.WriteCloser, error) {
 	return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 }
 
-// RecordingHeaderKey holds a recording's RecordingMeta in its asciicast header.
-const RecordingHeaderKey = "execproxy.dev/session"
+// HeaderKey holds a recording's Meta in its asciicast header.
+const HeaderKey = "execproxy.dev/session"
 
-// RecordingMeta says whose session a recording is.
-type RecordingMeta struct {
+// Meta says whose session a recording is.
+type Meta struct {
 	Session   string `json:"session"`
 	Namespace string `json:"namespace"`
 	Pod       string `json:"pod"`
@@ -85,18 +118,30 @@ type RecordingMeta struct {
 	User      string `json:"user"`
 }
 
-// RecordingPath is where session id's recording is in dir.
-func RecordingPath(dir, id string) string { return filepath.Join(dir, id+".cast") }
+// Path is where session id's recording is in dir.
+func Path(dir, id string) string { return filepath.Join(dir, id+".cast") }
 
-// newRecording creates the file of session s; the header waits for the first terminal size.
-// onFail, if set, hears of the first write error.
-func newRecording(cfg RecordingConfig, s *Session, stdin bool, onFail func(error)) (*recording, error) {
-	path := RecordingPath(cfg.Dir, s.ID)
-	f, err := createCast(path)
+// New creates the file of session s; the header waits for the first terminal size. stdin says
+// whether input is recorded (see Decide); onFail, if set, hears of the first write error.
+func New(cfg Config, s Session, stdin bool, onFail func(error)) (Sink, error) {
+	r, err := newWriter(cfg, s, stdin, onFail)
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func newWriter(cfg Config, s Session, stdin bool, onFail func(error)) (*writer, error) {
+	path := Path(cfg.Dir, s.ID)
+	create := cfg.Create
+	if create == nil {
+		create = createFile
+	}
+	f, err := create(path)
 	if err != nil {
 		return nil, fmt.Errorf("recording: %w", err)
 	}
-	r := &recording{path: path, events: make(chan castEvent, recordingQueue), start: time.Now(),
+	r := &writer{path: path, events: make(chan castEvent, recordingQueue), start: time.Now(),
 		stdin: stdin, block: cfg.FailClosed, onFail: onFail, done: make(chan struct{})}
 	r.room = sync.NewCond(&r.qmu)
 	header := map[string]interface{}{
@@ -104,15 +149,15 @@ func newRecording(cfg RecordingConfig, s *Session, stdin bool, onFail func(error
 		"command": strings.Join(s.Command, " "),
 		"title":   fmt.Sprintf("%s %s/%s -c %s by %s (session %s)", s.Kind, s.Namespace, s.Pod, s.Container, s.User, s.ID),
 		// Players ignore keys they do not know; the API serves a recording only in its namespace.
-		RecordingHeaderKey: RecordingMeta{Session: s.ID, Namespace: s.Namespace, Pod: s.Pod, Container: s.Container, User: s.User},
+		HeaderKey: Meta{Session: s.ID, Namespace: s.Namespace, Pod: s.Pod, Container: s.Container, User: s.User},
 	}
 	go r.write(f, header)
 	return r, nil
 }
 
-// add queues an event (several, for more than recordingChunk of data) without waiting, unless
+// Add queues an event (several, for more than recordingChunk of data) without waiting, unless
 // recording is fail-closed.
-func (r *recording) add(kind string, data []byte) {
+func (r *writer) Add(kind string, data []byte) {
 	if kind == "i" && !r.stdin {
 		return
 	}
@@ -144,7 +189,7 @@ func chunkLen(data []byte) int {
 	return recordingChunk
 }
 
-func (r *recording) queue(ev castEvent) {
+func (r *writer) queue(ev castEvent) {
 	n := len(ev.data)
 	r.qmu.Lock()
 	if r.block { // the writer drains the queue even after a write error, so these waits end
@@ -185,33 +230,42 @@ func (r *recording) queue(ev castEvent) {
 }
 
 // drop counts an event of n bytes that is not recorded. qmu is held.
-func (r *recording) drop(n int) {
+func (r *writer) drop(n int) {
 	r.dropped.Add(1)
 	r.gapEvents++
 	r.gapBytes += n
 }
 
 // gapMarker is an asciicast marker ("m") saying what was dropped before it. qmu is held.
-func (r *recording) gapMarker(at time.Duration) castEvent {
+func (r *writer) gapMarker(at time.Duration) castEvent {
 	return castEvent{at: at, kind: "m", data: fmt.Sprintf("exec-proxy: %d events (%d bytes) are missing here: the recording fell behind", r.gapEvents, r.gapBytes)}
 }
 
 // taken gives the room of an event the writer is done with back.
-func (r *recording) taken(ev castEvent) {
+func (r *writer) taken(ev castEvent) {
 	r.qmu.Lock()
 	r.queued -= len(ev.data)
 	r.qmu.Unlock()
 	r.room.Broadcast()
 }
 
-// discard ends a recording of a session that did not start, and removes its file.
-func (r *recording) discard() {
-	_ = r.close()
+// Stdin reports whether input is recorded.
+func (r *writer) Stdin() bool { return r.stdin }
+
+// Path is the recording's file.
+func (r *writer) Path() string { return r.path }
+
+// Dropped is how many events the queue had no room for.
+func (r *writer) Dropped() int64 { return r.dropped.Load() }
+
+// Discard ends a recording of a session that did not start, and removes its file.
+func (r *writer) Discard() {
+	_ = r.Close()
 	_ = os.Remove(r.path)
 }
 
-// close ends the recording and waits for the file to be written.
-func (r *recording) close() error {
+// Close ends the recording and waits for the file to be written.
+func (r *writer) Close() error {
 	r.once.Do(func() {
 		r.mu.Lock()
 		r.closed = true
@@ -229,7 +283,7 @@ func (r *recording) close() error {
 	return r.err
 }
 
-func (r *recording) write(f io.WriteCloser, header map[string]interface{}) {
+func (r *writer) write(f io.WriteCloser, header map[string]interface{}) {
 	defer close(r.done)
 	w := bufio.NewWriter(f)
 	var pending []castEvent
@@ -272,7 +326,7 @@ func (r *recording) write(f io.WriteCloser, header map[string]interface{}) {
 }
 
 // check keeps the first write error and reports it; what follows is not written.
-func (r *recording) check(err error) {
+func (r *writer) check(err error) {
 	if err == nil || r.err != nil {
 		return
 	}
