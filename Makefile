@@ -44,7 +44,7 @@ verify: ## gofmt, go vet, go mod tidy check.
 
 BENCHSTAT := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 microbench: ## Go benchmarks of the relay's own per-byte costs, compared by benchstat with bench/micro-base.txt.
-	mkdir -p _output; $(GO) test ./pkg/proxy -run '^$$' -bench . -count 6 | tee _output/micro.txt
+	mkdir -p _output; $(GO) test ./pkg/proxy ./pkg/proxy/clientconn -run '^$$' -bench . -count 6 | tee _output/micro.txt
 	$(GO) run $(BENCHSTAT) bench/micro-base.txt _output/micro.txt
 
 bench: build ## Benchmarks on the real local cluster: ratios to kube-apiserver's path and a direct kubelet (bench/: the program and its results).

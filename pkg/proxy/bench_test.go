@@ -3,16 +3,18 @@ package proxy
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"net/http"
 	"testing"
 
 	"github.com/moby/spdystream/spdy"
+
+	"github.com/exec-proxy/exec-proxy/pkg/wire"
 )
 
 // The relay's own costs per byte, without TLS or sockets: the frame readers every session's bytes
-// pass through, and the adaptive copy. make microbench runs these and compares them with
-// benchstat to the baseline in bench/micro-base.txt; the end-to-end figures are make bench's.
+// pass through (the adaptive copy's is in package clientconn). make microbench runs these and
+// compares them with benchstat to the baseline in bench/micro-base.txt; the end-to-end figures
+// are make bench's.
 
 // spdyDownload is a SPDY exec session's server frames: stdout DATA frames of size bytes each, after
 // the client's SYN_STREAMs (returned separately, fed first).
@@ -38,7 +40,7 @@ func BenchmarkSPDYFrameReaderStdout(b *testing.B) {
 	for _, size := range []int{1 << 10, 32 << 10} {
 		b.Run(byteSize(size), func(b *testing.B) {
 			fromClient, frame := spdyDownload(b, size)
-			s := newStreamStats().newFrameReader("SPDY/3.1", "v4.channel.k8s.io")
+			s := newStreamStats().newFrameReader("SPDY/3.1", "v4.channel.k8s.io", wire.Shape{})
 			s.FromClient(fromClient)
 			b.SetBytes(int64(len(frame)))
 			b.ReportAllocs()
@@ -53,7 +55,7 @@ func BenchmarkWSFrameReaderStdout(b *testing.B) {
 	for _, size := range []int{1 << 10, 32 << 10} {
 		b.Run(byteSize(size), func(b *testing.B) {
 			frame := wsFrame(true, 2, channelMsg(1, string(bytes.Repeat([]byte("y\n"), size/2))), nil)
-			s := newStreamStats().newFrameReader("websocket", "v5.channel.k8s.io")
+			s := newStreamStats().newFrameReader("websocket", "v5.channel.k8s.io", wire.Shape{})
 			b.SetBytes(int64(len(frame)))
 			b.ReportAllocs()
 			for b.Loop() {
@@ -61,34 +63,6 @@ func BenchmarkWSFrameReaderStdout(b *testing.B) {
 			}
 		})
 	}
-}
-
-// BenchmarkCopyAdaptive copies bulk reads as the relay does between the two connections.
-func BenchmarkCopyAdaptive(b *testing.B) {
-	const chunk = 32 << 10
-	src := &repeatReader{n: chunk, data: bytes.Repeat([]byte("y"), chunk)}
-	b.SetBytes(chunk * 64)
-	b.ReportAllocs()
-	for b.Loop() {
-		src.left = 64
-		if _, err := copyAdaptive(io.Discard, src); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-// repeatReader returns left reads of n bytes of data (as far as p holds them), then EOF.
-type repeatReader struct {
-	n, left int
-	data    []byte
-}
-
-func (r *repeatReader) Read(p []byte) (int, error) {
-	if r.left == 0 {
-		return 0, io.EOF
-	}
-	r.left--
-	return copy(p, r.data[:r.n]), nil
 }
 
 func byteSize(n int) string { return fmt.Sprintf("%dKiB", n>>10) }

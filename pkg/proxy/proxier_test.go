@@ -29,6 +29,7 @@ import (
 
 	"github.com/exec-proxy/exec-proxy/internal/testcert"
 	"github.com/exec-proxy/exec-proxy/pkg/nodeconn"
+	"github.com/exec-proxy/exec-proxy/pkg/proxy/internal/leaktest"
 	"github.com/exec-proxy/exec-proxy/pkg/session"
 	"github.com/exec-proxy/exec-proxy/pkg/sessionaudit"
 )
@@ -93,19 +94,7 @@ func newTestProxier(t *testing.T, caFile string, limits Limits, objs ...interfac
 }
 
 // checkLeaks verifies, after every cleanup of the test, that no goroutine it started is left.
-func checkLeaks(t *testing.T, ignore ...goleak.Option) {
-	t.Helper()
-	before := append(ignore, goleak.IgnoreCurrent())
-	t.Cleanup(func() {
-		// spdystream's shutdown may linger up to 1s after a close: give the goroutines 3s to end.
-		for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-			if goleak.Find(before...) == nil {
-				return
-			}
-		}
-		goleak.VerifyNone(t, before...)
-	})
-}
+func checkLeaks(t *testing.T, ignore ...goleak.Option) { leaktest.Check(t, ignore...) }
 
 type execCase struct {
 	command []string

@@ -28,10 +28,6 @@ type streamStats struct {
 	// onClientProtocolError is called when the client's frames are not the protocol's.
 	onClientProtocolError func(why string)
 
-	// shape is what the request asked for, which decides the streams the kubelet reads; set
-	// before the frame reader is made.
-	shape wire.Shape
-
 	mu      sync.Mutex
 	bytes   map[string]int64
 	resizes int
@@ -44,19 +40,19 @@ func newStreamStats() *streamStats {
 }
 
 // newFrameReader picks the frame reader for the negotiated protocol, reporting to s.
-func (s *streamStats) newFrameReader(upgrade, protocol string) wire.FrameReader {
+func (s *streamStats) newFrameReader(upgrade, protocol string, shape wire.Shape) wire.FrameReader {
 	switch {
 	case strings.EqualFold(upgrade, "websocket") && strings.Contains(protocol, "channel.k8s.io"):
 		s.reading.Store(true)
-		return websocket.NewFrameReader(protocol, s.shape, s)
+		return websocket.NewFrameReader(protocol, shape, s)
 	case strings.EqualFold(upgrade, "websocket") && strings.HasPrefix(protocol, "SPDY/3.1+"):
 		s.reading.Store(true)
-		return websocket.NewTunnelReader(s.shape, s)
+		return websocket.NewTunnelReader(shape, s)
 	case strings.HasPrefix(strings.ToUpper(upgrade), "SPDY/"):
 		s.reading.Store(true)
-		return spdy.NewFrameReader(protocol, s.shape, s)
+		return spdy.NewFrameReader(protocol, shape, s)
 	}
-	s.unknown(fmt.Sprintf("protocol %q %q is not read", upgrade, protocol))
+	s.ExitUnknown(fmt.Sprintf("protocol %q %q is not read", upgrade, protocol))
 	return wire.Nop{}
 }
 
@@ -90,7 +86,7 @@ func (s *streamStats) Payload(stream string, n int) {
 	s.mu.Unlock()
 }
 
-func (s *streamStats) streamBytes(stream string) int64 {
+func (s *streamStats) StreamBytes(stream string) int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.bytes[stream]
@@ -107,6 +103,9 @@ func (s *streamStats) Data(stream string, data []byte) { s.record(stream, data) 
 
 // Wants reports whether stream's bytes are recorded (see recordsStream).
 func (s *streamStats) Wants(stream string) bool { return s.recordsStream(stream) }
+
+// startRecording hands the payload from now on to sink too.
+func (s *streamStats) startRecording(sink recording.Sink) { s.recording.Store(sink) }
 
 // record hands payload of stream to the recording, if any; data is copied before it returns.
 func (s *streamStats) record(stream string, data []byte) {
@@ -141,8 +140,8 @@ func (s *streamStats) Resized(sizes []remotecommand.TerminalSize) {
 	}
 }
 
-// unknown records why the exit code cannot be known; the first reason wins.
-func (s *streamStats) unknown(why string) {
+// ExitUnknown records why the exit code cannot be known; the first reason wins.
+func (s *streamStats) ExitUnknown(why string) {
 	s.mu.Lock()
 	s.exit.Unknown(why)
 	s.mu.Unlock()
@@ -167,7 +166,7 @@ func (s *streamStats) ClientProtocolError(why string) {
 // Lost says the frames can no longer be followed: activity falls back to every byte.
 func (s *streamStats) Lost(why string) {
 	s.reading.Store(false)
-	s.unknown(why)
+	s.ExitUnknown(why)
 }
 
 // Status reads the error stream's message for the exit code.

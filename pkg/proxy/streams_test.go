@@ -33,19 +33,16 @@ func TestIdleActivity(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			s := newSession(context.Background(), 0)
-			s.counters = byteCounters()
-			s.Stdin = true
-			defer s.cancel()
+			s := testSession(t, Identity{Asked: Asked{Stdin: true}}, 0)
 			head := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: " + tc.upgrade + "\r\nSec-WebSocket-Protocol: " + tc.protocol + "\r\n\r\n"
-			if _, err := s.noteResponse([]byte(head)); err != nil {
+			if _, _, err := s.Answered([]byte(head)); err != nil {
 				t.Fatal(err)
 			}
-			s.lastActive.Store(0)
-			s.frameReader().FromClient(tc.frame)
-			s.countIn(len(tc.frame))
-			s.frameReader().Close()
-			if active := s.lastActive.Load() != 0; active != tc.active {
+			s.traffic.lastActive.Store(0)
+			s.FrameReader().FromClient(tc.frame)
+			s.CountIn(len(tc.frame))
+			s.FrameReader().Close()
+			if active := s.traffic.lastActive.Load() != 0; active != tc.active {
 				t.Errorf("counted as activity: %v, want %v", active, tc.active)
 			}
 		})
@@ -55,14 +52,11 @@ func TestIdleActivity(t *testing.T) {
 // TestSessionShapeTTYDropsStderr: with a TTY the kubelet drops stderr and waits for one stream
 // fewer, so a client's stderr stream would take stdin's place: the reader must not count it.
 func TestSessionShapeTTYDropsStderr(t *testing.T) {
-	s := newSession(context.Background(), 0)
-	defer s.cancel()
-	s.counters = byteCounters()
-	s.Stdin, s.Stdout, s.Stderr, s.TTY = true, true, true, true
-	if _, err := s.noteResponse([]byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n\r\n")); err != nil {
+	s := testSession(t, Identity{Asked: Asked{Stdin: true, Stdout: true, Stderr: true, TTY: true}}, 0)
+	if _, _, err := s.Answered([]byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n\r\n")); err != nil {
 		t.Fatal(err)
 	}
-	if sh := s.stats.shape; sh.Stderr || !sh.Stdin || !sh.TTY {
+	if sh := s.shape(); sh.Stderr || !sh.Stdin || !sh.TTY {
 		t.Errorf("shape %+v: want stdin and a TTY, no stderr", sh)
 	}
 }
@@ -92,3 +86,15 @@ func TestStreamStatsRecord(t *testing.T) {
 		t.Errorf("bytes %v, %d resizes", bytes, resizes)
 	}
 }
+
+// testSession is a session that starts without an audit or a recording, ended with t.
+func testSession(t *testing.T, id Identity, maxBytesPerSec int64) *Session {
+	s := newSession(context.Background(), id, maxBytesPerSec, noStart{})
+	t.Cleanup(s.cancel)
+	return s
+}
+
+// noStart is a start step that writes nothing.
+type noStart struct{}
+
+func (noStart) started(*Session, string) error { return nil }

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/time/rate"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/exec-proxy/exec-proxy/pkg/proxy/kubeletconn"
 	"github.com/exec-proxy/exec-proxy/pkg/session"
 )
 
@@ -142,8 +143,8 @@ func checkFlood(t *testing.T, k *fakeKubelet, stdout []byte, status metav1.Statu
 // the kubelet closes with output still in its socket, and the client's keep-alive (a SPDY PING)
 // comes after that. Were it relayed at once, the kubelet's kernel would answer it with a reset
 // and drop the output it had not sent: the end of stdout and the exit status. Over SPDY the PING
-// comes from the client; over WebSocket the stream translator sends it on its kubelet leg, as
-// here.
+// comes from the client; over WebSocket the stream translator sends it on its connection to the
+// kubelet, as here.
 func TestThrottledSessionKeepsItsTail(t *testing.T) {
 	checkLeaks(t)
 	const limit = 1 << 20
@@ -171,13 +172,12 @@ func TestThrottledSessionKeepsItsTail(t *testing.T) {
 		}
 	})
 
-	t.Run("translator's leg", func(t *testing.T) {
-		s := newSession(context.Background(), limit)
-		s.Address = strings.TrimPrefix(kubelet.URL, "https://")
-		if err := p.dialKubelet(context.Background(), s, false); err != nil {
+	t.Run("translator's connection", func(t *testing.T) {
+		s := testSession(t, Identity{Node: "n1", Address: strings.TrimPrefix(kubelet.URL, "https://")}, limit)
+		if err := s.backend.Dial(context.Background(), p.transport, s.traffic.out != nil, false); err != nil {
 			t.Fatal(err)
 		}
-		leg, err := p.relay.dial(withSession(context.Background(), s), "tcp", s.Address)
+		leg, err := p.translator.DialContext(kubeletconn.WithBackend(context.Background(), s.backend), "tcp", s.Address)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -188,11 +188,10 @@ func TestThrottledSessionKeepsItsTail(t *testing.T) {
 		if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
 			t.Fatalf("upgrade: %v, %v", resp, err)
 		}
-		// The translator reads the leg as fast as the client takes stdout, at the limit; spdystream
+		// The translator reads its connection as fast as the client takes stdout, at the limit; spdystream
 		// reads up to 50 frames ahead (1.6 MiB here): the command writes more than that.
 		stdout, status, err := newSPDYExecClient(t, bufConn{leg, br}).run(kubelet, 2*limit)
 		checkFlood(t, kubelet, stdout, status, err)
-		s.endLegs()
-		s.legs.Wait()
+		s.backend.EndTranslator()
 	})
 }

@@ -23,6 +23,7 @@ import (
 
 	"github.com/exec-proxy/exec-proxy/pkg/api"
 	"github.com/exec-proxy/exec-proxy/pkg/peers"
+	"github.com/exec-proxy/exec-proxy/pkg/proxy"
 	"github.com/exec-proxy/exec-proxy/pkg/session"
 )
 
@@ -80,8 +81,8 @@ func (w *warnings) AddWarning(_, text string) { *w = append(*w, text) }
 func peerSessions() fakeSessions {
 	start := time.Now().Add(-2 * time.Minute) // earlier than the local ones: listed first
 	return fakeSessions{
-		{ID: "p1", Kind: session.KindExec, User: "alice", Namespace: "a", Pod: "p", Start: start},
-		{ID: "p2", Kind: session.KindExec, User: "bob", Namespace: "b", Pod: "q", Start: start},
+		{Identity: proxy.Identity{ID: "p1", Kind: session.KindExec, User: "alice", Namespace: "a", Pod: "p", Start: start}},
+		{Identity: proxy.Identity{ID: "p2", Kind: session.KindExec, User: "bob", Namespace: "b", Pod: "q", Start: start}},
 	}
 }
 

@@ -24,9 +24,9 @@ func (f fakeSessions) Sessions() []*proxy.Session { return f }
 func sessions() fakeSessions {
 	start := time.Now().Add(-time.Minute)
 	return fakeSessions{
-		{ID: "s1", Kind: session.KindExec, User: "alice", Namespace: "a", Pod: "p", Container: "c", Command: []string{"sh"}, TTY: true, Start: start},
-		{ID: "s2", Kind: session.KindPortForward, User: "bob", Namespace: "b", Pod: "q", Ports: []int32{80}, Start: start},
-		{ID: "s3", Kind: session.KindAttach, User: "alice", Namespace: "b", Pod: "q", Container: "c", Start: start},
+		{Identity: proxy.Identity{ID: "s1", Kind: session.KindExec, User: "alice", Namespace: "a", Pod: "p", Container: "c", Asked: proxy.Asked{Command: []string{"sh"}, TTY: true}, Start: start}},
+		{Identity: proxy.Identity{ID: "s2", Kind: session.KindPortForward, User: "bob", Namespace: "b", Pod: "q", Asked: proxy.Asked{Ports: []int32{80}}, Start: start}},
+		{Identity: proxy.Identity{ID: "s3", Kind: session.KindAttach, User: "alice", Namespace: "b", Pod: "q", Container: "c", Start: start}},
 	}
 }
 

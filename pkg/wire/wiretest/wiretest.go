@@ -310,3 +310,17 @@ func ClientRead(t testing.TB, r wire.FrameReader, o *Observer, data []byte, spli
 	out.Data, out.Resizes, out.Ports = bytes["data"], resizes, o.ForwardedPorts()
 	return out, o.Refused() != ""
 }
+
+// StreamBytes is the payload of stream counted so far.
+func (o *Observer) StreamBytes(stream string) int64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.bytes[stream]
+}
+
+// ExitUnknown says why the exit code cannot be known; the first reason wins.
+func (o *Observer) ExitUnknown(why string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.exit.Unknown(why)
+}

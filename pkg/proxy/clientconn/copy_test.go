@@ -1,4 +1,4 @@
-package proxy
+package clientconn
 
 import (
 	"bytes"
@@ -10,7 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/time/rate"
 	utilwait "k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/exec-proxy/exec-proxy/pkg/proxy/internal/leaktest"
 )
 
 func TestCopyAdaptive(t *testing.T) {
@@ -64,16 +67,15 @@ func (r *sizedReader) Read(p []byte) (int, error) {
 
 // A session whose client stops reading still ends: closing does not wait on a full queue for ever.
 func TestOutQueueFinishWithStalledClient(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	client, peer := net.Pipe() // nobody reads peer: every write to client blocks
 	defer peer.Close()
-	s := newSession(context.Background(), 1<<30)
-	s.counters = byteCounters()
-	c := &sessionConn{Conn: client, s: s}
-	c.out = newOutQueue(c, outQueueChunks)
+	limit := rate.NewLimiter(1<<30, LimiterBurst)
+	c := &Conn{Conn: client, s: stubSession{ctx: context.Background()}}
+	c.out = newOutQueue(c, limit, outQueueChunks)
 	writing := make(chan error, 1)
 	go func() { // more than the queue holds: this write waits for room
-		_, err := c.out.write(make([]byte, (outQueueChunks+8)*limiterBurst))
+		_, err := c.out.write(make([]byte, (outQueueChunks+8)*LimiterBurst))
 		writing <- err
 	}()
 	for len(c.out.chunks) < outQueueChunks { // the queue is full
@@ -110,3 +112,12 @@ func TestOutQueueLen(t *testing.T) {
 		}
 	}
 }
+
+// stubSession is the session of a connection whose writes are only counted.
+type stubSession struct {
+	Session // nil: the other methods are not called
+	ctx     context.Context
+}
+
+func (s stubSession) Context() context.Context { return s.ctx }
+func (s stubSession) CountOut(int)             {}

@@ -11,10 +11,10 @@ import (
 	"github.com/exec-proxy/exec-proxy/pkg/sessionaudit"
 )
 
-// handoff decides, once, who writes a session's last audit record when the client's connection is
-// hijacked: the request's handler chain (the session ended before the handler could leave), or the
-// session's own goroutine (the handler left, the session detached).
-type handoff struct {
+// lastRecord decides, once, who writes a session's last audit record when the client's connection
+// is hijacked: the request's handler chain (the session ended before the handler could leave), or
+// the session's own goroutine (the handler left, the session detached).
+type lastRecord struct {
 	attempt  *sessionaudit.Attempt
 	hijacked chan struct{}
 	over     chan struct{}
@@ -25,10 +25,10 @@ type handoff struct {
 	detached bool
 }
 
-func (h *handoff) hijack() { h.once.Do(func() { close(h.hijacked) }) }
+func (h *lastRecord) hijack() { h.once.Do(func() { close(h.hijacked) }) }
 
 // detach is the handler's side: it leaves unless the session already ended.
-func (h *handoff) detach() bool {
+func (h *lastRecord) detach() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if !h.ended {
@@ -39,7 +39,7 @@ func (h *handoff) detach() bool {
 }
 
 // finished is the session's side: whether it detached, and so writes its own last record.
-func (h *handoff) finished() bool {
+func (h *lastRecord) finished() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.ended = true

@@ -1,15 +1,17 @@
-package proxy
+package clientconn
 
 import (
 	"errors"
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/exec-proxy/exec-proxy/pkg/wire/tlsrecord"
 )
 
 // outQueueChunks bounds what a bandwidth-limited session holds for its client: this many chunks of
-// at most limiterBurst bytes (256 KiB). Beyond that, TCP holds the kubelet back: what it has not
+// at most LimiterBurst bytes (256 KiB). Beyond that, TCP holds the kubelet back: what it has not
 // sent stays in its kernel, which keep-alives no longer reset away (see package holdback).
 const outQueueChunks = 8
 
@@ -21,7 +23,7 @@ const outQueueDelay = 10 * time.Second
 // outQueueLen is the chunks a session limited to bytesPerSec may queue: outQueueDelay's worth at
 // most, at least two, at most outQueueChunks.
 func outQueueLen(bytesPerSec float64) int {
-	return min(max(int(bytesPerSec*outQueueDelay.Seconds())/limiterBurst, 2), outQueueChunks)
+	return min(max(int(bytesPerSec*outQueueDelay.Seconds())/LimiterBurst, 2), outQueueChunks)
 }
 
 // flushGrace (a variable for tests) is added to the time the queued bytes take at the limit when a session ends: a client
@@ -34,7 +36,8 @@ var errOutQueueClosed = errors.New("session connection closed")
 // so that a write is not held for the limit's sake. Beyond outQueueLen chunks, write waits:
 // memory and the wait stay bounded, and reading from the kubelet waits with it.
 type outQueue struct {
-	c      *sessionConn
+	c      *Conn
+	limit  *rate.Limiter
 	chunks chan []byte
 	mu     sync.Mutex // guards closed against sends on a closed channel
 	closed bool
@@ -47,8 +50,8 @@ type outQueue struct {
 	once        sync.Once
 }
 
-func newOutQueue(c *sessionConn, chunks int) *outQueue {
-	q := &outQueue{c: c, chunks: make(chan []byte, chunks), done: make(chan struct{}), failed: make(chan struct{}),
+func newOutQueue(c *Conn, limit *rate.Limiter, chunks int) *outQueue {
+	q := &outQueue{c: c, limit: limit, chunks: make(chan []byte, chunks), done: make(chan struct{}), failed: make(chan struct{}),
 		closing: make(chan struct{})}
 	go q.run()
 	return q
@@ -61,14 +64,14 @@ func (q *outQueue) write(p []byte) (int, error) {
 	if q.closed {
 		return 0, errOutQueueClosed
 	}
-	for off := 0; off < len(p); off += limiterBurst {
-		chunk := append([]byte(nil), p[off:min(off+limiterBurst, len(p))]...)
+	for off := 0; off < len(p); off += LimiterBurst {
+		chunk := append([]byte(nil), p[off:min(off+LimiterBurst, len(p))]...)
 		select {
 		case q.chunks <- chunk:
 		case <-q.failed:
 			return off, q.err
-		case <-q.c.s.ctx.Done():
-			return off, q.c.s.ctx.Err()
+		case <-q.c.s.Context().Done():
+			return off, q.c.s.Context().Err()
 		case <-q.closing:
 			return off, errOutQueueClosed
 		}
@@ -90,11 +93,11 @@ func (q *outQueue) run() {
 }
 
 func (q *outQueue) send(chunk []byte) error {
-	if err := wait(q.c.s.ctx, q.c.s.outLimit, len(chunk)); err != nil {
+	if err := wait(q.c.s.Context(), q.limit, len(chunk)); err != nil {
 		return err
 	}
 	n, err := tlsrecord.Write(q.c.Conn, chunk)
-	q.c.s.countOut(n)
+	q.c.s.CountOut(n)
 	return err
 }
 
@@ -107,9 +110,9 @@ func (q *outQueue) finish() {
 		q.closed = true
 		close(q.chunks)
 	}
-	queued := len(q.chunks) * limiterBurst
+	queued := len(q.chunks) * LimiterBurst
 	q.mu.Unlock()
-	limit := float64(q.c.s.outLimit.Limit())
+	limit := float64(q.limit.Limit())
 	timer := time.NewTimer(time.Duration(float64(queued)/limit*float64(time.Second)) + flushGrace)
 	defer timer.Stop()
 	select {

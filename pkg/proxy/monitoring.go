@@ -5,6 +5,8 @@ import (
 
 	"k8s.io/component-base/metrics"
 	"k8s.io/component-base/metrics/legacyregistry"
+
+	"github.com/exec-proxy/exec-proxy/pkg/proxy/kubeletconn"
 )
 
 const namespace = "execproxy"
@@ -31,14 +33,6 @@ var (
 		Namespace: namespace, Name: "throttled_total",
 		Help: "Sessions refused by a limit, by the limit's name.", StabilityLevel: metrics.ALPHA,
 	}, []string{"reason"})
-	kubeletErrors = metrics.NewCounterVec(&metrics.CounterOpts{
-		Namespace: namespace, Name: "kubelet_errors_total",
-		Help: "Failures reaching kubelets, by reason (certificate, unreachable, refused, upgrade).", StabilityLevel: metrics.ALPHA,
-	}, []string{"reason"})
-	kubeletHandshakes = metrics.NewCounterVec(&metrics.CounterOpts{
-		Namespace: namespace, Name: "kubelet_tls_handshakes_total",
-		Help: "TLS handshakes with kubelets, by whether a session was resumed (true: the kubelet's certificate, verified before, was not sent again).", StabilityLevel: metrics.ALPHA,
-	}, []string{"resumed"})
 
 	registerOnce sync.Once
 )
@@ -46,7 +40,8 @@ var (
 // RegisterMetrics adds exec-proxy's metrics to the legacy registry served on /metrics.
 func RegisterMetrics() {
 	registerOnce.Do(func() {
-		legacyregistry.MustRegister(sessionsActive, sessionsTotal, sessionBytes, sessionDuration, throttledTotal, kubeletErrors, kubeletHandshakes)
+		legacyregistry.MustRegister(sessionsActive, sessionsTotal, sessionBytes, sessionDuration, throttledTotal)
+		kubeletconn.RegisterMetrics()
 	})
 }
 

@@ -1,4 +1,4 @@
-package proxy
+package kubeletconn
 
 import (
 	"errors"
@@ -10,7 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
-func TestClassifyKubeletError(t *testing.T) {
+func TestClassify(t *testing.T) {
 	cases := []struct {
 		name    string
 		err     error
@@ -31,7 +31,7 @@ func TestClassifyKubeletError(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			reason, err := classifyKubeletError("n1", "10.0.0.1:10250", tc.err)
+			reason, err := classify("n1", "10.0.0.1:10250", tc.err)
 			var status apierrors.APIStatus
 			if !errors.As(err, &status) {
 				t.Fatalf("%v is not a Status", err)
@@ -43,7 +43,7 @@ func TestClassifyKubeletError(t *testing.T) {
 	}
 }
 
-func TestKubeletRefusal(t *testing.T) {
+func TestRefusal(t *testing.T) {
 	cases := []struct {
 		name    string
 		raw     string
@@ -65,7 +65,7 @@ func TestKubeletRefusal(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			var status apierrors.APIStatus
-			if err := rawKubeletRefusal("n1", "10.0.0.1:10250", []byte(tc.raw)); !errors.As(err, &status) {
+			if err := RawRefusal("n1", "10.0.0.1:10250", []byte(tc.raw)); !errors.As(err, &status) {
 				t.Fatalf("%v is not a Status", err)
 			}
 			if st := status.Status(); st.Code != tc.code || !strings.Contains(st.Message, tc.message) {

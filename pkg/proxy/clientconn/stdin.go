@@ -1,4 +1,4 @@
-package proxy
+package clientconn
 
 import (
 	"encoding/binary"
@@ -24,24 +24,32 @@ import (
 // would stop the session. The translator copies stdin only once it has, so when its copy of the
 // first message reached the kubelet, the rest can follow directly.
 
-// stdinRoute is where a session's stdin goes directly: the kubelet leg, once the translator's
-// SYN_STREAM for stdin went to the kubelet.
-type stdinRoute struct {
+// StdinWriter is the translator's connection to the kubelet, as the client's stdin sees it.
+type StdinWriter interface {
+	// WriteStdin writes a stdin DATA frame to the kubelet between the translator's frames.
+	WriteStdin(frame []byte) error
+	// WaitStdin waits until the translator wrote n bytes of stdin to the kubelet; false if it will not.
+	WaitStdin(n int64) bool
+}
+
+// StdinRoute is where a session's stdin goes directly: the translator's connection to the
+// kubelet, once the translator's SYN_STREAM for stdin went to the kubelet.
+type StdinRoute struct {
 	mu   sync.Mutex
 	cond sync.Cond
-	leg  *kubeletLeg
+	leg  StdinWriter
 	id   spdy.StreamId
 	done bool // stdin goes through the translator: no leg will open a stdin stream
 }
 
-func newStdinRoute() *stdinRoute {
-	r := &stdinRoute{}
+func newStdinRoute() *StdinRoute {
+	r := &StdinRoute{}
 	r.cond.L = &r.mu
 	return r
 }
 
 // wait returns the leg and stream stdin goes to, or nil once there will be none.
-func (r *stdinRoute) wait() (*kubeletLeg, spdy.StreamId) {
+func (r *StdinRoute) wait() (StdinWriter, spdy.StreamId) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for r.leg == nil && !r.done {
@@ -50,7 +58,8 @@ func (r *stdinRoute) wait() (*kubeletLeg, spdy.StreamId) {
 	return r.leg, r.id
 }
 
-func (r *stdinRoute) opened(l *kubeletLeg, id spdy.StreamId) {
+// Opened: the translator opened stdin as stream id on l.
+func (r *StdinRoute) Opened(l StdinWriter, id spdy.StreamId) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.leg == nil && !r.done {
@@ -59,7 +68,8 @@ func (r *stdinRoute) opened(l *kubeletLeg, id spdy.StreamId) {
 	}
 }
 
-func (r *stdinRoute) end() {
+// End: no stdin stream will be opened on a translator's connection; stdin goes through the translator.
+func (r *StdinRoute) End() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.done = true
@@ -68,24 +78,24 @@ func (r *stdinRoute) end() {
 
 // stdinFilter is Read of a client connection whose stdin goes to the kubelet directly.
 type stdinFilter struct {
-	c        *sessionConn
-	route    *stdinRoute
-	hdr      [15]byte // a frame header, and a message's channel byte
-	pass     passOn   // what wsstream is still to read of the frame
-	direct   bool     // the current message is stdin's, written directly
-	stdinMsg bool     // the current message is stdin's, through the translator
-	passed   int64    // stdin payload that went through the translator
-	leg      *kubeletLeg
+	c        *Conn
+	route    *StdinRoute
+	hdr      [15]byte     // a frame header, and a message's channel byte
+	pass     wire.Pending // what wsstream is still to read of the frame
+	direct   bool         // the current message is stdin's, written directly
+	stdinMsg bool         // the current message is stdin's, through the translator
+	passed   int64        // stdin payload that went through the translator
+	leg      StdinWriter
 	id       spdy.StreamId
 	through  bool // stdin goes through the translator, for good
 }
 
 func (f *stdinFilter) read(p []byte) (int, error) {
 	for {
-		if n, served, err := f.pass.read(p, f.c.rawRead); served {
+		if n, served, err := f.pass.Read(p, f.c.rawRead); served {
 			return n, err
 		}
-		f.pass.err = f.next()
+		f.pass.Err = f.next()
 	}
 }
 
@@ -100,7 +110,7 @@ func (f *stdinFilter) next() error {
 		n += m
 	}
 	if err != nil {
-		f.pass.owed = f.hdr[:n]
+		f.pass.Owed = f.hdr[:n]
 		return err
 	}
 	length, off := websocket.PayloadLen(f.hdr[:n])
@@ -114,7 +124,7 @@ func (f *stdinFilter) next() error {
 		return nil
 	}
 	if _, err := io.ReadFull(in, f.hdr[n:n+1]); err != nil {
-		f.pass.owed = f.hdr[:n]
+		f.pass.Owed = f.hdr[:n]
 		return err
 	}
 	stdin := f.hdr[n]^mask[0] == 0
@@ -130,7 +140,7 @@ func (f *stdinFilter) next() error {
 // passFrame leaves the frame whose first n bytes were read, with length bytes of payload still to
 // come, for wsstream to read.
 func (f *stdinFilter) passFrame(n int, length uint64) {
-	f.pass.owed, f.pass.body = f.hdr[:n], length
+	f.pass.Owed, f.pass.Body = f.hdr[:n], length
 	if f.stdinMsg {
 		f.passed += int64(length)
 	}
@@ -146,7 +156,7 @@ func (f *stdinFilter) stdinLeg() bool {
 		return false
 	}
 	leg, id := f.route.wait()
-	if leg == nil || !leg.waitStdin(f.passed) {
+	if leg == nil || !leg.WaitStdin(f.passed) {
 		f.through = true
 		return false
 	}
@@ -170,7 +180,7 @@ func (f *stdinFilter) writeStdin(n uint64, mask [4]byte, pos int) error {
 		if m > 0 {
 			binary.BigEndian.PutUint32(b[0:4], uint32(f.id))
 			binary.BigEndian.PutUint32(b[4:8], uint32(m)) // no flags: the translator ends the stream
-			_ = f.leg.writeData(b[:wirespdy.FrameHeaderLen+m])
+			_ = f.leg.WriteStdin(b[:wirespdy.FrameHeaderLen+m])
 		}
 		if err != nil {
 			return err
@@ -180,33 +190,6 @@ func (f *stdinFilter) writeStdin(n uint64, mask [4]byte, pos int) error {
 }
 
 // rawReader reads the client connection as it came (counted, read by the frame reader, throttled).
-type rawReader struct{ c *sessionConn }
+type rawReader struct{ c *Conn }
 
 func (r rawReader) Read(p []byte) (int, error) { return r.c.rawRead(p) }
-
-// writeData writes a DATA frame to the kubelet between the translator's frames.
-func (l *kubeletLeg) writeData(frame []byte) error {
-	_, err := l.lanes.writeWhole(&l.frames, frame, l.reader.FromClient)
-	return err
-}
-
-// writeFrames is Write of the translator's frames once its request went to the kubelet.
-func (l *kubeletLeg) writeFrames(p []byte) (int, error) {
-	return len(p), l.lanes.writePieces(&l.frames, p, l.reader.FromClient, l.noteStdin)
-}
-
-// noteStdin tells the stdin route once the translator's SYN_STREAM for stdin went to the kubelet.
-func (l *kubeletLeg) noteStdin() {
-	if l.route == nil || l.stdinOpened || l.types == nil {
-		return
-	}
-	if id, ok := l.types.StreamID("stdin"); ok {
-		l.stdinOpened = true
-		l.route.opened(l, id)
-	}
-}
-
-// waitStdin waits until the translator wrote n bytes of stdin to the kubelet; false if it will not.
-func (l *kubeletLeg) waitStdin(n int64) bool {
-	return l.lanes.waitFor(func() bool { return l.leg.streamBytes("stdin") >= n })
-}

@@ -1,4 +1,4 @@
-package proxy
+package clientconn
 
 import (
 	"errors"
@@ -8,7 +8,7 @@ import (
 
 // Buffers for the upgrade-aware proxy's copies. io.Copy gives each direction of each session its
 // own 32 KiB buffer for the session's whole life, which an idle session mostly spends blocked in
-// Read. sessionConn implements io.ReaderFrom and io.WriterTo so that io.Copy uses these instead: a
+// Read. Conn implements io.ReaderFrom and io.WriterTo so that io.Copy uses these instead: a
 // small buffer while the connection is quiet, a pooled large one while data flows. The small one
 // holds keystrokes, window updates and a prompt's line; a burst's first read fills it, and costs one
 // small write before the large buffer takes over.
@@ -85,7 +85,7 @@ func copyAdaptive(dst io.Writer, src io.Reader) (int64, error) {
 }
 
 // ReadFrom is the backend-to-client copy of the upgrade-aware proxy.
-func (c *sessionConn) ReadFrom(r io.Reader) (int64, error) { return copyAdaptive(c, r) }
+func (c *Conn) ReadFrom(r io.Reader) (int64, error) { return copyAdaptive(c, r) }
 
 // WriteTo is the client-to-backend copy of the upgrade-aware proxy.
-func (c *sessionConn) WriteTo(w io.Writer) (int64, error) { return copyAdaptive(w, c) }
+func (c *Conn) WriteTo(w io.Writer) (int64, error) { return copyAdaptive(w, c) }

@@ -1,4 +1,4 @@
-package proxy
+package kubeletconn
 
 import (
 	"bufio"
@@ -14,23 +14,27 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/exec-proxy/exec-proxy/pkg/nodeconn"
+	"github.com/exec-proxy/exec-proxy/pkg/proxy/clientconn"
+	"github.com/exec-proxy/exec-proxy/pkg/proxy/internal/leaktest"
+	"github.com/exec-proxy/exec-proxy/pkg/wire/wiretest"
 )
 
 const translatorRequest = "POST /exec/demo/demo/main?command=true HTTP/1.1\r\nHost: 127.0.0.1:10250\r\n" +
 	"Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\nContent-Length: 0\r\n\r\n"
 
-// A leg without its session's kubelet connection answers the translator with a Status, so that
-// the client is told why, as the kubelet's own refusals are.
-func TestKubeletLegRefusedAtDial(t *testing.T) {
-	checkLeaks(t)
-	r := newRelay(&nodeconn.Transport{})
+// A translator's connection without its session's kubelet connection answers the translator with a
+// Status, so that the client is told why, as the kubelet's own refusals are.
+func TestTranslatorConnRefusedAtDial(t *testing.T) {
+	leaktest.Check(t)
+	other := NewBackend("n1", "127.0.0.9:10250", noClient{}, &wiretest.Observer{})
+	other.conn = &net.TCPConn{}
 	for name, ctx := range map[string]context.Context{
 		"no session":      context.Background(),
-		"no kubelet conn": withSession(context.Background(), newSession(context.Background(), 0)),
-		"another kubelet": withSession(context.Background(), &Session{Address: "127.0.0.9:10250", kubelet: &net.TCPConn{}}),
+		"no kubelet conn": WithBackend(context.Background(), NewBackend("n1", "127.0.0.1:10250", noClient{}, &wiretest.Observer{})),
+		"another kubelet": WithBackend(context.Background(), other),
 	} {
 		t.Run(name, func(t *testing.T) {
-			conn, err := r.dial(ctx, "tcp", "127.0.0.1:10250")
+			conn, err := TranslatorTransport(&nodeconn.Transport{}).DialContext(ctx, "tcp", "127.0.0.1:10250")
 			if err != nil {
 				t.Fatalf("dial: %v", err)
 			}
@@ -55,9 +59,9 @@ func TestKubeletLegRefusedAtDial(t *testing.T) {
 
 // The translator reads the kubelet's 101 alone: its response reader must not take the frames that
 // follow in the same read, which it would drop.
-func TestKubeletLegAnswerAlone(t *testing.T) {
-	checkLeaks(t)
-	conn, kubelet, s := dialLeg(t)
+func TestTranslatorConnAnswerAlone(t *testing.T) {
+	leaktest.Check(t)
+	conn, kubelet, b := dialConn(t)
 	frame := []byte{0, 0, 0, 1, 0, 0, 0, 2, 'h', 'i'} // DATA, stream 1, 2 bytes
 	go func() {
 		req, err := http.ReadRequest(bufio.NewReader(kubelet))
@@ -77,8 +81,7 @@ func TestKubeletLegAnswerAlone(t *testing.T) {
 	if _, err := io.ReadFull(conn, buf[:len(frame)]); err != nil || string(buf[:len(frame)]) != string(frame) {
 		t.Fatalf("then %q, %v: want the frame", buf[:len(frame)], err)
 	}
-	s.endLegs() // as Streams does: the leg closes, and is counted done
-	s.legs.Wait()
+	b.EndTranslator() // as the session's end does: the connection closes, and is counted done
 	if _, err := kubelet.Write([]byte{0}); err == nil {
 		t.Error("the kubelet's connection is still open")
 	}
@@ -86,9 +89,9 @@ func TestKubeletLegAnswerAlone(t *testing.T) {
 
 // spdystream stops reading at the kubelet's GOAWAY and closes with its own, which the kubelet,
 // gone, does not take: that write must fail, not wait for a reading that has ended.
-func TestKubeletLegWriteAfterGoAway(t *testing.T) {
-	checkLeaks(t)
-	conn, kubelet, s := dialLeg(t)
+func TestTranslatorConnWriteAfterGoAway(t *testing.T) {
+	leaktest.Check(t)
+	conn, kubelet, b := dialConn(t)
 	goAway := []byte{0x80, 3, 0, 7, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0}
 	go func() {
 		_, _ = http.ReadRequest(bufio.NewReader(kubelet))
@@ -123,18 +126,24 @@ func TestKubeletLegWriteAfterGoAway(t *testing.T) {
 		t.Fatal("the write to a kubelet that closed waits for a reading that has ended")
 	}
 	_ = conn.Close()
-	s.legs.Wait()
+	b.conns.Wait()
 }
 
-// dialLeg is the translator's leg of a session whose kubelet connection is a pipe to kubelet.
-func dialLeg(t *testing.T) (conn, kubelet net.Conn, s *Session) {
+// dialConn is the translator's connection of a session whose kubelet connection is a pipe to kubelet.
+func dialConn(t *testing.T) (conn, kubelet net.Conn, b *Backend) {
 	t.Helper()
 	ours, kubelet := net.Pipe()
-	s = newSession(context.Background(), 0)
-	s.Address, s.kubelet = "127.0.0.1:10250", ours
-	conn, err := newRelay(&nodeconn.Transport{}).dial(withSession(context.Background(), s), "tcp", s.Address)
+	b = NewBackend("n1", "127.0.0.1:10250", noClient{}, &wiretest.Observer{})
+	b.conn = ours
+	conn, err := TranslatorTransport(&nodeconn.Transport{}).DialContext(WithBackend(context.Background(), b), "tcp", b.address)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return conn, kubelet, s
+	return conn, kubelet, b
 }
+
+// noClient is a session's client side that takes nothing directly.
+type noClient struct{}
+
+func (noClient) DirectConn() *clientconn.Conn       { return nil }
+func (noClient) StdinRoute() *clientconn.StdinRoute { return nil }

@@ -1,4 +1,4 @@
-package proxy
+package kubeletconn
 
 import (
 	"errors"
@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// drainingConn keeps a failed write from ending a session before the kubelet's last bytes are
+// lingeringConn keeps a failed write from ending a session before the kubelet's last bytes are
 // relayed. Upstream's upgrade-aware proxy ends a session when either direction stops, and closes
 // both connections. After the kubelet closes (the command ended), the client's next bytes (a
 // flow-control window update, say) fail to reach it; were that failure returned at once, the
@@ -16,7 +16,7 @@ import (
 // status, which a bandwidth limit can keep waiting for a while. So once the upgrade succeeded
 // (armed), a write error is returned only when reading has ended too, or the connection is closed.
 // Before that, nothing reads concurrently and errors are returned as they come.
-type drainingConn struct {
+type lingeringConn struct {
 	net.Conn
 	armed     atomic.Bool
 	bounded   atomic.Bool // a write deadline was set: the writer wants to be done by then
@@ -26,22 +26,22 @@ type drainingConn struct {
 	closeOnce sync.Once
 }
 
-func newDrainingConn(c net.Conn) *drainingConn {
-	return &drainingConn{Conn: c, readDone: make(chan struct{}), closed: make(chan struct{})}
+func newLingeringConn(c net.Conn) *lingeringConn {
+	return &lingeringConn{Conn: c, readDone: make(chan struct{}), closed: make(chan struct{})}
 }
 
-func (c *drainingConn) arm() { c.armed.Store(true) }
+func (c *lingeringConn) arm() { c.armed.Store(true) }
 
-func (c *drainingConn) Read(p []byte) (int, error) {
+func (c *lingeringConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	var ne net.Error
-	if err != nil && !(errors.As(err, &ne) && ne.Timeout()) { // a deadline (wire.ReadMore's) ends no reading
+	if err != nil && !(errors.As(err, &ne) && ne.Timeout()) { // a deadline (readMore's) ends no reading
 		c.readOnce.Do(func() { close(c.readDone) })
 	}
 	return n, err
 }
 
-func (c *drainingConn) Write(p []byte) (int, error) {
+func (c *lingeringConn) Write(p []byte) (int, error) {
 	n, err := c.Conn.Write(p)
 	if err != nil && c.armed.Load() && !c.bounded.Load() {
 		select {
@@ -54,21 +54,21 @@ func (c *drainingConn) Write(p []byte) (int, error) {
 
 // SetWriteDeadline: tls.Conn.Close sets one before its close_notify, written on the way to closing
 // this connection; waiting for the connection to close there would wait for itself.
-func (c *drainingConn) SetWriteDeadline(t time.Time) error {
+func (c *lingeringConn) SetWriteDeadline(t time.Time) error {
 	if !t.IsZero() {
 		c.bounded.Store(true)
 	}
 	return c.Conn.SetWriteDeadline(t)
 }
 
-func (c *drainingConn) SetDeadline(t time.Time) error {
+func (c *lingeringConn) SetDeadline(t time.Time) error {
 	if !t.IsZero() {
 		c.bounded.Store(true)
 	}
 	return c.Conn.SetDeadline(t)
 }
 
-func (c *drainingConn) Close() error {
+func (c *lingeringConn) Close() error {
 	c.closeOnce.Do(func() { close(c.closed) })
 	return c.Conn.Close()
 }
