@@ -6,8 +6,6 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apiserver/pkg/audit"
-	compbasemetrics "k8s.io/component-base/metrics"
-	"k8s.io/component-base/metrics/legacyregistry"
 	"k8s.io/klog/v2"
 )
 
@@ -18,18 +16,6 @@ const (
 	FailClosed FailurePolicy = "fail-closed" // refuse the session with a 503
 	FailOpen   FailurePolicy = "fail-open"   // let it run; the loss is counted and logged
 )
-
-var recordsTotal = compbasemetrics.NewCounterVec(&compbasemetrics.CounterOpts{
-	Namespace: "execproxy", Name: "session_audit_records_total",
-	Help: "Session audit records by record (start, end, refused) and result (written, lost).",
-}, []string{"record", "result"})
-
-var missingTotal = compbasemetrics.NewCounterVec(&compbasemetrics.CounterOpts{
-	Namespace: "execproxy", Name: "session_audit_missing_attempts_total",
-	Help: "Sessions refused because auditing is on and the request had no audit attempt for them, by kind.",
-}, []string{"kind"})
-
-func init() { legacyregistry.MustRegister(recordsTotal, missingTotal) }
 
 // Auditor sends records to an audit backend. A nil Auditor records nothing.
 type Auditor struct {

@@ -7,26 +7,11 @@ import (
 
 	auditinternal "k8s.io/apiserver/pkg/apis/audit"
 	"k8s.io/apiserver/pkg/audit"
-	compbasemetrics "k8s.io/component-base/metrics"
-	"k8s.io/component-base/metrics/legacyregistry"
 	"k8s.io/klog/v2"
-)
-
-var (
-	webhookPending = compbasemetrics.NewGauge(&compbasemetrics.GaugeOpts{
-		Namespace: "execproxy", Name: "session_audit_webhook_pending_records",
-		Help: "Session audit records accepted for the webhook and not yet delivered.",
-	})
-	webhookRecords = compbasemetrics.NewCounterVec(&compbasemetrics.CounterOpts{
-		Namespace: "execproxy", Name: "session_audit_webhook_records_total",
-		Help: "Session audit records by what became of them at the webhook: delivered, refused (buffer full) or abandoned (at shutdown).",
-	}, []string{"result"})
 )
 
 // webhookMaxBackoff is the longest wait between two tries of a batch (a variable for tests).
 var webhookMaxBackoff = 30 * time.Second
-
-func init() { legacyregistry.MustRegister(webhookPending, webhookRecords) }
 
 // webhookQueue counts the records between acceptance and delivery. The buffered backend's
 // ProcessEvents reports success even when its buffer is full and it drops the record; the queue

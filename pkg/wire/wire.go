@@ -59,7 +59,7 @@ type Observer interface {
 // channels (WebSocket) it was asked for; a reader that follows others would record what never
 // reached the container.
 type Shape struct {
-	// Known is false for the stream translator's kubelet leg and in tests: every exec stream
+	// Known is false for the stream translator's connection to the kubelet and in tests: every exec stream
 	// type is then taken, each once.
 	Known       bool
 	PortForward bool

@@ -13,11 +13,11 @@ import (
 // frameWriter writes a WebSocket session's frames to the client whole: upstream's stream
 // translator writes each through the 4 KiB buffer it is handed at the hijack, in two writes or
 // more. The kubelet side writes stdout and stderr frames itself (see package kubeletconn), between
-// the translator's: lanes orders the two.
+// the translator's: interleaved orders the two.
 type frameWriter struct {
-	raw   net.Conn
-	w     *wire.FrameWriter
-	lanes Interleaved
+	raw         net.Conn
+	w           *wire.FrameWriter
+	interleaved Interleaved
 	// idle is wsstream's idle timeout, in nanoseconds; renewed is when a direct frame last renewed it.
 	idle    atomic.Int64
 	renewed int64
@@ -30,7 +30,7 @@ func newFrameWriter(raw net.Conn) *frameWriter {
 // follow reads the frames written with the answer to the upgrade: the frame writer takes up after them.
 func (f *frameWriter) follow(p []byte) { f.w.Cut.Follow(p) }
 
-func (f *frameWriter) end() { f.lanes.End() }
+func (f *frameWriter) end() { f.interleaved.End() }
 
 // setIdle notes wsstream's idle timeout, d from now.
 func (f *frameWriter) setIdle(d time.Duration) { f.idle.Store(int64(d)) }
@@ -49,7 +49,7 @@ func (f *frameWriter) renew(now time.Time) (deadline time.Time, ok bool) {
 
 // WriteFrame writes a whole WebSocket frame to the client between the translator's frames.
 func (c *Conn) WriteFrame(frame []byte) error {
-	n, err := c.frames.lanes.WriteWhole(c.frames.w, frame, c.s.FrameReader().ToClient)
+	n, err := c.frames.interleaved.WriteWhole(c.frames.w, frame, c.s.FrameReader().ToClient)
 	c.s.CountOut(n)
 	if err == nil {
 		c.renewDeadline()
@@ -59,7 +59,7 @@ func (c *Conn) WriteFrame(frame []byte) error {
 
 // writeFrames is write of the translator's frames once the upgrade is answered.
 func (c *Conn) writeFrames(p []byte) (int, error) {
-	if err := c.frames.lanes.WritePieces(c.frames.w, p, c.s.FrameReader().ToClient, nil); err != nil {
+	if err := c.frames.interleaved.WritePieces(c.frames.w, p, c.s.FrameReader().ToClient, nil); err != nil {
 		return 0, err
 	}
 	c.s.CountOut(len(p))

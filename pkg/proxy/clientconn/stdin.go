@@ -15,9 +15,9 @@ import (
 // The other way, x/net/websocket reads each of the client's stdin frames into a slice grown as it
 // goes, unmasking it a byte at a time, and wsstream hands it through a pipe to the translator's copy
 // into spdystream: over half of exec-proxy's CPU in an upload was that and the garbage it left. So
-// a WebSocket session's stdin messages are written to the kubelet leg as stdin DATA frames, in the
-// client's order; wsstream reads the client's other frames as they came, the stdin's close signal
-// among them, after the stdin before it.
+// a WebSocket session's stdin messages are written to the translator's connection to the kubelet
+// as stdin DATA frames, in the client's order; wsstream reads the client's other frames as they
+// came, the stdin's close signal among them, after the stdin before it.
 // Not from the first stdin message: that one goes through the translator. The kubelet reads stdin
 // only once all the streams it expects are open, and stdin frames it does not read stop it reading
 // any frame (spdystream's queues fill), so stdin written before the translator opened them all
@@ -35,11 +35,11 @@ type StdinWriter interface {
 // StdinRoute is where a session's stdin goes directly: the translator's connection to the
 // kubelet, once the translator's SYN_STREAM for stdin went to the kubelet.
 type StdinRoute struct {
-	mu   sync.Mutex
-	cond sync.Cond
-	leg  StdinWriter
-	id   spdy.StreamId
-	done bool // stdin goes through the translator: no leg will open a stdin stream
+	mu     sync.Mutex
+	cond   sync.Cond
+	writer StdinWriter
+	id     spdy.StreamId
+	done   bool // stdin goes through the translator: no translator connection will open a stdin stream
 }
 
 func newStdinRoute() *StdinRoute {
@@ -48,22 +48,22 @@ func newStdinRoute() *StdinRoute {
 	return r
 }
 
-// wait returns the leg and stream stdin goes to, or nil once there will be none.
+// wait returns the writer and stream stdin goes to, or nil once there will be none.
 func (r *StdinRoute) wait() (StdinWriter, spdy.StreamId) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for r.leg == nil && !r.done {
+	for r.writer == nil && !r.done {
 		r.cond.Wait()
 	}
-	return r.leg, r.id
+	return r.writer, r.id
 }
 
 // Opened: the translator opened stdin as stream id on l.
 func (r *StdinRoute) Opened(l StdinWriter, id spdy.StreamId) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.leg == nil && !r.done {
-		r.leg, r.id = l, id
+	if r.writer == nil && !r.done {
+		r.writer, r.id = l, id
 		r.cond.Broadcast()
 	}
 }
@@ -85,7 +85,7 @@ type stdinFilter struct {
 	direct   bool         // the current message is stdin's, written directly
 	stdinMsg bool         // the current message is stdin's, through the translator
 	passed   int64        // stdin payload that went through the translator
-	leg      StdinWriter
+	writer   StdinWriter
 	id       spdy.StreamId
 	through  bool // stdin goes through the translator, for good
 }
@@ -128,7 +128,7 @@ func (f *stdinFilter) next() error {
 		return err
 	}
 	stdin := f.hdr[n]^mask[0] == 0
-	f.direct = stdin && f.stdinLeg()
+	f.direct = stdin && f.directly()
 	if f.direct {
 		return f.writeStdin(length-1, mask, 1)
 	}
@@ -146,21 +146,21 @@ func (f *stdinFilter) passFrame(n int, length uint64) {
 	}
 }
 
-// stdinLeg tells whether a stdin message goes to the kubelet directly: not the first (see above);
+// directly tells whether a stdin message goes to the kubelet directly: not the first (see above);
 // the next, once the translator's copy of the stdin before it reached the kubelet.
-func (f *stdinFilter) stdinLeg() bool {
+func (f *stdinFilter) directly() bool {
 	switch {
-	case f.leg != nil:
+	case f.writer != nil:
 		return true
 	case f.through || f.passed == 0:
 		return false
 	}
-	leg, id := f.route.wait()
-	if leg == nil || !leg.WaitStdin(f.passed) {
+	writer, id := f.route.wait()
+	if writer == nil || !writer.WaitStdin(f.passed) {
 		f.through = true
 		return false
 	}
-	f.leg, f.id = leg, id
+	f.writer, f.id = writer, id
 	return true
 }
 
@@ -180,7 +180,7 @@ func (f *stdinFilter) writeStdin(n uint64, mask [4]byte, pos int) error {
 		if m > 0 {
 			binary.BigEndian.PutUint32(b[0:4], uint32(f.id))
 			binary.BigEndian.PutUint32(b[4:8], uint32(m)) // no flags: the translator ends the stream
-			_ = f.leg.WriteStdin(b[:wirespdy.FrameHeaderLen+m])
+			_ = f.writer.WriteStdin(b[:wirespdy.FrameHeaderLen+m])
 		}
 		if err != nil {
 			return err

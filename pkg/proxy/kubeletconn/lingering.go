@@ -35,7 +35,7 @@ func (c *lingeringConn) arm() { c.armed.Store(true) }
 func (c *lingeringConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	var ne net.Error
-	if err != nil && !(errors.As(err, &ne) && ne.Timeout()) { // a deadline (readMore's) ends no reading
+	if err != nil && !(errors.As(err, &ne) && ne.Timeout()) { // a deadline (wire.ReadMore's) ends no reading
 		c.readOnce.Do(func() { close(c.readDone) })
 	}
 	return n, err

@@ -83,8 +83,8 @@ type translatorConn struct {
 	streams *wirespdy.FrameReader
 	frames  *wire.FrameWriter // the translator's frames to the kubelet
 	direct  directReader      // see direct.go
-	// lanes orders the translator's frames and the stdin frames written directly (WriteStdin).
-	lanes       clientconn.Interleaved
+	// interleaved orders the translator's frames and the stdin frames written directly (WriteStdin).
+	interleaved clientconn.Interleaved
 	route       *clientconn.StdinRoute // where the client's stdin is told of the stdin stream, if it is
 	stdinOpened bool
 	closeOnce   sync.Once
@@ -201,7 +201,7 @@ func (l *translatorConn) Close() error {
 		}
 		l.stop()
 		err = l.conn.Close()
-		l.lanes.End()
+		l.interleaved.End()
 		l.reader.Close()
 		l.b.conns.Done()
 	})
@@ -213,13 +213,13 @@ func (l *translatorConn) Close() error {
 
 // WriteStdin writes a stdin DATA frame to the kubelet between the translator's frames.
 func (l *translatorConn) WriteStdin(frame []byte) error {
-	_, err := l.lanes.WriteWhole(l.frames, frame, l.reader.FromClient)
+	_, err := l.interleaved.WriteWhole(l.frames, frame, l.reader.FromClient)
 	return err
 }
 
 // writeFrames is Write of the translator's frames once its request went to the kubelet.
 func (l *translatorConn) writeFrames(p []byte) (int, error) {
-	return len(p), l.lanes.WritePieces(l.frames, p, l.reader.FromClient, l.noteStdin)
+	return len(p), l.interleaved.WritePieces(l.frames, p, l.reader.FromClient, l.noteStdin)
 }
 
 // noteStdin tells the stdin route once the translator's SYN_STREAM for stdin went to the kubelet.
@@ -235,7 +235,7 @@ func (l *translatorConn) noteStdin() {
 
 // WaitStdin waits until the translator wrote n bytes of stdin to the kubelet; false if it will not.
 func (l *translatorConn) WaitStdin(n int64) bool {
-	return l.lanes.WaitFor(func() bool { return l.b.translated.StreamBytes("stdin") >= n })
+	return l.interleaved.WaitFor(func() bool { return l.b.translated.StreamBytes("stdin") >= n })
 }
 
 // The rest of net.Conn: a connection refused at the dial has no kubelet connection under it.

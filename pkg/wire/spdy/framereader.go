@@ -76,7 +76,7 @@ type spdyStream struct {
 }
 
 // NewFrameReader reads a session whose request asked for shape, over exec protocol protocol
-// ("" for port-forward and the stream translator's kubelet leg), reporting to o.
+// ("" for port-forward and the stream translator's connection to the kubelet), reporting to o.
 func NewFrameReader(protocol string, shape wire.Shape, o wire.Observer) *FrameReader {
 	s := &FrameReader{o: o, shape: shape, protocol: protocol, streams: map[spdy.StreamId]*spdyStream{}, opened: map[string]bool{},
 		ports: map[uint16]bool{}}
