@@ -97,11 +97,12 @@ func FinishDetached(r *Auditor, a *Attempt) {
 func newRecord(req *http.Request, namespace, pod, kind string) Record {
 	q := req.URL.Query()
 	rec := Record{
-		SessionID: uuid.NewString(), RequestURI: req.RequestURI, UserAgent: req.UserAgent(),
-		APIServerAuditID: req.Header.Get("Audit-ID"), Kind: kind, Namespace: namespace, Pod: pod,
-		KubectlCommand: headerValue(req.Header, "Kubectl-Command"), KubectlSession: headerValue(req.Header, "Kubectl-Session"),
-		Container: q.Get("container"), Command: q["command"], TTY: boolParam(q, "tty"), Stdin: boolParam(q, "stdin"),
-		Start: time.Now(),
+		Requester: Requester{SessionID: uuid.NewString(), RequestURI: req.RequestURI, UserAgent: req.UserAgent(),
+			APIServerAuditID: req.Header.Get("Audit-ID"),
+			KubectlCommand:   headerValue(req.Header, "Kubectl-Command"), KubectlSession: headerValue(req.Header, "Kubectl-Session")},
+		Target: Target{Kind: kind, Namespace: namespace, Pod: pod,
+			Container: q.Get("container"), Command: q["command"], TTY: boolParam(q, "tty"), Stdin: boolParam(q, "stdin")},
+		Outcome: Outcome{Start: time.Now()},
 	}
 	for _, ip := range utilnet.SourceIPs(req) {
 		rec.SourceIPs = append(rec.SourceIPs, ip.String())

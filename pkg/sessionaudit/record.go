@@ -14,6 +14,13 @@ import (
 
 // Record is what is known of one attempt.
 type Record struct {
+	Requester
+	Target
+	Outcome
+}
+
+// Requester is who asked for the session, and through what.
+type Requester struct {
 	SessionID  string
 	RequestURI string
 	User       authnv1.UserInfo
@@ -26,7 +33,10 @@ type Record struct {
 	// KubectlCommand and KubectlSession are what kubectl says of itself (KEP-859's Kubectl-Command
 	// and Kubectl-Session headers): "kubectl cp" tells a copy from an exec. The client asserts them.
 	KubectlCommand, KubectlSession string
+}
 
+// Target is what the session was asked to do, and where.
+type Target struct {
 	Kind, Namespace, Pod string
 	PodUID               types.UID
 	Container, Node      string
@@ -35,7 +45,10 @@ type Record struct {
 	TTY, Stdin           bool
 	Ports                []int32
 	Protocol             string
+}
 
+// Outcome is what became of the session: its traffic and end, or why it was refused.
+type Outcome struct {
 	Start, End        time.Time
 	ExitCode          string           // a number, or "unknown: <why>"
 	BytesIn, BytesOut int64            // on the client connection, framing included

@@ -141,7 +141,7 @@ func TestFailurePolicy(t *testing.T) {
 		{FailOpen, false, false},
 	}
 	for _, tc := range cases {
-		a := &Attempt{rec: Record{SessionID: "s", Kind: "exec"}}
+		a := &Attempt{rec: Record{Requester: Requester{SessionID: "s"}, Target: Target{Kind: "exec"}}}
 		err := NewAuditor(&backend{ok: tc.ok}, tc.policy).Started(a)
 		if refused := err != nil; refused != tc.refused || (refused && !apierrors.IsServiceUnavailable(err)) {
 			t.Errorf("%s, backend ok %v: got %v", tc.policy, tc.ok, err)
@@ -152,7 +152,7 @@ func TestFailurePolicy(t *testing.T) {
 func TestEndIsWrittenOnce(t *testing.T) {
 	b := &backend{ok: true}
 	r := NewAuditor(b, FailClosed)
-	a := &Attempt{rec: Record{SessionID: "s", Kind: "exec", ExitCode: "0"}}
+	a := &Attempt{rec: Record{Requester: Requester{SessionID: "s"}, Target: Target{Kind: "exec"}, Outcome: Outcome{ExitCode: "0"}}}
 	r.Ended(a)
 	r.Refused(a) // the filter's catch-all after a session ended
 	r.Ended(a)
@@ -168,8 +168,8 @@ func TestEventUsers(t *testing.T) {
 		rec                Record
 		user, impersonated string
 	}{
-		{"own identity", Record{User: alice}, "alice", ""},
-		{"impersonated, as kube-apiserver's audit has it", Record{User: alice, Impersonator: &admin}, "admin", "alice"},
+		{"own identity", Record{Requester: Requester{User: alice}}, "alice", ""},
+		{"impersonated, as kube-apiserver's audit has it", Record{Requester: Requester{User: alice, Impersonator: &admin}}, "admin", "alice"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

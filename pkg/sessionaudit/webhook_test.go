@@ -106,7 +106,7 @@ func TestWebhookDelivery(t *testing.T) {
 			var ids []string
 			for i := 0; i < tc.sessions; i++ {
 				id := fmt.Sprint("session-", i)
-				if err := r.Started(&Attempt{rec: Record{SessionID: id, Kind: "exec"}}); err == nil {
+				if err := r.Started(&Attempt{rec: Record{Requester: Requester{SessionID: id}, Target: Target{Kind: "exec"}}}); err == nil {
 					accepted++
 					ids = append(ids, id)
 				}
