@@ -95,8 +95,13 @@ type writer struct {
 	closed  bool
 	err     error
 
-	qmu    sync.Mutex
-	room   *sync.Cond // on qmu: the writer took events (fail-closed adds wait for room)
+	q backlog
+}
+
+// backlog is what waits in a recording's queue, and what was dropped from it.
+type backlog struct {
+	mu     sync.Mutex
+	room   *sync.Cond // on mu: the writer took events (fail-closed adds wait for room)
 	queued int        // bytes of data in the queue
 	// gapEvents and gapBytes were dropped since the last marker.
 	gapEvents, gapBytes int
@@ -143,7 +148,7 @@ func newWriter(cfg Config, s Session, stdin bool, onFail func(error)) (*writer, 
 	}
 	r := &writer{path: path, events: make(chan castEvent, recordingQueue), start: time.Now(),
 		stdin: stdin, block: cfg.FailClosed, onFail: onFail, done: make(chan struct{})}
-	r.room = sync.NewCond(&r.qmu)
+	r.q.room = sync.NewCond(&r.q.mu)
 	header := map[string]interface{}{
 		"version": 2, "timestamp": r.start.Unix(),
 		"command": strings.Join(s.Command, " "),
@@ -191,62 +196,62 @@ func chunkLen(data []byte) int {
 
 func (r *writer) queue(ev castEvent) {
 	n := len(ev.data)
-	r.qmu.Lock()
+	r.q.mu.Lock()
 	if r.block { // the writer drains the queue even after a write error, so these waits end
-		for r.queued+n > recordingQueueBytes {
-			r.room.Wait()
+		for r.q.queued+n > recordingQueueBytes {
+			r.q.room.Wait()
 		}
-		r.queued += n
-		r.qmu.Unlock()
-		r.events <- ev // not under qmu: the writer takes it to give room back
+		r.q.queued += n
+		r.q.mu.Unlock()
+		r.events <- ev // not under q.mu: the writer takes it to give room back
 		return
 	}
-	defer r.qmu.Unlock()
-	if r.gapEvents > 0 {
+	defer r.q.mu.Unlock()
+	if r.q.gapEvents > 0 {
 		marker := r.gapMarker(ev.at)
-		if r.queued+n+len(marker.data) > recordingQueueBytes {
+		if r.q.queued+n+len(marker.data) > recordingQueueBytes {
 			r.drop(n)
 			return
 		}
 		select {
 		case r.events <- marker:
-			r.queued += len(marker.data)
-			r.gapEvents, r.gapBytes = 0, 0
+			r.q.queued += len(marker.data)
+			r.q.gapEvents, r.q.gapBytes = 0, 0
 		default:
 			r.drop(n)
 			return
 		}
 	}
-	if r.queued+n > recordingQueueBytes {
+	if r.q.queued+n > recordingQueueBytes {
 		r.drop(n)
 		return
 	}
 	select {
 	case r.events <- ev:
-		r.queued += n
+		r.q.queued += n
 	default:
 		r.drop(n)
 	}
 }
 
-// drop counts an event of n bytes that is not recorded. qmu is held.
+// drop counts an event of n bytes that is not recorded. q.mu is held.
 func (r *writer) drop(n int) {
 	r.dropped.Add(1)
-	r.gapEvents++
-	r.gapBytes += n
+	r.q.gapEvents++
+	r.q.gapBytes += n
 }
 
-// gapMarker is an asciicast marker ("m") saying what was dropped before it. qmu is held.
+// gapMarker is an asciicast marker ("m") saying what was dropped before it. q.mu is held.
 func (r *writer) gapMarker(at time.Duration) castEvent {
-	return castEvent{at: at, kind: "m", data: fmt.Sprintf("exec-proxy: %d events (%d bytes) are missing here: the recording fell behind", r.gapEvents, r.gapBytes)}
+	return castEvent{at: at, kind: "m", data: fmt.Sprintf("exec-proxy: %d events (%d bytes) are missing here: the recording fell behind", r.q.gapEvents, r.q.gapBytes)}
 }
 
 // taken gives the room of an event the writer is done with back.
 func (r *writer) taken(ev castEvent) {
-	r.qmu.Lock()
-	r.queued -= len(ev.data)
-	r.qmu.Unlock()
-	r.room.Broadcast()
+	r.q.mu.Lock()
+	r.q.queued -= len(ev.data)
+	r.q.mu.Unlock()
+	r.q.room.Broadcast()
 }
 
 // Stdin reports whether input is recorded.
@@ -269,10 +274,10 @@ func (r *writer) Close() error {
 	r.once.Do(func() {
 		r.mu.Lock()
 		r.closed = true
-		r.qmu.Lock()
-		missing := r.gapEvents > 0
+		r.q.mu.Lock()
+		missing := r.q.gapEvents > 0
 		marker := r.gapMarker(time.Since(r.start))
-		r.qmu.Unlock()
+		r.q.mu.Unlock()
 		if missing { // the end of the recording is missing: say so there too
 			r.events <- marker
 		}

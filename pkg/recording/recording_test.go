@@ -42,13 +42,13 @@ func TestRecordingQueueBytes(t *testing.T) {
 				}
 			}()
 			if failClosed {
-				eventually(t, func() bool { r.qmu.Lock(); defer r.qmu.Unlock(); return r.queued > recordingQueueBytes-recordingChunk })
+				eventually(t, func() bool { r.q.mu.Lock(); defer r.q.mu.Unlock(); return r.q.queued > recordingQueueBytes-recordingChunk })
 			} else {
 				<-added // the relay never waits
 			}
-			r.qmu.Lock()
-			queued := r.queued
-			r.qmu.Unlock()
+			r.q.mu.Lock()
+			queued := r.q.queued
+			r.q.mu.Unlock()
 			if queued > recordingQueueBytes {
 				t.Errorf("%d bytes queued for a stalled disk, more than %d", queued, recordingQueueBytes)
 			}
