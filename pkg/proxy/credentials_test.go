@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,28 +17,10 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/exec-proxy/exec-proxy/pkg/nodeconn"
+	"github.com/exec-proxy/exec-proxy/pkg/proxy/internal/proxytest"
 )
 
-// syncBuffer is klog's output while a test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// captureKlog sends everything klog logs, at verbosity v, to the buffer returned until the test ends.
-func captureKlog(t *testing.T, v string) *syncBuffer {
+func captureKlog(t *testing.T, v string) *proxytest.LockedBuffer {
 	t.Helper()
 	fs := flag.NewFlagSet("klog", flag.PanicOnError)
 	klog.InitFlags(fs)
@@ -48,7 +29,7 @@ func captureKlog(t *testing.T, v string) *syncBuffer {
 		prev[name] = fs.Lookup(name).Value.String()
 		_ = fs.Set(name, value)
 	}
-	buf := &syncBuffer{}
+	buf := &proxytest.LockedBuffer{}
 	klog.SetOutput(buf)
 	t.Cleanup(func() {
 		klog.Flush()

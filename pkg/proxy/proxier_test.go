@@ -27,6 +27,7 @@ import (
 	"k8s.io/client-go/tools/remotecommand"
 	utilexec "k8s.io/utils/exec"
 
+	"github.com/exec-proxy/exec-proxy/internal/poll"
 	"github.com/exec-proxy/exec-proxy/internal/testcert"
 	"github.com/exec-proxy/exec-proxy/pkg/nodeconn"
 	"github.com/exec-proxy/exec-proxy/pkg/proxy/internal/leaktest"
@@ -313,16 +314,7 @@ func withUser(name string) func(http.RoundTripper) http.RoundTripper {
 	}
 }
 
-func eventuallyTrue(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in 10s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+func eventuallyTrue(t *testing.T, cond func() bool) { t.Helper(); poll.Until(t, cond) }
 
 // With --kubelet-token-file the token reaches the kubelet on every path: the upgrade-aware proxy
 // (SPDY) and the stream translator (WebSocket), which goes through the token relay.

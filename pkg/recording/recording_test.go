@@ -6,10 +6,10 @@ import (
 	"os"
 	"strings"
 	"testing"
-	"time"
 
 	"go.uber.org/goleak"
 
+	"github.com/exec-proxy/exec-proxy/internal/poll"
 	"github.com/exec-proxy/exec-proxy/pkg/recording/recordingtest"
 	"github.com/exec-proxy/exec-proxy/pkg/session"
 )
@@ -42,7 +42,11 @@ func TestRecordingQueueBytes(t *testing.T) {
 				}
 			}()
 			if failClosed {
-				eventually(t, func() bool { r.q.mu.Lock(); defer r.q.mu.Unlock(); return r.q.queued > recordingQueueBytes-recordingChunk })
+				poll.Until(t, func() bool {
+					r.q.mu.Lock()
+					defer r.q.mu.Unlock()
+					return r.q.queued > recordingQueueBytes-recordingChunk
+				})
 			} else {
 				<-added // the relay never waits
 			}
@@ -102,16 +106,5 @@ func TestChunkLen(t *testing.T) {
 				t.Errorf("chunkLen = %d, want %d", got, tc.want)
 			}
 		})
-	}
-}
-
-func eventually(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in 10s")
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }

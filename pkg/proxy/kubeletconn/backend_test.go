@@ -17,9 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/exec-proxy/exec-proxy/internal/poll"
 	"github.com/exec-proxy/exec-proxy/pkg/nodeconn"
 	"github.com/exec-proxy/exec-proxy/pkg/proxy/internal/leaktest"
-	"github.com/exec-proxy/exec-proxy/pkg/proxy/internal/proxytest"
 	"github.com/exec-proxy/exec-proxy/pkg/wire/wiretest"
 )
 
@@ -81,7 +81,7 @@ func TestUpgradeDialerOnlyHandsOver(t *testing.T) {
 		t.Error("the connection was handed twice")
 	}
 	_ = conn.Close()
-	proxytest.Eventually(t, func() bool { return open.Load() == 0 })
+	poll.Until(t, func() bool { return open.Load() == 0 })
 }
 
 // A session refused before its upgrade closes the connection nobody took.
@@ -92,9 +92,9 @@ func TestUntakenConnIsClosed(t *testing.T) {
 	if err := b.Dial(context.Background(), tr, false, false); err != nil {
 		t.Fatal(err)
 	}
-	proxytest.Eventually(t, func() bool { return open.Load() == 1 })
+	poll.Until(t, func() bool { return open.Load() == 1 })
 	b.Close() // as the session's end does for a session refused before its upgrade
-	proxytest.Eventually(t, func() bool { return open.Load() == 0 })
+	poll.Until(t, func() bool { return open.Load() == 0 })
 }
 
 func TestSetupConnGoesDirectOnceUpgraded(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/moby/spdystream/spdy"
 
+	"github.com/exec-proxy/exec-proxy/internal/poll"
 	"github.com/exec-proxy/exec-proxy/pkg/proxy/clientconn"
 	"github.com/exec-proxy/exec-proxy/pkg/proxy/internal/proxytest"
 	"github.com/exec-proxy/exec-proxy/pkg/wire"
@@ -100,7 +101,7 @@ func TestStdinFilter(t *testing.T) {
 				done <- err
 			}()
 			// wsstream has the first message; its translator has not written it to the kubelet.
-			proxytest.Eventually(t, func() bool { return len(wsstream.Bytes()) >= len(resize)+len(first) })
+			poll.Until(t, func() bool { return len(wsstream.Bytes()) >= len(resize)+len(first) })
 			time.Sleep(20 * time.Millisecond)
 			if got := kubelet.out.Bytes(); len(got) != len(syn) {
 				t.Fatalf("the kubelet got %d bytes before the translator wrote the first stdin", len(got))

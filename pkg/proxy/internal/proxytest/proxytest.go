@@ -119,21 +119,12 @@ func (b *LockedBuffer) Write(p []byte) (int, error) {
 	return b.b.Write(p)
 }
 
+// String is what was written.
+func (b *LockedBuffer) String() string { return string(b.Bytes()) }
+
 // Bytes is a copy of what was written.
 func (b *LockedBuffer) Bytes() []byte {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return append([]byte(nil), b.b.Bytes()...)
-}
-
-// Eventually polls cond until it holds, failing t after 10 s.
-func Eventually(t testing.TB, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in 10s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
