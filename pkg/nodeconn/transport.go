@@ -117,7 +117,7 @@ func (t *Transport) credential() string {
 }
 
 // Authorize sets the bearer token on a request to a kubelet, if exec-proxy uses one. It is for
-// requests written below anything that logs them (the translator's relay); the upgrade-aware
+// requests written below anything that logs them (the translator's connection to the kubelet); the upgrade-aware
 // proxy goes through UpgradeTransport.
 func (t *Transport) Authorize(h http.Header) error {
 	if t.token == nil {

@@ -33,12 +33,12 @@ func (p *Proxier) serve(w http.ResponseWriter, req *http.Request, s *Session, r 
 	w.Header().Set(SessionIDHeader, s.ID) // also set by the audit filter, when one runs
 	h := &lastRecord{attempt: sessionaudit.AttemptFrom(req.Context()), hijacked: make(chan struct{}), over: make(chan struct{})}
 	// WebSocket clients write whole frames; the translator reads them through its own buffer.
-	sw := clientconn.NewResponseWriter(w, s, clientconn.Options{In: s.traffic.in, Out: s.traffic.out, OnHijack: h.hijack,
+	sw := clientconn.NewResponseWriter(w, clientSide{s}, clientconn.Options{In: s.traffic.in, Out: s.traffic.out, OnHijack: h.hijack,
 		Coalesce:    !wsstream.IsWebSocketRequest(req),
 		DirectStdin: s.Stdin && s.traffic.in == nil && !kubeletconn.ViaUpgradeProxy(req, r.Kind)})
 	stop := context.AfterFunc(req.Context(), s.cancel)
 	d := &detachedSession{h: h, done: done, logger: logger, sw: sw, s: s, r: r, t: t,
-		req: req.WithContext(kubeletconn.WithBackend(klog.NewContext(s.ctx, logger), s.backend))}
+		req: req.WithContext(kubeletconn.WithSide(klog.NewContext(s.ctx, logger), s.kubelet))}
 	if p.prepare(d) {
 		go p.runDetached(d)
 	} else {
@@ -67,19 +67,20 @@ type detachedSession struct {
 }
 
 // prepare checks the upgrade and connects to the kubelet, on the request's goroutine (see
-// kubeletconn.go); it writes a Status and returns false when the session cannot go on.
+// kubeletconn/side.go); it writes a Status and returns false when the session cannot go on.
 func (p *Proxier) prepare(d *detachedSession) bool {
 	w, req := d.sw, d.req
 	if err := checkUpgrade(req, d.r.Kind); err != nil {
 		session.WriteStatus(w, req, err)
 		return false
 	}
-	// The upgrade-aware proxy forwards the request's headers; the translator goes by the relay.
-	// Neither is given exec-proxy's credentials: they are added where the request is written.
+	// The upgrade-aware proxy forwards the request's headers; the translator writes its own
+	// request. Neither is given exec-proxy's credentials: they are added where the request is
+	// written (nodeconn.Transport.UpgradeTransport; the translator's connection to the kubelet).
 	header := kubeletconn.Header(req.Header)
 	// Before any upgrade is accepted (the WebSocket handlers accept the client's first): an
 	// unreachable or untrusted kubelet is a Status, not an error inside a session.
-	if err := d.s.backend.Dial(req.Context(), p.transport, d.s.traffic.out != nil, kubeletconn.ViaUpgradeProxy(req, d.r.Kind)); err != nil {
+	if err := d.s.kubelet.Dial(req.Context(), p.transport, d.s.traffic.out != nil, kubeletconn.ViaUpgradeProxy(req, d.r.Kind)); err != nil {
 		kubeletconn.Responder{Node: d.t.Node, Address: d.t.Address}.Error(w, req, err)
 		return false
 	}
@@ -131,7 +132,7 @@ func (p *Proxier) afterSession(d *detachedSession) {
 	defer close(d.h.over)
 	defer d.done()
 	defer d.s.cancel()
-	defer d.s.backend.Close()
+	defer d.s.kubelet.Close()
 	defer func() { logPanic(d.logger, recover()) }()
 	p.ended(d.logger, d.sw, d.req, d.s)
 	if d.h.finished() {

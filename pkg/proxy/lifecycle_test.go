@@ -269,7 +269,7 @@ func TestHandlerReturnsWhileSessionRuns(t *testing.T) {
 			checkLeaks(t)
 			kubelet := newFakeKubelet(t)
 			p := newTestProxier(t, kubelet.caFile, Limits{}, runningPod("p", "n1", "a"), nodeAt("n1", "127.0.0.1", kubelet.port(t)))
-			b := &recordingBackend{}
+			b := &auditBackend{}
 			p.Audit = sessionaudit.NewAuditor(b, sessionaudit.FailClosed)
 			returned := make(chan struct{})
 			inner, _ := frontWithRecords(t, p)
@@ -304,14 +304,14 @@ func TestHandlerReturnsWhileSessionRuns(t *testing.T) {
 	}
 }
 
-// recordingBackend keeps the kinds of the session audit records written.
-type recordingBackend struct {
+// auditBackend keeps the kinds of the session audit records written.
+type auditBackend struct {
 	fake.Backend
 	mu     sync.Mutex
 	events []string
 }
 
-func (b *recordingBackend) ProcessEvents(ev ...*auditinternal.Event) bool {
+func (b *auditBackend) ProcessEvents(ev ...*auditinternal.Event) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, e := range ev {
@@ -320,7 +320,7 @@ func (b *recordingBackend) ProcessEvents(ev ...*auditinternal.Event) bool {
 	return true
 }
 
-func (b *recordingBackend) kinds() string {
+func (b *auditBackend) kinds() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return strings.Join(b.events, ",")
@@ -333,7 +333,7 @@ func TestPanicInSessionStillEnds(t *testing.T) {
 	checkLeaks(t, goleak.IgnoreTopFunction("k8s.io/kubelet/pkg/cri/streaming/remotecommand.(*v4ProtocolHandler).waitForStreams"))
 	kubelet := newFakeKubelet(t)
 	p := newTestProxier(t, kubelet.caFile, Limits{}, runningPod("p", "n1", "a"), nodeAt("n1", "127.0.0.1", kubelet.port(t)))
-	b := &panickingBackend{panicOn: "start"}
+	b := &panickingAudit{panicOn: "start"}
 	p.Audit = sessionaudit.NewAuditor(b, sessionaudit.FailClosed)
 	srv, _ := frontWithRecords(t, p)
 	if _, err := execVia(t, srv, "spdy", "alice", execCase{command: []string{"echo", "hi"}}); err == nil {
@@ -343,14 +343,14 @@ func TestPanicInSessionStillEnds(t *testing.T) {
 	eventuallyTrue(t, func() bool { return strings.HasSuffix(b.kinds(), "end") })
 }
 
-// panickingBackend panics on the first record of one kind, and keeps the others' kinds.
-type panickingBackend struct {
-	recordingBackend
+// panickingAudit panics on the first record of one kind, and keeps the others' kinds.
+type panickingAudit struct {
+	auditBackend
 	panicOn  string
 	panicked bool
 }
 
-func (b *panickingBackend) ProcessEvents(ev ...*auditinternal.Event) bool {
+func (b *panickingAudit) ProcessEvents(ev ...*auditinternal.Event) bool {
 	b.mu.Lock()
 	for _, e := range ev {
 		if e.Annotations[sessionaudit.AnnotationRecord] == b.panicOn && !b.panicked {
@@ -360,5 +360,5 @@ func (b *panickingBackend) ProcessEvents(ev ...*auditinternal.Event) bool {
 		}
 	}
 	b.mu.Unlock()
-	return b.recordingBackend.ProcessEvents(ev...)
+	return b.auditBackend.ProcessEvents(ev...)
 }

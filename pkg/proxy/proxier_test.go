@@ -317,7 +317,7 @@ func withUser(name string) func(http.RoundTripper) http.RoundTripper {
 func eventuallyTrue(t *testing.T, cond func() bool) { t.Helper(); poll.Until(t, cond) }
 
 // With --kubelet-token-file the token reaches the kubelet on every path: the upgrade-aware proxy
-// (SPDY) and the stream translator (WebSocket), which goes through the token relay.
+// (SPDY) and the stream translator (WebSocket), whose connection to the kubelet adds the token.
 func TestKubeletBearerToken(t *testing.T) {
 	checkLeaks(t)
 	kubelet := newFakeKubeletWithToken(t, "s3cret")
@@ -372,7 +372,7 @@ func TestHandlerRefusesSessionWithoutItsAttempt(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			p := New(newResolver(t, runningPod("p", "n1", "a"), nodeAt("n1", "127.0.0.1", 10250)), nil, Limits{})
-			p.Audit = sessionaudit.NewAuditor(&recordingBackend{}, sessionaudit.FailClosed)
+			p.Audit = sessionaudit.NewAuditor(&auditBackend{}, sessionaudit.FailClosed)
 			ctx := genericapirequest.WithUser(context.Background(), &user.DefaultInfo{Name: "alice"})
 			if tc.attempt != nil {
 				ctx = sessionaudit.WithAttempt(ctx, tc.attempt)

@@ -44,7 +44,7 @@ type Asked struct {
 
 // Session is one exec, attach or port-forward from upgrade to close: what it is and what crossed
 // it. Its client side (package clientconn) and kubelet side (package kubeletconn) reach it through
-// its methods.
+// the methods of clientSide and kubeletSide, not its own exported ones.
 type Session struct {
 	Identity
 	ctx     context.Context
@@ -53,7 +53,7 @@ type Session struct {
 	// streams is what the client connection's frames told; translated what the translator's
 	// connection to the kubelet told (WebSocket exec and attach).
 	streams, translated *streamStats
-	backend             *kubeletconn.Backend
+	kubelet             *kubeletconn.Side
 	// start is the lifecycle step that runs as the kubelet's 101 reaches the client (see Answered).
 	start starter
 
@@ -108,38 +108,35 @@ func newSession(ctx context.Context, id Identity, maxBytesPerSec int64, start st
 	}
 	s.traffic.counters = byteCounters()
 	s.traffic.lastActive.Store(time.Now().UnixNano())
-	s.backend = kubeletconn.NewBackend(id.Node, id.Address, s, s.translated)
+	s.kubelet = kubeletconn.NewSide(id.Node, id.Address, kubeletSide{s}, s.translated)
 	return s
 }
 
-// The client connection's view of the session (clientconn.Session).
+// What the client connection tells the session, and asks of it (see clientSide).
 
-func (s *Session) Context() context.Context { return s.ctx }
-func (s *Session) Cancel()                  { s.cancel() }
-
-func (s *Session) CountIn(n int) {
+func (s *Session) countIn(n int) {
 	s.traffic.bytesIn.Add(int64(n))
 	s.touch(false)
 	s.traffic.counters.in.Add(float64(n))
 }
 
-func (s *Session) CountOut(n int) {
+func (s *Session) countOut(n int) {
 	s.traffic.bytesOut.Add(int64(n))
 	s.touch(false)
 	s.traffic.counters.out.Add(float64(n))
 }
 
-func (s *Session) FrameReader() wire.FrameReader {
+func (s *Session) frameReader() wire.FrameReader {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.reader
 }
 
-func (s *Session) ProtocolError() bool  { return s.end.protocolError.Load() }
-func (s *Session) ExitStatusTold() bool { return s.streams.told() }
-func (s *Session) ClientClosed()        { s.end.clientClosed.Store(true) }
+func (s *Session) protocolError() bool  { return s.end.protocolError.Load() }
+func (s *Session) exitStatusTold() bool { return s.streams.told() }
+func (s *Session) clientClosed()        { s.end.clientClosed.Store(true) }
 
-func (s *Session) Attach(c *clientconn.Conn) {
+func (s *Session) attach(c *clientconn.Conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.client = c
@@ -148,17 +145,17 @@ func (s *Session) Attach(c *clientconn.Conn) {
 	}
 }
 
-// Answered reads the answer to the upgrade as it is about to reach the client. A 101 starts the
+// answered reads the answer to the upgrade as it is about to reach the client. A 101 starts the
 // session: its frames are read from here on, and the start step runs; its error refuses the
 // session instead.
-func (s *Session) Answered(head []byte) (int, bool, error) {
+func (s *Session) answered(head []byte) (int, bool, error) {
 	code, protocol, upgrade := clientconn.ParseResponseHead(head)
 	webSocket := strings.EqualFold(upgrade, "websocket")
 	s.mu.Lock()
 	s.answer = answer{code: code, protocol: protocol}
 	if code == http.StatusSwitchingProtocols {
 		s.reader = s.streams.newFrameReader(upgrade, protocol, s.shape())
-		s.backend.Upgraded(strings.HasPrefix(strings.ToUpper(upgrade), "SPDY/"))
+		s.kubelet.Upgraded(strings.HasPrefix(strings.ToUpper(upgrade), "SPDY/"))
 	}
 	s.mu.Unlock()
 	if code == http.StatusSwitchingProtocols {
@@ -173,22 +170,22 @@ func (s *Session) shape() wire.Shape {
 		Stdin: s.Stdin, Stdout: s.Stdout, Stderr: s.Stderr && !s.TTY, TTY: s.TTY} // the kubelet drops stderr with a TTY
 }
 
-func (s *Session) Refused(code int) {
+func (s *Session) refused(code int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.answer.code = code
 }
 
-func (s *Session) KubeletRefusal(raw []byte) error {
+func (s *Session) kubeletRefusal(raw []byte) error {
 	return kubeletconn.RawRefusal(s.Node, s.Address, raw)
 }
 
-// The translator's connection's view of the session (kubeletconn.Client).
+// What the translator's connection to the kubelet asks of the session (see kubeletSide).
 
-// DirectConn is the client connection the translator's connection to the kubelet writes stdout and
+// directConn is the client connection the translator's connection to the kubelet writes stdout and
 // stderr frames to itself, or nil. The frames written directly are v5.channel.k8s.io's, the only
 // protocol the translator speaks now.
-func (s *Session) DirectConn() *clientconn.Conn {
+func (s *Session) directConn() *clientconn.Conn {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.client == nil || s.answer.protocol != remotecommandconsts.StreamProtocolV5Name {
@@ -197,8 +194,8 @@ func (s *Session) DirectConn() *clientconn.Conn {
 	return s.client.Direct()
 }
 
-// StdinRoute is where the client connection sends stdin directly, if it does.
-func (s *Session) StdinRoute() *clientconn.StdinRoute {
+// stdinRoute is where the client connection sends stdin directly, if it does.
+func (s *Session) stdinRoute() *clientconn.StdinRoute {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.client == nil {
@@ -230,8 +227,8 @@ type Streams struct {
 // Streams stops reading the session's frames and returns what they told. Call it once the session
 // ended. A translated session's exit code is the kubelet's, read on the translator's connection.
 func (s *Session) Streams() Streams {
-	s.FrameReader().Close()
-	translated := s.backend.EndTranslator()
+	s.frameReader().Close()
+	translated := s.kubelet.EndTranslator()
 	var st Streams
 	st.Bytes, st.Resizes, st.ExitCode = s.streams.result()
 	st.Ports = s.streams.forwardedPorts()

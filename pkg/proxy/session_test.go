@@ -28,11 +28,11 @@ func TestDirectConn(t *testing.T) {
 			}
 			s := testSession(t, Identity{}, limit)
 			// WebSocket, as the translator's clients are: not coalesced.
-			c := clientconn.NewConn(&proxytest.SizesConn{}, s, clientconn.Options{In: s.traffic.in, Out: s.traffic.out})
+			c := clientconn.NewConn(&proxytest.SizesConn{}, clientSide{s}, clientconn.Options{In: s.traffic.in, Out: s.traffic.out})
 			t.Cleanup(func() { _ = c.Close() })
-			s.Attach(c)
+			s.attach(c)
 			s.answer.protocol = tc.protocol
-			if got := s.DirectConn() != nil; got != tc.want {
+			if got := s.directConn() != nil; got != tc.want {
 				t.Errorf("direct: %t, want %t", got, tc.want)
 			}
 		})

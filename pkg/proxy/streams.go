@@ -98,17 +98,8 @@ func (s *streamStats) payload() {
 	}
 }
 
-// Data hands payload of stream to the recording (see record).
-func (s *streamStats) Data(stream string, data []byte) { s.record(stream, data) }
-
-// Wants reports whether stream's bytes are recorded (see recordsStream).
-func (s *streamStats) Wants(stream string) bool { return s.recordsStream(stream) }
-
-// startRecording hands the payload from now on to sink too.
-func (s *streamStats) startRecording(sink recording.Sink) { s.recording.Store(sink) }
-
-// record hands payload of stream to the recording, if any; data is copied before it returns.
-func (s *streamStats) record(stream string, data []byte) {
+// Data hands payload of stream to the recording, if any; data is copied before it returns.
+func (s *streamStats) Data(stream string, data []byte) {
 	r, _ := s.recording.Load().(recording.Sink)
 	if r == nil || len(data) == 0 {
 		return
@@ -121,11 +112,14 @@ func (s *streamStats) record(stream string, data []byte) {
 	}
 }
 
-// recordsStream reports whether stream's bytes are wanted, so a reader unmasks them only then.
-func (s *streamStats) recordsStream(stream string) bool {
+// Wants reports whether stream's bytes are recorded, so a reader unmasks them only then.
+func (s *streamStats) Wants(stream string) bool {
 	r, _ := s.recording.Load().(recording.Sink)
 	return r != nil && (stream == "stdout" || stream == "stderr" || (stream == "stdin" && r.Stdin()))
 }
+
+// startRecording hands the payload from now on to sink too.
+func (s *streamStats) startRecording(sink recording.Sink) { s.recording.Store(sink) }
 
 // Resized counts the terminal sizes the client's resize stream completed; its bytes are payload.
 func (s *streamStats) Resized(sizes []remotecommand.TerminalSize) {

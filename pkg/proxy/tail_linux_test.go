@@ -174,24 +174,24 @@ func TestThrottledSessionKeepsItsTail(t *testing.T) {
 
 	t.Run("translator's connection", func(t *testing.T) {
 		s := testSession(t, Identity{Node: "n1", Address: strings.TrimPrefix(kubelet.URL, "https://")}, limit)
-		if err := s.backend.Dial(context.Background(), p.transport, s.traffic.out != nil, false); err != nil {
+		if err := s.kubelet.Dial(context.Background(), p.transport, s.traffic.out != nil, false); err != nil {
 			t.Fatal(err)
 		}
-		leg, err := p.translator.DialContext(kubeletconn.WithBackend(context.Background(), s.backend), "tcp", s.Address)
+		toKubelet, err := p.translator.DialContext(kubeletconn.WithSide(context.Background(), s.kubelet), "tcp", s.Address)
 		if err != nil {
 			t.Fatal(err)
 		}
-		fmt.Fprintf(leg, "POST /exec/ns/p/a?command=flood&command=3072&output=1 HTTP/1.1\r\nHost: %s\r\n"+
+		fmt.Fprintf(toKubelet, "POST /exec/ns/p/a?command=flood&command=3072&output=1 HTTP/1.1\r\nHost: %s\r\n"+
 			"Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\nContent-Length: 0\r\n\r\n", s.Address)
-		br := bufio.NewReader(leg)
+		br := bufio.NewReader(toKubelet)
 		resp, err := http.ReadResponse(br, nil)
 		if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
 			t.Fatalf("upgrade: %v, %v", resp, err)
 		}
 		// The translator reads its connection as fast as the client takes stdout, at the limit; spdystream
 		// reads up to 50 frames ahead (1.6 MiB here): the command writes more than that.
-		stdout, status, err := newSPDYExecClient(t, bufConn{leg, br}).run(kubelet, 2*limit)
+		stdout, status, err := newSPDYExecClient(t, bufConn{toKubelet, br}).run(kubelet, 2*limit)
 		checkFlood(t, kubelet, stdout, status, err)
-		s.backend.EndTranslator()
+		s.kubelet.EndTranslator()
 	})
 }

@@ -13,6 +13,7 @@ const (
 	// ReasonRecordingFailed: the recording could not be written, under fail-closed recording.
 	ReasonRecordingFailed = "recording failed"
 	ReasonNotUpgraded     = "kubelet refused"
-	// ReasonProtocolError: the client sent what is not SPDY (see spdyReader.fromClient).
+	// ReasonProtocolError: the client sent frames the server would not read as exec-proxy read them
+	// (see wire.Observer.ClientProtocolError).
 	ReasonProtocolError = "client protocol error"
 )

@@ -17,7 +17,7 @@ func TestReadMore(t *testing.T) {
 		records []string // written by the client as records of their own, arriving together
 		close   bool     // the client's close_notify arrives with them
 		bufLen  int
-		reads   []string // what each sessionConn-style read returns
+		reads   []string // what each clientconn.Conn-style read returns
 		lastErr error    // of the read after those
 	}{
 		{"a SPDY frame header and its data are read at once", []string{"abcd", "efgh", "data"}, false, 1024, []string{"abcdefghdata"}, nil},
@@ -66,7 +66,7 @@ func TestReadMore(t *testing.T) {
 	}
 }
 
-// readWithin reads as sessionConn.Read does, and fails the test instead of hanging.
+// readWithin reads as clientconn.Conn.Read does, and fails the test instead of hanging.
 func readWithin(t *testing.T, c net.Conn, p []byte) (int, error) {
 	t.Helper()
 	type result struct {

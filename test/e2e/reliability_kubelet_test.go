@@ -172,7 +172,7 @@ func checkRogueKubelet(p *probe) {
 	}
 	const want = "failed TLS certificate verification"
 	for _, tc := range cases {
-		k := startFakeKubelet(t, tc.ip, tc.certIP, tc.signer, nil)
+		k := startRogueKubelet(t, tc.ip, tc.certIP, tc.signer, nil)
 		pod := "victim-" + tc.node
 		fakeNode(t, tc.node, tc.ip, k.port(), pod)
 		base := kubeRoute + "/api/v1/namespaces/" + reliabilityNamespace + "/pods/" + pod
@@ -257,7 +257,7 @@ func TestReliabilityKubeletAnswers(t *testing.T) {
 func checkKubeletAnswers(p *probe) {
 	t := p.t
 	before := execProxyFigures(t)
-	k := startFakeKubelet(t, "127.0.0.7", "127.0.0.7", clusterCA(t), nil)
+	k := startRogueKubelet(t, "127.0.0.7", "127.0.0.7", clusterCA(t), nil)
 	k.answer = answerByPod(k.ln.Addr().String())
 	pods := slices.Sorted(maps.Keys(kubeletAnswers))
 	fakeNode(t, "odd-kubelet", "127.0.0.7", k.port(), pods...)

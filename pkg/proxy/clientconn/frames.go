@@ -17,7 +17,7 @@ import (
 type frameWriter struct {
 	raw         net.Conn
 	w           *wire.FrameWriter
-	interleaved Interleaved
+	interleaved wire.Interleaved
 	// idle is wsstream's idle timeout, in nanoseconds; renewed is when a direct frame last renewed it.
 	idle    atomic.Int64
 	renewed int64

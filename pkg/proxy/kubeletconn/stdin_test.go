@@ -37,7 +37,7 @@ func stdinConn(t *testing.T, route *clientconn.StdinRoute) (*translatorConn, *ku
 	kubelet := &kubeletSide{}
 	tally := &wiretest.Observer{}
 	types := wirespdy.NewFrameReader("", wire.Shape{}, tally)
-	b := NewBackend("n1", "127.0.0.1:10250", nil, tally)
+	b := NewSide("n1", "127.0.0.1:10250", nil, tally)
 	l := &translatorConn{b: b, reader: types, streams: types, route: route, hs: handshake{sent: true},
 		frames: &wire.FrameWriter{W: tlsrecord.Writer{Conn: kubelet}, Cut: &wirespdy.FrameCutter{}}, conn: kubelet,
 		stop: func() bool { return true }}
@@ -78,7 +78,7 @@ func TestStdinFilter(t *testing.T) {
 
 	cases := []struct {
 		name         string
-		endLeg       bool
+		endConn      bool
 		wantWSStream []byte
 		wantKubelet  []byte
 	}{
@@ -92,7 +92,7 @@ func TestStdinFilter(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := clientconn.NewConn(&proxytest.ReadConn{R: bytes.NewReader(client)}, proxytest.NewSession(t),
 				clientconn.Options{DirectStdin: true})
-			leg, kubelet, syn := stdinConn(t, c.StdinRoute())
+			conn, kubelet, syn := stdinConn(t, c.StdinRoute())
 
 			var wsstream proxytest.LockedBuffer
 			done := make(chan error)
@@ -106,10 +106,10 @@ func TestStdinFilter(t *testing.T) {
 			if got := kubelet.out.Bytes(); len(got) != len(syn) {
 				t.Fatalf("the kubelet got %d bytes before the translator wrote the first stdin", len(got))
 			}
-			if tc.endLeg {
-				_ = leg.Close()
+			if tc.endConn {
+				_ = conn.Close()
 			}
-			if _, err := leg.Write(stdinData("first\n")); err != nil && !tc.endLeg {
+			if _, err := conn.Write(stdinData("first\n")); err != nil && !tc.endConn {
 				t.Fatal(err)
 			}
 			if err := <-done; err != nil {

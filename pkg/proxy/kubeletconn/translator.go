@@ -73,7 +73,7 @@ func dialTranslator(ctx context.Context, kubelets *nodeconn.Transport, address s
 // translator's goroutines, one reader and one writer at a time, as spdystream has them.
 type translatorConn struct {
 	kubelets *nodeconn.Transport // adds exec-proxy's credentials to the translator's request
-	b        *Backend
+	b        *Side
 	conn     net.Conn // the kubelet's connection; nil when refused at the dial
 	stop     func() bool
 	hs       handshake
@@ -84,7 +84,7 @@ type translatorConn struct {
 	frames  *wire.FrameWriter // the translator's frames to the kubelet
 	direct  directReader      // see direct.go
 	// interleaved orders the translator's frames and the stdin frames written directly (WriteStdin).
-	interleaved clientconn.Interleaved
+	interleaved wire.Interleaved
 	route       *clientconn.StdinRoute // where the client's stdin is told of the stdin stream, if it is
 	stdinOpened bool
 	closeOnce   sync.Once
@@ -203,7 +203,7 @@ func (l *translatorConn) Close() error {
 		err = l.conn.Close()
 		l.interleaved.End()
 		l.reader.Close()
-		l.b.conns.Done()
+		l.b.connClosed()
 	})
 	if errors.Is(err, net.ErrClosed) {
 		err = nil

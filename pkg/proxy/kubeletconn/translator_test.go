@@ -26,12 +26,12 @@ const translatorRequest = "POST /exec/demo/demo/main?command=true HTTP/1.1\r\nHo
 // Status, so that the client is told why, as the kubelet's own refusals are.
 func TestTranslatorConnRefusedAtDial(t *testing.T) {
 	leaktest.Check(t)
-	other := NewBackend("n1", "127.0.0.9:10250", noClient{}, &wiretest.Observer{})
+	other := NewSide("n1", "127.0.0.9:10250", noClient{}, &wiretest.Observer{})
 	other.conn = &net.TCPConn{}
 	for name, ctx := range map[string]context.Context{
 		"no session":      context.Background(),
-		"no kubelet conn": WithBackend(context.Background(), NewBackend("n1", "127.0.0.1:10250", noClient{}, &wiretest.Observer{})),
-		"another kubelet": WithBackend(context.Background(), other),
+		"no kubelet conn": WithSide(context.Background(), NewSide("n1", "127.0.0.1:10250", noClient{}, &wiretest.Observer{})),
+		"another kubelet": WithSide(context.Background(), other),
 	} {
 		t.Run(name, func(t *testing.T) {
 			conn, err := TranslatorTransport(&nodeconn.Transport{}).DialContext(ctx, "tcp", "127.0.0.1:10250")
@@ -130,12 +130,12 @@ func TestTranslatorConnWriteAfterGoAway(t *testing.T) {
 }
 
 // dialConn is the translator's connection of a session whose kubelet connection is a pipe to kubelet.
-func dialConn(t *testing.T) (conn, kubelet net.Conn, b *Backend) {
+func dialConn(t *testing.T) (conn, kubelet net.Conn, b *Side) {
 	t.Helper()
 	ours, kubelet := net.Pipe()
-	b = NewBackend("n1", "127.0.0.1:10250", noClient{}, &wiretest.Observer{})
+	b = NewSide("n1", "127.0.0.1:10250", noClient{}, &wiretest.Observer{})
 	b.conn = ours
-	conn, err := TranslatorTransport(&nodeconn.Transport{}).DialContext(WithBackend(context.Background(), b), "tcp", b.address)
+	conn, err := TranslatorTransport(&nodeconn.Transport{}).DialContext(WithSide(context.Background(), b), "tcp", b.address)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,9 +22,9 @@ import (
 // bytes); a larger one is a protocol error.
 const maxControlFrame = 64 << 10
 
-// maxRecordChunk bounds what is kept of a recorded DATA frame before it goes to the recording: a
-// frame is one event unless it is larger (a DATA frame may be 16 MiB).
-const maxRecordChunk = 32 << 10
+// maxDataChunk bounds what is kept of a DATA frame the observer wants before it goes to Data: a
+// frame is one Data call unless it is larger (a DATA frame may be 16 MiB).
+const maxDataChunk = 32 << 10
 
 // maxForwardedPorts bounds the ports one port-forward opens streams to, as the API bounds the
 // query's ports.
@@ -254,7 +254,7 @@ type spdyReader struct {
 	typ       string
 	fin       bool
 	ctrl      bytes.Buffer
-	record    []byte // of the current DATA frame, for the recording: at most maxRecordChunk
+	data      []byte // of the current DATA frame, for the observer's Data: at most maxDataChunk
 	headers   headerBlocks
 	resize    wire.ResizeReader // the client's resize stream
 	stopped   bool
@@ -322,10 +322,10 @@ func (r *spdyReader) piece(b []byte) {
 		r.s.o.Payload(r.typ, len(b))
 		if r.s.o.Wants(r.typ) {
 			for len(b) > 0 {
-				n := min(len(b), maxRecordChunk-len(r.record))
-				r.record, b = append(r.record, b[:n]...), b[n:]
-				if len(r.record) == maxRecordChunk {
-					r.flushRecord()
+				n := min(len(b), maxDataChunk-len(r.data))
+				r.data, b = append(r.data, b[:n]...), b[n:]
+				if len(r.data) == maxDataChunk {
+					r.flushData()
 				}
 			}
 		}
@@ -337,7 +337,7 @@ func (r *spdyReader) piece(b []byte) {
 func (r *spdyReader) end() {
 	r.nhdr = 0
 	if !r.control {
-		r.flushRecord()
+		r.flushData()
 		if r.typ == "error" && !r.fromClient && !r.s.shape.PortForward {
 			r.s.errorFrameDone(r.fin)
 		}
@@ -356,10 +356,10 @@ func (r *spdyReader) end() {
 	}
 }
 
-func (r *spdyReader) flushRecord() {
-	if len(r.record) > 0 {
-		r.s.o.Data(r.typ, r.record)
-		r.record = r.record[:0]
+func (r *spdyReader) flushData() {
+	if len(r.data) > 0 {
+		r.s.o.Data(r.typ, r.data)
+		r.data = r.data[:0]
 	}
 }
 
@@ -377,7 +377,7 @@ func (r *spdyReader) fail(why string) {
 // stop reads no more of the direction.
 func (r *spdyReader) stop() {
 	r.stopped = true
-	r.headers, r.record = headerBlocks{}, nil
+	r.headers, r.data = headerBlocks{}, nil
 	r.ctrl = bytes.Buffer{}
 }
 

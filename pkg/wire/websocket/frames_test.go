@@ -41,7 +41,7 @@ func TestWSFrameCutter(t *testing.T) {
 
 // The translator's frames and the direct ones are channel messages as x/net/websocket frames them.
 func TestChannelFrame(t *testing.T) {
-	// The last: the most payload the kubelet leg writes directly in one frame.
+	// The last: the most payload the translator's connection to the kubelet writes directly in one frame.
 	for _, n := range []int{0, 1, 124, 125, 126, 0xfffe, 0xffff, wire.FrameBufferSize - MaxHeader - 1} {
 		b := make([]byte, MaxHeader+1+n)
 		payload := bytes.Repeat([]byte("z"), n)

@@ -43,9 +43,9 @@ type Client interface {
 	StdinRoute() *clientconn.StdinRoute
 }
 
-// Backend is a session's kubelet side: its verified connection, which the upgrade-aware proxy or
+// Side is a session's kubelet side: its verified connection, which the upgrade-aware proxy or
 // the translator takes once, and the translator's connections that use it.
-type Backend struct {
+type Side struct {
 	node, address string
 	client        Client
 	// translated hears the frames on the translator's connection to the kubelet.
@@ -66,9 +66,9 @@ type Backend struct {
 	connected bool // the translator connected
 }
 
-// NewBackend is the kubelet side of a session on node's kubelet at address.
-func NewBackend(node, address string, client Client, translated Tally) *Backend {
-	b := &Backend{node: node, address: address, client: client, translated: translated}
+// NewSide is the kubelet side of a session on node's kubelet at address.
+func NewSide(node, address string, client Client, translated Tally) *Side {
+	b := &Side{node: node, address: address, client: client, translated: translated}
 	b.connsCtx, b.endConns = context.WithCancel(context.Background())
 	return b
 }
@@ -76,7 +76,7 @@ func NewBackend(node, address string, client Client, translated Tally) *Backend 
 // Dial connects to the kubelet. The TLS runs over a tlsrecord.Conn; under the upgrade-aware proxy,
 // over a lingeringConn too (see there). A bandwidth-limited session's reads from the kubelet tell
 // whether they caught up with it, under the TLS too (see package holdback).
-func (b *Backend) Dial(ctx context.Context, t *nodeconn.Transport, limited, upgradeProxy bool) error {
+func (b *Side) Dial(ctx context.Context, t *nodeconn.Transport, limited, upgradeProxy bool) error {
 	var reading *holdback.Reading
 	if limited {
 		reading = holdback.NewReading()
@@ -104,7 +104,7 @@ func (b *Backend) Dial(ctx context.Context, t *nodeconn.Transport, limited, upgr
 }
 
 // Upgraded: the kubelet's 101 is reaching the client; spdy tells whether the kubelet speaks SPDY.
-func (b *Backend) Upgraded(spdy bool) {
+func (b *Side) Upgraded(spdy bool) {
 	b.spdy.Store(spdy)
 	b.mu.Lock()
 	if b.lingering != nil {
@@ -116,7 +116,7 @@ func (b *Backend) Upgraded(spdy bool) {
 
 // writer writes the client's (or the translator's) frames to the kubelet's connection conn:
 // through a holdback.Writer in a bandwidth-limited session.
-func (b *Backend) writer(conn net.Conn) io.Writer {
+func (b *Side) writer(conn net.Conn) io.Writer {
 	b.mu.Lock()
 	reading := b.reading
 	b.mu.Unlock()
@@ -127,7 +127,7 @@ func (b *Backend) writer(conn net.Conn) io.Writer {
 }
 
 // take hands over the verified connection, once, for the kubelet at address.
-func (b *Backend) take(address string) (net.Conn, error) {
+func (b *Side) take(address string) (net.Conn, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	conn := b.conn
@@ -142,7 +142,7 @@ func (b *Backend) take(address string) (net.Conn, error) {
 }
 
 // Close closes the verified connection if nothing took it (the session was refused first).
-func (b *Backend) Close() {
+func (b *Side) Close() {
 	b.mu.Lock()
 	conn := b.conn
 	b.conn = nil
@@ -153,16 +153,19 @@ func (b *Backend) Close() {
 }
 
 // addConn counts one more translator's connection.
-func (b *Backend) addConn() {
+func (b *Side) addConn() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.connected = true
 	b.conns.Add(1)
 }
 
+// connClosed counts one translator's connection fewer.
+func (b *Side) connClosed() { b.conns.Done() }
+
 // EndTranslator ends the translator's connections and waits for them to be closed; it tells
 // whether the translator connected at all (then translated heard the kubelet's frames).
-func (b *Backend) EndTranslator() bool {
+func (b *Side) EndTranslator() bool {
 	b.endConns()
 	b.conns.Wait()
 	b.mu.Lock()
@@ -170,17 +173,17 @@ func (b *Backend) EndTranslator() bool {
 	return b.connected
 }
 
-type backendKey struct{}
+type sideKey struct{}
 
-// WithBackend is ctx for the requests of the session whose kubelet side b is.
-func WithBackend(ctx context.Context, b *Backend) context.Context {
-	return context.WithValue(ctx, backendKey{}, b)
+// WithSide is ctx for the requests of the session whose kubelet side b is.
+func WithSide(ctx context.Context, b *Side) context.Context {
+	return context.WithValue(ctx, sideKey{}, b)
 }
 
 // taken is the verified connection of the session whose request ctx is; without a session there
 // is none: neither the upgrade-aware proxy nor the translator dials.
-func taken(ctx context.Context, address string) (*Backend, net.Conn, error) {
-	b, _ := ctx.Value(backendKey{}).(*Backend)
+func taken(ctx context.Context, address string) (*Side, net.Conn, error) {
+	b, _ := ctx.Value(sideKey{}).(*Side)
 	if b == nil {
 		return nil, nil, errors.New("error dialing backend: not a session's request")
 	}
@@ -244,9 +247,9 @@ func ViaUpgradeProxy(req *http.Request, kind session.Kind) bool {
 // answered, its reads and writes (the request, the kubelet's answer) run on a fresh stack.
 type setupConn struct {
 	net.Conn
-	b   *Backend
+	b   *Side
 	cut wirespdy.FrameCutter // the kubelet's SPDY frames, as they are read
-	out io.Writer            // the client's bytes after the upgrade (see Backend.writer)
+	out io.Writer            // the client's bytes after the upgrade (see Side.writer)
 }
 
 func (c *setupConn) Read(p []byte) (n int, err error) {

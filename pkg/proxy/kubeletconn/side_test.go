@@ -55,8 +55,8 @@ func tlsKubelet(t *testing.T) (address string, open *atomic.Int64, tr *nodeconn.
 func TestUpgradeDialerOnlyHandsOver(t *testing.T) {
 	leaktest.Check(t)
 	address, open, tr := tlsKubelet(t)
-	b := NewBackend("n1", address, nil, nil)
-	ctx := WithBackend(context.Background(), b)
+	b := NewSide("n1", address, nil, nil)
+	ctx := WithSide(context.Background(), b)
 	dial := UpgradeTransport().DialContext
 	if _, err := dial(ctx, "tcp", address); err == nil || !strings.Contains(err.Error(), "no verified connection") {
 		t.Fatalf("before the dial: %v, want no verified connection", err)
@@ -68,7 +68,7 @@ func TestUpgradeDialerOnlyHandsOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	if b.lingering == nil {
-		t.Error("the backend holds no lingeringConn to arm under the upgrade-aware proxy")
+		t.Error("the side holds no lingeringConn to arm under the upgrade-aware proxy")
 	}
 	if _, err := dial(ctx, "tcp", "127.0.0.2:1"); err == nil {
 		t.Error("the connection was handed for another kubelet")
@@ -88,7 +88,7 @@ func TestUpgradeDialerOnlyHandsOver(t *testing.T) {
 func TestUntakenConnIsClosed(t *testing.T) {
 	leaktest.Check(t)
 	address, open, tr := tlsKubelet(t)
-	b := NewBackend("n1", address, nil, nil)
+	b := NewSide("n1", address, nil, nil)
 	if err := b.Dial(context.Background(), tr, false, false); err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func TestUntakenConnIsClosed(t *testing.T) {
 }
 
 func TestSetupConnGoesDirectOnceUpgraded(t *testing.T) {
-	b := &Backend{}
+	b := &Side{}
 	conn := &stackConn{}
 	c := &setupConn{Conn: conn, b: b}
 	buf := make([]byte, 1)
@@ -131,7 +131,7 @@ func (c *stackConn) Write(p []byte) (int, error) { c.note(); return len(p), nil 
 // own; once upgraded, a read takes what has arrived with them, without waiting for more.
 func TestSetupConnReadsWhatArrivedOnceUpgraded(t *testing.T) {
 	server, kubelet := wiretest.TLSPair(t)
-	b := &Backend{}
+	b := &Side{}
 	b.upgraded.Store(true)
 	c := &setupConn{Conn: server, b: b}
 	for _, r := range []string{"abcd", "efgh", "data"} {
@@ -172,7 +172,7 @@ func TestSetupConnHoldsHeaderForBody(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			b := &Backend{}
+			b := &Side{}
 			b.upgraded.Store(true)
 			b.spdy.Store(tc.spdy)
 			c := &setupConn{Conn: &chunkConn{chunks: tc.chunks, end: tc.end}, b: b}
@@ -214,7 +214,7 @@ func (c *chunkConn) SetReadDeadline(time.Time) error { return errors.New("no dea
 // a keystroke be held while output flows).
 func TestSetupConnHoldsBackOnlySPDY(t *testing.T) {
 	for _, spdy := range []bool{true, false} {
-		b := &Backend{}
+		b := &Side{}
 		b.upgraded.Store(true)
 		b.spdy.Store(spdy)
 		out := &countingWriter{}

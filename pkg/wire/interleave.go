@@ -1,14 +1,12 @@
-package clientconn
+package wire
 
 import (
 	"net"
 	"sync"
-
-	"github.com/exec-proxy/exec-proxy/pkg/wire"
 )
 
 // Interleaved orders the frames two writers send on one connection: the translator's, which come
-// in pieces through a wire.FrameWriter (which holds a frame's start until its rest comes), and
+// in pieces through a FrameWriter (which holds a frame's start until its rest comes), and
 // whole frames exec-proxy writes directly, which go between the translator's. The client's
 // connection and the translator's connection to the kubelet each have one.
 type Interleaved struct {
@@ -19,7 +17,7 @@ type Interleaved struct {
 
 // WritePieces writes the translator's bytes p through f, read seeing them first; atEnd, if set,
 // runs (with the lock held) when they end a frame.
-func (v *Interleaved) WritePieces(f *wire.FrameWriter, p []byte, read func([]byte), atEnd func()) error {
+func (v *Interleaved) WritePieces(f *FrameWriter, p []byte, read func([]byte), atEnd func()) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	read(p)
@@ -38,7 +36,7 @@ func (v *Interleaved) WritePieces(f *wire.FrameWriter, p []byte, read func([]byt
 
 // WriteWhole writes frame to f's writer between the translator's frames, one it began being
 // finished first; read sees it first.
-func (v *Interleaved) WriteWhole(f *wire.FrameWriter, frame []byte, read func([]byte)) (int, error) {
+func (v *Interleaved) WriteWhole(f *FrameWriter, frame []byte, read func([]byte)) (int, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if !v.waitLocked(func() bool { return !f.Partial() }) {

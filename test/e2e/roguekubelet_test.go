@@ -22,9 +22,9 @@ import (
 
 const reliabilityNamespace = "e2e-reliability"
 
-// fakeKubelet is a TLS server at a node's address that is not a kubelet: a rogue one, or one that
+// rogueKubelet is a TLS server at a node's address that is not a kubelet: a rogue one, or one that
 // answers upgrades wrongly. It counts what exec-proxy sends it.
-type fakeKubelet struct {
+type rogueKubelet struct {
 	ln net.Listener
 	// answer writes the response to one request; nil for a rogue that never answers.
 	answer func(w io.Writer, req *http.Request)
@@ -39,9 +39,9 @@ type fakeKubelet struct {
 	wg                   sync.WaitGroup
 }
 
-// startFakeKubelet listens on ip with a certificate for certIP signed by signer (a fresh,
+// startRogueKubelet listens on ip with a certificate for certIP signed by signer (a fresh,
 // unrelated CA when signer is nil).
-func startFakeKubelet(t *testing.T, ip, certIP string, signer *testcert.CA, answer func(io.Writer, *http.Request)) *fakeKubelet {
+func startRogueKubelet(t *testing.T, ip, certIP string, signer *testcert.CA, answer func(io.Writer, *http.Request)) *rogueKubelet {
 	t.Helper()
 	ln, err := net.Listen("tcp", ip+":0")
 	if err != nil {
@@ -50,7 +50,7 @@ func startFakeKubelet(t *testing.T, ip, certIP string, signer *testcert.CA, answ
 	if signer == nil {
 		signer = testcert.NewCA(t, "rogue-ca")
 	}
-	k := &fakeKubelet{ln: ln, answer: answer}
+	k := &rogueKubelet{ln: ln, answer: answer}
 	cfg := &tls.Config{Certificates: []tls.Certificate{leafCert(t, signer, certIP)}, NextProtos: []string{"http/1.1"}}
 	k.wg.Add(1)
 	go func() {
@@ -69,11 +69,11 @@ func startFakeKubelet(t *testing.T, ip, certIP string, signer *testcert.CA, answ
 	return k
 }
 
-func (k *fakeKubelet) port() int { return k.ln.Addr().(*net.TCPAddr).Port }
+func (k *rogueKubelet) port() int { return k.ln.Addr().(*net.TCPAddr).Port }
 
-func (k *fakeKubelet) closedConns() int64 { return k.closed.Load() }
+func (k *rogueKubelet) closedConns() int64 { return k.closed.Load() }
 
-func (k *fakeKubelet) serve(c *tls.Conn) {
+func (k *rogueKubelet) serve(c *tls.Conn) {
 	defer k.closed.Add(1)
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
