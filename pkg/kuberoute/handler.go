@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/httpstream"
 	"k8s.io/apiserver/pkg/endpoints/handlers/negotiation"
 	"k8s.io/apiserver/pkg/endpoints/handlers/responsewriters"
 	apirequest "k8s.io/apiserver/pkg/endpoints/request"
@@ -52,7 +53,17 @@ func (h *Handler) serve(w http.ResponseWriter, req *http.Request, core string) {
 		return
 	}
 	gr := schema.GroupResource{Group: info.APIGroup, Resource: info.Resource}
+	_, connect := session.KindFor(info.Subresource)
+	connect = connect && gr == schema.GroupResource{Resource: "pods"}
 	switch {
+	case len(info.Parts) > 3 || (len(info.Parts) == 3 && info.Subresource == ""):
+		// A path after the subresource, or an empty segment (pods/p//exec): kube-apiserver serves
+		// neither, and the parts it was not read by must not open a session or read a pod.
+		session.WriteStatus(w, req, notServed(core))
+	case httpstream.IsUpgradeRequest(req) && !connect:
+		// Answered as a read, the upgrade would reach the client as kube-apiserver's bare 503.
+		session.WriteStatus(w, req, apierrors.NewBadRequest(fmt.Sprintf(
+			"%s opens no session: a connection upgrade is served only on pods/exec, pods/attach and pods/portforward", core)))
 	case info.Namespace == "" || info.APIVersion != "v1":
 		session.WriteStatus(w, req, notServed(core))
 	case gr == schema.GroupResource{Resource: "pods"}:

@@ -152,6 +152,8 @@ func TestHandler(t *testing.T) {
 		{"delete pod", "DELETE", "/api/v1/namespaces/ns/pods/p", 405, "DELETE is not allowed on pods", nil},
 		{"PUT exec", "PUT", "/api/v1/namespaces/ns/pods/p/exec?command=ls&stdout=true", 405, "PUT is not allowed on pods/exec", nil},
 		{"namespace read", "GET", "/api/v1/namespaces/ns", 405, "is not allowed on namespaces", nil},
+		{"a path after exec", "GET", "/api/v1/namespaces/ns/pods/p/exec/anything?command=ls&stdout=true", 404, "is not served", nil},
+		{"an empty segment before exec", "GET", "/api/v1/namespaces/ns/pods/p//exec?command=ls&stdout=true", 404, "is not served", nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -173,6 +175,20 @@ func TestHandler(t *testing.T) {
 			}
 		})
 	}
+	t.Run("an upgrade that opens no session", func(t *testing.T) {
+		for _, path := range []string{"/api/v1/namespaces/ns/pods/p", "/api/v1/namespaces/ns/pods/p/log", "/apis/apps/v1/namespaces/ns/deployments/web"} {
+			h := withRequestInfo(&Handler{Pods: fakePods{"ns/p": pod}, Objects: fakeObjects{objects, nil}, Sessions: &fakeSessions{}})
+			req := httptest.NewRequest("GET", api.RoutePrefix+path, nil)
+			req.Header.Set("Connection", "Upgrade")
+			req.Header.Set("Upgrade", "websocket")
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			var st metav1.Status
+			if err := json.Unmarshal(rec.Body.Bytes(), &st); err != nil || rec.Code != 400 || st.Code != 400 || !strings.Contains(st.Message, "opens no session") {
+				t.Errorf("%s: got %d %s, want a 400 Status", path, rec.Code, rec.Body)
+			}
+		}
+	})
 	t.Run("paths outside the route pass through", func(t *testing.T) {
 		h := (&Handler{}).Wrap(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusTeapot) }))
 		h = genericapifilters.WithRequestInfo(h, testResolver)
