@@ -51,7 +51,7 @@ type Session struct {
 	cancel  context.CancelFunc
 	traffic traffic
 	// streams is what the client connection's frames told; translated what the translator's
-	// connection to the kubelet told (WebSocket exec and attach).
+	// connection to the kubelet told (WebSocket exec and attach), made when it connects.
 	streams, translated *streamStats
 	kubelet             *kubeletconn.Side
 	// start is the lifecycle step that runs as the kubelet's 101 reaches the client (see Answered).
@@ -93,7 +93,7 @@ type traffic struct {
 }
 
 func newSession(ctx context.Context, id Identity, maxBytesPerSec int64, start starter) *Session {
-	s := &Session{Identity: id, streams: newStreamStats(), translated: newStreamStats(), reader: wire.Nop{}, start: start}
+	s := &Session{Identity: id, streams: newStreamStats(), reader: wire.Nop{}, start: start}
 	s.Start = time.Now()
 	s.streams.onPayload = func() { s.touch(true) }
 	s.streams.onClientProtocolError = func(string) {
@@ -108,7 +108,7 @@ func newSession(ctx context.Context, id Identity, maxBytesPerSec int64, start st
 	}
 	s.traffic.counters = byteCounters()
 	s.traffic.lastActive.Store(time.Now().UnixNano())
-	s.kubelet = kubeletconn.NewSide(id.Node, id.Address, kubeletSide{s}, s.translated)
+	s.kubelet = kubeletconn.NewSide(id.Node, id.Address, kubeletSide{s})
 	return s
 }
 
@@ -194,6 +194,16 @@ func (s *Session) directConn() *clientconn.Conn {
 	return s.client.Direct()
 }
 
+// translatedStats is what hears the translator's connections to the kubelet, made once.
+func (s *Session) translatedStats() *streamStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.translated == nil {
+		s.translated = newStreamStats()
+	}
+	return s.translated
+}
+
 // stdinRoute is where the client connection sends stdin directly, if it does.
 func (s *Session) stdinRoute() *clientconn.StdinRoute {
 	s.mu.Lock()
@@ -233,7 +243,7 @@ func (s *Session) Streams() Streams {
 	st.Bytes, st.Resizes, st.ExitCode = s.streams.result()
 	st.Ports = s.streams.forwardedPorts()
 	if translated {
-		_, _, st.ExitCode = s.translated.result()
+		_, _, st.ExitCode = s.translatedStats().result()
 	}
 	if s.Kind == session.KindPortForward {
 		st.ExitCode = "unknown: port-forward sessions have no exit code"

@@ -35,3 +35,4 @@ var _ kubeletconn.Client = kubeletSide{}
 
 func (k kubeletSide) DirectConn() *clientconn.Conn       { return k.s.directConn() }
 func (k kubeletSide) StdinRoute() *clientconn.StdinRoute { return k.s.stdinRoute() }
+func (k kubeletSide) Translated() kubeletconn.Tally      { return k.s.translatedStats() }

@@ -58,7 +58,7 @@ func directConn(t *testing.T, fromTranslator, kubelet []byte, client net.Conn) (
 	tally := &wiretest.Observer{}
 	types := wirespdy.NewFrameReader("", wire.Shape{}, tally)
 	types.FromClient(fromTranslator)
-	l := &translatorConn{b: NewSide("n1", "127.0.0.1:10250", nil, tally), reader: types, streams: types,
+	l := &translatorConn{b: NewSide("n1", "127.0.0.1:10250", nil), tally: tally, reader: types, streams: types,
 		direct: directReader{client: c}, hs: handshake{in: bufio.NewReader(bytes.NewReader(kubelet)), sent: true}}
 	return l, tally
 }

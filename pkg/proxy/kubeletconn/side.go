@@ -41,6 +41,9 @@ type Client interface {
 	DirectConn() *clientconn.Conn
 	// StdinRoute is where the client's stdin is told of the stdin stream, or nil.
 	StdinRoute() *clientconn.StdinRoute
+	// Translated is what hears the frames on the translator's connections, made when the first
+	// connects: a session the translator does not serve keeps none.
+	Translated() Tally
 }
 
 // Side is a session's kubelet side: its verified connection, which the upgrade-aware proxy or
@@ -48,8 +51,6 @@ type Client interface {
 type Side struct {
 	node, address string
 	client        Client
-	// translated hears the frames on the translator's connection to the kubelet.
-	translated Tally
 	// upgraded: the kubelet's 101 reached the client; spdy: and the kubelet speaks SPDY.
 	upgraded, spdy atomic.Bool
 
@@ -67,8 +68,8 @@ type Side struct {
 }
 
 // NewSide is the kubelet side of a session on node's kubelet at address.
-func NewSide(node, address string, client Client, translated Tally) *Side {
-	b := &Side{node: node, address: address, client: client, translated: translated}
+func NewSide(node, address string, client Client) *Side {
+	b := &Side{node: node, address: address, client: client}
 	b.connsCtx, b.endConns = context.WithCancel(context.Background())
 	return b
 }
@@ -164,7 +165,7 @@ func (b *Side) addConn() {
 func (b *Side) connClosed() { b.conns.Done() }
 
 // EndTranslator ends the translator's connections and waits for them to be closed; it tells
-// whether the translator connected at all (then translated heard the kubelet's frames).
+// whether the translator connected at all (then Client.Translated heard the kubelet's frames).
 func (b *Side) EndTranslator() bool {
 	b.endConns()
 	b.conns.Wait()

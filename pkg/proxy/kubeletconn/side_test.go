@@ -55,7 +55,7 @@ func tlsKubelet(t *testing.T) (address string, open *atomic.Int64, tr *nodeconn.
 func TestUpgradeDialerOnlyHandsOver(t *testing.T) {
 	leaktest.Check(t)
 	address, open, tr := tlsKubelet(t)
-	b := NewSide("n1", address, nil, nil)
+	b := NewSide("n1", address, nil)
 	ctx := WithSide(context.Background(), b)
 	dial := UpgradeTransport().DialContext
 	if _, err := dial(ctx, "tcp", address); err == nil || !strings.Contains(err.Error(), "no verified connection") {
@@ -88,7 +88,7 @@ func TestUpgradeDialerOnlyHandsOver(t *testing.T) {
 func TestUntakenConnIsClosed(t *testing.T) {
 	leaktest.Check(t)
 	address, open, tr := tlsKubelet(t)
-	b := NewSide("n1", address, nil, nil)
+	b := NewSide("n1", address, nil)
 	if err := b.Dial(context.Background(), tr, false, false); err != nil {
 		t.Fatal(err)
 	}

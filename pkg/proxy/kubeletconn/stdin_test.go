@@ -37,8 +37,8 @@ func stdinConn(t *testing.T, route *clientconn.StdinRoute) (*translatorConn, *ku
 	kubelet := &kubeletSide{}
 	tally := &wiretest.Observer{}
 	types := wirespdy.NewFrameReader("", wire.Shape{}, tally)
-	b := NewSide("n1", "127.0.0.1:10250", nil, tally)
-	l := &translatorConn{b: b, reader: types, streams: types, route: route, hs: handshake{sent: true},
+	b := NewSide("n1", "127.0.0.1:10250", nil)
+	l := &translatorConn{b: b, tally: tally, reader: types, streams: types, route: route, hs: handshake{sent: true},
 		frames: &wire.FrameWriter{W: tlsrecord.Writer{Conn: kubelet}, Cut: &wirespdy.FrameCutter{}}, conn: kubelet,
 		stop: func() bool { return true }}
 	b.conns.Add(1)

@@ -58,7 +58,8 @@ func dialTranslator(ctx context.Context, kubelets *nodeconn.Transport, address s
 	l.conn = conn
 	l.frames = &wire.FrameWriter{W: b.writer(conn), Cut: &wirespdy.FrameCutter{}}
 	b.addConn()
-	reader := wirespdy.NewFrameReader("", wire.Shape{}, b.translated)
+	l.tally = b.client.Translated()
+	reader := wirespdy.NewFrameReader("", wire.Shape{}, l.tally)
 	l.reader = reader
 	if c := b.client.DirectConn(); c != nil {
 		l.direct.client, l.streams = c, reader
@@ -75,6 +76,7 @@ type translatorConn struct {
 	kubelets *nodeconn.Transport // adds exec-proxy's credentials to the translator's request
 	b        *Side
 	conn     net.Conn // the kubelet's connection; nil when refused at the dial
+	tally    Tally    // hears the frames both ways, once connected
 	stop     func() bool
 	hs       handshake
 	// reader reads the frames both ways; streams is it too, for the stream types, when stdout and
@@ -180,7 +182,7 @@ func (l *translatorConn) readAnswer() {
 		return
 	}
 	if resp.StatusCode != http.StatusSwitchingProtocols {
-		l.b.translated.ExitUnknown(fmt.Sprintf("the kubelet answered %s to the upgrade", resp.Status))
+		l.tally.ExitUnknown(fmt.Sprintf("the kubelet answered %s to the upgrade", resp.Status))
 		l.refuse(Refusal(l.b.node, l.b.address, resp))
 		return
 	}
@@ -235,7 +237,7 @@ func (l *translatorConn) noteStdin() {
 
 // WaitStdin waits until the translator wrote n bytes of stdin to the kubelet; false if it will not.
 func (l *translatorConn) WaitStdin(n int64) bool {
-	return l.interleaved.WaitFor(func() bool { return l.b.translated.StreamBytes("stdin") >= n })
+	return l.interleaved.WaitFor(func() bool { return l.tally.StreamBytes("stdin") >= n })
 }
 
 // The rest of net.Conn: a connection refused at the dial has no kubelet connection under it.

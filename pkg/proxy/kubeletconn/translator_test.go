@@ -26,11 +26,11 @@ const translatorRequest = "POST /exec/demo/demo/main?command=true HTTP/1.1\r\nHo
 // Status, so that the client is told why, as the kubelet's own refusals are.
 func TestTranslatorConnRefusedAtDial(t *testing.T) {
 	leaktest.Check(t)
-	other := NewSide("n1", "127.0.0.9:10250", noClient{}, &wiretest.Observer{})
+	other := NewSide("n1", "127.0.0.9:10250", noClient{})
 	other.conn = &net.TCPConn{}
 	for name, ctx := range map[string]context.Context{
 		"no session":      context.Background(),
-		"no kubelet conn": WithSide(context.Background(), NewSide("n1", "127.0.0.1:10250", noClient{}, &wiretest.Observer{})),
+		"no kubelet conn": WithSide(context.Background(), NewSide("n1", "127.0.0.1:10250", noClient{})),
 		"another kubelet": WithSide(context.Background(), other),
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -133,7 +133,7 @@ func TestTranslatorConnWriteAfterGoAway(t *testing.T) {
 func dialConn(t *testing.T) (conn, kubelet net.Conn, b *Side) {
 	t.Helper()
 	ours, kubelet := net.Pipe()
-	b = NewSide("n1", "127.0.0.1:10250", noClient{}, &wiretest.Observer{})
+	b = NewSide("n1", "127.0.0.1:10250", noClient{})
 	b.conn = ours
 	conn, err := TranslatorTransport(&nodeconn.Transport{}).DialContext(WithSide(context.Background(), b), "tcp", b.address)
 	if err != nil {
@@ -147,3 +147,4 @@ type noClient struct{}
 
 func (noClient) DirectConn() *clientconn.Conn       { return nil }
 func (noClient) StdinRoute() *clientconn.StdinRoute { return nil }
+func (noClient) Translated() Tally                  { return &wiretest.Observer{} }
