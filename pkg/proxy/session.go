@@ -50,18 +50,19 @@ type Session struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	traffic traffic
-	// streams is what the client connection's frames told; translated what the translator's
-	// connection to the kubelet told (WebSocket exec and attach), made when it connects.
-	streams, translated *streamStats
-	kubelet             *kubeletconn.Side
-	// start is the lifecycle step that runs as the kubelet's 101 reaches the client (see Answered).
+	streams *streamStats // what the client connection's frames told
+	kubelet *kubeletconn.Side
+	// start is the lifecycle step that runs as the kubelet's 101 reaches the client (see answered).
 	start starter
 
-	mu     sync.Mutex
-	reader wire.FrameReader
-	client *clientconn.Conn
-	answer answer
-	end    ending
+	mu sync.Mutex
+	// translated is what the translator's connection to the kubelet told (WebSocket exec and
+	// attach), made when it connects.
+	translated *streamStats
+	reader     wire.FrameReader
+	client     *clientconn.Conn
+	answer     answer
+	end        ending
 }
 
 // starter is the step of a session's lifecycle that starts it: the audit start record, the
