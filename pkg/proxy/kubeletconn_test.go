@@ -3,6 +3,7 @@ package proxy
 import (
 	"testing"
 
+	"github.com/exec-proxy/exec-proxy/internal/poll"
 	"github.com/exec-proxy/exec-proxy/pkg/nodeconn"
 )
 
@@ -26,7 +27,7 @@ func TestKubeletIsSentOnlyItsHeaders(t *testing.T) {
 			}
 		})
 	}
-	eventuallyTrue(t, func() bool { return len(p.Sessions()) == 0 })
+	poll.Until(t, func() bool { return len(p.Sessions()) == 0 })
 }
 
 func kubeletTransport(t *testing.T, kubelet *fakeKubelet) *nodeconn.Transport {

@@ -18,6 +18,7 @@ import (
 	restclient "k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/remotecommand"
 
+	"github.com/exec-proxy/exec-proxy/internal/poll"
 	"github.com/exec-proxy/exec-proxy/pkg/session"
 	"github.com/exec-proxy/exec-proxy/pkg/sessionaudit"
 )
@@ -35,7 +36,7 @@ func TestConcurrencyLimitIs429(t *testing.T) {
 		_, err := execVia(t, srv, "spdy", "alice", execCase{command: []string{"cat"}, stdin: stdin})
 		done <- err
 	}()
-	eventuallyTrue(t, func() bool { return len(p.Sessions()) == 1 })
+	poll.Until(t, func() bool { return len(p.Sessions()) == 1 })
 	code, st, h := rawUpgrade(t, srv, "spdy", "/p?container=a&command=echo&stdout=true")
 	if code != http.StatusTooManyRequests || !strings.Contains(st.Message, "--max-sessions-per-user") || h.Get("Retry-After") == "" {
 		t.Errorf("second session: got %d %q Retry-After %q, want 429 naming the flag", code, st.Message, h.Get("Retry-After"))
@@ -44,7 +45,7 @@ func TestConcurrencyLimitIs429(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("held session: %v", err)
 	}
-	eventuallyTrue(t, func() bool { return len(p.Sessions()) == 0 })
+	poll.Until(t, func() bool { return len(p.Sessions()) == 0 })
 	if out, err := execVia(t, srv, "spdy", "alice", execCase{command: []string{"echo", "again"}}); err != nil || out != "again\n" {
 		t.Errorf("after the first ended: %q %v", out, err)
 	}
@@ -89,7 +90,7 @@ func TestSessionsEndedByLimits(t *testing.T) {
 				_, _ = execVia(t, srv, "spdy", "alice", execCase{command: []string{"cat"}, stdin: stdin})
 				close(done)
 			}()
-			eventuallyTrue(t, func() bool { return len(p.Sessions()) == 1 })
+			poll.Until(t, func() bool { return len(p.Sessions()) == 1 })
 			s := p.Sessions()[0]
 			select {
 			case <-done:
@@ -116,12 +117,12 @@ func TestDrain(t *testing.T) {
 		_, _ = execVia(t, srv, "spdy", "alice", execCase{command: []string{"cat"}, stdin: stdin})
 		close(done)
 	}()
-	eventuallyTrue(t, func() bool { return len(p.Sessions()) == 1 })
+	poll.Until(t, func() bool { return len(p.Sessions()) == 1 })
 	live := p.Sessions()[0]
 
 	drained := make(chan int, 1)
 	go func() { drained <- p.Drain(context.Background(), 200*time.Millisecond) }()
-	eventuallyTrue(t, func() bool {
+	poll.Until(t, func() bool {
 		code, st, _ := rawUpgrade(t, srv, "spdy", "/p?container=a&command=echo&stdout=true")
 		return code == http.StatusServiceUnavailable && strings.Contains(st.Message, "shutting down")
 	})
@@ -298,8 +299,8 @@ func TestHandlerReturnsWhileSessionRuns(t *testing.T) {
 			if out := <-done; out != "still here\n" {
 				t.Errorf("output %q", out)
 			}
-			eventuallyTrue(t, func() bool { return len(p.Sessions()) == 0 })
-			eventuallyTrue(t, func() bool { return b.kinds() == "start,end" })
+			poll.Until(t, func() bool { return len(p.Sessions()) == 0 })
+			poll.Until(t, func() bool { return b.kinds() == "start,end" })
 		})
 	}
 }
@@ -339,8 +340,8 @@ func TestPanicInSessionStillEnds(t *testing.T) {
 	if _, err := execVia(t, srv, "spdy", "alice", execCase{command: []string{"echo", "hi"}}); err == nil {
 		t.Error("the session whose start panicked went on")
 	}
-	eventuallyTrue(t, func() bool { return len(p.Sessions()) == 0 })
-	eventuallyTrue(t, func() bool { return strings.HasSuffix(b.kinds(), "end") })
+	poll.Until(t, func() bool { return len(p.Sessions()) == 0 })
+	poll.Until(t, func() bool { return strings.HasSuffix(b.kinds(), "end") })
 }
 
 // panickingAudit panics on the first record of one kind, and keeps the others' kinds.

@@ -205,7 +205,7 @@ func TestExecThroughProxy(t *testing.T) {
 		}
 	}
 	// The proxy side ends just after the client has its exit status.
-	eventuallyTrue(t, func() bool { return len(p.Sessions()) == 0 })
+	poll.Until(t, func() bool { return len(p.Sessions()) == 0 })
 }
 
 // rawUpgrade sends an upgrade request as kubectl would and returns the code and the Status.
@@ -313,8 +313,6 @@ func withUser(name string) func(http.RoundTripper) http.RoundTripper {
 		})
 	}
 }
-
-func eventuallyTrue(t *testing.T, cond func() bool) { t.Helper(); poll.Until(t, cond) }
 
 // With --kubelet-token-file the token reaches the kubelet on every path: the upgrade-aware proxy
 // (SPDY) and the stream translator (WebSocket), whose connection to the kubelet adds the token.
