@@ -11,10 +11,15 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/exec-proxy/exec-proxy/pkg/api"
+	"github.com/exec-proxy/exec-proxy/pkg/policy"
 	"github.com/exec-proxy/exec-proxy/pkg/proxy"
 	"github.com/exec-proxy/exec-proxy/pkg/registry/execsession"
 	podregistry "github.com/exec-proxy/exec-proxy/pkg/registry/pod"
 )
+
+// policyReloadPeriod is how often the session policy file is read for changes: an edit is in
+// force within it.
+const policyReloadPeriod = 2 * time.Second
 
 // ExecProxy is the running server.
 type ExecProxy struct {
@@ -49,6 +54,7 @@ func (c CompletedConfig) New() (*ExecProxy, error) {
 		return nil, err
 	}
 	proxy.RegisterMetrics()
+	policy.RegisterMetrics()
 
 	// Readiness waits for this hook: sessions need the pod and node caches.
 	s.AddPostStartHookOrDie("exec-proxy-informers", func(hc genericapiserver.PostStartHookContext) error {
@@ -72,6 +78,9 @@ func (c CompletedConfig) New() (*ExecProxy, error) {
 		}
 		c.transport.Run(hc)
 		go c.proxier.Run(hc)
+		if c.proxier.Policy != nil {
+			go c.proxier.Policy.Run(hc, policyReloadPeriod)
+		}
 		if c.announcer != nil {
 			c.announcer.Start(hc)
 		}

@@ -22,6 +22,7 @@ import (
 	"github.com/exec-proxy/exec-proxy/pkg/nodeconn"
 	"github.com/exec-proxy/exec-proxy/pkg/peers"
 	"github.com/exec-proxy/exec-proxy/pkg/proxy"
+	"github.com/exec-proxy/exec-proxy/pkg/policy"
 	"github.com/exec-proxy/exec-proxy/pkg/recording"
 	"github.com/exec-proxy/exec-proxy/pkg/session"
 	"github.com/exec-proxy/exec-proxy/pkg/sessionaudit"
@@ -39,6 +40,8 @@ type Config struct {
 	// Audit writes session records; nil when none are configured.
 	Audit     *sessionaudit.Auditor
 	Recording recording.Config
+	// Policy is the session policy; nil: none.
+	Policy *policy.Source
 	// Replica names this exec-proxy in execsessions.
 	Replica string
 	// Peers finds the other replicas; nil when this one answers for itself only.
@@ -89,7 +92,7 @@ func (c *Config) Complete() (CompletedConfig, error) {
 		DefaultPort:           c.DefaultKubeletPort,
 	}
 	proxier := proxy.New(resolver, transport, c.Limits)
-	proxier.Audit, proxier.Recording = c.Audit, c.Recording
+	proxier.Audit, proxier.Recording, proxier.Policy = c.Audit, c.Recording, c.Policy
 	route := &kuberoute.Handler{Pods: resolver, Objects: kuberoute.ClientObjects{Client: c.Client}, Sessions: proxier}
 	peerSet, announcer, peerInformers := c.peers()
 	identity := &peers.Identity{Reviews: c.Client.AuthenticationV1().SelfSubjectReviews()}

@@ -150,6 +150,9 @@ func (h *Handler) connect(w http.ResponseWriter, req *http.Request, kind session
 		return
 	}
 	r, err := session.NewRequest(kind, namespace, name, opts)
+	if err == nil {
+		r.Justification, err = session.Justification(req.URL.Query())
+	}
 	if err != nil {
 		session.WriteStatus(w, req, err)
 		return

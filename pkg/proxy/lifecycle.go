@@ -194,13 +194,13 @@ func (p *Proxier) audit(a *sessionaudit.Attempt, s *Session, sw *clientconn.Resp
 	}
 }
 
-// openRecording makes s's recording when the flags or the policy ask for one (nil otherwise). A
+// openRecording makes s's recording when the flags or the session policy ask for one (nil otherwise). A
 // recording that cannot be made is logged and the session goes on, the audit records remain;
 // unless recording is fail-closed: then the session is refused.
 func (p *Proxier) openRecording(ctx context.Context, s *Session) (recording.Sink, *apierrors.StatusError) {
 	whose := recording.Session{ID: s.ID, Kind: s.Kind, Namespace: s.Namespace, Pod: s.Pod, Container: s.Container,
 		User: s.User, Groups: s.Groups, Command: s.Command, TTY: s.TTY}
-	record, stdin := p.Recording.Decide(whose)
+	record, stdin := p.Recording.Decide(whose, s.decision.Recording)
 	if !record {
 		return nil, nil
 	}

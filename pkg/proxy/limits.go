@@ -36,11 +36,23 @@ type admitter struct {
 	total   int
 	perUser map[string]int
 	perNode map[string]int
+	// perRule and perRuleUser count the sessions of each session policy rule with a cap, and of
+	// each of its users.
+	perRule     map[string]int
+	perRuleUser map[ruleUser]int
+}
+
+type ruleUser struct{ rule, user string }
+
+// ruleCaps are a session policy rule's caps on its concurrent sessions; zero: none.
+type ruleCaps struct {
+	rule                    string
+	maxSessions, maxPerUser int
 }
 
 func newAdmitter(l Limits) *admitter {
 	return &admitter{limits: l, now: time.Now, starts: map[string]*rate.Limiter{},
-		perUser: map[string]int{}, perNode: map[string]int{}}
+		perUser: map[string]int{}, perNode: map[string]int{}, perRule: map[string]int{}, perRuleUser: map[ruleUser]int{}}
 }
 
 // throttleError is a 429 naming the limit; reason labels the metric.
@@ -59,12 +71,18 @@ func tooMany(reason string, retryAfter int, format string, args ...interface{}) 
 	return &throttleError{reason: reason, err: apierrors.NewTooManyRequests(fmt.Sprintf(format, args...), retryAfter)}
 }
 
-// admit takes a session slot for user on node, or returns a 429 Status. release gives the slot back.
-func (a *admitter) admit(user, node string) (release func(), err error) {
+// admit takes a session slot for user on node under rule, or returns a 429 Status. release gives
+// the slot back.
+func (a *admitter) admit(user, node string, rule ruleCaps) (release func(), err error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	l := a.limits
+	ru := ruleUser{rule.rule, user}
 	switch {
+	case rule.maxSessions > 0 && a.perRule[rule.rule] >= rule.maxSessions:
+		return nil, tooMany("policy-rule", 1, "session policy rule %q allows %d concurrent sessions on this replica, and all are in use; retry later", rule.rule, rule.maxSessions)
+	case rule.maxPerUser > 0 && a.perRuleUser[ru] >= rule.maxPerUser:
+		return nil, tooMany("policy-rule-per-user", 1, "user %q has %d concurrent sessions under session policy rule %q, which allows %d", user, a.perRuleUser[ru], rule.rule, rule.maxPerUser)
 	case l.MaxSessions > 0 && a.total >= l.MaxSessions:
 		return nil, tooMany("max-sessions", 1, "exec-proxy is at its limit of %d concurrent sessions (--max-sessions); retry later", l.MaxSessions)
 	case l.MaxSessionsPerUser > 0 && a.perUser[user] >= l.MaxSessionsPerUser:
@@ -78,8 +96,13 @@ func (a *admitter) admit(user, node string) (release func(), err error) {
 	a.total++
 	a.perUser[user]++
 	a.perNode[node]++
+	capped := rule.maxSessions > 0 || rule.maxPerUser > 0
+	if capped {
+		a.perRule[rule.rule]++
+		a.perRuleUser[ru]++
+	}
 	var once sync.Once
-	return func() { once.Do(func() { a.release(user, node) }) }, nil
+	return func() { once.Do(func() { a.release(user, node, ru, capped) }) }, nil
 }
 
 func (a *admitter) takeStart(user string) error {
@@ -117,9 +140,17 @@ func (a *admitter) pruneStarts() {
 	}
 }
 
-func (a *admitter) release(user, node string) {
+func (a *admitter) release(user, node string, ru ruleUser, capped bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if capped {
+		if a.perRule[ru.rule]--; a.perRule[ru.rule] <= 0 {
+			delete(a.perRule, ru.rule)
+		}
+		if a.perRuleUser[ru]--; a.perRuleUser[ru] <= 0 {
+			delete(a.perRuleUser, ru)
+		}
+	}
 	a.total--
 	if a.perUser[user]--; a.perUser[user] <= 0 {
 		delete(a.perUser, user)

@@ -41,11 +41,11 @@ func TestAdmit(t *testing.T) {
 			now := time.Unix(1000, 0)
 			a.now = func() time.Time { return now }
 			for _, h := range tc.held {
-				if _, err := a.admit(h.user, h.node); err != nil {
+				if _, err := a.admit(h.user, h.node, ruleCaps{}); err != nil {
 					t.Fatalf("setup: %v", err)
 				}
 			}
-			release, err := a.admit(tc.ask.user, tc.ask.node)
+			release, err := a.admit(tc.ask.user, tc.ask.node, ruleCaps{})
 			if tc.reason == "" {
 				if err != nil {
 					t.Fatalf("refused: %v", err)
@@ -69,17 +69,17 @@ func TestAdmit(t *testing.T) {
 
 func TestReleaseGivesTheSlotBackOnce(t *testing.T) {
 	a := newAdmitter(Limits{MaxSessionsPerUser: 1, MaxSessions: 1})
-	release, err := a.admit("a", "n")
+	release, err := a.admit("a", "n", ruleCaps{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	release()
 	release() // a second call must not free a slot held by someone else
-	second, err := a.admit("a", "n")
+	second, err := a.admit("a", "n", ruleCaps{})
 	if err != nil {
 		t.Fatalf("slot not given back: %v", err)
 	}
-	if _, err := a.admit("b", "n"); err == nil {
+	if _, err := a.admit("b", "n", ruleCaps{}); err == nil {
 		t.Fatal("double release freed a second slot")
 	}
 	second()
@@ -92,14 +92,14 @@ func TestStartRateRefills(t *testing.T) {
 	a := newAdmitter(Limits{SessionStartQPS: 2, SessionStartBurst: 1})
 	now := time.Unix(1000, 0)
 	a.now = func() time.Time { return now }
-	if _, err := a.admit("a", "n"); err != nil {
+	if _, err := a.admit("a", "n", ruleCaps{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.admit("a", "n"); err == nil {
+	if _, err := a.admit("a", "n", ruleCaps{}); err == nil {
 		t.Fatal("second start within the same instant admitted")
 	}
 	now = now.Add(500 * time.Millisecond)
-	if _, err := a.admit("a", "n"); err != nil {
+	if _, err := a.admit("a", "n", ruleCaps{}); err != nil {
 		t.Fatalf("token not refilled after 1/qps: %v", err)
 	}
 }

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"cmp"
 	"context"
 	"sync"
 	"time"
@@ -52,13 +53,16 @@ func (r *liveSessions) snapshot() []*Session {
 	return out
 }
 
-// sweep ends sessions past their idle timeout or maximum duration.
+// sweep ends sessions past their idle timeout or maximum duration: their session policy rule's,
+// or else the flags'.
 func (r *liveSessions) sweep(now time.Time, l Limits) {
 	for _, s := range r.snapshot() {
+		rule := s.decision.Limits
+		maxDuration, idle := cmp.Or(rule.MaxDuration.Duration, l.MaxSessionDuration), cmp.Or(rule.IdleTimeout.Duration, l.IdleTimeout)
 		switch {
-		case l.MaxSessionDuration > 0 && now.Sub(s.Start) >= l.MaxSessionDuration:
+		case maxDuration > 0 && now.Sub(s.Start) >= maxDuration:
 			s.Kill(session.ReasonMaxDuration)
-		case l.IdleTimeout > 0 && now.Sub(time.Unix(0, s.traffic.lastActive.Load())) >= l.IdleTimeout:
+		case idle > 0 && now.Sub(time.Unix(0, s.traffic.lastActive.Load())) >= idle:
 			s.Kill(session.ReasonIdleTimeout)
 		}
 	}

@@ -5,6 +5,7 @@
 package proxy
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
@@ -22,6 +23,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/exec-proxy/exec-proxy/pkg/nodeconn"
+	"github.com/exec-proxy/exec-proxy/pkg/policy"
 	"github.com/exec-proxy/exec-proxy/pkg/proxy/kubeletconn"
 	"github.com/exec-proxy/exec-proxy/pkg/recording"
 	"github.com/exec-proxy/exec-proxy/pkg/session"
@@ -46,8 +48,10 @@ type Proxier struct {
 	credentialed upgradeproxy.UpgradeRequestRoundTripper
 	// Audit writes the session's start and end records; nil writes none.
 	Audit *sessionaudit.Auditor
-	// Recording says which sessions are recorded, and where.
+	// Recording says which sessions are recorded, and where (the session policy may say otherwise).
 	Recording recording.Config
+	// Policy is the session policy in force; nil: none, the flags decide.
+	Policy *policy.Source
 }
 
 // New returns a Proxier; Run must be called for timeouts to apply.
@@ -60,12 +64,16 @@ func New(resolver *nodeconn.Resolver, transport *nodeconn.Transport, limits Limi
 	return p
 }
 
-// Run ends sessions past their idle timeout or maximum duration until ctx ends.
+// Run ends sessions past their idle timeout or maximum duration until ctx ends. The session
+// policy's rules may set either, so with a policy it runs even when the flags set neither.
 func (p *Proxier) Run(ctx context.Context) {
-	if p.limits.IdleTimeout <= 0 && p.limits.MaxSessionDuration <= 0 {
+	if p.limits.IdleTimeout <= 0 && p.limits.MaxSessionDuration <= 0 && p.Policy == nil {
 		return
 	}
-	period := min(nonZeroMin(p.limits.IdleTimeout, p.limits.MaxSessionDuration)/10, time.Second)
+	period := time.Second
+	if d := nonZeroMin(p.limits.IdleTimeout, p.limits.MaxSessionDuration); d > 0 {
+		period = min(d/10, period)
+	}
 	ticker := time.NewTicker(max(period, 10*time.Millisecond))
 	defer ticker.Stop()
 	for {
@@ -88,7 +96,7 @@ func (p *Proxier) Sessions() []*Session { return p.sessions.snapshot() }
 
 // Handler opens a session and returns its handler, or a Status error the caller writes. A
 // session's life is four steps, each a function here or in lifecycle.go, in this order:
-//   - open (Handler): the audit attempt, the pod's kubelet, the limits;
+//   - open (Handler): the audit attempt, the pod's kubelet, the session policy, the limits;
 //   - serve (serve, prepare): the kubelet dialed and verified on the request's goroutine, then the
 //     upgrade-aware proxy or the translator on the session's own (runDetached);
 //   - start (startStep.started): as the kubelet's 101 reaches the client connection, which hands it
@@ -112,8 +120,16 @@ func (p *Proxier) Handler(ctx context.Context, r session.Request) (http.Handler,
 		sessionsTotal.WithLabelValues(string(r.Kind), "refused").Inc()
 		return nil, err
 	}
-	s := newSession(sessionContext(ctx), identity(ctx, r, target), p.limits.MaxBytesPerSecSession, &startStep{p: p, attempt: attempt})
-	release, err := p.admit.admit(s.User, s.Node)
+	id := identity(ctx, r, target)
+	decision, err := p.Policy.Current().Decide(policySession(id, target))
+	attempt.Update(func(rec *sessionaudit.Record) { rec.PolicyRule, rec.Justification = decision.Rule, r.Justification })
+	if err != nil {
+		sessionsTotal.WithLabelValues(string(r.Kind), "refused").Inc()
+		return nil, err
+	}
+	s := newSession(sessionContext(ctx), id, cmp.Or(decision.Limits.MaxBytesPerSec, p.limits.MaxBytesPerSecSession), &startStep{p: p, attempt: attempt})
+	s.decision = decision
+	release, err := p.admit.admit(s.User, s.Node, ruleCaps{decision.Rule, decision.Limits.MaxSessions, decision.Limits.MaxSessionsPerUser})
 	if err != nil {
 		if te, ok := err.(*throttleError); ok {
 			throttledTotal.WithLabelValues(te.reason).Inc()
@@ -140,7 +156,8 @@ func sessionContext(req context.Context) context.Context {
 
 // identity is what the session of request r on target is.
 func identity(ctx context.Context, r session.Request, t *nodeconn.Target) Identity {
-	id := Identity{Kind: r.Kind, Namespace: r.Namespace, Pod: r.Pod, Container: t.Container, Node: t.Node, Address: t.Address}
+	id := Identity{Kind: r.Kind, Namespace: r.Namespace, Pod: r.Pod, Container: t.Container, Node: t.Node, Address: t.Address,
+		Justification: r.Justification}
 	// One id for the session, its log lines and its audit records.
 	if a := sessionaudit.AttemptFrom(ctx); a != nil {
 		id.ID = a.Snapshot().SessionID
@@ -159,6 +176,12 @@ func identity(ctx context.Context, r session.Request, t *nodeconn.Target) Identi
 		id.Ports = r.PortForward.Ports
 	}
 	return id
+}
+
+// policySession is what the session policy decides id on t by.
+func policySession(id Identity, t *nodeconn.Target) policy.Session {
+	return policy.Session{Kind: id.Kind, Namespace: id.Namespace, Pod: id.Pod, PodLabels: t.Pod.Labels, User: id.User, Groups: id.Groups,
+		Command: id.Command, TTY: id.TTY, Stdin: id.Stdin, Justification: id.Justification}
 }
 
 // upstreamHandler is kube-apiserver's own composition: SPDY (and old WebSocket protocols) pass

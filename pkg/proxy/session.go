@@ -11,6 +11,7 @@ import (
 	"golang.org/x/time/rate"
 	remotecommandconsts "k8s.io/apimachinery/pkg/util/remotecommand"
 
+	"github.com/exec-proxy/exec-proxy/pkg/policy"
 	"github.com/exec-proxy/exec-proxy/pkg/proxy/clientconn"
 	"github.com/exec-proxy/exec-proxy/pkg/proxy/kubeletconn"
 	"github.com/exec-proxy/exec-proxy/pkg/session"
@@ -29,7 +30,9 @@ type Identity struct {
 	Node      string
 	Address   string
 	Asked
-	Start time.Time
+	// Justification is the reason the user gave for the session, if any.
+	Justification string
+	Start         time.Time
 }
 
 // Asked is what the session's request asked of the pod.
@@ -52,6 +55,8 @@ type Session struct {
 	traffic traffic
 	streams *streamStats // what the client connection's frames told
 	kubelet *kubeletconn.Side
+	// decision is the session policy's: the rule the session falls under, its recording and limits.
+	decision policy.Decision
 	// start is the lifecycle step that runs as the kubelet's 101 reaches the client (see answered).
 	start starter
 

@@ -1,5 +1,5 @@
-// Package recording writes sessions as asciicast v2 files, as the recording flags and policy
-// choose. The engine feeds a session's recording through a Sink: the payload its frame readers
+// Package recording writes sessions as asciicast v2 files, as the recording flags and the
+// session policy choose. The engine feeds a session's recording through a Sink: the payload its frame readers
 // read, and the terminal sizes.
 package recording
 
@@ -24,8 +24,6 @@ type Config struct {
 	Dir    string // empty: no recordings
 	NonTTY bool   // record sessions without a TTY too
 	Stdin  bool   // record input ("i" events) as well as output
-	// Policy, when set, chooses by namespace, user and group; its rules come before the flags.
-	Policy *Policy
 	// FailClosed: a session that is to be recorded runs only while it is. One whose recording
 	// cannot be made is refused, a full recording queue makes the session wait instead of
 	// dropping events, and a recording that cannot be written ends the session.

@@ -16,6 +16,8 @@ type Request struct {
 	Exec        *corev1.PodExecOptions
 	Attach      *corev1.PodAttachOptions
 	PortForward *corev1.PodPortForwardOptions
+	// Justification is the reason the user gave (JustificationParam), if any.
+	Justification string
 }
 
 // ConnectOptions is an empty options object of kind, for the query parameters to be decoded into.

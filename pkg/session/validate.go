@@ -2,7 +2,10 @@ package session
 
 import (
 	"fmt"
+	"net/url"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/validation"
@@ -29,4 +32,29 @@ func validateNames(namespace, pod string) error {
 		return apierrors.NewBadRequest(fmt.Sprintf("invalid pod name %q: %s", pod, strings.Join(errs, "; ")))
 	}
 	return nil
+}
+
+// JustificationParam is the query parameter that carries the reason a user gives for a session
+// (kubectl execproxy exec --reason): a session policy may require one, and the audit records keep
+// it. It is exec-proxy's own: the kubelet's query is built anew and never carries it.
+const JustificationParam = "reason"
+
+// MaxJustification is the longest reason taken: it goes into every audit record of the session.
+const MaxJustification = 256
+
+// Justification is the reason query q gives, if any: one line of at most MaxJustification bytes,
+// given once.
+func Justification(q url.Values) (string, error) {
+	vs := q[JustificationParam]
+	switch {
+	case len(vs) == 0:
+		return "", nil
+	case len(vs) > 1:
+		return "", apierrors.NewBadRequest(fmt.Sprintf("the session's reason is given %d times; give it once", len(vs)))
+	case len(vs[0]) > MaxJustification:
+		return "", apierrors.NewBadRequest(fmt.Sprintf("the session's reason is %d bytes; at most %d are taken", len(vs[0]), MaxJustification))
+	case !utf8.ValidString(vs[0]) || strings.ContainsFunc(vs[0], unicode.IsControl):
+		return "", apierrors.NewBadRequest("the session's reason must be one line of UTF-8 text, without control characters")
+	}
+	return vs[0], nil
 }

@@ -39,11 +39,14 @@ const (
 	// AnnotationRecordingDropped counts events left out of the recording rather than slow the session.
 	AnnotationRecordingDropped = prefix + "recording-dropped"
 	AnnotationRecordingError   = prefix + "recording-error"
-	recordStart                = "start"
-	recordEnd                  = "end"
-	recordRefused              = "refused"
-	timeFormat                 = time.RFC3339Nano
-	subresourceAPIVersion      = "v1"
+	// AnnotationJustification is the reason the user gave (AnnotationReason is why a session ended).
+	AnnotationJustification = prefix + "justification"
+	AnnotationPolicyRule    = prefix + "policy-rule"
+	recordStart             = "start"
+	recordEnd               = "end"
+	recordRefused           = "refused"
+	timeFormat              = time.RFC3339Nano
+	subresourceAPIVersion   = "v1"
 )
 
 // kubectl's Kubectl-Command and Kubectl-Session headers (KEP-859), as the client sent them.
@@ -104,6 +107,8 @@ func annotations(kind string, r Record) map[string]string {
 	set(AnnotationNode, r.Node)
 	set(AnnotationKubelet, r.KubeletAddress)
 	set(AnnotationProtocol, r.Protocol)
+	set(AnnotationJustification, r.Justification)
+	set(AnnotationPolicyRule, r.PolicyRule)
 	if r.Command != nil {
 		cmd, _ := json.Marshal(r.Command)
 		a[AnnotationCommand] = string(cmd)

@@ -33,6 +33,8 @@ type Requester struct {
 	// KubectlCommand and KubectlSession are what kubectl says of itself (KEP-859's Kubectl-Command
 	// and Kubectl-Session headers): "kubectl cp" tells a copy from an exec. The client asserts them.
 	KubectlCommand, KubectlSession string
+	// Justification is the reason the user gave for the session (kubectl execproxy exec --reason).
+	Justification string
 }
 
 // Target is what the session was asked to do, and where.
@@ -58,6 +60,8 @@ type Outcome struct {
 	RecordingDropped  int64  // events the recording dropped rather than slow the session
 	RecordingError    string // why the recording is incomplete, if it is
 	Reason            string
+	// PolicyRule is the session policy rule the session fell under; it decided a refusal.
+	PolicyRule string
 
 	// Code and Message say why an attempt was refused.
 	Code    int32

@@ -66,12 +66,24 @@ func (r *REST) NewConnectOptions() (runtime.Object, bool, string) {
 }
 
 // Connect returns the session handler. Authorization (create on core pods/<subresource>, also for
-// WebSocket GETs) has been done by the handler chain.
+// WebSocket GETs) has been done by the handler chain. The session opens when the handler is served:
+// the reason a user gives is in the request's query, which opts does not hold.
 func (r *REST) Connect(ctx context.Context, name string, opts runtime.Object, _ rest.Responder) (http.Handler, error) {
 	namespace, _ := request.NamespaceFrom(ctx)
-	req, err := session.NewRequest(r.kind, namespace, name, opts)
+	sr, err := session.NewRequest(r.kind, namespace, name, opts)
 	if err != nil {
 		return nil, err
 	}
-	return r.handlers.Handler(ctx, req)
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		sr.Justification, err = session.Justification(req.URL.Query())
+		var h http.Handler
+		if err == nil {
+			h, err = r.handlers.Handler(req.Context(), sr)
+		}
+		if err != nil {
+			session.WriteStatus(w, req, err)
+			return
+		}
+		h.ServeHTTP(w, req)
+	}), nil
 }

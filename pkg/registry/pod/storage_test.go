@@ -3,6 +3,7 @@ package pod
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
@@ -34,12 +35,12 @@ func TestConnect(t *testing.T) {
 		wantErr  string
 	}{
 		{"exec", "pods/exec", "ns", "p", &corev1.PodExecOptions{Command: []string{"ls"}, Stdout: true},
-			&session.Request{Kind: session.KindExec, Namespace: "ns", Pod: "p", Exec: &corev1.PodExecOptions{Command: []string{"ls"}, Stdout: true}}, ""},
+			&session.Request{Kind: session.KindExec, Namespace: "ns", Pod: "p", Exec: &corev1.PodExecOptions{Command: []string{"ls"}, Stdout: true}, Justification: "INC-1"}, ""},
 		{"exec without command", "pods/exec", "ns", "p", &corev1.PodExecOptions{Stdout: true}, nil, "exec needs a command"},
 		{"attach", "pods/attach", "ns", "p", &corev1.PodAttachOptions{Stdin: true, Stdout: true, Container: "c"},
-			&session.Request{Kind: session.KindAttach, Namespace: "ns", Pod: "p", Attach: &corev1.PodAttachOptions{Stdin: true, Stdout: true, Container: "c"}}, ""},
+			&session.Request{Kind: session.KindAttach, Namespace: "ns", Pod: "p", Attach: &corev1.PodAttachOptions{Stdin: true, Stdout: true, Container: "c"}, Justification: "INC-1"}, ""},
 		{"port-forward", "pods/portforward", "ns", "p", &corev1.PodPortForwardOptions{Ports: []int32{80}},
-			&session.Request{Kind: session.KindPortForward, Namespace: "ns", Pod: "p", PortForward: &corev1.PodPortForwardOptions{Ports: []int32{80}}}, ""},
+			&session.Request{Kind: session.KindPortForward, Namespace: "ns", Pod: "p", PortForward: &corev1.PodPortForwardOptions{Ports: []int32{80}}, Justification: "INC-1"}, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -49,7 +50,10 @@ func TestConnect(t *testing.T) {
 				t.Errorf("ConnectMethods = %v: WebSocket clients need GET, SPDY POST", got)
 			}
 			ctx := genericapirequest.WithNamespace(context.Background(), tc.ns)
-			_, err := storage.Connect(ctx, tc.pod, tc.opts, nil)
+			handler, err := storage.Connect(ctx, tc.pod, tc.opts, nil)
+			if err == nil {
+				handler.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/?reason=INC-1", nil))
+			}
 			if tc.wantErr != "" {
 				if !apierrors.IsBadRequest(err) || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("got %v, want a 400 with %q", err, tc.wantErr)

@@ -16,8 +16,7 @@ type AuditOptions struct {
 	sessionaudit.BackendConfig
 	FailurePolicy string
 	Recording     recording.Config
-	// RecordingPolicyFile and RecordingFailurePolicy fill in Recording.Policy and .FailClosed.
-	RecordingPolicyFile    string
+	// RecordingFailurePolicy fills in Recording.FailClosed.
 	RecordingFailurePolicy string
 }
 
@@ -52,8 +51,6 @@ func (o *AuditOptions) AddFlags(fs *pflag.FlagSet) {
 		"Directory for asciicast v2 recordings of TTY sessions, one <session id>.cast each (empty: no recordings).")
 	fs.BoolVar(&o.Recording.NonTTY, "record-non-tty", o.Recording.NonTTY, "Record exec and attach sessions without a TTY too.")
 	fs.BoolVar(&o.Recording.Stdin, "record-stdin", o.Recording.Stdin, "Record what users type (asciicast \"i\" events), not only output.")
-	fs.StringVar(&o.RecordingPolicyFile, "recording-policy-file", o.RecordingPolicyFile,
-		"YAML file of rules (namespaces, users, groups → record all, tty or none; stdin) choosing the sessions to record; the first match wins, the flags decide the rest.")
 	fs.StringVar(&o.RecordingFailurePolicy, "recording-failure-policy", o.RecordingFailurePolicy,
 		"fail-open: a session runs on when its recording fails or falls behind (events dropped and counted); fail-closed: it is refused (503) when its recording cannot be made, waits for a recording that falls behind, and ends when the recording cannot be written.")
 	fs.StringVar(&o.FailurePolicy, "session-audit-failure-policy", o.FailurePolicy,
@@ -71,14 +68,6 @@ func (o *AuditOptions) Validate() []error {
 	case sessionaudit.FailClosed, sessionaudit.FailOpen:
 	default:
 		errs = append(errs, fmt.Errorf("--recording-failure-policy must be fail-closed or fail-open, not %q", o.RecordingFailurePolicy))
-	}
-	if o.RecordingPolicyFile != "" {
-		if o.Recording.Dir == "" {
-			errs = append(errs, fmt.Errorf("--recording-policy-file needs --recording-dir"))
-		}
-		if _, err := recording.LoadPolicy(o.RecordingPolicyFile); err != nil {
-			errs = append(errs, fmt.Errorf("--recording-policy-file: %w", err))
-		}
 	}
 	if o.Recording.Dir != "" {
 		if info, err := os.Stat(o.Recording.Dir); err != nil || !info.IsDir() {
@@ -103,16 +92,9 @@ func (o *AuditOptions) Auditor() (*sessionaudit.Auditor, error) {
 	return sessionaudit.NewAuditor(backend, sessionaudit.FailurePolicy(o.FailurePolicy)), nil
 }
 
-// RecordingConfig is the recording flags with the policy file read.
-func (o *AuditOptions) RecordingConfig() (recording.Config, error) {
+// RecordingConfig is the recording flags.
+func (o *AuditOptions) RecordingConfig() recording.Config {
 	cfg := o.Recording
 	cfg.FailClosed = o.RecordingFailurePolicy == string(sessionaudit.FailClosed)
-	if o.RecordingPolicyFile != "" {
-		policy, err := recording.LoadPolicy(o.RecordingPolicyFile)
-		if err != nil {
-			return cfg, err
-		}
-		cfg.Policy = policy
-	}
-	return cfg, nil
+	return cfg
 }

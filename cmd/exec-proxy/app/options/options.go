@@ -34,6 +34,7 @@ type Options struct {
 	Kubelet        *KubeletOptions
 	Limits         *LimitOptions
 	Audit          *AuditOptions
+	Policy         *PolicyOptions
 	Peers          *PeerOptions
 	Debugging      *DebuggingOptions
 
@@ -51,6 +52,7 @@ func NewOptions() *Options {
 		Kubelet:             NewKubeletOptions(),
 		Limits:              NewLimitOptions(),
 		Audit:               NewAuditOptions(),
+		Policy:              NewPolicyOptions(),
 		Peers:               NewPeerOptions(),
 		Debugging:           &DebuggingOptions{},
 		ShutdownGracePeriod: 30 * time.Second,
@@ -69,6 +71,7 @@ func (o *Options) Flags() cliflag.NamedFlagSets {
 	o.Kubelet.AddFlags(fss.FlagSet("kubelet client"))
 	o.Limits.AddFlags(fss.FlagSet("session limits"))
 	o.Audit.AddFlags(fss.FlagSet("session audit"))
+	o.Policy.AddFlags(fss.FlagSet("session policy"))
 	o.Peers.AddFlags(fss.FlagSet("replicas"))
 	logsapi.AddFlags(o.Logs, fss.FlagSet("logging"))
 	o.Debugging.AddFlags(fss.FlagSet("debugging"))
@@ -104,6 +107,7 @@ func (o *Options) Validate() error {
 	errs = append(errs, o.Kubelet.Validate()...)
 	errs = append(errs, o.Limits.Validate()...)
 	errs = append(errs, o.Audit.Validate()...)
+	errs = append(errs, o.Policy.Validate(o.Audit.Recording.Dir)...)
 	errs = append(errs, o.Peers.Validate()...)
 	if o.ShutdownGracePeriod < 0 {
 		errs = append(errs, fmt.Errorf("--shutdown-grace-period must not be negative"))
@@ -141,14 +145,15 @@ func (o *Options) ServerConfig() (*apiserver.Config, error) {
 	// exec-proxy serves the core API's shapes, so it reports the Kubernetes version it was built against.
 	generic.EffectiveVersion = basecompatibility.NewEffectiveVersionFromString(baseversion.DefaultKubeBinaryVersion, "", "")
 	generic.FeatureGate = utilfeature.DefaultFeatureGate
-	// exec-proxy stores nothing and serves no OpenAPI; it has no admission either.
+	// exec-proxy stores nothing and serves no OpenAPI; it has no admission either (the session policy
+	// is its own).
 	generic.EnableIndex = false
 	o.Debugging.ApplyTo(generic)
 	auditor, err := o.Audit.Auditor()
 	if err != nil {
 		return nil, err
 	}
-	recording, err := o.Audit.RecordingConfig()
+	policy, err := o.Policy.Source()
 	if err != nil {
 		return nil, err
 	}
@@ -160,7 +165,8 @@ func (o *Options) ServerConfig() (*apiserver.Config, error) {
 		Replica:               o.Peers.ReplicaName,
 		Peers:                 peers,
 		Audit:                 auditor,
-		Recording:             recording,
+		Recording:             o.Audit.RecordingConfig(),
+		Policy:                policy,
 		Generic:               generic,
 		Client:                client,
 		Kubelet:               o.Kubelet.TransportConfig(),

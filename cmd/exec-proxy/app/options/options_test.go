@@ -31,8 +31,12 @@ func TestValidate(t *testing.T) {
 		{"qps without burst", func(o *Options) { o.Limits.Limits.SessionStartBurst = 0 }, []string{"--session-start-burst must be at least 1"}},
 		{"negative grace period", func(o *Options) { o.ShutdownGracePeriod = -1 }, []string{"--shutdown-grace-period must not be negative"}},
 		{"bad recording failure policy", func(o *Options) { o.Audit.RecordingFailurePolicy = "drop" }, []string{"--recording-failure-policy must be"}},
-		{"recording policy without a recording dir", func(o *Options) { o.Audit.RecordingPolicyFile = "/nonexistent.yaml" },
+		{"recording policy without a recording dir", func(o *Options) { o.Policy.RecordingFile = "/nonexistent.yaml" },
 			[]string{"--recording-policy-file needs --recording-dir", "no such file"}},
+		{"both policy files", func(o *Options) { o.Policy.RecordingFile, o.Policy.File = "/dev/null", "/dev/null" },
+			[]string{"not both"}},
+		{"session policy that does not parse", func(o *Options) { o.Policy.File = "/dev/null" },
+			[]string{"session policy /dev/null: apiVersion and kind must be"}},
 		{"webhook backoff zero", func(o *Options) { o.Audit.WebhookInitialBackoff = 0 }, []string{"--session-audit-webhook-initial-backoff must be positive"}},
 		{"peers", func(o *Options) {
 			o.Peers.Namespace, o.Peers.AdvertiseAddress, o.Peers.CertificateAuthority = "execproxy-system", "10.0.0.1", "/dev/null"
