@@ -4,9 +4,11 @@ package app
 import (
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
@@ -23,7 +25,7 @@ func NewCommand(out io.Writer) *cobra.Command {
 	g := &globalOptions{}
 	cmd := &cobra.Command{
 		Use:           "kubectl-execproxy",
-		Short:         "Use exec-proxy: set kubectl up for it, list and end live sessions, replay recordings",
+		Short:         "Use exec-proxy: set kubectl up for it, exec, attach and port-forward with a reason, list and end live sessions, replay recordings",
 		SilenceUsage:  true,
 		SilenceErrors: false,
 	}
@@ -31,6 +33,7 @@ func NewCommand(out io.Writer) *cobra.Command {
 	cmd.PersistentFlags().StringVar(&g.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
 	cmd.PersistentFlags().StringVar(&g.context, "context", "", "kubeconfig context (default: the current one)")
 	cmd.AddCommand(newSetupCommand(g), newSessionsCommand(g), newKillCommand(g), newReplayCommand(g))
+	cmd.AddCommand(newSessionCommands(g, genericiooptions.IOStreams{In: os.Stdin, Out: out, ErrOut: os.Stderr})...)
 	return cmd
 }
 
