@@ -27,6 +27,8 @@ type ExecSessionSpec struct {
 	TTY       bool     `json:"tty,omitempty"`
 	Stdin     bool     `json:"stdin,omitempty"`
 	Ports     []int32  `json:"ports,omitempty"`
+	// Justification is the reason the user gave (kubectl execproxy exec --reason).
+	Justification string `json:"justification,omitempty"`
 }
 
 // ExecSessionStatus is how the session is going.
@@ -40,6 +42,8 @@ type ExecSessionStatus struct {
 	BytesOut int64 `json:"bytesOut"`
 	// Replica is the exec-proxy instance that holds the session.
 	Replica string `json:"replica,omitempty"`
+	// PolicyRule is the session policy rule the session runs under, if one matched.
+	PolicyRule string `json:"policyRule,omitempty"`
 }
 
 // ExecSessionList is a list of live sessions.

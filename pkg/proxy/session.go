@@ -118,6 +118,9 @@ func newSession(ctx context.Context, id Identity, maxBytesPerSec int64, start st
 	return s
 }
 
+// PolicyRule is the session policy rule the session runs under; "" when none matched.
+func (s *Session) PolicyRule() string { return s.decision.Rule }
+
 // What the client connection tells the session, and asks of it (see clientSide).
 
 func (s *Session) countIn(n int) {

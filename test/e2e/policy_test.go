@@ -113,6 +113,10 @@ func TestSessionPolicy(t *testing.T) {
 				m := "60" + digits(t) // sleep's argument, and the records' marker
 				long := c.start(t, viaExecProxy, "admin", "-n", "demo", "exec", "demo", "-c", "main", "--", "sleep", m)
 				sessionRecords(t, m, map[string]int{"start": 1})
+				live := admin(t, "", "-n", "demo", "get", "execsessions", "-o", `jsonpath={.items[?(@.spec.command[1]=="`+m+`")].status.policyRule}`)
+				if live != "read-only" {
+					t.Errorf("the live session's execsession: status.policyRule %q, want read-only", live)
+				}
 				res := c.kubectl(t, viaExecProxy, "admin", "", "-n", "demo", "exec", "demo", "-c", "main", "--", "echo", "second")
 				wantRefused(t, res, `user "admin" has 1 concurrent sessions under session policy rule "read-only", which allows 1`)
 				// The rule's maxDuration (8 s) ends the first session; the flags set none.
@@ -130,7 +134,7 @@ func TestSessionPolicy(t *testing.T) {
 		res := clients[1].kubectl(t, viaExecProxy, "admin", "", "-n", "team-b", "exec", "other", "--", "echo", m)
 		wantRefused(t, res, "session policy rule \"ticket\" requires a reason matching INC-[0-9]+: give one with `kubectl execproxy exec --reason ...`")
 		ticket := "INC-" + digits(t)
-		out, err := plugin(t, kubeconfig("admin"), "exec", "--reason", ticket, "-n", "team-b", "other", "--", "echo", m)
+		out, err := plugin(t, kubeconfig("admin"), "exec", "--reason", ticket, "-n", "team-b", "other", "--", "sh", "-c", "echo "+m+"; sleep 1")
 		if err != nil || !strings.Contains(out, m) {
 			t.Fatalf("the plugin with a reason: %v\n%s", err, out)
 		}

@@ -147,9 +147,9 @@ func toObject(s *proxy.Session, replica string) api.ExecSession {
 		TypeMeta:   metav1.TypeMeta{APIVersion: api.SchemeGroupVersion.String(), Kind: "ExecSession"},
 		ObjectMeta: metav1.ObjectMeta{Name: s.ID, Namespace: s.Namespace, CreationTimestamp: metav1.NewTime(s.Start)},
 		Spec: api.ExecSessionSpec{Type: string(s.Kind), User: s.User, Groups: s.Groups, Pod: s.Pod, Container: s.Container,
-			Command: s.Command, TTY: s.TTY, Stdin: s.Stdin, Ports: s.Ports},
+			Command: s.Command, TTY: s.TTY, Stdin: s.Stdin, Ports: s.Ports, Justification: s.Justification},
 		Status: api.ExecSessionStatus{Node: s.Node, KubeletAddress: s.Address, Protocol: protocol,
-			StartTime: metav1.NewTime(s.Start), BytesIn: s.BytesIn(), BytesOut: s.BytesOut(), Replica: replica},
+			StartTime: metav1.NewTime(s.Start), BytesIn: s.BytesIn(), BytesOut: s.BytesOut(), Replica: replica, PolicyRule: s.PolicyRule()},
 	}
 }
 
@@ -165,6 +165,8 @@ var columns = []metav1.TableColumnDefinition{
 	{Name: "Bytes In", Type: "integer"},
 	{Name: "Bytes Out", Type: "integer"},
 	{Name: "Replica", Type: "string", Priority: 1},
+	{Name: "Rule", Type: "string", Priority: 1, Description: "The session policy rule the session runs under."},
+	{Name: "Reason", Type: "string", Priority: 1, Description: "The reason the user gave."},
 }
 
 // ConvertToTable renders sessions for kubectl get.
@@ -183,7 +185,8 @@ func (r *REST) ConvertToTable(_ context.Context, obj runtime.Object, _ runtime.O
 		s := &items[i]
 		table.Rows = append(table.Rows, metav1.TableRow{
 			Cells: []interface{}{s.Name, s.Spec.User, s.Spec.Type, s.Spec.Pod, s.Spec.Container, strings.Join(s.Spec.Command, " "),
-				duration.HumanDuration(time.Since(s.Status.StartTime.Time)), s.Status.BytesIn, s.Status.BytesOut, s.Status.Replica},
+				duration.HumanDuration(time.Since(s.Status.StartTime.Time)), s.Status.BytesIn, s.Status.BytesOut, s.Status.Replica,
+				s.Status.PolicyRule, s.Spec.Justification},
 			Object: runtime.RawExtension{Object: s},
 		})
 	}
