@@ -305,11 +305,12 @@ func TestHandlerReturnsWhileSessionRuns(t *testing.T) {
 	}
 }
 
-// auditBackend keeps the kinds of the session audit records written.
+// auditBackend keeps the kinds and the annotations of the session audit records written.
 type auditBackend struct {
 	fake.Backend
-	mu     sync.Mutex
-	events []string
+	mu          sync.Mutex
+	events      []string
+	annotations []map[string]string
 }
 
 func (b *auditBackend) ProcessEvents(ev ...*auditinternal.Event) bool {
@@ -317,8 +318,21 @@ func (b *auditBackend) ProcessEvents(ev ...*auditinternal.Event) bool {
 	defer b.mu.Unlock()
 	for _, e := range ev {
 		b.events = append(b.events, e.Annotations[sessionaudit.AnnotationRecord])
+		b.annotations = append(b.annotations, e.Annotations)
 	}
 	return true
+}
+
+// record is the annotations of the first record of kind written, or nil.
+func (b *auditBackend) record(kind string) map[string]string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i, k := range b.events {
+		if k == kind {
+			return b.annotations[i]
+		}
+	}
+	return nil
 }
 
 func (b *auditBackend) kinds() string {

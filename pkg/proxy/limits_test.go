@@ -67,24 +67,90 @@ func TestAdmit(t *testing.T) {
 	}
 }
 
+// A session policy rule's caps count its own sessions, and its users' under it: not another
+// rule's, nor those no rule capped (rule "": a session no rule matched).
+func TestAdmitPerRule(t *testing.T) {
+	prod := ruleCaps{rule: "prod", maxSessions: 2}
+	pci := ruleCaps{rule: "pci", maxPerUser: 1}
+	type ask struct {
+		user string
+		rule ruleCaps
+	}
+	cases := []struct {
+		name    string
+		held    []ask // sessions already running
+		ask     ask
+		reason  string // "" when admitted
+		message string
+	}{
+		{"rule cap", []ask{{"a", prod}, {"b", prod}}, ask{"c", prod},
+			"policy-rule", `session policy rule "prod" allows 2 concurrent sessions on this replica, and all are in use`},
+		{"rule cap leaves other rules", []ask{{"a", prod}, {"b", prod}}, ask{"c", ruleCaps{rule: "dev", maxSessions: 2}}, "", ""},
+		{"rule cap leaves sessions no rule capped", []ask{{"a", prod}, {"b", prod}}, ask{"c", ruleCaps{}}, "", ""},
+		{"other rules' sessions do not count", []ask{{"a", ruleCaps{rule: "dev", maxSessions: 2}}, {"b", ruleCaps{rule: "dev", maxSessions: 2}}}, ask{"c", prod}, "", ""},
+		{"uncapped sessions do not count", []ask{{"a", ruleCaps{}}, {"b", ruleCaps{}}}, ask{"c", prod}, "", ""},
+		{"per user cap", []ask{{"a", pci}}, ask{"a", pci},
+			"policy-rule-per-user", `user "a" has 1 concurrent sessions under session policy rule "pci", which allows 1`},
+		{"per user cap leaves other users", []ask{{"a", pci}}, ask{"b", pci}, "", ""},
+		{"per user cap is per rule", []ask{{"a", pci}}, ask{"a", ruleCaps{rule: "dev", maxPerUser: 1}}, "", ""},
+		{"per user cap leaves sessions no rule capped", []ask{{"a", pci}}, ask{"a", ruleCaps{}}, "", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			a := newAdmitter(Limits{})
+			for _, h := range tc.held {
+				if _, err := a.admit(h.user, "n", h.rule); err != nil {
+					t.Fatalf("setup: %v", err)
+				}
+			}
+			_, err := a.admit(tc.ask.user, "n", tc.ask.rule)
+			if tc.reason == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			te, ok := err.(*throttleError)
+			if !ok {
+				t.Fatalf("got %v, want a throttle error", err)
+			}
+			if te.reason != tc.reason || !strings.Contains(err.Error(), tc.message) || !apierrors.IsTooManyRequests(err) {
+				t.Errorf("got %s: %v, want a 429 %s: %q", te.reason, err, tc.reason, tc.message)
+			}
+		})
+	}
+}
+
 func TestReleaseGivesTheSlotBackOnce(t *testing.T) {
-	a := newAdmitter(Limits{MaxSessionsPerUser: 1, MaxSessions: 1})
-	release, err := a.admit("a", "n", ruleCaps{})
-	if err != nil {
-		t.Fatal(err)
+	cases := []struct {
+		name   string
+		limits Limits
+		rule   ruleCaps
+	}{
+		{"the flags' slot", Limits{MaxSessionsPerUser: 1, MaxSessions: 1}, ruleCaps{}},
+		{"a rule's slot", Limits{}, ruleCaps{rule: "prod", maxSessions: 1, maxPerUser: 1}},
 	}
-	release()
-	release() // a second call must not free a slot held by someone else
-	second, err := a.admit("a", "n", ruleCaps{})
-	if err != nil {
-		t.Fatalf("slot not given back: %v", err)
-	}
-	if _, err := a.admit("b", "n", ruleCaps{}); err == nil {
-		t.Fatal("double release freed a second slot")
-	}
-	second()
-	if a.total != 0 || len(a.perUser) != 0 || len(a.perNode) != 0 {
-		t.Errorf("counters not back to zero: total %d, users %v, nodes %v", a.total, a.perUser, a.perNode)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			a := newAdmitter(tc.limits)
+			release, err := a.admit("a", "n", tc.rule)
+			if err != nil {
+				t.Fatal(err)
+			}
+			release()
+			release() // a second call must not free a slot held by someone else
+			second, err := a.admit("a", "n", tc.rule)
+			if err != nil {
+				t.Fatalf("slot not given back: %v", err)
+			}
+			if _, err := a.admit("b", "n", tc.rule); err == nil {
+				t.Fatal("double release freed a second slot")
+			}
+			second()
+			if a.total != 0 || len(a.perUser) != 0 || len(a.perNode) != 0 || len(a.perRule) != 0 || len(a.perRuleUser) != 0 {
+				t.Errorf("counters not back to zero: total %d, users %v, nodes %v, rules %v, rule users %v", a.total, a.perUser, a.perNode, a.perRule, a.perRuleUser)
+			}
+		})
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -25,11 +26,13 @@ import (
 	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
 	restclient "k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/remotecommand"
+	"k8s.io/component-base/metrics/testutil"
 	utilexec "k8s.io/utils/exec"
 
 	"github.com/exec-proxy/exec-proxy/internal/poll"
 	"github.com/exec-proxy/exec-proxy/internal/testcert"
 	"github.com/exec-proxy/exec-proxy/pkg/nodeconn"
+	"github.com/exec-proxy/exec-proxy/pkg/policy"
 	"github.com/exec-proxy/exec-proxy/pkg/proxy/internal/leaktest"
 	"github.com/exec-proxy/exec-proxy/pkg/session"
 	"github.com/exec-proxy/exec-proxy/pkg/sessionaudit"
@@ -50,7 +53,8 @@ func frontWithRecords(t *testing.T, p *Proxier) (*httptest.Server, <-chan sessio
 		q := req.URL.Query()
 		r := session.Request{Kind: session.KindExec, Namespace: "ns", Pod: strings.TrimPrefix(req.URL.Path, "/"), Exec: &corev1.PodExecOptions{
 			Container: q.Get("container"), Command: q["command"], Stdin: q.Get("stdin") == "true",
-			Stdout: q.Get("stdout") == "true", Stderr: q.Get("stderr") == "true", TTY: q.Get("tty") == "true"}}
+			Stdout: q.Get("stdout") == "true", Stderr: q.Get("stderr") == "true", TTY: q.Get("tty") == "true"},
+			Justification: q.Get(session.JustificationParam)}
 		attempt := sessionaudit.NewAttempt(req, string(r.Kind), r.Namespace, r.Pod)
 		ctx := genericapirequest.WithUser(req.Context(), &user.DefaultInfo{Name: req.Header.Get("X-Test-User")})
 		ctx = sessionaudit.WithAttempt(ctx, attempt)
@@ -101,6 +105,7 @@ type execCase struct {
 	command []string
 	stdin   io.Reader
 	tty     bool
+	reason  string // the session's justification, if any
 }
 
 // execVia runs one exec through the front server with client-go's executor for protocol.
@@ -114,6 +119,9 @@ func execVia(t *testing.T, srv *httptest.Server, protocol, userName string, c ex
 		q.Set("tty", "true")
 	} else {
 		q.Set("stderr", "true")
+	}
+	if c.reason != "" {
+		q.Set(session.JustificationParam, c.reason)
 	}
 	u, _ := url.Parse(srv.URL + "/p?" + q.Encode())
 	cfg := &restclient.Config{Host: srv.URL, WrapTransport: withUser(userName)}
@@ -406,4 +414,222 @@ func executorFor(t *testing.T, cfg *restclient.Config, protocol string, u *url.U
 		t.Fatal(err)
 	}
 	return exec
+}
+
+// policyOf is a session policy source holding rules.
+func policyOf(t *testing.T, rules ...policy.Rule) *policy.Source {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	src, err := policy.NewSource(path, func([]byte) (*policy.Policy, error) { return policy.New(rules) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return src
+}
+
+// The session policy decides once the pod is known, by its labels among the rest: a session its
+// rule refuses is a 403 naming the rule, with the rule and the reason in its record, and nothing
+// reaches the kubelet; an allowed one carries its rule and its reason into its start record.
+func TestHandlerAppliesPolicy(t *testing.T) {
+	readOnly := policy.Rule{Name: "db-read-only", Stdin: policy.Deny,
+		Match: policy.Match{PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "db"}}}}
+	cases := []struct {
+		name    string
+		app     string // the pod's app label
+		exec    execCase
+		refused bool
+		rule    string // the session's, in its records
+	}{
+		{"stdin under a read-only rule", "db", execCase{command: []string{"cat"}, stdin: strings.NewReader("x"), reason: "INC-1"}, true, "db-read-only"},
+		{"no stdin under a read-only rule", "db", execCase{command: []string{"echo", "hi"}, reason: "INC-1"}, false, "db-read-only"},
+		{"a pod no rule selects", "web", execCase{command: []string{"cat"}, stdin: strings.NewReader("x"), reason: "INC-1"}, false, ""},
+		{"no reason given", "db", execCase{command: []string{"echo", "hi"}}, false, "db-read-only"},
+	}
+	refusedTotal := func() float64 {
+		v, err := testutil.GetCounterMetricValue(sessionsTotal.WithLabelValues(string(session.KindExec), "refused"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			checkLeaks(t)
+			kubelet := newFakeKubelet(t)
+			pod := runningPod("p", "n1", "a")
+			pod.Labels = map[string]string{"app": tc.app}
+			p := newTestProxier(t, kubelet.caFile, Limits{}, pod, nodeAt("n1", "127.0.0.1", kubelet.port(t)))
+			p.Policy = policyOf(t, readOnly)
+			b := &auditBackend{}
+			p.Audit = sessionaudit.NewAuditor(b, sessionaudit.FailClosed)
+			srv, records := frontWithRecords(t, p)
+			refusedBefore := refusedTotal()
+
+			if tc.refused {
+				path := "/p?container=a&command=cat&stdin=true&stdout=true&reason=" + tc.exec.reason
+				code, st, _ := rawUpgrade(t, srv, "spdy", path)
+				if code != http.StatusForbidden || st.Reason != metav1.StatusReasonForbidden || !strings.Contains(st.Message, `session policy rule "`+tc.rule+`"`) {
+					t.Errorf("got %d %s %q, want a 403 naming the rule", code, st.Reason, st.Message)
+				}
+				if h := kubelet.header.Load(); h != nil {
+					t.Errorf("the kubelet was asked: %v", *h)
+				}
+			} else if _, err := execVia(t, srv, "spdy", "alice", tc.exec); err != nil {
+				t.Fatalf("exec: %v", err)
+			}
+			var rec sessionaudit.Record
+			select {
+			case rec = <-records:
+			case <-time.After(10 * time.Second):
+				t.Fatal("no record")
+			}
+			if rec.PolicyRule != tc.rule || rec.Justification != tc.exec.reason {
+				t.Errorf("record: rule %q, reason %q; want %q, %q", rec.PolicyRule, rec.Justification, tc.rule, tc.exec.reason)
+			}
+			if got, want := refusedTotal()-refusedBefore, map[bool]float64{true: 1}[tc.refused]; got != want {
+				t.Errorf("%v sessions counted refused, want %v", got, want)
+			}
+			start := b.record("start")
+			switch {
+			case tc.refused && start != nil:
+				t.Errorf("a refused session has a start record: %v", start)
+			case !tc.refused && (start == nil || start[sessionaudit.AnnotationPolicyRule] != tc.rule || start[sessionaudit.AnnotationJustification] != tc.exec.reason):
+				t.Errorf("start record %v, want rule %q and reason %q", start, tc.rule, tc.exec.reason)
+			}
+		})
+	}
+}
+
+// A session's bandwidth limit, each way, is its policy rule's, else the flag's.
+func TestHandlerBandwidthLimit(t *testing.T) {
+	cases := []struct {
+		name       string
+		flag, rule int64
+		want       rate.Limit // 0: no limiter
+	}{
+		{"the rule's, no flag", 0, 1000, 1000},
+		{"the rule's, below the flag's", 5000, 1000, 1000},
+		{"the rule's, above the flag's", 1000, 5000, 5000},
+		{"the flag's, the rule sets none", 5000, 0, 5000},
+		{"neither", 0, 0, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := New(newResolver(t, runningPod("p", "n1", "a"), nodeAt("n1", "127.0.0.1", 10250)), nil, Limits{MaxBytesPerSecSession: tc.flag})
+			p.Policy = policyOf(t, policy.Rule{Name: "r", Limits: policy.Limits{MaxBytesPerSec: tc.rule}})
+			ctx := genericapirequest.WithUser(context.Background(), &user.DefaultInfo{Name: "alice"})
+			r := session.Request{Kind: session.KindExec, Namespace: "ns", Pod: "p", Exec: &corev1.PodExecOptions{Command: []string{"sh"}, Stdout: true}}
+			if _, err := p.Handler(ctx, r); err != nil {
+				t.Fatal(err)
+			}
+			s := p.Sessions()[0]
+			limit := func(l *rate.Limiter) rate.Limit {
+				if l == nil {
+					return 0
+				}
+				return l.Limit()
+			}
+			if in, out := limit(s.traffic.in), limit(s.traffic.out); in != tc.want || out != tc.want {
+				t.Errorf("limits in %v, out %v; want %v", in, out, tc.want)
+			}
+		})
+	}
+}
+
+// Run sweeps while a session policy is set, whose rules may limit sessions the flags do not; with
+// neither it has nothing to do and returns at once.
+func TestRunSweepsForPolicy(t *testing.T) {
+	cases := []struct {
+		name   string
+		policy bool
+	}{
+		{"a policy, no flag limits", true},
+		{"neither", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			checkLeaks(t)
+			p := New(newResolver(t), nil, Limits{})
+			if tc.policy {
+				p.Policy = policyOf(t, policy.Rule{Name: "r"})
+			}
+			// Past its rule's maximum duration: only a sweep ends it.
+			s := testSession(t, Identity{Kind: session.KindExec}, 0)
+			s.decision.Limits.MaxDuration = metav1.Duration{Duration: time.Nanosecond}
+			if err := p.sessions.add(s); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			returned := make(chan struct{})
+			go func() { p.Run(ctx); close(returned) }()
+			if !tc.policy {
+				select {
+				case <-returned:
+				case <-time.After(20 * time.Second):
+					t.Fatal("Run did not return")
+				}
+				return
+			}
+			select {
+			case <-s.ctx.Done():
+			case <-returned:
+				t.Fatal("Run returned before its context ended")
+			case <-time.After(20 * time.Second):
+				t.Fatal("the session past its rule's maximum duration was not ended")
+			}
+			if got := s.EndReason(); got != session.ReasonMaxDuration {
+				t.Errorf("end reason %q, want %q", got, session.ReasonMaxDuration)
+			}
+			select {
+			case <-returned:
+				t.Fatal("Run returned before its context ended")
+			default:
+			}
+			cancel()
+			<-returned
+		})
+	}
+}
+
+// A rule's caps on concurrent sessions reach the admitter: past them, a session is a 429 naming
+// the rule.
+func TestHandlerRuleCaps(t *testing.T) {
+	cases := []struct {
+		name    string
+		limits  policy.Limits
+		second  string // the user of the second session
+		refused bool
+	}{
+		{"sessions", policy.Limits{MaxSessions: 1}, "bob", true},
+		{"sessions per user", policy.Limits{MaxSessionsPerUser: 1}, "alice", true},
+		{"sessions per user, another user", policy.Limits{MaxSessionsPerUser: 1}, "bob", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := New(newResolver(t, runningPod("p", "n1", "a"), nodeAt("n1", "127.0.0.1", 10250)), nil, Limits{})
+			p.Policy = policyOf(t, policy.Rule{Name: "capped", Limits: tc.limits})
+			r := session.Request{Kind: session.KindExec, Namespace: "ns", Pod: "p", Exec: &corev1.PodExecOptions{Command: []string{"sh"}, Stdout: true}}
+			open := func(name string) error {
+				_, err := p.Handler(genericapirequest.WithUser(context.Background(), &user.DefaultInfo{Name: name}), r)
+				return err
+			}
+			if err := open("alice"); err != nil {
+				t.Fatal(err)
+			}
+			err := open(tc.second)
+			if !tc.refused {
+				if err != nil {
+					t.Errorf("refused: %v", err)
+				}
+				return
+			}
+			if !apierrors.IsTooManyRequests(err) || !strings.Contains(err.Error(), `session policy rule "capped"`) {
+				t.Errorf("got %v, want a 429 naming the rule", err)
+			}
+		})
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"reflect"
 	"strings"
 	"sync"
 	"syscall"
@@ -13,6 +14,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/exec-proxy/exec-proxy/pkg/policy"
 	"github.com/exec-proxy/exec-proxy/pkg/recording"
 	"github.com/exec-proxy/exec-proxy/pkg/recording/recordingtest"
 	"github.com/exec-proxy/exec-proxy/pkg/session"
@@ -160,5 +162,75 @@ func TestRecordingFailurePolicy(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// A session policy rule's recording choice replaces the flags' for its sessions; a rule that says
+// nothing of recording leaves the flags'.
+func TestRecordingPolicyChoice(t *testing.T) {
+	checkLeaks(t)
+	kubelet := newFakeKubelet(t)
+	p := newTestProxier(t, kubelet.caFile, Limits{}, runningPod("p", "n1", "a"), nodeAt("n1", "127.0.0.1", kubelet.port(t)))
+	yes, no := true, false
+	cat := execCase{command: []string{"cat"}}
+	cases := []struct {
+		name   string
+		flags  recording.Config
+		rule   *recording.Choice
+		exec   execCase
+		events map[string]string // kind → all its data; nil: not recorded
+	}{
+		{"rule records all, the flags only terminals", recording.Config{}, &recording.Choice{Record: recording.RecordAll}, cat,
+			map[string]string{"o": "typed\n"}},
+		{"rule records input, the flags do not", recording.Config{}, &recording.Choice{Record: recording.RecordAll, Stdin: &yes}, cat,
+			map[string]string{"o": "typed\n", "i": "typed\n"}},
+		{"rule records no input, the flags do", recording.Config{NonTTY: true, Stdin: true}, &recording.Choice{Record: recording.RecordAll, Stdin: &no}, cat,
+			map[string]string{"o": "typed\n"}},
+		{"rule's input unset: the flag's", recording.Config{Stdin: true}, &recording.Choice{Record: recording.RecordAll}, cat,
+			map[string]string{"o": "typed\n", "i": "typed\n"}},
+		{"rule records nothing, the flags all", recording.Config{NonTTY: true, Stdin: true}, &recording.Choice{Record: recording.RecordNone}, cat, nil},
+		{"rule records terminals, the flags all", recording.Config{NonTTY: true}, &recording.Choice{Record: recording.RecordTTY}, cat, nil},
+		{"rule records terminals, a terminal", recording.Config{}, &recording.Choice{Record: recording.RecordTTY}, execCase{command: []string{"size"}, tty: true},
+			map[string]string{"o": "40 120\n"}},
+		{"rule says nothing of recording: the flags'", recording.Config{NonTTY: true}, nil, cat, map[string]string{"o": "typed\n"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.flags.Dir = t.TempDir()
+			p.Recording = tc.flags
+			p.Policy = policyOf(t, policy.Rule{Name: "r", Recording: tc.rule})
+			srv, records := frontWithRecords(t, p)
+			if !tc.exec.tty {
+				tc.exec.stdin = strings.NewReader("typed\n")
+			}
+			if _, err := execVia(t, srv, "spdy", "alice", tc.exec); err != nil {
+				t.Fatal(err)
+			}
+			var rec sessionaudit.Record
+			select {
+			case rec = <-records:
+			case <-time.After(10 * time.Second):
+				t.Fatal("no record")
+			}
+			if tc.events == nil {
+				if entries, _ := os.ReadDir(tc.flags.Dir); rec.Recording != "" || len(entries) != 0 {
+					t.Errorf("recorded %q (%d files)", rec.Recording, len(entries))
+				}
+				return
+			}
+			if rec.Recording == "" {
+				t.Fatal("not recorded")
+			}
+			_, events := recordingtest.ReadCast(t, rec.Recording)
+			got := map[string]string{}
+			for _, ev := range events {
+				if kind := ev[1].(string); kind != "r" {
+					got[kind] += ev[2].(string)
+				}
+			}
+			if !reflect.DeepEqual(got, tc.events) {
+				t.Errorf("events %q, want %q", got, tc.events)
+			}
+		})
 	}
 }

@@ -283,3 +283,31 @@ func TestKubectlHeaders(t *testing.T) {
 		})
 	}
 }
+
+// The session policy rule a session fell under and the reason its user gave are in each of its
+// records, the refusal too (a rule may be what refused it); a session without them has neither.
+func TestPolicyAnnotations(t *testing.T) {
+	cases := []struct {
+		name                string
+		rule, justification string
+	}{
+		{"both", "prod-ticket", "INC-42: disk full"},
+		{"a rule, no reason", "read-only", ""},
+		{"a reason, no rule", "", "INC-7"},
+		{"neither", "", ""},
+	}
+	for _, tc := range cases {
+		for _, kind := range []string{recordStart, recordEnd, recordRefused} {
+			t.Run(tc.name+"/"+kind, func(t *testing.T) {
+				rec := Record{Requester: Requester{SessionID: "s", Justification: tc.justification}, Target: Target{Kind: "exec"},
+					Outcome: Outcome{PolicyRule: tc.rule, Code: 403}}
+				a := event(kind, rec).Annotations
+				for k, want := range map[string]string{AnnotationPolicyRule: tc.rule, AnnotationJustification: tc.justification} {
+					if got, ok := a[k]; got != want || ok != (want != "") {
+						t.Errorf("%s: %q (present %t), want %q", k, got, ok, want)
+					}
+				}
+			})
+		}
+	}
+}
