@@ -36,8 +36,8 @@ type admitter struct {
 	total   int
 	perUser map[string]int
 	perNode map[string]int
-	// perRule and perRuleUser count the sessions of each session policy rule with a cap, and of
-	// each of its users.
+	// perRule and perRuleUser count the sessions of each session policy rule, and of each of its
+	// users.
 	perRule     map[string]int
 	perRuleUser map[ruleUser]int
 }
@@ -96,13 +96,15 @@ func (a *admitter) admit(user, node string, rule ruleCaps) (release func(), err 
 	a.total++
 	a.perUser[user]++
 	a.perNode[node]++
-	capped := rule.maxSessions > 0 || rule.maxPerUser > 0
-	if capped {
+	// Every rule's sessions are counted, capped or not: a reload that adds a cap counts those
+	// already running.
+	counted := rule.rule != ""
+	if counted {
 		a.perRule[rule.rule]++
 		a.perRuleUser[ru]++
 	}
 	var once sync.Once
-	return func() { once.Do(func() { a.release(user, node, ru, capped) }) }, nil
+	return func() { once.Do(func() { a.release(user, node, ru, counted) }) }, nil
 }
 
 func (a *admitter) takeStart(user string) error {
@@ -140,10 +142,10 @@ func (a *admitter) pruneStarts() {
 	}
 }
 
-func (a *admitter) release(user, node string, ru ruleUser, capped bool) {
+func (a *admitter) release(user, node string, ru ruleUser, counted bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if capped {
+	if counted {
 		if a.perRule[ru.rule]--; a.perRule[ru.rule] <= 0 {
 			delete(a.perRule, ru.rule)
 		}

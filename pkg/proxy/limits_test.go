@@ -94,6 +94,10 @@ func TestAdmitPerRule(t *testing.T) {
 		{"per user cap leaves other users", []ask{{"a", pci}}, ask{"b", pci}, "", ""},
 		{"per user cap is per rule", []ask{{"a", pci}}, ask{"a", ruleCaps{rule: "dev", maxPerUser: 1}}, "", ""},
 		{"per user cap leaves sessions no rule capped", []ask{{"a", pci}}, ask{"a", ruleCaps{}}, "", ""},
+		// A reload that gives a rule caps counts the sessions it already had.
+		{"cap added by a reload", []ask{{"a", ruleCaps{rule: "prod"}}, {"b", ruleCaps{rule: "prod"}}}, ask{"c", prod},
+			"policy-rule", `session policy rule "prod" allows 2 concurrent sessions`},
+		{"per user cap added by a reload", []ask{{"a", ruleCaps{rule: "pci"}}}, ask{"a", pci}, "policy-rule-per-user", `which allows 1`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
