@@ -244,7 +244,11 @@ func compileCommands(field string, cmds []Command) ([]command, error) {
 	return out, utilerrors.NewAggregate(errs)
 }
 
-// anchored compiles an RE2 pattern that must match the whole string.
+// anchored compiles an RE2 pattern that must match the whole string. The pattern must compile on
+// its own first: wrapped, one such as `x)|(.*` would close the group and match anything.
 func anchored(pattern string) (*regexp.Regexp, error) {
+	if _, err := regexp.Compile(pattern); err != nil {
+		return nil, err
+	}
 	return regexp.Compile(`^(?:` + pattern + `)$`)
 }

@@ -37,6 +37,7 @@ func TestParse(t *testing.T) {
 		{"bad selector", header + "rules:\n- name: a\n  match: {podSelector: {matchLabels: {'a b': c}}}\n", "match.podSelector"},
 		{"bad tty", header + "rules:\n- name: a\n  commands: {tty: maybe}\n", "commands.tty must be one of"},
 		{"bad shellScripts", header + "rules:\n- name: a\n  commands: {shellScripts: parse}\n", "commands.shellScripts must be one of"},
+		{"a pattern that closes the anchoring group", header + "rules:\n- name: a\n  commands: {allow: [{command: cat, args: ['x)|(.*']}]}\n", "commands.allow[0].args[0]"},
 		{"no argv0", header + "rules:\n- name: a\n  commands: {allow: [{args: [x]}]}\n", "commands.allow[0].command is required"},
 		{"bad args pattern", header + "rules:\n- name: a\n  commands: {deny: [{command: rm, args: ['(']}]}\n", "commands.deny[0].args[0]"},
 		{"bad reason pattern", header + "rules:\n- name: a\n  requireReason: {pattern: '['}\n", "requireReason.pattern"},
