@@ -2,12 +2,10 @@ package policy
 
 import (
 	"fmt"
-	"path"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
-	"unicode"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
@@ -123,6 +121,10 @@ func (r *rule) commandRefusal(argv []string) string {
 				return fmt.Sprintf("matches the scripts of `%s -c` and cannot tell what %q runs: only plain words "+
 					"(no quotes, variables, redirections, pipes, globs or separators) are matched", argv[0], script)
 			}
+			if len(words) > 0 && shellOwn(words[0]) && !slices.ContainsFunc(r.allow, func(c command) bool { return c.argv0 == words[0] }) {
+				return fmt.Sprintf("matches the scripts of `%s -c`, and the shell runs %q itself (a reserved word or builtin), "+
+					"not as the program the lists match: only an allow entry naming %q lets it run", argv[0], words[0], words[0])
+			}
 			what = words
 		}
 	}
@@ -164,33 +166,6 @@ func (c command) matches(argv []string) bool {
 		}
 	}
 	return true
-}
-
-// shells are the argv[0]s whose `-c` script ShellScriptsMatch matches, by base name.
-var shells = []string{"sh", "ash", "bash", "dash", "ksh", "mksh", "zsh"}
-
-// shellScript is the script of `SHELL -c SCRIPT [ARG0 ARGS...]`.
-func shellScript(argv []string) (string, bool) {
-	if len(argv) < 3 || argv[1] != "-c" || !slices.Contains(shells, path.Base(argv[0])) {
-		return "", false
-	}
-	return argv[2], true
-}
-
-// plainWords splits a script of plain words: any character a shell gives a meaning to beyond
-// separating words, or a first word that assigns a variable, makes the script one the policy
-// cannot read as the shell would.
-func plainWords(script string) ([]string, bool) {
-	if strings.ContainsFunc(script, func(r rune) bool {
-		return strings.ContainsRune("\"'`$\\;&|<>(){}[]*?~#!\n\r", r) || (unicode.IsControl(r) && r != '\t') || r > unicode.MaxASCII
-	}) {
-		return nil, false
-	}
-	words := strings.FieldsFunc(script, func(r rune) bool { return r == ' ' || r == '\t' })
-	if len(words) > 0 && strings.Contains(words[0], "=") {
-		return nil, false
-	}
-	return words, true
 }
 
 func quoteArgv(argv []string) string {

@@ -82,6 +82,12 @@ func TestDecide(t *testing.T) {
 - name: any-reason
   match: {namespaces: [staging], users: [bob]}
   requireReason: {}
+- name: deny-only-scripts
+  match: {namespaces: [deny-scripts]}
+  commands: {shellScripts: match, deny: [{command: rm}]}
+- name: builtin-allowed
+  match: {namespaces: [builtins]}
+  commands: {shellScripts: match, allow: [{command: echo}, {command: ls}]}
 `)
 	pci := map[string]string{"pci": "true"}
 	exec := func(ns string, labels map[string]string, argv ...string) Session {
@@ -127,6 +133,20 @@ func TestDecide(t *testing.T) {
 		{"script newline", exec("scripts", nil, "sh", "-c", "ls\nrm x"), "scripts", "cannot tell"},
 		{"not a shell", exec("scripts", nil, "python3", "-c", "ls"), "scripts", `does not allow the command ["python3" "-c" "ls"]`},
 		{"empty script", exec("scripts", nil, "sh", "-c", " "), "scripts", "the session names none"},
+		{"deny list: a plain script", exec("deny-scripts", nil, "sh", "-c", "ls -l"), "deny-only-scripts", ""},
+		{"deny list: a denied script", exec("deny-scripts", nil, "sh", "-c", "rm -rf /"), "deny-only-scripts", `denies the command ["rm" "-rf" "/"]`},
+		{"deny list: eval", exec("deny-scripts", nil, "sh", "-c", "eval rm -rf /"), "deny-only-scripts",
+			`the shell runs "eval" itself (a reserved word or builtin), not as the program the lists match: only an allow entry naming "eval" lets it run`},
+		{"deny list: command", exec("deny-scripts", nil, "bash", "-c", "command rm -rf /"), "deny-only-scripts", `the shell runs "command" itself`},
+		{"deny list: exec", exec("deny-scripts", nil, "dash", "-c", "exec rm -rf /"), "deny-only-scripts", `the shell runs "exec" itself`},
+		{"deny list: trap", exec("deny-scripts", nil, "sh", "-c", "trap rm EXIT"), "deny-only-scripts", `the shell runs "trap" itself`},
+		{"deny list: source", exec("deny-scripts", nil, "sh", "-c", ". /tmp/x"), "deny-only-scripts", `the shell runs "." itself`},
+		{"deny list: a keyword", exec("deny-scripts", nil, "bash", "-c", "time rm -rf /"), "deny-only-scripts", `the shell runs "time" itself`},
+		{"deny list: the script an option", exec("deny-scripts", nil, "sh", "-c", "-x", "rm -rf /"), "deny-only-scripts", `cannot tell what "-x" runs`},
+		{"deny list: a blank before the option", exec("deny-scripts", nil, "sh", "-c", " -x"), "deny-only-scripts", ""},
+		{"deny list: zsh's =NAME", exec("deny-scripts", nil, "zsh", "-c", "ls =rm"), "deny-only-scripts", "cannot tell"},
+		{"a builtin the allow list names", exec("builtins", nil, "sh", "-c", "echo hi"), "builtin-allowed", ""},
+		{"a builtin it does not name", exec("builtins", nil, "sh", "-c", "command ls"), "builtin-allowed", `the shell runs "command" itself`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
