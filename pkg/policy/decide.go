@@ -91,6 +91,10 @@ func (r *rule) refusal(s Session) string {
 	if r.Commands.TTY == Deny && s.TTY {
 		return fmt.Sprintf("allows no terminal: run %s without a TTY (no -t/--tty)", s.Kind)
 	}
+	if s.Kind == session.KindAttach && s.Stdin && len(r.allow) > 0 {
+		return "allows listed commands only, and attach's input goes to the container's own command, which no list " +
+			"matched: attach without stdin (no -i/--stdin)"
+	}
 	if s.Kind != session.KindExec {
 		return ""
 	}

@@ -88,6 +88,9 @@ func TestDecide(t *testing.T) {
 - name: builtin-allowed
   match: {namespaces: [builtins]}
   commands: {shellScripts: match, allow: [{command: echo}, {command: ls}]}
+- name: allow-list
+  match: {namespaces: [listed]}
+  commands: {allow: [{command: ls}]}
 `)
 	pci := map[string]string{"pci": "true"}
 	exec := func(ns string, labels map[string]string, argv ...string) Session {
@@ -147,6 +150,9 @@ func TestDecide(t *testing.T) {
 		{"deny list: zsh's =NAME", exec("deny-scripts", nil, "zsh", "-c", "ls =rm"), "deny-only-scripts", "cannot tell"},
 		{"a builtin the allow list names", exec("builtins", nil, "sh", "-c", "echo hi"), "builtin-allowed", ""},
 		{"a builtin it does not name", exec("builtins", nil, "sh", "-c", "command ls"), "builtin-allowed", `the shell runs "command" itself`},
+		{"allow list: attach with stdin", Session{Kind: session.KindAttach, Namespace: "listed", Stdin: true}, "allow-list",
+			"allows listed commands only, and attach's input goes to the container's own command"},
+		{"allow list: attach without stdin", Session{Kind: session.KindAttach, Namespace: "listed", TTY: true}, "allow-list", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
