@@ -40,6 +40,9 @@ func NewRequest(kind Kind, namespace, name string, opts runtime.Object) (Request
 	switch o := opts.(type) {
 	case *corev1.PodExecOptions:
 		req.Exec = o
+		if err := validateCommand(o.Command); err != nil {
+			return req, err
+		}
 		return req, validateStreams(kind, o.Stdin, o.Stdout, o.Stderr, len(o.Command) == 0)
 	case *corev1.PodAttachOptions:
 		req.Attach = o

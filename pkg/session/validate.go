@@ -22,6 +22,18 @@ func validateStreams(kind Kind, stdin, stdout, stderr, noCommand bool) error {
 	return nil
 }
 
+// validateCommand refuses a command element holding a NUL, which a query parameter (%00) can carry
+// and an argv cannot: execve ends the argument there (a runtime written in C cuts it, runc fails),
+// so what would run is not the command the session policy matched and the records keep.
+func validateCommand(command []string) error {
+	for i, c := range command {
+		if strings.ContainsRune(c, 0) {
+			return apierrors.NewBadRequest(fmt.Sprintf("command element %d (%q) holds a NUL, which no argument can", i, c))
+		}
+	}
+	return nil
+}
+
 // validateNames refuses a namespace or pod name no object can have (such as "..", or one with a
 // space or a ';' that a path's spelling smuggled in): it is a 400 naming it, not a lookup.
 func validateNames(namespace, pod string) error {

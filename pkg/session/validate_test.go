@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 )
 
@@ -36,6 +37,33 @@ func TestJustification(t *testing.T) {
 			}
 			if !apierrors.IsBadRequest(err) || !strings.Contains(err.Error(), tc.wantErr) || got != "" {
 				t.Errorf("got %q %v, want a 400 with %q", got, err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestCommandWithNUL(t *testing.T) {
+	cases := []struct {
+		name    string
+		command []string
+		wantErr string // empty: taken
+	}{
+		{"plain", []string{"cat", "/var/log/a.log"}, ""},
+		{"empty elements", []string{"ls", "", ""}, ""},
+		{"NUL in an argument", []string{"cat", "/etc/shadow\x00.log"}, `command element 1 ("/etc/shadow\x00.log") holds a NUL`},
+		{"NUL in argv[0]", []string{"rm\x00", "-rf"}, "command element 0"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := NewRequest(KindExec, "ns", "pod", &corev1.PodExecOptions{Stdout: true, Command: tc.command})
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Errorf("got %v", err)
+				}
+				return
+			}
+			if !apierrors.IsBadRequest(err) || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("got %v, want a 400 with %q", err, tc.wantErr)
 			}
 		})
 	}
