@@ -145,6 +145,7 @@ func TestDecide(t *testing.T) {
 		{"deny list: trap", exec("deny-scripts", nil, "sh", "-c", "trap rm EXIT"), "deny-only-scripts", `the shell runs "trap" itself`},
 		{"deny list: source", exec("deny-scripts", nil, "sh", "-c", ". /tmp/x"), "deny-only-scripts", `the shell runs "." itself`},
 		{"deny list: a keyword", exec("deny-scripts", nil, "bash", "-c", "time rm -rf /"), "deny-only-scripts", `the shell runs "time" itself`},
+		{"deny list: a job", exec("deny-scripts", nil, "bash", "-c", "%1"), "deny-only-scripts", `the shell runs "%1" itself`},
 		{"deny list: the script an option", exec("deny-scripts", nil, "sh", "-c", "-x", "rm -rf /"), "deny-only-scripts", `cannot tell what "-x" runs`},
 		{"deny list: a blank before the option", exec("deny-scripts", nil, "sh", "-c", " -x"), "deny-only-scripts", ""},
 		{"deny list: zsh's =NAME", exec("deny-scripts", nil, "zsh", "-c", "ls =rm"), "deny-only-scripts", "cannot tell"},

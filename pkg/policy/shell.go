@@ -47,10 +47,11 @@ func plainWords(script string) ([]string, bool) {
 // time, coproc, nohup in ksh), read a file as a script (., source), run a command later (trap),
 // load code (enable -f), run a callback (mapfile -C, compgen -C), write a file (history -w). So
 // such a script runs only when an allow entry names the word, and a deny list cannot hold it.
-// The words are the union over the shells ShellScriptsMatch reads: sh may be any of them.
+// The words are the union over the shells ShellScriptsMatch reads: sh may be any of them. A
+// word starting with % is a job (bash runs `%1` as `fg %1`).
 func shellOwn(word string) bool {
 	_, ok := shellWords[word]
-	return ok
+	return ok || strings.HasPrefix(word, "%")
 }
 
 var shellWords = func() map[string]struct{} {
