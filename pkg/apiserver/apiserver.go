@@ -58,7 +58,7 @@ func (c CompletedConfig) New() (*ExecProxy, error) {
 
 	// Readiness waits for this hook: sessions need the pod and node caches.
 	s.AddPostStartHookOrDie("exec-proxy-informers", func(hc genericapiserver.PostStartHookContext) error {
-		for _, factory := range []informers.SharedInformerFactory{c.informers, c.peerInformers} {
+		for _, factory := range []informers.SharedInformerFactory{c.informers, c.peerInformers, c.admissionInformers} {
 			if factory == nil {
 				continue
 			}

@@ -12,6 +12,7 @@ import (
 	openapinamer "k8s.io/apiserver/pkg/endpoints/openapi"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	genericfilters "k8s.io/apiserver/pkg/server/filters"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	openapicommon "k8s.io/kube-openapi/pkg/common"
@@ -25,6 +26,7 @@ import (
 	"github.com/exec-proxy/exec-proxy/pkg/proxy"
 	"github.com/exec-proxy/exec-proxy/pkg/recording"
 	"github.com/exec-proxy/exec-proxy/pkg/session"
+	"github.com/exec-proxy/exec-proxy/pkg/sessionadmission"
 	"github.com/exec-proxy/exec-proxy/pkg/sessionaudit"
 )
 
@@ -42,6 +44,9 @@ type Config struct {
 	Recording recording.Config
 	// Policy is the session policy; nil: none.
 	Policy *policy.Source
+	// Admission reads the cluster's admission policies' params; nil: sessions and exec-proxy's own
+	// API go through no admission (--admission=none).
+	Admission dynamic.Interface
 	// Replica names this exec-proxy in execsessions.
 	Replica string
 	// Peers finds the other replicas; nil when this one answers for itself only.
@@ -70,6 +75,7 @@ type completedConfig struct {
 	peers               *peers.Peers // nil: none
 	announcer           *peers.Announcer
 	peerInformers       informers.SharedInformerFactory
+	admissionInformers  informers.SharedInformerFactory // nil: no admission
 }
 
 // CompletedConfig can only be made by Complete.
@@ -98,6 +104,17 @@ func (c *Config) Complete() (CompletedConfig, error) {
 	identity := &peers.Identity{Reviews: c.Client.AuthenticationV1().SelfSubjectReviews()}
 
 	g := c.Generic
+	var admissionInformers informers.SharedInformerFactory
+	if c.Admission != nil {
+		admissionInformers = informers.NewSharedInformerFactoryWithOptions(c.Client, 0, sessionadmission.InformerOptions())
+		chain, err := sessionadmission.NewChain(g, admissionInformers, c.Client, c.Admission, g.FeatureGate)
+		if err != nil {
+			return CompletedConfig{}, err
+		}
+		if proxier.Admission, err = sessionadmission.New(chain); err != nil {
+			return CompletedConfig{}, err
+		}
+	}
 	configureChain(g, c.Audit, func(apiHandler http.Handler) http.Handler {
 		return route.Wrap(peers.WithRequests(apiHandler, identity))
 	})
@@ -113,6 +130,7 @@ func (c *Config) Complete() (CompletedConfig, error) {
 		peers:               peerSet,
 		announcer:           announcer,
 		peerInformers:       peerInformers,
+		admissionInformers:  admissionInformers,
 	}}, nil
 }
 

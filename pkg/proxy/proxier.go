@@ -27,6 +27,7 @@ import (
 	"github.com/exec-proxy/exec-proxy/pkg/proxy/kubeletconn"
 	"github.com/exec-proxy/exec-proxy/pkg/recording"
 	"github.com/exec-proxy/exec-proxy/pkg/session"
+	"github.com/exec-proxy/exec-proxy/pkg/sessionadmission"
 	"github.com/exec-proxy/exec-proxy/pkg/sessionaudit"
 )
 
@@ -52,6 +53,8 @@ type Proxier struct {
 	Recording recording.Config
 	// Policy is the session policy in force; nil: none, the flags decide.
 	Policy *policy.Source
+	// Admission runs the cluster's admission for each session; nil: none.
+	Admission *sessionadmission.Admitter
 }
 
 // New returns a Proxier; Run must be called for timeouts to apply.
@@ -96,7 +99,8 @@ func (p *Proxier) Sessions() []*Session { return p.sessions.snapshot() }
 
 // Handler opens a session and returns its handler, or a Status error the caller writes. A
 // session's life is four steps, each a function here or in lifecycle.go, in this order:
-//   - open (Handler): the audit attempt, the pod's kubelet, the session policy, the limits;
+//   - open (Handler): the audit attempt, the cluster's admission, the pod's kubelet, the session
+//     policy, the limits;
 //   - serve (serve, prepare): the kubelet dialed and verified on the request's goroutine, then the
 //     upgrade-aware proxy or the translator on the session's own (runDetached);
 //   - start (startStep.started): as the kubelet's 101 reaches the client connection, which hands it
@@ -106,6 +110,11 @@ func (p *Proxier) Handler(ctx context.Context, r session.Request) (http.Handler,
 	// With auditing on, no session starts without its attempt: it holds the session's records.
 	attempt, err := p.Audit.Attempt(ctx, string(r.Kind), r.Namespace, r.Pod)
 	if err != nil {
+		sessionsTotal.WithLabelValues(string(r.Kind), "refused").Inc()
+		return nil, err
+	}
+	// kube-apiserver runs admission before it reads the pod: so does exec-proxy.
+	if err := p.admission(ctx, r, attempt); err != nil {
 		sessionsTotal.WithLabelValues(string(r.Kind), "refused").Inc()
 		return nil, err
 	}
@@ -144,6 +153,19 @@ func (p *Proxier) Handler(ctx context.Context, r session.Request) (http.Handler,
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		p.serve(w, req, s, r, target, func() { p.sessions.remove(s); release() })
 	}), nil
+}
+
+// admission runs the cluster's admission for r and keeps what it said in the audit record.
+func (p *Proxier) admission(ctx context.Context, r session.Request, attempt *sessionaudit.Attempt) error {
+	if p.Admission == nil {
+		return nil
+	}
+	u, _ := genericapirequest.UserFrom(ctx)
+	res, err := p.Admission.Validate(ctx, r, u)
+	if len(res.Annotations) > 0 || len(res.Warnings) > 0 {
+		attempt.Update(func(rec *sessionaudit.Record) { rec.Admission, rec.AdmissionWarnings = res.Annotations, res.Warnings })
+	}
+	return err
 }
 
 // sessionContext is the context a session runs in: it outlives the request's handler (serve), so it

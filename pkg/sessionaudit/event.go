@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -42,11 +43,15 @@ const (
 	// AnnotationJustification is the reason the user gave (AnnotationReason is why a session ended).
 	AnnotationJustification = prefix + "justification"
 	AnnotationPolicyRule    = prefix + "policy-rule"
-	recordStart             = "start"
-	recordEnd               = "end"
-	recordRefused           = "refused"
-	timeFormat              = time.RFC3339Nano
-	subresourceAPIVersion   = "v1"
+	// AnnotationAdmissionWarnings is a JSON array of the admission plugins' warnings; the plugins'
+	// own annotations (validation.policy.admission.k8s.io/..., validating.webhook.admission.k8s.io/...)
+	// are kept under their keys, as in kube-apiserver's audit.
+	AnnotationAdmissionWarnings = prefix + "admission-warnings"
+	recordStart                 = "start"
+	recordEnd                   = "end"
+	recordRefused               = "refused"
+	timeFormat                  = time.RFC3339Nano
+	subresourceAPIVersion       = "v1"
 )
 
 // kubectl's Kubectl-Command and Kubectl-Session headers (KEP-859), as the client sent them.
@@ -109,6 +114,15 @@ func annotations(kind string, r Record) map[string]string {
 	set(AnnotationProtocol, r.Protocol)
 	set(AnnotationJustification, r.Justification)
 	set(AnnotationPolicyRule, r.PolicyRule)
+	for k, v := range r.Admission {
+		if !strings.HasPrefix(k, prefix) { // the plugins' keys cannot overwrite the record's own
+			a[k] = v
+		}
+	}
+	if r.AdmissionWarnings != nil {
+		w, _ := json.Marshal(r.AdmissionWarnings)
+		a[AnnotationAdmissionWarnings] = string(w)
+	}
 	if r.Command != nil {
 		cmd, _ := json.Marshal(r.Command)
 		a[AnnotationCommand] = string(cmd)

@@ -16,7 +16,18 @@ import (
 type Record struct {
 	Requester
 	Target
+	Rules
 	Outcome
+}
+
+// Rules is what the cluster's admission and exec-proxy's session policy said of the attempt.
+type Rules struct {
+	// Admission is the audit annotations the cluster's admission plugins added (which policy or
+	// webhook decided, and how), under their own keys; AdmissionWarnings are their warnings.
+	Admission         map[string]string
+	AdmissionWarnings []string
+	// PolicyRule is the session policy rule the attempt fell under; it decided a refusal.
+	PolicyRule string
 }
 
 // Requester is who asked for the session, and through what.
@@ -60,8 +71,6 @@ type Outcome struct {
 	RecordingDropped  int64  // events the recording dropped rather than slow the session
 	RecordingError    string // why the recording is incomplete, if it is
 	Reason            string
-	// PolicyRule is the session policy rule the session fell under; it decided a refusal.
-	PolicyRule string
 
 	// Code and Message say why an attempt was refused.
 	Code    int32

@@ -300,7 +300,7 @@ func TestPolicyAnnotations(t *testing.T) {
 		for _, kind := range []string{recordStart, recordEnd, recordRefused} {
 			t.Run(tc.name+"/"+kind, func(t *testing.T) {
 				rec := Record{Requester: Requester{SessionID: "s", Justification: tc.justification}, Target: Target{Kind: "exec"},
-					Outcome: Outcome{PolicyRule: tc.rule, Code: 403}}
+					Rules: Rules{PolicyRule: tc.rule}, Outcome: Outcome{Code: 403}}
 				a := event(kind, rec).Annotations
 				for k, want := range map[string]string{AnnotationPolicyRule: tc.rule, AnnotationJustification: tc.justification} {
 					if got, ok := a[k]; got != want || ok != (want != "") {

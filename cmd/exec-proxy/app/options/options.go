@@ -10,6 +10,7 @@ import (
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	genericoptions "k8s.io/apiserver/pkg/server/options"
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -35,6 +36,7 @@ type Options struct {
 	Limits         *LimitOptions
 	Audit          *AuditOptions
 	Policy         *PolicyOptions
+	Admission      *AdmissionOptions
 	Peers          *PeerOptions
 	Debugging      *DebuggingOptions
 
@@ -53,6 +55,7 @@ func NewOptions() *Options {
 		Limits:              NewLimitOptions(),
 		Audit:               NewAuditOptions(),
 		Policy:              NewPolicyOptions(),
+		Admission:           NewAdmissionOptions(),
 		Peers:               NewPeerOptions(),
 		Debugging:           &DebuggingOptions{},
 		ShutdownGracePeriod: 30 * time.Second,
@@ -72,6 +75,7 @@ func (o *Options) Flags() cliflag.NamedFlagSets {
 	o.Limits.AddFlags(fss.FlagSet("session limits"))
 	o.Audit.AddFlags(fss.FlagSet("session audit"))
 	o.Policy.AddFlags(fss.FlagSet("session policy"))
+	o.Admission.AddFlags(fss.FlagSet("admission"))
 	o.Peers.AddFlags(fss.FlagSet("replicas"))
 	logsapi.AddFlags(o.Logs, fss.FlagSet("logging"))
 	o.Debugging.AddFlags(fss.FlagSet("debugging"))
@@ -108,6 +112,7 @@ func (o *Options) Validate() error {
 	errs = append(errs, o.Limits.Validate()...)
 	errs = append(errs, o.Audit.Validate()...)
 	errs = append(errs, o.Policy.Validate(o.Audit.Recording.Dir)...)
+	errs = append(errs, o.Admission.Validate()...)
 	errs = append(errs, o.Peers.Validate()...)
 	if o.ShutdownGracePeriod < 0 {
 		errs = append(errs, fmt.Errorf("--shutdown-grace-period must not be negative"))
@@ -130,6 +135,13 @@ func (o *Options) ServerConfig() (*apiserver.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
+	var dynamicClient dynamic.Interface
+	if o.Admission.Mode == AdmissionCluster {
+		// The admission policies' params are any kind of object.
+		if dynamicClient, err = dynamic.NewForConfig(restConfig); err != nil {
+			return nil, fmt.Errorf("dynamic client: %w", err)
+		}
+	}
 	generic := genericapiserver.NewConfig(api.Codecs)
 	if err := o.SecureServing.ApplyTo(&generic.SecureServing, &generic.LoopbackClientConfig); err != nil {
 		return nil, fmt.Errorf("secure serving: %w", err)
@@ -145,8 +157,8 @@ func (o *Options) ServerConfig() (*apiserver.Config, error) {
 	// exec-proxy serves the core API's shapes, so it reports the Kubernetes version it was built against.
 	generic.EffectiveVersion = basecompatibility.NewEffectiveVersionFromString(baseversion.DefaultKubeBinaryVersion, "", "")
 	generic.FeatureGate = utilfeature.DefaultFeatureGate
-	// exec-proxy stores nothing and serves no OpenAPI; it has no admission either (the session policy
-	// is its own).
+	// exec-proxy stores nothing and serves no OpenAPI. Its admission (--admission) is built with
+	// its informers (apiserver.Config.Complete).
 	generic.EnableIndex = false
 	o.Debugging.ApplyTo(generic)
 	auditor, err := o.Audit.Auditor()
@@ -167,6 +179,7 @@ func (o *Options) ServerConfig() (*apiserver.Config, error) {
 		Audit:                 auditor,
 		Recording:             o.Audit.RecordingConfig(),
 		Policy:                policy,
+		Admission:             dynamicClient,
 		Generic:               generic,
 		Client:                client,
 		Kubelet:               o.Kubelet.TransportConfig(),

@@ -1,0 +1,33 @@
+package options
+
+import (
+	"fmt"
+
+	"github.com/spf13/pflag"
+)
+
+// Admission modes.
+const (
+	AdmissionCluster = "cluster"
+	AdmissionNone    = "none"
+)
+
+// AdmissionOptions say whether sessions go through the cluster's own admission.
+type AdmissionOptions struct {
+	Mode string
+}
+
+func NewAdmissionOptions() *AdmissionOptions { return &AdmissionOptions{Mode: AdmissionCluster} }
+
+func (o *AdmissionOptions) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.Mode, "admission", o.Mode,
+		"cluster: run the cluster's ValidatingAdmissionPolicies and validating webhooks for every session (CONNECT pods/exec, attach, portforward), "+
+			"as kube-apiserver runs them on its own exec path, and for exec-proxy's own API; none: run no admission.")
+}
+
+func (o *AdmissionOptions) Validate() []error {
+	if o.Mode != AdmissionCluster && o.Mode != AdmissionNone {
+		return []error{fmt.Errorf("--admission must be %s or %s, not %q", AdmissionCluster, AdmissionNone, o.Mode)}
+	}
+	return nil
+}
