@@ -162,8 +162,10 @@ func (p *Proxier) admission(ctx context.Context, r session.Request, attempt *ses
 	}
 	u, _ := genericapirequest.UserFrom(ctx)
 	res, err := p.Admission.Validate(ctx, r, u)
-	if len(res.Annotations) > 0 || len(res.Warnings) > 0 {
-		attempt.Update(func(rec *sessionaudit.Record) { rec.Admission, rec.AdmissionWarnings = res.Annotations, res.Warnings })
+	if len(res.Annotations) > 0 || len(res.Warnings) > 0 || res.DeniedBy != "" {
+		attempt.Update(func(rec *sessionaudit.Record) {
+			rec.Admission, rec.AdmissionWarnings, rec.AdmissionDeniedBy = res.Annotations, res.Warnings, res.DeniedBy
+		})
 	}
 	return err
 }

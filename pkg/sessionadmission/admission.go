@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"regexp"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
@@ -45,10 +46,11 @@ func New(chain admission.Interface) (*Admitter, error) {
 }
 
 // Result is what admission said of an allowed or denied session: the audit annotations the
-// plugins added (which policy or webhook decided, and how) and their warnings.
+// plugins added, their warnings, and for a denial the policy or webhook that denied it.
 type Result struct {
 	Annotations map[string]string
 	Warnings    []string
+	DeniedBy    string
 }
 
 // Validate runs admission for r by u, as kube-apiserver's connect handler does. A denial is the
@@ -67,10 +69,41 @@ func (a *Admitter) Validate(ctx context.Context, r session.Request, u user.Info)
 		err = a.chain.Validate(warning.WithWarningRecorder(ctx, warnings), attrs, a.objects)
 	}
 	res := Result{Annotations: attrs.annotationsSnapshot(), Warnings: warnings.snapshot()}
+	if err != nil {
+		res.DeniedBy = deniedBy(err)
+	}
 	for _, w := range res.Warnings {
 		warning.AddWarning(ctx, "", w)
 	}
 	return res, err
+}
+
+// The plugins name who denied only in their messages (kube-apiserver's audit has no more): these
+// are k8s.io/apiserver's spellings (policy/validating/dispatcher.go, webhook/errors).
+var (
+	policyDenial  = regexp.MustCompile(`ValidatingAdmissionPolicy '([^']*)'(?: with binding '([^']*)')? denied request`)
+	webhookDenial = regexp.MustCompile(`admission webhook "([^"]*)" denied the request`)
+	webhookFailed = regexp.MustCompile(`failed calling webhook "([^"]*)"`)
+)
+
+// deniedBy names the policy or webhook a denial came from: "ValidatingAdmissionPolicy/NAME"
+// (with "/BINDING" when bound), "ValidatingAdmissionWebhook/NAME", or "admission" when the
+// message names none.
+func deniedBy(err error) string {
+	msg := err.Error()
+	if m := policyDenial.FindStringSubmatch(msg); m != nil {
+		if m[2] != "" {
+			return "ValidatingAdmissionPolicy/" + m[1] + "/" + m[2]
+		}
+		return "ValidatingAdmissionPolicy/" + m[1]
+	}
+	if m := webhookDenial.FindStringSubmatch(msg); m != nil {
+		return "ValidatingAdmissionWebhook/" + m[1]
+	}
+	if m := webhookFailed.FindStringSubmatch(msg); m != nil {
+		return "ValidatingAdmissionWebhook/" + m[1] + " (not reached; failurePolicy Fail)"
+	}
+	return "admission"
 }
 
 // options is the object kube-apiserver's connect handler decodes from the query, and its kind.

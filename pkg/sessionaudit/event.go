@@ -47,6 +47,7 @@ const (
 	// own annotations (validation.policy.admission.k8s.io/..., validating.webhook.admission.k8s.io/...)
 	// are kept under their keys, as in kube-apiserver's audit.
 	AnnotationAdmissionWarnings = prefix + "admission-warnings"
+	AnnotationAdmissionDeniedBy = prefix + "admission-denied-by"
 	recordStart                 = "start"
 	recordEnd                   = "end"
 	recordRefused               = "refused"
@@ -114,6 +115,7 @@ func annotations(kind string, r Record) map[string]string {
 	set(AnnotationProtocol, r.Protocol)
 	set(AnnotationJustification, r.Justification)
 	set(AnnotationPolicyRule, r.PolicyRule)
+	set(AnnotationAdmissionDeniedBy, r.AdmissionDeniedBy)
 	for k, v := range r.Admission {
 		if !strings.HasPrefix(k, prefix) { // the plugins' keys cannot overwrite the record's own
 			a[k] = v

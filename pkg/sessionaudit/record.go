@@ -26,6 +26,8 @@ type Rules struct {
 	// webhook decided, and how), under their own keys; AdmissionWarnings are their warnings.
 	Admission         map[string]string
 	AdmissionWarnings []string
+	// AdmissionDeniedBy names the policy or webhook that refused the attempt.
+	AdmissionDeniedBy string
 	// PolicyRule is the session policy rule the attempt fell under; it decided a refusal.
 	PolicyRule string
 }
