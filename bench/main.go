@@ -38,7 +38,7 @@ func main() {
 	flag.IntVar(&o.idleRuns, "idle-runs", 3, "times the idle sessions are held, each on a freshly started exec-proxy")
 	flag.Int64Var(&o.throttleBytesPerSecond, "throttle-bytes-per-sec", 16<<20, "--max-bytes-per-sec-per-session for the throttle figure")
 	flag.IntVar(&o.burst, "throttle-burst", 10, "--session-start-burst for the throttle figure")
-	parts := flag.String("parts", "throughput,throttle,idle", "which parts to measure: throughput (with setup latency, CPU and CPU profiles), throttle, idle; profiles alone")
+	parts := flag.String("parts", "throughput,admission,throttle,idle", "which parts to measure: throughput (with setup latency, CPU and CPU profiles), admission (what a ValidatingAdmissionPolicy adds to setup), throttle, idle; profiles alone")
 	flag.Parse()
 	o.parts = map[string]bool{}
 	for _, p := range strings.Split(*parts, ",") {

@@ -81,6 +81,9 @@ func writeTable(buf *bytes.Buffer, r *Results) {
 	if len(r.Throughput) > 0 || len(r.Setup) > 0 {
 		writeRates(buf, r)
 	}
+	if len(r.Admission) > 0 {
+		writeAdmission(buf, r.Admission)
+	}
 	if r.Idle.Runs > 0 {
 		writeIdle(buf, r.Idle)
 	}
@@ -109,6 +112,17 @@ func writeRates(buf *bytes.Buffer, r *Results) {
 	for _, f := range r.Failed {
 		fmt.Fprintf(buf, "Failed and run once more: %s\n", f)
 	}
+}
+
+func writeAdmission(buf *bytes.Buffer, as []AdmissionSetup) {
+	buf.WriteString("\n")
+	w := tabwriter.NewWriter(buf, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "ADMISSION exec -- true\tPROTOCOL\tNO POLICY P50/P99 ms\tONE VAP P50/P99 ms\tSESSIONS EACH\tADDED P50 ms, BATCH MEDIANS (MIN–MAX)\t")
+	for _, a := range as {
+		fmt.Fprintf(w, "exec-proxy\t%s\t%.1f / %.1f\t%.1f / %.1f\t%d\t%.2f (%.2f–%.2f)\t\n", a.Protocol, a.NoPolicy.P50, a.NoPolicy.P99,
+			a.WithPolicy.P50, a.WithPolicy.P99, a.WithPolicy.Count, a.AddedP50.Median, a.AddedP50.Min, a.AddedP50.Max)
+	}
+	w.Flush()
 }
 
 func writeIdle(buf *bytes.Buffer, i Idle) {

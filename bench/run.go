@@ -17,13 +17,14 @@ import (
 
 // Results are every figure of one run.
 type Results struct {
-	Machine    string       `json:"machine"`
-	Date       string       `json:"date"`
-	Options    OptionsJSON  `json:"options"`
-	Throughput []Throughput `json:"throughput"`
-	Setup      []Setup      `json:"setup"`
-	Idle       Idle         `json:"idle"`
-	Throttle   Throttle     `json:"throttle"`
+	Machine    string           `json:"machine"`
+	Date       string           `json:"date"`
+	Options    OptionsJSON      `json:"options"`
+	Throughput []Throughput     `json:"throughput"`
+	Setup      []Setup          `json:"setup"`
+	Idle       Idle             `json:"idle"`
+	Throttle   Throttle         `json:"throttle"`
+	Admission  []AdmissionSetup `json:"admission,omitempty"`
 	// Failed lists the transfers that failed and were run once more.
 	Failed []string `json:"failedTransfers,omitempty"`
 }
@@ -116,6 +117,14 @@ func run(ctx context.Context, o options) (*Results, error) {
 		cpuProfiles(ctx, o, paths[2], admin)
 	}
 
+	if o.parts["admission"] {
+		if err := restartExecProxy(ctx, o.cluster, paths[2], steps[0].flags); err != nil {
+			return nil, err
+		}
+		if res.Admission, err = admissionRuns(ctx, o, paths[2]); err != nil {
+			return nil, err
+		}
+	}
 	if o.parts["throttle"] {
 		if res.Throttle, err = throttle(ctx, o, paths[2]); err != nil {
 			return nil, err

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+)
+
+// AdmissionSetup is what one ValidatingAdmissionPolicy that matches every exec adds to a session's
+// setup through exec-proxy (exec -- true): the policy bound and removed between alternating
+// batches, the same number of sessions with and without it.
+type AdmissionSetup struct {
+	Protocol   string `json:"protocol"`
+	WithPolicy Setup  `json:"withPolicy"`
+	NoPolicy   Setup  `json:"withoutPolicy"`
+	// AddedP50 is, over the batches, batch median with the policy minus the one without, in ms.
+	AddedP50 Stats `json:"addedP50ms"`
+}
+
+const benchPolicy = "execproxy-bench"
+
+// admissionRuns measures AdmissionSetup over each protocol through route.
+func admissionRuns(ctx context.Context, o options, route path) ([]AdmissionSetup, error) {
+	adminCfg, err := loadConfig(o.cluster, "cluster-admin")
+	if err != nil {
+		return nil, err
+	}
+	client, err := kubernetes.NewForConfig(adminCfg)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = bindPolicy(context.Background(), client, route, false) }()
+	batches := 10
+	n := max(o.sessions/batches, 5)
+	var out []AdmissionSetup
+	for _, protocol := range []string{"spdy", "websocket"} {
+		var with, without, added []float64
+		for b := 0; b < batches; b++ {
+			var medians [2]float64
+			for _, on := range turned([]bool{true, false}, b) {
+				if err := bindPolicy(ctx, client, route, on); err != nil {
+					return nil, err
+				}
+				logf("exec-proxy over %s, admission policy bound %v: exec -- true ×%d (batch %d of %d)", protocol, on, n, b+1, batches)
+				ms, err := setup(ctx, route, protocol, n)
+				if err != nil {
+					return nil, err
+				}
+				if on {
+					with, medians[0] = append(with, ms...), percentile(ms, 50)
+				} else {
+					without, medians[1] = append(without, ms...), percentile(ms, 50)
+				}
+			}
+			added = append(added, medians[0]-medians[1])
+		}
+		sort.Float64s(with)
+		sort.Float64s(without)
+		out = append(out, AdmissionSetup{Protocol: protocol,
+			WithPolicy: Setup{Path: "exec-proxy + policy", Protocol: protocol, P50: percentile(with, 50), P99: percentile(with, 99), Count: len(with)},
+			NoPolicy:   Setup{Path: "exec-proxy", Protocol: protocol, P50: percentile(without, 50), P99: percentile(without, 99), Count: len(without)},
+			AddedP50:   summarize(added)})
+	}
+	return out, nil
+}
+
+// bindPolicy creates or deletes a policy, with its binding, that checks every exec's command, and
+// waits until exec-proxy's informers have it (a command it denies is refused) or not.
+func bindPolicy(ctx context.Context, client kubernetes.Interface, route path, on bool) error {
+	api := client.AdmissionregistrationV1()
+	if on {
+		policy := &admissionregistrationv1.ValidatingAdmissionPolicy{ObjectMeta: metav1.ObjectMeta{Name: benchPolicy},
+			Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
+				MatchConstraints: &admissionregistrationv1.MatchResources{ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{
+					RuleWithOperations: admissionregistrationv1.RuleWithOperations{Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Connect},
+						Rule: admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods/exec"}}}}}},
+				Validations: []admissionregistrationv1.Validation{{Expression: "!object.command.exists(c, c == 'bench-denied')", Message: "bench-denied is denied"}}}}
+		binding := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{ObjectMeta: metav1.ObjectMeta{Name: benchPolicy},
+			Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{PolicyName: benchPolicy,
+				ValidationActions: []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny}}}
+		if _, err := api.ValidatingAdmissionPolicies().Create(ctx, policy, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("creating the bench's admission policy: %w", err)
+		}
+		if _, err := api.ValidatingAdmissionPolicyBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("creating the bench's admission policy binding: %w", err)
+		}
+	} else {
+		if err := api.ValidatingAdmissionPolicyBindings().Delete(ctx, benchPolicy, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			return err
+		}
+		if err := api.ValidatingAdmissionPolicies().Delete(ctx, benchPolicy, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			return err
+		}
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		err := route.run(ctx, "spdy", []string{"bench-denied"}, nil, io.Discard)
+		if denied := err != nil && strings.Contains(err.Error(), "bench-denied is denied"); denied == on {
+			return nil
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return fmt.Errorf("exec-proxy did not see the bench's admission policy bound=%v within a minute", on)
+}
