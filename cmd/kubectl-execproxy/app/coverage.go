@@ -146,6 +146,7 @@ type RightCoverage struct {
 	Right   string   `json:"right"`
 	Why     string   `json:"why"`
 	Status  string   `json:"status"`
+	Closed  bool     `json:"closed"` // holders are then only the break-glass group's
 	Holders []Holder `json:"holders"`
 }
 
@@ -303,7 +304,7 @@ func coverage(ctx context.Context, client kubernetes.Interface, all bool) (*Cove
 
 // holders is who holds r through bindings, and how many system subjects it leaves out.
 func holders(r right, bindings []binding, closed, all bool) (RightCoverage, int) {
-	rc := RightCoverage{Right: r.String(), Why: r.why, Status: "open", Holders: []Holder{}}
+	rc := RightCoverage{Right: r.String(), Why: r.why, Status: "open", Closed: closed, Holders: []Holder{}}
 	switch {
 	case closed:
 		rc.Status = "closed by deny-direct-exec (break-glass group members still can)"
@@ -348,6 +349,10 @@ func printCoverage(out io.Writer, c *Coverage) {
 	fmt.Fprintf(out, "deny-direct-exec: %s\n", e(c.DenyDirectExec))
 	for _, rc := range c.Rights {
 		fmt.Fprintf(out, "\n%s: %s\n  %s\n", rc.Right, rc.Status, rc.Why)
+		if len(rc.Holders) == 0 && rc.Closed {
+			fmt.Fprintln(out, "  no binding names the break-glass group")
+			continue
+		}
 		if len(rc.Holders) == 0 {
 			fmt.Fprintln(out, "  no subject holds it")
 			continue

@@ -288,6 +288,9 @@ func TestCoverage(t *testing.T) {
 				t.Errorf("%d rights, want %d", len(c.Rights), len(bypassRights))
 			}
 			for _, rc := range c.Rights {
+				if rc.Closed != (rc.Status == closed) {
+					t.Errorf("%s: closed %v, status %q", rc.Right, rc.Closed, rc.Status)
+				}
 				if want, ok := tc.wantStatus[rc.Right]; ok && rc.Status != want {
 					t.Errorf("%s: status %q, want %q", rc.Right, rc.Status, want)
 				}
@@ -356,5 +359,22 @@ func TestCoverageForbidden(t *testing.T) {
 				t.Errorf("got %v", err)
 			}
 		})
+	}
+}
+
+func TestPrintCoverageNoHolders(t *testing.T) {
+	cases := []struct {
+		closed bool
+		want   string
+	}{
+		{true, "  no binding names the break-glass group\n"},
+		{false, "  no subject holds it\n"},
+	}
+	for _, tc := range cases {
+		var out bytes.Buffer
+		printCoverage(&out, &Coverage{Rights: []RightCoverage{{Right: "create pods/exec", Closed: tc.closed}}})
+		if !strings.HasSuffix(out.String(), tc.want) || strings.Contains(out.String(), "RIGHT") {
+			t.Errorf("closed %v: %q", tc.closed, out.String())
+		}
 	}
 }
