@@ -1,0 +1,419 @@
+package app
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+	admissionv1 "k8s.io/api/admissionregistration/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+)
+
+const (
+	denyDirectExec = "execproxy-deny-direct-exec" // deploy/components/deny-direct-exec's policy and binding
+	breakGlass     = "execproxy:break-glass"
+)
+
+// right is one authorization request that runs a command or reaches a port without exec-proxy.
+type right struct {
+	verb, group, resource, subresource string
+	clusterScoped                      bool   // a RoleBinding grants nothing for it
+	operation                          string // admission's, for the request through kube-apiserver
+	unclosable                         string // why admission cannot close it, if it cannot
+	why                                string
+}
+
+func (r right) String() string {
+	s := r.verb + " " + r.resource
+	if r.subresource != "" {
+		s += "/" + r.subresource
+	}
+	if r.group != "" {
+		s += "." + r.group
+	}
+	return s
+}
+
+// named is whether the request names an object: RBAC never grants a create of a new object by
+// resourceNames, since its name is not known when it is authorized.
+func (r right) named() bool { return r.verb != "create" || r.subresource != "" }
+
+// bypassRights are the rights that get around exec-proxy, in the order they are printed.
+var bypassRights = func() []right {
+	const (
+		direct     = "kube-apiserver's own path: a session exec-proxy does not see"
+		nodeProxy  = "the kubelet's API through kube-apiserver's node proxy, or the kubelet's port directly: exec into any pod on the node, unrecorded"
+		ephemeral  = "kubectl debug: a new container in a running pod, then a native attach"
+		newPod     = "a new pod, privileged or running any command: a new shell, not one in an existing pod"
+		controller = "its controller creates pods that run any command: new pods, not existing ones"
+		proxy      = "HTTP to a pod's ports: port-forward's equivalent"
+		imperson   = "anyone's rights, the break-glass group's included"
+		// Why admission cannot close them.
+		kubeletPort = "admission cannot close the kubelet's own port"
+		authn       = "impersonation happens before admission, which sees the impersonated user"
+	)
+	rs := []right{
+		{verb: "create", resource: "pods", subresource: "exec", operation: "CONNECT", why: direct},
+		{verb: "create", resource: "pods", subresource: "attach", operation: "CONNECT", why: direct},
+		{verb: "create", resource: "pods", subresource: "portforward", operation: "CONNECT", why: direct},
+		{verb: "get", resource: "nodes", subresource: "proxy", clusterScoped: true, operation: "CONNECT", unclosable: kubeletPort, why: nodeProxy},
+		{verb: "create", resource: "nodes", subresource: "proxy", clusterScoped: true, operation: "CONNECT", unclosable: kubeletPort, why: nodeProxy},
+		{verb: "update", resource: "pods", subresource: "ephemeralcontainers", operation: "UPDATE", why: ephemeral},
+		{verb: "patch", resource: "pods", subresource: "ephemeralcontainers", operation: "UPDATE", why: ephemeral},
+		{verb: "create", resource: "pods", operation: "CREATE", why: newPod},
+	}
+	for _, gr := range [][2]string{{"apps", "deployments"}, {"apps", "daemonsets"}, {"apps", "statefulsets"},
+		{"batch", "jobs"}, {"batch", "cronjobs"}, {"apps", "replicasets"}, {"", "replicationcontrollers"}} {
+		rs = append(rs, right{verb: "create", group: gr[0], resource: gr[1], operation: "CREATE", why: controller})
+	}
+	for _, res := range []string{"pods", "services"} {
+		for _, verb := range []string{"get", "create"} {
+			rs = append(rs, right{verb: verb, resource: res, subresource: "proxy", operation: "CONNECT", why: proxy})
+		}
+	}
+	for _, res := range []string{"users", "groups", "serviceaccounts"} {
+		rs = append(rs, right{verb: "impersonate", resource: res, clusterScoped: res != "serviceaccounts", unclosable: authn, why: imperson})
+	}
+	return rs
+}()
+
+// ruleGrants is RBAC's rule match (k8s.io/kubernetes/pkg/apis/rbac/v1's VerbMatches, APIGroupMatches,
+// ResourceMatches, ResourceNameMatches) for every object of r: whether rule grants r and, if only
+// for some objects, their names. Like RBAC's, "*/exec" covers every resource's exec and "pods/*"
+// is no wildcard.
+func ruleGrants(rule rbacv1.PolicyRule, r right) (bool, []string) {
+	resource := r.resource
+	if r.subresource != "" {
+		resource += "/" + r.subresource
+	}
+	if !matches(rule.Verbs, r.verb, rbacv1.VerbAll) || !matches(rule.APIGroups, r.group, rbacv1.APIGroupAll) ||
+		!(matches(rule.Resources, resource, rbacv1.ResourceAll) ||
+			r.subresource != "" && slices.Contains(rule.Resources, "*/"+r.subresource)) {
+		return false, nil
+	}
+	if len(rule.ResourceNames) == 0 {
+		return true, nil
+	}
+	if !r.named() {
+		return false, nil
+	}
+	return true, rule.ResourceNames
+}
+
+func matches(set []string, want, all string) bool {
+	return slices.Contains(set, all) || slices.Contains(set, want)
+}
+
+// rolesGrant is whether any of rules grants r, and the names it is limited to (nil: none).
+func rolesGrant(rules []rbacv1.PolicyRule, r right) (bool, []string) {
+	var granted bool
+	var names []string
+	for _, rule := range rules {
+		ok, n := ruleGrants(rule, r)
+		if ok && n == nil {
+			return true, nil
+		}
+		if ok {
+			granted = true
+			names = append(names, n...)
+		}
+	}
+	slices.Sort(names)
+	return granted, slices.Compact(names)
+}
+
+// Holder is a subject that holds a right through one binding.
+type Holder struct {
+	Kind      string   `json:"kind"`
+	Name      string   `json:"name"`
+	Namespace string   `json:"namespace,omitempty"` // a service account's
+	Scope     string   `json:"scope"`               // "cluster", or the RoleBinding's namespace
+	Via       string   `json:"via"`
+	Names     []string `json:"resourceNames,omitempty"` // the right is limited to these objects
+}
+
+// RightCoverage is who holds one bypassing right.
+type RightCoverage struct {
+	Right   string   `json:"right"`
+	Why     string   `json:"why"`
+	Status  string   `json:"status"`
+	Closed  bool     `json:"closed"` // holders are then only the break-glass group's
+	Holders []Holder `json:"holders"`
+}
+
+// Coverage is the cluster's bypassing rights and their holders.
+type Coverage struct {
+	DenyDirectExec string          `json:"denyDirectExec"`
+	Rights         []RightCoverage `json:"rights"`
+	Hidden         int             `json:"hiddenSystemRows"` // rows of system subjects left out without --all
+}
+
+// binding is a ClusterRoleBinding or RoleBinding with its role's rules.
+type binding struct {
+	namespace, via string
+	subjects       []rbacv1.Subject
+	rules          []rbacv1.PolicyRule
+}
+
+// listFailed says which list was refused, and what the command needs.
+func listFailed(what string, err error) error {
+	if apierrors.IsForbidden(err) {
+		return fmt.Errorf("listing %s: %w (coverage needs cluster-admin-like read rights: list on clusterroles, roles, "+
+			"clusterrolebindings, rolebindings, validatingadmissionpolicies and validatingadmissionpolicybindings)", what, err)
+	}
+	return fmt.Errorf("listing %s: %w", what, err)
+}
+
+func readBindings(ctx context.Context, client kubernetes.Interface) ([]binding, error) {
+	rbac := client.RbacV1()
+	clusterRoles, err := rbac.ClusterRoles().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, listFailed("clusterroles.rbac.authorization.k8s.io", err)
+	}
+	roles, err := rbac.Roles("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, listFailed("roles.rbac.authorization.k8s.io", err)
+	}
+	crbs, err := rbac.ClusterRoleBindings().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, listFailed("clusterrolebindings.rbac.authorization.k8s.io", err)
+	}
+	rbs, err := rbac.RoleBindings("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, listFailed("rolebindings.rbac.authorization.k8s.io", err)
+	}
+	// An aggregated ClusterRole's rules are already its aggregation's result.
+	clusterRules := map[string][]rbacv1.PolicyRule{}
+	for _, r := range clusterRoles.Items {
+		clusterRules[r.Name] = r.Rules
+	}
+	roleRules := map[[2]string][]rbacv1.PolicyRule{}
+	for _, r := range roles.Items {
+		roleRules[[2]string{r.Namespace, r.Name}] = r.Rules
+	}
+	var out []binding
+	for _, b := range crbs.Items {
+		if b.RoleRef.Kind == "ClusterRole" {
+			out = append(out, binding{via: "ClusterRoleBinding/" + b.Name + " (ClusterRole/" + b.RoleRef.Name + ")",
+				subjects: b.Subjects, rules: clusterRules[b.RoleRef.Name]})
+		}
+	}
+	for _, b := range rbs.Items {
+		rules := clusterRules[b.RoleRef.Name]
+		if b.RoleRef.Kind == "Role" {
+			rules = roleRules[[2]string{b.Namespace, b.RoleRef.Name}]
+		}
+		out = append(out, binding{namespace: b.Namespace, via: "RoleBinding/" + b.Name + " (" + b.RoleRef.Kind + "/" + b.RoleRef.Name + ")",
+			subjects: b.Subjects, rules: rules})
+	}
+	return out, nil
+}
+
+// readDenyDirectExec returns deploy/components/deny-direct-exec's policy if it is installed and
+// bound to deny, and what the report says of it.
+func readDenyDirectExec(ctx context.Context, client kubernetes.Interface) (*admissionv1.ValidatingAdmissionPolicy, string, error) {
+	adm := client.AdmissionregistrationV1()
+	policies, err := adm.ValidatingAdmissionPolicies().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, "", listFailed("validatingadmissionpolicies.admissionregistration.k8s.io", err)
+	}
+	bindings, err := adm.ValidatingAdmissionPolicyBindings().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, "", listFailed("validatingadmissionpolicybindings.admissionregistration.k8s.io", err)
+	}
+	i := slices.IndexFunc(policies.Items, func(p admissionv1.ValidatingAdmissionPolicy) bool { return p.Name == denyDirectExec })
+	if i < 0 {
+		return nil, "not installed (no ValidatingAdmissionPolicy " + denyDirectExec + ")", nil
+	}
+	for _, b := range bindings.Items {
+		if b.Spec.PolicyName == denyDirectExec && slices.Contains(b.Spec.ValidationActions, admissionv1.Deny) {
+			return &policies.Items[i], "installed (ValidatingAdmissionPolicy " + denyDirectExec + " and its binding " + b.Name + ")", nil
+		}
+	}
+	return nil, "not in force (ValidatingAdmissionPolicy " + denyDirectExec + " has no binding that denies)", nil
+}
+
+// closes is whether policy's match constraints take in r's request through kube-apiserver.
+func closes(policy *admissionv1.ValidatingAdmissionPolicy, r right) bool {
+	if policy == nil || r.unclosable != "" || policy.Spec.MatchConstraints == nil {
+		return false
+	}
+	resource := r.resource
+	if r.subresource != "" {
+		resource += "/" + r.subresource
+	}
+	for _, rule := range policy.Spec.MatchConstraints.ResourceRules {
+		ops := make([]string, len(rule.Operations))
+		for i, op := range rule.Operations {
+			ops[i] = string(op)
+		}
+		if matches(ops, r.operation, "*") && matches(rule.APIGroups, r.group, "*") &&
+			(matches(rule.Resources, resource, "*/*") || r.subresource == "" && slices.Contains(rule.Resources, "*") ||
+				r.subresource != "" && slices.Contains(rule.Resources, "*/"+r.subresource) || slices.Contains(rule.Resources, r.resource+"/*")) {
+			return true
+		}
+	}
+	return false
+}
+
+// systemSubject is a Kubernetes component's subject, hidden without --all: a system: user or group
+// or a kube-system service account. system:masters and the groups of people or of service accounts
+// (system:authenticated, system:serviceaccounts:team-a) are not hidden: a right there is a gap.
+func systemSubject(s rbacv1.Subject) bool {
+	switch {
+	case s.Kind == rbacv1.ServiceAccountKind:
+		return s.Namespace == "kube-system"
+	case s.Kind == rbacv1.GroupKind && slices.Contains([]string{"system:masters", "system:authenticated",
+		"system:unauthenticated", "system:serviceaccounts"}, s.Name):
+		return false
+	case s.Kind == rbacv1.GroupKind && strings.HasPrefix(s.Name, "system:serviceaccounts:"):
+		return s.Name == "system:serviceaccounts:kube-system"
+	case s.Kind == rbacv1.UserKind && strings.HasPrefix(s.Name, "system:serviceaccount:"):
+		return strings.HasPrefix(s.Name, "system:serviceaccount:kube-system:")
+	}
+	return strings.HasPrefix(s.Name, "system:")
+}
+
+// coverage reads the cluster's RBAC and deny-direct-exec and says who holds each bypassing right.
+func coverage(ctx context.Context, client kubernetes.Interface, all bool) (*Coverage, error) {
+	bindings, err := readBindings(ctx, client)
+	if err != nil {
+		return nil, err
+	}
+	policy, state, err := readDenyDirectExec(ctx, client)
+	if err != nil {
+		return nil, err
+	}
+	c := &Coverage{DenyDirectExec: state}
+	for _, r := range bypassRights {
+		rc, hidden := holders(r, bindings, closes(policy, r), all)
+		c.Rights = append(c.Rights, rc)
+		c.Hidden += hidden
+	}
+	return c, nil
+}
+
+// holders is who holds r through bindings, and how many system subjects it leaves out.
+func holders(r right, bindings []binding, closed, all bool) (RightCoverage, int) {
+	rc := RightCoverage{Right: r.String(), Why: r.why, Status: "open", Closed: closed, Holders: []Holder{}}
+	switch {
+	case closed:
+		rc.Status = "closed by deny-direct-exec (break-glass group members still can)"
+	case r.unclosable != "":
+		rc.Status = "open (" + r.unclosable + ")"
+	}
+	hidden := 0
+	for _, b := range bindings {
+		ok, names := rolesGrant(b.rules, r)
+		if !ok || b.namespace != "" && r.clusterScoped { // a RoleBinding's namespace holds no nodes or users
+			continue
+		}
+		for _, s := range b.subjects {
+			if closed && (s.Kind != rbacv1.GroupKind || s.Name != breakGlass) {
+				continue
+			}
+			if !all && systemSubject(s) {
+				hidden++
+				continue
+			}
+			h := Holder{Kind: s.Kind, Name: s.Name, Scope: cmp.Or(b.namespace, "cluster"), Via: b.via, Names: names}
+			if s.Kind == rbacv1.ServiceAccountKind {
+				h.Namespace = cmp.Or(s.Namespace, b.namespace) // as RBAC reads it
+			}
+			rc.Holders = append(rc.Holders, h)
+		}
+	}
+	// kube-apiserver authorizes system:masters before RBAC: every right, bound or not.
+	masters := func(h Holder) bool { return h.Kind == rbacv1.GroupKind && h.Name == "system:masters" }
+	if !closed && !slices.ContainsFunc(rc.Holders, masters) {
+		rc.Holders = append(rc.Holders, Holder{Kind: rbacv1.GroupKind, Name: "system:masters", Scope: "cluster", Via: "kube-apiserver (no binding needed)"})
+	}
+	slices.SortFunc(rc.Holders, func(a, b Holder) int {
+		return cmp.Or(strings.Compare(a.Kind, b.Kind), strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Name, b.Name),
+			strings.Compare(a.Scope, b.Scope), strings.Compare(a.Via, b.Via))
+	})
+	return rc, hidden
+}
+
+func printCoverage(out io.Writer, c *Coverage) {
+	e := EscapeTerminal // every name comes from the cluster
+	fmt.Fprintf(out, "deny-direct-exec: %s\n", e(c.DenyDirectExec))
+	for _, rc := range c.Rights {
+		fmt.Fprintf(out, "\n%s: %s\n  %s\n", rc.Right, rc.Status, rc.Why)
+		if len(rc.Holders) == 0 && rc.Closed {
+			fmt.Fprintln(out, "  no binding names the break-glass group")
+			continue
+		}
+		if len(rc.Holders) == 0 {
+			fmt.Fprintln(out, "  no subject holds it")
+			continue
+		}
+		w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(w, "RIGHT\tSUBJECT KIND\tSUBJECT\tSCOPE\tVIA")
+		for _, h := range rc.Holders {
+			name := h.Name
+			if h.Kind == rbacv1.ServiceAccountKind {
+				name = h.Namespace + "/" + h.Name
+			}
+			via := h.Via
+			if h.Names != nil {
+				via += " limited to names " + strings.Join(h.Names, ", ")
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", rc.Right, e(h.Kind), e(name), e(h.Scope), e(via))
+		}
+		_ = w.Flush()
+	}
+	if c.Hidden > 0 {
+		fmt.Fprintf(out, "\n%d rows of Kubernetes' own subjects (system: users and groups, kube-system service accounts) hidden: --all shows them\n", c.Hidden)
+	}
+}
+
+func newCoverageCommand(g *globalOptions) *cobra.Command {
+	var all bool
+	var output string
+	cmd := &cobra.Command{
+		Use:   "coverage",
+		Short: "List who can get around exec-proxy: the subjects holding each bypassing right in the cluster's RBAC",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if output != "" && output != "json" {
+				return fmt.Errorf("--output %q: only json, or none for tables", output)
+			}
+			cfg, _, err := g.apiConfig()
+			if err != nil {
+				return err
+			}
+			client, err := kubernetes.NewForConfig(cfg)
+			if err != nil {
+				return fmt.Errorf("client: %w", err)
+			}
+			return runCoverage(cmd.Context(), cmd.OutOrStdout(), client, all, output)
+		},
+	}
+	cmd.Flags().BoolVar(&all, "all", false, "also Kubernetes' own subjects (system: users and groups, kube-system service accounts)")
+	cmd.Flags().StringVarP(&output, "output", "o", "", "json, or none for tables")
+	return cmd
+}
+
+func runCoverage(ctx context.Context, out io.Writer, client kubernetes.Interface, all bool, output string) error {
+	c, err := coverage(ctx, client, all)
+	if err != nil {
+		return err
+	}
+	if output == "json" {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(c)
+	}
+	printCoverage(out, c)
+	return nil
+}

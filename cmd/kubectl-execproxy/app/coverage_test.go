@@ -1,0 +1,380 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+
+	admissionv1 "k8s.io/api/admissionregistration/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/kubernetes/fake"
+	clienttesting "k8s.io/client-go/testing"
+)
+
+func bypassRight(t *testing.T, name string) right {
+	t.Helper()
+	for _, r := range bypassRights {
+		if r.String() == name {
+			return r
+		}
+	}
+	t.Fatalf("no bypassing right %q", name)
+	return right{}
+}
+
+func rule(verbs, groups, resources []string, names ...string) rbacv1.PolicyRule {
+	return rbacv1.PolicyRule{Verbs: verbs, APIGroups: groups, Resources: resources, ResourceNames: names}
+}
+
+var (
+	all  = []string{"*"}
+	core = []string{""}
+)
+
+func TestRuleGrants(t *testing.T) {
+	cases := []struct {
+		name      string
+		rule      rbacv1.PolicyRule
+		right     string
+		want      bool
+		wantNames []string
+	}{
+		{"exact", rule([]string{"create"}, core, []string{"pods/exec"}), "create pods/exec", true, nil},
+		{"verb *", rule(all, core, []string{"pods/exec"}), "create pods/exec", true, nil},
+		{"other verb", rule([]string{"get"}, core, []string{"pods/exec"}), "create pods/exec", false, nil},
+		{"verbs are case-sensitive", rule([]string{"Create"}, core, []string{"pods/exec"}), "create pods/exec", false, nil},
+		{"get nodes/proxy", rule([]string{"get"}, core, []string{"nodes/proxy"}), "get nodes/proxy", true, nil},
+		{"get is not create", rule([]string{"get"}, core, []string{"nodes/proxy"}), "create nodes/proxy", false, nil},
+		{"apiGroups *", rule([]string{"create"}, all, []string{"deployments"}), "create deployments.apps", true, nil},
+		{"core group is not apps", rule([]string{"create"}, core, []string{"deployments"}), "create deployments.apps", false, nil},
+		{"other group", rule([]string{"create"}, []string{"extensions"}, []string{"deployments"}), "create deployments.apps", false, nil},
+		{"apps is not core", rule([]string{"create"}, []string{"apps"}, []string{"pods"}), "create pods", false, nil},
+		{"resources * takes subresources", rule(all, core, all), "create pods/exec", true, nil},
+		{"*/exec", rule(all, core, []string{"*/exec"}), "create pods/exec", true, nil},
+		{"*/exec is not attach", rule(all, core, []string{"*/exec"}), "create pods/attach", false, nil},
+		{"*/proxy takes nodes and services", rule(all, core, []string{"*/proxy"}), "get nodes/proxy", true, nil},
+		{"*/exec is not pods", rule(all, core, []string{"*/exec"}), "create pods", false, nil},
+		{"a resource is not its subresources", rule(all, core, []string{"pods"}), "create pods/exec", false, nil},
+		{"pods/* is no wildcard in RBAC", rule(all, core, []string{"pods/*"}), "create pods/exec", false, nil},
+		{"subresource is not its resource", rule(all, core, []string{"pods/exec"}), "create pods", false, nil},
+		{"resourceNames limit exec", rule([]string{"create"}, core, []string{"pods/exec"}, "web-0", "db-0"), "create pods/exec", true, []string{"web-0", "db-0"}},
+		{"resourceNames never grant create", rule([]string{"create"}, core, []string{"pods"}, "web-0"), "create pods", false, nil},
+		{"resourceNames limit impersonation", rule([]string{"impersonate"}, core, []string{"groups"}, breakGlass), "impersonate groups", true, []string{breakGlass}},
+		{"impersonate users is not groups", rule([]string{"impersonate"}, core, []string{"users"}), "impersonate groups", false, nil},
+		{"non-resource URLs", rbacv1.PolicyRule{Verbs: all, NonResourceURLs: all}, "get nodes/proxy", false, nil},
+		{"empty", rbacv1.PolicyRule{}, "create pods", false, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, names := ruleGrants(tc.rule, bypassRight(t, tc.right))
+			if got != tc.want || !slices.Equal(names, tc.wantNames) {
+				t.Errorf("got %v %q, want %v %q", got, names, tc.want, tc.wantNames)
+			}
+		})
+	}
+}
+
+func TestRolesGrant(t *testing.T) {
+	exec := []string{"pods/exec"}
+	cases := []struct {
+		name      string
+		rules     []rbacv1.PolicyRule
+		want      bool
+		wantNames []string
+	}{
+		{"none", nil, false, nil},
+		{"names joined", []rbacv1.PolicyRule{rule(all, core, exec, "b", "a"), rule(all, core, exec, "a", "c")}, true, []string{"a", "b", "c"}},
+		{"any name wins", []rbacv1.PolicyRule{rule(all, core, exec, "a"), rule(all, core, exec)}, true, nil},
+		{"other rules skipped", []rbacv1.PolicyRule{rule(all, core, []string{"pods"}), rule(all, core, exec, "a")}, true, []string{"a"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, names := rolesGrant(tc.rules, bypassRight(t, "create pods/exec"))
+			if got != tc.want || !slices.Equal(names, tc.wantNames) {
+				t.Errorf("got %v %q, want %v %q", got, names, tc.want, tc.wantNames)
+			}
+		})
+	}
+}
+
+func vap(resources []string, ops ...admissionv1.OperationType) *admissionv1.ValidatingAdmissionPolicy {
+	p := &admissionv1.ValidatingAdmissionPolicy{ObjectMeta: metav1.ObjectMeta{Name: denyDirectExec}}
+	p.Spec.MatchConstraints = &admissionv1.MatchResources{ResourceRules: []admissionv1.NamedRuleWithOperations{{
+		RuleWithOperations: admissionv1.RuleWithOperations{Operations: ops, Rule: admissionv1.Rule{
+			APIGroups: core, APIVersions: []string{"v1"}, Resources: resources}}}}}
+	return p
+}
+
+func TestCloses(t *testing.T) {
+	component := vap([]string{"pods/exec", "pods/attach", "pods/portforward"}, admissionv1.Connect)
+	cases := []struct {
+		name   string
+		policy *admissionv1.ValidatingAdmissionPolicy
+		right  string
+		want   bool
+	}{
+		{"component: exec", component, "create pods/exec", true},
+		{"component: portforward", component, "create pods/portforward", true},
+		{"component: not ephemeral containers", component, "patch pods/ephemeralcontainers", false},
+		{"component: not pods/proxy", component, "get pods/proxy", false},
+		{"not installed", nil, "create pods/exec", false},
+		{"pods/* takes ephemeral containers", vap([]string{"pods/*"}, admissionv1.Update), "patch pods/ephemeralcontainers", true},
+		{"operation differs", vap([]string{"pods/*"}, admissionv1.Connect), "patch pods/ephemeralcontainers", false},
+		{"*/* and operation *", vap([]string{"*/*"}, admissionv1.OperationAll), "get services/proxy", true},
+		{"* is no subresource", vap(all, admissionv1.OperationAll), "create pods/exec", false},
+		{"* takes pods", vap(all, admissionv1.Create), "create pods", true},
+		{"never the kubelet's port", vap([]string{"*/*"}, admissionv1.OperationAll), "get nodes/proxy", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := closes(tc.policy, bypassRight(t, tc.right)); got != tc.want {
+				t.Errorf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestSystemSubject(t *testing.T) {
+	cases := []struct {
+		subject rbacv1.Subject
+		want    bool
+	}{
+		{rbacv1.Subject{Kind: "Group", Name: "system:masters"}, false},
+		{rbacv1.Subject{Kind: "Group", Name: "system:authenticated"}, false},
+		{rbacv1.Subject{Kind: "Group", Name: "system:serviceaccounts:team-a"}, false},
+		{rbacv1.Subject{Kind: "Group", Name: "system:serviceaccounts:kube-system"}, true},
+		{rbacv1.Subject{Kind: "Group", Name: "system:nodes"}, true},
+		{rbacv1.Subject{Kind: "User", Name: "system:kube-controller-manager"}, true},
+		{rbacv1.Subject{Kind: "User", Name: "system:serviceaccount:team-a:ci"}, false},
+		{rbacv1.Subject{Kind: "User", Name: "system:serviceaccount:kube-system:ci"}, true},
+		{rbacv1.Subject{Kind: "ServiceAccount", Namespace: "kube-system", Name: "replicaset-controller"}, true},
+		{rbacv1.Subject{Kind: "ServiceAccount", Namespace: "ops", Name: "system:x"}, false},
+		{rbacv1.Subject{Kind: "User", Name: "alice"}, false},
+	}
+	for _, tc := range cases {
+		if got := systemSubject(tc.subject); got != tc.want {
+			t.Errorf("%+v: got %v, want %v", tc.subject, got, tc.want)
+		}
+	}
+}
+
+// cluster is a small RBAC set; with deny, deploy/components/deny-direct-exec too.
+func cluster(deny bool) []runtime.Object {
+	meta := func(ns, name string) metav1.ObjectMeta { return metav1.ObjectMeta{Namespace: ns, Name: name} }
+	clusterRole := func(name string, rules ...rbacv1.PolicyRule) *rbacv1.ClusterRole {
+		return &rbacv1.ClusterRole{ObjectMeta: meta("", name), Rules: rules}
+	}
+	crb := func(name, role string, s rbacv1.Subject) *rbacv1.ClusterRoleBinding {
+		return &rbacv1.ClusterRoleBinding{ObjectMeta: meta("", name), Subjects: []rbacv1.Subject{s},
+			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role}}
+	}
+	rb := func(ns, name, kind, role string, s rbacv1.Subject) *rbacv1.RoleBinding {
+		return &rbacv1.RoleBinding{ObjectMeta: meta(ns, name), Subjects: []rbacv1.Subject{s},
+			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: kind, Name: role}}
+	}
+	objs := []runtime.Object{
+		clusterRole("cluster-admin", rule(all, all, all), rbacv1.PolicyRule{Verbs: all, NonResourceURLs: all}),
+		crb("cluster-admin", "cluster-admin", rbacv1.Subject{Kind: "Group", Name: "system:masters"}),
+		clusterRole("node-proxier", rule([]string{"get"}, core, []string{"nodes/proxy"})),
+		crb("alice-nodes", "node-proxier", rbacv1.Subject{Kind: "User", Name: "alice"}),
+		// A RoleBinding grants nothing on nodes, which have no namespace.
+		rb("team-a", "carol-nodes", "ClusterRole", "node-proxier", rbacv1.Subject{Kind: "User", Name: "carol"}),
+		&rbacv1.Role{ObjectMeta: meta("team-a", "exec"), Rules: []rbacv1.PolicyRule{rule([]string{"create"}, core, []string{"pods/exec"})}},
+		rb("team-a", "oncall-exec", "Role", "exec", rbacv1.Subject{Kind: "Group", Name: "team-a-oncall"}),
+		// A service account without a namespace is the RoleBinding's.
+		rb("team-a", "ci-exec", "Role", "exec", rbacv1.Subject{Kind: "ServiceAccount", Name: "ci"}),
+		&rbacv1.Role{ObjectMeta: meta("team-a", "debug"), Rules: []rbacv1.PolicyRule{
+			rule([]string{"patch"}, core, []string{"pods/ephemeralcontainers"}, "web-0")}},
+		rb("team-a", "bob-debug", "Role", "debug", rbacv1.Subject{Kind: "User", Name: "bob"}),
+		clusterRole("impersonator", rule([]string{"impersonate"}, core, []string{"users", "groups"})),
+		crb("imp", "impersonator", rbacv1.Subject{Kind: "User", Name: "imp"}),
+		clusterRole("everything", rule(all, all, all)),
+		crb("robot-everything", "everything", rbacv1.Subject{Kind: "ServiceAccount", Namespace: "ops", Name: "robot"}),
+		clusterRole("break-glass", rule([]string{"create"}, core, []string{"pods/exec", "pods/attach", "pods/portforward"})),
+		crb("break-glass", "break-glass", rbacv1.Subject{Kind: "Group", Name: breakGlass}),
+		clusterRole("system:controller:replicaset-controller", rule([]string{"create"}, core, []string{"pods"})),
+		crb("system:controller:replicaset-controller", "system:controller:replicaset-controller",
+			rbacv1.Subject{Kind: "ServiceAccount", Namespace: "kube-system", Name: "replicaset-controller"}),
+	}
+	if deny {
+		objs = append(objs, vap([]string{"pods/exec", "pods/attach", "pods/portforward"}, admissionv1.Connect),
+			&admissionv1.ValidatingAdmissionPolicyBinding{ObjectMeta: meta("", denyDirectExec), Spec: admissionv1.ValidatingAdmissionPolicyBindingSpec{
+				PolicyName: denyDirectExec, ValidationActions: []admissionv1.ValidationAction{admissionv1.Deny}}})
+	}
+	return objs
+}
+
+func TestCoverage(t *testing.T) {
+	const (
+		masters     = "Group system:masters cluster ClusterRoleBinding/cluster-admin (ClusterRole/cluster-admin)"
+		mastersAuth = "Group system:masters cluster kube-apiserver (no binding needed)"
+		robot       = "ServiceAccount ops/robot cluster ClusterRoleBinding/robot-everything (ClusterRole/everything)"
+		glass       = "Group execproxy:break-glass cluster ClusterRoleBinding/break-glass (ClusterRole/break-glass)"
+		oncall      = "Group team-a-oncall team-a RoleBinding/oncall-exec (Role/exec)"
+		ci          = "ServiceAccount team-a/ci team-a RoleBinding/ci-exec (Role/exec)"
+		alice       = "User alice cluster ClusterRoleBinding/alice-nodes (ClusterRole/node-proxier)"
+		imp         = "User imp cluster ClusterRoleBinding/imp (ClusterRole/impersonator)"
+		bob         = "User bob team-a RoleBinding/bob-debug (Role/debug) limited to names web-0"
+		rsc         = "ServiceAccount kube-system/replicaset-controller cluster ClusterRoleBinding/system:controller:replicaset-controller (ClusterRole/system:controller:replicaset-controller)"
+		closed      = "closed by deny-direct-exec (break-glass group members still can)"
+	)
+	everyone := []string{masters, robot}
+	cases := []struct {
+		name       string
+		deny, all  bool
+		unbound    bool // without the cluster-admin binding
+		wantDeny   string
+		wantStatus map[string]string
+		want       map[string][]string
+	}{
+		{"without deny-direct-exec", false, false, false, "not installed", map[string]string{"create pods/exec": "open"}, map[string][]string{
+			"create pods/exec":                append(slices.Clone(everyone), oncall, ci, glass),
+			"create pods/attach":              append(slices.Clone(everyone), glass),
+			"get nodes/proxy":                 append(slices.Clone(everyone), alice),
+			"create nodes/proxy":              everyone,
+			"patch pods/ephemeralcontainers":  append(slices.Clone(everyone), bob),
+			"update pods/ephemeralcontainers": everyone,
+			"create pods":                     everyone,
+			"impersonate users":               append(slices.Clone(everyone), imp),
+			"impersonate serviceaccounts":     everyone,
+			"create deployments.apps":         everyone,
+			"get services/proxy":              everyone,
+		}},
+		{"with deny-direct-exec", true, false, false, "installed", map[string]string{"create pods/exec": closed,
+			"get nodes/proxy": "open (admission cannot close the kubelet's own port)", "patch pods/ephemeralcontainers": "open"}, map[string][]string{
+			"create pods/exec":        {glass},
+			"create pods/portforward": {glass},
+			"get nodes/proxy":         append(slices.Clone(everyone), alice),
+			"impersonate groups":      append(slices.Clone(everyone), imp),
+		}},
+		{"system:masters needs no binding", false, false, true, "not installed", nil, map[string][]string{
+			"create pods/exec":  {mastersAuth, robot, oncall, ci, glass},
+			"get nodes/proxy":   {mastersAuth, robot, alice},
+			"impersonate users": {mastersAuth, robot, imp},
+		}},
+		{"--all", true, true, false, "installed", nil, map[string][]string{
+			"create pods/exec": {glass},
+			"create pods":      append(slices.Clone(everyone), rsc),
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			objs := cluster(tc.deny)
+			if tc.unbound {
+				objs = slices.DeleteFunc(objs, func(o runtime.Object) bool {
+					b, ok := o.(*rbacv1.ClusterRoleBinding)
+					return ok && b.Name == "cluster-admin"
+				})
+			}
+			if err := runCoverage(context.Background(), &out, fake.NewClientset(objs...), tc.all, "json"); err != nil {
+				t.Fatal(err)
+			}
+			var c Coverage
+			if err := json.Unmarshal(out.Bytes(), &c); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasPrefix(c.DenyDirectExec, tc.wantDeny) {
+				t.Errorf("deny-direct-exec %q, want %q", c.DenyDirectExec, tc.wantDeny)
+			}
+			if len(c.Rights) != len(bypassRights) {
+				t.Errorf("%d rights, want %d", len(c.Rights), len(bypassRights))
+			}
+			for _, rc := range c.Rights {
+				if rc.Closed != (rc.Status == closed) {
+					t.Errorf("%s: closed %v, status %q", rc.Right, rc.Closed, rc.Status)
+				}
+				if want, ok := tc.wantStatus[rc.Right]; ok && rc.Status != want {
+					t.Errorf("%s: status %q, want %q", rc.Right, rc.Status, want)
+				}
+				want, ok := tc.want[rc.Right]
+				if !ok {
+					continue
+				}
+				var got []string
+				for _, h := range rc.Holders {
+					name := h.Name
+					if h.Namespace != "" {
+						name = h.Namespace + "/" + name
+					}
+					row := strings.Join([]string{h.Kind, name, h.Scope, h.Via}, " ")
+					if h.Names != nil {
+						row += " limited to names " + strings.Join(h.Names, ", ")
+					}
+					got = append(got, row)
+				}
+				slices.Sort(got)
+				want = slices.Sorted(slices.Values(want))
+				if !slices.Equal(got, want) {
+					t.Errorf("%s:\n got  %q\n want %q", rc.Right, got, want)
+				}
+			}
+		})
+	}
+}
+
+func TestCoverageTable(t *testing.T) {
+	var out bytes.Buffer
+	if err := runCoverage(context.Background(), &out, fake.NewClientset(cluster(true)...), false, ""); err != nil {
+		t.Fatal(err)
+	}
+	var lines []string // each line's words, as a row is read
+	for _, line := range strings.Split(out.String(), "\n") {
+		lines = append(lines, strings.Join(strings.Fields(line), " "))
+	}
+	for _, line := range []string{
+		"deny-direct-exec: installed (ValidatingAdmissionPolicy execproxy-deny-direct-exec and its binding execproxy-deny-direct-exec)",
+		"create pods/exec: closed by deny-direct-exec (break-glass group members still can)",
+		"create pods/exec Group execproxy:break-glass cluster ClusterRoleBinding/break-glass (ClusterRole/break-glass)",
+		"patch pods/ephemeralcontainers User bob team-a RoleBinding/bob-debug (Role/debug) limited to names web-0",
+		"impersonate users: open (impersonation happens before admission, which sees the impersonated user)",
+		"1 rows of Kubernetes' own subjects (system: users and groups, kube-system service accounts) hidden: --all shows them",
+	} {
+		if !slices.Contains(lines, line) {
+			t.Errorf("no line %q in\n%s", line, out.String())
+		}
+	}
+	if testing.Verbose() {
+		t.Log("\n" + out.String())
+	}
+}
+
+func TestCoverageForbidden(t *testing.T) {
+	for _, resource := range []string{"clusterroles", "roles", "clusterrolebindings", "rolebindings", "validatingadmissionpolicies", "validatingadmissionpolicybindings"} {
+		t.Run(resource, func(t *testing.T) {
+			client := fake.NewClientset(cluster(true)...)
+			client.PrependReactor("list", resource, func(clienttesting.Action) (bool, runtime.Object, error) {
+				return true, nil, apierrors.NewForbidden(schema.GroupResource{Resource: resource}, "", nil)
+			})
+			err := runCoverage(context.Background(), &bytes.Buffer{}, client, false, "")
+			if err == nil || !strings.Contains(err.Error(), "listing "+resource+".") || !strings.Contains(err.Error(), "cluster-admin-like read rights") ||
+				!apierrors.IsForbidden(err) {
+				t.Errorf("got %v", err)
+			}
+		})
+	}
+}
+
+func TestPrintCoverageNoHolders(t *testing.T) {
+	cases := []struct {
+		closed bool
+		want   string
+	}{
+		{true, "  no binding names the break-glass group\n"},
+		{false, "  no subject holds it\n"},
+	}
+	for _, tc := range cases {
+		var out bytes.Buffer
+		printCoverage(&out, &Coverage{Rights: []RightCoverage{{Right: "create pods/exec", Closed: tc.closed}}})
+		if !strings.HasSuffix(out.String(), tc.want) || strings.Contains(out.String(), "RIGHT") {
+			t.Errorf("closed %v: %q", tc.closed, out.String())
+		}
+	}
+}
