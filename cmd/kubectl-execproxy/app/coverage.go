@@ -21,6 +21,7 @@ import (
 const (
 	denyDirectExec = "execproxy-deny-direct-exec" // deploy/components/deny-direct-exec's policy and binding
 	breakGlass     = "execproxy:break-glass"
+	directPathOnly = "execproxy.dev/direct-path-only" // sessionadmission.DirectPathOnlyLabel
 )
 
 // right is one authorization request that runs a command or reaches a port without exec-proxy.
@@ -218,9 +219,10 @@ func readBindings(ctx context.Context, client kubernetes.Interface) ([]binding, 
 	return out, nil
 }
 
-// readDenyDirectExec returns deploy/components/deny-direct-exec's policy if it is installed and
-// bound to deny, and what the report says of it.
-func readDenyDirectExec(ctx context.Context, client kubernetes.Interface) (*admissionv1.ValidatingAdmissionPolicy, string, error) {
+// readDenyDirectExec returns deploy/components/deny-direct-exec's policies that are installed and
+// bound to deny (execproxy-deny-direct-exec and the bypasses' execproxy-deny-*, each labelled
+// execproxy.dev/direct-path-only), and what the report says of them.
+func readDenyDirectExec(ctx context.Context, client kubernetes.Interface) ([]*admissionv1.ValidatingAdmissionPolicy, string, error) {
 	adm := client.AdmissionregistrationV1()
 	policies, err := adm.ValidatingAdmissionPolicies().List(ctx, metav1.ListOptions{})
 	if err != nil {
@@ -230,20 +232,35 @@ func readDenyDirectExec(ctx context.Context, client kubernetes.Interface) (*admi
 	if err != nil {
 		return nil, "", listFailed("validatingadmissionpolicybindings.admissionregistration.k8s.io", err)
 	}
-	i := slices.IndexFunc(policies.Items, func(p admissionv1.ValidatingAdmissionPolicy) bool { return p.Name == denyDirectExec })
-	if i < 0 {
-		return nil, "not installed (no ValidatingAdmissionPolicy " + denyDirectExec + ")", nil
-	}
-	for _, b := range bindings.Items {
-		if b.Spec.PolicyName == denyDirectExec && slices.Contains(b.Spec.ValidationActions, admissionv1.Deny) {
-			return &policies.Items[i], "installed (ValidatingAdmissionPolicy " + denyDirectExec + " and its binding " + b.Name + ")", nil
+	var inForce []*admissionv1.ValidatingAdmissionPolicy
+	var names []string
+	for i := range policies.Items {
+		p := &policies.Items[i]
+		if !strings.HasPrefix(p.Name, "execproxy-deny-") || (p.Name != denyDirectExec && p.Labels[directPathOnly] != "true") {
+			continue
+		}
+		for _, b := range bindings.Items {
+			if b.Spec.PolicyName == p.Name && slices.Contains(b.Spec.ValidationActions, admissionv1.Deny) {
+				inForce, names = append(inForce, p), append(names, p.Name)
+				break
+			}
 		}
 	}
-	return nil, "not in force (ValidatingAdmissionPolicy " + denyDirectExec + " has no binding that denies)", nil
+	if !slices.ContainsFunc(inForce, func(p *admissionv1.ValidatingAdmissionPolicy) bool { return p.Name == denyDirectExec }) {
+		if slices.ContainsFunc(policies.Items, func(p admissionv1.ValidatingAdmissionPolicy) bool { return p.Name == denyDirectExec }) {
+			return inForce, "not in force (ValidatingAdmissionPolicy " + denyDirectExec + " has no binding that denies)", nil
+		}
+		return inForce, "not installed (no ValidatingAdmissionPolicy " + denyDirectExec + ")", nil
+	}
+	return inForce, "installed (ValidatingAdmissionPolicies " + strings.Join(names, ", ") + ", each bound to deny)", nil
 }
 
-// closes is whether policy's match constraints take in r's request through kube-apiserver.
-func closes(policy *admissionv1.ValidatingAdmissionPolicy, r right) bool {
+// closes is whether one of policies' match constraints takes in r's request through kube-apiserver.
+func closes(policies []*admissionv1.ValidatingAdmissionPolicy, r right) bool {
+	return slices.ContainsFunc(policies, func(p *admissionv1.ValidatingAdmissionPolicy) bool { return policyCloses(p, r) })
+}
+
+func policyCloses(policy *admissionv1.ValidatingAdmissionPolicy, r right) bool {
 	if policy == nil || r.unclosable != "" || policy.Spec.MatchConstraints == nil {
 		return false
 	}
@@ -289,13 +306,13 @@ func coverage(ctx context.Context, client kubernetes.Interface, all bool) (*Cove
 	if err != nil {
 		return nil, err
 	}
-	policy, state, err := readDenyDirectExec(ctx, client)
+	policies, state, err := readDenyDirectExec(ctx, client)
 	if err != nil {
 		return nil, err
 	}
 	c := &Coverage{DenyDirectExec: state}
 	for _, r := range bypassRights {
-		rc, hidden := holders(r, bindings, closes(policy, r), all)
+		rc, hidden := holders(r, bindings, closes(policies, r), all)
 		c.Rights = append(c.Rights, rc)
 		c.Hidden += hidden
 	}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -16,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes/fake"
 	clienttesting "k8s.io/client-go/testing"
+	"sigs.k8s.io/yaml"
 )
 
 func bypassRight(t *testing.T, name string) right {
@@ -134,7 +137,7 @@ func TestCloses(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := closes(tc.policy, bypassRight(t, tc.right)); got != tc.want {
+			if got := policyCloses(tc.policy, bypassRight(t, tc.right)); got != tc.want {
 				t.Errorf("got %v, want %v", got, tc.want)
 			}
 		})
@@ -330,7 +333,7 @@ func TestCoverageTable(t *testing.T) {
 		lines = append(lines, strings.Join(strings.Fields(line), " "))
 	}
 	for _, line := range []string{
-		"deny-direct-exec: installed (ValidatingAdmissionPolicy execproxy-deny-direct-exec and its binding execproxy-deny-direct-exec)",
+		"deny-direct-exec: installed (ValidatingAdmissionPolicies execproxy-deny-direct-exec, each bound to deny)",
 		"create pods/exec: closed by deny-direct-exec (break-glass group members still can)",
 		"create pods/exec Group execproxy:break-glass cluster ClusterRoleBinding/break-glass (ClusterRole/break-glass)",
 		"patch pods/ephemeralcontainers User bob team-a RoleBinding/bob-debug (Role/debug) limited to names web-0",
@@ -376,5 +379,59 @@ func TestPrintCoverageNoHolders(t *testing.T) {
 		if !strings.HasSuffix(out.String(), tc.want) || strings.Contains(out.String(), "RIGHT") {
 			t.Errorf("closed %v: %q", tc.closed, out.String())
 		}
+	}
+}
+
+// TestCoverageOfTheComponent: with the policies deploy/components/deny-direct-exec ships, as
+// written there, the rights they close are reported closed and the rest open.
+func TestCoverageOfTheComponent(t *testing.T) {
+	objs := cluster(false)
+	files, err := filepath.Glob(filepath.Join("..", "..", "..", "deploy", "components", "deny-direct-exec", "*.yaml"))
+	if err != nil || len(files) < 2 {
+		t.Fatalf("the component's files: %v %v", files, err)
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, doc := range strings.Split(string(data), "\n---\n") {
+			var head metav1.TypeMeta
+			if err := yaml.Unmarshal([]byte(doc), &head); err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			var obj runtime.Object
+			switch head.Kind {
+			case "ValidatingAdmissionPolicy":
+				obj = &admissionv1.ValidatingAdmissionPolicy{}
+			case "ValidatingAdmissionPolicyBinding":
+				obj = &admissionv1.ValidatingAdmissionPolicyBinding{}
+			default:
+				continue
+			}
+			if err := yaml.Unmarshal([]byte(doc), obj); err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			objs = append(objs, obj)
+		}
+	}
+	c, err := coverage(context.Background(), fake.NewSimpleClientset(objs...), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := map[string]bool{"create pods/exec": true, "create pods/attach": true, "create pods/portforward": true,
+		"update pods/ephemeralcontainers": true, "patch pods/ephemeralcontainers": true,
+		"get pods/proxy": true, "create pods/proxy": true, "get services/proxy": true, "create services/proxy": true}
+	seen := 0
+	for _, r := range c.Rights {
+		if r.Closed != closed[r.Right] {
+			t.Errorf("%s: closed %v, want %v (%s)", r.Right, r.Closed, closed[r.Right], r.Status)
+		}
+		if closed[r.Right] {
+			seen++
+		}
+	}
+	if seen != len(closed) {
+		t.Errorf("%d of the %d rights the component closes are in the report", seen, len(closed))
 	}
 }
