@@ -99,7 +99,8 @@ func (c *Config) Complete() (CompletedConfig, error) {
 	}
 	proxier := proxy.New(resolver, transport, c.Limits)
 	proxier.Audit, proxier.Recording, proxier.Policy = c.Audit, c.Recording, c.Policy
-	route := &kuberoute.Handler{Pods: resolver, Objects: kuberoute.ClientObjects{Client: c.Client}, Sessions: proxier}
+	route := &kuberoute.Handler{Pods: resolver, Objects: kuberoute.ClientObjects{Client: c.Client},
+		Client: kuberoute.ClientPods{Client: c.Client}, Sessions: proxier, Audit: c.Audit}
 	peerSet, announcer, peerInformers := c.peers()
 	identity := &peers.Identity{Reviews: c.Client.AuthenticationV1().SelfSubjectReviews()}
 

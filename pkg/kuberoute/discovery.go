@@ -9,13 +9,15 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
-// groupResources are what kubectl's RESTMapper needs to resolve exec, attach and port-forward
-// targets: pods with the three subresources, and the TYPE/NAME kinds kubectl finds a pod for.
+// groupResources are what kubectl's RESTMapper needs to resolve exec, attach, port-forward and debug
+// targets: pods with the three session subresources and ephemeralcontainers, and the TYPE/NAME kinds
+// kubectl finds a pod for.
 var groupResources = map[string][]metav1.APIResource{
 	"v1": {
-		{Name: "pods", SingularName: "pod", Namespaced: true, Kind: "Pod", Verbs: metav1.Verbs{"get", "list"},
+		{Name: "pods", SingularName: "pod", Namespaced: true, Kind: "Pod", Verbs: metav1.Verbs{"get", "list", "watch"},
 			ShortNames: []string{"po"}, Categories: []string{"all"}},
 		connect("pods/attach", "PodAttachOptions"),
+		{Name: "pods/ephemeralcontainers", Namespaced: true, Kind: "Pod", Verbs: metav1.Verbs{"patch"}},
 		connect("pods/exec", "PodExecOptions"),
 		connect("pods/portforward", "PodPortForwardOptions"),
 		workload("services", "service", "Service", "svc"),

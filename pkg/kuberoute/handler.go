@@ -19,6 +19,7 @@ import (
 	"github.com/exec-proxy/exec-proxy/pkg/api"
 	"github.com/exec-proxy/exec-proxy/pkg/registry/pod"
 	"github.com/exec-proxy/exec-proxy/pkg/session"
+	"github.com/exec-proxy/exec-proxy/pkg/sessionaudit"
 )
 
 // Handler serves the route. Requests reach it authenticated and authorized by the handler chain,
@@ -27,7 +28,10 @@ import (
 type Handler struct {
 	Pods     Pods
 	Objects  Objects
+	Client   PodClient
 	Sessions pod.Handlers
+	// Audit records the ephemeral containers the route adds; nil records none.
+	Audit *sessionaudit.Auditor
 }
 
 // Wrap sends route paths to h and everything else to next.
@@ -99,7 +103,10 @@ func (h *Handler) pods(w http.ResponseWriter, req *http.Request, info *apireques
 		h.connect(w, req, kind, info.Namespace, info.Name)
 		return
 	}
+	q := req.URL.Query()
 	switch {
+	case info.Subresource == "ephemeralcontainers":
+		h.ephemeralContainers(w, req, info)
 	case info.Subresource != "":
 		session.WriteStatus(w, req, notServed(core))
 	case info.Verb == "get":
@@ -108,11 +115,13 @@ func (h *Handler) pods(w http.ResponseWriter, req *http.Request, info *apireques
 			p = p.DeepCopy()
 		}
 		h.write(w, req, corev1.SchemeGroupVersion, p, err)
-	case info.Verb == "list" && req.URL.Query().Get("labelSelector") != "":
+	case info.Verb == "list" && q.Get("labelSelector") != "":
 		h.listPods(w, req, info.Namespace)
-	case info.Verb == "watch" && req.URL.Query().Get("labelSelector") != "":
+	case info.Verb == "watch" && q.Get("labelSelector") != "":
 		// kubectl watches only when its list found no pod of a TYPE/NAME target.
-		session.WriteStatus(w, req, noPodMatches(info.Namespace, req.URL.Query().Get("labelSelector")))
+		session.WriteStatus(w, req, noPodMatches(info.Namespace, q.Get("labelSelector")))
+	case (info.Verb == "list" || info.Verb == "watch") && q.Get("fieldSelector") != "":
+		h.podByName(w, req, info)
 	case info.Verb == "list" || info.Verb == "watch":
 		session.WriteStatus(w, req, listNotServed(info.Verb))
 	default:
@@ -178,20 +187,24 @@ func writeObject(w http.ResponseWriter, req *http.Request, gv schema.GroupVersio
 }
 
 const served = "exec-proxy's kube route serves only discovery, GET of a pod, the pods/exec, pods/attach and " +
-	"pods/portforward subresources, and the reads kubectl makes to find a pod for TYPE/NAME (GET of a " +
-	"deployment, statefulset, daemonset, replicaset, job, service or replicationcontroller, and pods by labelSelector)"
+	"pods/portforward subresources, the reads kubectl makes to find a pod for TYPE/NAME (GET of a " +
+	"deployment, statefulset, daemonset, replicaset, job, service or replicationcontroller, and pods by labelSelector), " +
+	"and what kubectl debug does (PATCH of pods/ephemeralcontainers, list and watch of a pod by fieldSelector metadata.name)"
 
+// notServed has empty Details, as kube-apiserver's 404 for a subresource it does not serve: kubectl
+// debug reads a 404's Details.Name without checking for nil (and panics).
 func notServed(path string) error {
 	return &apierrors.StatusError{ErrStatus: metav1.Status{
 		Status: metav1.StatusFailure, Code: http.StatusNotFound, Reason: metav1.StatusReasonNotFound,
 		Message: fmt.Sprintf("%s is not served: %s; use the kube-apiserver directly for anything else", path, served),
+		Details: &metav1.StatusDetails{},
 	}}
 }
 
 func listNotServed(verb string) error {
 	return &apierrors.StatusError{ErrStatus: metav1.Status{
 		Status: metav1.StatusFailure, Code: http.StatusMethodNotAllowed, Reason: metav1.StatusReasonMethodNotAllowed,
-		Message: fmt.Sprintf("%s of pods without a labelSelector is not served: %s", verb, served),
+		Message: fmt.Sprintf("%s of pods without a labelSelector or a fieldSelector is not served: %s", verb, served),
 	}}
 }
 

@@ -46,6 +46,9 @@ func TestRequestInfo(t *testing.T) {
 		{"GET", api.RoutePrefix + "/api/v1/namespaces/ns/pods/p", "get", "", "pods", "", "ns", "p"},
 		{"GET", "/apis/execproxy.dev/v1alpha1/namespaces/ns/pods/p/exec", "create", "execproxy.dev", "pods", "exec", "ns", "p"},
 		{"GET", "/api/v1/namespaces/ns/pods/p/log", "get", "", "pods", "log", "ns", "p"},
+		{"PATCH", api.RoutePrefix + "/api/v1/namespaces/ns/pods/p/ephemeralcontainers", "patch", "", "pods", "ephemeralcontainers", "ns", "p"},
+		{"GET", api.RoutePrefix + "/api/v1/namespaces/ns/pods?fieldSelector=metadata.name%3Dp", "list", "", "pods", "", "ns", "p"},
+		{"GET", api.RoutePrefix + "/api/v1/namespaces/ns/pods?fieldSelector=metadata.name%3Dp&watch=true", "watch", "", "pods", "", "ns", "p"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
@@ -140,10 +143,10 @@ func TestHandler(t *testing.T) {
 		{"pods by selector, none", "GET", "/api/v1/namespaces/ns/pods?labelSelector=app%3Dnone", 200, `"items":[]`, nil},
 		{"bad selector", "GET", "/api/v1/namespaces/ns/pods?labelSelector=app%3D%3D%3D", 400, "labelSelector", nil},
 		{"pods by field", "GET", "/api/v1/namespaces/ns/pods?labelSelector=app%3Dweb&fieldSelector=spec.nodeName%3Dn", 400, "not by fieldSelector", nil},
-		{"all pods", "GET", "/api/v1/namespaces/ns/pods", 405, "list of pods without a labelSelector is not served", nil},
+		{"all pods", "GET", "/api/v1/namespaces/ns/pods", 405, "list of pods without a labelSelector or a fieldSelector is not served", nil},
 		{"pods in all namespaces", "GET", "/api/v1/pods?labelSelector=app%3Dweb", 404, "is not served", nil},
 		{"watch pods", "GET", "/api/v1/namespaces/ns/pods?labelSelector=app%3Dweb&watch=true", 404, `no pod in namespace \"ns\" matches app=web`, nil},
-		{"watch all pods", "GET", "/api/v1/namespaces/ns/pods?watch=true", 405, "watch of pods without a labelSelector", nil},
+		{"watch all pods", "GET", "/api/v1/namespaces/ns/pods?watch=true", 405, "watch of pods without a labelSelector or a fieldSelector", nil},
 		{"deployment", "GET", "/apis/apps/v1/namespaces/ns/deployments/web", 200, `"kind":"Deployment"`, nil},
 		{"deployment not found", "GET", "/apis/apps/v1/namespaces/ns/deployments/api", 404, `deployments.apps \"api\" not found`, nil},
 		{"own read refused", "GET", "/apis/apps/v1/namespaces/ns/statefulsets/db", 502, "give its ClusterRole get on statefulsets.apps", nil},

@@ -3,7 +3,10 @@ package sessionaudit
 import (
 	"context"
 	"fmt"
+	"net/http"
 
+	authnv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apiserver/pkg/audit"
 	"k8s.io/klog/v2"
@@ -98,6 +101,22 @@ func (r *Auditor) Refused(a *Attempt) {
 		return
 	}
 	r.send(recordRefused, a.Snapshot())
+}
+
+// EphemeralContainer writes the one record of an ephemeral container that the kube route asked
+// kube-apiserver to add to namespace/pod, under exec-proxy's identity, for user (kubectl debug):
+// what the container runs, and kube-apiserver's answer (code, and message when it refused).
+func (r *Auditor) EphemeralContainer(req *http.Request, user authnv1.UserInfo, namespace, pod string, c *corev1.EphemeralContainer, code int32, message string) {
+	if r == nil {
+		return
+	}
+	rec := newRecord(req, namespace, pod, "ephemeralcontainers")
+	rec.User = user
+	// Command and args as the container runs them (an empty command runs the image's entrypoint).
+	rec.Container, rec.Image, rec.Command = c.Name, c.Image, append(append([]string(nil), c.Command...), c.Args...)
+	rec.TTY, rec.Stdin = c.TTY, c.Stdin
+	rec.End, rec.Code, rec.Message = rec.Start, code, message
+	r.send(recordEphemeralContainer, rec)
 }
 
 func (r *Auditor) send(kind string, rec Record) bool {

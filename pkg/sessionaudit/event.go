@@ -15,7 +15,7 @@ import (
 // Annotation keys of the session fields.
 const (
 	prefix                = "execproxy.dev/"
-	AnnotationRecord      = prefix + "record" // start, end or refused
+	AnnotationRecord      = prefix + "record" // start, end, refused or ephemeral-container
 	AnnotationSessionID   = prefix + "session-id"
 	AnnotationAuditID     = prefix + "apiserver-audit-id"
 	AnnotationKind        = prefix + "kind"
@@ -48,11 +48,16 @@ const (
 	// are kept under their keys, as in kube-apiserver's audit.
 	AnnotationAdmissionWarnings = prefix + "admission-warnings"
 	AnnotationAdmissionDeniedBy = prefix + "admission-denied-by"
-	recordStart                 = "start"
-	recordEnd                   = "end"
-	recordRefused               = "refused"
-	timeFormat                  = time.RFC3339Nano
-	subresourceAPIVersion       = "v1"
+	// AnnotationImage is an ephemeral container's image.
+	AnnotationImage = prefix + "image"
+	recordStart     = "start"
+	recordEnd       = "end"
+	recordRefused   = "refused"
+	// recordEphemeralContainer is the one record of an ephemeral container the kube route added for
+	// a user (kubectl debug); its Kind is "ephemeralcontainers".
+	recordEphemeralContainer = "ephemeral-container"
+	timeFormat               = time.RFC3339Nano
+	subresourceAPIVersion    = "v1"
 )
 
 // kubectl's Kubectl-Command and Kubectl-Session headers (KEP-859), as the client sent them.
@@ -90,6 +95,9 @@ func event(kind string, r Record) *auditinternal.Event {
 	switch kind {
 	case recordRefused:
 		ev.ResponseStatus = &metav1.Status{Status: metav1.StatusFailure, Code: r.Code, Message: r.Message}
+	case recordEphemeralContainer:
+		ev.Verb = "patch"
+		ev.ResponseStatus = &metav1.Status{Code: r.Code, Message: r.Message}
 	default:
 		ev.ResponseStatus = &metav1.Status{Code: 101}
 	}
@@ -116,6 +124,7 @@ func annotations(kind string, r Record) map[string]string {
 	set(AnnotationJustification, r.Justification)
 	set(AnnotationPolicyRule, r.PolicyRule)
 	set(AnnotationAdmissionDeniedBy, r.AdmissionDeniedBy)
+	set(AnnotationImage, r.Image)
 	for k, v := range r.Admission {
 		if !strings.HasPrefix(k, prefix) { // the plugins' keys cannot overwrite the record's own
 			a[k] = v

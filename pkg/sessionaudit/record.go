@@ -60,6 +60,7 @@ type Target struct {
 	TTY, Stdin           bool
 	Ports                []int32
 	Protocol             string
+	Image                string // an ephemeral container's
 }
 
 // Outcome is what became of the session: its traffic and end, or why it was refused.

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	authnv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/sets"
@@ -309,5 +310,40 @@ func TestPolicyAnnotations(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+func TestEphemeralContainerRecord(t *testing.T) {
+	c := &corev1.EphemeralContainer{EphemeralContainerCommon: corev1.EphemeralContainerCommon{
+		Name: "debugger-x", Image: "busybox", Command: []string{"sh"}, Args: []string{"-c", "id"}, TTY: true, Stdin: true}}
+	cases := []struct {
+		name    string
+		code    int32
+		message string
+	}{
+		{"added", 200, ""},
+		{"refused by kube-apiserver", 403, "denied by policy"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			b := &backend{ok: true}
+			req := httptest.NewRequest("PATCH", "/apis/execproxy.dev/v1alpha1/kube/api/v1/namespaces/ns/pods/p/ephemeralcontainers", nil)
+			NewAuditor(b, FailClosed).EphemeralContainer(req, authnv1.UserInfo{Username: "alice"}, "ns", "p", c, tc.code, tc.message)
+			if len(b.events) != 1 {
+				t.Fatalf("got %d events", len(b.events))
+			}
+			ev := b.events[0]
+			want := map[string]string{AnnotationRecord: "ephemeral-container", AnnotationKind: "ephemeralcontainers", AnnotationContainer: "debugger-x",
+				AnnotationImage: "busybox", AnnotationCommand: `["sh","-c","id"]`, AnnotationTTY: "true", AnnotationStdin: "true"}
+			for k, v := range want {
+				if ev.Annotations[k] != v {
+					t.Errorf("%s: got %q, want %q", k, ev.Annotations[k], v)
+				}
+			}
+			if ev.Verb != "patch" || ev.User.Username != "alice" || ev.ObjectRef.Subresource != "ephemeralcontainers" || ev.ObjectRef.Name != "p" ||
+				ev.ResponseStatus.Code != tc.code || ev.ResponseStatus.Message != tc.message {
+				t.Errorf("got verb %s, user %s, object %+v, status %+v", ev.Verb, ev.User.Username, ev.ObjectRef, ev.ResponseStatus)
+			}
+		})
 	}
 }
