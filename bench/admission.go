@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -23,6 +24,10 @@ type AdmissionSetup struct {
 	NoPolicy   Setup  `json:"withoutPolicy"`
 	// AddedP50 is, over the batches, batch median with the policy minus the one without, in ms.
 	AddedP50 Stats `json:"addedP50ms"`
+	// ServerMs is admission's own time in exec-proxy, from its histogram: the mean per session of
+	// the allowed sessions, with the policy and without, in ms.
+	ServerMsWithPolicy float64 `json:"serverMsWithPolicy"`
+	ServerMsNoPolicy   float64 `json:"serverMsWithoutPolicy"`
 }
 
 const benchPolicy = "execproxy-bench"
@@ -43,6 +48,7 @@ func admissionRuns(ctx context.Context, o options, route path) ([]AdmissionSetup
 	var out []AdmissionSetup
 	for _, protocol := range []string{"spdy", "websocket"} {
 		var with, without, added []float64
+		var server [2]struct{ sum, count float64 } // with, without
 		for b := 0; b < batches; b++ {
 			var medians [2]float64
 			for _, on := range turned([]bool{true, false}, b) {
@@ -50,10 +56,21 @@ func admissionRuns(ctx context.Context, o options, route path) ([]AdmissionSetup
 					return nil, err
 				}
 				logf("exec-proxy over %s, admission policy bound %v: exec -- true ×%d (batch %d of %d)", protocol, on, n, b+1, batches)
+				before, err := admissionSeconds(o.cluster)
+				if err != nil {
+					return nil, err
+				}
 				ms, err := setup(ctx, route, protocol, n)
 				if err != nil {
 					return nil, err
 				}
+				after, err := admissionSeconds(o.cluster)
+				if err != nil {
+					return nil, err
+				}
+				i := btoi(!on)
+				server[i].sum += after[0] - before[0]
+				server[i].count += after[1] - before[1]
 				if on {
 					with, medians[0] = append(with, ms...), percentile(ms, 50)
 				} else {
@@ -65,9 +82,10 @@ func admissionRuns(ctx context.Context, o options, route path) ([]AdmissionSetup
 		sort.Float64s(with)
 		sort.Float64s(without)
 		out = append(out, AdmissionSetup{Protocol: protocol,
-			WithPolicy: Setup{Path: "exec-proxy + policy", Protocol: protocol, P50: percentile(with, 50), P99: percentile(with, 99), Count: len(with)},
-			NoPolicy:   Setup{Path: "exec-proxy", Protocol: protocol, P50: percentile(without, 50), P99: percentile(without, 99), Count: len(without)},
-			AddedP50:   summarize(added)})
+			WithPolicy:         Setup{Path: "exec-proxy + policy", Protocol: protocol, P50: percentile(with, 50), P99: percentile(with, 99), Count: len(with)},
+			NoPolicy:           Setup{Path: "exec-proxy", Protocol: protocol, P50: percentile(without, 50), P99: percentile(without, 99), Count: len(without)},
+			AddedP50:           summarize(added),
+			ServerMsWithPolicy: 1000 * server[0].sum / max(server[0].count, 1), ServerMsNoPolicy: 1000 * server[1].sum / max(server[1].count, 1)})
 	}
 	return out, nil
 }
@@ -109,4 +127,27 @@ func bindPolicy(ctx context.Context, client kubernetes.Interface, route path, on
 		time.Sleep(200 * time.Millisecond)
 	}
 	return fmt.Errorf("exec-proxy did not see the bench's admission policy bound=%v within a minute", on)
+}
+
+// admissionSeconds is exec-proxy's histogram of allowed sessions' admission: its sum and count.
+func admissionSeconds(cluster string) ([2]float64, error) {
+	body, err := straightGet(adminStraight(cluster), "/metrics", 10*time.Second)
+	if err != nil {
+		return [2]float64{}, err
+	}
+	var out [2]float64
+	for _, line := range strings.Split(string(body), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 2 {
+			continue
+		}
+		v, _ := strconv.ParseFloat(f[1], 64)
+		switch f[0] {
+		case `execproxy_session_admission_duration_seconds_sum{result="allowed"}`:
+			out[0] = v
+		case `execproxy_session_admission_duration_seconds_count{result="allowed"}`:
+			out[1] = v
+		}
+	}
+	return out, nil
 }

@@ -117,10 +117,10 @@ func writeRates(buf *bytes.Buffer, r *Results) {
 func writeAdmission(buf *bytes.Buffer, as []AdmissionSetup) {
 	buf.WriteString("\n")
 	w := tabwriter.NewWriter(buf, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "ADMISSION exec -- true\tPROTOCOL\tNO POLICY P50/P99 ms\tONE VAP P50/P99 ms\tSESSIONS EACH\tADDED P50 ms, BATCH MEDIANS (MIN–MAX)\t")
+	fmt.Fprintln(w, "ADMISSION exec -- true\tPROTOCOL\tNO POLICY P50/P99 ms\tONE VAP P50/P99 ms\tSESSIONS EACH\tADDED P50 ms, BATCH MEDIANS (MIN–MAX)\tIN EXEC-PROXY ms/SESSION, NO POLICY → ONE VAP\t")
 	for _, a := range as {
-		fmt.Fprintf(w, "exec-proxy\t%s\t%.1f / %.1f\t%.1f / %.1f\t%d\t%.2f (%.2f–%.2f)\t\n", a.Protocol, a.NoPolicy.P50, a.NoPolicy.P99,
-			a.WithPolicy.P50, a.WithPolicy.P99, a.WithPolicy.Count, a.AddedP50.Median, a.AddedP50.Min, a.AddedP50.Max)
+		fmt.Fprintf(w, "exec-proxy\t%s\t%.1f / %.1f\t%.1f / %.1f\t%d\t%.2f (%.2f–%.2f)\t%.3f → %.3f\t\n", a.Protocol, a.NoPolicy.P50, a.NoPolicy.P99,
+			a.WithPolicy.P50, a.WithPolicy.P99, a.WithPolicy.Count, a.AddedP50.Median, a.AddedP50.Min, a.AddedP50.Max, a.ServerMsNoPolicy, a.ServerMsWithPolicy)
 	}
 	w.Flush()
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/exec-proxy/exec-proxy/pkg/policy"
 	"github.com/exec-proxy/exec-proxy/pkg/proxy"
 	"github.com/exec-proxy/exec-proxy/pkg/registry/execsession"
+	"github.com/exec-proxy/exec-proxy/pkg/sessionadmission"
 	podregistry "github.com/exec-proxy/exec-proxy/pkg/registry/pod"
 )
 
@@ -55,6 +56,7 @@ func (c CompletedConfig) New() (*ExecProxy, error) {
 	}
 	proxy.RegisterMetrics()
 	policy.RegisterMetrics()
+	sessionadmission.RegisterMetrics()
 
 	// Readiness waits for this hook: sessions need the pod and node caches.
 	s.AddPostStartHookOrDie("exec-proxy-informers", func(hc genericapiserver.PostStartHookContext) error {

@@ -11,6 +11,7 @@ import (
 	"maps"
 	"regexp"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -66,7 +67,13 @@ func (a *Admitter) Validate(ctx context.Context, r session.Request, u user.Info)
 	warnings := &warningRecorder{}
 	var err error
 	if a.chain.Handles(admission.Connect) {
+		start := time.Now()
 		err = a.chain.Validate(warning.WithWarningRecorder(ctx, warnings), attrs, a.objects)
+		result := "allowed"
+		if err != nil {
+			result = "denied"
+		}
+		admissionDuration.WithLabelValues(result).Observe(time.Since(start).Seconds())
 	}
 	res := Result{Annotations: attrs.annotationsSnapshot(), Warnings: warnings.snapshot()}
 	if err != nil {
