@@ -14,8 +14,8 @@ import (
 	"github.com/exec-proxy/exec-proxy/pkg/policy"
 	"github.com/exec-proxy/exec-proxy/pkg/proxy"
 	"github.com/exec-proxy/exec-proxy/pkg/registry/execsession"
-	"github.com/exec-proxy/exec-proxy/pkg/sessionadmission"
 	podregistry "github.com/exec-proxy/exec-proxy/pkg/registry/pod"
+	"github.com/exec-proxy/exec-proxy/pkg/sessionadmission"
 )
 
 // policyReloadPeriod is how often the session policy file is read for changes: an edit is in
