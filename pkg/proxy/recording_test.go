@@ -53,16 +53,9 @@ func TestRecording(t *testing.T) {
 				if _, err := execVia(t, srv, protocol, "alice", tc.exec); err != nil {
 					t.Fatal(err)
 				}
-				var rec sessionaudit.Record
-				select {
-				case rec = <-records:
-				case <-time.After(10 * time.Second):
-					t.Fatal("no record")
-				}
+				rec := nextRecord(t, records)
 				if tc.events == nil {
-					if entries, _ := os.ReadDir(tc.cfg.Dir); rec.Recording != "" || len(entries) != 0 {
-						t.Errorf("recorded %q (%d files)", rec.Recording, len(entries))
-					}
+					notRecorded(t, rec, tc.cfg.Dir)
 					return
 				}
 				header, events := recordingtest.ReadCast(t, rec.Recording)
@@ -206,16 +199,9 @@ func TestRecordingPolicyChoice(t *testing.T) {
 			if _, err := execVia(t, srv, "spdy", "alice", tc.exec); err != nil {
 				t.Fatal(err)
 			}
-			var rec sessionaudit.Record
-			select {
-			case rec = <-records:
-			case <-time.After(10 * time.Second):
-				t.Fatal("no record")
-			}
+			rec := nextRecord(t, records)
 			if tc.events == nil {
-				if entries, _ := os.ReadDir(tc.flags.Dir); rec.Recording != "" || len(entries) != 0 {
-					t.Errorf("recorded %q (%d files)", rec.Recording, len(entries))
-				}
+				notRecorded(t, rec, tc.flags.Dir)
 				return
 			}
 			if rec.Recording == "" {
@@ -232,5 +218,25 @@ func TestRecordingPolicyChoice(t *testing.T) {
 				t.Errorf("events %q, want %q", got, tc.events)
 			}
 		})
+	}
+}
+
+// nextRecord is the next session's end record.
+func nextRecord(t *testing.T, records <-chan sessionaudit.Record) sessionaudit.Record {
+	t.Helper()
+	select {
+	case rec := <-records:
+		return rec
+	case <-time.After(10 * time.Second):
+		t.Fatal("no record")
+	}
+	return sessionaudit.Record{}
+}
+
+// notRecorded checks rec names no recording and dir holds none.
+func notRecorded(t *testing.T, rec sessionaudit.Record, dir string) {
+	t.Helper()
+	if entries, _ := os.ReadDir(dir); rec.Recording != "" || len(entries) != 0 {
+		t.Errorf("recorded %q (%d files)", rec.Recording, len(entries))
 	}
 }

@@ -43,23 +43,9 @@ func auditEvents(t *testing.T, name string) []auditv1.Event {
 // sessionRecords waits for the records whose command carries m, and returns them by record kind.
 func sessionRecords(t *testing.T, m string, want map[string]int) map[string][]auditv1.Event {
 	t.Helper()
-	var got map[string][]auditv1.Event
-	eventually(t, 10*time.Second, "the session audit records of "+m, func() bool {
-		got = map[string][]auditv1.Event{}
-		for _, ev := range auditEvents(t, "exec-proxy-audit.log") {
-			if strings.Contains(ev.Annotations[annotation+"command"], m) {
-				kind := ev.Annotations[annotation+"record"]
-				got[kind] = append(got[kind], ev)
-			}
-		}
-		for kind, n := range want {
-			if len(got[kind]) != n {
-				return false
-			}
-		}
-		return true
-	})
-	return got
+	return recordsWhere(t, "the session audit records of "+m, func(ev auditv1.Event) bool {
+		return strings.Contains(ev.Annotations[annotation+"command"], m)
+	}, want)
 }
 
 // TestSessionAudit: every session has a start and an end record with the session's fields, joined

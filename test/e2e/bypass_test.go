@@ -3,11 +3,7 @@
 package e2e
 
 import (
-	"bytes"
-	"context"
-	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -51,7 +47,7 @@ func TestBypassesClosed(t *testing.T) {
 			if res.code == 0 || !strings.Contains(res.stderr, tc.refusal) || !strings.Contains(res.stderr, "execproxy:break-glass") {
 				t.Errorf("as admin: exit %d, stderr %q; want a refusal saying %q and naming the break-glass group", res.code, res.stderr, tc.refusal)
 			}
-			broke := runKubeconfig(t, glass, tc.args...)
+			broke := clients[1].run(t, glass, "", tc.args...)
 			if strings.Contains(broke.stderr, tc.refusal) {
 				t.Errorf("the break-glass group was refused: %s", broke.stderr)
 			}
@@ -96,27 +92,4 @@ func breakGlassKubeconfig(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return path
-}
-
-// runKubeconfig runs kubectl 1.33 with the kubeconfig at path, bounded like client.kubectl.
-func runKubeconfig(t *testing.T, path string, args ...string) result {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, clients[1].path(), append([]string{"--kubeconfig", path}, args...)...)
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	res := result{stdout: out.String(), stderr: errOut.String()}
-	var exitErr *exec.ExitError
-	switch {
-	case ctx.Err() != nil:
-		t.Fatalf("kubectl %v did not finish in time", args)
-	case errors.As(err, &exitErr):
-		res.code = exitErr.ExitCode()
-	case err != nil:
-		t.Fatal(err)
-	}
-	t.Logf("kubectl --kubeconfig %s %v → exit %d", filepath.Base(path), args, res.code)
-	return res
 }

@@ -78,10 +78,18 @@ type result struct {
 // kubectl runs c as user over rt with stdin and args, bounded by a deadline so a hang fails the test.
 func (c client) kubectl(t *testing.T, rt route, user string, stdin string, args ...string) result {
 	t.Helper()
+	res := c.run(t, kubeconfig(user+rt.suffix), stdin, args...)
+	t.Logf("%s (%s %s) as %s via %s: %v → exit %d", c.path(), c.version, strings.Join(c.env, " "), user, rt.name, args, res.code)
+	return res
+}
+
+// run runs c with the kubeconfig at path, stdin and args, bounded by a deadline so that a hang
+// fails the test.
+func (c client) run(t *testing.T, path, stdin string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	full := append([]string{"--kubeconfig", kubeconfig(user + rt.suffix)}, args...)
-	cmd := exec.CommandContext(ctx, c.path(), full...)
+	cmd := exec.CommandContext(ctx, c.path(), append([]string{"--kubeconfig", path}, args...)...)
 	cmd.Env = append(os.Environ(), c.env...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errOut bytes.Buffer
@@ -91,13 +99,12 @@ func (c client) kubectl(t *testing.T, rt route, user string, stdin string, args 
 	var exitErr *exec.ExitError
 	switch {
 	case ctx.Err() != nil:
-		t.Fatalf("%s %v (user %s via %s) did not finish in time; stderr: %s", c.path(), args, user, rt.name, res.stderr)
+		t.Fatalf("%s --kubeconfig %s %v did not finish in time; stderr: %s", c.path(), path, args, res.stderr)
 	case errors.As(err, &exitErr):
 		res.code = exitErr.ExitCode()
 	case err != nil:
 		t.Fatalf("running %s: %v", c.path(), err)
 	}
-	t.Logf("%s (%s %s) as %s via %s: %v → exit %d", c.path(), c.version, strings.Join(c.env, " "), user, rt.name, args, res.code)
 	return res
 }
 
