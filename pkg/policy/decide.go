@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -181,5 +182,5 @@ func quoteArgv(argv []string) string {
 }
 
 func forbidden(s Session, msg string) error {
-	return apierrors.NewForbidden(schema.GroupResource{Resource: "pods/" + string(s.Kind)}, s.Pod, fmt.Errorf("%s", msg))
+	return apierrors.NewForbidden(schema.GroupResource{Resource: "pods/" + string(s.Kind)}, s.Pod, errors.New(msg))
 }

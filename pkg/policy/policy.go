@@ -106,6 +106,11 @@ type Policy struct {
 	rules []rule
 }
 
+// SetsRecording says whether a rule chooses recording, which needs --recording-dir.
+func (p *Policy) SetsRecording() bool {
+	return p != nil && slices.ContainsFunc(p.rules, func(r rule) bool { return r.Recording != nil })
+}
+
 // rule is a Rule with its patterns compiled.
 type rule struct {
 	Rule

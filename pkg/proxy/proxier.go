@@ -7,15 +7,10 @@ package proxy
 import (
 	"cmp"
 	"context"
-	"fmt"
 	"net/http"
-	"net/url"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/httpstream/wsstream"
 	upgradeproxy "k8s.io/apimachinery/pkg/util/proxy"
 	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
@@ -54,7 +49,7 @@ type Proxier struct {
 	// Policy is the session policy in force; nil: none, the flags decide.
 	Policy *policy.Source
 	// Admission runs the cluster's admission for each session; nil: none.
-	Admission *sessionadmission.Admitter
+	Admission *sessionadmission.Validator
 }
 
 // New returns a Proxier; Run must be called for timeouts to apply.
@@ -113,6 +108,8 @@ func (p *Proxier) Handler(ctx context.Context, r session.Request) (http.Handler,
 		sessionsTotal.WithLabelValues(string(r.Kind), "refused").Inc()
 		return nil, err
 	}
+	// Every record of the attempt carries the reason the user gave, refusals before the pod too.
+	attempt.Update(func(rec *sessionaudit.Record) { rec.Justification = r.Justification })
 	// kube-apiserver runs admission before it reads the pod: so does exec-proxy.
 	if err := p.admission(ctx, r, attempt); err != nil {
 		sessionsTotal.WithLabelValues(string(r.Kind), "refused").Inc()
@@ -131,7 +128,7 @@ func (p *Proxier) Handler(ctx context.Context, r session.Request) (http.Handler,
 	}
 	id := identity(ctx, r, target)
 	decision, err := p.Policy.Current().Decide(policySession(id, target))
-	attempt.Update(func(rec *sessionaudit.Record) { rec.PolicyRule, rec.Justification = decision.Rule, r.Justification })
+	attempt.Update(func(rec *sessionaudit.Record) { rec.PolicyRule = decision.Rule })
 	if err != nil {
 		sessionsTotal.WithLabelValues(string(r.Kind), "refused").Inc()
 		return nil, err
@@ -213,7 +210,7 @@ func policySession(id Identity, t *nodeconn.Target) policy.Session {
 // and WebSocket port-forward is tunnelled. The choice is made here, as upstream's translatingHandler
 // makes it, so that its frame is not under the session's goroutine for the session's life.
 func (p *Proxier) upstreamHandler(req *http.Request, r *session.Request, t *nodeconn.Target) http.Handler {
-	loc := kubeletconn.TLSUnderneath(t.URL(kubeletPath(*r, t), kubeletQuery(*r)))
+	loc := kubeletconn.TLSUnderneath(t.URL(kubeletconn.Path(*r, t.Container), kubeletconn.Query(*r)))
 	uah := upgradeproxy.NewUpgradeAwareHandler(loc, p.upgrades, false, true, kubeletconn.Responder{Node: t.Node, Address: t.Address})
 	uah.RejectForwardingRedirects = true
 	uah.UpgradeTransport = p.credentialed
@@ -230,45 +227,6 @@ func (p *Proxier) upstreamHandler(req *http.Request, r *session.Request, t *node
 		opts = translator.Options{Stdin: r.Attach.Stdin, Stdout: r.Attach.Stdout, Stderr: r.Attach.Stderr, Tty: r.Attach.TTY}
 	}
 	return translator.NewStreamTranslatorHandler(loc, p.translator, 0, opts)
-}
-
-func kubeletPath(r session.Request, t *nodeconn.Target) string {
-	if r.Kind == session.KindPortForward {
-		return fmt.Sprintf("/portForward/%s/%s", url.PathEscape(r.Namespace), url.PathEscape(r.Pod))
-	}
-	return fmt.Sprintf("/%s/%s/%s/%s", r.Kind, url.PathEscape(r.Namespace), url.PathEscape(r.Pod), url.PathEscape(t.Container))
-}
-
-// kubeletQuery is the kubelet's parameter spelling (input/output/error), as kube-apiserver sends it.
-func kubeletQuery(r session.Request) url.Values {
-	q := url.Values{}
-	flag := func(name string, on bool) {
-		if on {
-			q.Add(name, "1")
-		}
-	}
-	switch {
-	case r.Exec != nil:
-		flag(corev1.ExecStdinParam, r.Exec.Stdin)
-		flag(corev1.ExecStdoutParam, r.Exec.Stdout)
-		flag(corev1.ExecStderrParam, r.Exec.Stderr)
-		flag(corev1.ExecTTYParam, r.Exec.TTY)
-		for _, c := range r.Exec.Command {
-			q.Add("command", c)
-		}
-	case r.Attach != nil:
-		flag(corev1.ExecStdinParam, r.Attach.Stdin)
-		flag(corev1.ExecStdoutParam, r.Attach.Stdout)
-		flag(corev1.ExecStderrParam, r.Attach.Stderr)
-		flag(corev1.ExecTTYParam, r.Attach.TTY)
-	case r.PortForward != nil && len(r.PortForward.Ports) > 0:
-		ports := make([]string, len(r.PortForward.Ports))
-		for i, port := range r.PortForward.Ports {
-			ports[i] = strconv.Itoa(int(port))
-		}
-		q.Add(corev1.PortHeader, strings.Join(ports, ","))
-	}
-	return q
 }
 
 func nonZeroMin(a, b time.Duration) time.Duration {

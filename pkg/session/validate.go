@@ -65,8 +65,10 @@ func Justification(q url.Values) (string, error) {
 		return "", apierrors.NewBadRequest(fmt.Sprintf("the session's reason is given %d times; give it once", len(vs)))
 	case len(vs[0]) > MaxJustification:
 		return "", apierrors.NewBadRequest(fmt.Sprintf("the session's reason is %d bytes; at most %d are taken", len(vs[0]), MaxJustification))
-	case !utf8.ValidString(vs[0]) || strings.ContainsFunc(vs[0], unicode.IsControl):
-		return "", apierrors.NewBadRequest("the session's reason must be one line of UTF-8 text, without control characters")
+	case !utf8.ValidString(vs[0]) || strings.ContainsFunc(vs[0], func(r rune) bool { return !unicode.IsPrint(r) }):
+		// IsPrint, not only IsControl: format characters (bidi overrides) would make the audit
+		// record read otherwise than it is written.
+		return "", apierrors.NewBadRequest("the session's reason must be one line of printable UTF-8 text, without control or format characters")
 	}
 	return vs[0], nil
 }

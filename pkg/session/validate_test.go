@@ -22,9 +22,11 @@ func TestJustification(t *testing.T) {
 		{"the longest taken", url.Values{JustificationParam: {strings.Repeat("x", MaxJustification)}}, strings.Repeat("x", MaxJustification), ""},
 		{"given twice", url.Values{JustificationParam: {"a", "b"}}, "", "given 2 times"},
 		{"one byte too long", url.Values{JustificationParam: {strings.Repeat("x", MaxJustification+1)}}, "", "257 bytes; at most 256"},
-		{"a newline", url.Values{JustificationParam: {"INC-1\nforged: line"}}, "", "one line of UTF-8 text"},
-		{"a tab", url.Values{JustificationParam: {"INC-1\tx"}}, "", "without control characters"},
-		{"invalid UTF-8", url.Values{JustificationParam: {"INC-\xff"}}, "", "one line of UTF-8 text"},
+		{"a newline", url.Values{JustificationParam: {"INC-1\nforged: line"}}, "", "one line of printable UTF-8 text"},
+		{"a tab", url.Values{JustificationParam: {"INC-1\tx"}}, "", "without control or format characters"},
+		{"invalid UTF-8", url.Values{JustificationParam: {"INC-\xff"}}, "", "one line of printable UTF-8 text"},
+		// A right-to-left override would show the record's reason otherwise than it is written.
+		{"a bidi override", url.Values{JustificationParam: {"INC-1 \u202egnp.exe"}}, "", "without control or format characters"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"maps"
 	"regexp"
+	"strings"
 	"sync"
 	"time"
 
@@ -31,19 +32,19 @@ import (
 // write admission configuration can set.
 const DirectPathOnlyLabel = "execproxy.dev/direct-path-only"
 
-// Admitter validates sessions with an admission chain.
-type Admitter struct {
+// Validator validates sessions with an admission chain.
+type Validator struct {
 	chain   admission.ValidationInterface
 	objects admission.ObjectInterfaces
 }
 
-// New returns an Admitter running chain's validating plugins.
-func New(chain admission.Interface) (*Admitter, error) {
+// New returns a Validator running chain's validating plugins.
+func New(chain admission.Interface) (*Validator, error) {
 	v, ok := chain.(admission.ValidationInterface)
 	if !ok {
 		return nil, fmt.Errorf("the admission chain %T validates nothing", chain)
 	}
-	return &Admitter{chain: v, objects: admission.NewObjectInterfacesFromScheme(scheme.Scheme)}, nil
+	return &Validator{chain: v, objects: admission.NewObjectInterfacesFromScheme(scheme.Scheme)}, nil
 }
 
 // Result is what admission said of an allowed or denied session: the audit annotations the
@@ -57,7 +58,7 @@ type Result struct {
 // Validate runs admission for r by u, as kube-apiserver's connect handler does. A denial is the
 // plugin's own Status (a 403 or 422 with the policy's or the webhook's message); its warnings are
 // also added to ctx's response.
-func (a *Admitter) Validate(ctx context.Context, r session.Request, u user.Info) (Result, error) {
+func (a *Validator) Validate(ctx context.Context, r session.Request, u user.Info) (Result, error) {
 	if a == nil {
 		return Result{}, nil
 	}
@@ -158,17 +159,24 @@ func (a *recordingAttributes) annotationsSnapshot() map[string]string {
 	return maps.Clone(a.annotations)
 }
 
-// warningRecorder keeps the plugins' warnings, at most maxWarnings of them.
+// warningRecorder keeps the plugins' warnings, at most maxWarnings of them, each cut to
+// maxWarningBytes: they go into every record of the session.
 type warningRecorder struct {
 	mu       sync.Mutex
 	warnings []string
 }
 
-const maxWarnings = 16
+const (
+	maxWarnings     = 16
+	maxWarningBytes = 1024
+)
 
 func (w *warningRecorder) AddWarning(_, text string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if len(text) > maxWarningBytes {
+		text = strings.ToValidUTF8(text[:maxWarningBytes], "") + "…"
+	}
 	if len(w.warnings) < maxWarnings {
 		w.warnings = append(w.warnings, text)
 	}

@@ -84,9 +84,9 @@ func TestValidate(t *testing.T) {
 			t.Errorf("asked anyway: %v", err)
 		}
 	})
-	var none *Admitter
+	var none *Validator
 	if _, err := none.Validate(context.Background(), cases[0].r, u); err != nil {
-		t.Errorf("a nil Admitter refused: %v", err)
+		t.Errorf("a nil Validator refused: %v", err)
 	}
 }
 

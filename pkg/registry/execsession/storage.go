@@ -166,7 +166,7 @@ var columns = []metav1.TableColumnDefinition{
 	{Name: "Bytes Out", Type: "integer"},
 	{Name: "Replica", Type: "string", Priority: 1},
 	{Name: "Rule", Type: "string", Priority: 1, Description: "The session policy rule the session runs under."},
-	{Name: "Reason", Type: "string", Priority: 1, Description: "The reason the user gave."},
+	{Name: "Justification", Type: "string", Priority: 1, Description: "The reason the user gave (kubectl execproxy exec --reason)."},
 }
 
 // ConvertToTable renders sessions for kubectl get.

@@ -165,7 +165,7 @@ func (o *Options) ServerConfig() (*apiserver.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	policy, err := o.Policy.Source()
+	policy, err := o.Policy.Source(o.Audit.Recording.Dir)
 	if err != nil {
 		return nil, err
 	}

@@ -35,19 +35,29 @@ func (o *PolicyOptions) Validate(recordingDir string) []error {
 	case o.RecordingFile != "" && recordingDir == "":
 		errs = append(errs, fmt.Errorf("--recording-policy-file needs --recording-dir"))
 	}
-	if _, err := o.Source(); err != nil {
+	if _, err := o.Source(recordingDir); err != nil {
 		errs = append(errs, err)
 	}
 	return errs
 }
 
-// Source reads the policy file given; nil when none is.
-func (o *PolicyOptions) Source() (*policy.Source, error) {
+// Source reads the policy file given; nil when none is. Without a recording directory, a policy
+// whose rules choose recording is refused, at start and at every reload: it would record nothing.
+func (o *PolicyOptions) Source(recordingDir string) (*policy.Source, error) {
+	check := func(parse func([]byte) (*policy.Policy, error)) func([]byte) (*policy.Policy, error) {
+		return func(data []byte) (*policy.Policy, error) {
+			p, err := parse(data)
+			if err == nil && recordingDir == "" && p.SetsRecording() {
+				return nil, fmt.Errorf("a rule sets recording, and there is no --recording-dir to record into")
+			}
+			return p, err
+		}
+	}
 	switch {
 	case o.File != "":
-		return policy.NewSource(o.File, nil)
+		return policy.NewSource(o.File, check(policy.Parse))
 	case o.RecordingFile != "":
-		return policy.NewSource(o.RecordingFile, policy.ParseRecordingPolicy)
+		return policy.NewSource(o.RecordingFile, check(policy.ParseRecordingPolicy))
 	}
 	return nil, nil
 }
