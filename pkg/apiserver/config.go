@@ -44,13 +44,21 @@ type Config struct {
 	Recording recording.Config
 	// Policy is the session policy; nil: none.
 	Policy *policy.Source
-	// Admission reads the cluster's admission policies' params; nil: sessions and exec-proxy's own
-	// API go through no admission (--admission=none).
-	Admission dynamic.Interface
+	// Admission is how the cluster's admission is run; nil: sessions and exec-proxy's own API go
+	// through none (--admission=none).
+	Admission *AdmissionConfig
 	// Replica names this exec-proxy in execsessions.
 	Replica string
 	// Peers finds the other replicas; nil when this one answers for itself only.
 	Peers *PeerConfig
+}
+
+// AdmissionConfig is what the cluster's admission plugins need beyond the server's config.
+type AdmissionConfig struct {
+	// Dynamic reads the admission policies' params, which may be of any kind.
+	Dynamic dynamic.Interface
+	// ConfigFile is kube-apiserver's --admission-control-config-file format; empty: none.
+	ConfigFile string
 }
 
 // PeerConfig says where the replicas' leases are and how to reach the other replicas.
@@ -108,7 +116,7 @@ func (c *Config) Complete() (CompletedConfig, error) {
 	var admissionInformers informers.SharedInformerFactory
 	if c.Admission != nil {
 		admissionInformers = informers.NewSharedInformerFactoryWithOptions(c.Client, 0, sessionadmission.InformerOptions())
-		chain, err := sessionadmission.NewChain(g, admissionInformers, c.Client, c.Admission, g.FeatureGate)
+		chain, err := sessionadmission.NewChain(g, admissionInformers, c.Client, c.Admission.Dynamic, g.FeatureGate, c.Admission.ConfigFile)
 		if err != nil {
 			return CompletedConfig{}, err
 		}
@@ -116,6 +124,7 @@ func (c *Config) Complete() (CompletedConfig, error) {
 			return CompletedConfig{}, err
 		}
 	}
+	route.Ephemeral = ephemeralCheck{policy: c.Policy, admission: proxier.Admission}
 	configureChain(g, c.Audit, func(apiHandler http.Handler) http.Handler {
 		return route.Wrap(peers.WithRequests(apiHandler, identity))
 	})

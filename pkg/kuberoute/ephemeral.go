@@ -55,6 +55,14 @@ func (c ClientPods) Watch(ctx context.Context, namespace string, opts metav1.Lis
 	return c.Client.CoreV1().Pods(namespace).Watch(ctx, opts)
 }
 
+// EphemeralCheck is what the ephemeral containers a user adds through the route must pass first,
+// since kube-apiserver sees exec-proxy's identity, not the user's, on the patch: the cluster's
+// admission under the user's identity, and the session policy, for each container's command as an
+// exec's.
+type EphemeralCheck interface {
+	CheckEphemeral(ctx context.Context, pod *corev1.Pod, patched *corev1.Pod, added []corev1.EphemeralContainer) error
+}
+
 // maxPatchBytes bounds a patch of pods/ephemeralcontainers: kubectl's is one container's spec.
 const maxPatchBytes = 1 << 20
 
@@ -85,7 +93,10 @@ func (h *Handler) ephemeralContainers(w http.ResponseWriter, req *http.Request, 
 		session.WriteStatus(w, req, err)
 		return
 	}
-	added, err := ephemeralOnly(pod, pt, patch)
+	added, patched, err := ephemeralOnly(pod, pt, patch)
+	if err == nil && h.Ephemeral != nil {
+		err = h.Ephemeral.CheckEphemeral(req.Context(), pod, patched, added)
+	}
 	if err != nil {
 		session.WriteStatus(w, req, err)
 		return
@@ -119,14 +130,14 @@ func readPatch(req *http.Request) (types.PatchType, []byte, metav1.PatchOptions,
 }
 
 // ephemeralOnly applies patch to pod locally and refuses it if it changes anything but
-// spec.ephemeralContainers; it returns the ephemeral containers the patch adds. kube-apiserver's
+// spec.ephemeralContainers; it returns the ephemeral containers the patch adds, and the pod patched. kube-apiserver's
 // ephemeralcontainers subresource ignores the other fields anyway, but exec-proxy applies the patch
 // with its own identity, whose rights are wider than the user's: what it sends on the user's behalf
 // is bounded here, not only by kube-apiserver's strategy for the subresource.
-func ephemeralOnly(pod *corev1.Pod, pt types.PatchType, patch []byte) ([]corev1.EphemeralContainer, error) {
+func ephemeralOnly(pod *corev1.Pod, pt types.PatchType, patch []byte) ([]corev1.EphemeralContainer, *corev1.Pod, error) {
 	before, err := json.Marshal(pod)
 	if err != nil {
-		return nil, apierrors.NewInternalError(fmt.Errorf("encoding pod %s/%s: %w", pod.Namespace, pod.Name, err))
+		return nil, nil, apierrors.NewInternalError(fmt.Errorf("encoding pod %s/%s: %w", pod.Namespace, pod.Name, err))
 	}
 	var after []byte
 	switch pt {
@@ -141,18 +152,18 @@ func ephemeralOnly(pod *corev1.Pod, pt types.PatchType, patch []byte) ([]corev1.
 		after, err = strategicpatch.StrategicMergePatch(before, patch, &corev1.Pod{})
 	}
 	if err != nil {
-		return nil, apierrors.NewBadRequest(fmt.Sprintf("the %s does not apply to pod %s: %v", pt, pod.Name, err))
+		return nil, nil, apierrors.NewBadRequest(fmt.Sprintf("the %s does not apply to pod %s: %v", pt, pod.Name, err))
 	}
 	var was, is map[string]any
 	var patched corev1.Pod
 	if err := json.Unmarshal(before, &was); err != nil {
-		return nil, apierrors.NewInternalError(fmt.Errorf("decoding pod %s/%s: %w", pod.Namespace, pod.Name, err))
+		return nil, nil, apierrors.NewInternalError(fmt.Errorf("decoding pod %s/%s: %w", pod.Namespace, pod.Name, err))
 	}
 	if err := json.Unmarshal(after, &is); err != nil {
-		return nil, apierrors.NewBadRequest(fmt.Sprintf("the patched pod is not an object: %v", err))
+		return nil, nil, apierrors.NewBadRequest(fmt.Sprintf("the patched pod is not an object: %v", err))
 	}
 	if err := json.Unmarshal(after, &patched); err != nil {
-		return nil, apierrors.NewBadRequest(fmt.Sprintf("the patched pod is not a pod: %v", err))
+		return nil, nil, apierrors.NewBadRequest(fmt.Sprintf("the patched pod is not a pod: %v", err))
 	}
 	for _, m := range []map[string]any{was, is} {
 		if spec, ok := m["spec"].(map[string]any); ok {
@@ -160,7 +171,7 @@ func ephemeralOnly(pod *corev1.Pod, pt types.PatchType, patch []byte) ([]corev1.
 		}
 	}
 	if changed := changedFields("", was, is); len(changed) > 0 {
-		return nil, apierrors.NewBadRequest(fmt.Sprintf(
+		return nil, nil, apierrors.NewBadRequest(fmt.Sprintf(
 			"a patch of pods/ephemeralcontainers through exec-proxy may change only spec.ephemeralContainers; this one changes %s", strings.Join(changed, ", ")))
 	}
 	existing := map[string]bool{}
@@ -173,7 +184,7 @@ func ephemeralOnly(pod *corev1.Pod, pt types.PatchType, patch []byte) ([]corev1.
 			added = append(added, c)
 		}
 	}
-	return added, nil
+	return added, &patched, nil
 }
 
 // changedFields lists the paths, under prefix, where a and b differ, at most a few.

@@ -32,6 +32,8 @@ type Handler struct {
 	Sessions pod.Handlers
 	// Audit records the ephemeral containers the route adds; nil records none.
 	Audit *sessionaudit.Auditor
+	// Ephemeral checks an ephemeral container before the route adds it; nil checks none.
+	Ephemeral EphemeralCheck
 }
 
 // Wrap sends route paths to h and everything else to next.

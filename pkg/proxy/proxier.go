@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/httpstream/wsstream"
 	upgradeproxy "k8s.io/apimachinery/pkg/util/proxy"
 	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
@@ -49,7 +50,7 @@ type Proxier struct {
 	// Policy is the session policy in force; nil: none, the flags decide.
 	Policy *policy.Source
 	// Admission runs the cluster's admission for each session; nil: none.
-	Admission *sessionadmission.Validator
+	Admission *sessionadmission.Control
 }
 
 // New returns a Proxier; Run must be called for timeouts to apply.
@@ -111,7 +112,8 @@ func (p *Proxier) Handler(ctx context.Context, r session.Request) (http.Handler,
 	// Every record of the attempt carries the reason the user gave, refusals before the pod too.
 	attempt.Update(func(rec *sessionaudit.Record) { rec.Justification = r.Justification })
 	// kube-apiserver runs admission before it reads the pod: so does exec-proxy.
-	if err := p.admission(ctx, r, attempt); err != nil {
+	r, err = p.admission(ctx, r, attempt)
+	if err != nil {
 		sessionsTotal.WithLabelValues(string(r.Kind), "refused").Inc()
 		return nil, err
 	}
@@ -152,19 +154,41 @@ func (p *Proxier) Handler(ctx context.Context, r session.Request) (http.Handler,
 	}), nil
 }
 
-// admission runs the cluster's admission for r and keeps what it said in the audit record.
-func (p *Proxier) admission(ctx context.Context, r session.Request, attempt *sessionaudit.Attempt) error {
+// admission runs the cluster's admission for r and keeps what it said in the audit record. A
+// mutating webhook's options are the session's from then on, as kube-apiserver connects with them.
+func (p *Proxier) admission(ctx context.Context, r session.Request, attempt *sessionaudit.Attempt) (session.Request, error) {
 	if p.Admission == nil {
-		return nil
+		return r, nil
 	}
 	u, _ := genericapirequest.UserFrom(ctx)
-	res, err := p.Admission.Validate(ctx, r, u)
+	res, err := p.Admission.Admit(ctx, r, u)
 	if len(res.Annotations) > 0 || len(res.Warnings) > 0 || res.DeniedBy != "" {
 		attempt.Update(func(rec *sessionaudit.Record) {
 			rec.Admission, rec.AdmissionWarnings, rec.AdmissionDeniedBy = res.Annotations, res.Warnings, res.DeniedBy
 		})
 	}
-	return err
+	if err != nil || res.Mutated == nil {
+		return r, err
+	}
+	mutated, err := session.NewRequest(r.Kind, r.Namespace, r.Pod, res.Mutated)
+	if err != nil {
+		return r, apierrors.NewBadRequest("a mutating admission webhook changed the session into one that cannot be opened: " + err.Error())
+	}
+	mutated.Justification = r.Justification
+	c, _ := mutated.Container()
+	attempt.Update(func(rec *sessionaudit.Record) {
+		rec.Container, rec.Ports = c, nil
+		rec.Command, rec.TTY, rec.Stdin = nil, false, false
+		switch {
+		case mutated.Exec != nil:
+			rec.Command, rec.TTY, rec.Stdin = mutated.Exec.Command, mutated.Exec.TTY, mutated.Exec.Stdin
+		case mutated.Attach != nil:
+			rec.TTY, rec.Stdin = mutated.Attach.TTY, mutated.Attach.Stdin
+		case mutated.PortForward != nil:
+			rec.Ports = mutated.PortForward.Ports
+		}
+	})
+	return mutated, nil
 }
 
 // sessionContext is the context a session runs in: it outlives the request's handler (serve), so it

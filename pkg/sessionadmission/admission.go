@@ -1,7 +1,8 @@
 // Package sessionadmission runs the cluster's own admission for a session, as kube-apiserver runs
 // it on its exec path: a CONNECT of core pods/exec, pods/attach or pods/portforward with the
 // options object built from the request, validated by k8s.io/apiserver's ValidatingAdmissionPolicy
-// and ValidatingAdmissionWebhook plugins, fed from the cluster's objects. Policies written for
+// and ValidatingAdmissionWebhook plugins (and MutatingAdmissionWebhook, which kube-apiserver also
+// runs on CONNECT), fed from the cluster's objects. Policies written for
 // kube-apiserver match unchanged, so installing exec-proxy takes no control away.
 package sessionadmission
 
@@ -15,6 +16,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apiserver/pkg/admission"
@@ -32,44 +35,54 @@ import (
 // write admission configuration can set.
 const DirectPathOnlyLabel = "execproxy.dev/direct-path-only"
 
-// Validator validates sessions with an admission chain.
-type Validator struct {
-	chain   admission.ValidationInterface
+// Control runs an admission chain for sessions.
+type Control struct {
+	chain   admission.Interface
 	objects admission.ObjectInterfaces
 }
 
-// New returns a Validator running chain's validating plugins.
-func New(chain admission.Interface) (*Validator, error) {
-	v, ok := chain.(admission.ValidationInterface)
-	if !ok {
+// New returns a Control running chain's mutating, then validating, plugins.
+func New(chain admission.Interface) (*Control, error) {
+	if _, ok := chain.(admission.ValidationInterface); !ok {
 		return nil, fmt.Errorf("the admission chain %T validates nothing", chain)
 	}
-	return &Validator{chain: v, objects: admission.NewObjectInterfacesFromScheme(scheme.Scheme)}, nil
+	return &Control{chain: chain, objects: admission.NewObjectInterfacesFromScheme(scheme.Scheme)}, nil
 }
 
 // Result is what admission said of an allowed or denied session: the audit annotations the
-// plugins added, their warnings, and for a denial the policy or webhook that denied it.
+// plugins added, their warnings, for a denial the policy or webhook that denied it, and the
+// options a mutating webhook changed (nil when none did).
 type Result struct {
 	Annotations map[string]string
 	Warnings    []string
 	DeniedBy    string
+	Mutated     runtime.Object
 }
 
-// Validate runs admission for r by u, as kube-apiserver's connect handler does. A denial is the
-// plugin's own Status (a 403 or 422 with the policy's or the webhook's message); its warnings are
-// also added to ctx's response.
-func (a *Validator) Validate(ctx context.Context, r session.Request, u user.Info) (Result, error) {
+// Admit runs admission for r by u as kube-apiserver's connect handler does: the mutating plugins,
+// then the validating ones, on the options object. A denial is the plugin's own Status (a 403 or
+// 422 with the policy's or the webhook's message). When a mutating webhook changed the options,
+// Result.Mutated holds them, and the session must be the one they ask for, as kube-apiserver
+// connects with them. The warnings are also added to ctx's response.
+func (a *Control) Admit(ctx context.Context, r session.Request, u user.Info) (Result, error) {
 	if a == nil {
 		return Result{}, nil
 	}
 	opts, kind := options(r)
+	original := opts.DeepCopyObject()
 	attrs := &recordingAttributes{Attributes: admission.NewAttributesRecord(opts, nil, kind, r.Namespace, r.Pod,
 		corev1.SchemeGroupVersion.WithResource("pods"), string(r.Kind), admission.Connect, nil, false, u)}
 	warnings := &warningRecorder{}
 	var err error
 	if a.chain.Handles(admission.Connect) {
 		start := time.Now()
-		err = a.chain.Validate(warning.WithWarningRecorder(ctx, warnings), attrs, a.objects)
+		wctx := warning.WithWarningRecorder(ctx, warnings)
+		if m, ok := a.chain.(admission.MutationInterface); ok {
+			err = m.Admit(wctx, attrs, a.objects)
+		}
+		if err == nil {
+			err = a.chain.(admission.ValidationInterface).Validate(wctx, attrs, a.objects)
+		}
 		result := "allowed"
 		if err != nil {
 			result = "denied"
@@ -77,6 +90,9 @@ func (a *Validator) Validate(ctx context.Context, r session.Request, u user.Info
 		admissionDuration.WithLabelValues(result).Observe(time.Since(start).Seconds())
 	}
 	res := Result{Annotations: attrs.annotationsSnapshot(), Warnings: warnings.snapshot()}
+	if err == nil && !equality.Semantic.DeepEqual(original, attrs.GetObject()) {
+		res.Mutated = attrs.GetObject()
+	}
 	if err != nil {
 		res.DeniedBy = deniedBy(err)
 	}
@@ -95,7 +111,7 @@ var (
 )
 
 // deniedBy names the policy or webhook a denial came from: "ValidatingAdmissionPolicy/NAME"
-// (with "/BINDING" when bound), "ValidatingAdmissionWebhook/NAME", or "admission" when the
+// (with "/BINDING" when bound), "AdmissionWebhook/NAME", or "admission" when the
 // message names none.
 func deniedBy(err error) string {
 	msg := err.Error()
@@ -106,10 +122,10 @@ func deniedBy(err error) string {
 		return "ValidatingAdmissionPolicy/" + m[1]
 	}
 	if m := webhookDenial.FindStringSubmatch(msg); m != nil {
-		return "ValidatingAdmissionWebhook/" + m[1]
+		return "AdmissionWebhook/" + m[1]
 	}
 	if m := webhookFailed.FindStringSubmatch(msg); m != nil {
-		return "ValidatingAdmissionWebhook/" + m[1] + " (not reached; failurePolicy Fail)"
+		return "AdmissionWebhook/" + m[1] + " (not reached; failurePolicy Fail)"
 	}
 	return "admission"
 }
@@ -186,4 +202,25 @@ func (w *warningRecorder) snapshot() []string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return append([]string(nil), w.warnings...)
+}
+
+// ValidateUpdate runs the validating plugins for an update of pod's ephemeral containers into
+// patched by u: the request kube-apiserver would have admitted had u sent it, where it sees
+// exec-proxy's identity (kubectl debug through the route).
+func (a *Control) ValidateUpdate(ctx context.Context, pod, patched *corev1.Pod, u user.Info) (Result, error) {
+	if a == nil {
+		return Result{}, nil
+	}
+	attrs := &recordingAttributes{Attributes: admission.NewAttributesRecord(patched.DeepCopy(), pod.DeepCopy(), corev1.SchemeGroupVersion.WithKind("Pod"),
+		pod.Namespace, pod.Name, corev1.SchemeGroupVersion.WithResource("pods"), "ephemeralcontainers", admission.Update, &metav1.UpdateOptions{}, false, u)}
+	warnings := &warningRecorder{}
+	var err error
+	if a.chain.Handles(admission.Update) {
+		err = a.chain.(admission.ValidationInterface).Validate(warning.WithWarningRecorder(ctx, warnings), attrs, a.objects)
+	}
+	res := Result{Annotations: attrs.annotationsSnapshot(), Warnings: warnings.snapshot()}
+	if err != nil {
+		res.DeniedBy = deniedBy(err)
+	}
+	return res, err
 }

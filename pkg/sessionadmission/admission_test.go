@@ -58,7 +58,7 @@ func TestValidate(t *testing.T) {
 				t.Fatal(err)
 			}
 			rec := &recorder{}
-			res, err := a.Validate(warning.WithWarningRecorder(context.Background(), rec), tc.r, u)
+			res, err := a.Admit(warning.WithWarningRecorder(context.Background(), rec), tc.r, u)
 			if !apierrors.IsForbidden(err) {
 				t.Errorf("the plugin's error was not returned as it is: %v", err)
 			}
@@ -80,12 +80,12 @@ func TestValidate(t *testing.T) {
 	t.Run("a chain that handles no CONNECT", func(t *testing.T) {
 		chain := &fakeChain{err: errors.New("must not be asked")}
 		a, _ := New(chain)
-		if _, err := a.Validate(context.Background(), cases[0].r, u); err != nil || chain.got != nil {
+		if _, err := a.Admit(context.Background(), cases[0].r, u); err != nil || chain.got != nil {
 			t.Errorf("asked anyway: %v", err)
 		}
 	})
-	var none *Validator
-	if _, err := none.Validate(context.Background(), cases[0].r, u); err != nil {
+	var none *Control
+	if _, err := none.Admit(context.Background(), cases[0].r, u); err != nil {
 		t.Errorf("a nil Validator refused: %v", err)
 	}
 }
@@ -94,13 +94,66 @@ func TestDeniedBy(t *testing.T) {
 	cases := []struct{ msg, want string }{
 		{`pods "p" is forbidden: ValidatingAdmissionPolicy 'a' with binding 'b' denied request: no`, "ValidatingAdmissionPolicy/a/b"},
 		{`ValidatingAdmissionPolicy 'a' denied request: no`, "ValidatingAdmissionPolicy/a"},
-		{`admission webhook "hook.example.com" denied the request: no`, "ValidatingAdmissionWebhook/hook.example.com"},
-		{`Internal error occurred: failed calling webhook "hook.example.com": connection refused`, "ValidatingAdmissionWebhook/hook.example.com (not reached; failurePolicy Fail)"},
+		{`admission webhook "hook.example.com" denied the request: no`, "AdmissionWebhook/hook.example.com"},
+		{`Internal error occurred: failed calling webhook "hook.example.com": connection refused`, "AdmissionWebhook/hook.example.com (not reached; failurePolicy Fail)"},
 		{`something else`, "admission"},
 	}
 	for _, tc := range cases {
 		if got := deniedBy(errors.New(tc.msg)); got != tc.want {
 			t.Errorf("%q: %q, want %q", tc.msg, got, tc.want)
 		}
+	}
+}
+
+// mutatingChain changes the exec's command when asked, or denies before validation.
+type mutatingChain struct {
+	fakeChain
+	deny      error
+	validated bool
+}
+
+func (m *mutatingChain) Admit(_ context.Context, a admission.Attributes, _ admission.ObjectInterfaces) error {
+	if m.deny != nil {
+		return m.deny
+	}
+	a.GetObject().(*corev1.PodExecOptions).Command = []string{"id"}
+	return nil
+}
+
+func (m *mutatingChain) Validate(ctx context.Context, a admission.Attributes, o admission.ObjectInterfaces) error {
+	m.validated = true
+	return m.fakeChain.Validate(ctx, a, o)
+}
+
+// TestAdmitMutating: as kube-apiserver's connect handler, the mutating plugins run first; a
+// denial there ends it, and options they changed are the session's.
+func TestAdmitMutating(t *testing.T) {
+	r := session.Request{Kind: session.KindExec, Namespace: "ns", Pod: "p", Exec: &corev1.PodExecOptions{Command: []string{"ls"}, Stdout: true}}
+	chain := &mutatingChain{fakeChain: fakeChain{handles: true}}
+	c, _ := New(chain)
+	res, err := c.Admit(context.Background(), r, &user.DefaultInfo{Name: "amy"})
+	if err != nil || !chain.validated {
+		t.Fatalf("admitted %v, validated %v", err, chain.validated)
+	}
+	if got, ok := res.Mutated.(*corev1.PodExecOptions); !ok || len(got.Command) != 1 || got.Command[0] != "id" {
+		t.Errorf("mutated options %#v, want the command id", res.Mutated)
+	}
+	if r.Exec.Command[0] != "ls" {
+		t.Error("the request's own options were changed in place")
+	}
+
+	chain = &mutatingChain{fakeChain: fakeChain{handles: true}, deny: apierrors.NewForbidden(schema.GroupResource{Resource: "pods"}, "p",
+		errors.New(`admission webhook "m.example.com" denied the request: no`))}
+	c, _ = New(chain)
+	res, err = c.Admit(context.Background(), r, &user.DefaultInfo{Name: "amy"})
+	if !apierrors.IsForbidden(err) || chain.validated || res.Mutated != nil || res.DeniedBy != "AdmissionWebhook/m.example.com" {
+		t.Errorf("a mutating denial: %v, validated %v, result %+v", err, chain.validated, res)
+	}
+
+	chain = &mutatingChain{fakeChain: fakeChain{handles: true}}
+	chain.fakeChain.err = nil
+	c, _ = New(&fakeChain{handles: true})
+	if res, _ := c.Admit(context.Background(), r, nil); res.Mutated != nil {
+		t.Errorf("unchanged options reported mutated: %#v", res.Mutated)
 	}
 }

@@ -6,6 +6,7 @@ import (
 
 	"k8s.io/apiserver/pkg/admission"
 	"k8s.io/apiserver/pkg/admission/plugin/policy/validating"
+	mutatingwebhook "k8s.io/apiserver/pkg/admission/plugin/webhook/mutating"
 	validatingwebhook "k8s.io/apiserver/pkg/admission/plugin/webhook/validating"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	genericoptions "k8s.io/apiserver/pkg/server/options"
@@ -15,15 +16,17 @@ import (
 	"k8s.io/component-base/featuregate"
 )
 
-// NewChain builds k8s.io/apiserver's ValidatingAdmissionPolicy and ValidatingAdmissionWebhook
-// plugins, as kube-apiserver configures them, on g (whose authorizer the policies' `authorizer`
-// uses); g's own API gets them too, as an aggregated API server's should. Mutating plugins are
-// left out: kube-apiserver mutates no CONNECT options object that reaches a kubelet. factory feeds
-// the plugins and must be started; build it with InformerOptions.
+// NewChain builds k8s.io/apiserver's MutatingAdmissionWebhook, ValidatingAdmissionPolicy and
+// ValidatingAdmissionWebhook plugins, as kube-apiserver configures them, on g (whose authorizer
+// the policies' `authorizer` uses); g's own API gets them too, as an aggregated API server's
+// should. configFile is kube-apiserver's --admission-control-config-file format (the webhooks'
+// kubeconfig for client credentials); empty: none. factory feeds the plugins and must be started;
+// build it with InformerOptions.
 func NewChain(g *genericapiserver.Config, factory informers.SharedInformerFactory, client kubernetes.Interface,
-	dyn dynamic.Interface, gate featuregate.FeatureGate) (admission.Interface, error) {
+	dyn dynamic.Interface, gate featuregate.FeatureGate, configFile string) (admission.Interface, error) {
 	opts := genericoptions.NewAdmissionOptions()
-	opts.RecommendedPluginOrder = []string{validating.PluginName, validatingwebhook.PluginName}
+	opts.RecommendedPluginOrder = []string{mutatingwebhook.PluginName, validating.PluginName, validatingwebhook.PluginName}
+	opts.ConfigFile = configFile
 	if err := opts.ApplyTo(g, factory, client, dyn, gate); err != nil {
 		return nil, fmt.Errorf("admission plugins: %w", err)
 	}

@@ -18,6 +18,7 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	auditv1 "k8s.io/apiserver/pkg/apis/audit/v1"
 
 	"github.com/exec-proxy/exec-proxy/internal/testcert"
 )
@@ -156,8 +157,9 @@ func TestAdmissionParity(t *testing.T) {
 }
 
 // TestAdmissionWebhook: a real validating webhook sees the CONNECT review, with the options
-// object, from both paths and denies one case; with the webhook down, failurePolicy Fail refuses
-// and Ignore lets sessions run, on both paths.
+// object, from both paths and denies one case; a mutating webhook denies one and changes the
+// command of another, which then runs, on both paths; with the validating webhook down,
+// failurePolicy Fail refuses and Ignore lets sessions run, on both paths.
 func TestAdmissionWebhook(t *testing.T) {
 	hook := startWebhook(t)
 	register := func(failurePolicy string) {
@@ -210,11 +212,55 @@ webhooks:
 				}
 			}
 			rec := sessionRecords(t, "hookdeny-"+m, map[string]int{"refused": attempts(c)})["refused"][0]
-			if by := rec.Annotations[annotation+"admission-denied-by"]; by != "ValidatingAdmissionWebhook/sessions.e2e.execproxy.dev" {
+			if by := rec.Annotations[annotation+"admission-denied-by"]; by != "AdmissionWebhook/sessions.e2e.execproxy.dev" {
 				t.Errorf("refused record names no webhook: %v", rec.Annotations)
 			}
 		})
 	}
+
+	t.Run("mutating webhook", func(t *testing.T) {
+		applyObjects(t, fmt.Sprintf(`apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingWebhookConfiguration
+metadata: {name: e2e-mutating-webhook}
+webhooks:
+- name: mutate.e2e.execproxy.dev
+  admissionReviewVersions: [v1]
+  sideEffects: None
+  failurePolicy: Fail
+  timeoutSeconds: 3
+  namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: demo}}
+  rules:
+  - {apiGroups: [""], apiVersions: [v1], operations: [CONNECT], resources: [pods/exec]}
+  clientConfig: {url: "%s", caBundle: %s}
+`, strings.TrimSuffix(hook.url, "/validate")+"/mutate", hook.caBundle))
+		for _, rt := range routes {
+			eventually(t, 30*time.Second, "the mutating webhook to be called from "+rt.name, func() bool {
+				res := clients[1].kubectl(t, rt, "admin", "", "-n", "demo", "exec", "demo", "-c", "main", "--", "echo", "mutdeny-probe")
+				return strings.Contains(res.stderr, "denied by the e2e mutating webhook")
+			})
+		}
+		for _, c := range clients[:2] {
+			m := marker(t)
+			for _, rt := range routes {
+				res := c.kubectl(t, rt, "admin", "", "-n", "demo", "exec", "demo", "-c", "main", "--", "echo", "mutdeny-"+m)
+				want := `admission webhook "mutate.e2e.execproxy.dev" denied the request: denied by the e2e mutating webhook: mutdeny-` + m
+				if res.code == 0 || !strings.Contains(res.stderr, want) {
+					t.Errorf("%s %s: a mutating webhook's denial: exit %d %q, want %q", c.name, rt.name, res.code, res.stderr, want)
+				}
+				res = c.kubectl(t, rt, "admin", "", "-n", "demo", "exec", "demo", "-c", "main", "--", "mutate-"+m)
+				if res.code != 0 || res.stdout != "mutated-"+m+"\n" {
+					t.Errorf("%s %s: a mutated command: exit %d %q %s, want it to print mutated-%s", c.name, rt.name, res.code, res.stdout, res.stderr, m)
+				}
+			}
+			// exec-proxy's records say what ran: the mutated command.
+			rec := recordsWhere(t, "the mutated session's records", func(ev auditv1.Event) bool {
+				return strings.Contains(ev.Annotations[annotation+"command"], "mutated-"+m)
+			}, map[string]int{"start": 1, "end": 1})
+			if got := rec["start"][0].Annotations[annotation+"command"]; got != `["echo","mutated-`+m+`"]` {
+				t.Errorf("%s: the start record's command %s", c.name, got)
+			}
+		}
+	})
 
 	t.Run("webhook down", func(t *testing.T) {
 		hook.close()
@@ -278,10 +324,20 @@ func (h *webhook) serve(w http.ResponseWriter, req *http.Request) {
 	resp := &admissionv1.AdmissionResponse{UID: review.Request.UID, Allowed: true}
 	var opts corev1.PodExecOptions
 	_ = json.Unmarshal(review.Request.Object.Raw, &opts)
+	mutating := req.URL.Path == "/mutate"
 	for _, c := range opts.Command {
-		if strings.HasPrefix(c, "hookdeny-") {
+		switch {
+		case !mutating && strings.HasPrefix(c, "hookdeny-"):
 			resp.Allowed = false
 			resp.Result = &metav1.Status{Code: http.StatusForbidden, Reason: metav1.StatusReasonForbidden, Message: "denied by the e2e webhook: " + c}
+		case mutating && strings.HasPrefix(c, "mutdeny-"):
+			resp.Allowed = false
+			resp.Result = &metav1.Status{Code: http.StatusForbidden, Reason: metav1.StatusReasonForbidden, Message: "denied by the e2e mutating webhook: " + c}
+		case mutating && strings.HasPrefix(c, "mutate-"):
+			// The session runs another command than the one asked for, on both paths.
+			patch, _ := json.Marshal([]map[string]any{{"op": "replace", "path": "/command", "value": []string{"echo", "mutated-" + strings.TrimPrefix(c, "mutate-")}}})
+			pt := admissionv1.PatchTypeJSONPatch
+			resp.Patch, resp.PatchType = patch, &pt
 		}
 	}
 	review.Response, review.Request = resp, nil

@@ -135,12 +135,14 @@ func (o *Options) ServerConfig() (*apiserver.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
-	var dynamicClient dynamic.Interface
+	var admission *apiserver.AdmissionConfig
 	if o.Admission.Mode == AdmissionCluster {
 		// The admission policies' params are any kind of object.
-		if dynamicClient, err = dynamic.NewForConfig(restConfig); err != nil {
+		dynamicClient, err := dynamic.NewForConfig(restConfig)
+		if err != nil {
 			return nil, fmt.Errorf("dynamic client: %w", err)
 		}
+		admission = &apiserver.AdmissionConfig{Dynamic: dynamicClient, ConfigFile: o.Admission.ConfigFile}
 	}
 	generic := genericapiserver.NewConfig(api.Codecs)
 	if err := o.SecureServing.ApplyTo(&generic.SecureServing, &generic.LoopbackClientConfig); err != nil {
@@ -179,7 +181,7 @@ func (o *Options) ServerConfig() (*apiserver.Config, error) {
 		Audit:                 auditor,
 		Recording:             o.Audit.RecordingConfig(),
 		Policy:                policy,
-		Admission:             dynamicClient,
+		Admission:             admission,
 		Generic:               generic,
 		Client:                client,
 		Kubelet:               o.Kubelet.TransportConfig(),
