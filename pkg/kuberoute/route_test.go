@@ -137,7 +137,7 @@ func TestHandler(t *testing.T) {
 		{"exec with a reason", "POST", "/api/v1/namespaces/ns/pods/p/exec?command=ls&stdout=true&reason=INC-1%3A+disk+full", 200, "",
 			&session.Request{Kind: session.KindExec, Namespace: "ns", Pod: "p", Exec: &corev1.PodExecOptions{Command: []string{"ls"}, Stdout: true}, Justification: "INC-1: disk full"}},
 		{"reason given twice", "POST", "/api/v1/namespaces/ns/pods/p/exec?command=ls&stdout=true&reason=a&reason=b", 400, "the session's reason is given 2 times", nil},
-		{"reason with a newline", "GET", "/api/v1/namespaces/ns/pods/p/attach?stdout=true&reason=a%0Ab", 400, "one line of UTF-8 text", nil},
+		{"reason with a newline", "GET", "/api/v1/namespaces/ns/pods/p/attach?stdout=true&reason=a%0Ab", 400, "one line of printable UTF-8 text", nil},
 		{"bad parameter", "POST", "/api/v1/namespaces/ns/pods/p/exec?command=ls&stdout=maybe", 400, "is not a boolean", nil},
 		{"pods by selector", "GET", "/api/v1/namespaces/ns/pods?labelSelector=app%3Dweb", 200, `"name":"p"`, nil},
 		{"pods by selector, none", "GET", "/api/v1/namespaces/ns/pods?labelSelector=app%3Dnone", 200, `"items":[]`, nil},
