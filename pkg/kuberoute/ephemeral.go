@@ -101,8 +101,16 @@ func (h *Handler) ephemeralContainers(w http.ResponseWriter, req *http.Request, 
 		session.WriteStatus(w, req, err)
 		return
 	}
+	// Recorded before it is asked for, so that no debug container runs unrecorded; kube-apiserver's
+	// refusal, if it refuses, is a second record.
+	if err := h.recordEphemeral(req, info, added, opts, nil); err != nil {
+		session.WriteStatus(w, req, err)
+		return
+	}
 	result, err := h.Client.PatchEphemeralContainers(req.Context(), info.Namespace, info.Name, pt, patch, opts)
-	h.recordEphemeral(req, info, added, opts, err)
+	if err != nil {
+		_ = h.recordEphemeral(req, info, added, opts, err)
+	}
 	h.write(w, req, corev1.SchemeGroupVersion, result, err)
 }
 
@@ -225,8 +233,8 @@ func sortedKeys[V any](m map[string]V) []string {
 
 // recordEphemeral logs, and records in the session audit, each ephemeral container the patch adds,
 // as the user's, with kube-apiserver's answer.
-func (h *Handler) recordEphemeral(req *http.Request, info *apirequest.RequestInfo, added []corev1.EphemeralContainer, opts metav1.PatchOptions, err error) {
-	code, message := int32(http.StatusOK), ""
+func (h *Handler) recordEphemeral(req *http.Request, info *apirequest.RequestInfo, added []corev1.EphemeralContainer, opts metav1.PatchOptions, err error) error {
+	code, message := int32(0), ""
 	if err != nil {
 		status := apierrors.NewInternalError(err).Status()
 		if s, ok := err.(apierrors.APIStatus); ok {
@@ -238,7 +246,7 @@ func (h *Handler) recordEphemeral(req *http.Request, info *apirequest.RequestInf
 	if u, ok := apirequest.UserFrom(req.Context()); ok {
 		who = authz.UserInfo(u)
 	}
-	logger, msg := klog.FromContext(req.Context()), "Ephemeral container added for a user"
+	logger, msg := klog.FromContext(req.Context()), "Ephemeral container asked for a user"
 	if err != nil {
 		msg = "Ephemeral container refused by kube-apiserver"
 	}
@@ -247,7 +255,10 @@ func (h *Handler) recordEphemeral(req *http.Request, info *apirequest.RequestInf
 		logger.Info(msg, "user", who.Username, "groups", who.Groups, "pod", klog.KRef(info.Namespace, info.Name),
 			"container", c.Name, "image", c.Image, "command", c.Command, "args", c.Args, "dryRun", opts.DryRun, "code", code, "message", message)
 		if len(opts.DryRun) == 0 {
-			h.Audit.EphemeralContainer(req, who, info.Namespace, info.Name, c, code, message)
+			if err := h.Audit.EphemeralContainer(req, who, info.Namespace, info.Name, c, code, message); err != nil {
+				return err
+			}
 		}
 	}
+	return nil
 }

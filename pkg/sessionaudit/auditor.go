@@ -103,12 +103,14 @@ func (r *Auditor) Refused(a *Attempt) {
 	r.send(recordRefused, a.Snapshot())
 }
 
-// EphemeralContainer writes the one record of an ephemeral container that the kube route asked
+// EphemeralContainer writes a record of an ephemeral container that the kube route asks
 // kube-apiserver to add to namespace/pod, under exec-proxy's identity, for user (kubectl debug):
-// what the container runs, and kube-apiserver's answer (code, and message when it refused).
-func (r *Auditor) EphemeralContainer(req *http.Request, user authnv1.UserInfo, namespace, pod string, c *corev1.EphemeralContainer, code int32, message string) {
+// what the container runs, and kube-apiserver's answer (code 0 before it is asked; else the code,
+// and the message when it refused). Under fail-closed, a record that could not be written is a 503
+// the container must be refused with: its command would run unrecorded.
+func (r *Auditor) EphemeralContainer(req *http.Request, user authnv1.UserInfo, namespace, pod string, c *corev1.EphemeralContainer, code int32, message string) error {
 	if r == nil {
-		return
+		return nil
 	}
 	rec := newRecord(req, namespace, pod, "ephemeralcontainers")
 	rec.User = user
@@ -116,7 +118,10 @@ func (r *Auditor) EphemeralContainer(req *http.Request, user authnv1.UserInfo, n
 	rec.Container, rec.Image, rec.Command = c.Name, c.Image, append(append([]string(nil), c.Command...), c.Args...)
 	rec.TTY, rec.Stdin = c.TTY, c.Stdin
 	rec.End, rec.Code, rec.Message = rec.Start, code, message
-	r.send(recordEphemeralContainer, rec)
+	if r.send(recordEphemeralContainer, rec) || r.policy == FailOpen {
+		return nil
+	}
+	return apierrors.NewServiceUnavailable("exec-proxy could not write the ephemeral container's audit record and adds none it cannot audit (--session-audit-failure-policy=fail-closed)")
 }
 
 func (r *Auditor) send(kind string, rec Record) bool {

@@ -97,6 +97,10 @@ func event(kind string, r Record) *auditinternal.Event {
 		ev.ResponseStatus = &metav1.Status{Status: metav1.StatusFailure, Code: r.Code, Message: r.Message}
 	case recordEphemeralContainer:
 		ev.Verb = "patch"
+		if r.Code == 0 { // asked for, before kube-apiserver answers
+			ev.Stage = auditinternal.StageRequestReceived
+			break
+		}
 		ev.ResponseStatus = &metav1.Status{Code: r.Code, Message: r.Message}
 	default:
 		ev.ResponseStatus = &metav1.Status{Code: 101}

@@ -321,14 +321,16 @@ func TestEphemeralContainerRecord(t *testing.T) {
 		code    int32
 		message string
 	}{
-		{"added", 200, ""},
+		{"asked for", 0, ""},
 		{"refused by kube-apiserver", 403, "denied by policy"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			b := &backend{ok: true}
 			req := httptest.NewRequest("PATCH", "/apis/execproxy.dev/v1alpha1/kube/api/v1/namespaces/ns/pods/p/ephemeralcontainers", nil)
-			NewAuditor(b, FailClosed).EphemeralContainer(req, authnv1.UserInfo{Username: "alice"}, "ns", "p", c, tc.code, tc.message)
+			if err := NewAuditor(b, FailClosed).EphemeralContainer(req, authnv1.UserInfo{Username: "alice"}, "ns", "p", c, tc.code, tc.message); err != nil {
+				t.Fatal(err)
+			}
 			if len(b.events) != 1 {
 				t.Fatalf("got %d events", len(b.events))
 			}
@@ -341,9 +343,23 @@ func TestEphemeralContainerRecord(t *testing.T) {
 				}
 			}
 			if ev.Verb != "patch" || ev.User.Username != "alice" || ev.ObjectRef.Subresource != "ephemeralcontainers" || ev.ObjectRef.Name != "p" ||
-				ev.ResponseStatus.Code != tc.code || ev.ResponseStatus.Message != tc.message {
+				(tc.code == 0) != (ev.ResponseStatus == nil) || tc.code != 0 && (ev.ResponseStatus.Code != tc.code || ev.ResponseStatus.Message != tc.message) {
 				t.Errorf("got verb %s, user %s, object %+v, status %+v", ev.Verb, ev.User.Username, ev.ObjectRef, ev.ResponseStatus)
 			}
 		})
+	}
+}
+
+// TestEphemeralContainerRecordFailClosed: under fail-closed, an ephemeral container whose record
+// cannot be written is refused (its command would run unrecorded); under fail-open it goes on.
+func TestEphemeralContainerRecordFailClosed(t *testing.T) {
+	c := &corev1.EphemeralContainer{EphemeralContainerCommon: corev1.EphemeralContainerCommon{Name: "debugger-x"}}
+	req := httptest.NewRequest("PATCH", "/apis/execproxy.dev/v1alpha1/kube/api/v1/namespaces/ns/pods/p/ephemeralcontainers", nil)
+	err := NewAuditor(&backend{ok: false}, FailClosed).EphemeralContainer(req, authnv1.UserInfo{Username: "alice"}, "ns", "p", c, 0, "")
+	if !apierrors.IsServiceUnavailable(err) {
+		t.Errorf("fail-closed with the backend down: %v, want a 503", err)
+	}
+	if err := NewAuditor(&backend{ok: false}, FailOpen).EphemeralContainer(req, authnv1.UserInfo{Username: "alice"}, "ns", "p", c, 0, ""); err != nil {
+		t.Errorf("fail-open with the backend down: %v", err)
 	}
 }
