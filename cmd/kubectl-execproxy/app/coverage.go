@@ -111,10 +111,16 @@ func readBindings(ctx context.Context, client kubernetes.Interface) ([]binding, 
 	return out, nil
 }
 
+// enforced is one of deploy/components/deny-direct-exec's policies with its bindings that deny.
+type enforced struct {
+	policy   *admissionv1.ValidatingAdmissionPolicy
+	bindings []*admissionv1.ValidatingAdmissionPolicyBinding
+}
+
 // readDenyDirectExec returns deploy/components/deny-direct-exec's policies that are installed and
 // bound to deny (execproxy-deny-direct-exec and the bypasses' execproxy-deny-*, each labelled
 // execproxy.dev/direct-path-only), and what the report says of them.
-func readDenyDirectExec(ctx context.Context, client kubernetes.Interface) ([]*admissionv1.ValidatingAdmissionPolicy, string, error) {
+func readDenyDirectExec(ctx context.Context, client kubernetes.Interface) ([]enforced, string, error) {
 	adm := client.AdmissionregistrationV1()
 	policies, err := adm.ValidatingAdmissionPolicies().List(ctx, metav1.ListOptions{})
 	if err != nil {
@@ -124,21 +130,24 @@ func readDenyDirectExec(ctx context.Context, client kubernetes.Interface) ([]*ad
 	if err != nil {
 		return nil, "", listFailed("validatingadmissionpolicybindings.admissionregistration.k8s.io", err)
 	}
-	var inForce []*admissionv1.ValidatingAdmissionPolicy
+	var inForce []enforced
 	var names []string
 	for i := range policies.Items {
 		p := &policies.Items[i]
 		if !strings.HasPrefix(p.Name, "execproxy-deny-") || (p.Name != denyDirectExec && p.Labels[directPathOnly] != "true") {
 			continue
 		}
-		for _, b := range bindings.Items {
-			if b.Spec.PolicyName == p.Name && slices.Contains(b.Spec.ValidationActions, admissionv1.Deny) {
-				inForce, names = append(inForce, p), append(names, p.Name)
-				break
+		e := enforced{policy: p}
+		for j := range bindings.Items {
+			if b := &bindings.Items[j]; b.Spec.PolicyName == p.Name && slices.Contains(b.Spec.ValidationActions, admissionv1.Deny) {
+				e.bindings = append(e.bindings, b)
 			}
 		}
+		if len(e.bindings) > 0 {
+			inForce, names = append(inForce, e), append(names, p.Name)
+		}
 	}
-	if !slices.ContainsFunc(inForce, func(p *admissionv1.ValidatingAdmissionPolicy) bool { return p.Name == denyDirectExec }) {
+	if !slices.ContainsFunc(inForce, func(e enforced) bool { return e.policy.Name == denyDirectExec }) {
 		if slices.ContainsFunc(policies.Items, func(p admissionv1.ValidatingAdmissionPolicy) bool { return p.Name == denyDirectExec }) {
 			return inForce, "not in force (ValidatingAdmissionPolicy " + denyDirectExec + " has no binding that denies)", nil
 		}
@@ -147,31 +156,65 @@ func readDenyDirectExec(ctx context.Context, client kubernetes.Interface) ([]*ad
 	return inForce, "installed (ValidatingAdmissionPolicies " + strings.Join(names, ", ") + ", each bound to deny)", nil
 }
 
-// closes is whether one of policies' match constraints takes in r's request through kube-apiserver.
-func closes(policies []*admissionv1.ValidatingAdmissionPolicy, r right) bool {
-	return slices.ContainsFunc(policies, func(p *admissionv1.ValidatingAdmissionPolicy) bool { return policyCloses(p, r) })
+// closes is whether one of the policies, through one of its bindings, takes in every request of r
+// through kube-apiserver.
+func closes(policies []enforced, r right) bool {
+	return slices.ContainsFunc(policies, func(e enforced) bool { return e.closes(r) })
 }
 
-func policyCloses(policy *admissionv1.ValidatingAdmissionPolicy, r right) bool {
-	if policy == nil || r.unclosable != "" || policy.Spec.MatchConstraints == nil {
+// closes is whether the policy's match constraints and one of its bindings' match resources both take
+// in every request of r, as k8s.io/apiserver's policy matcher would. Coverage must never report closed
+// what is open, so whatever could leave some of r's requests out counts as not closing: a namespace or
+// object selector that selects, match conditions, params (a binding's may be missing).
+func (e enforced) closes(r right) bool {
+	spec := e.policy.Spec
+	if r.unclosable != "" || spec.MatchConstraints == nil || len(spec.MatchConditions) > 0 || spec.ParamKind != nil ||
+		!takesAll(*spec.MatchConstraints, r) {
 		return false
 	}
+	return slices.ContainsFunc(e.bindings, func(b *admissionv1.ValidatingAdmissionPolicyBinding) bool {
+		return b.Spec.MatchResources == nil || takesAll(*b.Spec.MatchResources, r) // unset: all the policy's
+	})
+}
+
+// takesAll is whether m takes in every request of r. No resourceRules constrain nothing (a
+// binding's); the policy's are required.
+func takesAll(m admissionv1.MatchResources, r right) bool {
+	if selects(m.NamespaceSelector) || selects(m.ObjectSelector) ||
+		slices.ContainsFunc(m.ExcludeResourceRules, func(rule admissionv1.NamedRuleWithOperations) bool { return ruleMatches(rule, r, true) }) {
+		return false
+	}
+	return len(m.ResourceRules) == 0 ||
+		slices.ContainsFunc(m.ResourceRules, func(rule admissionv1.NamedRuleWithOperations) bool { return ruleMatches(rule, r, false) })
+}
+
+// selects is whether a label selector leaves some objects out: an unset or empty one takes in all.
+func selects(s *metav1.LabelSelector) bool {
+	return s != nil && (len(s.MatchLabels) > 0 || len(s.MatchExpressions) > 0)
+}
+
+// ruleMatches is admission's rule match (k8s.io/apiserver's rules.Matcher) for r's request. A rule
+// that takes in (excludes false) must take in every request of r: version v1, the version of every
+// right (matchPolicy Equivalent's conversion from another is not counted), and no resourceNames. One
+// that leaves out (excludes) does if it leaves out some: any version, any names.
+func ruleMatches(rule admissionv1.NamedRuleWithOperations, r right, excludes bool) bool {
+	ops := make([]string, len(rule.Operations))
+	for i, op := range rule.Operations {
+		ops[i] = string(op)
+	}
+	scope := rule.Scope == nil || *rule.Scope == admissionv1.AllScopes ||
+		*rule.Scope == admissionv1.ClusterScope && r.clusterScoped || *rule.Scope == admissionv1.NamespacedScope && !r.clusterScoped
 	resource := r.resource
 	if r.subresource != "" {
 		resource += "/" + r.subresource
 	}
-	for _, rule := range policy.Spec.MatchConstraints.ResourceRules {
-		ops := make([]string, len(rule.Operations))
-		for i, op := range rule.Operations {
-			ops[i] = string(op)
-		}
-		if matches(ops, r.operation, "*") && matches(rule.APIGroups, r.group, "*") &&
-			(matches(rule.Resources, resource, "*/*") || r.subresource == "" && slices.Contains(rule.Resources, "*") ||
-				r.subresource != "" && slices.Contains(rule.Resources, "*/"+r.subresource) || slices.Contains(rule.Resources, r.resource+"/*")) {
-			return true
-		}
+	// "*/*" is every resource and subresource, "*" every resource, "pods/*" pods and its subresources.
+	if !matches(ops, r.operation, "*") || !matches(rule.APIGroups, r.group, "*") || !scope ||
+		!(matches(rule.Resources, resource, "*/*") || r.subresource == "" && slices.Contains(rule.Resources, "*") ||
+			r.subresource != "" && slices.Contains(rule.Resources, "*/"+r.subresource) || slices.Contains(rule.Resources, r.resource+"/*")) {
+		return false
 	}
-	return false
+	return excludes || matches(rule.APIVersions, "v1", "*") && len(rule.ResourceNames) == 0
 }
 
 // systemSubject is a Kubernetes component's subject, hidden without --all: a system: user or group

@@ -23,38 +23,115 @@ import (
 
 func vap(resources []string, ops ...admissionv1.OperationType) *admissionv1.ValidatingAdmissionPolicy {
 	p := &admissionv1.ValidatingAdmissionPolicy{ObjectMeta: metav1.ObjectMeta{Name: denyDirectExec}}
-	p.Spec.MatchConstraints = &admissionv1.MatchResources{ResourceRules: []admissionv1.NamedRuleWithOperations{{
-		RuleWithOperations: admissionv1.RuleWithOperations{Operations: ops, Rule: admissionv1.Rule{
-			APIGroups: core, APIVersions: []string{"v1"}, Resources: resources}}}}}
+	p.Spec.MatchConstraints = &admissionv1.MatchResources{ResourceRules: []admissionv1.NamedRuleWithOperations{namedRule(resources, ops...)}}
 	return p
 }
 
+func namedRule(resources []string, ops ...admissionv1.OperationType) admissionv1.NamedRuleWithOperations {
+	return admissionv1.NamedRuleWithOperations{RuleWithOperations: admissionv1.RuleWithOperations{Operations: ops, Rule: admissionv1.Rule{
+		APIGroups: core, APIVersions: []string{"v1"}, Resources: resources}}}
+}
+
 func TestCloses(t *testing.T) {
-	component := vap([]string{"pods/exec", "pods/attach", "pods/portforward"}, admissionv1.Connect)
+	sessions := []string{"pods/exec", "pods/attach", "pods/portforward"}
+	component := vap(sessions, admissionv1.Connect)
+	with := func(p *admissionv1.ValidatingAdmissionPolicy, change func(*admissionv1.ValidatingAdmissionPolicySpec)) *admissionv1.ValidatingAdmissionPolicy {
+		p = p.DeepCopy()
+		change(&p.Spec)
+		return p
+	}
+	changeRule := func(change func(*admissionv1.NamedRuleWithOperations)) *admissionv1.ValidatingAdmissionPolicy {
+		return with(component, func(s *admissionv1.ValidatingAdmissionPolicySpec) { change(&s.MatchConstraints.ResourceRules[0]) })
+	}
+	bound := &admissionv1.ValidatingAdmissionPolicyBinding{}
+	binding := func(m admissionv1.MatchResources) *admissionv1.ValidatingAdmissionPolicyBinding {
+		return &admissionv1.ValidatingAdmissionPolicyBinding{Spec: admissionv1.ValidatingAdmissionPolicyBindingSpec{MatchResources: &m}}
+	}
+	attachOnly := binding(admissionv1.MatchResources{ResourceRules: []admissionv1.NamedRuleWithOperations{namedRule([]string{"pods/attach"}, admissionv1.Connect)}})
+	noExec := binding(admissionv1.MatchResources{ExcludeResourceRules: []admissionv1.NamedRuleWithOperations{namedRule([]string{"pods/exec"}, admissionv1.Connect)}})
+	teamA := &metav1.LabelSelector{MatchLabels: map[string]string{"team": "a"}}
+	scope := func(s admissionv1.ScopeType) *admissionv1.ScopeType { return &s }
 	cases := []struct {
-		name   string
-		policy *admissionv1.ValidatingAdmissionPolicy
-		right  string
-		want   bool
+		name     string
+		policy   *admissionv1.ValidatingAdmissionPolicy
+		bindings []*admissionv1.ValidatingAdmissionPolicyBinding
+		right    string
+		want     bool
 	}{
-		{"component: exec", component, "create pods/exec", true},
-		{"component: portforward", component, "create pods/portforward", true},
-		{"component: not ephemeral containers", component, "patch pods/ephemeralcontainers", false},
-		{"component: not pods/proxy", component, "get pods/proxy", false},
-		{"not installed", nil, "create pods/exec", false},
-		{"pods/* takes ephemeral containers", vap([]string{"pods/*"}, admissionv1.Update), "patch pods/ephemeralcontainers", true},
-		{"operation differs", vap([]string{"pods/*"}, admissionv1.Connect), "patch pods/ephemeralcontainers", false},
-		{"*/* and operation *", vap([]string{"*/*"}, admissionv1.OperationAll), "get services/proxy", true},
-		{"* is no subresource", vap(all, admissionv1.OperationAll), "create pods/exec", false},
-		{"* takes pods", vap(all, admissionv1.Create), "create pods", true},
-		{"never the kubelet's port", vap([]string{"*/*"}, admissionv1.OperationAll), "get nodes/proxy", false},
+		{"component: exec", component, nil, "create pods/exec", true},
+		{"component: portforward", component, nil, "create pods/portforward", true},
+		{"component: not ephemeral containers", component, nil, "patch pods/ephemeralcontainers", false},
+		{"component: not pods/proxy", component, nil, "get pods/proxy", false},
+		{"pods/* takes ephemeral containers", vap([]string{"pods/*"}, admissionv1.Update), nil, "patch pods/ephemeralcontainers", true},
+		{"operation differs", vap([]string{"pods/*"}, admissionv1.Connect), nil, "patch pods/ephemeralcontainers", false},
+		{"*/* and operation *", vap([]string{"*/*"}, admissionv1.OperationAll), nil, "get services/proxy", true},
+		{"* is no subresource", vap(all, admissionv1.OperationAll), nil, "create pods/exec", false},
+		{"* takes pods", vap(all, admissionv1.Create), nil, "create pods", true},
+		{"never the kubelet's port", vap([]string{"*/*"}, admissionv1.OperationAll), nil, "get nodes/proxy", false},
+		// The policy's own match constraints.
+		{"policy excludes exec", with(component, func(s *admissionv1.ValidatingAdmissionPolicySpec) {
+			s.MatchConstraints.ExcludeResourceRules = noExec.Spec.MatchResources.ExcludeResourceRules
+		}), nil, "create pods/exec", false},
+		{"policy excludes exec, not attach", with(component, func(s *admissionv1.ValidatingAdmissionPolicySpec) {
+			s.MatchConstraints.ExcludeResourceRules = noExec.Spec.MatchResources.ExcludeResourceRules
+		}), nil, "create pods/attach", true},
+		{"policy excludes pods/* at any version", with(component, func(s *admissionv1.ValidatingAdmissionPolicySpec) {
+			r := namedRule([]string{"pods/*"}, admissionv1.OperationAll)
+			r.APIVersions = []string{"v2"}
+			s.MatchConstraints.ExcludeResourceRules = []admissionv1.NamedRuleWithOperations{r}
+		}), nil, "create pods/exec", false},
+		{"policy excludes some pods by name", with(component, func(s *admissionv1.ValidatingAdmissionPolicySpec) {
+			r := namedRule(sessions, admissionv1.Connect)
+			r.ResourceNames = []string{"web-0"}
+			s.MatchConstraints.ExcludeResourceRules = []admissionv1.NamedRuleWithOperations{r}
+		}), nil, "create pods/exec", false},
+		{"policy excludes another operation", with(component, func(s *admissionv1.ValidatingAdmissionPolicySpec) {
+			s.MatchConstraints.ExcludeResourceRules = []admissionv1.NamedRuleWithOperations{namedRule([]string{"pods/*"}, admissionv1.Update)}
+		}), nil, "create pods/exec", true},
+		{"policy's namespace selector", with(component, func(s *admissionv1.ValidatingAdmissionPolicySpec) { s.MatchConstraints.NamespaceSelector = teamA }),
+			nil, "create pods/exec", false},
+		{"policy's object selector", with(component, func(s *admissionv1.ValidatingAdmissionPolicySpec) { s.MatchConstraints.ObjectSelector = teamA }),
+			nil, "create pods/exec", false},
+		{"policy's empty selectors take in all", with(component, func(s *admissionv1.ValidatingAdmissionPolicySpec) {
+			s.MatchConstraints.NamespaceSelector, s.MatchConstraints.ObjectSelector = &metav1.LabelSelector{}, &metav1.LabelSelector{}
+		}), nil, "create pods/exec", true},
+		{"match conditions", with(component, func(s *admissionv1.ValidatingAdmissionPolicySpec) {
+			s.MatchConditions = []admissionv1.MatchCondition{{Name: "not-ci", Expression: "request.userInfo.username != 'ci'"}}
+		}), nil, "create pods/exec", false},
+		{"params", with(component, func(s *admissionv1.ValidatingAdmissionPolicySpec) {
+			s.ParamKind = &admissionv1.ParamKind{APIVersion: "v1", Kind: "ConfigMap"}
+		}), nil, "create pods/exec", false},
+		{"rule limited to names", changeRule(func(r *admissionv1.NamedRuleWithOperations) { r.ResourceNames = []string{"web-0"} }), nil, "create pods/exec", false},
+		{"rule of another version", changeRule(func(r *admissionv1.NamedRuleWithOperations) { r.APIVersions = []string{"v1beta1"} }), nil, "create pods/exec", false},
+		{"rule of every version", changeRule(func(r *admissionv1.NamedRuleWithOperations) { r.APIVersions = all }), nil, "create pods/exec", true},
+		{"rule scope Namespaced", changeRule(func(r *admissionv1.NamedRuleWithOperations) { r.Scope = scope(admissionv1.NamespacedScope) }), nil, "create pods/exec", true},
+		{"rule scope Cluster", changeRule(func(r *admissionv1.NamedRuleWithOperations) { r.Scope = scope(admissionv1.ClusterScope) }), nil, "create pods/exec", false},
+		// The bindings' match resources.
+		{"no binding", component, []*admissionv1.ValidatingAdmissionPolicyBinding{}, "create pods/exec", false},
+		{"binding takes in attach only: exec", component, []*admissionv1.ValidatingAdmissionPolicyBinding{attachOnly}, "create pods/exec", false},
+		{"binding takes in attach only: attach", component, []*admissionv1.ValidatingAdmissionPolicyBinding{attachOnly}, "create pods/attach", true},
+		{"binding excludes exec: exec", component, []*admissionv1.ValidatingAdmissionPolicyBinding{noExec}, "create pods/exec", false},
+		{"binding excludes exec: portforward", component, []*admissionv1.ValidatingAdmissionPolicyBinding{noExec}, "create pods/portforward", true},
+		{"another binding takes exec in", component, []*admissionv1.ValidatingAdmissionPolicyBinding{noExec, attachOnly, bound}, "create pods/exec", true},
+		{"binding's namespace selector", component, []*admissionv1.ValidatingAdmissionPolicyBinding{binding(admissionv1.MatchResources{NamespaceSelector: teamA})},
+			"create pods/exec", false},
+		{"binding's object selector", component, []*admissionv1.ValidatingAdmissionPolicyBinding{binding(admissionv1.MatchResources{ObjectSelector: teamA})},
+			"create pods/exec", false},
+		{"binding's empty match resources", component, []*admissionv1.ValidatingAdmissionPolicyBinding{binding(admissionv1.MatchResources{})}, "create pods/exec", true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := policyCloses(tc.policy, bypassRight(t, tc.right)); got != tc.want {
+			bindings := tc.bindings
+			if bindings == nil {
+				bindings = []*admissionv1.ValidatingAdmissionPolicyBinding{bound}
+			}
+			if got := closes([]enforced{{policy: tc.policy, bindings: bindings}}, bypassRight(t, tc.right)); got != tc.want {
 				t.Errorf("got %v, want %v", got, tc.want)
 			}
 		})
+	}
+	if closes(nil, bypassRight(t, "create pods/exec")) {
+		t.Error("closed without deny-direct-exec")
 	}
 }
 
@@ -147,11 +224,12 @@ func TestCoverage(t *testing.T) {
 		name       string
 		deny, all  bool
 		unbound    bool // without the cluster-admin binding
+		narrowed   bool // deny-direct-exec's binding excludes pods/exec
 		wantDeny   string
 		wantStatus map[string]string
 		want       map[string][]string
 	}{
-		{"without deny-direct-exec", false, false, false, "not installed", map[string]string{"create pods/exec": "open"}, map[string][]string{
+		{"without deny-direct-exec", false, false, false, false, "not installed", map[string]string{"create pods/exec": "open"}, map[string][]string{
 			"create pods/exec":                append(slices.Clone(everyone), oncall, ci, glass),
 			"create pods/attach":              append(slices.Clone(everyone), glass),
 			"get nodes/proxy":                 append(slices.Clone(everyone), alice),
@@ -164,19 +242,21 @@ func TestCoverage(t *testing.T) {
 			"create deployments.apps":         everyone,
 			"get services/proxy":              everyone,
 		}},
-		{"with deny-direct-exec", true, false, false, "installed", map[string]string{"create pods/exec": closed,
+		{"with deny-direct-exec", true, false, false, false, "installed", map[string]string{"create pods/exec": closed,
 			"get nodes/proxy": "open (admission cannot close the kubelet's own port)", "patch pods/ephemeralcontainers": "open"}, map[string][]string{
 			"create pods/exec":        {glass},
 			"create pods/portforward": {glass},
 			"get nodes/proxy":         append(slices.Clone(everyone), alice),
 			"impersonate groups":      append(slices.Clone(everyone), imp),
 		}},
-		{"system:masters needs no binding", false, false, true, "not installed", nil, map[string][]string{
+		{"system:masters needs no binding", false, false, true, false, "not installed", nil, map[string][]string{
 			"create pods/exec":  {mastersAuth, robot, oncall, ci, glass},
 			"get nodes/proxy":   {mastersAuth, robot, alice},
 			"impersonate users": {mastersAuth, robot, imp},
 		}},
-		{"--all", true, true, false, "installed", nil, map[string][]string{
+		{"binding excludes exec", true, false, false, true, "installed", map[string]string{"create pods/exec": "open", "create pods/attach": closed},
+			map[string][]string{"create pods/exec": append(slices.Clone(everyone), oncall, ci, glass), "create pods/attach": {glass}}},
+		{"--all", true, true, false, false, "installed", nil, map[string][]string{
 			"create pods/exec": {glass},
 			"create pods":      append(slices.Clone(everyone), rsc),
 		}},
@@ -190,6 +270,12 @@ func TestCoverage(t *testing.T) {
 					b, ok := o.(*rbacv1.ClusterRoleBinding)
 					return ok && b.Name == "cluster-admin"
 				})
+			}
+			for _, o := range objs {
+				if b, ok := o.(*admissionv1.ValidatingAdmissionPolicyBinding); ok && tc.narrowed {
+					b.Spec.MatchResources = &admissionv1.MatchResources{
+						ExcludeResourceRules: []admissionv1.NamedRuleWithOperations{namedRule([]string{"pods/exec"}, admissionv1.Connect)}}
+				}
 			}
 			if err := runCoverage(context.Background(), &out, fake.NewClientset(objs...), tc.all, "json"); err != nil {
 				t.Fatal(err)

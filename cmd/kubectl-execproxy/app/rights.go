@@ -9,7 +9,7 @@ import (
 // right is one authorization request that runs a command or reaches a port without exec-proxy.
 type right struct {
 	verb, group, resource, subresource string
-	clusterScoped                      bool   // a RoleBinding grants nothing for it
+	clusterScoped                      bool   // the request has no namespace: a RoleBinding grants nothing for it, admission's scope is Cluster
 	operation                          string // admission's, for the request through kube-apiserver
 	unclosable                         string // why admission cannot close it, if it cannot
 	why                                string
