@@ -266,7 +266,8 @@ func holders(r right, bindings []binding, closed, all bool) (RightCoverage, int)
 	hidden := 0
 	for _, b := range bindings {
 		ok, names := rolesGrant(b.rules, r)
-		if !ok || b.namespace != "" && r.clusterScoped { // a RoleBinding's namespace holds no nodes or users
+		// A RoleBinding grants nothing outside its namespace: no nodes or users, no other namespace's objects.
+		if !ok || b.namespace != "" && (r.clusterScoped || r.namespace != "" && b.namespace != r.namespace) {
 			continue
 		}
 		for _, s := range b.subjects {

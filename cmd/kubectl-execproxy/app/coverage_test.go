@@ -196,6 +196,31 @@ func cluster(deny bool) []runtime.Object {
 		clusterRole("system:controller:replicaset-controller", rule([]string{"create"}, core, []string{"pods"})),
 		crb("system:controller:replicaset-controller", "system:controller:replicaset-controller",
 			rbacv1.Subject{Kind: "ServiceAccount", Namespace: "kube-system", Name: "replicaset-controller"}),
+		clusterRole("ws-exec", rule([]string{"get"}, core, []string{"pods/exec", "pods/attach"})),
+		rb("team-a", "olga-ws", "ClusterRole", "ws-exec", rbacv1.Subject{Kind: "User", Name: "olga"}),
+		// Becoming exec-proxy: a RoleBinding in its namespace, or none; not one in another namespace.
+		&rbacv1.Role{ObjectMeta: meta(execProxyNamespace, "token"), Rules: []rbacv1.PolicyRule{
+			rule([]string{"create"}, core, []string{"serviceaccounts/token"}, execProxyAccount)}},
+		rb(execProxyNamespace, "tom-token", "Role", "token", rbacv1.Subject{Kind: "User", Name: "tom"}),
+		&rbacv1.Role{ObjectMeta: meta(execProxyNamespace, "other-token"), Rules: []rbacv1.PolicyRule{
+			rule([]string{"create"}, core, []string{"serviceaccounts/token"}, "other")}},
+		rb(execProxyNamespace, "tina-token", "Role", "other-token", rbacv1.Subject{Kind: "User", Name: "tina"}),
+		clusterRole("deployer", rule([]string{"create"}, []string{"apps"}, []string{"deployments"}),
+			rule([]string{"impersonate"}, core, []string{"serviceaccounts"}, execProxyAccount)),
+		rb(execProxyNamespace, "erin-deploy", "ClusterRole", "deployer", rbacv1.Subject{Kind: "User", Name: "erin"}),
+		rb("team-a", "dave-deploy", "ClusterRole", "deployer", rbacv1.Subject{Kind: "User", Name: "dave"}),
+		&rbacv1.Role{ObjectMeta: meta(execProxyNamespace, "cert-reader"), Rules: []rbacv1.PolicyRule{
+			rule([]string{"get"}, core, []string{"secrets"}, execProxyKubeletClient)}},
+		rb(execProxyNamespace, "gina-cert", "Role", "cert-reader", rbacv1.Subject{Kind: "User", Name: "gina"}),
+		// Granting rights: cluster-wide, and in team-a, where only a namespace's requests are granted.
+		clusterRole("rbac-admin", rule([]string{"bind", "escalate"}, []string{rbacv1.GroupName}, []string{"clusterroles", "roles"}),
+			rule([]string{"create", "patch"}, []string{rbacv1.GroupName}, []string{"clusterrolebindings"})),
+		crb("hank", "rbac-admin", rbacv1.Subject{Kind: "User", Name: "hank"}),
+		rb("team-a", "ivy-rbac", "ClusterRole", "rbac-admin", rbacv1.Subject{Kind: "User", Name: "ivy"}),
+		clusterRole("csr-approver", rule([]string{"update"}, []string{"certificates.k8s.io"}, []string{"certificatesigningrequests/approval"})),
+		crb("kate", "csr-approver", rbacv1.Subject{Kind: "User", Name: "kate"}),
+		clusterRole("vap-admin", rule([]string{"delete"}, []string{"admissionregistration.k8s.io"}, []string{"validatingadmissionpolicybindings"})),
+		crb("leo", "vap-admin", rbacv1.Subject{Kind: "User", Name: "leo"}),
 	}
 	if deny {
 		objs = append(objs, vap([]string{"pods/exec", "pods/attach", "pods/portforward"}, admissionv1.Connect),
@@ -216,6 +241,15 @@ func TestCoverage(t *testing.T) {
 		alice       = "User alice cluster ClusterRoleBinding/alice-nodes (ClusterRole/node-proxier)"
 		imp         = "User imp cluster ClusterRoleBinding/imp (ClusterRole/impersonator)"
 		bob         = "User bob team-a RoleBinding/bob-debug (Role/debug) limited to names web-0"
+		olga        = "User olga team-a RoleBinding/olga-ws (ClusterRole/ws-exec)"
+		tom         = "User tom execproxy-system RoleBinding/tom-token (Role/token)"
+		erin        = "User erin execproxy-system RoleBinding/erin-deploy (ClusterRole/deployer)"
+		dave        = "User dave team-a RoleBinding/dave-deploy (ClusterRole/deployer)"
+		gina        = "User gina execproxy-system RoleBinding/gina-cert (Role/cert-reader)"
+		hank        = "User hank cluster ClusterRoleBinding/hank (ClusterRole/rbac-admin)"
+		ivy         = "User ivy team-a RoleBinding/ivy-rbac (ClusterRole/rbac-admin)"
+		kate        = "User kate cluster ClusterRoleBinding/kate (ClusterRole/csr-approver)"
+		leo         = "User leo cluster ClusterRoleBinding/leo (ClusterRole/vap-admin)"
 		rsc         = "ServiceAccount kube-system/replicaset-controller cluster ClusterRoleBinding/system:controller:replicaset-controller (ClusterRole/system:controller:replicaset-controller)"
 		closed      = "closed by deny-direct-exec (break-glass group members still can)"
 	)
@@ -238,16 +272,34 @@ func TestCoverage(t *testing.T) {
 			"update pods/ephemeralcontainers": everyone,
 			"create pods":                     everyone,
 			"impersonate users":               append(slices.Clone(everyone), imp),
-			"impersonate serviceaccounts":     everyone,
-			"create deployments.apps":         everyone,
 			"get services/proxy":              everyone,
+			"get pods/exec":                   append(slices.Clone(everyone), olga),
+			"get pods/portforward":            everyone,
+			"create serviceaccounts/token exec-proxy -n execproxy-system":           append(slices.Clone(everyone), tom),
+			"impersonate serviceaccounts exec-proxy -n execproxy-system":            append(slices.Clone(everyone), erin),
+			"impersonate serviceaccounts":                                           append(slices.Clone(everyone), erin+" limited to names exec-proxy", dave+" limited to names exec-proxy"),
+			"create pods -n execproxy-system":                                       everyone,
+			"create deployments.apps -n execproxy-system":                           append(slices.Clone(everyone), erin),
+			"create deployments.apps":                                               append(slices.Clone(everyone), erin, dave),
+			"get secrets exec-proxy-kubelet-client -n execproxy-system":             append(slices.Clone(everyone), gina),
+			"list secrets exec-proxy-kubelet-client -n execproxy-system":            everyone,
+			"escalate clusterroles.rbac.authorization.k8s.io":                       append(slices.Clone(everyone), hank),
+			"bind clusterroles.rbac.authorization.k8s.io":                           append(slices.Clone(everyone), hank, ivy),
+			"escalate roles.rbac.authorization.k8s.io":                              append(slices.Clone(everyone), hank, ivy),
+			"patch clusterrolebindings.rbac.authorization.k8s.io":                   append(slices.Clone(everyone), hank),
+			"update clusterrolebindings.rbac.authorization.k8s.io":                  everyone,
+			"update certificatesigningrequests/approval.certificates.k8s.io":        append(slices.Clone(everyone), kate),
+			"delete validatingadmissionpolicybindings.admissionregistration.k8s.io": append(slices.Clone(everyone), leo),
+			"update validatingadmissionpolicies.admissionregistration.k8s.io":       everyone,
 		}},
 		{"with deny-direct-exec", true, false, false, false, "installed", map[string]string{"create pods/exec": closed,
 			"get nodes/proxy": "open (admission cannot close the kubelet's own port)", "patch pods/ephemeralcontainers": "open"}, map[string][]string{
 			"create pods/exec":        {glass},
 			"create pods/portforward": {glass},
+			"get pods/exec":           {},
 			"get nodes/proxy":         append(slices.Clone(everyone), alice),
-			"impersonate groups":      append(slices.Clone(everyone), imp),
+			"get secrets exec-proxy-kubelet-client -n execproxy-system": append(slices.Clone(everyone), gina),
+			"impersonate groups": append(slices.Clone(everyone), imp),
 		}},
 		{"system:masters needs no binding", false, false, true, false, "not installed", nil, map[string][]string{
 			"create pods/exec":  {mastersAuth, robot, oncall, ci, glass},
@@ -257,13 +309,20 @@ func TestCoverage(t *testing.T) {
 		{"binding excludes exec", true, false, false, true, "installed", map[string]string{"create pods/exec": "open", "create pods/attach": closed},
 			map[string][]string{"create pods/exec": append(slices.Clone(everyone), oncall, ci, glass), "create pods/attach": {glass}}},
 		{"--all", true, true, false, false, "installed", nil, map[string][]string{
-			"create pods/exec": {glass},
-			"create pods":      append(slices.Clone(everyone), rsc),
+			"create pods/exec":                {glass},
+			"create pods":                     append(slices.Clone(everyone), rsc),
+			"create pods -n execproxy-system": append(slices.Clone(everyone), rsc),
 		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			var out bytes.Buffer
+			for name := range tc.want {
+				bypassRight(t, name)
+			}
+			for name := range tc.wantStatus {
+				bypassRight(t, name)
+			}
 			objs := cluster(tc.deny)
 			if tc.unbound {
 				objs = slices.DeleteFunc(objs, func(o runtime.Object) bool {
@@ -338,7 +397,12 @@ func TestCoverageTable(t *testing.T) {
 		"create pods/exec Group execproxy:break-glass cluster ClusterRoleBinding/break-glass (ClusterRole/break-glass)",
 		"patch pods/ephemeralcontainers User bob team-a RoleBinding/bob-debug (Role/debug) limited to names web-0",
 		"impersonate users: open (impersonation happens before admission, which sees the impersonated user)",
-		"1 rows of Kubernetes' own subjects (system: users and groups, kube-system service accounts) hidden: --all shows them",
+		"get pods/attach: closed by deny-direct-exec (break-glass group members still can)",
+		"get secrets exec-proxy-kubelet-client -n execproxy-system: open (admission never sees a get, list or watch)",
+		"get secrets exec-proxy-kubelet-client -n execproxy-system User gina execproxy-system RoleBinding/gina-cert (Role/cert-reader)",
+		"create pods -n execproxy-system: open (deny-direct-exec has no policy for it)",
+		"update certificatesigningrequests/approval.certificates.k8s.io User kate cluster ClusterRoleBinding/kate (ClusterRole/csr-approver)",
+		"2 rows of Kubernetes' own subjects (system: users and groups, kube-system service accounts) hidden: --all shows them",
 	} {
 		if !slices.Contains(lines, line) {
 			t.Errorf("no line %q in\n%s", line, out.String())
@@ -420,6 +484,7 @@ func TestCoverageOfTheComponent(t *testing.T) {
 		t.Fatal(err)
 	}
 	closed := map[string]bool{"create pods/exec": true, "create pods/attach": true, "create pods/portforward": true,
+		"get pods/exec": true, "get pods/attach": true, "get pods/portforward": true,
 		"update pods/ephemeralcontainers": true, "patch pods/ephemeralcontainers": true,
 		"get pods/proxy": true, "create pods/proxy": true, "get services/proxy": true, "create services/proxy": true}
 	seen := 0

@@ -6,15 +6,27 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 )
 
-// right is one authorization request that runs a command or reaches a port without exec-proxy.
+// exec-proxy's own objects (deploy/): whoever gets its service account or its kubelet client
+// certificate gets around it. The component lets the service account through by this name.
+const (
+	execProxyNamespace     = "execproxy-system"
+	execProxyAccount       = "exec-proxy"
+	execProxyKubeletClient = "exec-proxy-kubelet-client" // the Secret of its kubelet client certificate
+)
+
+// right is one authorization request that runs a command or reaches a port without exec-proxy, or
+// leads to one: becoming exec-proxy, granting oneself rights, turning the component off.
 type right struct {
 	verb, group, resource, subresource string
+	namespace                          string // only the request in this namespace, if set: RoleBindings elsewhere grant nothing for it
+	name                               string // only the request for this object, if set: resourceNames grant it if they name it
 	clusterScoped                      bool   // the request has no namespace: a RoleBinding grants nothing for it, admission's scope is Cluster
-	operation                          string // admission's, for the request through kube-apiserver
+	operation                          string // admission's, for the request through kube-apiserver: set where the component may close it
 	unclosable                         string // why admission cannot close it, if it cannot
 	why                                string
 }
 
+// String is the right as kubectl auth can-i reads it, with the object's name and namespace if set.
 func (r right) String() string {
 	s := r.verb + " " + r.resource
 	if r.subresource != "" {
@@ -22,6 +34,12 @@ func (r right) String() string {
 	}
 	if r.group != "" {
 		s += "." + r.group
+	}
+	if r.name != "" {
+		s += " " + r.name
+	}
+	if r.namespace != "" {
+		s += " -n " + r.namespace
 	}
 	return s
 }
@@ -34,28 +52,44 @@ func (r right) named() bool { return r.verb != "create" || r.subresource != "" }
 var bypassRights = func() []right {
 	const (
 		direct     = "kube-apiserver's own path: a session exec-proxy does not see"
+		wsGet      = "before Kubernetes 1.35 (AuthorizePodWebsocketUpgradeCreatePermission), kube-apiserver authorizes a WebSocket session as get: a session on its own path exec-proxy does not see"
 		nodeProxy  = "the kubelet's API through kube-apiserver's node proxy, or the kubelet's port directly: exec into any pod on the node, unrecorded"
 		ephemeral  = "kubectl debug: a new container in a running pod, then a native attach"
 		newPod     = "a new pod, privileged or running any command: a new shell, not one in an existing pod"
 		controller = "its controller creates pods that run any command: new pods, not existing ones"
 		proxy      = "HTTP to a pod's ports: port-forward's equivalent"
 		imperson   = "anyone's rights, the break-glass group's included"
+		identity   = "exec-proxy's identity: its patch of pods/ephemeralcontainers in every pod, which the component lets through (a container running any command, unrecorded)"
+		ownPod     = "a pod in exec-proxy's namespace, with its service account (ephemeral containers the component lets through) and its kubelet client certificate's Secret (exec on every kubelet)"
+		certSecret = "the Secret " + execProxyKubeletClient + ": exec-proxy's kubelet client certificate, exec on every kubelet, unrecorded"
+		escalate   = "a role with rights its author does not hold (escalate skips RBAC's escalation check): any right above"
+		bind       = "a binding to a role whose rights its author does not hold (bind skips RBAC's escalation check): any right above, for itself with create of the binding"
+		bindings   = "a ClusterRole bound to any subject, itself included: any right above with bind on the ClusterRole (else only rights it holds)"
+		approval   = "an approved CSR: a client certificate in any group, the break-glass group's included (with approve on signers kubernetes.io/kube-apiserver-client, and create of the CSR)"
+		component  = "turns deny-direct-exec off"
 		// Why admission cannot close them.
 		kubeletPort = "admission cannot close the kubelet's own port"
 		authn       = "impersonation happens before admission, which sees the impersonated user"
+		noPolicy    = "deny-direct-exec has no policy for it"
+		read        = "admission never sees a get, list or watch"
+		exempt      = "kube-apiserver runs no admission policy on admission policies and their bindings"
 	)
 	rs := []right{
 		{verb: "create", resource: "pods", subresource: "exec", operation: "CONNECT", why: direct},
 		{verb: "create", resource: "pods", subresource: "attach", operation: "CONNECT", why: direct},
 		{verb: "create", resource: "pods", subresource: "portforward", operation: "CONNECT", why: direct},
+		{verb: "get", resource: "pods", subresource: "exec", operation: "CONNECT", why: wsGet},
+		{verb: "get", resource: "pods", subresource: "attach", operation: "CONNECT", why: wsGet},
+		{verb: "get", resource: "pods", subresource: "portforward", operation: "CONNECT", why: wsGet},
 		{verb: "get", resource: "nodes", subresource: "proxy", clusterScoped: true, operation: "CONNECT", unclosable: kubeletPort, why: nodeProxy},
 		{verb: "create", resource: "nodes", subresource: "proxy", clusterScoped: true, operation: "CONNECT", unclosable: kubeletPort, why: nodeProxy},
 		{verb: "update", resource: "pods", subresource: "ephemeralcontainers", operation: "UPDATE", why: ephemeral},
 		{verb: "patch", resource: "pods", subresource: "ephemeralcontainers", operation: "UPDATE", why: ephemeral},
 		{verb: "create", resource: "pods", operation: "CREATE", why: newPod},
 	}
-	for _, gr := range [][2]string{{"apps", "deployments"}, {"apps", "daemonsets"}, {"apps", "statefulsets"},
-		{"batch", "jobs"}, {"batch", "cronjobs"}, {"apps", "replicasets"}, {"", "replicationcontrollers"}} {
+	controllers := [][2]string{{"apps", "deployments"}, {"apps", "daemonsets"}, {"apps", "statefulsets"},
+		{"batch", "jobs"}, {"batch", "cronjobs"}, {"apps", "replicasets"}, {"", "replicationcontrollers"}}
+	for _, gr := range controllers {
 		rs = append(rs, right{verb: "create", group: gr[0], resource: gr[1], operation: "CREATE", why: controller})
 	}
 	for _, res := range []string{"pods", "services"} {
@@ -65,6 +99,34 @@ var bypassRights = func() []right {
 	}
 	for _, res := range []string{"users", "groups", "serviceaccounts"} {
 		rs = append(rs, right{verb: "impersonate", resource: res, clusterScoped: res != "serviceaccounts", unclosable: authn, why: imperson})
+	}
+	// Becoming exec-proxy.
+	rs = append(rs,
+		right{verb: "create", resource: "serviceaccounts", subresource: "token", namespace: execProxyNamespace, name: execProxyAccount,
+			unclosable: noPolicy, why: identity},
+		right{verb: "impersonate", resource: "serviceaccounts", namespace: execProxyNamespace, name: execProxyAccount, unclosable: authn, why: identity},
+		right{verb: "create", resource: "pods", namespace: execProxyNamespace, unclosable: noPolicy, why: ownPod})
+	for _, gr := range controllers {
+		rs = append(rs, right{verb: "create", group: gr[0], resource: gr[1], namespace: execProxyNamespace, unclosable: noPolicy, why: ownPod})
+	}
+	for _, verb := range []string{"get", "list", "watch"} {
+		rs = append(rs, right{verb: verb, resource: "secrets", namespace: execProxyNamespace, name: execProxyKubeletClient, unclosable: read, why: certSecret})
+	}
+	// Granting oneself any of the above. A RoleBinding's bind of a ClusterRole is checked in its namespace.
+	rs = append(rs,
+		right{verb: "escalate", group: rbacv1.GroupName, resource: "clusterroles", clusterScoped: true, unclosable: noPolicy, why: escalate},
+		right{verb: "bind", group: rbacv1.GroupName, resource: "clusterroles", unclosable: noPolicy, why: bind},
+		right{verb: "escalate", group: rbacv1.GroupName, resource: "roles", unclosable: noPolicy, why: escalate},
+		right{verb: "bind", group: rbacv1.GroupName, resource: "roles", unclosable: noPolicy, why: bind})
+	for _, verb := range []string{"create", "update", "patch"} {
+		rs = append(rs, right{verb: verb, group: rbacv1.GroupName, resource: "clusterrolebindings", clusterScoped: true, unclosable: noPolicy, why: bindings})
+	}
+	rs = append(rs, right{verb: "update", group: "certificates.k8s.io", resource: "certificatesigningrequests", subresource: "approval",
+		clusterScoped: true, unclosable: noPolicy, why: approval})
+	for _, res := range []string{"validatingadmissionpolicies", "validatingadmissionpolicybindings"} {
+		for _, verb := range []string{"update", "patch", "delete"} {
+			rs = append(rs, right{verb: verb, group: "admissionregistration.k8s.io", resource: res, clusterScoped: true, unclosable: exempt, why: component})
+		}
 	}
 	return rs
 }()
@@ -85,6 +147,9 @@ func ruleGrants(rule rbacv1.PolicyRule, r right) (bool, []string) {
 	}
 	if len(rule.ResourceNames) == 0 {
 		return true, nil
+	}
+	if r.name != "" { // one object: the rule grants it all or nothing
+		return slices.Contains(rule.ResourceNames, r.name), nil
 	}
 	if !r.named() {
 		return false, nil
