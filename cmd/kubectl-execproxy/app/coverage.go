@@ -24,114 +24,6 @@ const (
 	directPathOnly = "execproxy.dev/direct-path-only" // sessionadmission.DirectPathOnlyLabel
 )
 
-// right is one authorization request that runs a command or reaches a port without exec-proxy.
-type right struct {
-	verb, group, resource, subresource string
-	clusterScoped                      bool   // a RoleBinding grants nothing for it
-	operation                          string // admission's, for the request through kube-apiserver
-	unclosable                         string // why admission cannot close it, if it cannot
-	why                                string
-}
-
-func (r right) String() string {
-	s := r.verb + " " + r.resource
-	if r.subresource != "" {
-		s += "/" + r.subresource
-	}
-	if r.group != "" {
-		s += "." + r.group
-	}
-	return s
-}
-
-// named is whether the request names an object: RBAC never grants a create of a new object by
-// resourceNames, since its name is not known when it is authorized.
-func (r right) named() bool { return r.verb != "create" || r.subresource != "" }
-
-// bypassRights are the rights that get around exec-proxy, in the order they are printed.
-var bypassRights = func() []right {
-	const (
-		direct     = "kube-apiserver's own path: a session exec-proxy does not see"
-		nodeProxy  = "the kubelet's API through kube-apiserver's node proxy, or the kubelet's port directly: exec into any pod on the node, unrecorded"
-		ephemeral  = "kubectl debug: a new container in a running pod, then a native attach"
-		newPod     = "a new pod, privileged or running any command: a new shell, not one in an existing pod"
-		controller = "its controller creates pods that run any command: new pods, not existing ones"
-		proxy      = "HTTP to a pod's ports: port-forward's equivalent"
-		imperson   = "anyone's rights, the break-glass group's included"
-		// Why admission cannot close them.
-		kubeletPort = "admission cannot close the kubelet's own port"
-		authn       = "impersonation happens before admission, which sees the impersonated user"
-	)
-	rs := []right{
-		{verb: "create", resource: "pods", subresource: "exec", operation: "CONNECT", why: direct},
-		{verb: "create", resource: "pods", subresource: "attach", operation: "CONNECT", why: direct},
-		{verb: "create", resource: "pods", subresource: "portforward", operation: "CONNECT", why: direct},
-		{verb: "get", resource: "nodes", subresource: "proxy", clusterScoped: true, operation: "CONNECT", unclosable: kubeletPort, why: nodeProxy},
-		{verb: "create", resource: "nodes", subresource: "proxy", clusterScoped: true, operation: "CONNECT", unclosable: kubeletPort, why: nodeProxy},
-		{verb: "update", resource: "pods", subresource: "ephemeralcontainers", operation: "UPDATE", why: ephemeral},
-		{verb: "patch", resource: "pods", subresource: "ephemeralcontainers", operation: "UPDATE", why: ephemeral},
-		{verb: "create", resource: "pods", operation: "CREATE", why: newPod},
-	}
-	for _, gr := range [][2]string{{"apps", "deployments"}, {"apps", "daemonsets"}, {"apps", "statefulsets"},
-		{"batch", "jobs"}, {"batch", "cronjobs"}, {"apps", "replicasets"}, {"", "replicationcontrollers"}} {
-		rs = append(rs, right{verb: "create", group: gr[0], resource: gr[1], operation: "CREATE", why: controller})
-	}
-	for _, res := range []string{"pods", "services"} {
-		for _, verb := range []string{"get", "create"} {
-			rs = append(rs, right{verb: verb, resource: res, subresource: "proxy", operation: "CONNECT", why: proxy})
-		}
-	}
-	for _, res := range []string{"users", "groups", "serviceaccounts"} {
-		rs = append(rs, right{verb: "impersonate", resource: res, clusterScoped: res != "serviceaccounts", unclosable: authn, why: imperson})
-	}
-	return rs
-}()
-
-// ruleGrants is RBAC's rule match (k8s.io/kubernetes/pkg/apis/rbac/v1's VerbMatches, APIGroupMatches,
-// ResourceMatches, ResourceNameMatches) for every object of r: whether rule grants r and, if only
-// for some objects, their names. Like RBAC's, "*/exec" covers every resource's exec and "pods/*"
-// is no wildcard.
-func ruleGrants(rule rbacv1.PolicyRule, r right) (bool, []string) {
-	resource := r.resource
-	if r.subresource != "" {
-		resource += "/" + r.subresource
-	}
-	if !matches(rule.Verbs, r.verb, rbacv1.VerbAll) || !matches(rule.APIGroups, r.group, rbacv1.APIGroupAll) ||
-		!(matches(rule.Resources, resource, rbacv1.ResourceAll) ||
-			r.subresource != "" && slices.Contains(rule.Resources, "*/"+r.subresource)) {
-		return false, nil
-	}
-	if len(rule.ResourceNames) == 0 {
-		return true, nil
-	}
-	if !r.named() {
-		return false, nil
-	}
-	return true, rule.ResourceNames
-}
-
-func matches(set []string, want, all string) bool {
-	return slices.Contains(set, all) || slices.Contains(set, want)
-}
-
-// rolesGrant is whether any of rules grants r, and the names it is limited to (nil: none).
-func rolesGrant(rules []rbacv1.PolicyRule, r right) (bool, []string) {
-	var granted bool
-	var names []string
-	for _, rule := range rules {
-		ok, n := ruleGrants(rule, r)
-		if ok && n == nil {
-			return true, nil
-		}
-		if ok {
-			granted = true
-			names = append(names, n...)
-		}
-	}
-	slices.Sort(names)
-	return granted, slices.Compact(names)
-}
-
 // Holder is a subject that holds a right through one binding.
 type Holder struct {
 	Kind      string   `json:"kind"`
@@ -219,10 +111,16 @@ func readBindings(ctx context.Context, client kubernetes.Interface) ([]binding, 
 	return out, nil
 }
 
+// enforced is one of deploy/components/deny-direct-exec's policies with its bindings that deny.
+type enforced struct {
+	policy   *admissionv1.ValidatingAdmissionPolicy
+	bindings []*admissionv1.ValidatingAdmissionPolicyBinding
+}
+
 // readDenyDirectExec returns deploy/components/deny-direct-exec's policies that are installed and
 // bound to deny (execproxy-deny-direct-exec and the bypasses' execproxy-deny-*, each labelled
 // execproxy.dev/direct-path-only), and what the report says of them.
-func readDenyDirectExec(ctx context.Context, client kubernetes.Interface) ([]*admissionv1.ValidatingAdmissionPolicy, string, error) {
+func readDenyDirectExec(ctx context.Context, client kubernetes.Interface) ([]enforced, string, error) {
 	adm := client.AdmissionregistrationV1()
 	policies, err := adm.ValidatingAdmissionPolicies().List(ctx, metav1.ListOptions{})
 	if err != nil {
@@ -232,21 +130,24 @@ func readDenyDirectExec(ctx context.Context, client kubernetes.Interface) ([]*ad
 	if err != nil {
 		return nil, "", listFailed("validatingadmissionpolicybindings.admissionregistration.k8s.io", err)
 	}
-	var inForce []*admissionv1.ValidatingAdmissionPolicy
+	var inForce []enforced
 	var names []string
 	for i := range policies.Items {
 		p := &policies.Items[i]
 		if !strings.HasPrefix(p.Name, "execproxy-deny-") || (p.Name != denyDirectExec && p.Labels[directPathOnly] != "true") {
 			continue
 		}
-		for _, b := range bindings.Items {
-			if b.Spec.PolicyName == p.Name && slices.Contains(b.Spec.ValidationActions, admissionv1.Deny) {
-				inForce, names = append(inForce, p), append(names, p.Name)
-				break
+		e := enforced{policy: p}
+		for j := range bindings.Items {
+			if b := &bindings.Items[j]; b.Spec.PolicyName == p.Name && slices.Contains(b.Spec.ValidationActions, admissionv1.Deny) {
+				e.bindings = append(e.bindings, b)
 			}
 		}
+		if len(e.bindings) > 0 {
+			inForce, names = append(inForce, e), append(names, p.Name)
+		}
 	}
-	if !slices.ContainsFunc(inForce, func(p *admissionv1.ValidatingAdmissionPolicy) bool { return p.Name == denyDirectExec }) {
+	if !slices.ContainsFunc(inForce, func(e enforced) bool { return e.policy.Name == denyDirectExec }) {
 		if slices.ContainsFunc(policies.Items, func(p admissionv1.ValidatingAdmissionPolicy) bool { return p.Name == denyDirectExec }) {
 			return inForce, "not in force (ValidatingAdmissionPolicy " + denyDirectExec + " has no binding that denies)", nil
 		}
@@ -255,31 +156,65 @@ func readDenyDirectExec(ctx context.Context, client kubernetes.Interface) ([]*ad
 	return inForce, "installed (ValidatingAdmissionPolicies " + strings.Join(names, ", ") + ", each bound to deny)", nil
 }
 
-// closes is whether one of policies' match constraints takes in r's request through kube-apiserver.
-func closes(policies []*admissionv1.ValidatingAdmissionPolicy, r right) bool {
-	return slices.ContainsFunc(policies, func(p *admissionv1.ValidatingAdmissionPolicy) bool { return policyCloses(p, r) })
+// closes is whether one of the policies, through one of its bindings, takes in every request of r
+// through kube-apiserver.
+func closes(policies []enforced, r right) bool {
+	return slices.ContainsFunc(policies, func(e enforced) bool { return e.closes(r) })
 }
 
-func policyCloses(policy *admissionv1.ValidatingAdmissionPolicy, r right) bool {
-	if policy == nil || r.unclosable != "" || policy.Spec.MatchConstraints == nil {
+// closes is whether the policy's match constraints and one of its bindings' match resources both take
+// in every request of r, as k8s.io/apiserver's policy matcher would. Coverage must never report closed
+// what is open, so whatever could leave some of r's requests out counts as not closing: a namespace or
+// object selector that selects, match conditions, params (a binding's may be missing).
+func (e enforced) closes(r right) bool {
+	spec := e.policy.Spec
+	if r.unclosable != "" || spec.MatchConstraints == nil || len(spec.MatchConditions) > 0 || spec.ParamKind != nil ||
+		!takesAll(*spec.MatchConstraints, r) {
 		return false
 	}
+	return slices.ContainsFunc(e.bindings, func(b *admissionv1.ValidatingAdmissionPolicyBinding) bool {
+		return b.Spec.MatchResources == nil || takesAll(*b.Spec.MatchResources, r) // unset: all the policy's
+	})
+}
+
+// takesAll is whether m takes in every request of r. No resourceRules constrain nothing (a
+// binding's); the policy's are required.
+func takesAll(m admissionv1.MatchResources, r right) bool {
+	if selects(m.NamespaceSelector) || selects(m.ObjectSelector) ||
+		slices.ContainsFunc(m.ExcludeResourceRules, func(rule admissionv1.NamedRuleWithOperations) bool { return ruleMatches(rule, r, true) }) {
+		return false
+	}
+	return len(m.ResourceRules) == 0 ||
+		slices.ContainsFunc(m.ResourceRules, func(rule admissionv1.NamedRuleWithOperations) bool { return ruleMatches(rule, r, false) })
+}
+
+// selects is whether a label selector leaves some objects out: an unset or empty one takes in all.
+func selects(s *metav1.LabelSelector) bool {
+	return s != nil && (len(s.MatchLabels) > 0 || len(s.MatchExpressions) > 0)
+}
+
+// ruleMatches is admission's rule match (k8s.io/apiserver's rules.Matcher) for r's request. A rule
+// that takes in (excludes false) must take in every request of r: version v1, the version of every
+// right (matchPolicy Equivalent's conversion from another is not counted), and no resourceNames. One
+// that leaves out (excludes) does if it leaves out some: any version, any names.
+func ruleMatches(rule admissionv1.NamedRuleWithOperations, r right, excludes bool) bool {
+	ops := make([]string, len(rule.Operations))
+	for i, op := range rule.Operations {
+		ops[i] = string(op)
+	}
+	scope := rule.Scope == nil || *rule.Scope == admissionv1.AllScopes ||
+		*rule.Scope == admissionv1.ClusterScope && r.clusterScoped || *rule.Scope == admissionv1.NamespacedScope && !r.clusterScoped
 	resource := r.resource
 	if r.subresource != "" {
 		resource += "/" + r.subresource
 	}
-	for _, rule := range policy.Spec.MatchConstraints.ResourceRules {
-		ops := make([]string, len(rule.Operations))
-		for i, op := range rule.Operations {
-			ops[i] = string(op)
-		}
-		if matches(ops, r.operation, "*") && matches(rule.APIGroups, r.group, "*") &&
-			(matches(rule.Resources, resource, "*/*") || r.subresource == "" && slices.Contains(rule.Resources, "*") ||
-				r.subresource != "" && slices.Contains(rule.Resources, "*/"+r.subresource) || slices.Contains(rule.Resources, r.resource+"/*")) {
-			return true
-		}
+	// "*/*" is every resource and subresource, "*" every resource, "pods/*" pods and its subresources.
+	if !matches(ops, r.operation, "*") || !matches(rule.APIGroups, r.group, "*") || !scope ||
+		!(matches(rule.Resources, resource, "*/*") || r.subresource == "" && slices.Contains(rule.Resources, "*") ||
+			r.subresource != "" && slices.Contains(rule.Resources, "*/"+r.subresource) || slices.Contains(rule.Resources, r.resource+"/*")) {
+		return false
 	}
-	return false
+	return excludes || matches(rule.APIVersions, "v1", "*") && len(rule.ResourceNames) == 0
 }
 
 // systemSubject is a Kubernetes component's subject, hidden without --all: a system: user or group
@@ -331,7 +266,8 @@ func holders(r right, bindings []binding, closed, all bool) (RightCoverage, int)
 	hidden := 0
 	for _, b := range bindings {
 		ok, names := rolesGrant(b.rules, r)
-		if !ok || b.namespace != "" && r.clusterScoped { // a RoleBinding's namespace holds no nodes or users
+		// A RoleBinding grants nothing outside its namespace: no nodes or users, no other namespace's objects.
+		if !ok || b.namespace != "" && (r.clusterScoped || r.namespace != "" && b.namespace != r.namespace) {
 			continue
 		}
 		for _, s := range b.subjects {

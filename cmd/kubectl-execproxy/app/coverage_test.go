@@ -21,126 +21,117 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-func bypassRight(t *testing.T, name string) right {
-	t.Helper()
-	for _, r := range bypassRights {
-		if r.String() == name {
-			return r
-		}
-	}
-	t.Fatalf("no bypassing right %q", name)
-	return right{}
-}
-
-func rule(verbs, groups, resources []string, names ...string) rbacv1.PolicyRule {
-	return rbacv1.PolicyRule{Verbs: verbs, APIGroups: groups, Resources: resources, ResourceNames: names}
-}
-
-var (
-	all  = []string{"*"}
-	core = []string{""}
-)
-
-func TestRuleGrants(t *testing.T) {
-	cases := []struct {
-		name      string
-		rule      rbacv1.PolicyRule
-		right     string
-		want      bool
-		wantNames []string
-	}{
-		{"exact", rule([]string{"create"}, core, []string{"pods/exec"}), "create pods/exec", true, nil},
-		{"verb *", rule(all, core, []string{"pods/exec"}), "create pods/exec", true, nil},
-		{"other verb", rule([]string{"get"}, core, []string{"pods/exec"}), "create pods/exec", false, nil},
-		{"verbs are case-sensitive", rule([]string{"Create"}, core, []string{"pods/exec"}), "create pods/exec", false, nil},
-		{"get nodes/proxy", rule([]string{"get"}, core, []string{"nodes/proxy"}), "get nodes/proxy", true, nil},
-		{"get is not create", rule([]string{"get"}, core, []string{"nodes/proxy"}), "create nodes/proxy", false, nil},
-		{"apiGroups *", rule([]string{"create"}, all, []string{"deployments"}), "create deployments.apps", true, nil},
-		{"core group is not apps", rule([]string{"create"}, core, []string{"deployments"}), "create deployments.apps", false, nil},
-		{"other group", rule([]string{"create"}, []string{"extensions"}, []string{"deployments"}), "create deployments.apps", false, nil},
-		{"apps is not core", rule([]string{"create"}, []string{"apps"}, []string{"pods"}), "create pods", false, nil},
-		{"resources * takes subresources", rule(all, core, all), "create pods/exec", true, nil},
-		{"*/exec", rule(all, core, []string{"*/exec"}), "create pods/exec", true, nil},
-		{"*/exec is not attach", rule(all, core, []string{"*/exec"}), "create pods/attach", false, nil},
-		{"*/proxy takes nodes and services", rule(all, core, []string{"*/proxy"}), "get nodes/proxy", true, nil},
-		{"*/exec is not pods", rule(all, core, []string{"*/exec"}), "create pods", false, nil},
-		{"a resource is not its subresources", rule(all, core, []string{"pods"}), "create pods/exec", false, nil},
-		{"pods/* is no wildcard in RBAC", rule(all, core, []string{"pods/*"}), "create pods/exec", false, nil},
-		{"subresource is not its resource", rule(all, core, []string{"pods/exec"}), "create pods", false, nil},
-		{"resourceNames limit exec", rule([]string{"create"}, core, []string{"pods/exec"}, "web-0", "db-0"), "create pods/exec", true, []string{"web-0", "db-0"}},
-		{"resourceNames never grant create", rule([]string{"create"}, core, []string{"pods"}, "web-0"), "create pods", false, nil},
-		{"resourceNames limit impersonation", rule([]string{"impersonate"}, core, []string{"groups"}, breakGlass), "impersonate groups", true, []string{breakGlass}},
-		{"impersonate users is not groups", rule([]string{"impersonate"}, core, []string{"users"}), "impersonate groups", false, nil},
-		{"non-resource URLs", rbacv1.PolicyRule{Verbs: all, NonResourceURLs: all}, "get nodes/proxy", false, nil},
-		{"empty", rbacv1.PolicyRule{}, "create pods", false, nil},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			got, names := ruleGrants(tc.rule, bypassRight(t, tc.right))
-			if got != tc.want || !slices.Equal(names, tc.wantNames) {
-				t.Errorf("got %v %q, want %v %q", got, names, tc.want, tc.wantNames)
-			}
-		})
-	}
-}
-
-func TestRolesGrant(t *testing.T) {
-	exec := []string{"pods/exec"}
-	cases := []struct {
-		name      string
-		rules     []rbacv1.PolicyRule
-		want      bool
-		wantNames []string
-	}{
-		{"none", nil, false, nil},
-		{"names joined", []rbacv1.PolicyRule{rule(all, core, exec, "b", "a"), rule(all, core, exec, "a", "c")}, true, []string{"a", "b", "c"}},
-		{"any name wins", []rbacv1.PolicyRule{rule(all, core, exec, "a"), rule(all, core, exec)}, true, nil},
-		{"other rules skipped", []rbacv1.PolicyRule{rule(all, core, []string{"pods"}), rule(all, core, exec, "a")}, true, []string{"a"}},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			got, names := rolesGrant(tc.rules, bypassRight(t, "create pods/exec"))
-			if got != tc.want || !slices.Equal(names, tc.wantNames) {
-				t.Errorf("got %v %q, want %v %q", got, names, tc.want, tc.wantNames)
-			}
-		})
-	}
-}
-
 func vap(resources []string, ops ...admissionv1.OperationType) *admissionv1.ValidatingAdmissionPolicy {
 	p := &admissionv1.ValidatingAdmissionPolicy{ObjectMeta: metav1.ObjectMeta{Name: denyDirectExec}}
-	p.Spec.MatchConstraints = &admissionv1.MatchResources{ResourceRules: []admissionv1.NamedRuleWithOperations{{
-		RuleWithOperations: admissionv1.RuleWithOperations{Operations: ops, Rule: admissionv1.Rule{
-			APIGroups: core, APIVersions: []string{"v1"}, Resources: resources}}}}}
+	p.Spec.MatchConstraints = &admissionv1.MatchResources{ResourceRules: []admissionv1.NamedRuleWithOperations{namedRule(resources, ops...)}}
 	return p
 }
 
+func namedRule(resources []string, ops ...admissionv1.OperationType) admissionv1.NamedRuleWithOperations {
+	return admissionv1.NamedRuleWithOperations{RuleWithOperations: admissionv1.RuleWithOperations{Operations: ops, Rule: admissionv1.Rule{
+		APIGroups: core, APIVersions: []string{"v1"}, Resources: resources}}}
+}
+
 func TestCloses(t *testing.T) {
-	component := vap([]string{"pods/exec", "pods/attach", "pods/portforward"}, admissionv1.Connect)
+	sessions := []string{"pods/exec", "pods/attach", "pods/portforward"}
+	component := vap(sessions, admissionv1.Connect)
+	with := func(p *admissionv1.ValidatingAdmissionPolicy, change func(*admissionv1.ValidatingAdmissionPolicySpec)) *admissionv1.ValidatingAdmissionPolicy {
+		p = p.DeepCopy()
+		change(&p.Spec)
+		return p
+	}
+	changeRule := func(change func(*admissionv1.NamedRuleWithOperations)) *admissionv1.ValidatingAdmissionPolicy {
+		return with(component, func(s *admissionv1.ValidatingAdmissionPolicySpec) { change(&s.MatchConstraints.ResourceRules[0]) })
+	}
+	bound := &admissionv1.ValidatingAdmissionPolicyBinding{}
+	binding := func(m admissionv1.MatchResources) *admissionv1.ValidatingAdmissionPolicyBinding {
+		return &admissionv1.ValidatingAdmissionPolicyBinding{Spec: admissionv1.ValidatingAdmissionPolicyBindingSpec{MatchResources: &m}}
+	}
+	attachOnly := binding(admissionv1.MatchResources{ResourceRules: []admissionv1.NamedRuleWithOperations{namedRule([]string{"pods/attach"}, admissionv1.Connect)}})
+	noExec := binding(admissionv1.MatchResources{ExcludeResourceRules: []admissionv1.NamedRuleWithOperations{namedRule([]string{"pods/exec"}, admissionv1.Connect)}})
+	teamA := &metav1.LabelSelector{MatchLabels: map[string]string{"team": "a"}}
+	scope := func(s admissionv1.ScopeType) *admissionv1.ScopeType { return &s }
 	cases := []struct {
-		name   string
-		policy *admissionv1.ValidatingAdmissionPolicy
-		right  string
-		want   bool
+		name     string
+		policy   *admissionv1.ValidatingAdmissionPolicy
+		bindings []*admissionv1.ValidatingAdmissionPolicyBinding
+		right    string
+		want     bool
 	}{
-		{"component: exec", component, "create pods/exec", true},
-		{"component: portforward", component, "create pods/portforward", true},
-		{"component: not ephemeral containers", component, "patch pods/ephemeralcontainers", false},
-		{"component: not pods/proxy", component, "get pods/proxy", false},
-		{"not installed", nil, "create pods/exec", false},
-		{"pods/* takes ephemeral containers", vap([]string{"pods/*"}, admissionv1.Update), "patch pods/ephemeralcontainers", true},
-		{"operation differs", vap([]string{"pods/*"}, admissionv1.Connect), "patch pods/ephemeralcontainers", false},
-		{"*/* and operation *", vap([]string{"*/*"}, admissionv1.OperationAll), "get services/proxy", true},
-		{"* is no subresource", vap(all, admissionv1.OperationAll), "create pods/exec", false},
-		{"* takes pods", vap(all, admissionv1.Create), "create pods", true},
-		{"never the kubelet's port", vap([]string{"*/*"}, admissionv1.OperationAll), "get nodes/proxy", false},
+		{"component: exec", component, nil, "create pods/exec", true},
+		{"component: portforward", component, nil, "create pods/portforward", true},
+		{"component: not ephemeral containers", component, nil, "patch pods/ephemeralcontainers", false},
+		{"component: not pods/proxy", component, nil, "get pods/proxy", false},
+		{"pods/* takes ephemeral containers", vap([]string{"pods/*"}, admissionv1.Update), nil, "patch pods/ephemeralcontainers", true},
+		{"operation differs", vap([]string{"pods/*"}, admissionv1.Connect), nil, "patch pods/ephemeralcontainers", false},
+		{"*/* and operation *", vap([]string{"*/*"}, admissionv1.OperationAll), nil, "get services/proxy", true},
+		{"* is no subresource", vap(all, admissionv1.OperationAll), nil, "create pods/exec", false},
+		{"* takes pods", vap(all, admissionv1.Create), nil, "create pods", true},
+		{"never the kubelet's port", vap([]string{"*/*"}, admissionv1.OperationAll), nil, "get nodes/proxy", false},
+		// The policy's own match constraints.
+		{"policy excludes exec", with(component, func(s *admissionv1.ValidatingAdmissionPolicySpec) {
+			s.MatchConstraints.ExcludeResourceRules = noExec.Spec.MatchResources.ExcludeResourceRules
+		}), nil, "create pods/exec", false},
+		{"policy excludes exec, not attach", with(component, func(s *admissionv1.ValidatingAdmissionPolicySpec) {
+			s.MatchConstraints.ExcludeResourceRules = noExec.Spec.MatchResources.ExcludeResourceRules
+		}), nil, "create pods/attach", true},
+		{"policy excludes pods/* at any version", with(component, func(s *admissionv1.ValidatingAdmissionPolicySpec) {
+			r := namedRule([]string{"pods/*"}, admissionv1.OperationAll)
+			r.APIVersions = []string{"v2"}
+			s.MatchConstraints.ExcludeResourceRules = []admissionv1.NamedRuleWithOperations{r}
+		}), nil, "create pods/exec", false},
+		{"policy excludes some pods by name", with(component, func(s *admissionv1.ValidatingAdmissionPolicySpec) {
+			r := namedRule(sessions, admissionv1.Connect)
+			r.ResourceNames = []string{"web-0"}
+			s.MatchConstraints.ExcludeResourceRules = []admissionv1.NamedRuleWithOperations{r}
+		}), nil, "create pods/exec", false},
+		{"policy excludes another operation", with(component, func(s *admissionv1.ValidatingAdmissionPolicySpec) {
+			s.MatchConstraints.ExcludeResourceRules = []admissionv1.NamedRuleWithOperations{namedRule([]string{"pods/*"}, admissionv1.Update)}
+		}), nil, "create pods/exec", true},
+		{"policy's namespace selector", with(component, func(s *admissionv1.ValidatingAdmissionPolicySpec) { s.MatchConstraints.NamespaceSelector = teamA }),
+			nil, "create pods/exec", false},
+		{"policy's object selector", with(component, func(s *admissionv1.ValidatingAdmissionPolicySpec) { s.MatchConstraints.ObjectSelector = teamA }),
+			nil, "create pods/exec", false},
+		{"policy's empty selectors take in all", with(component, func(s *admissionv1.ValidatingAdmissionPolicySpec) {
+			s.MatchConstraints.NamespaceSelector, s.MatchConstraints.ObjectSelector = &metav1.LabelSelector{}, &metav1.LabelSelector{}
+		}), nil, "create pods/exec", true},
+		{"match conditions", with(component, func(s *admissionv1.ValidatingAdmissionPolicySpec) {
+			s.MatchConditions = []admissionv1.MatchCondition{{Name: "not-ci", Expression: "request.userInfo.username != 'ci'"}}
+		}), nil, "create pods/exec", false},
+		{"params", with(component, func(s *admissionv1.ValidatingAdmissionPolicySpec) {
+			s.ParamKind = &admissionv1.ParamKind{APIVersion: "v1", Kind: "ConfigMap"}
+		}), nil, "create pods/exec", false},
+		{"rule limited to names", changeRule(func(r *admissionv1.NamedRuleWithOperations) { r.ResourceNames = []string{"web-0"} }), nil, "create pods/exec", false},
+		{"rule of another version", changeRule(func(r *admissionv1.NamedRuleWithOperations) { r.APIVersions = []string{"v1beta1"} }), nil, "create pods/exec", false},
+		{"rule of every version", changeRule(func(r *admissionv1.NamedRuleWithOperations) { r.APIVersions = all }), nil, "create pods/exec", true},
+		{"rule scope Namespaced", changeRule(func(r *admissionv1.NamedRuleWithOperations) { r.Scope = scope(admissionv1.NamespacedScope) }), nil, "create pods/exec", true},
+		{"rule scope Cluster", changeRule(func(r *admissionv1.NamedRuleWithOperations) { r.Scope = scope(admissionv1.ClusterScope) }), nil, "create pods/exec", false},
+		// The bindings' match resources.
+		{"no binding", component, []*admissionv1.ValidatingAdmissionPolicyBinding{}, "create pods/exec", false},
+		{"binding takes in attach only: exec", component, []*admissionv1.ValidatingAdmissionPolicyBinding{attachOnly}, "create pods/exec", false},
+		{"binding takes in attach only: attach", component, []*admissionv1.ValidatingAdmissionPolicyBinding{attachOnly}, "create pods/attach", true},
+		{"binding excludes exec: exec", component, []*admissionv1.ValidatingAdmissionPolicyBinding{noExec}, "create pods/exec", false},
+		{"binding excludes exec: portforward", component, []*admissionv1.ValidatingAdmissionPolicyBinding{noExec}, "create pods/portforward", true},
+		{"another binding takes exec in", component, []*admissionv1.ValidatingAdmissionPolicyBinding{noExec, attachOnly, bound}, "create pods/exec", true},
+		{"binding's namespace selector", component, []*admissionv1.ValidatingAdmissionPolicyBinding{binding(admissionv1.MatchResources{NamespaceSelector: teamA})},
+			"create pods/exec", false},
+		{"binding's object selector", component, []*admissionv1.ValidatingAdmissionPolicyBinding{binding(admissionv1.MatchResources{ObjectSelector: teamA})},
+			"create pods/exec", false},
+		{"binding's empty match resources", component, []*admissionv1.ValidatingAdmissionPolicyBinding{binding(admissionv1.MatchResources{})}, "create pods/exec", true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := policyCloses(tc.policy, bypassRight(t, tc.right)); got != tc.want {
+			bindings := tc.bindings
+			if bindings == nil {
+				bindings = []*admissionv1.ValidatingAdmissionPolicyBinding{bound}
+			}
+			if got := closes([]enforced{{policy: tc.policy, bindings: bindings}}, bypassRight(t, tc.right)); got != tc.want {
 				t.Errorf("got %v, want %v", got, tc.want)
 			}
 		})
+	}
+	if closes(nil, bypassRight(t, "create pods/exec")) {
+		t.Error("closed without deny-direct-exec")
 	}
 }
 
@@ -205,6 +196,31 @@ func cluster(deny bool) []runtime.Object {
 		clusterRole("system:controller:replicaset-controller", rule([]string{"create"}, core, []string{"pods"})),
 		crb("system:controller:replicaset-controller", "system:controller:replicaset-controller",
 			rbacv1.Subject{Kind: "ServiceAccount", Namespace: "kube-system", Name: "replicaset-controller"}),
+		clusterRole("ws-exec", rule([]string{"get"}, core, []string{"pods/exec", "pods/attach"})),
+		rb("team-a", "olga-ws", "ClusterRole", "ws-exec", rbacv1.Subject{Kind: "User", Name: "olga"}),
+		// Becoming exec-proxy: a RoleBinding in its namespace, or none; not one in another namespace.
+		&rbacv1.Role{ObjectMeta: meta(execProxyNamespace, "token"), Rules: []rbacv1.PolicyRule{
+			rule([]string{"create"}, core, []string{"serviceaccounts/token"}, execProxyAccount)}},
+		rb(execProxyNamespace, "tom-token", "Role", "token", rbacv1.Subject{Kind: "User", Name: "tom"}),
+		&rbacv1.Role{ObjectMeta: meta(execProxyNamespace, "other-token"), Rules: []rbacv1.PolicyRule{
+			rule([]string{"create"}, core, []string{"serviceaccounts/token"}, "other")}},
+		rb(execProxyNamespace, "tina-token", "Role", "other-token", rbacv1.Subject{Kind: "User", Name: "tina"}),
+		clusterRole("deployer", rule([]string{"create"}, []string{"apps"}, []string{"deployments"}),
+			rule([]string{"impersonate"}, core, []string{"serviceaccounts"}, execProxyAccount)),
+		rb(execProxyNamespace, "erin-deploy", "ClusterRole", "deployer", rbacv1.Subject{Kind: "User", Name: "erin"}),
+		rb("team-a", "dave-deploy", "ClusterRole", "deployer", rbacv1.Subject{Kind: "User", Name: "dave"}),
+		&rbacv1.Role{ObjectMeta: meta(execProxyNamespace, "cert-reader"), Rules: []rbacv1.PolicyRule{
+			rule([]string{"get"}, core, []string{"secrets"}, execProxyKubeletClient)}},
+		rb(execProxyNamespace, "gina-cert", "Role", "cert-reader", rbacv1.Subject{Kind: "User", Name: "gina"}),
+		// Granting rights: cluster-wide, and in team-a, where only a namespace's requests are granted.
+		clusterRole("rbac-admin", rule([]string{"bind", "escalate"}, []string{rbacv1.GroupName}, []string{"clusterroles", "roles"}),
+			rule([]string{"create", "patch"}, []string{rbacv1.GroupName}, []string{"clusterrolebindings"})),
+		crb("hank", "rbac-admin", rbacv1.Subject{Kind: "User", Name: "hank"}),
+		rb("team-a", "ivy-rbac", "ClusterRole", "rbac-admin", rbacv1.Subject{Kind: "User", Name: "ivy"}),
+		clusterRole("csr-approver", rule([]string{"update"}, []string{"certificates.k8s.io"}, []string{"certificatesigningrequests/approval"})),
+		crb("kate", "csr-approver", rbacv1.Subject{Kind: "User", Name: "kate"}),
+		clusterRole("vap-admin", rule([]string{"delete"}, []string{"admissionregistration.k8s.io"}, []string{"validatingadmissionpolicybindings"})),
+		crb("leo", "vap-admin", rbacv1.Subject{Kind: "User", Name: "leo"}),
 	}
 	if deny {
 		objs = append(objs, vap([]string{"pods/exec", "pods/attach", "pods/portforward"}, admissionv1.Connect),
@@ -225,6 +241,15 @@ func TestCoverage(t *testing.T) {
 		alice       = "User alice cluster ClusterRoleBinding/alice-nodes (ClusterRole/node-proxier)"
 		imp         = "User imp cluster ClusterRoleBinding/imp (ClusterRole/impersonator)"
 		bob         = "User bob team-a RoleBinding/bob-debug (Role/debug) limited to names web-0"
+		olga        = "User olga team-a RoleBinding/olga-ws (ClusterRole/ws-exec)"
+		tom         = "User tom execproxy-system RoleBinding/tom-token (Role/token)"
+		erin        = "User erin execproxy-system RoleBinding/erin-deploy (ClusterRole/deployer)"
+		dave        = "User dave team-a RoleBinding/dave-deploy (ClusterRole/deployer)"
+		gina        = "User gina execproxy-system RoleBinding/gina-cert (Role/cert-reader)"
+		hank        = "User hank cluster ClusterRoleBinding/hank (ClusterRole/rbac-admin)"
+		ivy         = "User ivy team-a RoleBinding/ivy-rbac (ClusterRole/rbac-admin)"
+		kate        = "User kate cluster ClusterRoleBinding/kate (ClusterRole/csr-approver)"
+		leo         = "User leo cluster ClusterRoleBinding/leo (ClusterRole/vap-admin)"
 		rsc         = "ServiceAccount kube-system/replicaset-controller cluster ClusterRoleBinding/system:controller:replicaset-controller (ClusterRole/system:controller:replicaset-controller)"
 		closed      = "closed by deny-direct-exec (break-glass group members still can)"
 	)
@@ -233,11 +258,12 @@ func TestCoverage(t *testing.T) {
 		name       string
 		deny, all  bool
 		unbound    bool // without the cluster-admin binding
+		narrowed   bool // deny-direct-exec's binding excludes pods/exec
 		wantDeny   string
 		wantStatus map[string]string
 		want       map[string][]string
 	}{
-		{"without deny-direct-exec", false, false, false, "not installed", map[string]string{"create pods/exec": "open"}, map[string][]string{
+		{"without deny-direct-exec", false, false, false, false, "not installed", map[string]string{"create pods/exec": "open"}, map[string][]string{
 			"create pods/exec":                append(slices.Clone(everyone), oncall, ci, glass),
 			"create pods/attach":              append(slices.Clone(everyone), glass),
 			"get nodes/proxy":                 append(slices.Clone(everyone), alice),
@@ -246,36 +272,69 @@ func TestCoverage(t *testing.T) {
 			"update pods/ephemeralcontainers": everyone,
 			"create pods":                     everyone,
 			"impersonate users":               append(slices.Clone(everyone), imp),
-			"impersonate serviceaccounts":     everyone,
-			"create deployments.apps":         everyone,
 			"get services/proxy":              everyone,
+			"get pods/exec":                   append(slices.Clone(everyone), olga),
+			"get pods/portforward":            everyone,
+			"create serviceaccounts/token exec-proxy -n execproxy-system":           append(slices.Clone(everyone), tom),
+			"impersonate serviceaccounts exec-proxy -n execproxy-system":            append(slices.Clone(everyone), erin),
+			"impersonate serviceaccounts":                                           append(slices.Clone(everyone), erin+" limited to names exec-proxy", dave+" limited to names exec-proxy"),
+			"create pods -n execproxy-system":                                       everyone,
+			"create deployments.apps -n execproxy-system":                           append(slices.Clone(everyone), erin),
+			"create deployments.apps":                                               append(slices.Clone(everyone), erin, dave),
+			"get secrets exec-proxy-kubelet-client -n execproxy-system":             append(slices.Clone(everyone), gina),
+			"list secrets exec-proxy-kubelet-client -n execproxy-system":            everyone,
+			"escalate clusterroles.rbac.authorization.k8s.io":                       append(slices.Clone(everyone), hank),
+			"bind clusterroles.rbac.authorization.k8s.io":                           append(slices.Clone(everyone), hank, ivy),
+			"escalate roles.rbac.authorization.k8s.io":                              append(slices.Clone(everyone), hank, ivy),
+			"patch clusterrolebindings.rbac.authorization.k8s.io":                   append(slices.Clone(everyone), hank),
+			"update clusterrolebindings.rbac.authorization.k8s.io":                  everyone,
+			"update certificatesigningrequests/approval.certificates.k8s.io":        append(slices.Clone(everyone), kate),
+			"delete validatingadmissionpolicybindings.admissionregistration.k8s.io": append(slices.Clone(everyone), leo),
+			"update validatingadmissionpolicies.admissionregistration.k8s.io":       everyone,
 		}},
-		{"with deny-direct-exec", true, false, false, "installed", map[string]string{"create pods/exec": closed,
+		{"with deny-direct-exec", true, false, false, false, "installed", map[string]string{"create pods/exec": closed,
 			"get nodes/proxy": "open (admission cannot close the kubelet's own port)", "patch pods/ephemeralcontainers": "open"}, map[string][]string{
 			"create pods/exec":        {glass},
 			"create pods/portforward": {glass},
+			"get pods/exec":           {},
 			"get nodes/proxy":         append(slices.Clone(everyone), alice),
-			"impersonate groups":      append(slices.Clone(everyone), imp),
+			"get secrets exec-proxy-kubelet-client -n execproxy-system": append(slices.Clone(everyone), gina),
+			"impersonate groups": append(slices.Clone(everyone), imp),
 		}},
-		{"system:masters needs no binding", false, false, true, "not installed", nil, map[string][]string{
+		{"system:masters needs no binding", false, false, true, false, "not installed", nil, map[string][]string{
 			"create pods/exec":  {mastersAuth, robot, oncall, ci, glass},
 			"get nodes/proxy":   {mastersAuth, robot, alice},
 			"impersonate users": {mastersAuth, robot, imp},
 		}},
-		{"--all", true, true, false, "installed", nil, map[string][]string{
-			"create pods/exec": {glass},
-			"create pods":      append(slices.Clone(everyone), rsc),
+		{"binding excludes exec", true, false, false, true, "installed", map[string]string{"create pods/exec": "open", "create pods/attach": closed},
+			map[string][]string{"create pods/exec": append(slices.Clone(everyone), oncall, ci, glass), "create pods/attach": {glass}}},
+		{"--all", true, true, false, false, "installed", nil, map[string][]string{
+			"create pods/exec":                {glass},
+			"create pods":                     append(slices.Clone(everyone), rsc),
+			"create pods -n execproxy-system": append(slices.Clone(everyone), rsc),
 		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			var out bytes.Buffer
+			for name := range tc.want {
+				bypassRight(t, name)
+			}
+			for name := range tc.wantStatus {
+				bypassRight(t, name)
+			}
 			objs := cluster(tc.deny)
 			if tc.unbound {
 				objs = slices.DeleteFunc(objs, func(o runtime.Object) bool {
 					b, ok := o.(*rbacv1.ClusterRoleBinding)
 					return ok && b.Name == "cluster-admin"
 				})
+			}
+			for _, o := range objs {
+				if b, ok := o.(*admissionv1.ValidatingAdmissionPolicyBinding); ok && tc.narrowed {
+					b.Spec.MatchResources = &admissionv1.MatchResources{
+						ExcludeResourceRules: []admissionv1.NamedRuleWithOperations{namedRule([]string{"pods/exec"}, admissionv1.Connect)}}
+				}
 			}
 			if err := runCoverage(context.Background(), &out, fake.NewClientset(objs...), tc.all, "json"); err != nil {
 				t.Fatal(err)
@@ -338,7 +397,12 @@ func TestCoverageTable(t *testing.T) {
 		"create pods/exec Group execproxy:break-glass cluster ClusterRoleBinding/break-glass (ClusterRole/break-glass)",
 		"patch pods/ephemeralcontainers User bob team-a RoleBinding/bob-debug (Role/debug) limited to names web-0",
 		"impersonate users: open (impersonation happens before admission, which sees the impersonated user)",
-		"1 rows of Kubernetes' own subjects (system: users and groups, kube-system service accounts) hidden: --all shows them",
+		"get pods/attach: closed by deny-direct-exec (break-glass group members still can)",
+		"get secrets exec-proxy-kubelet-client -n execproxy-system: open (admission never sees a get, list or watch)",
+		"get secrets exec-proxy-kubelet-client -n execproxy-system User gina execproxy-system RoleBinding/gina-cert (Role/cert-reader)",
+		"create pods -n execproxy-system: open (deny-direct-exec has no policy for it)",
+		"update certificatesigningrequests/approval.certificates.k8s.io User kate cluster ClusterRoleBinding/kate (ClusterRole/csr-approver)",
+		"2 rows of Kubernetes' own subjects (system: users and groups, kube-system service accounts) hidden: --all shows them",
 	} {
 		if !slices.Contains(lines, line) {
 			t.Errorf("no line %q in\n%s", line, out.String())
@@ -420,6 +484,7 @@ func TestCoverageOfTheComponent(t *testing.T) {
 		t.Fatal(err)
 	}
 	closed := map[string]bool{"create pods/exec": true, "create pods/attach": true, "create pods/portforward": true,
+		"get pods/exec": true, "get pods/attach": true, "get pods/portforward": true,
 		"update pods/ephemeralcontainers": true, "patch pods/ephemeralcontainers": true,
 		"get pods/proxy": true, "create pods/proxy": true, "get services/proxy": true, "create services/proxy": true}
 	seen := 0
