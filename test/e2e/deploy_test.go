@@ -166,6 +166,17 @@ func withComponent(t *testing.T, name string, withBase bool) string {
 	if withBase {
 		kustomization += "resources: [" + base + "]\n"
 	}
+	if name == "deny-direct-exec" {
+		// The local cluster's exec-proxy runs as the user system:exec-proxy, not as the
+		// Deployment's service account, which the component lets add ephemeral containers.
+		kustomization += `patches:
+- target: {kind: ValidatingAdmissionPolicy, name: execproxy-deny-direct-ephemeral-containers}
+  patch: |-
+    - op: replace
+      path: /spec/validations/0/expression
+      value: "request.userInfo.groups.exists(g, g == 'execproxy:break-glass') || request.userInfo.username == 'system:exec-proxy'"
+`
+	}
 	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(kustomization), 0o600); err != nil {
 		t.Fatal(err)
 	}
