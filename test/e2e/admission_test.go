@@ -147,6 +147,58 @@ func TestAdmissionParity(t *testing.T) {
 		})
 	}
 
+	t.Run("a policy with params", func(t *testing.T) {
+		// The denied commands are a ConfigMap's keys; exec-proxy reads the params as the cluster's
+		// admission does, with read rights on them (an admin grants them with the policy).
+		applyObjects(t, `apiVersion: v1
+kind: ConfigMap
+metadata: {name: e2e-denied-commands, namespace: demo}
+data: {paramdeny-cmd: "yes"}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: e2e-admission-params, namespace: demo}
+rules: [{apiGroups: [""], resources: [configmaps], verbs: [get, list, watch]}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: e2e-admission-params, namespace: demo}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: e2e-admission-params}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: "system:exec-proxy"}]
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {name: e2e-params}
+spec:
+  failurePolicy: Fail
+  paramKind: {apiVersion: v1, kind: ConfigMap}
+  matchConstraints:
+    resourceRules:
+    - {apiGroups: [""], apiVersions: [v1], operations: [CONNECT], resources: [pods/exec]}
+  validations:
+  - expression: "!object.command.exists(c, c in params.data)"
+    messageExpression: "'a command listed in ConfigMap ' + params.metadata.name + ' is not run here'"
+    reason: Forbidden
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {name: e2e-params}
+spec:
+  policyName: e2e-params
+  validationActions: [Deny]
+  paramRef: {name: e2e-denied-commands, namespace: demo, parameterNotFoundAction: Deny}
+`)
+		for _, rt := range routes {
+			eventually(t, 30*time.Second, "the policy with params to deny on "+rt.name, func() bool {
+				res := clients[1].kubectl(t, rt, "admin", "", "-n", "demo", "exec", "demo", "-c", "main", "--", "paramdeny-cmd")
+				return res.code != 0 && strings.Contains(res.stderr, "a command listed in ConfigMap e2e-denied-commands is not run here")
+			})
+			if res := clients[1].kubectl(t, rt, "admin", "", "-n", "demo", "exec", "demo", "-c", "main", "--", "echo", "fine"); res.code != 0 {
+				t.Errorf("%s: a command the params do not list: %s", rt.name, res.stderr)
+			}
+		}
+	})
+
 	t.Run("admission off", func(t *testing.T) {
 		restartExecProxy(t, "--admission=none")
 		m := marker(t)
