@@ -48,6 +48,7 @@ func (s *Source) Run(ctx context.Context, period time.Duration) {
 	logger := klog.FromContext(ctx).WithValues("file", s.path)
 	t := time.NewTicker(period)
 	defer t.Stop()
+	var lastErr string
 	for {
 		select {
 		case <-ctx.Done():
@@ -56,9 +57,13 @@ func (s *Source) Run(ctx context.Context, period time.Duration) {
 		}
 		changed, err := s.reload()
 		switch {
-		case err != nil:
+		case err != nil && err.Error() != lastErr:
+			// Once per new error, not every period: the metric says it goes on.
 			logger.Error(err, "Session policy not reloaded; the last good one stays in force")
+			lastErr = err.Error()
+		case err != nil:
 		case changed:
+			lastErr = ""
 			logger.Info("Session policy reloaded", "rules", len(s.Current().rules))
 		}
 	}
