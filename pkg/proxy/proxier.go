@@ -175,19 +175,7 @@ func (p *Proxier) admission(ctx context.Context, r session.Request, attempt *ses
 		return r, apierrors.NewBadRequest("a mutating admission webhook changed the session into one that cannot be opened: " + err.Error())
 	}
 	mutated.Justification = r.Justification
-	c, _ := mutated.Container()
-	attempt.Update(func(rec *sessionaudit.Record) {
-		rec.Container, rec.Ports = c, nil
-		rec.Command, rec.TTY, rec.Stdin = nil, false, false
-		switch {
-		case mutated.Exec != nil:
-			rec.Command, rec.TTY, rec.Stdin = mutated.Exec.Command, mutated.Exec.TTY, mutated.Exec.Stdin
-		case mutated.Attach != nil:
-			rec.TTY, rec.Stdin = mutated.Attach.TTY, mutated.Attach.Stdin
-		case mutated.PortForward != nil:
-			rec.Ports = mutated.PortForward.Ports
-		}
-	})
+	attempt.Update(func(rec *sessionaudit.Record) { rec.Target.Asked(mutated) })
 	return mutated, nil
 }
 

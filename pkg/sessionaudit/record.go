@@ -10,6 +10,8 @@ import (
 
 	authnv1 "k8s.io/api/authentication/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/exec-proxy/exec-proxy/pkg/session"
 )
 
 // Record is what is known of one attempt.
@@ -61,6 +63,21 @@ type Target struct {
 	Ports                []int32
 	Protocol             string
 	Image                string // an ephemeral container's
+}
+
+// Asked sets what the session asks of the pod from r, in place of what its query said (a mutating
+// admission webhook changed it).
+func (t *Target) Asked(r session.Request) {
+	t.Container, _ = r.Container()
+	t.Command, t.TTY, t.Stdin, t.Ports = nil, false, false, nil
+	switch {
+	case r.Exec != nil:
+		t.Command, t.TTY, t.Stdin = r.Exec.Command, r.Exec.TTY, r.Exec.Stdin
+	case r.Attach != nil:
+		t.TTY, t.Stdin = r.Attach.TTY, r.Attach.Stdin
+	case r.PortForward != nil:
+		t.Ports = r.PortForward.Ports
+	}
 }
 
 // Outcome is what became of the session: its traffic and end, or why it was refused.

@@ -3,6 +3,7 @@ package sessionaudit
 import (
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -16,6 +17,8 @@ import (
 	apirequest "k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/apiserver/plugin/pkg/audit/fake"
 	"k8s.io/client-go/kubernetes/scheme"
+
+	"github.com/exec-proxy/exec-proxy/pkg/session"
 )
 
 // backend collects events; ok says whether it accepts them.
@@ -361,5 +364,32 @@ func TestEphemeralContainerRecordFailClosed(t *testing.T) {
 	}
 	if err := NewAuditor(&backend{ok: false}, FailOpen).EphemeralContainer(req, authnv1.UserInfo{Username: "alice"}, "ns", "p", c, 0, ""); err != nil {
 		t.Errorf("fail-open with the backend down: %v", err)
+	}
+}
+
+// TestTargetAsked: a session a mutating webhook changed is recorded as it runs, nothing of the
+// query's left over.
+func TestTargetAsked(t *testing.T) {
+	query := Target{Container: "c", Command: []string{"ls"}, TTY: true, Stdin: true, Ports: []int32{1}}
+	cases := []struct {
+		name string
+		r    session.Request
+		want Target
+	}{
+		{"exec", session.Request{Kind: session.KindExec, Exec: &corev1.PodExecOptions{Container: "d", Command: []string{"id"}}},
+			Target{Container: "d", Command: []string{"id"}}},
+		{"attach", session.Request{Kind: session.KindAttach, Attach: &corev1.PodAttachOptions{Container: "d", Stdin: true}},
+			Target{Container: "d", Stdin: true}},
+		{"port-forward", session.Request{Kind: session.KindPortForward, PortForward: &corev1.PodPortForwardOptions{Ports: []int32{80}}},
+			Target{Ports: []int32{80}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := query
+			got.Asked(tc.r)
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("got %+v, want %+v", got, tc.want)
+			}
+		})
 	}
 }
