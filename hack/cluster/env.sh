@@ -13,7 +13,8 @@ ETCD_PORT=${ETCD_PORT:-23790}
 APISERVER_PORT=${APISERVER_PORT:-16443}
 EXEC_PROXY_PORT=${EXEC_PROXY_PORT:-18443}
 APISERVER_URL=https://127.0.0.1:$APISERVER_PORT
-ROUTE=/apis/execproxy.dev/v1alpha1/kube # api.RoutePrefix
+ROUTE=/apis/execproxy.dev/v1alpha1/routes/kube/proxy # api.RoutePrefix
+LEGACY_ROUTE=/apis/execproxy.dev/v1alpha1/kube # api.LegacyRoutePrefix
 
 # Two nodes: different loopback addresses and kubelet ports, each with its own containerd.
 NODES=(node1 node2)

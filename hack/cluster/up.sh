@@ -13,10 +13,11 @@ log "3/8 exec-proxy"; make -C "$ROOT" -s build
 log "4/8 certificates and images"; "$here/pki.sh"; "$here/images.sh"
 log "5/8 etcd and kube-apiserver"; "$here/control-plane.sh" up
 kc apply -f "$here/manifests/namespaces.yaml" -f "$here/manifests/rbac-exec-proxy.yaml" \
-  -f "$here/manifests/rbac-users.yaml" >/dev/null
+  -f "$here/manifests/rbac-users.yaml" -f "$ROOT/deploy/flowschema.yaml" >/dev/null
 for u in "${USERS[@]}"; do
   write_kubeconfig "$KCFG/$u.kubeconfig" "$APISERVER_URL$ROUTE" "user-$u"      # through exec-proxy
   write_kubeconfig "$KCFG/$u-direct.kubeconfig" "$APISERVER_URL" "user-$u"     # kube-apiserver's own path
+  write_kubeconfig "$KCFG/$u-legacy.kubeconfig" "$APISERVER_URL$LEGACY_ROUTE" "user-$u" # the route's old path
 done
 log "6/8 nodes"; for n in "${NODES[@]}"; do "$here/node.sh" up "$n"; done
 log "7/8 demo pods"

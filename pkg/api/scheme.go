@@ -20,9 +20,17 @@ const GroupName = "execproxy.dev"
 // Version is the only version of the group.
 const Version = "v1alpha1"
 
-// RoutePrefix is where exec-proxy serves the core paths stock kubectl needs (package kuberoute): a
-// kubeconfig whose server is <kube-apiserver>RoutePrefix routes kubectl's sessions through exec-proxy.
-const RoutePrefix = "/apis/" + GroupName + "/" + Version + "/kube"
+// RoutePrefix is the route (package kuberoute): a kubeconfig whose server is
+// <kube-apiserver>RoutePrefix sends kubectl's sessions through exec-proxy, and everything else back
+// to kube-apiserver. kube-apiserver parses it as the proxy subresource of routes/kube, which it holds
+// long-running, as it does pods/exec: a session through it takes no priority-and-fairness seat.
+const RoutePrefix = "/apis/" + GroupName + "/" + Version + "/routes/kube/proxy"
+
+// LegacyRoutePrefix is the route's path before RoutePrefix, still served for the kubeconfigs written
+// with it. kube-apiserver parses it as kube/<segment>, an ordinary request, so each session through
+// it holds a priority-and-fairness seat for its whole life: deploy/'s FlowSchema confines those to a
+// priority level of their own, and kubectl execproxy setup rewrites such kubeconfigs.
+const LegacyRoutePrefix = "/apis/" + GroupName + "/" + Version + "/kube"
 
 // SchemeGroupVersion is the only version of the group.
 var SchemeGroupVersion = schema.GroupVersion{Group: GroupName, Version: Version}

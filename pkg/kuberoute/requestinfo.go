@@ -1,7 +1,6 @@
-// Package kuberoute serves the core paths stock kubectl needs (discovery, reading a pod, and the
-// exec, attach and portforward subresources) under a prefix of exec-proxy's API group, so that a
-// kubeconfig whose server is <kube-apiserver>/apis/execproxy.dev/v1alpha1/kube (api.RoutePrefix) routes kubectl's
-// sessions through exec-proxy.
+// Package kuberoute serves the route: under a prefix of exec-proxy's API group (api.RoutePrefix), a
+// kubeconfig context whose sessions (pods/exec, pods/attach, pods/portforward, and kubectl debug's
+// ephemeral containers) go through exec-proxy.
 package kuberoute
 
 import (
@@ -14,12 +13,19 @@ import (
 	"github.com/exec-proxy/exec-proxy/pkg/sessionaudit"
 )
 
-// Strip returns the core path a route path stands for.
+// Strip returns the core path a route path stands for, under the route's prefix or its legacy one.
 func Strip(path string) (string, bool) {
-	if path == api.RoutePrefix {
+	if core, ok := cutPrefix(path, api.RoutePrefix); ok {
+		return core, true
+	}
+	return cutPrefix(path, api.LegacyRoutePrefix)
+}
+
+func cutPrefix(path, prefix string) (string, bool) {
+	if path == prefix {
 		return "/", true
 	}
-	if rest, ok := strings.CutPrefix(path, api.RoutePrefix+"/"); ok {
+	if rest, ok := strings.CutPrefix(path, prefix+"/"); ok {
 		return "/" + rest, true
 	}
 	return "", false

@@ -49,6 +49,8 @@ func TestRequestInfo(t *testing.T) {
 		{"PATCH", api.RoutePrefix + "/api/v1/namespaces/ns/pods/p/ephemeralcontainers", "patch", "", "pods", "ephemeralcontainers", "ns", "p"},
 		{"GET", api.RoutePrefix + "/api/v1/namespaces/ns/pods?fieldSelector=metadata.name%3Dp", "list", "", "pods", "", "ns", "p"},
 		{"GET", api.RoutePrefix + "/api/v1/namespaces/ns/pods?fieldSelector=metadata.name%3Dp&watch=true", "watch", "", "pods", "", "ns", "p"},
+		{"GET", api.LegacyRoutePrefix + "/api/v1/namespaces/ns/pods/p/exec", "create", "", "pods", "exec", "ns", "p"},
+		{"PATCH", api.LegacyRoutePrefix + "/api/v1/namespaces/ns/pods/p/ephemeralcontainers", "patch", "", "pods", "ephemeralcontainers", "ns", "p"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.method+" "+tc.path, func(t *testing.T) {

@@ -19,11 +19,13 @@ func kubeconfig() *clientcmdapi.Config {
 		Clusters: map[string]*clientcmdapi.Cluster{
 			"c1":    {Server: "https://k8s.example:6443/", CertificateAuthorityData: []byte("CA")},
 			"route": {Server: "https://k8s.example:6443" + api.RoutePrefix},
+			"old":   {Server: "https://k8s.example:6443" + api.LegacyRoutePrefix + "/"},
 		},
 		AuthInfos: map[string]*clientcmdapi.AuthInfo{"alice": {Token: "t"}},
 		Contexts: map[string]*clientcmdapi.Context{
 			"prod":    {Cluster: "c1", AuthInfo: "alice", Namespace: "web"},
 			"routed":  {Cluster: "route", AuthInfo: "alice"},
+			"legacy":  {Cluster: "old", AuthInfo: "alice"},
 			"dangles": {Cluster: "nope", AuthInfo: "alice"},
 		},
 	}
@@ -37,7 +39,8 @@ func TestRouteContext(t *testing.T) {
 		{"named context", "prod", "prod-execproxy", ""},
 		{"unknown context", "dev", "", `no context "dev"`},
 		{"cluster missing", "dangles", "", `cluster "nope"`},
-		{"already routed", "routed", "", "already goes through exec-proxy"},
+		{"already routed", "routed", "", "goes through exec-proxy already"},
+		{"routed by the legacy path", "legacy", "", "goes through exec-proxy already"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -59,6 +62,29 @@ func TestRouteContext(t *testing.T) {
 				t.Errorf("context %+v, cluster %+v", ctx, cluster)
 			}
 		})
+	}
+}
+
+// TestMoveLegacy: setup moves clusters on the route's legacy path (whose sessions hold kube-apiserver
+// seats) to the route, and leaves the others alone.
+func TestMoveLegacy(t *testing.T) {
+	raw := kubeconfig()
+	if moved := moveLegacy(raw); len(moved) != 1 || moved[0] != "old" {
+		t.Fatalf("moved %v, want [old]", moved)
+	}
+	want := map[string]string{"c1": "https://k8s.example:6443/", "route": "https://k8s.example:6443" + api.RoutePrefix, "old": "https://k8s.example:6443" + api.RoutePrefix}
+	for name, server := range want {
+		if got := raw.Clusters[name].Server; got != server {
+			t.Errorf("cluster %s: server %s, want %s", name, got, server)
+		}
+	}
+	if moved := moveLegacy(raw); len(moved) != 0 {
+		t.Errorf("moved %v again", moved)
+	}
+	for _, server := range []string{"https://k8s.example:6443" + api.RoutePrefix, "https://k8s.example:6443" + api.LegacyRoutePrefix + "/", "https://k8s.example:6443"} {
+		if base, _ := apiServer(server); base != "https://k8s.example:6443" {
+			t.Errorf("apiServer(%s) = %s", server, base)
+		}
 	}
 }
 

@@ -2,9 +2,11 @@
 package app
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -51,10 +53,39 @@ func (g *globalOptions) apiConfig() (*rest.Config, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("kubeconfig: %w", err)
 	}
-	cfg.Host = strings.TrimSuffix(strings.TrimSuffix(cfg.Host, "/"), api.RoutePrefix)
+	cfg.Host, _ = apiServer(cfg.Host)
 	namespace, _, err := loader.Namespace()
 	return cfg, namespace, err
 }
+
+// apiServer returns kube-apiserver's URL for server, and whether server is the route (or its legacy
+// path) on it.
+func apiServer(server string) (string, bool) {
+	server = strings.TrimSuffix(server, "/")
+	for _, prefix := range []string{api.RoutePrefix, api.LegacyRoutePrefix} {
+		if base, ok := strings.CutSuffix(server, prefix); ok {
+			return base, true
+		}
+	}
+	return server, false
+}
+
+// moveLegacy points the clusters whose server is the route's legacy path, where each session holds
+// a kube-apiserver priority-and-fairness seat, at the route; it returns their names.
+func moveLegacy(raw *clientcmdapi.Config) []string {
+	var moved []string
+	for name, cluster := range raw.Clusters {
+		if base, ok := strings.CutSuffix(strings.TrimSuffix(cluster.Server, "/"), api.LegacyRoutePrefix); ok {
+			cluster.Server = base + api.RoutePrefix
+			moved = append(moved, name)
+		}
+	}
+	sort.Strings(moved)
+	return moved
+}
+
+// errRouted: the context goes through exec-proxy already.
+var errRouted = errors.New("goes through exec-proxy already")
 
 // routeContext adds to raw a context named after from, whose cluster is from's with the route's
 // server and whose user and namespace are from's; it returns the new context's name.
@@ -70,11 +101,12 @@ func routeContext(raw *clientcmdapi.Config, from string) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("context %q names cluster %q, which the kubeconfig does not have", from, ctx.Cluster)
 	}
-	if strings.HasSuffix(strings.TrimSuffix(cluster.Server, "/"), api.RoutePrefix) {
-		return "", fmt.Errorf("context %q already goes through exec-proxy", from)
+	base, routed := apiServer(cluster.Server)
+	if routed {
+		return "", fmt.Errorf("context %q %w", from, errRouted)
 	}
 	route := cluster.DeepCopy()
-	route.Server = strings.TrimSuffix(cluster.Server, "/") + api.RoutePrefix
+	route.Server = base + api.RoutePrefix
 	name := from + "-execproxy"
 	raw.Clusters[ctx.Cluster+"-execproxy"] = route
 	newCtx := ctx.DeepCopy()
@@ -85,24 +117,31 @@ func routeContext(raw *clientcmdapi.Config, from string) (string, error) {
 
 func newSetupCommand(g *globalOptions) *cobra.Command {
 	return &cobra.Command{
-		Use:   "setup",
-		Short: "Add a context <context>-execproxy whose exec, attach and port-forward go through exec-proxy",
-		Args:  cobra.NoArgs,
+		Use: "setup",
+		Short: "Add a context <context>-execproxy: the same user, with exec, attach, port-forward and cp through exec-proxy " +
+			"and everything else on kube-apiserver; and move contexts on the route's legacy path to the route",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			loader := g.loader()
 			raw, err := loader.RawConfig()
 			if err != nil {
 				return fmt.Errorf("kubeconfig: %w", err)
 			}
+			moved := moveLegacy(&raw)
 			name, err := routeContext(&raw, g.context)
-			if err != nil {
+			if err != nil && !(errors.Is(err, errRouted) && len(moved) > 0) {
 				return err
 			}
 			if err := clientcmd.ModifyConfig(loader.ConfigAccess(), raw, true); err != nil {
 				return fmt.Errorf("writing the kubeconfig: %w", err)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Context %q added: the same user, through exec-proxy.\n"+
-				"  kubectl --context %s exec -it POD -- sh\n  kubectl config use-context %s\n", name, name, name)
+			for _, cluster := range moved {
+				fmt.Fprintf(cmd.OutOrStdout(), "Cluster %q moved to the route's path %s: its sessions no longer hold kube-apiserver's priority-and-fairness seats.\n", cluster, api.RoutePrefix)
+			}
+			if name != "" {
+				fmt.Fprintf(cmd.OutOrStdout(), "Context %q added: the same user, with sessions through exec-proxy and everything else on kube-apiserver.\n"+
+					"  kubectl --context %s exec -it POD -- sh\n  kubectl config use-context %s\n", name, name, name)
+			}
 			return nil
 		},
 	}

@@ -91,9 +91,8 @@ func runKubectl(run func(*cobra.Command, []string), cmd *cobra.Command, args []s
 // sessionConfig points cfg at exec-proxy's route, unless it is there already, and has its sessions'
 // URLs carry reason.
 func sessionConfig(cfg *rest.Config, reason string) *rest.Config {
-	if host := strings.TrimSuffix(cfg.Host, "/"); !strings.HasSuffix(host, api.RoutePrefix) {
-		cfg.Host = host + api.RoutePrefix
-	}
+	base, _ := apiServer(cfg.Host)
+	cfg.Host = base + api.RoutePrefix
 	if reason != "" {
 		cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return &reasonRoundTripper{reason: reason, next: rt} })
 	}
