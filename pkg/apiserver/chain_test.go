@@ -84,7 +84,7 @@ func newChain(t *testing.T, b *events, s *reached) http.Handler {
 	})
 	g.Authorization.Authorizer = authorizerfactory.NewAlwaysAllowAuthorizer()
 	route := &kuberoute.Handler{Pods: onePod{}, Sessions: s}
-	configureChain(g, sessionaudit.NewAuditor(b, sessionaudit.FailClosed), route.Wrap)
+	configureChain(g, sessionaudit.NewAuditor(b, sessionaudit.FailClosed), false, route.Wrap)
 	server, err := g.Complete(informers.NewSharedInformerFactory(clientfake.NewClientset(), 0)).New("test", genericapiserver.NewEmptyDelegate())
 	if err != nil {
 		t.Fatal(err)

@@ -51,6 +51,9 @@ type Config struct {
 	Replica string
 	// Peers finds the other replicas; nil when this one answers for itself only.
 	Peers *PeerConfig
+	// PassThrough sends the route's requests that are not sessions to kube-apiserver as the user;
+	// nil: the route serves only sessions and the reads kubectl makes for them.
+	PassThrough *kuberoute.PassThrough
 }
 
 // AdmissionConfig is what the cluster's admission plugins need beyond the server's config.
@@ -89,8 +92,13 @@ type completedConfig struct {
 // CompletedConfig can only be made by Complete.
 type CompletedConfig struct{ *completedConfig }
 
-// longRunningSubresources are never cut by the request timeout nor counted as in-flight requests.
-var longRunningSubresources = sets.NewString(session.Subresources()...)
+// longRunningVerbs and longRunningSubresources are never cut by the request timeout nor counted as
+// in-flight requests: the sessions, and kube-apiserver's own long-running requests (watch, log,
+// proxy), which the route passes through.
+var (
+	longRunningVerbs        = sets.NewString("watch", "proxy")
+	longRunningSubresources = sets.NewString(append(session.Subresources(), "log", "proxy")...)
+)
 
 // Complete fills in the defaults and builds the parts. It starts nothing.
 func (c *Config) Complete() (CompletedConfig, error) {
@@ -125,7 +133,10 @@ func (c *Config) Complete() (CompletedConfig, error) {
 		}
 	}
 	route.Ephemeral = ephemeralCheck{policy: c.Policy, admission: proxier.Admission}
-	configureChain(g, c.Audit, func(apiHandler http.Handler) http.Handler {
+	if c.PassThrough != nil { // a nil *PassThrough must not become a non-nil http.Handler
+		route.PassThrough = c.PassThrough
+	}
+	configureChain(g, c.Audit, route.PassThrough != nil, func(apiHandler http.Handler) http.Handler {
 		return route.Wrap(peers.WithRequests(apiHandler, identity))
 	})
 	return CompletedConfig{&completedConfig{
@@ -147,15 +158,20 @@ func (c *Config) Complete() (CompletedConfig, error) {
 // configureChain makes g's handler chain exec-proxy's: route paths parsed as the core paths they
 // stand for, core RBAC, and, outermost, the session audit's attempts, opened from the very
 // RequestInfo the chain then authorizes and serves. inner wraps the API handler (the route).
-func configureChain(g *genericapiserver.Config, audit *sessionaudit.Auditor, inner func(http.Handler) http.Handler) {
-	g.LongRunningFunc = genericfilters.BasicLongRunningRequestCheck(sets.NewString("watch"), longRunningSubresources)
+func configureChain(g *genericapiserver.Config, audit *sessionaudit.Auditor, passThrough bool, inner func(http.Handler) http.Handler) {
+	g.LongRunningFunc = genericfilters.BasicLongRunningRequestCheck(longRunningVerbs, longRunningSubresources)
 	resolver := kuberoute.RequestInfoResolver{Delegate: genericapiserver.NewRequestInfoResolver(g)}
 	g.RequestInfoResolver = sessionaudit.Resolved{Delegate: resolver}
-	g.Authorization.Authorizer = authz.CoreRBAC{Delegate: g.Authorization.Authorizer}
+	rbac := authz.CoreRBAC{Delegate: g.Authorization.Authorizer}
+	if passThrough {
+		rbac.PassedThrough = kuberoute.PassedThrough
+	}
+	g.Authorization.Authorizer = rbac
 	noOpenAPI(g)
 	g.BuildHandlerChainFunc = func(apiHandler http.Handler, gc *genericapiserver.Config) http.Handler {
 		// Outermost, so that refusals by authentication and authorization are recorded too.
-		return sessionaudit.WithAttempts(genericapiserver.DefaultBuildHandlerChain(inner(apiHandler), gc), audit, resolver)
+		chain := genericapiserver.DefaultBuildHandlerChain(inner(apiHandler), gc)
+		return sessionaudit.WithAttempts(kuberoute.WithRouteRequests(chain), audit, resolver)
 	}
 }
 

@@ -20,6 +20,9 @@ import (
 //     pods/exec (often granted to read-only roles) is never enough to exec.
 type CoreRBAC struct {
 	Delegate authorizer.Authorizer
+	// PassedThrough holds for requests exec-proxy sends to kube-apiserver as the user, who
+	// authorizes them there; nil: none.
+	PassedThrough func(context.Context, authorizer.Attributes) bool
 }
 
 var _ authorizer.Authorizer = CoreRBAC{}
@@ -38,6 +41,9 @@ func (a CoreRBAC) Authorize(ctx context.Context, attrs authorizer.Attributes) (a
 			}
 			rec.User = UserInfo(u)
 		})
+	}
+	if a.PassedThrough != nil && a.PassedThrough(ctx, attrs) {
+		return authorizer.DecisionAllow, "passed to kube-apiserver, which authorizes it as the user", nil
 	}
 	return a.Delegate.Authorize(ctx, Rewrite(attrs))
 }

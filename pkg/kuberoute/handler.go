@@ -34,6 +34,9 @@ type Handler struct {
 	Audit *sessionaudit.Auditor
 	// Ephemeral checks an ephemeral container before the route adds it; nil checks none.
 	Ephemeral EphemeralCheck
+	// PassThrough sends what the route does not serve itself to kube-apiserver as the user (see
+	// PassedThrough); nil: the route serves only the sessions and the reads kubectl makes for them.
+	PassThrough http.Handler
 }
 
 // Wrap sends route paths to h and everything else to next.
@@ -52,6 +55,17 @@ func (h *Handler) serve(w http.ResponseWriter, req *http.Request, core string) {
 	info, ok := apirequest.RequestInfoFrom(req.Context())
 	if !ok {
 		session.WriteStatus(w, req, apierrors.NewInternalError(fmt.Errorf("no request info for %s", core)))
+		return
+	}
+	if h.PassThrough != nil && !servedItself(info.IsResourceRequest, info.APIGroup, info.Resource, info.Subresource) {
+		if httpstream.IsUpgradeRequest(req) {
+			// Only sessions are upgraded: anything else answered as a read would reach the client as
+			// a bare 503.
+			session.WriteStatus(w, req, apierrors.NewBadRequest(fmt.Sprintf(
+				"%s opens no session: a connection upgrade is served only on pods/exec, pods/attach and pods/portforward", core)))
+			return
+		}
+		h.PassThrough.ServeHTTP(w, req)
 		return
 	}
 	if !info.IsResourceRequest {

@@ -38,6 +38,7 @@ type Options struct {
 	Policy         *PolicyOptions
 	Admission      *AdmissionOptions
 	Peers          *PeerOptions
+	Route          *RouteOptions
 	Debugging      *DebuggingOptions
 
 	Kubeconfig          string
@@ -57,6 +58,7 @@ func NewOptions() *Options {
 		Policy:              NewPolicyOptions(),
 		Admission:           NewAdmissionOptions(),
 		Peers:               NewPeerOptions(),
+		Route:               NewRouteOptions(),
 		Debugging:           &DebuggingOptions{},
 		ShutdownGracePeriod: 30 * time.Second,
 	}
@@ -77,6 +79,7 @@ func (o *Options) Flags() cliflag.NamedFlagSets {
 	o.Policy.AddFlags(fss.FlagSet("session policy"))
 	o.Admission.AddFlags(fss.FlagSet("admission"))
 	o.Peers.AddFlags(fss.FlagSet("replicas"))
+	o.Route.AddFlags(fss.FlagSet("route"))
 	logsapi.AddFlags(o.Logs, fss.FlagSet("logging"))
 	o.Debugging.AddFlags(fss.FlagSet("debugging"))
 	fs := fss.FlagSet("generic")
@@ -175,9 +178,14 @@ func (o *Options) ServerConfig() (*apiserver.Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	passThrough, err := o.Route.ToPassThrough(restConfig)
+	if err != nil {
+		return nil, err
+	}
 	return &apiserver.Config{
 		Replica:               o.Peers.ReplicaName,
 		Peers:                 peers,
+		PassThrough:           passThrough,
 		Audit:                 auditor,
 		Recording:             o.Audit.RecordingConfig(),
 		Policy:                policy,

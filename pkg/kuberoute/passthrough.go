@@ -1,0 +1,138 @@
+package kuberoute
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"slices"
+	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apiserver/pkg/authentication/user"
+	"k8s.io/apiserver/pkg/authorization/authorizer"
+	apirequest "k8s.io/apiserver/pkg/endpoints/request"
+	"k8s.io/client-go/transport"
+	"k8s.io/klog/v2"
+
+	"github.com/exec-proxy/exec-proxy/pkg/session"
+)
+
+// servedItself holds for the route requests exec-proxy answers itself: the sessions and kubectl
+// debug's ephemeral containers, as the handler chain parsed them.
+func servedItself(resourceRequest bool, group, resource, subresource string) bool {
+	if !resourceRequest || group != "" || resource != "pods" {
+		return false
+	}
+	_, connect := session.KindFor(subresource)
+	return connect || subresource == "ephemeralcontainers"
+}
+
+// PassedThrough holds for the route requests a PassThrough sends on: exec-proxy's authorizer leaves
+// them to kube-apiserver, which authorizes them as the user. It decides from the same parse of the
+// same path as the Handler, so the two cannot disagree on what is served here. ctx is the request's
+// (WithRouteRequests marks route requests: attrs carry the core path the route stands for).
+func PassedThrough(ctx context.Context, attrs authorizer.Attributes) bool {
+	route, _ := ctx.Value(routeRequestKey{}).(bool)
+	info, ok := apirequest.RequestInfoFrom(ctx)
+	if !route || !ok || !isRequest(attrs, info) {
+		return false
+	}
+	return !servedItself(attrs.IsResourceRequest(), attrs.GetAPIGroup(), attrs.GetResource(), attrs.GetSubresource())
+}
+
+// isRequest holds for the check of the request itself: the impersonation filter asks others in the
+// same context (may this user act as that one?), and those are never left to kube-apiserver.
+func isRequest(attrs authorizer.Attributes, info *apirequest.RequestInfo) bool {
+	return attrs.GetVerb() != "impersonate" && attrs.GetVerb() == info.Verb && attrs.IsResourceRequest() == info.IsResourceRequest &&
+		attrs.GetAPIGroup() == info.APIGroup && attrs.GetResource() == info.Resource && attrs.GetSubresource() == info.Subresource &&
+		attrs.GetNamespace() == info.Namespace && attrs.GetName() == info.Name && attrs.GetPath() == info.Path
+}
+
+type routeRequestKey struct{}
+
+// WithRouteRequests marks the requests to the route's paths in their context, for PassedThrough.
+func WithRouteRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if _, ok := Strip(req.URL.Path); ok {
+			req = req.WithContext(context.WithValue(req.Context(), routeRequestKey{}, true))
+		}
+		next.ServeHTTP(w, req)
+	})
+}
+
+// forwardedHeaders are the request headers passed on: what the request means (its media types and
+// encodings), and what kube-apiserver's audit and logs use to tell requests apart. Credentials,
+// the front-proxy's X-Remote-* headers and the client's own Impersonate-* headers are not.
+var forwardedHeaders = []string{"Accept", "Accept-Encoding", "Content-Type", "Content-Encoding", "User-Agent",
+	"Audit-Id", "Kubectl-Command", "Kubectl-Session", "If-None-Match", "If-Modified-Since"}
+
+// PassThrough sends the route's requests that exec-proxy does not serve itself to kube-apiserver as
+// the user kube-apiserver authenticated: exec-proxy impersonates them (name, UID, groups and extra),
+// so kube-apiserver authorizes, audits (as impersonatedUser) and queues (priority and fairness,
+// by the impersonated user) each one as the user's own. Nothing is buffered: bodies, watches and
+// followed logs stream both ways.
+type PassThrough struct {
+	proxy *httputil.ReverseProxy
+}
+
+// NewPassThrough sends requests to the kube-apiserver at host with rt, which carries exec-proxy's
+// own credentials; its identity needs impersonate on users, groups, serviceaccounts, uids and
+// userextras.
+func NewPassThrough(host *url.URL, rt http.RoundTripper) *PassThrough {
+	base := strings.TrimSuffix(host.Path, "/")
+	p := &PassThrough{}
+	p.proxy = &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			core, _ := Strip(pr.In.URL.Path)
+			out := &url.URL{Scheme: host.Scheme, Host: host.Host, Path: base + core, RawQuery: pr.In.URL.RawQuery}
+			if escaped, ok := Strip(pr.In.URL.EscapedPath()); ok {
+				out.RawPath = base + escaped // kept only if it encodes Path
+			}
+			pr.Out.URL, pr.Out.Host = out, host.Host
+			pr.Out.Header = http.Header{}
+			for _, name := range forwardedHeaders {
+				if v := pr.In.Header.Values(name); len(v) > 0 {
+					pr.Out.Header[http.CanonicalHeaderKey(name)] = slices.Clone(v)
+				}
+			}
+		},
+		Transport:     impersonating{next: rt},
+		FlushInterval: -1, // watches and followed logs reach the client as they come
+		ErrorHandler: func(w http.ResponseWriter, req *http.Request, err error) {
+			klog.FromContext(req.Context()).Error(err, "Passing a route request to kube-apiserver", "path", req.URL.Path)
+			session.WriteStatus(w, req, apierrors.NewServiceUnavailable(fmt.Sprintf(
+				"exec-proxy could not pass the request to kube-apiserver: %v; the same request on your usual context goes to kube-apiserver directly", err)))
+		},
+	}
+	return p
+}
+
+func (p *PassThrough) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	u, ok := apirequest.UserFrom(req.Context())
+	if !ok || !authenticated(u) {
+		// A request reaching exec-proxy without kube-apiserver's authentication is not passed on as
+		// anyone, not even as system:anonymous.
+		session.WriteStatus(w, req, apierrors.NewUnauthorized("exec-proxy passes requests to kube-apiserver only for authenticated users"))
+		return
+	}
+	p.proxy.ServeHTTP(w, req)
+}
+
+func authenticated(u user.Info) bool {
+	return u.GetName() != user.Anonymous && slices.Contains(u.GetGroups(), user.AllAuthenticated)
+}
+
+// impersonating sets the impersonation headers of the user the outgoing request's context carries
+// (ReverseProxy keeps the incoming request's context), with client-go's own encoding of them.
+type impersonating struct{ next http.RoundTripper }
+
+func (t impersonating) RoundTrip(req *http.Request) (*http.Response, error) {
+	u, ok := apirequest.UserFrom(req.Context())
+	if !ok {
+		return nil, fmt.Errorf("no user to act for")
+	}
+	as := transport.ImpersonationConfig{UserName: u.GetName(), UID: u.GetUID(), Groups: u.GetGroups(), Extra: u.GetExtra()}
+	return transport.NewImpersonatingRoundTripper(as, t.next).RoundTrip(req)
+}
