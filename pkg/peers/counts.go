@@ -102,8 +102,8 @@ func (h Held) Plus(o Held) Held {
 // Tally tells the other replicas this one's counts (ServeHTTP) and keeps theirs (Run), for the caps
 // to count (Of). The caps count a peer's sessions as last heard, so a user may go over a cap by
 // what they start on the other replicas since their counts were last heard: at most one period
-// and one timeout ago while peers answer, and each replica's start rate bounds that (see
-// README.md, "Limits").
+// and one timeout ago while peers answer, and each replica's per-user start rate bounds that (see
+// README.md, "Limits across replicas").
 type Tally struct {
 	Peers *Peers
 	// Self is exec-proxy's own identity, the only one told the counts.
