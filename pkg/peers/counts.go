@@ -100,10 +100,11 @@ func (h Held) Plus(o Held) Held {
 }
 
 // Tally tells the other replicas this one's counts (ServeHTTP) and keeps theirs (Run), for the caps
-// to count (Of). The caps count a peer's sessions as last heard, so a user may go over a cap by
-// what they start on the other replicas since their counts were last heard: at most one period
-// and one timeout ago while peers answer, and each replica's per-user start rate bounds that (see
-// README.md, "Limits across replicas").
+// to count (Of). The caps count a peer's sessions as last heard, so a cap is exceeded only by what is
+// started on the other replicas since: a round starts at most countsPeriod after the last one began
+// and ends within countsTimeout, so while peers answer that is at most countsPeriod+countsTimeout
+// ago, in which each replica's per-user start rate lets a user start at most burst + qps × that
+// (README.md, "Limits across replicas").
 type Tally struct {
 	Peers *Peers
 	// Self is exec-proxy's own identity, the only one told the counts.
@@ -215,7 +216,7 @@ func (t *Tally) refresh(ctx context.Context) {
 			next[peer.name] = old
 		}
 		if !t.failing[peer.name] {
-			logger.Info("Could not hear a replica's session counts", "peer", answers[i].Peer, "err", err,
+			logger.Error(err, "Could not hear a replica's session counts", "peer", answers[i].Peer,
 				"countedAsLastHeard", known && !t.FailOpen, "lastHeard", old.at)
 		}
 	}
