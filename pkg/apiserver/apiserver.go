@@ -11,6 +11,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/exec-proxy/exec-proxy/pkg/api"
+	"github.com/exec-proxy/exec-proxy/pkg/peers"
 	"github.com/exec-proxy/exec-proxy/pkg/policy"
 	"github.com/exec-proxy/exec-proxy/pkg/proxy"
 	"github.com/exec-proxy/exec-proxy/pkg/registry/execsession"
@@ -54,9 +55,13 @@ func (c CompletedConfig) New() (*ExecProxy, error) {
 	if err := installAPIGroup(s, storage); err != nil {
 		return nil, err
 	}
+	if c.tally != nil {
+		s.Handler.NonGoRestfulMux.Handle(peers.CountsPath, c.tally)
+	}
 	proxy.RegisterMetrics()
 	policy.RegisterMetrics()
 	sessionadmission.RegisterMetrics()
+	peers.RegisterMetrics()
 
 	// Readiness waits for this hook: sessions need the pod and node caches.
 	s.AddPostStartHookOrDie("exec-proxy-informers", func(hc genericapiserver.PostStartHookContext) error {
@@ -85,6 +90,9 @@ func (c CompletedConfig) New() (*ExecProxy, error) {
 		}
 		if c.announcer != nil {
 			c.announcer.Start(hc)
+		}
+		if c.tally != nil {
+			go c.tally.Run(hc)
 		}
 		return nil
 	})

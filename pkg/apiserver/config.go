@@ -72,6 +72,9 @@ type PeerConfig struct {
 	Address string
 	// Transport reaches peers.
 	Transport http.RoundTripper
+	// CountsFailOpen stops the caps counting a peer's sessions when it does not answer; otherwise
+	// they count as last heard until its lease expires.
+	CountsFailOpen bool
 }
 
 type completedConfig struct {
@@ -85,6 +88,7 @@ type completedConfig struct {
 	replica             string
 	peers               *peers.Peers // nil: none
 	announcer           *peers.Announcer
+	tally               *peers.Tally // nil: no peers
 	peerInformers       informers.SharedInformerFactory
 	admissionInformers  informers.SharedInformerFactory // nil: no admission
 }
@@ -119,6 +123,11 @@ func (c *Config) Complete() (CompletedConfig, error) {
 		Client: kuberoute.ClientPods{Client: c.Client}, Sessions: proxier, Audit: c.Audit}
 	peerSet, announcer, peerInformers := c.peers()
 	identity := &peers.Identity{Reviews: c.Client.AuthenticationV1().SelfSubjectReviews()}
+	var tally *peers.Tally
+	if peerSet != nil {
+		tally = &peers.Tally{Peers: peerSet, Self: identity, Local: proxier.SessionCounts, FailOpen: c.Peers.CountsFailOpen}
+		proxier.CountElsewhere(tally)
+	}
 
 	g := c.Generic
 	var admissionInformers informers.SharedInformerFactory
@@ -150,6 +159,7 @@ func (c *Config) Complete() (CompletedConfig, error) {
 		replica:             c.Replica,
 		peers:               peerSet,
 		announcer:           announcer,
+		tally:               tally,
 		peerInformers:       peerInformers,
 		admissionInformers:  admissionInformers,
 	}}, nil

@@ -91,9 +91,15 @@ func expired(l *coordinationv1.Lease, now time.Time) bool {
 // Ask sends method path to every peer at once and returns their answers, in no order. onBehalfOf
 // names the user the request is made for.
 func (p *Peers) Ask(ctx context.Context, method, path, onBehalfOf string) ([]Answer, error) {
+	_, answers, err := p.askAll(ctx, method, path, onBehalfOf, askTimeout, maxAnswer)
+	return answers, err
+}
+
+// askAll is Ask with each answer bounded by timeout and limit bytes; answers[i] is peers[i]'s.
+func (p *Peers) askAll(ctx context.Context, method, path, onBehalfOf string, timeout time.Duration, limit int64) ([]peer, []Answer, error) {
 	peers, err := p.peers()
 	if err != nil || len(peers) == 0 {
-		return nil, err
+		return nil, nil, err
 	}
 	answers := make([]Answer, len(peers))
 	var wg sync.WaitGroup
@@ -101,15 +107,15 @@ func (p *Peers) Ask(ctx context.Context, method, path, onBehalfOf string) ([]Ans
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			answers[i] = p.ask(ctx, peer, method, path, onBehalfOf)
+			answers[i] = p.ask(ctx, peer, method, path, onBehalfOf, timeout, limit)
 		}()
 	}
 	wg.Wait()
-	return answers, nil
+	return peers, answers, nil
 }
 
-func (p *Peers) ask(ctx context.Context, peer peer, method, path, onBehalfOf string) Answer {
-	ctx, cancel := context.WithTimeout(ctx, askTimeout)
+func (p *Peers) ask(ctx context.Context, peer peer, method, path, onBehalfOf string, timeout time.Duration, limit int64) Answer {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	a := Answer{Peer: peer.name + " at " + peer.address}
 	req, err := http.NewRequestWithContext(ctx, method, "https://"+peer.address+path, nil)
@@ -129,7 +135,10 @@ func (p *Peers) ask(ctx context.Context, peer peer, method, path, onBehalfOf str
 	}
 	defer resp.Body.Close()
 	a.Code = resp.StatusCode
-	a.Body, a.Err = io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	a.Body, a.Err = io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if a.Err == nil && int64(len(a.Body)) > limit {
+		a.Body, a.Err = nil, fmt.Errorf("answer over %d bytes", limit)
+	}
 	klog.FromContext(ctx).V(4).Info("Asked a peer", "peer", peer.name, "method", method, "path", path, "code", a.Code)
 	return a
 }

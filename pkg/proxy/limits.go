@@ -9,6 +9,8 @@ import (
 	"golang.org/x/time/rate"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/exec-proxy/exec-proxy/pkg/peers"
 )
 
 // Limits are the throttles on sessions. Zero means unlimited.
@@ -26,23 +28,24 @@ type Limits struct {
 // userLimiterCap bounds the per-user start buckets kept in memory; full buckets are dropped first.
 const userLimiterCap = 10000
 
+// Elsewhere is what the other replicas hold, as last heard; *peers.Tally in production.
+type Elsewhere interface {
+	Of(user, rule string) peers.Held
+}
+
 // admitter enforces the start rate and concurrency limits.
 type admitter struct {
 	limits Limits
 	now    func() time.Time
+	// elsewhere makes the caps but the per-node one hold across replicas; nil: this replica's only.
+	elsewhere Elsewhere
 
-	mu      sync.Mutex
-	starts  map[string]*rate.Limiter
-	total   int
-	perUser map[string]int
+	mu     sync.Mutex
+	starts map[string]*rate.Limiter
+	// held is this replica's sessions by user and rule; perNode by node.
+	held    peers.Counts
 	perNode map[string]int
-	// perRule and perRuleUser count the sessions of each session policy rule, and of each of its
-	// users.
-	perRule     map[string]int
-	perRuleUser map[ruleUser]int
 }
-
-type ruleUser struct{ rule, user string }
 
 // ruleCaps are a session policy rule's caps on its concurrent sessions; zero: none.
 type ruleCaps struct {
@@ -51,8 +54,7 @@ type ruleCaps struct {
 }
 
 func newAdmitter(l Limits) *admitter {
-	return &admitter{limits: l, now: time.Now, starts: map[string]*rate.Limiter{},
-		perUser: map[string]int{}, perNode: map[string]int{}, perRule: map[string]int{}, perRuleUser: map[ruleUser]int{}}
+	return &admitter{limits: l, now: time.Now, starts: map[string]*rate.Limiter{}, perNode: map[string]int{}}
 }
 
 // throttleError is a 429 naming the limit; reason labels the metric.
@@ -77,34 +79,34 @@ func (a *admitter) admit(user, node string, rule ruleCaps) (release func(), err 
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	l := a.limits
-	ru := ruleUser{rule.rule, user}
+	n := a.held.Of(user, rule.rule)
+	n.Replicas = 1
+	if a.elsewhere != nil {
+		n = n.Plus(a.elsewhere.Of(user, rule.rule))
+	}
+	across := ""
+	if n.Replicas > 1 {
+		across = fmt.Sprintf(" across %d replicas", n.Replicas)
+	}
 	switch {
-	case rule.maxSessions > 0 && a.perRule[rule.rule] >= rule.maxSessions:
-		return nil, tooMany("policy-rule", 1, "session policy rule %q allows %d concurrent sessions on this replica, and all are in use; retry later", rule.rule, rule.maxSessions)
-	case rule.maxPerUser > 0 && a.perRuleUser[ru] >= rule.maxPerUser:
-		return nil, tooMany("policy-rule-per-user", 1, "user %q has %d concurrent sessions under session policy rule %q, which allows %d", user, a.perRuleUser[ru], rule.rule, rule.maxPerUser)
-	case l.MaxSessions > 0 && a.total >= l.MaxSessions:
-		return nil, tooMany("max-sessions", 1, "exec-proxy is at its limit of %d concurrent sessions (--max-sessions); retry later", l.MaxSessions)
-	case l.MaxSessionsPerUser > 0 && a.perUser[user] >= l.MaxSessionsPerUser:
-		return nil, tooMany("max-sessions-per-user", 1, "user %q has %d concurrent sessions, the limit is %d (--max-sessions-per-user)", user, a.perUser[user], l.MaxSessionsPerUser)
+	case rule.maxSessions > 0 && n.Rule >= rule.maxSessions:
+		return nil, tooMany("policy-rule", 1, "session policy rule %q allows %d concurrent sessions, and all are in use%s; retry later", rule.rule, rule.maxSessions, across)
+	case rule.maxPerUser > 0 && n.RuleUser >= rule.maxPerUser:
+		return nil, tooMany("policy-rule-per-user", 1, "user %q has %d concurrent sessions%s under session policy rule %q, which allows %d", user, n.RuleUser, across, rule.rule, rule.maxPerUser)
+	case l.MaxSessions > 0 && n.Total >= l.MaxSessions:
+		return nil, tooMany("max-sessions", 1, "exec-proxy is at its limit of %d concurrent sessions%s (--max-sessions); retry later", l.MaxSessions, across)
+	case l.MaxSessionsPerUser > 0 && n.User >= l.MaxSessionsPerUser:
+		return nil, tooMany("max-sessions-per-user", 1, "user %q has %d concurrent sessions%s, the limit is %d (--max-sessions-per-user)", user, n.User, across, l.MaxSessionsPerUser)
 	case l.MaxSessionsPerNode > 0 && a.perNode[node] >= l.MaxSessionsPerNode:
 		return nil, tooMany("max-sessions-per-node", 1, "node %q has %d concurrent sessions, the limit is %d (--max-sessions-per-node)", node, a.perNode[node], l.MaxSessionsPerNode)
 	}
 	if err := a.takeStart(user); err != nil {
 		return nil, err
 	}
-	a.total++
-	a.perUser[user]++
+	a.held.Add(user, rule.rule, 1)
 	a.perNode[node]++
-	// Every rule's sessions are counted, capped or not: a reload that adds a cap counts those
-	// already running.
-	counted := rule.rule != ""
-	if counted {
-		a.perRule[rule.rule]++
-		a.perRuleUser[ru]++
-	}
 	var once sync.Once
-	return func() { once.Do(func() { a.release(user, node, ru, counted) }) }, nil
+	return func() { once.Do(func() { a.release(user, node, rule.rule) }) }, nil
 }
 
 func (a *admitter) takeStart(user string) error {
@@ -142,22 +144,20 @@ func (a *admitter) pruneStarts() {
 	}
 }
 
-func (a *admitter) release(user, node string, ru ruleUser, counted bool) {
+func (a *admitter) release(user, node, rule string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if counted {
-		if a.perRule[ru.rule]--; a.perRule[ru.rule] <= 0 {
-			delete(a.perRule, ru.rule)
-		}
-		if a.perRuleUser[ru]--; a.perRuleUser[ru] <= 0 {
-			delete(a.perRuleUser, ru)
-		}
-	}
-	a.total--
-	if a.perUser[user]--; a.perUser[user] <= 0 {
-		delete(a.perUser, user)
-	}
+	a.held.Add(user, rule, -1)
 	if a.perNode[node]--; a.perNode[node] <= 0 {
 		delete(a.perNode, node)
 	}
+}
+
+// counts returns this replica's sessions, as the other replicas are told.
+func (a *admitter) counts() peers.Counts {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var c peers.Counts
+	c.Merge(a.held)
+	return c
 }

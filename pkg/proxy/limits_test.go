@@ -10,6 +10,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
+	"github.com/exec-proxy/exec-proxy/pkg/peers"
 	"github.com/exec-proxy/exec-proxy/pkg/session"
 )
 
@@ -84,7 +85,7 @@ func TestAdmitPerRule(t *testing.T) {
 		message string
 	}{
 		{"rule cap", []ask{{"a", prod}, {"b", prod}}, ask{"c", prod},
-			"policy-rule", `session policy rule "prod" allows 2 concurrent sessions on this replica, and all are in use`},
+			"policy-rule", `session policy rule "prod" allows 2 concurrent sessions, and all are in use; retry later`},
 		{"rule cap leaves other rules", []ask{{"a", prod}, {"b", prod}}, ask{"c", ruleCaps{rule: "dev", maxSessions: 2}}, "", ""},
 		{"rule cap leaves sessions no rule capped", []ask{{"a", prod}, {"b", prod}}, ask{"c", ruleCaps{}}, "", ""},
 		{"other rules' sessions do not count", []ask{{"a", ruleCaps{rule: "dev", maxSessions: 2}}, {"b", ruleCaps{rule: "dev", maxSessions: 2}}}, ask{"c", prod}, "", ""},
@@ -125,6 +126,59 @@ func TestAdmitPerRule(t *testing.T) {
 	}
 }
 
+// elsewhere is what other replicas hold, whoever asks.
+type elsewhere peers.Held
+
+func (e elsewhere) Of(string, string) peers.Held { return peers.Held(e) }
+
+// The caps count the other replicas' sessions with this one's, and say so; the per-node cap does
+// not (each replica dials its own kubelet connections).
+func TestAdmitCountsElsewhere(t *testing.T) {
+	prod := ruleCaps{rule: "prod", maxSessions: 3, maxPerUser: 2}
+	cases := []struct {
+		name      string
+		limits    Limits
+		rule      ruleCaps
+		elsewhere elsewhere
+		reason    string // "" when admitted
+		message   string
+	}{
+		{"per user cap", Limits{MaxSessionsPerUser: 3}, ruleCaps{}, elsewhere{Replicas: 1, Total: 2, User: 2}, "max-sessions-per-user",
+			`user "a" has 3 concurrent sessions across 2 replicas, the limit is 3 (--max-sessions-per-user)`},
+		{"per user cap, room left", Limits{MaxSessionsPerUser: 4}, ruleCaps{}, elsewhere{Replicas: 1, Total: 2, User: 2}, "", ""},
+		{"global cap", Limits{MaxSessions: 5}, ruleCaps{}, elsewhere{Replicas: 2, Total: 4}, "max-sessions",
+			"exec-proxy is at its limit of 5 concurrent sessions across 3 replicas (--max-sessions)"},
+		{"global cap, room left", Limits{MaxSessions: 6}, ruleCaps{}, elsewhere{Replicas: 2, Total: 4}, "", ""},
+		{"rule cap", Limits{}, prod, elsewhere{Replicas: 1, Total: 9, Rule: 2}, "policy-rule",
+			`session policy rule "prod" allows 3 concurrent sessions, and all are in use across 2 replicas`},
+		{"rule per user cap", Limits{}, prod, elsewhere{Replicas: 1, Total: 9, Rule: 1, RuleUser: 1}, "policy-rule-per-user",
+			`user "a" has 2 concurrent sessions across 2 replicas under session policy rule "prod", which allows 2`},
+		{"per node cap is this replica's", Limits{MaxSessionsPerNode: 2}, ruleCaps{}, elsewhere{Replicas: 1, Total: 9, User: 9}, "", ""},
+		{"no other replica heard", Limits{MaxSessionsPerUser: 1}, ruleCaps{}, elsewhere{}, "max-sessions-per-user",
+			`user "a" has 1 concurrent sessions, the limit is 1 (--max-sessions-per-user)`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			a := newAdmitter(tc.limits)
+			if _, err := a.admit("a", "n", tc.rule); err != nil { // one session on this replica
+				t.Fatalf("setup: %v", err)
+			}
+			a.elsewhere = tc.elsewhere
+			_, err := a.admit("a", "n", tc.rule)
+			if tc.reason == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			te, ok := err.(*throttleError)
+			if !ok || te.reason != tc.reason || !strings.Contains(err.Error(), tc.message) {
+				t.Errorf("got %v, want %s: %q", err, tc.reason, tc.message)
+			}
+		})
+	}
+}
+
 func TestReleaseGivesTheSlotBackOnce(t *testing.T) {
 	cases := []struct {
 		name   string
@@ -151,8 +205,8 @@ func TestReleaseGivesTheSlotBackOnce(t *testing.T) {
 				t.Fatal("double release freed a second slot")
 			}
 			second()
-			if a.total != 0 || len(a.perUser) != 0 || len(a.perNode) != 0 || len(a.perRule) != 0 || len(a.perRuleUser) != 0 {
-				t.Errorf("counters not back to zero: total %d, users %v, nodes %v, rules %v, rule users %v", a.total, a.perUser, a.perNode, a.perRule, a.perRuleUser)
+			if a.held.Total != 0 || len(a.held.Users) != 0 || len(a.perNode) != 0 || len(a.held.Rules) != 0 || len(a.held.RuleUsers) != 0 {
+				t.Errorf("counters not back to zero: %+v, nodes %v", a.held, a.perNode)
 			}
 		})
 	}

@@ -19,6 +19,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/exec-proxy/exec-proxy/pkg/nodeconn"
+	"github.com/exec-proxy/exec-proxy/pkg/peers"
 	"github.com/exec-proxy/exec-proxy/pkg/policy"
 	"github.com/exec-proxy/exec-proxy/pkg/proxy/kubeletconn"
 	"github.com/exec-proxy/exec-proxy/pkg/recording"
@@ -89,6 +90,12 @@ func (p *Proxier) Run(ctx context.Context) {
 func (p *Proxier) Drain(ctx context.Context, grace time.Duration) int {
 	return p.sessions.drain(ctx, grace)
 }
+
+// CountElsewhere makes the caps count the other replicas' sessions too; call it before serving.
+func (p *Proxier) CountElsewhere(e Elsewhere) { p.admit.elsewhere = e }
+
+// SessionCounts are this replica's sessions by user and rule, as the other replicas are told.
+func (p *Proxier) SessionCounts() peers.Counts { return p.admit.counts() }
 
 // Sessions lists the live sessions.
 func (p *Proxier) Sessions() []*Session { return p.sessions.snapshot() }

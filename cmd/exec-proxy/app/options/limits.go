@@ -25,9 +25,9 @@ func NewLimitOptions() *LimitOptions {
 func (o *LimitOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.Float64Var(&o.SessionStartQPS, "session-start-qps", o.SessionStartQPS, "Sessions a user may start per second, sustained (0: unlimited).")
 	fs.IntVar(&o.SessionStartBurst, "session-start-burst", o.SessionStartBurst, "Sessions a user may start at once above --session-start-qps.")
-	fs.IntVar(&o.MaxSessions, "max-sessions", o.MaxSessions, "Concurrent sessions on this replica (0: unlimited).")
-	fs.IntVar(&o.MaxSessionsPerUser, "max-sessions-per-user", o.MaxSessionsPerUser, "Concurrent sessions of one user (0: unlimited).")
-	fs.IntVar(&o.MaxSessionsPerNode, "max-sessions-per-node", o.MaxSessionsPerNode, "Concurrent sessions to one node (0: unlimited).")
+	fs.IntVar(&o.MaxSessions, "max-sessions", o.MaxSessions, "Concurrent sessions, of all replicas with --peer-namespace (0: unlimited).")
+	fs.IntVar(&o.MaxSessionsPerUser, "max-sessions-per-user", o.MaxSessionsPerUser, "Concurrent sessions of one user, on all replicas with --peer-namespace (0: unlimited).")
+	fs.IntVar(&o.MaxSessionsPerNode, "max-sessions-per-node", o.MaxSessionsPerNode, "Concurrent sessions to one node, on this replica (0: unlimited).")
 	fs.Int64Var(&o.MaxBytesPerSecSession, "max-bytes-per-sec-per-session", o.MaxBytesPerSecSession, "Bandwidth of a session in each direction, bytes per second (0: unlimited).")
 	fs.DurationVar(&o.IdleTimeout, "session-idle-timeout", o.IdleTimeout, "End a session with no traffic for this long (0: never).")
 	fs.DurationVar(&o.MaxSessionDuration, "max-session-duration", o.MaxSessionDuration, "End a session after this long (0: never).")

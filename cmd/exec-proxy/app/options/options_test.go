@@ -46,6 +46,9 @@ func TestValidate(t *testing.T) {
 		{"peer CA missing", func(o *Options) {
 			o.Peers.Namespace, o.Peers.AdvertiseAddress, o.Peers.CertificateAuthority = "ns", "10.0.0.1", "/nonexistent/ca.crt"
 		}, []string{"--peer-certificate-authority: stat /nonexistent/ca.crt"}},
+		{"peers failing open", func(o *Options) { o.Peers.CountsFailurePolicy = "fail-open" }, nil},
+		{"bad peer counts failure policy", func(o *Options) { o.Peers.CountsFailurePolicy = "closed" },
+			[]string{`--peer-counts-failure-policy must be fail-closed or fail-open, not "closed"`}},
 		{"no replica name", func(o *Options) { o.Peers.ReplicaName = "" }, []string{"--replica-name must not be empty"}},
 		{"all errors at once", func(o *Options) { o.Kubelet.CertificateAuthority = ""; o.Kubelet.Port = 0 },
 			[]string{"--kubelet-certificate-authority is required", "--kubelet-port"}},

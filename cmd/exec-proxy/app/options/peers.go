@@ -20,11 +20,13 @@ type PeerOptions struct {
 	CertificateAuthority string
 	ServerName           string
 	ReplicaName          string
+	// CountsFailurePolicy is what the session caps do with the counts of a replica that does not answer.
+	CountsFailurePolicy string
 }
 
 func NewPeerOptions() *PeerOptions {
 	name, _ := os.Hostname()
-	return &PeerOptions{ReplicaName: name}
+	return &PeerOptions{ReplicaName: name, CountsFailurePolicy: "fail-closed"}
 }
 
 func (o *PeerOptions) AddFlags(fs *pflag.FlagSet) {
@@ -38,6 +40,10 @@ func (o *PeerOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.ServerName, "peer-server-name", o.ServerName,
 		"Name the replicas' serving certificates are verified for (default: exec-proxy.<peer-namespace>.svc, the name kube-apiserver verifies).")
 	fs.StringVar(&o.ReplicaName, "replica-name", o.ReplicaName, "This replica's name: its lease, and execsessions' status.replica. Unique per replica.")
+	fs.StringVar(&o.CountsFailurePolicy, "peer-counts-failure-policy", o.CountsFailurePolicy,
+		"The session caps (--max-sessions, --max-sessions-per-user, the session policy's) count the other replicas' sessions, asked every second. "+
+			"When a replica does not answer while its lease is current: fail-closed counts its sessions as last heard until its lease expires; "+
+			"fail-open stops counting them at once. Either way, an expired lease's sessions no longer count.")
 }
 
 func (o *PeerOptions) Complete() {
@@ -50,6 +56,9 @@ func (o *PeerOptions) Validate() []error {
 	var errs []error
 	if o.ReplicaName == "" {
 		errs = append(errs, fmt.Errorf("--replica-name must not be empty"))
+	}
+	if o.CountsFailurePolicy != "fail-closed" && o.CountsFailurePolicy != "fail-open" {
+		errs = append(errs, fmt.Errorf("--peer-counts-failure-policy must be fail-closed or fail-open, not %q", o.CountsFailurePolicy))
 	}
 	if o.Namespace == "" {
 		return errs
@@ -81,8 +90,9 @@ func (o *PeerOptions) PeerConfig(restConfig *rest.Config, port int) (*apiserver.
 		return nil, fmt.Errorf("peer transport: %w", err)
 	}
 	return &apiserver.PeerConfig{
-		Namespace: o.Namespace,
-		Address:   net.JoinHostPort(o.AdvertiseAddress, strconv.Itoa(port)),
-		Transport: transport,
+		Namespace:      o.Namespace,
+		Address:        net.JoinHostPort(o.AdvertiseAddress, strconv.Itoa(port)),
+		Transport:      transport,
+		CountsFailOpen: o.CountsFailurePolicy == "fail-open",
 	}, nil
 }
