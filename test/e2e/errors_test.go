@@ -109,8 +109,10 @@ func TestErrors(t *testing.T) {
 	}
 }
 
-// TestRouteServesOnlySessions: other calls through the route get a Status saying what it serves.
+// TestRouteServesOnlySessions: with --route-pass-through=false, other calls through the route get a
+// Status saying what it serves (TestOneContext: with it, they work).
 func TestRouteServesOnlySessions(t *testing.T) {
+	restartExecProxy(t, "--route-pass-through=false")
 	cases := []struct {
 		args    []string
 		message string

@@ -39,6 +39,21 @@ func (c client) streamFor(t *testing.T, rt route, user, cache string, d time.Dur
 // RBAC messages), with kubectl 1.28 and 1.33; while exec, attach, port-forward and cp still go
 // through exec-proxy (the other tests). kube-apiserver's audit names the real user.
 func TestOneContext(t *testing.T) {
+	// kubectl debug adds containers to a pod of its own, not to demo, whose containers other tests list.
+	pod := "onectx-" + marker(t)[1:9]
+	admin(t, fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata: {name: %s, namespace: demo}
+spec:
+  nodeName: 127.0.0.1
+  automountServiceAccountToken: false
+  enableServiceLinks: false
+  terminationGracePeriodSeconds: 1
+  containers:
+  - {name: main, image: registry.local/busybox:local, imagePullPolicy: Never, command: [sleep, "2147483647"]}
+`, pod), "apply", "-f", "-")
+	t.Cleanup(func() { admin(t, "", "-n", "demo", "delete", "pod", pod, "--wait=false") })
+	admin(t, "", "-n", "demo", "wait", "--for=condition=Ready", "pod/"+pod, "--timeout=60s")
 	apply := func(name string) string {
 		return fmt.Sprintf(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":%q,"namespace":"demo"},"data":{"a":"1"}}`, name)
 	}
@@ -63,7 +78,7 @@ func TestOneContext(t *testing.T) {
 					stdin string
 					args  []string
 				}{
-					{"get", "", []string{"-n", "demo", "get", "pods", "-o", "custom-columns=NAME:.metadata.name,PHASE:.status.phase"}},
+					{"get", "", []string{"-n", "demo", "get", "pods", "demo", "echo", "-o", "custom-columns=NAME:.metadata.name,PHASE:.status.phase"}},
 					{"get one", "", []string{"-n", "demo", "get", "pod", "demo", "-o", "jsonpath={.spec.nodeName}"}},
 					{"get in all namespaces", "", []string{"get", "pods", "-A", "-o", "name"}},
 					{"get what is not there", "", []string{"-n", "demo", "get", "pod", "nope"}},
@@ -82,7 +97,7 @@ func TestOneContext(t *testing.T) {
 					{"get it", "", []string{"-n", "demo", "get", "configmap", "@NAME@", "-o", "jsonpath={.data}"}},
 					{"delete", "", []string{"-n", "demo", "delete", "configmap", "@NAME@"}},
 					{"delete a pod, dry run", "", []string{"-n", "demo", "delete", "pod", "demo", "--dry-run=server"}},
-					{"debug", "", []string{"-n", "demo", "debug", "demo", "--image=registry.local/busybox:local", "--image-pull-policy=Never", "-c", "@NAME@", "--", "true"}},
+					{"debug", "", []string{"-n", "demo", "debug", pod, "--image=registry.local/busybox:local", "--image-pull-policy=Never", "-c", "@NAME@", "--", "true"}},
 				}
 				for _, tc := range cases {
 					direct := run(viaAPIServer, tc.stdin, append([]string(nil), tc.args...)...)
@@ -96,6 +111,7 @@ func TestOneContext(t *testing.T) {
 					// What each prints first: the pods as listed, the log so far. Events after
 					// that depend on when each ran.
 					pods := run(viaAPIServer, "", "-n", "demo", "get", "pods", "-o", "name").stdout
+					pods = pods[:strings.Index(pods, "\n")+1] // the first, whatever others come and go
 					for _, args := range [][]string{
 						{"-n", "demo", "get", "pods", "-w", "-o", "name"},
 						{"-n", "demo", "logs", "-f", "echo"},

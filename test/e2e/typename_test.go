@@ -99,9 +99,12 @@ func TestTypeNameTargets(t *testing.T) {
 	}
 }
 
-// TestTypeNameAuthorizedAsUser: each read kubectl makes to resolve TYPE/NAME is authorized as the
-// user, so exec-proxy's own read rights never show a user more than they could read themselves.
+// TestTypeNameAuthorizedAsUser: with --route-pass-through=false, exec-proxy answers the reads kubectl
+// makes to resolve TYPE/NAME itself, each authorized as the user, so its own read rights never show
+// a user more than they could read themselves. (With pass-through, kube-apiserver answers them as the
+// user: TestOneContext.)
 func TestTypeNameAuthorizedAsUser(t *testing.T) {
+	restartExecProxy(t, "--route-pass-through=false")
 	setupWorkloads(t)
 	admin(t, nobodyExecRole, "apply", "-f", "-")
 	t.Cleanup(func() { admin(t, nobodyExecRole, "delete", "--ignore-not-found", "-f", "-") })
