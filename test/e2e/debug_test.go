@@ -12,12 +12,11 @@ import (
 	auditv1 "k8s.io/apiserver/pkg/apis/audit/v1"
 )
 
-// TestDebugThroughRoute: kubectl debug with the route's context adds an ephemeral container as the
-// user asked (exec-proxy creates it after the user's own authorization, and records it as theirs)
-// and attaches to it through exec-proxy, recorded like any attach; with deny-direct-exec on too,
-// where kube-apiserver refuses the same ephemeral container to the user directly.
-func TestDebugThroughRoute(t *testing.T) {
-	pod := "debug-" + marker(t)[1:9]
+// debugTarget runs a pod of its own for kubectl debug to add containers to (other tests list demo's),
+// named prefix and a marker, deleted when the test ends.
+func debugTarget(t *testing.T, prefix string) string {
+	t.Helper()
+	pod := prefix + marker(t)[1:9]
 	admin(t, fmt.Sprintf(`apiVersion: v1
 kind: Pod
 metadata: {name: %s, namespace: demo}
@@ -31,6 +30,15 @@ spec:
 `, pod), "apply", "-f", "-")
 	t.Cleanup(func() { admin(t, "", "-n", "demo", "delete", "pod", pod, "--wait=false") })
 	admin(t, "", "-n", "demo", "wait", "--for=condition=Ready", "pod/"+pod, "--timeout=60s")
+	return pod
+}
+
+// TestDebugThroughRoute: kubectl debug with the route's context adds an ephemeral container as the
+// user asked (exec-proxy creates it after the user's own authorization, and records it as theirs)
+// and attaches to it through exec-proxy, recorded like any attach; with deny-direct-exec on too,
+// where kube-apiserver refuses the same ephemeral container to the user directly.
+func TestDebugThroughRoute(t *testing.T) {
+	pod := debugTarget(t, "debug-")
 
 	debug := func(t *testing.T, c client) {
 		name := "dbg-" + marker(t)[1:9]

@@ -39,21 +39,7 @@ func (c client) streamFor(t *testing.T, rt route, user, cache string, d time.Dur
 // RBAC messages), with kubectl 1.28 and 1.33; while exec, attach, port-forward and cp still go
 // through exec-proxy (the other tests). kube-apiserver's audit names the real user.
 func TestOneContext(t *testing.T) {
-	// kubectl debug adds containers to a pod of its own, not to demo, whose containers other tests list.
-	pod := "onectx-" + marker(t)[1:9]
-	admin(t, fmt.Sprintf(`apiVersion: v1
-kind: Pod
-metadata: {name: %s, namespace: demo}
-spec:
-  nodeName: 127.0.0.1
-  automountServiceAccountToken: false
-  enableServiceLinks: false
-  terminationGracePeriodSeconds: 1
-  containers:
-  - {name: main, image: registry.local/busybox:local, imagePullPolicy: Never, command: [sleep, "2147483647"]}
-`, pod), "apply", "-f", "-")
-	t.Cleanup(func() { admin(t, "", "-n", "demo", "delete", "pod", pod, "--wait=false") })
-	admin(t, "", "-n", "demo", "wait", "--for=condition=Ready", "pod/"+pod, "--timeout=60s")
+	pod := debugTarget(t, "onectx-")
 	apply := func(name string) string {
 		return fmt.Sprintf(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":%q,"namespace":"demo"},"data":{"a":"1"}}`, name)
 	}
