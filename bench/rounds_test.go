@@ -56,8 +56,10 @@ func TestWriteTableParts(t *testing.T) {
 		want, not []string
 	}{
 		{"throughput", rates, []string{"THROUGHPUT", "SETUP"}, []string{"Idle sessions", "Throttle:"}},
-		{"idle", Results{Idle: Idle{Runs: 3, Asked: 10}}, []string{"Idle sessions", "3 runs"}, []string{"THROUGHPUT", "Throttle:"}},
+		{"idle", Results{Idle: Idle{Runs: 3, Asked: 10}}, []string{"Idle sessions", "3 runs"}, []string{"THROUGHPUT", "Throttle:", "HELD"}},
 		{"throttle", Results{Throttle: Throttle{Starts: 40, Burst: 10}}, []string{"Throttle:", "burst 10"}, []string{"THROUGHPUT", "Idle sessions"}},
+		{"apf", Results{APF: &APF{Sessions: 200, Reads: []APFRead{{Path: "route", Measure: "kubectl.1.33 get pods (process)"}}}},
+			[]string{"200 HELD", "kubectl.1.33 get pods (process)  route", "0 seats executing and 0 requests in queue with the sessions held"}, []string{"THROUGHPUT", "Idle sessions", "Throttle:"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -25,6 +25,7 @@ type Results struct {
 	Idle       Idle             `json:"idle"`
 	Throttle   Throttle         `json:"throttle"`
 	Admission  []AdmissionSetup `json:"admission,omitempty"`
+	APF        *APF             `json:"apf,omitempty"`
 	// Failed lists the transfers that failed and were run once more.
 	Failed []string `json:"failedTransfers,omitempty"`
 }
@@ -122,6 +123,11 @@ func run(ctx context.Context, o options) (*Results, error) {
 			return nil, err
 		}
 		if res.Admission, err = admissionRuns(ctx, o, paths[2]); err != nil {
+			return nil, err
+		}
+	}
+	if o.parts["apf"] {
+		if res.APF, err = apfRun(ctx, o, paths[2]); err != nil {
 			return nil, err
 		}
 	}
