@@ -62,7 +62,7 @@ func asUser(u user.Info, h http.Handler) http.Handler {
 }
 
 var alice = &user.DefaultInfo{Name: "alice", UID: "u-1", Groups: []string{"devs", user.AllAuthenticated},
-	Extra: map[string][]string{"example.com/Team Name": {"a", "b"}}}
+	Extra: map[string][]string{"example.com/team name": {"a", "b"}}}
 
 func TestPassThrough(t *testing.T) {
 	before := goleak.IgnoreCurrent()
