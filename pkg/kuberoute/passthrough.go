@@ -96,7 +96,7 @@ func NewPassThrough(host *url.URL, rt http.RoundTripper) *PassThrough {
 				out.RawPath = base + escaped // kept only if it encodes Path
 			}
 			pr.Out.URL, pr.Out.Host = out, host.Host
-			pr.Out.Header = http.Header{}
+			pr.Out.Header, pr.Out.Trailer = http.Header{}, nil // trailers are headers too
 			for _, name := range forwardedHeaders {
 				if v := pr.In.Header.Values(name); len(v) > 0 {
 					pr.Out.Header[http.CanonicalHeaderKey(name)] = slices.Clone(v)
