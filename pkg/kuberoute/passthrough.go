@@ -2,20 +2,25 @@ package kuberoute
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httputil"
+	"net/textproto"
 	"net/url"
 	"slices"
 	"strings"
 
+	"golang.org/x/net/http/httpguts"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/apiserver/pkg/authorization/authorizer"
 	apirequest "k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/client-go/transport"
 	"k8s.io/klog/v2"
 
+	"github.com/exec-proxy/exec-proxy/pkg/api"
 	"github.com/exec-proxy/exec-proxy/pkg/session"
 )
 
@@ -91,7 +96,7 @@ func NewPassThrough(host *url.URL, rt http.RoundTripper) *PassThrough {
 				out.RawPath = base + escaped // kept only if it encodes Path
 			}
 			pr.Out.URL, pr.Out.Host = out, host.Host
-			pr.Out.Header = http.Header{}
+			pr.Out.Header, pr.Out.Trailer = http.Header{}, nil // trailers are headers too
 			for _, name := range forwardedHeaders {
 				if v := pr.In.Header.Values(name); len(v) > 0 {
 					pr.Out.Header[http.CanonicalHeaderKey(name)] = slices.Clone(v)
@@ -117,11 +122,40 @@ func (p *PassThrough) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		session.WriteStatus(w, req, apierrors.NewUnauthorized("exec-proxy passes requests to kube-apiserver only for authenticated users"))
 		return
 	}
+	if err := sentAsIs(u); err != nil {
+		session.WriteStatus(w, req, apierrors.NewForbidden(schema.GroupResource{Group: api.GroupName, Resource: "routes"}, "kube",
+			fmt.Errorf("exec-proxy cannot pass requests to kube-apiserver as %q: %w", u.GetName(), err)))
+		return
+	}
 	p.proxy.ServeHTTP(w, req)
 }
 
 func authenticated(u user.Info) bool {
 	return u.GetName() != user.Anonymous && slices.Contains(u.GetGroups(), user.AllAuthenticated)
+}
+
+// sentAsIs says why kube-apiserver would not read u from the impersonation headers exactly as it is:
+// a header value loses its leading and trailing whitespace (HTTP/1.1) or cannot be sent at all
+// (control characters), and kube-apiserver lowercases Impersonate-Extra- keys. Passed on anyway,
+// "system:masters " would reach kube-apiserver as "system:masters". No name would be no
+// impersonation at all.
+func sentAsIs(u user.Info) error {
+	if u.GetName() == "" {
+		return errors.New("no user name")
+	}
+	values := append([]string{u.GetName(), u.GetUID()}, u.GetGroups()...)
+	for k, vv := range u.GetExtra() {
+		if strings.ContainsFunc(k, func(r rune) bool { return 'A' <= r && r <= 'Z' }) { // others are percent-encoded
+			return fmt.Errorf("the extra key %q has ASCII capitals", k)
+		}
+		values = append(values, vv...)
+	}
+	for _, v := range values {
+		if !httpguts.ValidHeaderFieldValue(v) || textproto.TrimString(v) != v {
+			return fmt.Errorf("%q has control characters or leading or trailing whitespace", v)
+		}
+	}
+	return nil
 }
 
 // impersonating sets the impersonation headers of the user the outgoing request's context carries

@@ -24,7 +24,7 @@ import (
 // seen is what the fake kube-apiserver was sent.
 type seen struct {
 	method, path, rawPath, query, body string
-	header                             http.Header
+	header, trailer                    http.Header
 }
 
 // fakeAPIServer answers every request with 201, a Warning and its own echo; a path ending in /watch
@@ -33,7 +33,7 @@ func fakeAPIServer(t *testing.T, got chan<- seen, second <-chan struct{}) *url.U
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		got <- seen{r.Method, r.URL.Path, r.URL.RawPath, r.URL.RawQuery, string(body), r.Header.Clone()}
+		got <- seen{r.Method, r.URL.Path, r.URL.RawPath, r.URL.RawQuery, string(body), r.Header.Clone(), r.Trailer.Clone()}
 		if strings.HasSuffix(r.URL.Path, "/watch") {
 			w.WriteHeader(http.StatusOK)
 			_, _ = io.WriteString(w, "first\n")
@@ -62,7 +62,7 @@ func asUser(u user.Info, h http.Handler) http.Handler {
 }
 
 var alice = &user.DefaultInfo{Name: "alice", UID: "u-1", Groups: []string{"devs", user.AllAuthenticated},
-	Extra: map[string][]string{"example.com/Team Name": {"a", "b"}}}
+	Extra: map[string][]string{"example.com/team name": {"a", "b"}}}
 
 func TestPassThrough(t *testing.T) {
 	before := goleak.IgnoreCurrent()
@@ -106,6 +106,20 @@ func TestPassThrough(t *testing.T) {
 			if strings.Contains(strings.Join(values, ","), "mallory") {
 				t.Errorf("the client's %s reached kube-apiserver", name)
 			}
+		}
+	})
+	t.Run("a request's trailers stay behind", func(t *testing.T) {
+		srv := httptest.NewServer(asUser(alice, route))
+		defer srv.Close()
+		req, _ := http.NewRequest("POST", srv.URL+api.RoutePrefix+"/api/v1/namespaces/ns/configmaps", io.MultiReader(strings.NewReader("{}")))
+		req.Trailer = http.Header{"Impersonate-User": {"mallory"}, "Audit-Id": {"mallory"}}
+		resp, err := (&http.Client{Transport: rt}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if s := <-got; s.body != "{}" || len(s.trailer) > 0 {
+			t.Errorf("kube-apiserver was sent %q and the trailers %v", s.body, s.trailer)
 		}
 	})
 	t.Run("discovery and OpenAPI go on", func(t *testing.T) {
