@@ -102,6 +102,8 @@ type CompletedConfig struct{ *completedConfig }
 var (
 	longRunningVerbs        = sets.NewString("watch", "proxy")
 	longRunningSubresources = sets.NewString(append(session.Subresources(), "log", "proxy")...)
+	// LongRunning tells the long-running requests, as the handler chain parsed them.
+	LongRunning = genericfilters.BasicLongRunningRequestCheck(longRunningVerbs, longRunningSubresources)
 )
 
 // Complete fills in the defaults and builds the parts. It starts nothing.
@@ -169,7 +171,7 @@ func (c *Config) Complete() (CompletedConfig, error) {
 // stand for, core RBAC, and, outermost, the session audit's attempts, opened from the very
 // RequestInfo the chain then authorizes and serves. inner wraps the API handler (the route).
 func configureChain(g *genericapiserver.Config, audit *sessionaudit.Auditor, passThrough bool, inner func(http.Handler) http.Handler) {
-	g.LongRunningFunc = genericfilters.BasicLongRunningRequestCheck(longRunningVerbs, longRunningSubresources)
+	g.LongRunningFunc = LongRunning
 	resolver := kuberoute.RequestInfoResolver{Delegate: genericapiserver.NewRequestInfoResolver(g)}
 	g.RequestInfoResolver = sessionaudit.Resolved{Delegate: resolver}
 	rbac := authz.CoreRBAC{Delegate: g.Authorization.Authorizer}

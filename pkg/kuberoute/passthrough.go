@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 
 	"golang.org/x/net/http/httpguts"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -79,7 +80,46 @@ var forwardedHeaders = []string{"Accept", "Accept-Encoding", "Content-Type", "Co
 // by the impersonated user) each one as the user's own. Nothing is buffered: bodies, watches and
 // followed logs stream both ways.
 type PassThrough struct {
-	proxy *httputil.ReverseProxy
+	proxy   *httputil.ReverseProxy
+	streams *streamCap
+}
+
+// streamCap bounds the long-running requests (watches, followed logs) a user passes through at once
+// on this replica: exec-proxy's max-in-flight limit does not count them, as kube-apiserver's does not.
+type streamCap struct {
+	max         int
+	longRunning func(*http.Request, *apirequest.RequestInfo) bool
+
+	mu   sync.Mutex
+	open map[string]int
+}
+
+// take counts one more long-running request of user, or says why not.
+func (c *streamCap) take(user string) (release func(), err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.open[user] >= c.max {
+		return nil, apierrors.NewTooManyRequests(fmt.Sprintf(
+			"user %q has %d watches and followed logs open through exec-proxy's route on this replica, the limit is %d (--route-max-streams-per-user): end some, or use a context on kube-apiserver for them",
+			user, c.open[user], c.max), 1)
+	}
+	c.open[user]++
+	return func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.open[user]--; c.open[user] <= 0 {
+			delete(c.open, user)
+		}
+	}, nil
+}
+
+// WithStreamCap bounds each user's long-running pass-throughs (as longRunning tells them) to max at
+// once; max 0: no bound.
+func (p *PassThrough) WithStreamCap(max int, longRunning func(*http.Request, *apirequest.RequestInfo) bool) *PassThrough {
+	if max > 0 {
+		p.streams = &streamCap{max: max, longRunning: longRunning, open: map[string]int{}}
+	}
+	return p
 }
 
 // NewPassThrough sends requests to the kube-apiserver at host with rt, which carries exec-proxy's
@@ -126,6 +166,14 @@ func (p *PassThrough) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		session.WriteStatus(w, req, apierrors.NewForbidden(schema.GroupResource{Group: api.GroupName, Resource: "routes"}, "kube",
 			fmt.Errorf("exec-proxy cannot pass requests to kube-apiserver as %q: %w", u.GetName(), err)))
 		return
+	}
+	if info, ok := apirequest.RequestInfoFrom(req.Context()); ok && p.streams != nil && p.streams.longRunning(req, info) {
+		release, err := p.streams.take(u.GetName())
+		if err != nil {
+			session.WriteStatus(w, req, err)
+			return
+		}
+		defer release()
 	}
 	p.proxy.ServeHTTP(w, req)
 }

@@ -248,3 +248,83 @@ func TestPassedThrough(t *testing.T) {
 		t.Error("an impersonation check was left to kube-apiserver")
 	}
 }
+
+// TestStreamCap: a user's long-running pass-throughs are bounded at once, not those of others, and a
+// slot comes back when its stream ends.
+func TestStreamCap(t *testing.T) {
+	before := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, before) })
+	started := make(chan struct{}, 4)
+	apiserver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusOK)
+		if r.URL.Query().Get("watch") == "true" {
+			w.(http.Flusher).Flush()
+			started <- struct{}{}
+			<-r.Context().Done() // a watch: open until the client goes
+		}
+	}))
+	t.Cleanup(apiserver.Close)
+	host, _ := url.Parse(apiserver.URL)
+	rt := &http.Transport{}
+	t.Cleanup(rt.CloseIdleConnections)
+	watches := func(_ *http.Request, info *apirequest.RequestInfo) bool { return info.Verb == "watch" }
+	route := withRequestInfo(&Handler{Pods: fakePods{}, Sessions: &fakeSessions{}, PassThrough: NewPassThrough(host, rt).WithStreamCap(2, watches)})
+	bob := &user.DefaultInfo{Name: "bob", Groups: []string{user.AllAuthenticated}}
+	const watch = api.RoutePrefix + "/api/v1/namespaces/ns/pods?watch=true"
+
+	open := func(u user.Info) (context.CancelFunc, chan int) {
+		ctx, cancel := context.WithCancel(context.Background())
+		code := make(chan int, 1)
+		go func() {
+			rec := httptest.NewRecorder()
+			asUser(u, route).ServeHTTP(rec, httptest.NewRequest("GET", watch, nil).WithContext(ctx))
+			code <- rec.Code
+		}()
+		return cancel, code
+	}
+	var cancels []context.CancelFunc
+	var codes []chan int
+	for i := 0; i < 2; i++ {
+		cancel, code := open(alice)
+		cancels, codes = append(cancels, cancel), append(codes, code)
+		<-started
+	}
+	cancelThird, third := open(alice)
+	select {
+	case <-started:
+		t.Error("alice's third watch reached kube-apiserver")
+		cancelThird()
+		<-third
+	case c := <-third:
+		if c != http.StatusTooManyRequests {
+			t.Errorf("alice's third watch: %d, want 429", c)
+		}
+	}
+	cancelThird()
+	rec := httptest.NewRecorder()
+	asUser(alice, route).ServeHTTP(rec, httptest.NewRequest("GET", api.RoutePrefix+"/api/v1/namespaces/ns/pods", nil))
+	if rec.Code != http.StatusOK {
+		t.Errorf("alice's list beside her watches: %d %s", rec.Code, rec.Body)
+	}
+	// Admitted is kube-apiserver's seeing it (started); a refusal never gets there, and answers
+	// at once instead.
+	waitStarted := func(who string, code chan int) {
+		select {
+		case <-started:
+		case c := <-code:
+			t.Fatalf("%s's watch was answered %d", who, c)
+		}
+	}
+	cancelBob, bobCode := open(bob)
+	waitStarted("bob, beside alice's two,", bobCode)
+	cancels[0]() // alice's first watch ends: her slot comes back
+	<-codes[0]
+	cancel, code := open(alice)
+	waitStarted("alice, after one of hers ended,", code)
+	for _, c := range append(cancels[1:], cancel, cancelBob) {
+		c()
+	}
+	<-code
+	<-bobCode
+	<-codes[1]
+}

@@ -117,6 +117,7 @@ func (o *Options) Validate() error {
 	errs = append(errs, o.Policy.Validate(o.Audit.Recording.Dir)...)
 	errs = append(errs, o.Admission.Validate()...)
 	errs = append(errs, o.Peers.Validate()...)
+	errs = append(errs, o.Route.Validate()...)
 	if o.ShutdownGracePeriod < 0 {
 		errs = append(errs, fmt.Errorf("--shutdown-grace-period must not be negative"))
 	}
