@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log"
 	"net/http"
 	"net/http/httputil"
 	"net/textproto"
@@ -145,6 +146,9 @@ func NewPassThrough(host *url.URL, rt http.RoundTripper) *PassThrough {
 		},
 		Transport:     impersonating{next: rt},
 		FlushInterval: -1, // watches and followed logs reach the client as they come
+		// What ReverseProxy logs itself: an answer that broke off mid-body (kube-apiserver restarted
+		// during a watch). Its default is the standard logger's bare lines.
+		ErrorLog: log.New(proxyLog{}, "", 0),
 		ErrorHandler: func(w http.ResponseWriter, req *http.Request, err error) {
 			klog.FromContext(req.Context()).Error(err, "Passing a route request to kube-apiserver", "path", req.URL.Path)
 			session.WriteStatus(w, req, apierrors.NewServiceUnavailable(fmt.Sprintf(
@@ -152,6 +156,14 @@ func NewPassThrough(host *url.URL, rt http.RoundTripper) *PassThrough {
 		},
 	}
 	return p
+}
+
+// proxyLog writes ReverseProxy's messages to klog, structured.
+type proxyLog struct{}
+
+func (proxyLog) Write(msg []byte) (int, error) {
+	klog.Background().Error(errors.New(strings.TrimSpace(string(msg))), "Passing a route request's answer from kube-apiserver")
+	return len(msg), nil
 }
 
 func (p *PassThrough) ServeHTTP(w http.ResponseWriter, req *http.Request) {

@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 
@@ -17,6 +19,8 @@ import (
 	"k8s.io/apiserver/pkg/authorization/authorizer"
 	genericapifilters "k8s.io/apiserver/pkg/endpoints/filters"
 	apirequest "k8s.io/apiserver/pkg/endpoints/request"
+	"k8s.io/klog/v2"
+	"k8s.io/klog/v2/ktesting"
 
 	"github.com/exec-proxy/exec-proxy/pkg/api"
 )
@@ -327,4 +331,40 @@ func TestStreamCap(t *testing.T) {
 	<-code
 	<-bobCode
 	<-codes[1]
+}
+
+// TestPassThroughLogsStructured: when kube-apiserver's answer breaks off mid-body (it restarts
+// during a watch), what ReverseProxy has to say goes to klog with key/values, not to the standard
+// logger as a bare line.
+func TestPassThroughLogsStructured(t *testing.T) {
+	var std strings.Builder
+	log.SetOutput(&std)
+	t.Cleanup(func() { log.SetOutput(os.Stderr) })
+	logger := ktesting.NewLogger(t, ktesting.NewConfig(ktesting.BufferLogs(true)))
+	klog.SetLogger(logger)
+	t.Cleanup(klog.ClearLogger)
+
+	apiserver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		conn, buf, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close()
+		_, _ = buf.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part")
+		_ = buf.Flush()
+	}))
+	t.Cleanup(apiserver.Close)
+	host, _ := url.Parse(apiserver.URL)
+	rt := &http.Transport{}
+	t.Cleanup(rt.CloseIdleConnections)
+	route := withRequestInfo(&Handler{PassThrough: NewPassThrough(host, rt)})
+	asUser(alice, route).ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", api.RoutePrefix+"/api/v1/namespaces/ns/pods", nil))
+
+	if std.Len() > 0 {
+		t.Errorf("the standard logger got %q", std.String())
+	}
+	if got := logger.GetSink().(ktesting.Underlier).GetBuffer().String(); !strings.Contains(got, "unexpected EOF") {
+		t.Errorf("klog got %q, want the broken body's error", got)
+	}
 }
