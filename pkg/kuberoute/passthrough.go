@@ -81,13 +81,14 @@ var forwardedHeaders = []string{"Accept", "Accept-Encoding", "Content-Type", "Co
 // by the impersonated user) each one as the user's own. Nothing is buffered: bodies, watches and
 // followed logs stream both ways.
 type PassThrough struct {
-	proxy   *httputil.ReverseProxy
-	streams *streamCap
+	proxy       *httputil.ReverseProxy
+	longRunning *longRunningCap
 }
 
-// streamCap bounds the long-running requests (watches, followed logs) a user passes through at once
-// on this replica: exec-proxy's max-in-flight limit does not count them, as kube-apiserver's does not.
-type streamCap struct {
+// longRunningCap bounds the long-running requests (watches, logs, proxy) a user passes through at
+// once on this replica: exec-proxy's max-in-flight limit does not count them, as kube-apiserver's
+// does not. ("Streams" are a session's, in pkg/proxy.)
+type longRunningCap struct {
 	max         int
 	longRunning func(*http.Request, *apirequest.RequestInfo) bool
 
@@ -96,12 +97,12 @@ type streamCap struct {
 }
 
 // take counts one more long-running request of user, or says why not.
-func (c *streamCap) take(user string) (release func(), err error) {
+func (c *longRunningCap) take(user string) (release func(), err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.open[user] >= c.max {
 		return nil, apierrors.NewTooManyRequests(fmt.Sprintf(
-			"user %q has %d watches and followed logs open through exec-proxy's route on this replica, the limit is %d (--route-max-streams-per-user): end some, or use a context on kube-apiserver for them",
+			"user %q has %d long-running requests (watches, logs, proxy) open through exec-proxy's route on this replica, the limit is %d (--route-max-long-running-requests-per-user): end some, or use a context on kube-apiserver for them",
 			user, c.open[user], c.max), 1)
 	}
 	c.open[user]++
@@ -114,11 +115,11 @@ func (c *streamCap) take(user string) (release func(), err error) {
 	}, nil
 }
 
-// WithStreamCap bounds each user's long-running pass-throughs (as longRunning tells them) to max at
-// once; max 0: no bound.
-func (p *PassThrough) WithStreamCap(max int, longRunning func(*http.Request, *apirequest.RequestInfo) bool) *PassThrough {
+// WithLongRunningCap bounds each user's long-running pass-throughs (as longRunning tells them) to
+// max at once; max 0: no bound.
+func (p *PassThrough) WithLongRunningCap(max int, longRunning func(*http.Request, *apirequest.RequestInfo) bool) *PassThrough {
 	if max > 0 {
-		p.streams = &streamCap{max: max, longRunning: longRunning, open: map[string]int{}}
+		p.longRunning = &longRunningCap{max: max, longRunning: longRunning, open: map[string]int{}}
 	}
 	return p
 }
@@ -179,8 +180,8 @@ func (p *PassThrough) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			fmt.Errorf("exec-proxy cannot pass requests to kube-apiserver as %q: %w", u.GetName(), err)))
 		return
 	}
-	if info, ok := apirequest.RequestInfoFrom(req.Context()); ok && p.streams != nil && p.streams.longRunning(req, info) {
-		release, err := p.streams.take(u.GetName())
+	if info, ok := apirequest.RequestInfoFrom(req.Context()); ok && p.longRunning != nil && p.longRunning.longRunning(req, info) {
+		release, err := p.longRunning.take(u.GetName())
 		if err != nil {
 			session.WriteStatus(w, req, err)
 			return

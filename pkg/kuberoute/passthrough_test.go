@@ -253,9 +253,9 @@ func TestPassedThrough(t *testing.T) {
 	}
 }
 
-// TestStreamCap: a user's long-running pass-throughs are bounded at once, not those of others, and a
-// slot comes back when its stream ends.
-func TestStreamCap(t *testing.T) {
+// TestLongRunningCap: a user's long-running pass-throughs are bounded at once, not those of others,
+// and a slot comes back when one ends.
+func TestLongRunningCap(t *testing.T) {
 	before := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, before) })
 	started := make(chan struct{}, 4)
@@ -272,7 +272,7 @@ func TestStreamCap(t *testing.T) {
 	rt := &http.Transport{}
 	t.Cleanup(rt.CloseIdleConnections)
 	watches := func(_ *http.Request, info *apirequest.RequestInfo) bool { return info.Verb == "watch" }
-	route := withRequestInfo(&Handler{Pods: fakePods{}, Sessions: &fakeSessions{}, PassThrough: NewPassThrough(host, rt).WithStreamCap(2, watches)})
+	route := withRequestInfo(&Handler{Pods: fakePods{}, Sessions: &fakeSessions{}, PassThrough: NewPassThrough(host, rt).WithLongRunningCap(2, watches)})
 	bob := &user.DefaultInfo{Name: "bob", Groups: []string{user.AllAuthenticated}}
 	const watch = api.RoutePrefix + "/api/v1/namespaces/ns/pods?watch=true"
 
@@ -302,6 +302,13 @@ func TestStreamCap(t *testing.T) {
 	case c := <-third:
 		if c != http.StatusTooManyRequests {
 			t.Errorf("alice's third watch: %d, want 429", c)
+			break
+		}
+		// Refused at once (the cap holds), so asked again without a goroutine: the 429 names the flag.
+		rec := httptest.NewRecorder()
+		asUser(alice, route).ServeHTTP(rec, httptest.NewRequest("GET", watch, nil))
+		if !strings.Contains(rec.Body.String(), "long-running requests (watches, logs, proxy)") || !strings.Contains(rec.Body.String(), "(--route-max-long-running-requests-per-user)") {
+			t.Errorf("alice's fourth watch: %d %s, want the cap's flag named", rec.Code, rec.Body)
 		}
 	}
 	cancelThird()

@@ -13,23 +13,23 @@ import (
 // RouteOptions say what the route (api.RoutePrefix) does with the requests that are not sessions.
 type RouteOptions struct {
 	PassThrough       bool
-	MaxStreamsPerUser int
+	MaxLongRunningPerUser int
 }
 
-func NewRouteOptions() *RouteOptions { return &RouteOptions{PassThrough: true, MaxStreamsPerUser: 100} }
+func NewRouteOptions() *RouteOptions { return &RouteOptions{PassThrough: true, MaxLongRunningPerUser: 100} }
 
 func (o *RouteOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.PassThrough, "route-pass-through", o.PassThrough,
 		"Pass the route's requests that are not sessions (get, logs -f, apply, auth can-i...) to kube-apiserver as the user, "+
 			"by impersonation, so that one kubectl context does everything. Needs impersonate rights (deploy/rbac.yaml, execproxy:route-pass-through). "+
 			"When false the route serves only sessions and the reads kubectl makes for them.")
-	fs.IntVar(&o.MaxStreamsPerUser, "route-max-streams-per-user", o.MaxStreamsPerUser,
-		"Watches and followed logs a user may pass through the route at once on this replica (0: unlimited).")
+	fs.IntVar(&o.MaxLongRunningPerUser, "route-max-long-running-requests-per-user", o.MaxLongRunningPerUser,
+		"Long-running requests (watches, logs, proxy) a user may pass through the route at once on this replica (0: unlimited).")
 }
 
 func (o *RouteOptions) Validate() []error {
-	if o.MaxStreamsPerUser < 0 {
-		return []error{fmt.Errorf("--route-max-streams-per-user must not be negative")}
+	if o.MaxLongRunningPerUser < 0 {
+		return []error{fmt.Errorf("--route-max-long-running-requests-per-user must not be negative")}
 	}
 	return nil
 }
@@ -52,5 +52,5 @@ func (o *RouteOptions) ToPassThrough(cfg *rest.Config) (*kuberoute.PassThrough, 
 	if err != nil {
 		return nil, fmt.Errorf("kube-apiserver's transport for --route-pass-through: %w", err)
 	}
-	return kuberoute.NewPassThrough(host, rt).WithStreamCap(o.MaxStreamsPerUser, apiserver.LongRunning), nil
+	return kuberoute.NewPassThrough(host, rt).WithLongRunningCap(o.MaxLongRunningPerUser, apiserver.LongRunning), nil
 }
