@@ -15,5 +15,5 @@ log "bench 2/3: local cluster"
 hack/cluster/up.sh
 trap 'log "bench: stopping the cluster"; hack/cluster/down.sh' EXIT
 hack/cluster/exec-proxy.sh down >/dev/null && hack/cluster/exec-proxy.sh up >/dev/null
-log "bench 3/3: measuring (about 15 minutes with the defaults)"
+log "bench 3/3: measuring (about 32 minutes with the defaults)"
 go run ./bench -out bench ${BENCH_ARGS:-}

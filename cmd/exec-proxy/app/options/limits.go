@@ -23,8 +23,8 @@ func NewLimitOptions() *LimitOptions {
 }
 
 func (o *LimitOptions) AddFlags(fs *pflag.FlagSet) {
-	fs.Float64Var(&o.SessionStartQPS, "session-start-qps", o.SessionStartQPS, "Sessions a user may start per second, sustained (0: unlimited).")
-	fs.IntVar(&o.SessionStartBurst, "session-start-burst", o.SessionStartBurst, "Sessions a user may start at once above --session-start-qps.")
+	fs.Float64Var(&o.SessionStartQPS, "session-start-qps", o.SessionStartQPS, "Sessions a user may start per second on this replica, sustained (0: unlimited).")
+	fs.IntVar(&o.SessionStartBurst, "session-start-burst", o.SessionStartBurst, "Sessions a user may start at once on this replica above --session-start-qps.")
 	fs.IntVar(&o.MaxSessions, "max-sessions", o.MaxSessions, "Concurrent sessions, of all replicas with --peer-namespace (0: unlimited).")
 	fs.IntVar(&o.MaxSessionsPerUser, "max-sessions-per-user", o.MaxSessionsPerUser, "Concurrent sessions of one user, on all replicas with --peer-namespace (0: unlimited).")
 	fs.IntVar(&o.MaxSessionsPerNode, "max-sessions-per-node", o.MaxSessionsPerNode, "Concurrent sessions to one node, on this replica (0: unlimited).")
