@@ -3,14 +3,19 @@ package peers
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"sync"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
+
+	"github.com/exec-proxy/exec-proxy/pkg/session"
 )
 
 // CountsPath is where a replica tells the others how many sessions it holds, so that the session
@@ -144,11 +149,12 @@ func (t *Tally) Of(user, rule string) Held {
 func (t *Tally) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	caller, ok := request.UserFrom(req.Context())
 	if !ok || !t.Self.Is(req.Context(), caller.GetName()) {
-		http.Error(w, "only exec-proxy's replicas may read their session counts", http.StatusForbidden)
+		session.WriteStatus(w, req, apierrors.NewForbidden(schema.GroupResource{}, "",
+			errors.New("only exec-proxy's replicas may read their session counts")))
 		return
 	}
 	if req.Method != http.MethodGet {
-		http.Error(w, "only GET", http.StatusMethodNotAllowed)
+		session.WriteStatus(w, req, apierrors.NewMethodNotSupported(schema.GroupResource{Resource: "sessioncounts"}, req.Method))
 		return
 	}
 	body, err := json.Marshal(t.Local())
@@ -156,7 +162,7 @@ func (t *Tally) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		err = fmt.Errorf("session counts of %d bytes, over the %d peers read", len(body), maxCounts)
 	}
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
+		session.WriteStatus(w, req, apierrors.NewInternalError(err))
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")

@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/goleak"
 	authenticationv1 "k8s.io/api/authentication/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/apiserver/pkg/endpoints/request"
@@ -211,6 +212,10 @@ func TestTallyServe(t *testing.T) {
 			if tc.code != http.StatusOK {
 				if strings.Contains(rec.Body.String(), "alice") {
 					t.Errorf("a refusal names a user: %s", rec.Body)
+				}
+				var st metav1.Status
+				if err := json.Unmarshal(rec.Body.Bytes(), &st); err != nil || st.Kind != "Status" || st.Code != int32(tc.code) || st.Message == "" {
+					t.Errorf("a refusal is no Kubernetes Status: %v %s", err, rec.Body)
 				}
 				return
 			}
