@@ -151,7 +151,13 @@ func NewPassThrough(host *url.URL, rt http.RoundTripper) *PassThrough {
 		// during a watch). Its default is the standard logger's bare lines.
 		ErrorLog: log.New(proxyLog{}, "", 0),
 		ErrorHandler: func(w http.ResponseWriter, req *http.Request, err error) {
-			klog.FromContext(req.Context()).Error(err, "Passing a route request to kube-apiserver", "path", req.URL.Path)
+			if logger := klog.FromContext(req.Context()); errors.Is(req.Context().Err(), context.Canceled) {
+				// The client went first (kubectl interrupted): nothing failed. The request timeout's
+				// deadline is still an error.
+				logger.V(2).Info("A route request's client went before kube-apiserver answered", "path", req.URL.Path, "err", err)
+			} else {
+				logger.Error(err, "Passing a route request to kube-apiserver", "path", req.URL.Path)
+			}
 			session.WriteStatus(w, req, apierrors.NewServiceUnavailable(fmt.Sprintf(
 				"exec-proxy could not pass the request to kube-apiserver: %v; the same request on your usual context goes to kube-apiserver directly", err)))
 		},

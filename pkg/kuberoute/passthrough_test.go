@@ -375,3 +375,25 @@ func TestPassThroughLogsStructured(t *testing.T) {
 		t.Errorf("klog got %q, want the broken body's error", got)
 	}
 }
+
+// TestPassThroughClientGone: a client that goes before kube-apiserver answers (kubectl interrupted)
+// is no error of exec-proxy's: it is not logged as one.
+func TestPassThroughClientGone(t *testing.T) {
+	logger := ktesting.NewLogger(t, ktesting.NewConfig(ktesting.BufferLogs(true)))
+	ctx, cancel := context.WithCancel(klog.NewContext(context.Background(), logger))
+	cancel()
+	rt := &http.Transport{}
+	t.Cleanup(rt.CloseIdleConnections)
+	down, _ := url.Parse("http://127.0.0.1:1")
+	route := withRequestInfo(&Handler{PassThrough: NewPassThrough(down, rt)})
+	asUser(alice, route).ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", api.RoutePrefix+"/api/v1/namespaces", nil).WithContext(ctx))
+	entries := logger.GetSink().(ktesting.Underlier).GetBuffer().Data()
+	for _, e := range entries {
+		if e.Type == ktesting.LogError {
+			t.Errorf("logged as an error: %s: %v", e.Message, e.Err)
+		}
+	}
+	if len(entries) == 0 {
+		t.Error("nothing logged")
+	}
+}
