@@ -12,11 +12,13 @@ import (
 
 // RouteOptions say what the route (api.RoutePrefix) does with the requests that are not sessions.
 type RouteOptions struct {
-	PassThrough       bool
+	PassThrough           bool
 	MaxLongRunningPerUser int
 }
 
-func NewRouteOptions() *RouteOptions { return &RouteOptions{PassThrough: true, MaxLongRunningPerUser: 100} }
+func NewRouteOptions() *RouteOptions {
+	return &RouteOptions{PassThrough: true, MaxLongRunningPerUser: 100}
+}
 
 func (o *RouteOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.PassThrough, "route-pass-through", o.PassThrough,
