@@ -43,7 +43,9 @@ func servedItself(resourceRequest bool, group, resource, subresource string) boo
 func PassedThrough(ctx context.Context, attrs authorizer.Attributes) bool {
 	route, _ := ctx.Value(routeRequestKey{}).(bool)
 	info, ok := apirequest.RequestInfoFrom(ctx)
-	if !route || !ok || !isRequest(attrs, info) {
+	// An unauthenticated request is never passed on (PassThrough refuses it), so it is authorized
+	// here as any other: refused as system:anonymous, as kube-apiserver would.
+	if !route || !ok || !isRequest(attrs, info) || attrs.GetUser() == nil || !authenticated(attrs.GetUser()) {
 		return false
 	}
 	return !servedItself(attrs.IsResourceRequest(), attrs.GetAPIGroup(), attrs.GetResource(), attrs.GetSubresource())

@@ -244,6 +244,23 @@ func TestPassedThrough(t *testing.T) {
 			t.Errorf("%s %s: %v, want %v", tc.method, tc.path, got, tc.want)
 		}
 	}
+	anonymous := &user.DefaultInfo{Name: user.Anonymous, Groups: []string{user.AllUnauthenticated}}
+	for _, u := range []user.Info{anonymous, nil} {
+		var attrs authorizer.Attributes
+		var ctx context.Context
+		h := WithRouteRequests(genericapifilters.WithRequestInfo(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+			attrs, _ = genericapifilters.GetAuthorizerAttributes(r.Context())
+			ctx = r.Context()
+		}), testResolver))
+		req := httptest.NewRequest("GET", api.RoutePrefix+"/api/v1/namespaces/ns/pods", nil)
+		if u != nil {
+			req = req.WithContext(apirequest.WithUser(req.Context(), u))
+		}
+		h.ServeHTTP(httptest.NewRecorder(), req)
+		if PassedThrough(ctx, attrs) {
+			t.Errorf("%v: left to kube-apiserver, not refused here as anyone else", u)
+		}
+	}
 	impersonate := authorizer.AttributesRecord{User: alice, Verb: "impersonate", Resource: "users", Name: "admin", ResourceRequest: true}
 	// In the very context of a request that is passed through, as the impersonation filter asks.
 	routeCtx := context.WithValue(context.Background(), routeRequestKey{}, true)
