@@ -24,6 +24,7 @@ fuzz: ## Each fuzz target for about 20 s, or FUZZTIME (the seed corpus in testda
 	$(GO) test ./pkg/wire/websocket -run '^$$' -fuzz FuzzWSFrameReader -fuzztime $(or $(FUZZTIME),75000x)
 	$(GO) test ./pkg/wire/spdy -run '^$$' -fuzz FuzzSPDYDifferential -fuzztime $(or $(FUZZTIME),100000x)
 	$(GO) test ./pkg/wire/websocket -run '^$$' -fuzz FuzzWSDifferential -fuzztime $(or $(FUZZTIME),50000x)
+	$(GO) test ./pkg/kuberoute -run '^$$' -fuzz FuzzPassThroughAgreement -fuzztime $(or $(FUZZTIME),25000x)
 
 e2e: build ## End-to-end tests against the real local cluster (root; builds and starts it as needed).
 	hack/cluster/up.sh
