@@ -13,6 +13,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/exec-proxy/exec-proxy/bench/internal/stats"
 )
 
 // AdmissionSetup is what one ValidatingAdmissionPolicy that matches every exec adds to a session's
@@ -23,7 +25,7 @@ type AdmissionSetup struct {
 	WithPolicy Setup  `json:"withPolicy"`
 	NoPolicy   Setup  `json:"withoutPolicy"`
 	// AddedP50 is, over the batches, batch median with the policy minus the one without, in ms.
-	AddedP50 Stats `json:"addedP50ms"`
+	AddedP50 stats.Stats `json:"addedP50ms"`
 	// ServerMs is admission's own time in exec-proxy, from its histogram: the mean per session of
 	// the allowed sessions, with the policy and without, in ms.
 	ServerMsWithPolicy float64 `json:"serverMsWithPolicy"`
@@ -51,7 +53,7 @@ func admissionRuns(ctx context.Context, o options, route path) ([]AdmissionSetup
 		var server [2]struct{ sum, count float64 } // with, without
 		for b := 0; b < batches; b++ {
 			var medians [2]float64
-			for _, on := range turned([]bool{true, false}, b) {
+			for _, on := range stats.Turned([]bool{true, false}, b) {
 				if err := bindPolicy(ctx, client, route, on); err != nil {
 					return nil, err
 				}
@@ -72,9 +74,9 @@ func admissionRuns(ctx context.Context, o options, route path) ([]AdmissionSetup
 				server[i].sum += after[0] - before[0]
 				server[i].count += after[1] - before[1]
 				if on {
-					with, medians[0] = append(with, ms...), percentile(ms, 50)
+					with, medians[0] = append(with, ms...), stats.Percentile(ms, 50)
 				} else {
-					without, medians[1] = append(without, ms...), percentile(ms, 50)
+					without, medians[1] = append(without, ms...), stats.Percentile(ms, 50)
 				}
 			}
 			added = append(added, medians[0]-medians[1])
@@ -82,9 +84,9 @@ func admissionRuns(ctx context.Context, o options, route path) ([]AdmissionSetup
 		sort.Float64s(with)
 		sort.Float64s(without)
 		out = append(out, AdmissionSetup{Protocol: protocol,
-			WithPolicy:         Setup{Path: "exec-proxy + policy", Protocol: protocol, P50: percentile(with, 50), P99: percentile(with, 99), Count: len(with)},
-			NoPolicy:           Setup{Path: "exec-proxy", Protocol: protocol, P50: percentile(without, 50), P99: percentile(without, 99), Count: len(without)},
-			AddedP50:           summarize(added),
+			WithPolicy:         Setup{Path: "exec-proxy + policy", Protocol: protocol, P50: stats.Percentile(with, 50), P99: stats.Percentile(with, 99), Count: len(with)},
+			NoPolicy:           Setup{Path: "exec-proxy", Protocol: protocol, P50: stats.Percentile(without, 50), P99: stats.Percentile(without, 99), Count: len(without)},
+			AddedP50:           stats.Summarize(added),
 			ServerMsWithPolicy: 1000 * server[0].sum / max(server[0].count, 1), ServerMsNoPolicy: 1000 * server[1].sum / max(server[1].count, 1)})
 	}
 	return out, nil

@@ -20,6 +20,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/portforward"
 	"k8s.io/client-go/transport/spdy"
+
+	"github.com/exec-proxy/exec-proxy/bench/internal/stats"
 )
 
 const execProxyURL = "https://127.0.0.1:18443"
@@ -46,9 +48,9 @@ type Idle struct {
 	HeapKiBPerSession  float64 `json:"heapKiBPerSession"`
 	FirstError         string  `json:"firstError,omitempty"`
 	// The figures above are the median run's; these, every run's.
-	Runs                     int   `json:"runs"`
-	KiBPerSessionRuns        Stats `json:"kibPerSessionRuns"`
-	KiBPerSessionSettledRuns Stats `json:"kibPerSessionSettledRuns"`
+	Runs                     int         `json:"runs"`
+	KiBPerSessionRuns        stats.Stats `json:"kibPerSessionRuns"`
+	KiBPerSessionSettledRuns stats.Stats `json:"kibPerSessionSettledRuns"`
 }
 
 // idleRuns holds the idle sessions o.idleRuns times, each on a freshly started exec-proxy (what
@@ -76,7 +78,7 @@ func idleRuns(ctx context.Context, o options, route path) (Idle, error) {
 	}
 	sort.Slice(runs, func(a, b int) bool { return runs[a].KiBPerSessionSettled < runs[b].KiBPerSessionSettled })
 	med := runs[len(runs)/2]
-	med.Runs, med.KiBPerSessionRuns, med.KiBPerSessionSettledRuns = len(runs), summarize(held), summarize(settled)
+	med.Runs, med.KiBPerSessionRuns, med.KiBPerSessionSettledRuns = len(runs), stats.Summarize(held), stats.Summarize(settled)
 	return med, nil
 }
 

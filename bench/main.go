@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/exec-proxy/exec-proxy/bench/apf"
 )
 
 type options struct {
@@ -22,15 +24,8 @@ type options struct {
 	idleRuns               int
 	throttleBytesPerSecond int64
 	burst                  int
-	apf                    apfOptions
+	apf                    apf.Options
 	parts                  map[string]bool
-}
-
-// apfOptions are the apf part's: sessions held, pairs of batches, reads per batch and path, and
-// the kubectl users run.
-type apfOptions struct {
-	sessions, batches, reads int
-	kubectl                  string
 }
 
 func main() {
@@ -46,10 +41,10 @@ func main() {
 	flag.IntVar(&o.idleRuns, "idle-runs", 3, "times the idle sessions are held, each on a freshly started exec-proxy")
 	flag.Int64Var(&o.throttleBytesPerSecond, "throttle-bytes-per-sec", 16<<20, "--max-bytes-per-sec-per-session for the throttle figure")
 	flag.IntVar(&o.burst, "throttle-burst", 10, "--session-start-burst for the throttle figure")
-	flag.IntVar(&o.apf.sessions, "apf-sessions", apfMaxSessions, "idle sessions held through the route for the apf figure, spread over four users (at most 50 each, exec-proxy's default cap)")
-	flag.IntVar(&o.apf.batches, "apf-batches", 11, "pairs of apf batches (one with the sessions held, one without), the first a warm-up")
-	flag.IntVar(&o.apf.reads, "apf-reads", 20, "viewer's reads of each kind per apf batch")
-	flag.StringVar(&o.apf.kubectl, "kubectl", "/usr/lib/google-cloud-sdk/bin/kubectl.1.33", "the kubectl whose get pods the apf part times")
+	flag.IntVar(&o.apf.Sessions, "apf-sessions", apf.MaxSessions, "idle sessions held through the route for the apf figure, spread over four users (at most 50 each, exec-proxy's default cap)")
+	flag.IntVar(&o.apf.Batches, "apf-batches", 11, "pairs of apf batches (one with the sessions held, one without), the first a warm-up")
+	flag.IntVar(&o.apf.Reads, "apf-reads", 20, "viewer's reads of each kind per apf batch")
+	flag.StringVar(&o.apf.Kubectl, "kubectl", "/usr/lib/google-cloud-sdk/bin/kubectl.1.33", "the kubectl whose get pods the apf part times")
 	parts := flag.String("parts", "throughput,admission,apf,throttle,idle", "which parts to measure: throughput (with setup latency, CPU and CPU profiles), admission (what a ValidatingAdmissionPolicy adds to setup), apf (another user's get pods with idle sessions held through the route, and kube-apiserver's seats), throttle, idle; profiles alone")
 	flag.Parse()
 	o.parts = map[string]bool{}
@@ -60,8 +55,8 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench: -download-bytes must be a positive multiple of 65536; sizes, runs, sessions and burst positive")
 		os.Exit(2)
 	}
-	if o.apf.sessions < 1 || o.apf.sessions > apfMaxSessions || o.apf.batches < 2 || o.apf.reads < 1 {
-		fmt.Fprintf(os.Stderr, "bench: -apf-sessions from 1 to %d (four users at exec-proxy's per-user cap), -apf-batches at least 2 (one is the warm-up), -apf-reads positive\n", apfMaxSessions)
+	if o.apf.Sessions < 1 || o.apf.Sessions > apf.MaxSessions || o.apf.Batches < 2 || o.apf.Reads < 1 {
+		fmt.Fprintf(os.Stderr, "bench: -apf-sessions from 1 to %d (four users at exec-proxy's per-user cap), -apf-batches at least 2 (one is the warm-up), -apf-reads positive\n", apf.MaxSessions)
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -11,28 +11,6 @@ import (
 	"time"
 )
 
-// Stats are a figure over repeated runs.
-type Stats struct {
-	Min    float64 `json:"min"`
-	Median float64 `json:"median"`
-	Max    float64 `json:"max"`
-}
-
-func summarize(xs []float64) Stats {
-	if len(xs) == 0 {
-		return Stats{}
-	}
-	s := append([]float64(nil), xs...)
-	sort.Float64s(s)
-	return Stats{Min: s[0], Median: percentile(s, 50), Max: s[len(s)-1]}
-}
-
-// percentile of sorted xs, nearest rank.
-func percentile(sorted []float64, p float64) float64 {
-	i := int(float64(len(sorted))*p/100+0.5) - 1
-	return sorted[max(0, min(i, len(sorted)-1))]
-}
-
 type counter struct{ n atomic.Int64 }
 
 func (c *counter) Write(p []byte) (int, error) { c.n.Add(int64(len(p))); return len(p), nil }

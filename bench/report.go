@@ -11,6 +11,9 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/exec-proxy/exec-proxy/bench/apf"
+	"github.com/exec-proxy/exec-proxy/bench/internal/stats"
 )
 
 // baselines are what each path is compared with.
@@ -58,14 +61,14 @@ func (r *Results) setup(p, protocol string) (Setup, bool) {
 }
 
 // rangeVsAPIServer is p's round-by-round ratio to kube-apiserver's path: median, min and max.
-func (r *Results) rangeVsAPIServer(p, protocol, direction string) Stats {
+func (r *Results) rangeVsAPIServer(p, protocol, direction string) stats.Stats {
 	t, _ := r.throughput(p, protocol, direction)
 	if t.VsAPIServer != nil {
 		return *t.VsAPIServer
 	}
 	api, _ := r.throughput("kube-apiserver", protocol, direction)
 	v := t.MiBps.Median / api.MiBps.Median
-	return Stats{Min: v, Median: v, Max: v}
+	return stats.Stats{Min: v, Median: v, Max: v}
 }
 
 func ratio(a, b float64) string {
@@ -85,7 +88,7 @@ func writeTable(buf *bytes.Buffer, r *Results) {
 		writeAdmission(buf, r.Admission)
 	}
 	if r.APF != nil {
-		writeAPF(buf, r.APF)
+		apf.WriteTable(buf, r.APF)
 	}
 	if r.Idle.Runs > 0 {
 		writeIdle(buf, r.Idle)
@@ -126,25 +129,6 @@ func writeAdmission(buf *bytes.Buffer, as []AdmissionSetup) {
 			a.WithPolicy.P50, a.WithPolicy.P99, a.WithPolicy.Count, a.AddedP50.Median, a.AddedP50.Min, a.AddedP50.Max, a.ServerMsNoPolicy, a.ServerMsWithPolicy)
 	}
 	w.Flush()
-}
-
-func writeAPF(buf *bytes.Buffer, a *APF) {
-	fmt.Fprintf(buf, "\nAnother user's reads (viewer, -n demo) with %d idle port-forwards held through the route (%s; exec-proxy's execproxy_sessions_active %.0f–%.0f) and with none: %d pairs of alternating batches after one of warm-up, %d reads of each kind per batch\n",
-		a.Sessions, strings.Join(a.Users, ", "), a.SessionsActive.Min, a.SessionsActive.Max, a.Batches, a.ReadsPerBatch)
-	w := tabwriter.NewWriter(buf, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(w, "READ\tPATH\tNO SESSIONS P50/P99 ms\t%d HELD P50/P99 ms\tADDED P50 ms, PAIRED BATCHES (95%% CI)\tREADS NONE/HELD\tFAILED\t\n", a.Sessions)
-	for _, r := range a.Reads {
-		fmt.Fprintf(w, "%s\t%s\t%.1f / %.1f\t%.1f / %.1f\t%+.2f (%+.2f to %+.2f)\t%d / %d\t%d\t\n", r.Measure, r.Path, r.NotHeld.P50, r.NotHeld.P99,
-			r.Held.P50, r.Held.P99, r.AddedP50.Median, r.AddedP50.Low, r.AddedP50.High, r.NotHeld.Count, r.Held.Count, r.Failed)
-	}
-	w.Flush()
-	for _, r := range a.Reads {
-		if r.FirstError != "" {
-			fmt.Fprintf(buf, "First failed read, %s on %s: %s\n", r.Measure, r.Path, r.FirstError)
-		}
-	}
-	fmt.Fprintf(buf, "kube-apiserver's priority and fairness, %s, the most over samples between reads: %.0f seats executing and %.0f requests in queue with the sessions held (%d samples); %.0f and %.0f with none (%d samples)\n",
-		strings.Join(apfLevels, " + "), a.Held.ExecutingSeats, a.Held.InQueue, a.Held.Samples, a.NotHeld.ExecutingSeats, a.NotHeld.InQueue, a.NotHeld.Samples)
 }
 
 func writeIdle(buf *bytes.Buffer, i Idle) {

@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/exec-proxy/exec-proxy/bench/internal/stats"
 )
 
 // The machine's speed drifts while a benchmark runs (other tenants, the CPU's clock, the page
@@ -23,12 +25,6 @@ type pathSamples struct {
 	failed         []string // transfers that failed and were run again
 }
 
-// turned is paths rotated by i: the first path of round i is paths[i mod len].
-func turned[T any](paths []T, i int) []T {
-	i %= len(paths)
-	return append(append([]T(nil), paths[i:]...), paths[:i]...)
-}
-
 // noUpload: the kubelet speaks WebSocket v4 only, which cannot close stdin alone.
 func noUpload(p path, protocol string) bool {
 	return p.name == "direct kubelet" && protocol == "websocket"
@@ -43,7 +39,7 @@ func measurePaths(ctx context.Context, o options, paths []path, res *Results) er
 			got[p.name] = &pathSamples{cpuDown: map[string][]float64{}, cpuUp: map[string][]float64{}}
 		}
 		for i := 0; i < o.runs; i++ {
-			for _, p := range turned(paths, i) {
+			for _, p := range stats.Turned(paths, i) {
 				if err := measureRound(ctx, o, p, protocol, got[p.name], clean); err != nil {
 					return err
 				}
@@ -51,7 +47,7 @@ func measurePaths(ctx context.Context, o options, paths []path, res *Results) er
 		}
 		batches := min(10, o.sessions)
 		for b := 0; b < batches; b++ {
-			for _, p := range turned(paths, b) {
+			for _, p := range stats.Turned(paths, b) {
 				n := o.sessions/batches + btoi(b < o.sessions%batches)
 				logf("%s over %s: exec -- true ×%d (batch %d of %d)", p.name, protocol, n, b+1, batches)
 				ms, err := setup(ctx, p, protocol, n)
@@ -126,21 +122,21 @@ func addFigures(res *Results, paths []path, protocol string, got map[string]*pat
 			continue
 		}
 		g := got[p.name]
-		res.Throughput = append(res.Throughput, Throughput{Path: p.name, Protocol: protocol, Direction: "download", MiBps: summarize(g.down),
-			VsAPIServer: paired(g.down, apiDown), CPUPerGiB: medians(g.cpuDown), MachineBusy: summarize(g.busyDown).Median})
+		res.Throughput = append(res.Throughput, Throughput{Path: p.name, Protocol: protocol, Direction: "download", MiBps: stats.Summarize(g.down),
+			VsAPIServer: paired(g.down, apiDown), CPUPerGiB: medians(g.cpuDown), MachineBusy: stats.Summarize(g.busyDown).Median})
 		if !noUpload(p, protocol) {
-			res.Throughput = append(res.Throughput, Throughput{Path: p.name, Protocol: protocol, Direction: "upload", MiBps: summarize(g.up),
-				VsAPIServer: paired(g.up, apiUp), CPUPerGiB: medians(g.cpuUp), MachineBusy: summarize(g.busyUp).Median})
+			res.Throughput = append(res.Throughput, Throughput{Path: p.name, Protocol: protocol, Direction: "upload", MiBps: stats.Summarize(g.up),
+				VsAPIServer: paired(g.up, apiUp), CPUPerGiB: medians(g.cpuUp), MachineBusy: stats.Summarize(g.busyUp).Median})
 		}
 		res.Failed = append(res.Failed, g.failed...)
 		ms := append([]float64(nil), g.setupMs...)
 		sort.Float64s(ms)
-		res.Setup = append(res.Setup, Setup{Path: p.name, Protocol: protocol, P50: percentile(ms, 50), P99: percentile(ms, 99), Count: len(ms)})
+		res.Setup = append(res.Setup, Setup{Path: p.name, Protocol: protocol, P50: stats.Percentile(ms, 50), P99: stats.Percentile(ms, 99), Count: len(ms)})
 	}
 }
 
 // paired is the ratio of each round's rate to the baseline's in that round, over the rounds.
-func paired(rates, baseline []float64) *Stats {
+func paired(rates, baseline []float64) *stats.Stats {
 	if len(baseline) != len(rates) || len(rates) == 0 {
 		return nil
 	}
@@ -148,7 +144,7 @@ func paired(rates, baseline []float64) *Stats {
 	for i := range rates {
 		r[i] = rates[i] / baseline[i]
 	}
-	s := summarize(r)
+	s := stats.Summarize(r)
 	return &s
 }
 

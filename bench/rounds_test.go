@@ -5,30 +5,18 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-)
 
-func TestTurned(t *testing.T) {
-	paths := []string{"a", "b", "c"}
-	for _, c := range []struct {
-		round int
-		want  []string
-	}{{0, []string{"a", "b", "c"}}, {1, []string{"b", "c", "a"}}, {2, []string{"c", "a", "b"}}, {4, []string{"b", "c", "a"}}} {
-		if got := turned(paths, c.round); !reflect.DeepEqual(got, c.want) {
-			t.Errorf("round %d: %v, want %v", c.round, got, c.want)
-		}
-	}
-	if !reflect.DeepEqual(paths, []string{"a", "b", "c"}) {
-		t.Errorf("turned changed its argument: %v", paths)
-	}
-}
+	"github.com/exec-proxy/exec-proxy/bench/apf"
+	"github.com/exec-proxy/exec-proxy/bench/internal/stats"
+)
 
 func TestPaired(t *testing.T) {
 	for _, c := range []struct {
 		name            string
 		rates, baseline []float64
-		want            *Stats
+		want            *stats.Stats
 	}{
-		{"round by round", []float64{90, 50, 120}, []float64{100, 50, 100}, &Stats{Min: 0.9, Median: 1, Max: 1.2}},
+		{"round by round", []float64{90, 50, 120}, []float64{100, 50, 100}, &stats.Stats{Min: 0.9, Median: 1, Max: 1.2}},
 		{"no baseline", []float64{90}, nil, nil},
 		{"rounds missing", []float64{90, 50}, []float64{100}, nil},
 	} {
@@ -58,7 +46,7 @@ func TestWriteTableParts(t *testing.T) {
 		{"throughput", rates, []string{"THROUGHPUT", "SETUP"}, []string{"Idle sessions", "Throttle:"}},
 		{"idle", Results{Idle: Idle{Runs: 3, Asked: 10}}, []string{"Idle sessions", "3 runs"}, []string{"THROUGHPUT", "Throttle:", "HELD"}},
 		{"throttle", Results{Throttle: Throttle{Starts: 40, Burst: 10}}, []string{"Throttle:", "burst 10"}, []string{"THROUGHPUT", "Idle sessions"}},
-		{"apf", Results{APF: &APF{Sessions: 200, Reads: []APFRead{{Path: "route", Measure: "kubectl.1.33 get pods (process)"}}}},
+		{"apf", Results{APF: &apf.Result{Sessions: 200, Reads: []apf.Read{{Path: "route", Measure: "kubectl.1.33 get pods (process)"}}}},
 			[]string{"200 HELD", "kubectl.1.33 get pods (process)  route", "0 seats executing and 0 requests in queue with the sessions held"}, []string{"THROUGHPUT", "Idle sessions", "Throttle:"}},
 	}
 	for _, tc := range cases {

@@ -13,6 +13,9 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/rest"
+
+	"github.com/exec-proxy/exec-proxy/bench/apf"
+	"github.com/exec-proxy/exec-proxy/bench/internal/stats"
 )
 
 // Results are every figure of one run.
@@ -25,7 +28,7 @@ type Results struct {
 	Idle       Idle             `json:"idle"`
 	Throttle   Throttle         `json:"throttle"`
 	Admission  []AdmissionSetup `json:"admission,omitempty"`
-	APF        *APF             `json:"apf,omitempty"`
+	APF        *apf.Result      `json:"apf,omitempty"`
 	// Failed lists the transfers that failed and were run once more.
 	Failed []string `json:"failedTransfers,omitempty"`
 }
@@ -37,12 +40,12 @@ type OptionsJSON struct {
 
 // Throughput is one path's rate in one direction over one protocol, in MiB/s.
 type Throughput struct {
-	Path      string `json:"path"`
-	Protocol  string `json:"protocol"`
-	Direction string `json:"direction"` // download (stdout) or upload (stdin)
-	MiBps     Stats  `json:"mibPerSec"`
+	Path      string      `json:"path"`
+	Protocol  string      `json:"protocol"`
+	Direction string      `json:"direction"` // download (stdout) or upload (stdin)
+	MiBps     stats.Stats `json:"mibPerSec"`
 	// VsAPIServer is this path's rate over kube-apiserver's in the same round, over the rounds.
-	VsAPIServer *Stats `json:"vsKubeAPIServer,omitempty"`
+	VsAPIServer *stats.Stats `json:"vsKubeAPIServer,omitempty"`
 	// CPUPerGiB is the median by process, and for the whole machine ("machine").
 	CPUPerGiB map[string]float64 `json:"cpuSecondsPerGiB,omitempty"`
 	// MachineBusy is the median share of the machine's CPU time that was busy during a run.
@@ -127,7 +130,10 @@ func run(ctx context.Context, o options) (*Results, error) {
 		}
 	}
 	if o.parts["apf"] {
-		if res.APF, err = apfRun(ctx, o, paths[2]); err != nil {
+		if err := restartExecProxy(ctx, o.cluster, paths[2], ""); err != nil {
+			return nil, err
+		}
+		if res.APF, err = apf.Run(ctx, apfOptions(o)); err != nil {
 			return nil, err
 		}
 	}
@@ -141,6 +147,15 @@ func run(ctx context.Context, o options) (*Results, error) {
 	}
 	res.Idle, err = idleRuns(ctx, o, paths[2])
 	return res, err
+}
+
+// apfOptions are o's for the apf part, with the bench's cluster access and log.
+func apfOptions(o options) apf.Options {
+	a := o.apf
+	a.Cluster, a.Logf = o.cluster, logf
+	a.Config = func(name string) (*rest.Config, error) { return loadConfig(o.cluster, name) }
+	a.ExecProxyMetrics = func() ([]byte, error) { return straightGet(adminStraight(o.cluster), "/metrics", 10*time.Second) }
+	return a
 }
 
 // cpuProfiles records where exec-proxy and kube-apiserver spend their CPU while one download,
@@ -180,7 +195,7 @@ func cpuProfiles(ctx context.Context, o options, route path, admin *rest.Config)
 func medians(m map[string][]float64) map[string]float64 {
 	out := map[string]float64{}
 	for k, v := range m {
-		out[k] = summarize(v).Median
+		out[k] = stats.Summarize(v).Median
 	}
 	return out
 }
@@ -253,6 +268,6 @@ func removeRecordings(cluster string) {
 	}
 }
 
-func logf(format string, args ...interface{}) {
+func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "[%s] %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
 }

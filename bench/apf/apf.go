@@ -1,4 +1,6 @@
-package main
+// Package apf measures another user's reads beside idle sessions held through exec-proxy's route:
+// what they cost in latency and in kube-apiserver's priority and fairness (APF) seats.
+package apf
 
 import (
 	"context"
@@ -14,25 +16,50 @@ import (
 	"k8s.io/apimachinery/pkg/util/httpstream"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/exec-proxy/exec-proxy/bench/internal/stats"
+	"github.com/exec-proxy/exec-proxy/pkg/api"
 )
 
-// APF is what idle sessions held through the route cost another user's reads (issue 22):
+// Options are the part's: sessions held, pairs of batches, reads per batch and path, the kubectl
+// users run, and what it takes from the bench.
+type Options struct {
+	Cluster  string // the local cluster's directory
+	Sessions int    // held through the route, at most MaxSessions
+	Batches  int    // pairs of batches, the first a warm-up
+	Reads    int    // viewer's reads of each kind per batch
+	Kubectl  string // the kubectl whose get pods is timed
+	// Config is the cluster's kubeconfig of that name, with no client-side rate limit.
+	Config func(name string) (*rest.Config, error)
+	// ExecProxyMetrics is exec-proxy's own /metrics, read straight from it, not through the route.
+	ExecProxyMetrics func() ([]byte, error)
+	Logf             func(format string, args ...any)
+}
+
+// hack/cluster's demo namespace, its pod that viewer's reads list, and kube-apiserver's path to
+// exec-proxy's route.
+const (
+	namespace, pod = "demo", "demo"
+	kubeRoute      = api.RoutePrefix
+)
+
+// Result is what idle sessions held through the route cost another user's reads (issue 22):
 // kube-apiserver's priority and fairness (APF) holds no seat for them, so viewer's reads are
 // neither queued nor refused. Batches with the sessions held and without alternate, in pairs.
-type APF struct {
+type Result struct {
 	Sessions int      `json:"sessions"`
 	Users    []string `json:"users"`
 	// SessionsActive is exec-proxy's execproxy_sessions_active in the held batches.
-	SessionsActive Stats       `json:"sessionsActiveHeld"`
+	SessionsActive stats.Stats `json:"sessionsActiveHeld"`
 	Batches        int         `json:"batchPairs"` // counted, after one pair of warm-up
 	ReadsPerBatch  int         `json:"readsPerBatch"`
-	Reads          []APFRead   `json:"reads"`
+	Reads          []Read      `json:"reads"`
 	Held           FlowControl `json:"flowControlHeld"`
 	NotHeld        FlowControl `json:"flowControlNotHeld"`
 }
 
-// APFRead is one way of reading viewer's pods, with the sessions held and without.
-type APFRead struct {
+// Read is one way of reading viewer's pods, with the sessions held and without.
+type Read struct {
 	Path    string  `json:"path"` // route or kube-apiserver
 	Measure string  `json:"measure"`
 	Held    Latency `json:"held"`
@@ -43,7 +70,7 @@ type APFRead struct {
 	FirstError string   `json:"firstError,omitempty"`
 }
 
-// FlowControl is kube-apiserver's APF gauges summed over apfLevels, the max over samples taken
+// FlowControl is kube-apiserver's APF gauges summed over levels, the max over samples taken
 // between reads (so that viewer's own read is not counted).
 type FlowControl struct {
 	ExecutingSeats float64 `json:"executingSeats"`
@@ -51,8 +78,8 @@ type FlowControl struct {
 	Samples        int     `json:"samples"`
 }
 
-// apfLevels are the priority levels of the sessions' users: people's and service accounts'.
-var apfLevels = []string{"global-default", "workload-low"}
+// levels are the priority levels of the sessions' users: people's and service accounts'.
+var levels = []string{"global-default", "workload-low"}
 
 // A reader is one way of listing demo's pods as viewer.
 type reader struct {
@@ -94,39 +121,36 @@ type readerSamples struct {
 	firstError string
 }
 
-type apfBench struct {
-	o       options
+type bench struct {
+	o       Options
 	admin   kubernetes.Interface
 	users   map[string]*rest.Config
 	readers []reader
 	samples []readerSamples
 	active  []float64
-	res     *APF
+	res     *Result
 }
 
-// apfRun measures APF on exec-proxy as the cluster runs it (its default per-user cap and start
-// rate, pass-through on).
-func apfRun(ctx context.Context, o options, route path) (*APF, error) {
-	if _, err := os.Stat(o.apf.kubectl); err != nil {
+// Run measures the part on exec-proxy as the cluster runs it (its default per-user cap and start
+// rate, pass-through on), which the caller has started.
+func Run(ctx context.Context, o Options) (*Result, error) {
+	if _, err := os.Stat(o.Kubectl); err != nil {
 		return nil, fmt.Errorf("the apf part's kubectl (-kubectl): %w", err)
 	}
-	if err := restartExecProxy(ctx, o.cluster, route, ""); err != nil {
-		return nil, err
-	}
-	a := &apfBench{o: o, res: &APF{Sessions: o.apf.sessions, Batches: o.apf.batches - 1, ReadsPerBatch: o.apf.reads}}
+	a := &bench{o: o, res: &Result{Sessions: o.Sessions, Batches: o.Batches - 1, ReadsPerBatch: o.Reads}}
 	var viewer kubernetes.Interface
 	var err error
-	if a.admin, err = clientOf(o.cluster, "cluster-admin"); err != nil {
+	if a.admin, err = a.clientOf("cluster-admin"); err != nil {
 		return nil, err
 	}
-	if viewer, err = clientOf(o.cluster, "viewer-direct"); err != nil {
+	if viewer, err = a.clientOf("viewer-direct"); err != nil {
 		return nil, err
 	}
-	kubeconfig := func(name string) string { return filepath.Join(o.cluster, "kubeconfig", name+".kubeconfig") }
-	a.readers = []reader{kubectlReader(o.apf.kubectl, kubeconfig("viewer"), "route"),
-		kubectlReader(o.apf.kubectl, kubeconfig("viewer-direct"), "kube-apiserver"), listReader(viewer)}
-	defer removeAPFUsers(context.Background(), a.admin)
-	if a.users, err = apfUsers(ctx, o.cluster, a.admin); err != nil {
+	kubeconfig := func(name string) string { return filepath.Join(o.Cluster, "kubeconfig", name+".kubeconfig") }
+	a.readers = []reader{kubectlReader(o.Kubectl, kubeconfig("viewer"), "route"),
+		kubectlReader(o.Kubectl, kubeconfig("viewer-direct"), "kube-apiserver"), listReader(viewer)}
+	defer removeUsers(context.Background(), a.admin, o.Logf)
+	if a.users, err = createUsers(ctx, a.admin, o.Config); err != nil {
 		return nil, err
 	}
 	for u := range a.users {
@@ -134,40 +158,40 @@ func apfRun(ctx context.Context, o options, route path) (*APF, error) {
 	}
 	sort.Strings(a.res.Users)
 	a.samples = make([]readerSamples, len(a.readers))
-	if err := waitNoSessions(ctx, o.cluster); err != nil {
+	if err := a.waitNoSessions(ctx); err != nil {
 		return nil, err
 	}
-	for b := range o.apf.batches {
-		for _, held := range turned([]bool{true, false}, b) {
+	for b := range o.Batches {
+		for _, held := range stats.Turned([]bool{true, false}, b) {
 			if err := a.batch(ctx, b, held); err != nil {
 				return nil, err
 			}
 		}
 	}
-	a.res.SessionsActive = summarize(a.active)
+	a.res.SessionsActive = stats.Summarize(a.active)
 	for i, r := range a.readers {
 		s := a.samples[i]
-		read := APFRead{Path: r.path, Measure: r.measure, Failed: s.failed, FirstError: s.firstError}
+		read := Read{Path: r.path, Measure: r.measure, Failed: s.failed, FirstError: s.firstError}
 		read.Held, read.NotHeld, read.AddedP50 = pairedReads(s.batches[0], s.batches[1])
 		a.res.Reads = append(a.res.Reads, read)
 	}
 	return a.res, nil
 }
 
-// batch reads o.apf.reads times each way, with the sessions held through the route or with none;
+// batch reads o.Reads times each way, with the sessions held through the route or with none;
 // batch 0 is the warm-up (kubectl's discovery cache, connections, the page cache) and not kept.
-func (a *apfBench) batch(ctx context.Context, b int, held bool) error {
+func (a *bench) batch(ctx context.Context, b int, held bool) error {
 	var conns []httpstream.Connection
 	defer func() { closeAll(conns) }()
 	what := "no session held"
 	if held {
-		what = fmt.Sprintf("%d idle sessions held through the route", a.o.apf.sessions)
-		logf("apf batch %d of %d: opening %d idle port-forwards through the route as %d users", b+1, a.o.apf.batches, a.o.apf.sessions, len(a.users))
+		what = fmt.Sprintf("%d idle sessions held through the route", a.o.Sessions)
+		a.o.Logf("apf batch %d of %d: opening %d idle port-forwards through the route as %d users", b+1, a.o.Batches, a.o.Sessions, len(a.users))
 		var err error
-		if conns, err = holdRouteSessions(ctx, a.users, a.o.apf.sessions); err != nil {
+		if conns, err = holdRouteSessions(ctx, a.users, a.o.Sessions); err != nil {
 			return err
 		}
-		n, err := activeSessions(a.o.cluster)
+		n, err := a.activeSessions()
 		if err != nil {
 			return err
 		}
@@ -175,15 +199,15 @@ func (a *apfBench) batch(ctx context.Context, b int, held bool) error {
 			a.active = append(a.active, n)
 		}
 	}
-	logf("apf batch %d of %d, %s: viewer reads demo's pods ×%d each way", b+1, a.o.apf.batches, what, a.o.apf.reads)
+	a.o.Logf("apf batch %d of %d, %s: viewer reads demo's pods ×%d each way", b+1, a.o.Batches, what, a.o.Reads)
 	ms := make([][]float64, len(a.readers))
 	order := make([]int, len(a.readers))
 	for i := range order {
 		order[i] = i
 	}
 	var fc FlowControl
-	for i := range a.o.apf.reads {
-		for _, r := range turned(order, i) {
+	for i := range a.o.Reads {
+		for _, r := range stats.Turned(order, i) {
 			start := time.Now()
 			err := a.readers[r].read(ctx)
 			if ctx.Err() != nil {
@@ -194,7 +218,7 @@ func (a *apfBench) batch(ctx context.Context, b int, held bool) error {
 				if a.samples[r].firstError == "" {
 					a.samples[r].firstError = err.Error()
 				}
-				logf("apf: %v", err)
+				a.o.Logf("apf: %v", err)
 				continue
 			}
 			ms[r] = append(ms[r], float64(time.Since(start).Microseconds())/1000)
@@ -210,15 +234,19 @@ func (a *apfBench) batch(ctx context.Context, b int, held bool) error {
 	if held {
 		closeAll(conns)
 		conns = nil
-		if err := waitNoSessions(ctx, a.o.cluster); err != nil {
+		if err := a.waitNoSessions(ctx); err != nil {
 			return err
 		}
 	}
 	if b == 0 {
 		return nil
 	}
+	k := 0 // readerSamples.batches: with the sessions held, without
+	if !held {
+		k = 1
+	}
 	for r := range ms {
-		a.samples[r].batches[btoi(!held)] = append(a.samples[r].batches[btoi(!held)], ms[r])
+		a.samples[r].batches[k] = append(a.samples[r].batches[k], ms[r])
 	}
 	if held {
 		a.res.Held.add(fc)
@@ -228,8 +256,8 @@ func (a *apfBench) batch(ctx context.Context, b int, held bool) error {
 	return nil
 }
 
-func clientOf(cluster, kubeconfig string) (kubernetes.Interface, error) {
-	cfg, err := loadConfig(cluster, kubeconfig)
+func (a *bench) clientOf(kubeconfig string) (kubernetes.Interface, error) {
+	cfg, err := a.o.Config(kubeconfig)
 	if err != nil {
 		return nil, err
 	}
@@ -240,7 +268,7 @@ func clientOf(cluster, kubeconfig string) (kubernetes.Interface, error) {
 	return client, nil
 }
 
-// flowControl samples kube-apiserver's APF gauges of apfLevels.
+// flowControl samples kube-apiserver's APF gauges of levels.
 func flowControl(ctx context.Context, client kubernetes.Interface) (FlowControl, error) {
 	body, err := client.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
 	if err != nil {
@@ -249,7 +277,7 @@ func flowControl(ctx context.Context, client kubernetes.Interface) (FlowControl,
 	seats := sumByLabel(string(body), "apiserver_flowcontrol_current_executing_seats", "priority_level")
 	queued := sumByLabel(string(body), "apiserver_flowcontrol_current_inqueue_requests", "priority_level")
 	f := FlowControl{Samples: 1}
-	for _, level := range apfLevels {
+	for _, level := range levels {
 		f.ExecutingSeats += seats[level]
 		f.InQueue += queued[level]
 	}

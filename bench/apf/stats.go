@@ -1,10 +1,12 @@
-package main
+package apf
 
 import (
 	"math/rand/v2"
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/exec-proxy/exec-proxy/bench/internal/stats"
 )
 
 // Latency is one reader's reads under one condition, in ms.
@@ -79,9 +81,9 @@ func bootstrapMedian(xs []float64, resamples int) Interval {
 	if len(xs) == 0 {
 		return Interval{}
 	}
-	median := func(s []float64) float64 { // as summarize's
+	median := func(s []float64) float64 { // as stats.Summarize's
 		sort.Float64s(s)
-		return percentile(s, 50)
+		return stats.Percentile(s, 50)
 	}
 	r := rand.New(rand.NewPCG(22, 22))
 	medians := make([]float64, resamples)
@@ -93,7 +95,7 @@ func bootstrapMedian(xs []float64, resamples int) Interval {
 		medians[i] = median(s)
 	}
 	sort.Float64s(medians)
-	return Interval{Median: median(append([]float64(nil), xs...)), Low: percentile(medians, 2.5), High: percentile(medians, 97.5)}
+	return Interval{Median: median(append([]float64(nil), xs...)), Low: stats.Percentile(medians, 2.5), High: stats.Percentile(medians, 97.5)}
 }
 
 // pairedReads summarizes one reader's batches: with the sessions held and without, batch b of
@@ -109,14 +111,14 @@ func pairedReads(held, notHeld [][]float64) (Latency, Latency, Interval) {
 			return Latency{}
 		}
 		sort.Float64s(all)
-		return Latency{P50: percentile(all, 50), P99: percentile(all, 99), Count: len(all)}
+		return Latency{P50: stats.Percentile(all, 50), P99: stats.Percentile(all, 99), Count: len(all)}
 	}
 	var diffs []float64
 	for b := range min(len(held), len(notHeld)) {
 		if len(held[b]) == 0 || len(notHeld[b]) == 0 {
 			continue
 		}
-		diffs = append(diffs, summarize(held[b]).Median-summarize(notHeld[b]).Median)
+		diffs = append(diffs, stats.Summarize(held[b]).Median-stats.Summarize(notHeld[b]).Median)
 	}
 	return pooled(held), pooled(notHeld), bootstrapMedian(diffs, 10000)
 }

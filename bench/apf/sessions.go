@@ -1,4 +1,4 @@
-package main
+package apf
 
 import (
 	"context"
@@ -21,35 +21,35 @@ import (
 	"k8s.io/client-go/transport/spdy"
 )
 
-// The service accounts the apf part creates: more normal users than the cluster's certificates
+// The service accounts the part creates: more normal users than the cluster's certificates
 // give, in another priority level (workload-low) than people's (global-default).
-var apfAccounts = []string{"apf-bench-1", "apf-bench-2"}
+var accounts = []string{"apf-bench-1", "apf-bench-2"}
 
 const (
-	apfRole = "apf-bench-portforward"
-	// apfMaxSessions: four users (admin, ns-user, apfAccounts) at exec-proxy's default
+	roleName = "apf-bench-portforward"
+	// MaxSessions: four users (admin, ns-user, accounts) at exec-proxy's default
 	// --max-sessions-per-user of 50.
-	apfMaxSessions = 4 * 50
+	MaxSessions = 4 * 50
 )
 
-// apfUsers are the users who hold the sessions, as configs for kube-apiserver's own URL: admin and
+// createUsers are the users who hold the sessions, as configs for kube-apiserver's own URL: admin and
 // ns-user by client certificate, the bench's service accounts by tokens from the TokenRequest API.
 // It creates the accounts with a Role to get pods and port-forward in demo.
-func apfUsers(ctx context.Context, cluster string, client kubernetes.Interface) (map[string]*rest.Config, error) {
+func createUsers(ctx context.Context, client kubernetes.Interface, config func(name string) (*rest.Config, error)) (map[string]*rest.Config, error) {
 	users := map[string]*rest.Config{}
 	for _, u := range []string{"admin", "ns-user"} {
-		cfg, err := loadConfig(cluster, u+"-direct")
+		cfg, err := config(u + "-direct")
 		if err != nil {
 			return nil, err
 		}
 		users[u] = cfg
 	}
-	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: apfRole, Namespace: namespace}, Rules: []rbacv1.PolicyRule{
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: roleName, Namespace: namespace}, Rules: []rbacv1.PolicyRule{
 		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get"}},
 		{APIGroups: []string{""}, Resources: []string{"pods/portforward"}, Verbs: []string{"create"}}}}
-	binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: apfRole, Namespace: namespace},
-		RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: apfRole}}
-	for _, sa := range apfAccounts {
+	binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: roleName, Namespace: namespace},
+		RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: roleName}}
+	for _, sa := range accounts {
 		binding.Subjects = append(binding.Subjects, rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: sa, Namespace: namespace})
 		account := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa, Namespace: namespace}}
 		if _, err := client.CoreV1().ServiceAccounts(namespace).Create(ctx, account, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
@@ -57,13 +57,13 @@ func apfUsers(ctx context.Context, cluster string, client kubernetes.Interface) 
 		}
 	}
 	if _, err := client.RbacV1().Roles(namespace).Create(ctx, role, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return nil, fmt.Errorf("creating role %s: %w", apfRole, err)
+		return nil, fmt.Errorf("creating role %s: %w", roleName, err)
 	}
 	if _, err := client.RbacV1().RoleBindings(namespace).Create(ctx, binding, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return nil, fmt.Errorf("creating role binding %s: %w", apfRole, err)
+		return nil, fmt.Errorf("creating role binding %s: %w", roleName, err)
 	}
 	expiry := int64(4 * 3600)
-	for _, sa := range apfAccounts {
+	for _, sa := range accounts {
 		tr, err := client.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, sa,
 			&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &expiry}}, metav1.CreateOptions{})
 		if err != nil {
@@ -76,16 +76,16 @@ func apfUsers(ctx context.Context, cluster string, client kubernetes.Interface) 
 	return users, nil
 }
 
-// removeAPFUsers deletes what apfUsers created.
-func removeAPFUsers(ctx context.Context, client kubernetes.Interface) {
+// removeUsers deletes what createUsers created.
+func removeUsers(ctx context.Context, client kubernetes.Interface, logf func(format string, args ...any)) {
 	rbac := client.RbacV1()
-	for _, err := range []error{rbac.RoleBindings(namespace).Delete(ctx, apfRole, metav1.DeleteOptions{}),
-		rbac.Roles(namespace).Delete(ctx, apfRole, metav1.DeleteOptions{})} {
+	for _, err := range []error{rbac.RoleBindings(namespace).Delete(ctx, roleName, metav1.DeleteOptions{}),
+		rbac.Roles(namespace).Delete(ctx, roleName, metav1.DeleteOptions{})} {
 		if err != nil && !apierrors.IsNotFound(err) {
 			logf("apf: cleaning up: %v", err)
 		}
 	}
-	for _, sa := range apfAccounts {
+	for _, sa := range accounts {
 		if err := client.CoreV1().ServiceAccounts(namespace).Delete(ctx, sa, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 			logf("apf: cleaning up: %v", err)
 		}
@@ -104,7 +104,10 @@ func holdRouteSessions(ctx context.Context, users map[string]*rest.Config, n int
 		i     int
 	)
 	for _, cfg := range users {
-		k := n/len(users) + btoi(i < n%len(users))
+		k := n / len(users)
+		if i < n%len(users) {
+			k++
+		}
 		i++
 		wg.Add(1)
 		go func() {
@@ -166,8 +169,8 @@ func closeAll(conns []httpstream.Connection) {
 }
 
 // activeSessions is exec-proxy's execproxy_sessions_active.
-func activeSessions(cluster string) (float64, error) {
-	body, err := straightGet(adminStraight(cluster), "/metrics", 10*time.Second)
+func (a *bench) activeSessions() (float64, error) {
+	body, err := a.o.ExecProxyMetrics()
 	if err != nil {
 		return 0, err
 	}
@@ -179,11 +182,11 @@ func activeSessions(cluster string) (float64, error) {
 }
 
 // waitNoSessions waits, a minute at most, until exec-proxy holds no session.
-func waitNoSessions(ctx context.Context, cluster string) error {
+func (a *bench) waitNoSessions(ctx context.Context) error {
 	var n float64
 	var err error
 	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline) && ctx.Err() == nil; time.Sleep(250 * time.Millisecond) {
-		if n, err = activeSessions(cluster); err == nil && n == 0 {
+		if n, err = a.activeSessions(); err == nil && n == 0 {
 			return nil
 		}
 	}
