@@ -59,10 +59,7 @@ func (h *Handler) serve(w http.ResponseWriter, req *http.Request, core string) {
 	}
 	if h.PassThrough != nil && !servedItself(info.IsResourceRequest, info.APIGroup, info.Resource, info.Subresource) {
 		if httpstream.IsUpgradeRequest(req) {
-			// Only sessions are upgraded: anything else answered as a read would reach the client as
-			// a bare 503.
-			session.WriteStatus(w, req, apierrors.NewBadRequest(fmt.Sprintf(
-				"%s opens no session: a connection upgrade is served only on pods/exec, pods/attach and pods/portforward", core)))
+			session.WriteStatus(w, req, noSession(core))
 			return
 		}
 		h.PassThrough.ServeHTTP(w, req)
@@ -81,9 +78,7 @@ func (h *Handler) serve(w http.ResponseWriter, req *http.Request, core string) {
 		// neither, and the parts it was not read by must not open a session or read a pod.
 		session.WriteStatus(w, req, notServed(core))
 	case httpstream.IsUpgradeRequest(req) && !connect:
-		// Answered as a read, the upgrade would reach the client as kube-apiserver's bare 503.
-		session.WriteStatus(w, req, apierrors.NewBadRequest(fmt.Sprintf(
-			"%s opens no session: a connection upgrade is served only on pods/exec, pods/attach and pods/portforward", core)))
+		session.WriteStatus(w, req, noSession(core))
 	case info.Namespace == "" || info.APIVersion != "v1":
 		session.WriteStatus(w, req, notServed(core))
 	case gr == schema.GroupResource{Resource: "pods"}:
@@ -206,6 +201,13 @@ const served = "exec-proxy's kube route serves only discovery, GET of a pod, the
 	"pods/portforward subresources, the reads kubectl makes to find a pod for TYPE/NAME (GET of a " +
 	"deployment, statefulset, daemonset, replicaset, job, service or replicationcontroller, and pods by labelSelector), " +
 	"and what kubectl debug does (PATCH of pods/ephemeralcontainers, list and watch of a pod by fieldSelector metadata.name)"
+
+// noSession refuses a connection upgrade to what is not a session: answered as a read or passed on,
+// it would reach the client as kube-apiserver's bare 503.
+func noSession(core string) error {
+	return apierrors.NewBadRequest(fmt.Sprintf(
+		"%s opens no session: a connection upgrade is served only on pods/exec, pods/attach and pods/portforward", core))
+}
 
 // notServed has empty Details, as kube-apiserver's 404 for a subresource it does not serve: kubectl
 // debug reads a 404's Details.Name without checking for nil (and panics).
