@@ -50,6 +50,11 @@ func (c *Counts) Add(user, rule string, n int) {
 		return
 	}
 	c.Rules = addTo(c.Rules, rule, n)
+	c.addRuleUser(rule, user, n)
+}
+
+// addRuleUser adds n to user's sessions under rule, forgetting a rule with none.
+func (c *Counts) addRuleUser(rule, user string, n int) {
 	if c.RuleUsers == nil {
 		c.RuleUsers = map[string]map[string]int{}
 	}
@@ -79,11 +84,8 @@ func (c *Counts) Merge(o Counts) {
 		c.Rules = addTo(c.Rules, r, n)
 	}
 	for r, users := range o.RuleUsers {
-		if c.RuleUsers == nil {
-			c.RuleUsers = map[string]map[string]int{}
-		}
 		for u, n := range users {
-			c.RuleUsers[r] = addTo(c.RuleUsers[r], u, n)
+			c.addRuleUser(r, u, n)
 		}
 	}
 }
