@@ -1,24 +1,32 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver and kubelet from the k8s.io/kubernetes Go module pinned in hack/k8s/go.mod,
-# once per version, into a cache dir. Prints the bin dir on stdout.
+# Builds kube-apiserver, kubelet and kubectl from the k8s.io/kubernetes Go module pinned in
+# hack/k8s/$K8S_VERSION/go.mod, once per version, into a cache dir. Prints the bin dir on stdout.
+# K8S_VERSION defaults to the local cluster's default (hack/k8s/DEFAULT).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib/log.sh"
 
-version=$(cd "$here/k8s" && go list -m -f "{{.Version}}" k8s.io/kubernetes)
+version=${K8S_VERSION:-$(cat "$here/k8s/DEFAULT")}
+[[ $version == v* ]] || version=v$version
+mod="$here/k8s/$version"
+[[ -f $mod/go.mod ]] || die "no module for K8S_VERSION=$version: the versions are $(cd "$here/k8s" && ls -d v*/ | tr -d / | xargs)"
+pinned=$(cd "$mod" && go list -m -f "{{.Version}}" k8s.io/kubernetes)
+[[ $pinned == "$version" ]] || die "$mod/go.mod pins k8s.io/kubernetes $pinned, not $version"
 cache=${EXEC_PROXY_CACHE:-$HOME/.cache/exec-proxy}
 bin="$cache/k8s/$version"
 mkdir -p "$bin"
 ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$version -X k8s.io/component-base/version.gitTreeState=clean"
+# kubectl reports its version from client-go's copy of the version variables.
+ldflags="$ldflags -X k8s.io/client-go/pkg/version.gitVersion=$version -X k8s.io/client-go/pkg/version.gitTreeState=clean"
 
-for cmd in kube-apiserver kubelet; do
+for cmd in kube-apiserver kubelet kubectl; do
   if [[ -x "$bin/$cmd" ]]; then
     log "$cmd $version: cached at $bin/$cmd"
     continue
   fi
-  log "building $cmd $version from the Go module (first time only: kube-apiserver takes ~7 min on 2 cores, kubelet ~2 min)"
-  (cd "$here/k8s" && CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$bin/$cmd.tmp" "k8s.io/kubernetes/cmd/$cmd") \
-    || die "building $cmd failed (needs the Go module proxy and ~6 GB of disk for the build cache)"
+  log "building $cmd $version from the Go module (first time only: kube-apiserver takes ~7 min on 2 cores, kubelet and kubectl ~2 min each)"
+  (cd "$mod" && CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$bin/$cmd.tmp" "k8s.io/kubernetes/cmd/$cmd") \
+    || die "building $cmd $version failed (needs the Go module proxy and ~6 GB of disk for the build cache)"
   mv "$bin/$cmd.tmp" "$bin/$cmd"
   log "$cmd built: $bin/$cmd"
 done

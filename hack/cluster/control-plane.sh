@@ -4,6 +4,7 @@ set -euo pipefail
 . "$(dirname "$0")/env.sh"
 
 up() {
+  K8S_BIN=${K8S_BIN:-$(k8s_bin "$K8S_VERSION")}
   [[ -x $K8S_BIN/kube-apiserver ]] || die "kube-apiserver not found in K8S_BIN=$K8S_BIN (run hack/build-k8s.sh)"
   command -v etcd >/dev/null || die "etcd not found (apt: etcd-server; run hack/install-deps.sh)"
   mkdir -p "$CLUSTER_DIR/etcd"

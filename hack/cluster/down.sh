@@ -12,6 +12,6 @@ rmdir /run/containerd/s /run/containerd/fifo 2>/dev/null || true
 if [[ ${1:-} == --purge ]]; then
   rm -rf "$CLUSTER_DIR"
 else
-  rm -rf "$CLUSTER_DIR/etcd" "${NODES[@]/#/$CLUSTER_DIR/}"
+  rm -rf "$CLUSTER_DIR/etcd" "${NODES[@]/#/$CLUSTER_DIR/}" "$CLUSTER_DIR/versions"
 fi
 log "cluster down"

@@ -24,7 +24,17 @@ declare -A NODE_PORT=([node1]=${NODE1_KUBELET_PORT:-10250} [node2]=${NODE2_KUBEL
 # Users for RBAC cases: name -> what they may do (see manifests/rbac-users.yaml).
 USERS=(admin ns-user viewer nobody)
 
-K8S_BIN=${K8S_BIN:-}
+# Kubernetes versions (hack/k8s/: one Go module each, built once and cached): K8S_VERSION for the
+# control plane and by default the kubelets; NODE1_K8S_VERSION, NODE2_K8S_VERSION for one node's
+# kubelet (a mixed cluster). up.sh keeps the choice in $CLUSTER_DIR/versions, so that scripts run
+# later against the same cluster (node.sh restarting a kubelet, the tests) use the same binaries.
+if [[ -f $CLUSTER_DIR/versions && -z ${K8S_VERSION:-}${NODE1_K8S_VERSION:-}${NODE2_K8S_VERSION:-} ]]; then
+  . "$CLUSTER_DIR/versions"
+fi
+K8S_VERSION=${K8S_VERSION:-$(cat "$ROOT/hack/k8s/DEFAULT")}
+declare -A NODE_K8S_VERSION=([node1]=${NODE1_K8S_VERSION:-$K8S_VERSION} [node2]=${NODE2_K8S_VERSION:-$K8S_VERSION})
+# k8s_bin VERSION: the directory of that version's kube-apiserver, kubelet and kubectl (built if needed).
+k8s_bin() { K8S_VERSION=$1 "$ROOT/hack/build-k8s.sh"; }
 # The kubectls, kubectl.1.28 and kubectl.1.33, are in KUBECTL_DIR; test/e2e's kubectlBinary reads it too.
 KUBECTL_DIR=${KUBECTL_DIR:-/usr/lib/google-cloud-sdk/bin}
 kubectl_bin() { echo "${KUBECTL:-$KUBECTL_DIR/kubectl.1.33}"; }

@@ -107,8 +107,9 @@ YAML
 
 up() {
   # Run on its own (to restart a kubelet), it finds the cached build as up.sh does.
-  [[ -n $K8S_BIN ]] || K8S_BIN=$("$ROOT/hack/build-k8s.sh")
-  [[ -x $K8S_BIN/kubelet ]] || die "no kubelet at $K8S_BIN (hack/build-k8s.sh)"
+  # Each node runs its own version's kubelet (NODE_K8S_VERSION in env.sh).
+  local bin; bin=$(k8s_bin "${NODE_K8S_VERSION[$node]}")
+  [[ -x $bin/kubelet ]] || die "no kubelet at $bin (hack/build-k8s.sh)"
   write_configs
   make_cgroups
   start "containerd-$node" "$LOGS/containerd-$node.log" containerd --config "$D/containerd.toml"
@@ -121,7 +122,7 @@ up() {
   # The kubelet runs in a private mount namespace with private copies of the kernel tunables it
   # would otherwise set machine-wide, and without iptables on its PATH (it then adds no rules).
   start "kubelet-$node" "$LOGS/kubelet-$node.log" unshare --mount --propagation private \
-    "$(dirname "$0")/kubelet-sandbox.sh" "$D" "$K8S_BIN/kubelet" \
+    "$(dirname "$0")/kubelet-sandbox.sh" "$D" "$bin/kubelet" \
     --config "$D/kubelet.yaml" --kubeconfig "$KCFG/kubelet-$node.kubeconfig" \
     --root-dir "$D/kubelet" --cert-dir "$D/kubelet/pki" --hostname-override "$ip" --v 1
   # The Node object may still say Ready from before a restart: wait for the kubelet itself.

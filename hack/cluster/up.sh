@@ -7,8 +7,11 @@ here=$(dirname "$0")
 [[ $(id -u) -eq 0 ]] || die "the local cluster needs root (containerd, runc, cgroups, mounts)"
 
 log "1/8 system packages"; "$ROOT/hack/install-deps.sh"
-log "2/8 kube-apiserver and kubelet (built once from k8s.io/kubernetes, cached; the first build takes ~10 min)"
-K8S_BIN=$("$ROOT/hack/build-k8s.sh"); export K8S_BIN
+log "2/8 kube-apiserver $K8S_VERSION, kubelets ${NODE_K8S_VERSION[*]} (built once from k8s.io/kubernetes, cached; the first build of a version takes ~10 min)"
+for v in $(printf '%s\n' "$K8S_VERSION" "${NODE_K8S_VERSION[@]}" | sort -u); do k8s_bin "$v" >/dev/null; done
+K8S_BIN=$(k8s_bin "$K8S_VERSION"); export K8S_BIN
+mkdir -p "$CLUSTER_DIR"
+printf 'K8S_VERSION=%s\nNODE1_K8S_VERSION=%s\nNODE2_K8S_VERSION=%s\n' "$K8S_VERSION" "${NODE_K8S_VERSION[node1]}" "${NODE_K8S_VERSION[node2]}" >"$CLUSTER_DIR/versions"
 log "3/8 exec-proxy"; make -C "$ROOT" -s build
 log "4/8 certificates and images"; "$here/pki.sh"; "$here/images.sh"
 log "5/8 etcd and kube-apiserver"; "$here/control-plane.sh" up
