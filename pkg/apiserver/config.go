@@ -179,6 +179,9 @@ func configureChain(g *genericapiserver.Config, audit *sessionaudit.Auditor, pas
 		rbac.PassedThrough = kuberoute.PassedThrough
 	}
 	g.Authorization.Authorizer = rbac
+	if g.Authentication.Authenticator != nil {
+		g.Authentication.Authenticator = authz.Authenticated{Delegate: g.Authentication.Authenticator}
+	}
 	noOpenAPI(g)
 	g.BuildHandlerChainFunc = func(apiHandler http.Handler, gc *genericapiserver.Config) http.Handler {
 		// Outermost, so that refusals by authentication and authorization are recorded too.

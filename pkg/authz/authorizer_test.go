@@ -2,10 +2,19 @@ package authz
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/apiserver/pkg/authentication/authenticator"
 	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/apiserver/pkg/authorization/authorizer"
+	genericapifilters "k8s.io/apiserver/pkg/endpoints/filters"
+	"k8s.io/apiserver/pkg/endpoints/filters/impersonation"
+	"k8s.io/apiserver/pkg/endpoints/request"
 
 	"github.com/exec-proxy/exec-proxy/pkg/sessionaudit"
 )
@@ -33,6 +42,9 @@ func TestCoreRBAC(t *testing.T) {
 		{"logs is not a session", authorizer.AttributesRecord{Verb: "get", APIGroup: "", Resource: "pods", Subresource: "log", ResourceRequest: true}, "get", "", "log"},
 		{"other groups untouched", authorizer.AttributesRecord{Verb: "get", APIGroup: "example.com", Resource: "pods", Subresource: "exec", ResourceRequest: true}, "get", "example.com", "exec"},
 		{"non-resource untouched", authorizer.AttributesRecord{Verb: "get", Path: "/api"}, "get", "", ""},
+		{"an impersonator's WebSocket exec needs impersonate-on create", authorizer.AttributesRecord{Verb: "impersonate-on:user-info:get", Resource: "pods", Subresource: "exec", ResourceRequest: true}, "impersonate-on:user-info:create", "", "exec"},
+		{"an impersonator's SPDY port-forward", authorizer.AttributesRecord{Verb: "impersonate-on:serviceaccount:create", Resource: "pods", Subresource: "portforward", ResourceRequest: true}, "impersonate-on:serviceaccount:create", "", "portforward"},
+		{"an impersonator reading a pod", authorizer.AttributesRecord{Verb: "impersonate-on:user-info:get", Resource: "pods", ResourceRequest: true}, "impersonate-on:user-info:get", "", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -92,4 +104,53 @@ func TestAttemptUser(t *testing.T) {
 func withUser(a authorizer.AttributesRecord, u user.Info) authorizer.AttributesRecord {
 	a.User = u
 	return a
+}
+
+// TestAttemptUserThroughImpersonation: through kube-apiserver's own filters, as exec-proxy's handler
+// chain runs them, a session opened as another user is recorded with both identities, each time.
+// Constrained impersonation (on by default from 1.36) asks verbs of its own, and asks nothing when
+// it allowed the same impersonation before: the second request is served from its cache.
+func TestAttemptUserThroughImpersonation(t *testing.T) {
+	filters := map[string]func(http.Handler, authorizer.UnconditionalAuthorizer, runtime.NegotiatedSerializer) http.Handler{
+		"constrained": impersonation.WithConstrainedImpersonation,
+		"legacy":      impersonation.WithImpersonation,
+	}
+	codecs := serializer.NewCodecFactory(runtime.NewScheme())
+	resolver := &request.RequestInfoFactory{APIPrefixes: sets.NewString("api", "apis"), GrouplessAPIPrefixes: sets.NewString("api")}
+	admin := &user.DefaultInfo{Name: "admin", Groups: []string{"ops", user.AllAuthenticated}}
+	authn := Authenticated{Delegate: authenticator.RequestFunc(func(*http.Request) (*authenticator.Response, bool, error) {
+		return &authenticator.Response{User: admin}, true, nil
+	})}
+	for name, filter := range filters {
+		t.Run(name, func(t *testing.T) {
+			rbac := CoreRBAC{Delegate: &recorder{}}
+			var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusTeapot) })
+			h = genericapifilters.WithAuthorization(h, rbac, codecs)
+			h = filter(h, rbac, codecs)
+			h = genericapifilters.WithAuthentication(h, authn, http.NotFoundHandler(), nil, nil)
+			h = genericapifilters.WithRequestInfo(h, resolver)
+			for i := range 2 {
+				a := &sessionaudit.Attempt{}
+				req := httptest.NewRequest("POST", "/api/v1/namespaces/ns/pods/p/exec?command=id", nil)
+				req.Header.Set("Impersonate-User", "alice")
+				req = req.WithContext(sessionaudit.WithAttempt(req.Context(), a))
+				rr := httptest.NewRecorder()
+				h.ServeHTTP(rr, req)
+				if rr.Code != http.StatusTeapot {
+					t.Fatalf("request %d: got %d %s", i, rr.Code, rr.Body)
+				}
+				rec := a.Snapshot()
+				if rec.User.Username != "alice" || rec.Impersonator == nil || rec.Impersonator.Username != "admin" {
+					t.Errorf("request %d: recorded user %q impersonator %+v, want alice impersonated by admin", i, rec.User.Username, rec.Impersonator)
+				}
+			}
+			// Without impersonation, no impersonator.
+			a := &sessionaudit.Attempt{}
+			req := httptest.NewRequest("POST", "/api/v1/namespaces/ns/pods/p/exec?command=id", nil)
+			h.ServeHTTP(httptest.NewRecorder(), req.WithContext(sessionaudit.WithAttempt(req.Context(), a)))
+			if rec := a.Snapshot(); rec.User.Username != "admin" || rec.Impersonator != nil {
+				t.Errorf("own identity: recorded user %q impersonator %+v", rec.User.Username, rec.Impersonator)
+			}
+		})
+	}
 }

@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/apiserver/pkg/authorization/authorizer"
 	genericapifilters "k8s.io/apiserver/pkg/endpoints/filters"
+	"k8s.io/apiserver/pkg/endpoints/filters/impersonation"
 
 	"github.com/exec-proxy/exec-proxy/pkg/api"
 	"github.com/exec-proxy/exec-proxy/pkg/authz"
@@ -98,7 +99,7 @@ func agreementChain(s *outcome) http.Handler {
 		PassThrough: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { s.passed = true; w.WriteHeader(http.StatusOK) })}
 	h := route.Wrap(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusTeapot) }))
 	h = genericapifilters.WithAuthorization(h, rbac, api.Codecs)
-	h = genericapifilters.WithImpersonation(h, rbac, api.Codecs)
+	h = impersonation.WithConstrainedImpersonation(h, rbac, api.Codecs) // the chain's, ConstrainedImpersonation being on by default
 	return WithRouteRequests(genericapifilters.WithRequestInfo(asUser(alice, h), testResolver))
 }
 

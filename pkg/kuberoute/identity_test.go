@@ -10,19 +10,28 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apiserver/pkg/authentication/user"
+	"k8s.io/apiserver/pkg/authorization/authorizer"
 	"k8s.io/apiserver/pkg/authorization/authorizerfactory"
 	genericapifilters "k8s.io/apiserver/pkg/endpoints/filters"
+	"k8s.io/apiserver/pkg/endpoints/filters/impersonation"
 	apirequest "k8s.io/apiserver/pkg/endpoints/request"
 
 	"github.com/exec-proxy/exec-proxy/pkg/api"
 )
 
+// impersonationFilters are kube-apiserver's two impersonation filters: the constrained one, on by
+// default from 1.36, and the one before it.
+var impersonationFilters = map[string]func(http.Handler, authorizer.UnconditionalAuthorizer, runtime.NegotiatedSerializer) http.Handler{
+	"constrained": impersonation.WithConstrainedImpersonation,
+	"legacy":      impersonation.WithImpersonation,
+}
+
 // impersonatedAPIServer is a kube-apiserver reduced to its impersonation filter (upstream's, allowing
 // every impersonation): it sends the user it acts for on got and answers 200.
-func impersonatedAPIServer(t *testing.T, http2 bool, got chan<- user.Info) (*httptest.Server, http.RoundTripper) {
+func impersonatedAPIServer(t *testing.T, filter string, http2 bool, got chan<- user.Info) (*httptest.Server, http.RoundTripper) {
 	t.Helper()
 	codecs := serializer.NewCodecFactory(runtime.NewScheme())
-	h := genericapifilters.WithImpersonation(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+	h := impersonationFilters[filter](http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
 		u, _ := apirequest.UserFrom(r.Context())
 		got <- u
 	}), authorizerfactory.NewAlwaysAllowAuthorizer(), codecs)
@@ -60,9 +69,13 @@ func TestPassThroughIdentity(t *testing.T) {
 		{"a newline", &user.DefaultInfo{Name: "mallory\nImpersonate-Group: system:masters", Groups: []string{authn}}, false},
 		{"no name", &user.DefaultInfo{Groups: []string{authn}}, false},
 	}
-	for _, h2 := range []bool{false, true} {
+	for _, server := range []struct {
+		filter string
+		h2     bool
+	}{{"constrained", false}, {"constrained", true}, {"legacy", false}, {"legacy", true}} {
+		h2 := server.h2
 		got := make(chan user.Info, 1)
-		srv, rt := impersonatedAPIServer(t, h2, got)
+		srv, rt := impersonatedAPIServer(t, server.filter, h2, got)
 		u, err := url.Parse(srv.URL)
 		if err != nil {
 			t.Fatal(err)
@@ -78,11 +91,11 @@ func TestPassThroughIdentity(t *testing.T) {
 			}
 			switch {
 			case tc.passed && (rec.Code != http.StatusOK || reached == nil):
-				t.Errorf("http2 %v, %s: got %d %s", h2, tc.name, rec.Code, rec.Body)
+				t.Errorf("%s, http2 %v, %s: got %d %s", server.filter, h2, tc.name, rec.Code, rec.Body)
 			case reached != nil && !sameUser(reached, tc.u):
-				t.Errorf("http2 %v, %s: kube-apiserver acted for %#v, not %#v", h2, tc.name, reached, tc.u)
+				t.Errorf("%s, http2 %v, %s: kube-apiserver acted for %#v, not %#v", server.filter, h2, tc.name, reached, tc.u)
 			case !tc.passed && (reached != nil || rec.Code != http.StatusForbidden):
-				t.Errorf("http2 %v, %s: got %d %s, want 403 and nothing passed on", h2, tc.name, rec.Code, rec.Body)
+				t.Errorf("%s, http2 %v, %s: got %d %s, want 403 and nothing passed on", server.filter, h2, tc.name, rec.Code, rec.Body)
 			}
 		}
 	}

@@ -27,7 +27,7 @@ func NewChain(g *genericapiserver.Config, factory informers.SharedInformerFactor
 	opts := genericoptions.NewAdmissionOptions()
 	opts.RecommendedPluginOrder = []string{mutatingwebhook.PluginName, validating.PluginName, validatingwebhook.PluginName}
 	opts.ConfigFile = configFile
-	if err := opts.ApplyTo(g, factory, client, dyn, gate); err != nil {
+	if err := opts.ApplyTo(g, factory, client, dyn, gate, g.EffectiveVersion); err != nil {
 		return nil, fmt.Errorf("admission plugins: %w", err)
 	}
 	return g.AdmissionControl, nil

@@ -136,7 +136,7 @@ func (s *FrameReader) synStream(id spdy.StreamId, flags spdy.ControlFlags, typ, 
 	s.nextID = id + 2
 	shape := s.shape
 	if shape.PortForward {
-		// k8s.io/kubelet/pkg/cri/streaming/portforward's httpStreamReceived: the stream's own port
+		// k8s.io/cri-streaming/pkg/streaming/portforward's httpStreamReceived: the stream's own port
 		// header, never the query.
 		n, err := strconv.ParseUint(port, 10, 16)
 		switch {
@@ -382,7 +382,7 @@ func (r *spdyReader) stop() {
 }
 
 // streamAllowed tells whether the kubelet reads a client's SPDY stream of type typ in an exec or
-// attach negotiated with protocol (k8s.io/kubelet/pkg/cri/streaming/remotecommand's
+// attach negotiated with protocol (k8s.io/cri-streaming/pkg/streaming/remotecommand's
 // waitForStreams: the first streams of the types it expects, as many as it expects; a stream
 // beyond them is never replied to and stops spdystream's frame queue).
 func streamAllowed(sh wire.Shape, typ, protocol string) bool {

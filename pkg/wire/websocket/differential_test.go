@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"k8s.io/apimachinery/pkg/util/httpstream/wsstream"
+	"k8s.io/streaming/pkg/httpstream/wsstream"
 
 	"github.com/exec-proxy/exec-proxy/pkg/wire"
 	"github.com/exec-proxy/exec-proxy/pkg/wire/wiretest"
