@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
@@ -26,6 +27,21 @@ type Target struct {
 	Node      string
 	// Address is host:port of the kubelet, chosen from the Node's status.
 	Address string
+	// KubeletWebSockets: the kubelet declares that it serves WebSocket v5 exec and attach, and
+	// port-forward tunnelled over WebSocket, itself (see KubeletServesWebSockets).
+	KubeletWebSockets bool
+}
+
+// ExtendWebSocketsToKubelet is the feature a kubelet (1.36 on, by default) lists in its Node's
+// status.declaredFeatures when it translates WebSocket v5 to its runtime's SPDY itself. kube-apiserver
+// passes such sessions to it untranslated (k8s.io/kubernetes pkg/registry/core/pod/rest).
+const ExtendWebSocketsToKubelet = "ExtendWebSocketsToKubelet"
+
+// KubeletServesWebSockets tells whether node's kubelet says it serves WebSocket sessions itself, as
+// kube-apiserver reads it. The kubelet writes its own Node's status; a kubelet that claims it
+// falsely fails its own sessions only (a refused upgrade: kubectl falls back to SPDY).
+func KubeletServesWebSockets(node *corev1.Node) bool {
+	return slices.Contains(node.Status.DeclaredFeatures, ExtendWebSocketsToKubelet)
 }
 
 // Resolver looks pods and nodes up in informer caches.
@@ -75,26 +91,42 @@ func (r *Resolver) Resolve(namespace, name, container string, needContainer bool
 	if pod.Status.Phase != corev1.PodRunning {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("pod %s is not running (phase %s): exec, attach and port-forward need a running pod", name, phaseOf(pod)))
 	}
-	addr, err := r.KubeletAddress(pod.Spec.NodeName)
+	node, err := r.node(pod.Spec.NodeName)
 	if err != nil {
 		return nil, err
 	}
-	return &Target{Pod: pod, Container: container, Node: pod.Spec.NodeName, Address: addr}, nil
+	addr, err := r.kubeletAddress(node)
+	if err != nil {
+		return nil, err
+	}
+	return &Target{Pod: pod, Container: container, Node: pod.Spec.NodeName, Address: addr, KubeletWebSockets: KubeletServesWebSockets(node)}, nil
 }
 
 // KubeletAddress chooses host:port for a node's kubelet, as kube-apiserver does.
 func (r *Resolver) KubeletAddress(nodeName string) (string, error) {
-	node, err := r.Nodes.Get(nodeName)
+	node, err := r.node(nodeName)
+	if err != nil {
+		return "", err
+	}
+	return r.kubeletAddress(node)
+}
+
+func (r *Resolver) node(name string) (*corev1.Node, error) {
+	node, err := r.Nodes.Get(name)
 	if apierrors.IsNotFound(err) {
-		return "", apierrors.NewServiceUnavailable(fmt.Sprintf("node %q not found: cannot reach the kubelet of its pods", nodeName))
+		return nil, apierrors.NewServiceUnavailable(fmt.Sprintf("node %q not found: cannot reach the kubelet of its pods", name))
 	}
 	if err != nil {
-		return "", apierrors.NewInternalError(fmt.Errorf("reading node %s: %w", nodeName, err))
+		return nil, apierrors.NewInternalError(fmt.Errorf("reading node %s: %w", name, err))
 	}
+	return node, nil
+}
+
+func (r *Resolver) kubeletAddress(node *corev1.Node) (string, error) {
 	host, ok := preferredAddress(node, r.PreferredAddressTypes)
 	if !ok {
 		return "", apierrors.NewServiceUnavailable(fmt.Sprintf(
-			"node %q has no address of the preferred types %v (see --kubelet-preferred-address-types)", nodeName, r.PreferredAddressTypes))
+			"node %q has no address of the preferred types %v (see --kubelet-preferred-address-types)", node.Name, r.PreferredAddressTypes))
 	}
 	port := int(node.Status.DaemonEndpoints.KubeletEndpoint.Port)
 	if port <= 0 || port > 65535 {

@@ -121,3 +121,31 @@ func TestResolveErrors(t *testing.T) {
 		}
 	})
 }
+
+// TestKubeletWebSockets: a session is passed to the kubelet untranslated only when its Node says
+// the kubelet serves WebSocket itself, as kube-apiserver decides it.
+func TestKubeletWebSockets(t *testing.T) {
+	cases := []struct {
+		name     string
+		declared []string
+		want     bool
+	}{
+		{"a 1.36 kubelet", []string{"ExtendWebSocketsToKubelet", "InPlacePodVerticalScaling"}, true},
+		{"declares other features", []string{"InPlacePodVerticalScaling"}, false},
+		{"declares none (before 1.35, or the gate off)", nil, false},
+		{"case differs", []string{"extendwebsocketstokubelet"}, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			n := node("n", 10250, addr(corev1.NodeInternalIP, "10.0.0.1"))
+			n.Status.DeclaredFeatures = tc.declared
+			target, err := resolver(t, DefaultPreferredAddressTypes, n, pod("p", "n", corev1.PodRunning, "c")).Resolve("ns", "p", "", true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if target.KubeletWebSockets != tc.want {
+				t.Errorf("KubeletWebSockets = %v, want %v", target.KubeletWebSockets, tc.want)
+			}
+		})
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -18,13 +19,14 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
+	upgradeproxy "k8s.io/apimachinery/pkg/util/proxy"
 	remotecommandconsts "k8s.io/apimachinery/pkg/util/remotecommand"
+	translator "k8s.io/apiserver/pkg/util/proxy"
 	v1 "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/tools/remotecommand"
-	"k8s.io/kubelet/pkg/cri/streaming/portforward"
-	kubeletrc "k8s.io/kubelet/pkg/cri/streaming/remotecommand"
+	"k8s.io/cri-streaming/pkg/streaming/portforward"
+	kubeletrc "k8s.io/cri-streaming/pkg/streaming/remotecommand"
+	"k8s.io/streaming/pkg/httpstream/wsstream"
 	utilexec "k8s.io/utils/exec"
 
 	"github.com/exec-proxy/exec-proxy/pkg/nodeconn"
@@ -75,12 +77,24 @@ func (l kubeletListener) Accept() (net.Conn, error) {
 	return &kubeletSocket{TCPConn: c.(*net.TCPConn), k: l.k}, nil
 }
 
-func newFakeKubelet(t *testing.T) *fakeKubelet { return newFakeKubeletWithToken(t, "") }
+func newFakeKubelet(t *testing.T) *fakeKubelet { return newFakeKubeletWith(t, fakeKubeletOptions{}) }
 
 // newFakeKubeletWithToken answers 401, as a kubelet with webhook authentication does, unless the
 // request carries the bearer token (when token is not empty).
 func newFakeKubeletWithToken(t *testing.T, token string) *fakeKubelet {
+	return newFakeKubeletWith(t, fakeKubeletOptions{token: token})
+}
+
+type fakeKubeletOptions struct {
+	token string
+	// webSockets: as a 1.36 kubelet (ExtendWebSocketsToKubelet), it translates WebSocket v5 exec and
+	// untunnels port-forward over WebSocket itself, in front of its runtime's streaming server.
+	webSockets bool
+}
+
+func newFakeKubeletWith(t *testing.T, o fakeKubeletOptions) *fakeKubelet {
 	t.Helper()
+	token := o.token
 	mux := http.NewServeMux()
 	mux.HandleFunc("/exec/{ns}/{pod}/{container}", func(w http.ResponseWriter, req *http.Request) {
 		if req.PathValue("container") == "gone" { // as a kubelet that does not know the pod yet
@@ -104,10 +118,14 @@ func newFakeKubeletWithToken(t *testing.T, token string) *fakeKubelet {
 		portforward.ServePortForward(w, req, fakeContainer{}, req.PathValue("pod"), "", opts, time.Minute, 30*time.Second, portforward.SupportedProtocols)
 	})
 	k := &fakeKubelet{closedTCP: make(chan struct{}, 16), flooded: make(chan []byte, 16)}
+	served := http.Handler(mux)
+	if o.webSockets {
+		served = webSocketKubelet(t, mux)
+	}
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		h := req.Header.Clone()
 		k.header.Store(&h)
-		mux.ServeHTTP(w, req)
+		served.ServeHTTP(w, req)
 	}))
 	if token != "" {
 		recorded := handler
@@ -159,7 +177,7 @@ func (k *fakeKubelet) port(t *testing.T) int32 {
 
 type fakeContainer struct{}
 
-func (fakeContainer) ExecInContainer(ctx context.Context, _ string, _ types.UID, _ string, cmd []string, in io.Reader, out, _ io.WriteCloser, _ bool, resize <-chan remotecommand.TerminalSize, _ time.Duration) error {
+func (fakeContainer) ExecInContainer(ctx context.Context, _, _, _ string, cmd []string, in io.Reader, out, _ io.WriteCloser, _ bool, resize <-chan kubeletrc.TerminalSize, _ time.Duration) error {
 	switch cmd[0] {
 	case "cat":
 		_, err := io.Copy(out, in)
@@ -197,7 +215,7 @@ func (fakeContainer) ExecInContainer(ctx context.Context, _ string, _ types.UID,
 }
 
 // PortForward echoes what it reads, prefixed with the port.
-func (fakeContainer) PortForward(_ context.Context, _ string, _ types.UID, port int32, stream io.ReadWriteCloser) error {
+func (fakeContainer) PortForward(_ context.Context, _, _ string, port int32, stream io.ReadWriteCloser) error {
 	defer stream.Close()
 	data, err := io.ReadAll(stream)
 	if err != nil {
@@ -243,4 +261,40 @@ func nodeAt(name, ip string, port int32) *corev1.Node {
 		Addresses:       []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: ip}},
 		DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: port}},
 	}}
+}
+
+// webSocketKubelet is the 1.36 kubelet's server (k8s.io/kubernetes pkg/kubelet/server getExec,
+// getPortForward): WebSocket v5 is translated, and port-forward over WebSocket untunnelled, to the
+// runtime's streaming server, here runtime served over plain HTTP as containerd's is.
+func webSocketKubelet(t *testing.T, runtime http.Handler) http.Handler {
+	t.Helper()
+	cri := httptest.NewServer(runtime)
+	t.Cleanup(cri.Close)
+	criURL := func(req *http.Request) *url.URL {
+		u, _ := url.Parse(cri.URL + req.URL.RequestURI())
+		return u
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		switch {
+		case strings.HasPrefix(req.URL.Path, "/exec/") && wsstream.IsWebSocketRequestWithStreamCloseProtocol(req):
+			opts, err := kubeletrc.NewOptions(req)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			translator.NewStreamTranslatorHandler(criURL(req), nil, 0,
+				translator.Options{Stdin: opts.Stdin, Stdout: opts.Stdout, Stderr: opts.Stderr, Tty: opts.TTY}).ServeHTTP(w, req)
+		case strings.HasPrefix(req.URL.Path, "/portForward/") && wsstream.IsWebSocketRequestWithTunnelingProtocol(req):
+			uah := upgradeproxy.NewUpgradeAwareHandler(criURL(req), nil, false, true, kubeletResponder{})
+			translator.NewTunnelingHandler(uah).ServeHTTP(w, req)
+		default:
+			runtime.ServeHTTP(w, req)
+		}
+	})
+}
+
+type kubeletResponder struct{}
+
+func (kubeletResponder) Error(w http.ResponseWriter, _ *http.Request, err error) {
+	http.Error(w, err.Error(), http.StatusInternalServerError)
 }

@@ -7,8 +7,8 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/util/httpstream/wsstream"
 	"k8s.io/klog/v2"
+	"k8s.io/streaming/pkg/httpstream/wsstream"
 
 	"github.com/exec-proxy/exec-proxy/pkg/nodeconn"
 	"github.com/exec-proxy/exec-proxy/pkg/proxy/clientconn"
@@ -35,7 +35,7 @@ func (p *Proxier) serve(w http.ResponseWriter, req *http.Request, s *Session, r 
 	// WebSocket clients write whole frames; the translator reads them through its own buffer.
 	sw := clientconn.NewResponseWriter(w, clientSide{s}, clientconn.Options{In: s.traffic.in, Out: s.traffic.out, OnHijack: h.hijack,
 		Coalesce:    !wsstream.IsWebSocketRequest(req),
-		DirectStdin: s.Stdin && s.traffic.in == nil && !kubeletconn.ViaUpgradeProxy(req, r.Kind)})
+		DirectStdin: s.Stdin && s.traffic.in == nil && !kubeletconn.ViaUpgradeProxy(req, r.Kind, t.KubeletWebSockets)})
 	stop := context.AfterFunc(req.Context(), s.cancel)
 	d := &detachedSession{h: h, done: done, logger: logger, sw: sw, s: s, r: r, t: t,
 		req: req.WithContext(kubeletconn.WithSide(klog.NewContext(s.ctx, logger), s.kubelet))}
@@ -80,7 +80,7 @@ func (p *Proxier) prepare(d *detachedSession) bool {
 	header := kubeletconn.Header(req.Header)
 	// Before any upgrade is accepted (the WebSocket handlers accept the client's first): an
 	// unreachable or untrusted kubelet is a Status, not an error inside a session.
-	if err := d.s.kubelet.Dial(req.Context(), p.transport, d.s.traffic.out != nil, kubeletconn.ViaUpgradeProxy(req, d.r.Kind)); err != nil {
+	if err := d.s.kubelet.Dial(req.Context(), p.transport, d.s.traffic.out != nil, kubeletconn.ViaUpgradeProxy(req, d.r.Kind, d.t.KubeletWebSockets)); err != nil {
 		kubeletconn.Responder{Node: d.t.Node, Address: d.t.Address}.Error(w, req, err)
 		return false
 	}

@@ -188,7 +188,7 @@ func TestKubeletVanishes(t *testing.T) {
 		t.Run(protocol, func(t *testing.T) {
 			// The peers linger after the cut, not exec-proxy: the fake kubelet waits out its stream
 			// creation timeout, client-go its stream waits and WebSocket heartbeat.
-			checkLeaks(t, goleak.IgnoreTopFunction("k8s.io/kubelet/pkg/cri/streaming/remotecommand.(*v4ProtocolHandler).waitForStreams"),
+			checkLeaks(t, goleak.IgnoreTopFunction("k8s.io/cri-streaming/pkg/streaming/remotecommand.(*v4ProtocolHandler).waitForStreams"),
 				goleak.IgnoreTopFunction("github.com/moby/spdystream.(*Stream).WaitTimeout"),
 				goleak.IgnoreTopFunction("k8s.io/client-go/tools/remotecommand.(*heartbeat).start"))
 			kubelet := newFakeKubelet(t)
@@ -345,7 +345,7 @@ func (b *auditBackend) kinds() string {
 // fatal, and the session still ends: its slot is freed and its end record written.
 func TestPanicInSessionStillEnds(t *testing.T) {
 	// The kubelet's side waits for the streams until its own timeout: the client never opened them.
-	checkLeaks(t, goleak.IgnoreTopFunction("k8s.io/kubelet/pkg/cri/streaming/remotecommand.(*v4ProtocolHandler).waitForStreams"))
+	checkLeaks(t, goleak.IgnoreTopFunction("k8s.io/cri-streaming/pkg/streaming/remotecommand.(*v4ProtocolHandler).waitForStreams"))
 	kubelet := newFakeKubelet(t)
 	p := newTestProxier(t, kubelet.caFile, Limits{}, runningPod("p", "n1", "a"), nodeAt("n1", "127.0.0.1", kubelet.port(t)))
 	b := &panickingAudit{panicOn: "start"}

@@ -7,14 +7,14 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/httpstream"
-	"k8s.io/apimachinery/pkg/util/httpstream/wsstream"
 	remotecommandconsts "k8s.io/apimachinery/pkg/util/remotecommand"
+	"k8s.io/streaming/pkg/httpstream/wsstream"
 
 	"github.com/exec-proxy/exec-proxy/pkg/session"
 )
 
 // The subprotocols a session may ask for, by transport and kind: what the stream translator and
-// the kubelet (k8s.io/kubelet/pkg/cri/streaming) serve. Checked before the kubelet is dialed, so
+// the kubelet (k8s.io/cri-streaming/pkg/streaming) serve. Checked before the kubelet is dialed, so
 // a client asking for none of them gets a 400 that lists them, not the kubelet's bare 403.
 var (
 	spdyProtocols = map[session.Kind][]string{

@@ -12,11 +12,11 @@ import (
 
 	"github.com/google/uuid"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/util/httpstream/wsstream"
 	upgradeproxy "k8s.io/apimachinery/pkg/util/proxy"
 	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
 	translator "k8s.io/apiserver/pkg/util/proxy"
 	"k8s.io/klog/v2"
+	"k8s.io/streaming/pkg/httpstream/wsstream"
 
 	"github.com/exec-proxy/exec-proxy/pkg/nodeconn"
 	"github.com/exec-proxy/exec-proxy/pkg/peers"
@@ -226,17 +226,22 @@ func policySession(id Identity, t *nodeconn.Target) policy.Session {
 
 // upstreamHandler is kube-apiserver's own composition: SPDY (and old WebSocket protocols) pass
 // through the upgrade-aware proxy; WebSocket v5 exec/attach is translated to SPDY for the kubelet,
-// and WebSocket port-forward is tunnelled. The choice is made here, as upstream's translatingHandler
-// makes it, so that its frame is not under the session's goroutine for the session's life.
+// and WebSocket port-forward is tunnelled, unless the kubelet serves WebSocket itself (1.36 on):
+// then every session passes through as it came. The frame readers read the same frames either
+// way. The choice is made here, as upstream's translatingHandler makes it, so that its frame is not
+// under the session's goroutine for the session's life.
 func (p *Proxier) upstreamHandler(req *http.Request, r *session.Request, t *nodeconn.Target) http.Handler {
 	loc := kubeletconn.TLSUnderneath(t.URL(kubeletconn.Path(*r, t.Container), kubeletconn.Query(*r)))
 	uah := upgradeproxy.NewUpgradeAwareHandler(loc, p.upgrades, false, true, kubeletconn.Responder{Node: t.Node, Address: t.Address})
 	uah.RejectForwardingRedirects = true
 	uah.UpgradeTransport = p.credentialed
+	translated := !kubeletconn.ViaUpgradeProxy(req, r.Kind, t.KubeletWebSockets)
+	tunnelled := !t.KubeletWebSockets && r.Kind == session.KindPortForward && wsstream.IsWebSocketRequestWithTunnelingProtocol(req)
+	countWebSocket(req, r.Kind, translated || tunnelled)
 	switch {
-	case r.Kind == session.KindPortForward && wsstream.IsWebSocketRequestWithTunnelingProtocol(req):
+	case tunnelled:
 		return translator.NewTunnelingHandler(uah)
-	case kubeletconn.ViaUpgradeProxy(req, r.Kind):
+	case !translated:
 		return uah
 	}
 	opts := translator.Options{}

@@ -157,11 +157,26 @@ func (q *oneSize) Next() *remotecommand.TerminalSize {
 	return s
 }
 
+// TestExecThroughProxy runs each exec over SPDY and WebSocket v5, to a kubelet that takes SPDY
+// only (v5 translated here) and to one that serves WebSocket itself (v5 passed through): what the
+// client gets and what the audit records read passively are the same.
 func TestExecThroughProxy(t *testing.T) {
 	checkLeaks(t)
-	kubelet := newFakeKubelet(t)
-	p := newTestProxier(t, kubelet.caFile, Limits{},
-		runningPod("p", "n1", "a", "b"), nodeAt("n1", "127.0.0.1", kubelet.port(t)))
+	for _, k := range []struct {
+		name       string
+		webSockets bool // the kubelet declares ExtendWebSocketsToKubelet and serves v5 itself
+	}{{"kubelet-spdy", false}, {"kubelet-websocket", true}} {
+		t.Run(k.name, func(t *testing.T) { testExecThroughProxy(t, k.webSockets) })
+	}
+}
+
+func testExecThroughProxy(t *testing.T, webSockets bool) {
+	kubelet := newFakeKubeletWith(t, fakeKubeletOptions{webSockets: webSockets})
+	n := nodeAt("n1", "127.0.0.1", kubelet.port(t))
+	if webSockets {
+		n.Status.DeclaredFeatures = []string{nodeconn.ExtendWebSocketsToKubelet}
+	}
+	p := newTestProxier(t, kubelet.caFile, Limits{}, runningPod("p", "n1", "a", "b"), n)
 	srv, records := frontWithRecords(t, p)
 	cases := []struct {
 		name     string
@@ -193,6 +208,14 @@ func TestExecThroughProxy(t *testing.T) {
 				}
 				if code != tc.wantCode || !strings.Contains(out, tc.wantOut) {
 					t.Errorf("got exit %d and %d bytes %.40q, want exit %d and %.40q", code, len(out), out, tc.wantCode, tc.wantOut)
+				}
+				// The kubelet was asked for what it serves: v5 itself, or SPDY from the translator.
+				wantUpgrade := "SPDY/3.1"
+				if protocol == "websocket" && webSockets {
+					wantUpgrade = "websocket"
+				}
+				if h := kubelet.header.Load(); h == nil || !strings.EqualFold(h.Get("Upgrade"), wantUpgrade) {
+					t.Errorf("the kubelet was asked to upgrade to %q, want %q", h.Get("Upgrade"), wantUpgrade)
 				}
 				// What the proxy read passively from the frames: exit code and payload per stream.
 				var rec sessionaudit.Record

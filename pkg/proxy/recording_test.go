@@ -83,7 +83,7 @@ func TestRecording(t *testing.T) {
 func TestRecordingFailurePolicy(t *testing.T) {
 	// The peers linger after exec-proxy refuses or ends a session: the fake kubelet waits out its
 	// stream creation timeout, client-go its WebSocket heartbeat.
-	checkLeaks(t, goleak.IgnoreTopFunction("k8s.io/kubelet/pkg/cri/streaming/remotecommand.(*v4ProtocolHandler).waitForStreams"),
+	checkLeaks(t, goleak.IgnoreTopFunction("k8s.io/cri-streaming/pkg/streaming/remotecommand.(*v4ProtocolHandler).waitForStreams"),
 		goleak.IgnoreTopFunction("k8s.io/client-go/tools/remotecommand.(*heartbeat).start"))
 	kubelet := newFakeKubelet(t)
 	p := newTestProxier(t, kubelet.caFile, Limits{}, runningPod("p", "n1", "a"), nodeAt("n1", "127.0.0.1", kubelet.port(t)))

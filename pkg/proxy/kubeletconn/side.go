@@ -15,7 +15,7 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"k8s.io/apimachinery/pkg/util/httpstream/wsstream"
+	"k8s.io/streaming/pkg/httpstream/wsstream"
 
 	"github.com/exec-proxy/exec-proxy/pkg/holdback"
 	"github.com/exec-proxy/exec-proxy/pkg/nodeconn"
@@ -239,9 +239,12 @@ func Header(h http.Header) http.Header {
 	return out
 }
 
-// ViaUpgradeProxy tells whether the upgrade-aware proxy carries req, or the stream translator.
-func ViaUpgradeProxy(req *http.Request, kind session.Kind) bool {
-	return kind == session.KindPortForward || !wsstream.IsWebSocketRequestWithStreamCloseProtocol(req)
+// ViaUpgradeProxy tells whether the upgrade-aware proxy carries req, or the stream translator
+// (WebSocket v5 exec and attach). A kubelet that serves WebSocket itself (kubeletWebSockets) is
+// given every session as it came; port-forward over WebSocket to one that does not is tunnelled,
+// over the upgrade-aware proxy.
+func ViaUpgradeProxy(req *http.Request, kind session.Kind, kubeletWebSockets bool) bool {
+	return kubeletWebSockets || kind == session.KindPortForward || !wsstream.IsWebSocketRequestWithStreamCloseProtocol(req)
 }
 
 // setupConn is the kubelet connection the upgrade-aware proxy is handed: until the upgrade is
