@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 BIN := bin
 
-.PHONY: all build test unit fuzz e2e test-reliability microbench verify demo demo-down cluster-up cluster-down bench clean
+.PHONY: all build test unit fuzz e2e e2e-versions test-reliability microbench verify demo demo-down cluster-up cluster-down bench clean
 
 all: build
 
@@ -26,9 +26,22 @@ fuzz: ## Each fuzz target for about 20 s, or FUZZTIME (the seed corpus in testda
 	$(GO) test ./pkg/wire/websocket -run '^$$' -fuzz FuzzWSDifferential -fuzztime $(or $(FUZZTIME),50000x)
 	$(GO) test ./pkg/kuberoute -run '^$$' -fuzz FuzzPassThroughAgreement -fuzztime $(or $(FUZZTIME),25000x)
 
+# Kubernetes versions (hack/k8s/): the local cluster's default, and the newest, whose kubectl joins
+# the e2e's kubectls and whose control plane e2e-versions runs.
+DEFAULT_K8S := $(shell cat hack/k8s/DEFAULT)
+NEWEST_K8S := $(shell ls hack/k8s | grep '^v' | sort -V | tail -1)
+# The core e2e (sessions, errors, audit, recordings, one context) that e2e-versions runs.
+CORE_E2E := ^(TestExec|TestAttach|TestPortForward|TestCopyBothWays|TestErrors|TestSessionAudit|TestPortForwardAudit|TestEverySessionPathIsAudited|TestAuditAttach|TestAuditExitZeroWithStdin|TestRBAC|TestImpersonationRecorded|TestRecordingPlays|TestOneContext|TestKubeletWebSockets)
+
 e2e: build ## End-to-end tests against the real local cluster (root; builds and starts it as needed).
+	K8S_VERSION=$(NEWEST_K8S) hack/build-k8s.sh >/dev/null # its kubectl is one of the e2e's
 	hack/cluster/up.sh
 	mkdir -p _output; $(GO) test -tags e2e -count=1 -timeout 40m -v -skip '^TestReliability' ./test/e2e/... 2>&1 | tee _output/e2e.log; status=$${PIPESTATUS[0]}; \
+	  hack/cluster/down.sh; exit $$status
+
+e2e-versions: build ## The core e2e on the newest control plane, with node1's kubelet of that version and node2's of the default (a mixed cluster).
+	K8S_VERSION=$(NEWEST_K8S) NODE2_K8S_VERSION=$(DEFAULT_K8S) hack/cluster/up.sh
+	mkdir -p _output; $(GO) test -tags e2e -count=1 -timeout 30m -v -run '$(CORE_E2E)' ./test/e2e/... 2>&1 | tee _output/e2e-versions.log; status=$${PIPESTATUS[0]}; \
 	  hack/cluster/down.sh; exit $$status
 
 test-reliability: build ## Attacks, faults, bad input and load on the real local cluster, with a summary table (LOAD_SESSIONS, LOAD_EXEC, LOAD_DURATION, LOAD_RATE).
@@ -36,7 +49,7 @@ test-reliability: build ## Attacks, faults, bad input and load on the real local
 	mkdir -p _output; $(GO) test -tags e2e -count=1 -timeout 40m -v -run '^TestReliability' ./test/e2e/... 2>&1 | tee _output/reliability.log; status=$${PIPESTATUS[0]}; \
 	  hack/cluster/down.sh; exit $$status
 
-test: verify unit fuzz e2e test-reliability ## Everything: what .ci/run runs.
+test: verify unit fuzz e2e e2e-versions test-reliability ## Everything: what .ci/run runs.
 
 verify: ## gofmt, go vet, go mod tidy check.
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }

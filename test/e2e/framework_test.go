@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -47,18 +48,41 @@ var clients = []client{
 	{name: "kubectl1.28-spdy", version: "1.28", protocol: "v4.channel.k8s.io"},
 	{name: "kubectl1.33-websocket", version: "1.33", protocol: "v5.channel.k8s.io"},
 	{name: "kubectl1.33-spdy", version: "1.33", env: []string{"KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false"}, protocol: "v4.channel.k8s.io"},
+	{name: "kubectl1.36-websocket", version: "1.36", protocol: "v5.channel.k8s.io"}, // built from k8s.io/kubernetes
 }
 
 func (c client) path() string { return kubectlBinary(c.version) }
 
 // kubectlBinary is the kubectl of version (such as "1.33"): kubectl.<version> in $KUBECTL_DIR, by
-// default /usr/lib/google-cloud-sdk/bin, as for hack/cluster/env.sh.
+// default /usr/lib/google-cloud-sdk/bin, as for hack/cluster/env.sh; else the newest patch release
+// of it that hack/build-k8s.sh built from the Go module (make e2e builds it).
 func kubectlBinary(version string) string {
 	dir := os.Getenv("KUBECTL_DIR")
 	if dir == "" {
 		dir = "/usr/lib/google-cloud-sdk/bin"
 	}
-	return filepath.Join(dir, "kubectl."+version)
+	packaged := filepath.Join(dir, "kubectl."+version)
+	if _, err := os.Stat(packaged); err == nil {
+		return packaged
+	}
+	cache := os.Getenv("EXEC_PROXY_CACHE")
+	if cache == "" {
+		home, _ := os.UserHomeDir()
+		cache = filepath.Join(home, ".cache", "exec-proxy")
+	}
+	built, _ := filepath.Glob(filepath.Join(cache, "k8s", "v"+version+".*", "kubectl"))
+	if len(built) == 0 {
+		return packaged // not there: the test fails saying which
+	}
+	slices.SortFunc(built, func(a, b string) int { return patchOf(a) - patchOf(b) })
+	return built[len(built)-1]
+}
+
+// patchOf is the patch number in a cache path's …/vMAJOR.MINOR.PATCH/kubectl.
+func patchOf(path string) int {
+	v := filepath.Base(filepath.Dir(path))
+	p, _ := strconv.Atoi(v[strings.LastIndexByte(v, '.')+1:])
+	return p
 }
 
 // route is how kubectl reaches the pod: through exec-proxy, or kube-apiserver's own pods/exec (baseline).

@@ -88,6 +88,11 @@ func TestOneContext(t *testing.T) {
 				for _, tc := range cases {
 					direct := run(viaAPIServer, tc.stdin, append([]string(nil), tc.args...)...)
 					routed := run(viaExecProxy, tc.stdin, append([]string(nil), tc.args...)...)
+					if tc.name == "impersonation" && routed != direct && bothForbidden(routed, direct) && apiServerMinor(t) >= 36 {
+						// kube-apiserver's constrained impersonation (1.36 on) names the request's
+						// resource in its refusal: routes/proxy on the route (docs/route.md).
+						continue
+					}
 					if routed != direct {
 						t.Errorf("%s: the route answered exit %d\n%s%s\nkube-apiserver answered exit %d\n%s%s",
 							tc.name, routed.code, routed.stdout, routed.stderr, direct.code, direct.stdout, direct.stderr)
@@ -143,4 +148,10 @@ func TestOneContext(t *testing.T) {
 			}
 		}
 	})
+}
+
+// bothForbidden: both runs were refused by kube-apiserver with a Forbidden Status.
+func bothForbidden(a, b result) bool {
+	return a.code == 1 && b.code == 1 && strings.HasPrefix(a.stderr, "Error from server (Forbidden)") &&
+		strings.HasPrefix(b.stderr, "Error from server (Forbidden)")
 }
