@@ -5,6 +5,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -15,6 +16,8 @@ import (
 	"syscall"
 
 	"github.com/exec-proxy/exec-proxy/bench/apf"
+	"github.com/exec-proxy/exec-proxy/bench/kubeletws"
+	"k8s.io/client-go/rest"
 )
 
 type options struct {
@@ -25,6 +28,7 @@ type options struct {
 	throttleBytesPerSecond int64
 	burst                  int
 	apf                    apf.Options
+	kubeletWS              kubeletws.Options
 	parts                  map[string]bool
 }
 
@@ -45,7 +49,9 @@ func main() {
 	flag.IntVar(&o.apf.Batches, "apf-batches", 11, "pairs of apf batches (one with the sessions held, one without), the first a warm-up")
 	flag.IntVar(&o.apf.Reads, "apf-reads", 20, "viewer's reads of each kind per apf batch")
 	flag.StringVar(&o.apf.Kubectl, "kubectl", "/usr/lib/google-cloud-sdk/bin/kubectl.1.33", "the kubectl whose get pods the apf part times")
-	parts := flag.String("parts", "throughput,admission,apf,throttle,idle", "which parts to measure: throughput (with setup latency, CPU and CPU profiles), admission (what a ValidatingAdmissionPolicy adds to setup), apf (another user's get pods with idle sessions held through the route, and kube-apiserver's seats), throttle, idle; profiles alone")
+	flag.IntVar(&o.kubeletWS.Rounds, "kubeletws-rounds", 10, "paired rounds of the kubeletws part, after a warm-up")
+	flag.Int64Var(&o.kubeletWS.Bytes, "kubeletws-bytes", 256<<20, "bytes per download of the kubeletws part, a multiple of 65536")
+	parts := flag.String("parts", "throughput,admission,apf,throttle,idle", "which parts to measure: throughput (with setup latency, CPU and CPU profiles), admission (what a ValidatingAdmissionPolicy adds to setup), apf (another user's get pods with idle sessions held through the route, and kube-apiserver's seats), throttle, idle; profiles alone; kubeletws alone (WebSocket to a kubelet that serves it and to one that does not: a mixed cluster, see hack/bench.sh), written to kubelet-websocket.{json,txt}")
 	flag.Parse()
 	o.parts = map[string]bool{}
 	for _, p := range strings.Split(*parts, ",") {
@@ -59,8 +65,19 @@ func main() {
 		fmt.Fprintf(os.Stderr, "bench: -apf-sessions from 1 to %d (four users at exec-proxy's per-user cap), -apf-batches at least 2 (one is the warm-up), -apf-reads positive\n", apf.MaxSessions)
 		os.Exit(2)
 	}
+	if o.kubeletWS.Rounds < 1 || o.kubeletWS.Bytes <= 0 || o.kubeletWS.Bytes%65536 != 0 {
+		fmt.Fprintln(os.Stderr, "bench: -kubeletws-rounds positive, -kubeletws-bytes a positive multiple of 65536")
+		os.Exit(2)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if o.parts["kubeletws"] {
+		if err := runKubeletWS(ctx, o); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	res, err := run(ctx, o)
 	if err == nil {
 		err = report(res, o.out)
@@ -70,4 +87,27 @@ func main() {
 		os.Exit(1)
 	}
 	fmt.Println("results:", filepath.Join(o.out, "results.json"), filepath.Join(o.out, "ratios.png"))
+}
+
+// runKubeletWS measures the kubeletws part alone, on a mixed cluster, into out/kubelet-websocket.*.
+func runKubeletWS(ctx context.Context, o options) error {
+	k := o.kubeletWS
+	k.Logf = logf
+	k.Config = func(name string) (*rest.Config, error) { return loadConfig(o.cluster, name) }
+	k.CPUSeconds = func(process string) (float64, error) { return cpuSeconds(o.cluster, process) }
+	res, err := kubeletws.Run(ctx, k)
+	if err != nil {
+		return err
+	}
+	var js, table bytes.Buffer
+	if err := kubeletws.Write(res, &js, &table); err != nil {
+		return err
+	}
+	for name, b := range map[string][]byte{"kubelet-websocket.json": js.Bytes(), "kubelet-websocket.txt": table.Bytes()} {
+		if err := os.WriteFile(filepath.Join(o.out, name), b, 0o644); err != nil {
+			return err
+		}
+	}
+	fmt.Print(table.String())
+	return nil
 }

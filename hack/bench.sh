@@ -7,13 +7,19 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib/log.sh"
 cd "$here/.."
 
-log "bench 1/3: raising the open-file limit for the idle-session figure"
+log "bench 1/4: raising the open-file limit for the idle-session figure"
 # The cluster's processes inherit it; an exec-proxy already running is restarted under it.
 ulimit -n "$(ulimit -Hn)" || true
 log "open files: $(ulimit -n) (each idle session holds two in exec-proxy)"
-log "bench 2/3: local cluster"
+log "bench 2/4: local cluster"
 hack/cluster/up.sh
 trap 'log "bench: stopping the cluster"; hack/cluster/down.sh' EXIT
 hack/cluster/exec-proxy.sh down >/dev/null && hack/cluster/exec-proxy.sh up >/dev/null
-log "bench 3/3: measuring (about 32 minutes with the defaults)"
+log "bench 3/4: measuring (about 32 minutes with the defaults)"
 go run ./bench -out bench ${BENCH_ARGS:-}
+# WebSocket to a kubelet that serves it (1.36) beside one that does not (1.34): a mixed cluster.
+newest=$(ls hack/k8s | grep '^v' | sort -V | tail -1)
+log "bench 4/4: WebSocket to kubelets $newest and $(cat hack/k8s/DEFAULT) (a mixed cluster: about 5 minutes, and ~10 minutes to build $newest once)"
+hack/cluster/down.sh
+K8S_VERSION=$newest NODE2_K8S_VERSION=$(cat hack/k8s/DEFAULT) hack/cluster/up.sh
+go run ./bench -out bench -parts kubeletws ${BENCH_KUBELETWS_ARGS:-}

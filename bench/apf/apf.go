@@ -65,9 +65,9 @@ type Read struct {
 	Held    Latency `json:"held"`
 	NotHeld Latency `json:"notHeld"`
 	// AddedP50 is, over the pairs, the held batch's median minus its pair's, in ms.
-	AddedP50   Interval `json:"addedP50ms"`
-	Failed     int      `json:"failed"` // the warm-up's included
-	FirstError string   `json:"firstError,omitempty"`
+	AddedP50   stats.Interval `json:"addedP50ms"`
+	Failed     int            `json:"failed"` // the warm-up's included
+	FirstError string         `json:"firstError,omitempty"`
 }
 
 // FlowControl is kube-apiserver's APF gauges summed over levels, the max over samples taken

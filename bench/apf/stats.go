@@ -1,7 +1,6 @@
 package apf
 
 import (
-	"math/rand/v2"
 	"sort"
 	"strconv"
 	"strings"
@@ -14,13 +13,6 @@ type Latency struct {
 	P50   float64 `json:"p50ms"`
 	P99   float64 `json:"p99ms"`
 	Count int     `json:"reads"`
-}
-
-// Interval is a median with its 95% bootstrap interval.
-type Interval struct {
-	Median float64 `json:"median"`
-	Low    float64 `json:"low95"`
-	High   float64 `json:"high95"`
 }
 
 // sumByLabel sums the samples of metric name in Prometheus text by the value of label ("" for
@@ -75,33 +67,10 @@ func parseLabels(s string) map[string]string {
 	return out
 }
 
-// bootstrapMedian is the median of xs with a 95% percentile bootstrap interval over resamples
-// drawn with a fixed seed, so that the same samples give the same interval.
-func bootstrapMedian(xs []float64, resamples int) Interval {
-	if len(xs) == 0 {
-		return Interval{}
-	}
-	median := func(s []float64) float64 { // as stats.Summarize's
-		sort.Float64s(s)
-		return stats.Percentile(s, 50)
-	}
-	r := rand.New(rand.NewPCG(22, 22))
-	medians := make([]float64, resamples)
-	s := make([]float64, len(xs))
-	for i := range medians {
-		for j := range s {
-			s[j] = xs[r.IntN(len(xs))]
-		}
-		medians[i] = median(s)
-	}
-	sort.Float64s(medians)
-	return Interval{Median: median(append([]float64(nil), xs...)), Low: stats.Percentile(medians, 2.5), High: stats.Percentile(medians, 97.5)}
-}
-
 // pairedReads summarizes one reader's batches: with the sessions held and without, batch b of
 // each a pair. It returns the pooled percentiles of each and, over the pairs, the median of
 // (held batch's median − its pair's) with its bootstrap interval.
-func pairedReads(held, notHeld [][]float64) (Latency, Latency, Interval) {
+func pairedReads(held, notHeld [][]float64) (Latency, Latency, stats.Interval) {
 	pooled := func(batches [][]float64) Latency {
 		var all []float64
 		for _, b := range batches {
@@ -120,5 +89,5 @@ func pairedReads(held, notHeld [][]float64) (Latency, Latency, Interval) {
 		}
 		diffs = append(diffs, stats.Summarize(held[b]).Median-stats.Summarize(notHeld[b]).Median)
 	}
-	return pooled(held), pooled(notHeld), bootstrapMedian(diffs, 10000)
+	return pooled(held), pooled(notHeld), stats.BootstrapMedian(diffs, 10000)
 }

@@ -55,27 +55,6 @@ func TestParseLabels(t *testing.T) {
 	}
 }
 
-func TestBootstrapMedian(t *testing.T) {
-	for _, c := range []struct {
-		name string
-		xs   []float64
-		want Interval
-	}{
-		{"none", nil, Interval{}},
-		{"one", []float64{3}, Interval{3, 3, 3}},
-		{"all alike", []float64{2, 2, 2, 2}, Interval{2, 2, 2}},
-		// The lower median of 10 draws is at most 2 with 3.3% (5 draws of 2 at most, binomially),
-		// at most 7 with 95.3% and at most 8 with 99.4%.
-		{"spread", []float64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, Interval{Median: 5, Low: 2, High: 8}},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			if got := bootstrapMedian(c.xs, 10000); got != c.want {
-				t.Errorf("bootstrapMedian(%v) = %+v, want %+v", c.xs, got, c.want)
-			}
-		})
-	}
-}
-
 func TestPairedReads(t *testing.T) {
 	for _, c := range []struct {
 		name           string

@@ -2,7 +2,10 @@
 // machine's drift is shared among what is compared.
 package stats
 
-import "sort"
+import (
+	"math/rand/v2"
+	"sort"
+)
 
 // Stats are a figure over repeated runs.
 type Stats struct {
@@ -31,4 +34,34 @@ func Percentile(sorted []float64, p float64) float64 {
 func Turned[T any](paths []T, i int) []T {
 	i %= len(paths)
 	return append(append([]T(nil), paths[i:]...), paths[:i]...)
+}
+
+// Interval is a median with its 95% bootstrap interval.
+type Interval struct {
+	Median float64 `json:"median"`
+	Low    float64 `json:"low95"`
+	High   float64 `json:"high95"`
+}
+
+// BootstrapMedian is the median of xs with a 95% percentile bootstrap interval over resamples
+// drawn with a fixed seed, so that the same samples give the same interval.
+func BootstrapMedian(xs []float64, resamples int) Interval {
+	if len(xs) == 0 {
+		return Interval{}
+	}
+	median := func(s []float64) float64 { // as stats.Summarize's
+		sort.Float64s(s)
+		return Percentile(s, 50)
+	}
+	r := rand.New(rand.NewPCG(22, 22))
+	medians := make([]float64, resamples)
+	s := make([]float64, len(xs))
+	for i := range medians {
+		for j := range s {
+			s[j] = xs[r.IntN(len(xs))]
+		}
+		medians[i] = median(s)
+	}
+	sort.Float64s(medians)
+	return Interval{Median: median(append([]float64(nil), xs...)), Low: Percentile(medians, 2.5), High: Percentile(medians, 97.5)}
 }
