@@ -35,19 +35,24 @@ func (a CoreRBAC) Authorize(ctx context.Context, attrs authorizer.Attributes) (a
 	// The user is known here first: a refused attempt's record names who tried. The impersonation
 	// filter asks first, as the authenticated user, whether they may act as another.
 	if u := attrs.GetUser(); u != nil {
-		sessionaudit.AttemptFrom(ctx).Update(func(rec *sessionaudit.Record) {
+		attempt := sessionaudit.AttemptFrom(ctx)
+		authenticated, known := attempt.Authenticated()
+		attempt.Update(func(rec *sessionaudit.Record) {
+			info := UserInfo(u)
 			if isImpersonationCheck(attrs.GetVerb()) {
+				// The impersonator is who authenticated: a check may carry a user rewritten for it
+				// (constrained impersonation's associated-node mode replaces the extra).
+				if known {
+					info = authenticated
+				}
 				if rec.Impersonator == nil {
-					info := UserInfo(u)
 					rec.Impersonator = &info
 				}
 				return
 			}
-			info := UserInfo(u)
-			// Constrained impersonation caches an allowed impersonation and then asks nothing: the
-			// user Authenticated noted is then the only sign of the impersonator.
-			if rec.Impersonator == nil && rec.User.Username != "" && !reflect.DeepEqual(rec.User, info) {
-				authenticated := rec.User
+			// Constrained impersonation caches an allowed impersonation and then asks no check: the
+			// user that authenticated, when another, is the impersonator.
+			if known && !reflect.DeepEqual(authenticated, info) {
 				rec.Impersonator = &authenticated
 			}
 			rec.User = info
@@ -136,7 +141,7 @@ type Authenticated struct{ Delegate authenticator.Request }
 func (a Authenticated) AuthenticateRequest(req *http.Request) (*authenticator.Response, bool, error) {
 	resp, ok, err := a.Delegate.AuthenticateRequest(req)
 	if ok && resp != nil && resp.User != nil {
-		sessionaudit.AttemptFrom(req.Context()).Update(func(rec *sessionaudit.Record) { rec.User = UserInfo(resp.User) })
+		sessionaudit.AttemptFrom(req.Context()).SetAuthenticated(UserInfo(resp.User))
 	}
 	return resp, ok, err
 }

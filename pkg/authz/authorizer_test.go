@@ -4,8 +4,10 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"testing"
 
+	authnv1 "k8s.io/api/authentication/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/util/sets"
@@ -107,49 +109,72 @@ func withUser(a authorizer.AttributesRecord, u user.Info) authorizer.AttributesR
 }
 
 // TestAttemptUserThroughImpersonation: through kube-apiserver's own filters, as exec-proxy's handler
-// chain runs them, a session opened as another user is recorded with both identities, each time.
-// Constrained impersonation (on by default from 1.36) asks verbs of its own, and asks nothing when
-// it allowed the same impersonation before: the second request is served from its cache.
+// chain runs them, a session opened as another user is recorded with both identities, each time,
+// the impersonator as they authenticated. Constrained impersonation (on by default from 1.36) asks
+// verbs of its own, rewrites the impersonator's extra in its associated-node mode, and asks nothing
+// when it allowed the same impersonation before: the second request is served from its cache.
 func TestAttemptUserThroughImpersonation(t *testing.T) {
 	filters := map[string]func(http.Handler, authorizer.UnconditionalAuthorizer, runtime.NegotiatedSerializer) http.Handler{
 		"constrained": impersonation.WithConstrainedImpersonation,
 		"legacy":      impersonation.WithImpersonation,
 	}
+	admin := &user.DefaultInfo{Name: "admin", Groups: []string{"ops", user.AllAuthenticated}}
+	agent := &user.DefaultInfo{Name: "system:serviceaccount:ns:agent", Groups: []string{"system:serviceaccounts", user.AllAuthenticated},
+		Extra: map[string][]string{"authentication.kubernetes.io/node-name": {"n1"}, "authentication.kubernetes.io/pod-name": {"agent-x"}}}
+	cases := []struct {
+		name       string
+		filter     string
+		as         *user.DefaultInfo // who authenticates
+		header     map[string]string
+		allowed    bool // the impersonation
+		wantUser   string
+		impersonat *user.DefaultInfo // the impersonator the record names, nil: none
+	}{
+		{"constrained", "constrained", admin, map[string]string{"Impersonate-User": "alice"}, true, "alice", admin},
+		{"legacy", "legacy", admin, map[string]string{"Impersonate-User": "alice"}, true, "alice", admin},
+		{"own identity", "constrained", admin, nil, true, "admin", nil},
+		{"a service account as its own node", "constrained", agent, map[string]string{"Impersonate-User": "system:node:n1"}, true, "system:node:n1", agent},
+		{"refused", "constrained", admin, map[string]string{"Impersonate-User": "alice"}, false, "", admin},
+		{"refused, legacy", "legacy", admin, map[string]string{"Impersonate-User": "alice"}, false, "", admin},
+	}
 	codecs := serializer.NewCodecFactory(runtime.NewScheme())
 	resolver := &request.RequestInfoFactory{APIPrefixes: sets.NewString("api", "apis"), GrouplessAPIPrefixes: sets.NewString("api")}
-	admin := &user.DefaultInfo{Name: "admin", Groups: []string{"ops", user.AllAuthenticated}}
-	authn := Authenticated{Delegate: authenticator.RequestFunc(func(*http.Request) (*authenticator.Response, bool, error) {
-		return &authenticator.Response{User: admin}, true, nil
-	})}
-	for name, filter := range filters {
-		t.Run(name, func(t *testing.T) {
-			rbac := CoreRBAC{Delegate: &recorder{}}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			authn := Authenticated{Delegate: authenticator.RequestFunc(func(*http.Request) (*authenticator.Response, bool, error) {
+				return &authenticator.Response{User: tc.as}, true, nil
+			})}
+			rbac := CoreRBAC{Delegate: authorizer.AuthorizerFunc(func(_ context.Context, a authorizer.Attributes) (authorizer.Decision, string, error) {
+				if isImpersonationCheck(a.GetVerb()) && !tc.allowed {
+					return authorizer.DecisionNoOpinion, "", nil
+				}
+				return authorizer.DecisionAllow, "", nil
+			})}
 			var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusTeapot) })
 			h = genericapifilters.WithAuthorization(h, rbac, codecs)
-			h = filter(h, rbac, codecs)
+			h = filters[tc.filter](h, rbac, codecs)
 			h = genericapifilters.WithAuthentication(h, authn, http.NotFoundHandler(), nil, nil)
 			h = genericapifilters.WithRequestInfo(h, resolver)
-			for i := range 2 {
+			for i := range 2 { // the second from constrained impersonation's cache
 				a := &sessionaudit.Attempt{}
 				req := httptest.NewRequest("POST", "/api/v1/namespaces/ns/pods/p/exec?command=id", nil)
-				req.Header.Set("Impersonate-User", "alice")
-				req = req.WithContext(sessionaudit.WithAttempt(req.Context(), a))
+				for k, v := range tc.header {
+					req.Header.Set(k, v)
+				}
 				rr := httptest.NewRecorder()
-				h.ServeHTTP(rr, req)
-				if rr.Code != http.StatusTeapot {
-					t.Fatalf("request %d: got %d %s", i, rr.Code, rr.Body)
+				h.ServeHTTP(rr, req.WithContext(sessionaudit.WithAttempt(req.Context(), a)))
+				if want := map[bool]int{true: http.StatusTeapot, false: http.StatusForbidden}[tc.allowed]; rr.Code != want {
+					t.Fatalf("request %d: got %d %s, want %d", i, rr.Code, rr.Body, want)
 				}
 				rec := a.Snapshot()
-				if rec.User.Username != "alice" || rec.Impersonator == nil || rec.Impersonator.Username != "admin" {
-					t.Errorf("request %d: recorded user %q impersonator %+v, want alice impersonated by admin", i, rec.User.Username, rec.Impersonator)
+				var want *authnv1.UserInfo
+				if tc.impersonat != nil {
+					info := UserInfo(tc.impersonat)
+					want = &info
 				}
-			}
-			// Without impersonation, no impersonator.
-			a := &sessionaudit.Attempt{}
-			req := httptest.NewRequest("POST", "/api/v1/namespaces/ns/pods/p/exec?command=id", nil)
-			h.ServeHTTP(httptest.NewRecorder(), req.WithContext(sessionaudit.WithAttempt(req.Context(), a)))
-			if rec := a.Snapshot(); rec.User.Username != "admin" || rec.Impersonator != nil {
-				t.Errorf("own identity: recorded user %q impersonator %+v", rec.User.Username, rec.Impersonator)
+				if rec.User.Username != tc.wantUser || !reflect.DeepEqual(rec.Impersonator, want) {
+					t.Errorf("request %d: recorded user %q impersonator %+v, want %q and %+v", i, rec.User.Username, rec.Impersonator, tc.wantUser, want)
+				}
 			}
 		})
 	}

@@ -89,8 +89,11 @@ func event(kind string, r Record) *auditinternal.Event {
 		Annotations: annotations(kind, r),
 	}
 	if r.Impersonator != nil { // as kube-apiserver's audit has it: who authenticated, and as whom
-		user := r.User
-		ev.User, ev.ImpersonatedUser = *r.Impersonator, &user
+		ev.User = *r.Impersonator
+		if r.User.Username != "" { // none: the impersonation was refused
+			user := r.User
+			ev.ImpersonatedUser = &user
+		}
 	}
 	switch kind {
 	case recordRefused:

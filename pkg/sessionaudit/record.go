@@ -105,6 +105,31 @@ type Attempt struct {
 	recorded bool
 	// detached: the session outlives its request's handler, and writes its own last record.
 	detached bool
+	// authenticated is who authenticated, before any impersonation (see the authz package).
+	authenticated *authnv1.UserInfo
+}
+
+// SetAuthenticated notes who authenticated for the request.
+func (a *Attempt) SetAuthenticated(u authnv1.UserInfo) {
+	if a == nil {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.authenticated = &u
+}
+
+// Authenticated is who authenticated for the request, once known.
+func (a *Attempt) Authenticated() (authnv1.UserInfo, bool) {
+	if a == nil {
+		return authnv1.UserInfo{}, false
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.authenticated == nil {
+		return authnv1.UserInfo{}, false
+	}
+	return *a.authenticated, true
 }
 
 // Detach says the session goes on after the request's handler returns: the filter then leaves the

@@ -172,13 +172,15 @@ func TestEventUsers(t *testing.T) {
 		rec                Record
 		user, impersonated string
 	}{
-		{"own identity", Record{Requester: Requester{User: alice}}, "alice", ""},
+		{"own identity", Record{Requester: Requester{User: alice}}, "alice", "none"},
 		{"impersonated, as kube-apiserver's audit has it", Record{Requester: Requester{User: alice, Impersonator: &admin}}, "admin", "alice"},
+		// kube-apiserver logs no impersonated user when it refused the impersonation.
+		{"impersonation refused", Record{Requester: Requester{Impersonator: &admin}}, "admin", "none"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			ev := event(recordStart, tc.rec)
-			impersonated := ""
+			ev := event(recordRefused, tc.rec)
+			impersonated := "none"
 			if ev.ImpersonatedUser != nil {
 				impersonated = ev.ImpersonatedUser.Username
 			}
