@@ -34,8 +34,8 @@ NEWEST_K8S := $(shell ls hack/k8s | grep '^v' | sort -V | tail -1)
 CORE_E2E := ^(TestExec|TestAttach|TestPortForward|TestCopyBothWays|TestErrors|TestSessionAudit|TestPortForwardAudit|TestEverySessionPathIsAudited|TestAuditAttach|TestAuditExitZeroWithStdin|TestRBAC|TestImpersonationRecorded|TestRecordingPlays|TestOneContext|TestKubeletWebSockets)
 
 e2e: build ## End-to-end tests against the real local cluster (root; builds and starts it as needed).
-	K8S_VERSION=$(NEWEST_K8S) hack/build-k8s.sh >/dev/null # its kubectl is one of the e2e's
-	hack/cluster/up.sh
+	K8S_VERSION=$(NEWEST_K8S) K8S_COMMANDS=kubectl hack/build-k8s.sh >/dev/null # its kubectl is one of the e2e's
+	K8S_VERSION=$(DEFAULT_K8S) hack/cluster/up.sh
 	mkdir -p _output; $(GO) test -tags e2e -count=1 -timeout 40m -v -skip '^TestReliability' ./test/e2e/... 2>&1 | tee _output/e2e.log; status=$${PIPESTATUS[0]}; \
 	  hack/cluster/down.sh; exit $$status
 
@@ -45,7 +45,7 @@ e2e-versions: build ## The core e2e on the newest control plane, with node1's ku
 	  hack/cluster/down.sh; exit $$status
 
 test-reliability: build ## Attacks, faults, bad input and load on the real local cluster, with a summary table (LOAD_SESSIONS, LOAD_EXEC, LOAD_DURATION, LOAD_RATE).
-	hack/cluster/up.sh
+	K8S_VERSION=$(DEFAULT_K8S) hack/cluster/up.sh
 	mkdir -p _output; $(GO) test -tags e2e -count=1 -timeout 40m -v -run '^TestReliability' ./test/e2e/... 2>&1 | tee _output/reliability.log; status=$${PIPESTATUS[0]}; \
 	  hack/cluster/down.sh; exit $$status
 

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/exec-proxy/exec-proxy/bench/apf"
 	"github.com/exec-proxy/exec-proxy/bench/kubeletws"
@@ -95,6 +96,7 @@ func runKubeletWS(ctx context.Context, o options) error {
 	k.Logf = logf
 	k.Config = func(name string) (*rest.Config, error) { return loadConfig(o.cluster, name) }
 	k.CPUSeconds = func(process string) (float64, error) { return cpuSeconds(o.cluster, process) }
+	k.ExecProxyMetrics = func() ([]byte, error) { return straightGet(adminStraight(o.cluster), "/metrics", 10*time.Second) }
 	res, err := kubeletws.Run(ctx, k)
 	if err != nil {
 		return err

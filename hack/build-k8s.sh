@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds kube-apiserver, kubelet and kubectl from the k8s.io/kubernetes Go module pinned in
 # hack/k8s/$K8S_VERSION/go.mod, once per version, into a cache dir. Prints the bin dir on stdout.
-# K8S_VERSION defaults to the local cluster's default (hack/k8s/DEFAULT).
+# K8S_VERSION defaults to the local cluster's default (hack/k8s/DEFAULT); K8S_COMMANDS (default all
+# three) builds fewer, such as only the kubectl the e2e runs.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib/log.sh"
@@ -19,7 +20,8 @@ ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$version -X k8s.io/co
 # kubectl reports its version from client-go's copy of the version variables.
 ldflags="$ldflags -X k8s.io/client-go/pkg/version.gitVersion=$version -X k8s.io/client-go/pkg/version.gitTreeState=clean"
 
-for cmd in kube-apiserver kubelet kubectl; do
+for cmd in ${K8S_COMMANDS:-kube-apiserver kubelet kubectl}; do
+  [[ $cmd == kube-apiserver || $cmd == kubelet || $cmd == kubectl ]] || die "K8S_COMMANDS: $cmd is not one built here"
   if [[ -x "$bin/$cmd" ]]; then
     log "$cmd $version: cached at $bin/$cmd"
     continue

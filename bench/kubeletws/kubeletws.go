@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -32,7 +33,9 @@ type Options struct {
 	Config func(name string) (*rest.Config, error)
 	// CPUSeconds is a cluster process's CPU time so far (exec-proxy, kube-apiserver).
 	CPUSeconds func(process string) (float64, error)
-	Logf       func(format string, args ...any)
+	// ExecProxyMetrics is exec-proxy's own /metrics, read straight from it.
+	ExecProxyMetrics func() ([]byte, error)
+	Logf             func(format string, args ...any)
 }
 
 // The pods measured: one on each node of hack/cluster, in namespace demo.
@@ -48,9 +51,12 @@ type Result struct {
 // Node is WebSocket v5 downloads from a pod on one node, through exec-proxy's route and on
 // kube-apiserver's own path, in the same rounds.
 type Node struct {
-	Node      string `json:"node"`
-	Kubelet   string `json:"kubeletVersion"`
-	ProxyType string `json:"proxyType"` // proxied_to_kubelet or translated, as exec-proxy counts it
+	Node    string `json:"node"`
+	Kubelet string `json:"kubeletVersion"`
+	// ProxyType is how exec-proxy counted every route download (proxied_to_kubelet or
+	// translated_at_exec_proxy); Declared, whether the Node lists ExtendWebSocketsToKubelet.
+	ProxyType string `json:"proxyType"`
+	Declared  bool   `json:"declaresExtendWebSocketsToKubelet"`
 	// MiB/s of each path, and exec-proxy's ÷ kube-apiserver's in each round.
 	ExecProxy stats.Interval `json:"execProxyMiBps"`
 	APIServer stats.Interval `json:"apiServerMiBps"`
@@ -100,9 +106,18 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			if l.route {
 				cfg = route
 			}
+			before, err := o.proxyTypes()
+			if err != nil {
+				return nil, err
+			}
 			rate, cpu, err := o.download(ctx, cfg, tg.pod, tg.container)
 			if err != nil {
 				return nil, fmt.Errorf("node %s, route %v: %w", tg.node, l.route, err)
+			}
+			if l.route {
+				if err := res.Nodes[l.node].counted(o, before); err != nil {
+					return nil, err
+				}
 			}
 			r := &got[l.node]
 			if l.route {
@@ -159,11 +174,51 @@ func nodeOf(ctx context.Context, cfg *rest.Config, name string) (Node, error) {
 	if err != nil {
 		return Node{}, fmt.Errorf("reading node %s: %w", name, err)
 	}
-	n := Node{Node: name, Kubelet: node.Status.NodeInfo.KubeletVersion, ProxyType: "translated"}
-	if slices.Contains(node.Status.DeclaredFeatures, "ExtendWebSocketsToKubelet") {
-		n.ProxyType = "proxied_to_kubelet"
+	return Node{Node: name, Kubelet: node.Status.NodeInfo.KubeletVersion,
+		Declared: slices.Contains(node.Status.DeclaredFeatures, "ExtendWebSocketsToKubelet")}, nil
+}
+
+// execRequests is execproxy_websocket_streaming_requests_total of exec, by proxy_type.
+const execRequests = `execproxy_websocket_streaming_requests_total{subresource="exec",proxy_type="`
+
+// proxyTypes is exec-proxy's count of WebSocket exec requests by proxy_type.
+func (o Options) proxyTypes() (map[string]float64, error) {
+	text, err := o.ExecProxyMetrics()
+	if err != nil {
+		return nil, fmt.Errorf("reading exec-proxy's metrics: %w", err)
 	}
-	return n, nil
+	out := map[string]float64{}
+	for _, line := range strings.Split(string(text), "\n") {
+		if rest, ok := strings.CutPrefix(line, execRequests); ok {
+			typ, value, _ := strings.Cut(rest, `"} `)
+			v, err := strconv.ParseFloat(value, 64)
+			if err != nil {
+				return nil, fmt.Errorf("exec-proxy's metrics: %q: %w", line, err)
+			}
+			out[typ] = v
+		}
+	}
+	return out, nil
+}
+
+// counted notes how exec-proxy counted the route download just made to n (from its counts before):
+// exactly one request, of the same proxy_type every time.
+func (n *Node) counted(o Options, before map[string]float64) error {
+	after, err := o.proxyTypes()
+	if err != nil {
+		return err
+	}
+	var types []string
+	for typ, v := range after {
+		for i := before[typ]; i < v; i++ {
+			types = append(types, typ)
+		}
+	}
+	if len(types) != 1 || (n.ProxyType != "" && n.ProxyType != types[0]) {
+		return fmt.Errorf("node %s: exec-proxy counted %v for one download, and %q before", n.Node, types, n.ProxyType)
+	}
+	n.ProxyType = types[0]
+	return nil
 }
 
 type counter struct{ n atomic.Int64 }
@@ -215,7 +270,7 @@ func Write(r *Result, w, table io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(table, "WebSocket v5 exec downloads of %.0f MiB (client-go, as kubectl ≥ 1.30), %d paired rounds after a warm-up; medians with 95%% bootstrap intervals.\n\n", r.MiB, r.Rounds)
-	fmt.Fprintln(table, "| node | kubelet | exec-proxy | exec-proxy MiB/s | kube-apiserver MiB/s | exec-proxy ÷ kube-apiserver | exec-proxy CPU s/GiB | kube-apiserver CPU s/GiB on the route | on its own path |")
+	fmt.Fprintln(table, "| node | kubelet | exec-proxy counted | exec-proxy MiB/s | kube-apiserver MiB/s | exec-proxy ÷ kube-apiserver | exec-proxy CPU s/GiB | kube-apiserver CPU s/GiB on the route | on its own path |")
 	fmt.Fprintln(table, "|---|---|---|---|---|---|---|---|---|")
 	for _, n := range r.Nodes {
 		fmt.Fprintf(table, "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", n.Node, n.Kubelet, n.ProxyType,

@@ -27,12 +27,17 @@ USERS=(admin ns-user viewer nobody)
 # Kubernetes versions (hack/k8s/: one Go module each, built once and cached): K8S_VERSION for the
 # control plane and by default the kubelets; NODE1_K8S_VERSION, NODE2_K8S_VERSION for one node's
 # kubelet (a mixed cluster). up.sh keeps the choice in $CLUSTER_DIR/versions, so that scripts run
-# later against the same cluster (node.sh restarting a kubelet, the tests) use the same binaries.
-if [[ -f $CLUSTER_DIR/versions && -z ${K8S_VERSION:-}${NODE1_K8S_VERSION:-}${NODE2_K8S_VERSION:-} ]]; then
+# later against the same running cluster (node.sh restarting a kubelet) use the same binaries; a
+# cluster no longer running (its kube-apiserver gone) leaves no choice behind.
+if [[ -f $CLUSTER_DIR/versions && -z ${K8S_VERSION:-}${NODE1_K8S_VERSION:-}${NODE2_K8S_VERSION:-}${NODE1_KUBELET_FEATURE_GATES:-}${NODE2_KUBELET_FEATURE_GATES:-} ]] &&
+  [[ -f $RUN/kube-apiserver.pid ]] && kill -0 "$(cat "$RUN/kube-apiserver.pid")" 2>/dev/null; then
   . "$CLUSTER_DIR/versions"
 fi
 K8S_VERSION=${K8S_VERSION:-$(cat "$ROOT/hack/k8s/DEFAULT")}
 declare -A NODE_K8S_VERSION=([node1]=${NODE1_K8S_VERSION:-$K8S_VERSION} [node2]=${NODE2_K8S_VERSION:-$K8S_VERSION})
+# NODE1_KUBELET_FEATURE_GATES, NODE2_KUBELET_FEATURE_GATES: one node's kubelet feature gates
+# (A=false,B=true), such as ExtendWebSocketsToKubelet=false for a 1.36 kubelet that does not serve WebSocket.
+declare -A NODE_FEATURE_GATES=([node1]=${NODE1_KUBELET_FEATURE_GATES:-} [node2]=${NODE2_KUBELET_FEATURE_GATES:-})
 # k8s_bin VERSION: the directory of that version's kube-apiserver, kubelet and kubectl (built if needed).
 k8s_bin() { K8S_VERSION=$1 "$ROOT/hack/build-k8s.sh"; }
 # The kubectls, kubectl.1.28 and kubectl.1.33, are in KUBECTL_DIR; test/e2e's kubectlBinary reads it too.

@@ -98,11 +98,20 @@ volumePluginDir: $D/volume-plugins
 evictionHard: {memory.available: "1Mi", nodefs.available: "1%", imagefs.available: "1%", nodefs.inodesFree: "1%"}
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
+featureGates: {$(feature_gates "${NODE_FEATURE_GATES[$node]}")}
 syncFrequency: 10s
 fileCheckFrequency: 10s
 nodeStatusUpdateFrequency: 5s
 YAML
   write_kubeconfig "$KCFG/kubelet-$node.kubeconfig" "$APISERVER_URL" "kubelet-$node-client"
+}
+
+# feature_gates A=false,B=true: the same as YAML map entries (A: false, B: true).
+feature_gates() {
+  local out=() kv
+  IFS=, read -ra kvs <<<"$1"
+  for kv in "${kvs[@]}"; do [[ -n $kv ]] && out+=("${kv%%=*}: ${kv#*=}"); done
+  local IFS=,; echo "${out[*]}"
 }
 
 up() {

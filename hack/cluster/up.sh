@@ -7,11 +7,17 @@ here=$(dirname "$0")
 [[ $(id -u) -eq 0 ]] || die "the local cluster needs root (containerd, runc, cgroups, mounts)"
 
 log "1/8 system packages"; "$ROOT/hack/install-deps.sh"
-log "2/8 kube-apiserver $K8S_VERSION, kubelets ${NODE_K8S_VERSION[*]} (built once from k8s.io/kubernetes, cached; the first build of a version takes ~10 min)"
+log "2/8 kube-apiserver $K8S_VERSION, kubelets ${NODE_K8S_VERSION[*]} ${NODE_FEATURE_GATES[*]} (built once from k8s.io/kubernetes, cached; the first build of a version takes ~10 min)"
 for v in $(printf '%s\n' "$K8S_VERSION" "${NODE_K8S_VERSION[@]}" | sort -u); do k8s_bin "$v" >/dev/null; done
 K8S_BIN=$(k8s_bin "$K8S_VERSION"); export K8S_BIN
+asked=$(printf 'K8S_VERSION=%s\nNODE1_K8S_VERSION=%s\nNODE2_K8S_VERSION=%s\nNODE1_KUBELET_FEATURE_GATES=%s\nNODE2_KUBELET_FEATURE_GATES=%s\n' \
+  "$K8S_VERSION" "${NODE_K8S_VERSION[node1]}" "${NODE_K8S_VERSION[node2]}" "${NODE_FEATURE_GATES[node1]}" "${NODE_FEATURE_GATES[node2]}")
+# up.sh keeps what runs: a running cluster of other versions would be kept under the new versions' name.
+if is_running kube-apiserver && [[ -f $CLUSTER_DIR/versions && $(cat "$CLUSTER_DIR/versions") != "$asked" ]]; then
+  die "a cluster of other versions is running ($(tr '\n' ' ' <"$CLUSTER_DIR/versions")): stop it first with hack/cluster/down.sh"
+fi
 mkdir -p "$CLUSTER_DIR"
-printf 'K8S_VERSION=%s\nNODE1_K8S_VERSION=%s\nNODE2_K8S_VERSION=%s\n' "$K8S_VERSION" "${NODE_K8S_VERSION[node1]}" "${NODE_K8S_VERSION[node2]}" >"$CLUSTER_DIR/versions"
+echo "$asked" >"$CLUSTER_DIR/versions"
 log "3/8 exec-proxy"; make -C "$ROOT" -s build
 log "4/8 certificates and images"; "$here/pki.sh"; "$here/images.sh"
 log "5/8 etcd and kube-apiserver"; "$here/control-plane.sh" up

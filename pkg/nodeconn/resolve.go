@@ -38,8 +38,10 @@ type Target struct {
 const ExtendWebSocketsToKubelet = "ExtendWebSocketsToKubelet"
 
 // KubeletServesWebSockets tells whether node's kubelet says it serves WebSocket sessions itself, as
-// kube-apiserver reads it. The kubelet writes its own Node's status; a kubelet that claims it
-// falsely fails its own sessions only (a refused upgrade: kubectl falls back to SPDY).
+// kube-apiserver 1.36 reads it. The kubelet writes it in its Node's status; so can whoever may update
+// nodes/status, and a kubelet downgraded below 1.35 leaves it there. A false claim fails only that
+// node's WebSocket sessions, as through kube-apiserver: the kubelet refuses the upgrade, the client
+// gets its Status, and kubectl falls back to SPDY. The frames are read either way.
 func KubeletServesWebSockets(node *corev1.Node) bool {
 	return slices.Contains(node.Status.DeclaredFeatures, ExtendWebSocketsToKubelet)
 }

@@ -1,15 +1,12 @@
 package proxy
 
 import (
-	"net/http"
 	"sync"
 
 	"k8s.io/component-base/metrics"
 	"k8s.io/component-base/metrics/legacyregistry"
-	"k8s.io/streaming/pkg/httpstream/wsstream"
 
 	"github.com/exec-proxy/exec-proxy/pkg/proxy/kubeletconn"
-	"github.com/exec-proxy/exec-proxy/pkg/session"
 )
 
 const namespace = "execproxy"
@@ -37,33 +34,13 @@ var (
 		Help: "Sessions refused by a limit, by the limit's name.", StabilityLevel: metrics.ALPHA,
 	}, []string{"reason"})
 
-	webSocketSessions = metrics.NewCounterVec(&metrics.CounterOpts{
-		Namespace: namespace, Name: "websocket_sessions_total",
-		Help: "WebSocket session requests by kind and proxy_type: proxied_to_kubelet when the kubelet reads the " +
-			"client's WebSocket itself (an old protocol, or a kubelet that declares ExtendWebSocketsToKubelet); " +
-			"translated when exec-proxy translates v5 or tunnels port-forward to the kubelet's SPDY.",
-		StabilityLevel: metrics.ALPHA,
-	}, []string{"kind", "proxy_type"})
-
 	registerOnce sync.Once
 )
-
-// countWebSocket counts a WebSocket session request by how it reaches the kubelet.
-func countWebSocket(req *http.Request, kind session.Kind, translated bool) {
-	if !wsstream.IsWebSocketRequest(req) {
-		return
-	}
-	proxyType := "proxied_to_kubelet"
-	if translated {
-		proxyType = "translated"
-	}
-	webSocketSessions.WithLabelValues(string(kind), proxyType).Inc()
-}
 
 // RegisterMetrics adds exec-proxy's metrics to the legacy registry served on /metrics.
 func RegisterMetrics() {
 	registerOnce.Do(func() {
-		legacyregistry.MustRegister(sessionsActive, sessionsTotal, sessionBytes, sessionDuration, throttledTotal, webSocketSessions)
+		legacyregistry.MustRegister(sessionsActive, sessionsTotal, sessionBytes, sessionDuration, throttledTotal)
 		kubeletconn.RegisterMetrics()
 	})
 }

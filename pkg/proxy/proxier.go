@@ -226,10 +226,9 @@ func policySession(id Identity, t *nodeconn.Target) policy.Session {
 
 // upstreamHandler is kube-apiserver's own composition: SPDY (and old WebSocket protocols) pass
 // through the upgrade-aware proxy; WebSocket v5 exec/attach is translated to SPDY for the kubelet,
-// and WebSocket port-forward is tunnelled, unless the kubelet serves WebSocket itself (1.36 on):
-// then every session passes through as it came. The frame readers read the same frames either
-// way. The choice is made here, as upstream's translatingHandler makes it, so that its frame is not
-// under the session's goroutine for the session's life.
+// and WebSocket port-forward is tunnelled, unless the kubelet serves WebSocket itself (1.36 on).
+// The frame readers read the same frames either way. The choice is made here, as upstream's
+// translatingHandler makes it, so that its frame is not under the session's goroutine for good.
 func (p *Proxier) upstreamHandler(req *http.Request, r *session.Request, t *nodeconn.Target) http.Handler {
 	loc := kubeletconn.TLSUnderneath(t.URL(kubeletconn.Path(*r, t.Container), kubeletconn.Query(*r)))
 	uah := upgradeproxy.NewUpgradeAwareHandler(loc, p.upgrades, false, true, kubeletconn.Responder{Node: t.Node, Address: t.Address})
@@ -237,7 +236,7 @@ func (p *Proxier) upstreamHandler(req *http.Request, r *session.Request, t *node
 	uah.UpgradeTransport = p.credentialed
 	translated := !kubeletconn.ViaUpgradeProxy(req, r.Kind, t.KubeletWebSockets)
 	tunnelled := !t.KubeletWebSockets && r.Kind == session.KindPortForward && wsstream.IsWebSocketRequestWithTunnelingProtocol(req)
-	countWebSocket(req, r.Kind, translated || tunnelled)
+	kubeletconn.CountWebSocket(req, string(r.Kind), translated || tunnelled)
 	switch {
 	case tunnelled:
 		return translator.NewTunnelingHandler(uah)

@@ -31,7 +31,7 @@ func TestKubeletWebSockets(t *testing.T) {
 		if want := minorOf(t, version) >= 36; serves != want {
 			t.Fatalf("node %s: kubelet %s declares %q: serves WebSocket %v, want %v", tg.node, version, declared, serves, want)
 		}
-		proxyType := "translated"
+		proxyType := "translated_at_exec_proxy"
 		if serves {
 			proxyType = "proxied_to_kubelet"
 		}
@@ -40,7 +40,7 @@ func TestKubeletWebSockets(t *testing.T) {
 				m := marker(t)
 				stdin := "in-" + m + "\n"
 				args := []string{"exec", "-i", tg.pod, "-c", tg.container, "--", "sh", "-c", "cat; echo err-" + m + " >&2; exit 5"}
-				key := `execproxy_websocket_sessions_total{kind="exec",proxy_type="` + proxyType + `"}`
+				key := `execproxy_websocket_streaming_requests_total{subresource="exec",proxy_type="` + proxyType + `"}`
 				before, kubeletBefore := execProxyMetrics(t)[key], kubeletWebSocketRequests(t, tg.node, "exec")
 				got := c.kubectl(t, viaExecProxy, "admin", stdin, args...)
 				after, kubeletAfter := execProxyMetrics(t)[key], kubeletWebSocketRequests(t, tg.node, "exec")
@@ -69,7 +69,7 @@ func TestKubeletWebSockets(t *testing.T) {
 			continue
 		}
 		t.Run(tg.node+"/"+version+"/port-forward", func(t *testing.T) {
-			key := `execproxy_websocket_sessions_total{kind="portforward",proxy_type="` + proxyType + `"}`
+			key := `execproxy_websocket_streaming_requests_total{subresource="portforward",proxy_type="` + proxyType + `"}`
 			before := execProxyMetrics(t)[key]
 			s := clients[1].start(t, viaExecProxy, "admin", "port-forward", "pod/demo", ":8080")
 			s.waitFor(t, "Forwarding from 127.0.0.1:")
