@@ -165,16 +165,22 @@ func execProxyFigures(t *testing.T) processFigures {
 // execProxyMetrics reads exec-proxy's /metrics: each series (name and labels as printed) and its value.
 func execProxyMetrics(t *testing.T) map[string]float64 {
 	t.Helper()
+	return metricsAt(t, "exec-proxy's", execProxyAddr)
+}
+
+// metricsAt reads the /metrics of the server at address as admin: each series and its value.
+func metricsAt(t *testing.T, whose, address string) map[string]float64 {
+	t.Helper()
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: userTLS(t, "admin")}}
 	defer client.CloseIdleConnections()
-	resp, err := client.Get("https://" + execProxyAddr + "/metrics")
+	resp, err := client.Get("https://" + address + "/metrics")
 	if err != nil {
-		t.Fatalf("reading exec-proxy's metrics: %v", err)
+		t.Fatalf("reading %s metrics: %v", whose, err)
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("reading exec-proxy's metrics: HTTP %d: %s", resp.StatusCode, body)
+		t.Fatalf("reading %s metrics: HTTP %d: %s", whose, resp.StatusCode, body)
 	}
 	out := map[string]float64{}
 	for _, line := range strings.Split(string(body), "\n") {

@@ -3,16 +3,12 @@
 package e2e
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestKubeletWebSockets: exec-proxy passes a WebSocket session to the kubelet as it came when the
@@ -114,29 +110,5 @@ func minorOf(t *testing.T, version string) int {
 func kubeletWebSocketRequests(t *testing.T, node, subresource string) float64 {
 	t.Helper()
 	port := strings.TrimSpace(admin(t, "", "get", "node", node, "-o", "jsonpath={.status.daemonEndpoints.kubeletEndpoint.Port}"))
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: userTLS(t, "admin")}}
-	defer client.CloseIdleConnections()
-	resp, err := client.Get("https://" + net.JoinHostPort(node, port) + "/metrics")
-	if err != nil {
-		t.Fatalf("reading the kubelet's metrics: %v", err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("reading the kubelet's metrics: HTTP %d: %s", resp.StatusCode, body)
-	}
-	metrics := string(body)
-	prefix := `kubelet_websocket_streaming_requests_total{subresource="` + subresource + `"} `
-	sc := bufio.NewScanner(strings.NewReader(metrics))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), prefix); ok {
-			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			if err != nil {
-				t.Fatalf("%s: %v", sc.Text(), err)
-			}
-			return f
-		}
-	}
-	return 0
+	return metricsAt(t, "the kubelet's", net.JoinHostPort(node, port))[`kubelet_websocket_streaming_requests_total{subresource="`+subresource+`"}`]
 }
