@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -48,6 +49,7 @@ func TestKubeletWebSockets(t *testing.T) {
 					t.Errorf("the kubelet served %v WebSocket exec sessions itself, want %v", kubeletAfter-kubeletBefore, wantKubelet)
 				}
 				direct := c.kubectl(t, viaAPIServer, "admin", stdin, args...)
+				got.stderr, direct.stderr = withoutDiscarded(t, got.stderr), withoutDiscarded(t, direct.stderr)
 				if got != direct || got.code != 5 || got.stdout != stdin {
 					t.Errorf("through exec-proxy %+v, on kube-apiserver's path %+v; want both exit 5 with stdout %q", got, direct, stdin)
 				}
@@ -78,6 +80,19 @@ func TestKubeletWebSockets(t *testing.T) {
 			}
 		})
 	}
+}
+
+// discarded is client-go's log line for a frame on a stream it has closed: seen now and then on
+// kube-apiserver's own path (1.34's translator, kubectl 1.33), where stdout still comes after the
+// stream's end. Logged, not compared.
+var discarded = regexp.MustCompile(`(?m)^E\d{4} [0-9:.]+ +\d+ websocket\.go:\d+\] Unknown stream id \d+, discarding message\n`)
+
+func withoutDiscarded(t *testing.T, stderr string) string {
+	t.Helper()
+	if lines := discarded.FindAllString(stderr, -1); len(lines) > 0 {
+		t.Logf("kubectl discarded frames on closed streams: %q", lines)
+	}
+	return discarded.ReplaceAllString(stderr, "")
 }
 
 // apiServerMinor is kube-apiserver's minor version.
