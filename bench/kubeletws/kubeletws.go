@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -178,8 +179,8 @@ func nodeOf(ctx context.Context, cfg *rest.Config, name string) (Node, error) {
 		Declared: slices.Contains(node.Status.DeclaredFeatures, "ExtendWebSocketsToKubelet")}, nil
 }
 
-// execRequests is execproxy_websocket_streaming_requests_total of exec, by proxy_type.
-const execRequests = `execproxy_websocket_streaming_requests_total{subresource="exec",proxy_type="`
+// execRequests matches execproxy_websocket_streaming_requests_total of exec (labels sorted, as printed).
+var execRequests = regexp.MustCompile(`^execproxy_websocket_streaming_requests_total\{proxy_type="([a-z_]+)",subresource="exec"\} (\S+)$`)
 
 // proxyTypes is exec-proxy's count of WebSocket exec requests by proxy_type.
 func (o Options) proxyTypes() (map[string]float64, error) {
@@ -187,15 +188,18 @@ func (o Options) proxyTypes() (map[string]float64, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading exec-proxy's metrics: %w", err)
 	}
+	return parseProxyTypes(string(text))
+}
+
+func parseProxyTypes(text string) (map[string]float64, error) {
 	out := map[string]float64{}
-	for _, line := range strings.Split(string(text), "\n") {
-		if rest, ok := strings.CutPrefix(line, execRequests); ok {
-			typ, value, _ := strings.Cut(rest, `"} `)
-			v, err := strconv.ParseFloat(value, 64)
+	for _, line := range strings.Split(text, "\n") {
+		if m := execRequests.FindStringSubmatch(line); m != nil {
+			v, err := strconv.ParseFloat(m[2], 64)
 			if err != nil {
 				return nil, fmt.Errorf("exec-proxy's metrics: %q: %w", line, err)
 			}
-			out[typ] = v
+			out[m[1]] = v
 		}
 	}
 	return out, nil

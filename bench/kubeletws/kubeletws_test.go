@@ -65,3 +65,19 @@ func TestWrite(t *testing.T) {
 		t.Errorf("table:\n%s", table.String())
 	}
 }
+
+// TestParseProxyTypes reads the counter as exec-proxy prints it: labels in sorted order.
+func TestParseProxyTypes(t *testing.T) {
+	text := `# TYPE execproxy_websocket_streaming_requests_total counter
+execproxy_websocket_streaming_requests_total{proxy_type="proxied_to_kubelet",subresource="exec"} 3
+execproxy_websocket_streaming_requests_total{proxy_type="translated_at_exec_proxy",subresource="exec"} 11
+execproxy_websocket_streaming_requests_total{proxy_type="translated_at_exec_proxy",subresource="portforward"} 5
+`
+	got, err := parseProxyTypes(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got["proxied_to_kubelet"] != 3 || got["translated_at_exec_proxy"] != 11 {
+		t.Errorf("got %v", got)
+	}
+}

@@ -37,7 +37,7 @@ func TestKubeletWebSockets(t *testing.T) {
 				m := marker(t)
 				stdin := "in-" + m + "\n"
 				args := []string{"exec", "-i", tg.pod, "-c", tg.container, "--", "sh", "-c", "cat; echo err-" + m + " >&2; exit 5"}
-				key := `execproxy_websocket_streaming_requests_total{subresource="exec",proxy_type="` + proxyType + `"}`
+				key := `execproxy_websocket_streaming_requests_total{proxy_type="` + proxyType + `",subresource="exec"}` // labels as printed: sorted
 				before, kubeletBefore := execProxyMetrics(t)[key], kubeletWebSocketRequests(t, tg.node, "exec")
 				got := c.kubectl(t, viaExecProxy, "admin", stdin, args...)
 				after, kubeletAfter := execProxyMetrics(t)[key], kubeletWebSocketRequests(t, tg.node, "exec")
@@ -67,7 +67,7 @@ func TestKubeletWebSockets(t *testing.T) {
 			continue
 		}
 		t.Run(tg.node+"/"+version+"/port-forward", func(t *testing.T) {
-			key := `execproxy_websocket_streaming_requests_total{subresource="portforward",proxy_type="` + proxyType + `"}`
+			key := `execproxy_websocket_streaming_requests_total{proxy_type="` + proxyType + `",subresource="portforward"}`
 			before := execProxyMetrics(t)[key]
 			s := clients[1].start(t, viaExecProxy, "admin", "port-forward", "pod/demo", ":8080")
 			s.waitFor(t, "Forwarding from 127.0.0.1:")
