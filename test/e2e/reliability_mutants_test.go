@@ -29,7 +29,7 @@ var mutants = []mutant{
 		checkRogueKubelet},
 	{"get is enough to open a session", []edit{
 		{"pkg/kuberoute/requestinfo.go", `		info.Verb = "create"`, `		_ = "create"`},
-		{"pkg/authz/authorizer.go", `		rec.Verb = "create"`, `		_ = "create"`}},
+		{"pkg/authz/authorizer.go", `		rec.Verb = sessionVerb(rec.Verb)`, `		_ = sessionVerb(rec.Verb)`}},
 		checkUnauthorized},
 	{"no bandwidth limit", []edit{{"pkg/proxy/session.go", "if maxBytesPerSec > 0 {", "if false && maxBytesPerSec > 0 {"}},
 		func(p *probe) {
