@@ -10,8 +10,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apiserver/pkg/authentication/user"
-	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/portforward"
 	"k8s.io/client-go/transport/spdy"
@@ -69,29 +67,9 @@ func TestPortForwardThroughProxy(t *testing.T) {
 // portForwardFront serves port-forward sessions to pod p on port 8080 through p, and hands out each
 // session's audit record once it has ended.
 func portForwardFront(t *testing.T, p *Proxier) (*httptest.Server, <-chan sessionaudit.Record) {
-	t.Helper()
-	records := make(chan sessionaudit.Record, 10)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		r := session.Request{Kind: session.KindPortForward, Namespace: "ns", Pod: "p", PortForward: &corev1.PodPortForwardOptions{Ports: []int32{8080}}}
-		attempt := sessionaudit.NewAttempt(req, string(r.Kind), r.Namespace, r.Pod)
-		ctx := sessionaudit.WithAttempt(genericapirequest.WithUser(req.Context(), &user.DefaultInfo{Name: "alice"}), attempt)
-		defer func() {
-			go func() {
-				for deadline := time.Now().Add(10 * time.Second); attempt.Snapshot().End.IsZero() && time.Now().Before(deadline); {
-					time.Sleep(5 * time.Millisecond)
-				}
-				records <- attempt.Snapshot()
-			}()
-		}()
-		h, err := p.Handler(ctx, r)
-		if err != nil {
-			session.WriteStatus(w, req, err)
-			return
-		}
-		h.ServeHTTP(w, req.WithContext(ctx))
-	}))
-	t.Cleanup(srv.Close)
-	return srv, records
+	return frontOf(t, p, func(*http.Request) session.Request {
+		return session.Request{Kind: session.KindPortForward, Namespace: "ns", Pod: "p", PortForward: &corev1.PodPortForwardOptions{Ports: []int32{8080}}}
+	})
 }
 
 // forwardOnce opens a port-forward session over protocol, sends data on one stream to port 8080,

@@ -47,14 +47,22 @@ func front(t *testing.T, p *Proxier) *httptest.Server {
 
 // frontWithRecords is front that also hands out each request's audit record once it is served.
 func frontWithRecords(t *testing.T, p *Proxier) (*httptest.Server, <-chan sessionaudit.Record) {
-	t.Helper()
-	records := make(chan sessionaudit.Record, 100)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	return frontOf(t, p, func(req *http.Request) session.Request {
 		q := req.URL.Query()
-		r := session.Request{Kind: session.KindExec, Namespace: "ns", Pod: strings.TrimPrefix(req.URL.Path, "/"), Exec: &corev1.PodExecOptions{
+		return session.Request{Kind: session.KindExec, Namespace: "ns", Pod: strings.TrimPrefix(req.URL.Path, "/"), Exec: &corev1.PodExecOptions{
 			Container: q.Get("container"), Command: q["command"], Stdin: q.Get("stdin") == "true",
 			Stdout: q.Get("stdout") == "true", Stderr: q.Get("stderr") == "true", TTY: q.Get("tty") == "true"},
 			Justification: q.Get(session.JustificationParam)}
+	})
+}
+
+// frontOf serves the session request asks for through p, as the user X-Test-User, and hands out
+// each request's audit record once it is served.
+func frontOf(t *testing.T, p *Proxier, request func(*http.Request) session.Request) (*httptest.Server, <-chan sessionaudit.Record) {
+	t.Helper()
+	records := make(chan sessionaudit.Record, 100)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		r := request(req)
 		attempt := sessionaudit.NewAttempt(req, string(r.Kind), r.Namespace, r.Pod)
 		ctx := genericapirequest.WithUser(req.Context(), &user.DefaultInfo{Name: req.Header.Get("X-Test-User")})
 		ctx = sessionaudit.WithAttempt(ctx, attempt)
