@@ -7,13 +7,10 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
+
+	"github.com/exec-proxy/exec-proxy/bench/internal/workload"
 )
-
-type counter struct{ n atomic.Int64 }
-
-func (c *counter) Write(p []byte) (int, error) { c.n.Add(int64(len(p))); return len(p), nil }
 
 type zeros struct{}
 
@@ -22,23 +19,16 @@ func (zeros) Read(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// streamCommand writes n bytes (a multiple of 64 KiB) of printable text, so that a recording
-// stores about as much as was sent, in 64 KiB writes: busybox's head and yes alone write in small
-// pieces and would measure the container, not the path.
-func streamCommand(n int64) []string {
-	return []string{"sh", "-c", fmt.Sprintf(`yes "$(head -c 16383 /dev/zero | tr '\0' a)" | dd bs=65536 count=%d iflag=fullblock 2>/dev/null`, n/65536)}
-}
-
 // download streams n bytes from the container to the client and returns the rate in MiB/s.
 func download(ctx context.Context, p path, protocol string, n int64) (float64, error) {
-	out := &counter{}
+	out := &workload.Counter{}
 	start := time.Now()
-	if err := p.run(ctx, protocol, streamCommand(n), nil, out); err != nil {
+	if err := p.run(ctx, protocol, workload.StreamCommand(n), nil, out); err != nil {
 		return 0, fmt.Errorf("%s %s download: %w", p.name, protocol, err)
 	}
 	elapsed := time.Since(start)
-	if out.n.Load() != n {
-		return 0, fmt.Errorf("%s %s download: %d bytes arrived of %d", p.name, protocol, out.n.Load(), n)
+	if out.Bytes() != n {
+		return 0, fmt.Errorf("%s %s download: %d bytes arrived of %d", p.name, protocol, out.Bytes(), n)
 	}
 	return float64(n) / (1 << 20) / elapsed.Seconds(), nil
 }

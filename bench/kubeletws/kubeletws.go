@@ -15,7 +15,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -24,6 +23,7 @@ import (
 	"k8s.io/client-go/tools/remotecommand"
 
 	"github.com/exec-proxy/exec-proxy/bench/internal/stats"
+	"github.com/exec-proxy/exec-proxy/bench/internal/workload"
 )
 
 // Options are the part's, and what it takes from the bench.
@@ -107,9 +107,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			if l.route {
 				cfg = route
 			}
-			before, err := o.proxyTypes()
-			if err != nil {
-				return nil, err
+			var before map[string]float64
+			if l.route {
+				if before, err = o.proxyTypes(); err != nil {
+					return nil, err
+				}
 			}
 			rate, cpu, err := o.download(ctx, cfg, tg.pod, tg.container)
 			if err != nil {
@@ -225,14 +227,10 @@ func (n *Node) counted(o Options, before map[string]float64) error {
 	return nil
 }
 
-type counter struct{ n atomic.Int64 }
-
-func (c *counter) Write(p []byte) (int, error) { c.n.Add(int64(len(p))); return len(p), nil }
-
 // download streams o.Bytes from the container over WebSocket v5 (client-go's, as kubectl ≥ 1.30)
 // and returns the rate in MiB/s and each process's CPU seconds per GiB meanwhile.
 func (o Options) download(ctx context.Context, cfg *rest.Config, pod, container string) (float64, map[string]float64, error) {
-	cmd := []string{"sh", "-c", fmt.Sprintf(`yes "$(head -c 16383 /dev/zero | tr '\0' a)" | dd bs=65536 count=%d iflag=fullblock 2>/dev/null`, o.Bytes/65536)}
+	cmd := workload.StreamCommand(o.Bytes)
 	q := url.Values{"container": {container}, "command": cmd, "stdout": {"true"}, "stderr": {"true"}}
 	u := strings.TrimSuffix(cfg.Host, "/") + "/api/v1/namespaces/demo/pods/" + pod + "/exec?" + q.Encode()
 	exec, err := remotecommand.NewWebSocketExecutor(cfg, "GET", u)
@@ -246,14 +244,14 @@ func (o Options) download(ctx context.Context, cfg *rest.Config, pod, container 
 			return 0, nil, err
 		}
 	}
-	out, errOut := &counter{}, &bytes.Buffer{}
+	out, errOut := &workload.Counter{}, &bytes.Buffer{}
 	start := time.Now()
 	if err := exec.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: out, Stderr: errOut}); err != nil {
 		return 0, nil, fmt.Errorf("download: %w (stderr %q)", err, errOut.String())
 	}
 	elapsed := time.Since(start)
-	if out.n.Load() != o.Bytes {
-		return 0, nil, fmt.Errorf("download: %d bytes arrived of %d", out.n.Load(), o.Bytes)
+	if out.Bytes() != o.Bytes {
+		return 0, nil, fmt.Errorf("download: %d bytes arrived of %d", out.Bytes(), o.Bytes)
 	}
 	cpu := map[string]float64{}
 	for _, p := range processes {

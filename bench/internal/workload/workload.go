@@ -1,0 +1,22 @@
+// Package workload is what the bench's parts run in the container and count at the client.
+package workload
+
+import (
+	"fmt"
+	"sync/atomic"
+)
+
+// Counter counts the bytes written to it.
+type Counter struct{ n atomic.Int64 }
+
+func (c *Counter) Write(p []byte) (int, error) { c.n.Add(int64(len(p))); return len(p), nil }
+
+// Bytes is how many bytes were written so far.
+func (c *Counter) Bytes() int64 { return c.n.Load() }
+
+// StreamCommand writes n bytes (a multiple of 64 KiB) of printable text, so that a recording
+// stores about as much as was sent, in 64 KiB writes: busybox's head and yes alone write in small
+// pieces and would measure the container, not the path.
+func StreamCommand(n int64) []string {
+	return []string{"sh", "-c", fmt.Sprintf(`yes "$(head -c 16383 /dev/zero | tr '\0' a)" | dd bs=65536 count=%d iflag=fullblock 2>/dev/null`, n/65536)}
+}
