@@ -47,11 +47,13 @@ func (c CompletedConfig) New() (*ExecProxy, error) {
 	storage := podregistry.NewREST(c.proxier)
 	var peerSet execsession.Peers
 	var recordingPeers execsession.RecordingPeers
+	var attachPeers execsession.AttachPeers
 	if c.peers != nil { // a nil *peers.Peers must not become a non-nil interface
-		peerSet, recordingPeers = c.peers, c.peers
+		peerSet, recordingPeers, attachPeers = c.peers, c.peers, c.peers
 	}
 	storage["execsessions"] = execsession.NewREST(c.proxier, c.replica, peerSet)
 	storage["execsessions/recording"] = execsession.NewRecordingREST(c.proxier.Recording.Dir, c.replica, recordingPeers)
+	storage["execsessions/attach"] = execsession.NewAttachREST(c.proxier, c.replica, attachPeers, c.proxier.Audit)
 	if err := installAPIGroup(s, storage); err != nil {
 		return nil, err
 	}

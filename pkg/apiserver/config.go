@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"time"
 
+	utilproxy "k8s.io/apimachinery/pkg/util/proxy"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/sets"
 	openapinamer "k8s.io/apiserver/pkg/endpoints/openapi"
@@ -70,8 +72,9 @@ type PeerConfig struct {
 	Namespace string
 	// Address is where the others reach this replica (host:port).
 	Address string
-	// Transport reaches peers.
-	Transport http.RoundTripper
+	// Transport reaches peers; UpgradeTransport too, for upgrades.
+	Transport        http.RoundTripper
+	UpgradeTransport utilproxy.UpgradeRequestRoundTripper
 	// CountsFailOpen stops the caps counting a peer's sessions when it does not answer; otherwise
 	// they count as last heard until its lease expires.
 	CountsFailOpen bool
@@ -199,9 +202,10 @@ func (c *Config) peers() (*peers.Peers, *peers.Announcer, informers.SharedInform
 	factory := informers.NewSharedInformerFactoryWithOptions(c.Client, 0, informers.WithNamespace(c.Peers.Namespace),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = selector }))
 	set := &peers.Peers{
-		Leases: factory.Coordination().V1().Leases().Lister().Leases(c.Peers.Namespace),
-		Self:   c.Replica,
-		Client: &http.Client{Transport: c.Peers.Transport},
+		Leases:           factory.Coordination().V1().Leases().Lister().Leases(c.Peers.Namespace),
+		Self:             c.Replica,
+		Client:           &http.Client{Transport: c.Peers.Transport},
+		UpgradeTransport: c.Peers.UpgradeTransport,
 	}
 	announcer := &peers.Announcer{Client: c.Client, Namespace: c.Peers.Namespace, Name: c.Replica, Address: c.Peers.Address}
 	return set, announcer, factory

@@ -13,6 +13,7 @@ import (
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/proxy"
 	coordinationlisters "k8s.io/client-go/listers/coordination/v1"
 	"k8s.io/klog/v2"
 )
@@ -48,6 +49,8 @@ type Peers struct {
 	Self string
 	// Client reaches peers: it verifies their serving certificates and presents exec-proxy's credentials.
 	Client *http.Client
+	// UpgradeTransport reaches them likewise for upgrades (a watch of a session another holds).
+	UpgradeTransport proxy.UpgradeRequestRoundTripper
 	// Now is the clock leases expire by; time.Now when nil.
 	Now func() time.Time
 }

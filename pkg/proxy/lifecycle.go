@@ -133,6 +133,7 @@ func (p *Proxier) afterSession(d *detachedSession) {
 	defer d.done()
 	defer d.s.cancel()
 	defer d.s.kubelet.Close()
+	defer d.s.endWatches()
 	defer func() { logPanic(d.logger, recover()) }()
 	p.ended(d.logger, d.sw, d.req, d.s)
 	if d.h.finished() {

@@ -102,6 +102,7 @@ func newSession(ctx context.Context, id Identity, maxBytesPerSec int64, start st
 	s := &Session{Identity: id, streams: newStreamStats(), reader: wire.Nop{}, start: start}
 	s.Start = time.Now()
 	s.streams.onPayload = func() { s.touch(true) }
+	s.streams.overseen = newOverseen(id)
 	s.streams.onClientProtocolError = func(string) {
 		s.end.protocolError.Store(true)
 		s.Kill(session.ReasonProtocolError)

@@ -27,6 +27,8 @@ type streamStats struct {
 	recording atomic.Value
 	// onClientProtocolError is called when the client's frames are not the protocol's.
 	onClientProtocolError func(why string)
+	// overseen, set before the frames are read, hears a TTY session's terminal; nil: none.
+	overseen *overseen
 
 	mu      sync.Mutex
 	bytes   map[string]int64
@@ -100,6 +102,9 @@ func (s *streamStats) payload() {
 
 // Data hands payload of stream to the recording, if any; data is copied before it returns.
 func (s *streamStats) Data(stream string, data []byte) {
+	if s.overseen != nil && len(data) > 0 {
+		s.overseen.data(stream, data)
+	}
 	r, _ := s.recording.Load().(recording.Sink)
 	if r == nil || len(data) == 0 {
 		return
@@ -114,6 +119,9 @@ func (s *streamStats) Data(stream string, data []byte) {
 
 // Wants reports whether stream's bytes are recorded, so a reader unmasks them only then.
 func (s *streamStats) Wants(stream string) bool {
+	if s.overseen != nil && stream == "stdout" {
+		return true
+	}
 	r, _ := s.recording.Load().(recording.Sink)
 	return r != nil && (stream == "stdout" || stream == "stderr" || (stream == "stdin" && r.Stdin()))
 }
@@ -128,6 +136,9 @@ func (s *streamStats) Resized(sizes []remotecommand.TerminalSize) {
 	defer s.mu.Unlock()
 	for _, size := range sizes {
 		s.resizes++
+		if s.overseen != nil {
+			s.overseen.resize(int(size.Width), int(size.Height))
+		}
 		if r, _ := s.recording.Load().(recording.Sink); r != nil {
 			r.Add("r", []byte(fmt.Sprintf("%dx%d", size.Width, size.Height)))
 		}

@@ -8,6 +8,7 @@ import (
 	authnv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	auditinternal "k8s.io/apiserver/pkg/apis/audit"
 	"k8s.io/apiserver/pkg/audit"
 	"k8s.io/klog/v2"
 )
@@ -125,12 +126,17 @@ func (r *Auditor) EphemeralContainer(req *http.Request, user authnv1.UserInfo, n
 }
 
 func (r *Auditor) send(kind string, rec Record) bool {
-	if r.backend.ProcessEvents(event(kind, rec)) {
+	return r.sendEvent(kind, event(kind, rec), rec.User.Username)
+}
+
+// sendEvent writes ev, a record of kind about user's session (or watch).
+func (r *Auditor) sendEvent(kind string, ev *auditinternal.Event, user string) bool {
+	if r.backend.ProcessEvents(ev) {
 		recordsTotal.WithLabelValues(kind, "written").Inc()
 		return true
 	}
 	recordsTotal.WithLabelValues(kind, "lost").Inc()
-	klog.ErrorS(nil, "Session audit record not written", "record", kind, "session", rec.SessionID, "user", rec.User.Username,
-		"pod", klog.KRef(rec.Namespace, rec.Pod), "policy", r.policy)
+	klog.ErrorS(nil, "Session audit record not written", "record", kind, "session", ev.Annotations[AnnotationSessionID], "user", user,
+		"object", klog.KRef(ev.ObjectRef.Namespace, ev.ObjectRef.Name), "policy", r.policy)
 	return false
 }

@@ -98,18 +98,9 @@ func newKillCommand(g *globalOptions) *cobra.Command {
 				return err
 			}
 			id := args[0]
-			if namespace == "" { // session ids are unique: find its namespace
-				list, err := listSessions(cmd.Context(), client, "")
-				if err != nil {
+			if namespace == "" {
+				if namespace, err = sessionNamespace(cmd.Context(), client, id); err != nil {
 					return err
-				}
-				for _, s := range list.Items {
-					if s.Name == id {
-						namespace = s.Namespace
-					}
-				}
-				if namespace == "" {
-					return fmt.Errorf("no live session %q", id)
 				}
 			}
 			if err := client.Delete().Namespace(namespace).Resource("execsessions").Name(id).Do(cmd.Context()).Error(); err != nil {
@@ -121,4 +112,18 @@ func newKillCommand(g *globalOptions) *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&namespace, "namespace", "n", "", "the session's namespace (default: found by its id)")
 	return cmd
+}
+
+// sessionNamespace finds the namespace of the live session id: session ids are unique.
+func sessionNamespace(ctx context.Context, client *rest.RESTClient, id string) (string, error) {
+	list, err := listSessions(ctx, client, "")
+	if err != nil {
+		return "", err
+	}
+	for _, s := range list.Items {
+		if s.Name == id {
+			return s.Namespace, nil
+		}
+	}
+	return "", fmt.Errorf("no live session %q", id)
 }

@@ -3,10 +3,13 @@ package options
 import (
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"strconv"
 
 	"github.com/spf13/pflag"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
+	"k8s.io/apimachinery/pkg/util/proxy"
 	"k8s.io/client-go/rest"
 
 	"github.com/exec-proxy/exec-proxy/pkg/apiserver"
@@ -89,10 +92,30 @@ func (o *PeerOptions) PeerConfig(restConfig *rest.Config, port int) (*apiserver.
 	if err != nil {
 		return nil, fmt.Errorf("peer transport: %w", err)
 	}
+	upgrade, err := upgradeTransport(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("peer transport for upgrades: %w", err)
+	}
 	return &apiserver.PeerConfig{
-		Namespace:      o.Namespace,
-		Address:        net.JoinHostPort(o.AdvertiseAddress, strconv.Itoa(port)),
-		Transport:      transport,
-		CountsFailOpen: o.CountsFailurePolicy == "fail-open",
+		Namespace:        o.Namespace,
+		Address:          net.JoinHostPort(o.AdvertiseAddress, strconv.Itoa(port)),
+		Transport:        transport,
+		UpgradeTransport: upgrade,
+		CountsFailOpen:   o.CountsFailurePolicy == "fail-open",
 	}, nil
+}
+
+// upgradeTransport dials peers for upgrades with cfg's TLS, its credentials added to the request
+// (as kube-apiserver's node proxy does), since an upgrade's connection is not a round trip.
+func upgradeTransport(cfg *rest.Config) (proxy.UpgradeRequestRoundTripper, error) {
+	tlsConfig, err := rest.TLSConfigFor(cfg)
+	if err != nil {
+		return nil, err
+	}
+	connection := utilnet.SetTransportDefaults(&http.Transport{TLSClientConfig: tlsConfig})
+	wrappers, err := rest.HTTPWrappersForConfig(cfg, proxy.MirrorRequest)
+	if err != nil {
+		return nil, err
+	}
+	return proxy.NewUpgradeRequestRoundTripper(connection, wrappers), nil
 }

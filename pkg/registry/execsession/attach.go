@@ -1,0 +1,181 @@
+package execsession
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	authnv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apiserver/pkg/endpoints/request"
+	"k8s.io/apiserver/pkg/registry/rest"
+	"k8s.io/klog/v2"
+	"k8s.io/streaming/pkg/httpstream"
+
+	"github.com/exec-proxy/exec-proxy/pkg/api"
+	"github.com/exec-proxy/exec-proxy/pkg/authz"
+	"github.com/exec-proxy/exec-proxy/pkg/oversight"
+	"github.com/exec-proxy/exec-proxy/pkg/peers"
+	"github.com/exec-proxy/exec-proxy/pkg/proxy"
+	"github.com/exec-proxy/exec-proxy/pkg/session"
+	"github.com/exec-proxy/exec-proxy/pkg/sessionaudit"
+)
+
+// AttachPeers reach the replica that holds a session; *peers.Peers in production.
+type AttachPeers interface {
+	Peers
+	// Upgrade returns a handler that passes an upgrade request to replica, as exec-proxy acting
+	// for onBehalfOf.
+	Upgrade(replica, path, onBehalfOf string) (http.Handler, error)
+}
+
+// Watches records who watches which session; *sessionaudit.Auditor in production (nil: none).
+type Watches interface {
+	WatchStarted(sessionaudit.Watch) error
+	WatchEnded(sessionaudit.Watch)
+}
+
+// AttachREST serves execsessions/attach: a live TTY session's terminal, shown to a watcher as it
+// is now and then as it changes, from whichever replica holds it. It is served as kubelets serve
+// pods/attach (SPDY or WebSocket, so kubectl's own client reads it), and kube-apiserver holds
+// `attach` long-running, as it does pods/attach: a watch holds no priority-and-fairness seat and
+// outlives the request timeout. Authorized as get on execsessions/attach (create over SPDY).
+type AttachREST struct {
+	sessions Sessions
+	replica  string
+	peers    AttachPeers // nil: one replica
+	watches  Watches
+	// idle ends a watch whose connection carried nothing for this long (the kubelet's default).
+	idle time.Duration
+}
+
+var (
+	_ rest.Connecter = &AttachREST{}
+	_ rest.Storage   = &AttachREST{}
+)
+
+// NewAttachREST serves watches of the sessions, of this replica and, through peers (nil: none), of the others.
+func NewAttachREST(sessions Sessions, replica string, peers AttachPeers, watches Watches) *AttachREST {
+	return &AttachREST{sessions: sessions, replica: replica, peers: peers, watches: watches, idle: 4 * time.Hour}
+}
+
+func (*AttachREST) New() runtime.Object { return &corev1.PodAttachOptions{} }
+func (*AttachREST) Destroy()            {}
+func (*AttachREST) ConnectMethods() []string {
+	return []string{http.MethodGet, http.MethodPost}
+}
+func (*AttachREST) NewConnectOptions() (runtime.Object, bool, string) {
+	return &corev1.PodAttachOptions{}, false, ""
+}
+
+// Connect serves a watch. Typing into the session (stdin) is not served: a watch is read-only.
+func (r *AttachREST) Connect(ctx context.Context, name string, opts runtime.Object, _ rest.Responder) (http.Handler, error) {
+	o, ok := opts.(*corev1.PodAttachOptions)
+	if !ok {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("unexpected options %T", opts))
+	}
+	if o.Stdin || o.Stderr || !o.Stdout || !o.TTY {
+		return nil, apierrors.NewBadRequest("a watch of a session reads its terminal only: ask for stdout=true&tty=true, without stdin or stderr")
+	}
+	watcher := watcherOf(ctx)
+	if !sessionID.MatchString(name) {
+		return nil, apierrors.NewNotFound(api.Resource("execsessions"), name)
+	}
+	s, err := r.localSession(ctx, name)
+	switch {
+	case apierrors.IsNotFound(err) && r.peers != nil && !fromPeer(ctx):
+		return r.atPeer(ctx, name, watcher)
+	case err != nil:
+		return nil, err
+	}
+	term := s.Terminal()
+	if term == nil {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("execsession %q has no terminal to watch: only exec and attach sessions with a TTY (-it) can be watched", name))
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if !httpstream.IsUpgradeRequest(req) { // before its record: no watch without an upgrade
+			session.WriteStatus(w, req, apierrors.NewBadRequest("a watch of a session is an upgrade to SPDY or WebSocket, as kubectl attach makes: use kubectl execproxy watch"))
+			return
+		}
+		rec := sessionaudit.NewWatch(req, watcher)
+		rec.Session, rec.SessionUser, rec.Namespace, rec.Pod, rec.Container = s.ID, s.User, s.Namespace, s.Pod, s.Container
+		if r.watches != nil {
+			if err := r.watches.WatchStarted(rec); err != nil {
+				session.WriteStatus(w, req, err)
+				return
+			}
+		}
+		reason := r.serve(w, req, term)
+		klog.FromContext(req.Context()).Info("Watch ended", "session", s.ID, "pod", klog.KRef(s.Namespace, s.Pod),
+			"user", s.User, "watcher", watcher.Username, "reason", reason)
+		if r.watches != nil {
+			rec.End, rec.Reason = time.Now(), reason
+			r.watches.WatchEnded(rec)
+		}
+	}), nil
+}
+
+// serve runs the watch; it returns why the watch ended.
+func (r *AttachREST) serve(w http.ResponseWriter, req *http.Request, term *oversight.Terminal) string {
+	reason := "the watcher's streams were not opened"
+	serveWatch(w, req, r.idle, func(ctx context.Context, out io.Writer) error {
+		err := term.Watch(ctx, out)
+		switch {
+		case errors.Is(err, oversight.ErrEnded):
+			reason = "the session ended"
+			return nil
+		case err == nil:
+			reason = "the watcher left"
+			return nil
+		}
+		reason = err.Error()
+		return err
+	})
+	return reason
+}
+
+// atPeer passes the watch to the replica that holds the session.
+func (r *AttachREST) atPeer(ctx context.Context, name string, watcher authnv1.UserInfo) (http.Handler, error) {
+	sessions := &REST{sessions: r.sessions, replica: r.replica, peers: r.peers}
+	obj, err := sessions.askPeers(ctx, http.MethodGet, name, "")
+	if err != nil {
+		return nil, err
+	}
+	path := sessionsPath(ctx, name, nil) + "/attach"
+	h, err := r.peers.Upgrade(obj.Status.Replica, path, watcher.Username)
+	if err != nil {
+		return nil, apierrors.NewServiceUnavailable(fmt.Sprintf("execsession %q is on exec-proxy replica %s, which cannot be reached: %v", name, obj.Status.Replica, err))
+	}
+	return h, nil
+}
+
+func (r *AttachREST) localSession(ctx context.Context, name string) (*proxy.Session, error) {
+	namespace, _ := request.NamespaceFrom(ctx)
+	for _, s := range r.sessions.Sessions() {
+		if s.ID == name && s.Namespace == namespace {
+			return s, nil
+		}
+	}
+	return nil, apierrors.NewNotFound(api.Resource("execsessions"), name)
+}
+
+func fromPeer(ctx context.Context) bool {
+	_, ok := peers.FromContext(ctx)
+	return ok
+}
+
+// watcherOf is who watches: the user, or the one a peer replica acts for.
+func watcherOf(ctx context.Context) authnv1.UserInfo {
+	if p, ok := peers.FromContext(ctx); ok && p.OnBehalfOf != "" {
+		return authnv1.UserInfo{Username: p.OnBehalfOf}
+	}
+	if u, ok := request.UserFrom(ctx); ok {
+		return authz.UserInfo(u)
+	}
+	return authnv1.UserInfo{Username: "unknown"}
+}
