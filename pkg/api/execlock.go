@@ -13,7 +13,7 @@ type ExecLock struct {
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
 	Spec   ExecLockSpec   `json:"spec"`
-	Status ExecLockStatus `json:"status,omitempty"`
+	Status ExecLockStatus `json:"status,omitzero"`
 }
 
 // ExecLockSpec is what the locker asked for. Exactly one of User and Group is set.
@@ -29,8 +29,8 @@ type ExecLockSpec struct {
 // ExecLockStatus is set by exec-proxy from the request that created the lock, never from its body.
 type ExecLockStatus struct {
 	// LockedBy is the user who created (or last renewed) the lock.
-	LockedBy string      `json:"lockedBy"`
-	LockedAt metav1.Time `json:"lockedAt"`
+	LockedBy string      `json:"lockedBy,omitempty"`
+	LockedAt metav1.Time `json:"lockedAt,omitzero"`
 	// ExpirationTimestamp is when the lock stops applying; nil: never.
 	ExpirationTimestamp *metav1.Time `json:"expirationTimestamp,omitempty"`
 }
