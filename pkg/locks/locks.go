@@ -2,6 +2,7 @@ package locks
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -95,7 +96,8 @@ func (l *Locks) Locked(user string, groups []string, now time.Time) (*api.ExecLo
 func (l *Locks) Check(user string, groups []string) error {
 	lock, err := l.Locked(user, groups, l.now())
 	if err != nil {
-		if _, ok := err.(apierrors.APIStatus); ok {
+		var st apierrors.APIStatus
+		if errors.As(err, &st) {
 			return err
 		}
 		return apierrors.NewServiceUnavailable("exec-proxy cannot tell whether the user is locked: " + err.Error())
