@@ -62,7 +62,7 @@ func (*REST) GetSingularName() string { return "execlock" }
 // of a subject already locked renews it: the new reason and locker, and the later expiry of the
 // two (none is the latest), so a second lock never shortens the first. The locker and the time
 // are the request's, whatever the body says.
-func (r *REST) Create(ctx context.Context, obj runtime.Object, createValidation rest.ValidateObjectFunc, _ *metav1.CreateOptions) (runtime.Object, error) {
+func (r *REST) Create(ctx context.Context, obj runtime.Object, createValidation rest.ValidateObjectFunc, opts *metav1.CreateOptions) (runtime.Object, error) {
 	lock, ok := obj.(*api.ExecLock)
 	if !ok {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("not an ExecLock: %T", obj))
@@ -82,6 +82,9 @@ func (r *REST) Create(ctx context.Context, obj runtime.Object, createValidation 
 		if err := createValidation(ctx, lock); err != nil {
 			return nil, err
 		}
+	}
+	if opts != nil && len(opts.DryRun) > 0 {
+		return lock, nil // as it would be created; a renewal's expiry is not worked out
 	}
 	var stored *api.ExecLock
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
@@ -170,7 +173,7 @@ func (r *REST) List(ctx context.Context, _ *metainternalversion.ListOptions) (ru
 }
 
 // Delete removes the lock: the user's sessions are let in again.
-func (r *REST) Delete(ctx context.Context, name string, deleteValidation rest.ValidateObjectFunc, _ *metav1.DeleteOptions) (runtime.Object, bool, error) {
+func (r *REST) Delete(ctx context.Context, name string, deleteValidation rest.ValidateObjectFunc, opts *metav1.DeleteOptions) (runtime.Object, bool, error) {
 	obj, err := r.Get(ctx, name, nil)
 	if err != nil {
 		return nil, false, err
@@ -179,6 +182,9 @@ func (r *REST) Delete(ctx context.Context, name string, deleteValidation rest.Va
 		if err := deleteValidation(ctx, obj); err != nil {
 			return nil, false, err
 		}
+	}
+	if opts != nil && len(opts.DryRun) > 0 {
+		return obj, true, nil
 	}
 	if err := r.configMaps.Delete(ctx, locks.ConfigMapName(name), metav1.DeleteOptions{}); err != nil {
 		return nil, false, r.storageError(name, err)

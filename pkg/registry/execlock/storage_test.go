@@ -122,6 +122,28 @@ func TestRenew(t *testing.T) {
 	}
 }
 
+// TestDryRun: a dry run validates and answers, and stores or deletes nothing.
+func TestDryRun(t *testing.T) {
+	r, client := newREST()
+	dryRun := []string{metav1.DryRunAll}
+	obj, err := r.Create(as("sec"), body("", "alice", "", "", nil), nil, &metav1.CreateOptions{DryRun: dryRun})
+	if err != nil || obj.(*api.ExecLock).Status.LockedBy != "sec" {
+		t.Fatalf("dry run: %v %v", obj, err)
+	}
+	if cms, _ := client.CoreV1().ConfigMaps(namespace).List(context.Background(), metav1.ListOptions{}); len(cms.Items) != 0 {
+		t.Fatalf("a dry run stored %d ConfigMaps", len(cms.Items))
+	}
+	if _, err := r.Create(as("sec"), body("", "alice", "", "", nil), nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := r.Delete(as("sec"), "user-alice", nil, &metav1.DeleteOptions{DryRun: dryRun}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Get(as("sec"), "user-alice", nil); err != nil {
+		t.Errorf("after a dry-run delete: %v", err)
+	}
+}
+
 func TestGetListDelete(t *testing.T) {
 	r, _ := newREST()
 	for _, b := range []*api.ExecLock{body("", "alice", "", "", nil), body("", "", "ops", "", seconds(60))} {
