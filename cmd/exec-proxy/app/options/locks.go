@@ -7,8 +7,8 @@ import (
 	"github.com/spf13/pflag"
 )
 
-// serviceAccountNamespace is where a pod's own namespace is mounted.
-const serviceAccountNamespace = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+// serviceAccountNamespace is where a pod's own namespace is mounted (a variable for tests).
+var serviceAccountNamespace = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 // LockOptions say where the execlocks (kubectl execproxy lock) are kept.
 type LockOptions struct {
