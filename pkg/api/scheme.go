@@ -55,7 +55,7 @@ func AddToScheme(s *runtime.Scheme) error {
 	// Pod is listed only because the subresources' parent must have a kind in the group.
 	s.AddKnownTypes(SchemeGroupVersion, &corev1.Pod{},
 		&corev1.PodExecOptions{}, &corev1.PodAttachOptions{}, &corev1.PodPortForwardOptions{},
-		&ExecSession{}, &ExecSessionList{})
+		&ExecSession{}, &ExecSessionList{}, &ExecLock{}, &ExecLockList{})
 	metav1.AddToGroupVersion(s, SchemeGroupVersion)
 	if err := s.AddFieldLabelConversionFunc(SchemeGroupVersion.WithKind("ExecSession"), execSessionFieldLabel); err != nil {
 		return err

@@ -23,6 +23,10 @@ import (
 // force within it.
 const policyReloadPeriod = 2 * time.Second
 
+// expiredLockPeriod is how often each replica deletes expired execlocks. An expired lock stops
+// applying at once; this only tidies the list.
+const expiredLockPeriod = 30 * time.Second
+
 // ExecProxy is the running server.
 type ExecProxy struct {
 	GenericAPIServer *genericapiserver.GenericAPIServer
@@ -54,6 +58,9 @@ func (c CompletedConfig) New() (*ExecProxy, error) {
 	storage["execsessions"] = execsession.NewREST(c.proxier, c.replica, peerSet)
 	storage["execsessions/recording"] = execsession.NewRecordingREST(c.proxier.Recording.Dir, c.replica, recordingPeers)
 	storage["execsessions/attach"] = execsession.NewAttachREST(c.proxier, c.replica, attachPeers, c.proxier.Audit)
+	if c.locks != nil {
+		storage["execlocks"] = c.locks.storage
+	}
 	if err := installAPIGroup(s, storage); err != nil {
 		return nil, err
 	}
@@ -65,9 +72,13 @@ func (c CompletedConfig) New() (*ExecProxy, error) {
 	sessionadmission.RegisterMetrics()
 	peers.RegisterMetrics()
 
-	// Readiness waits for this hook: sessions need the pod and node caches.
+	// Readiness waits for this hook: sessions need the pod and node caches (and the locks').
+	factories := []informers.SharedInformerFactory{c.informers, c.peerInformers, c.admissionInformers}
+	if c.locks != nil {
+		factories = append(factories, c.locks.informers)
+	}
 	s.AddPostStartHookOrDie("exec-proxy-informers", func(hc genericapiserver.PostStartHookContext) error {
-		for _, factory := range []informers.SharedInformerFactory{c.informers, c.peerInformers, c.admissionInformers} {
+		for _, factory := range factories {
 			if factory == nil {
 				continue
 			}
@@ -95,6 +106,9 @@ func (c CompletedConfig) New() (*ExecProxy, error) {
 		}
 		if c.tally != nil {
 			go c.tally.Run(hc)
+		}
+		if c.locks != nil {
+			go c.locks.locks.Run(hc, expiredLockPeriod)
 		}
 		return nil
 	})

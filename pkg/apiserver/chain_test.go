@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"context"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"k8s.io/apiserver/pkg/authentication/authenticator"
 	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/apiserver/pkg/authorization/authorizerfactory"
+	"k8s.io/apiserver/pkg/registry/rest"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
 	"k8s.io/apiserver/plugin/pkg/audit/fake"
@@ -73,6 +75,12 @@ func (onePod) PodsMatching(string, labels.Selector) ([]*corev1.Pod, error) { ret
 // user allowed everything (authorization is not what this is about) and sessions served by s.
 func newChain(t *testing.T, b *events, s *reached) http.Handler {
 	t.Helper()
+	return newChainWith(t, b, s, nil)
+}
+
+// newChainWith is newChain serving more resources of the group.
+func newChainWith(t *testing.T, b *events, s *reached, more map[string]rest.Storage) http.Handler {
+	t.Helper()
 	g := genericapiserver.NewConfig(api.Codecs)
 	g.EffectiveVersion = basecompatibility.NewEffectiveVersionFromString(baseversion.DefaultKubeBinaryVersion, "", "")
 	g.FeatureGate = utilfeature.DefaultFeatureGate
@@ -89,7 +97,9 @@ func newChain(t *testing.T, b *events, s *reached) http.Handler {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := installAPIGroup(server, podregistry.NewREST(s)); err != nil {
+	storage := podregistry.NewREST(s)
+	maps.Copy(storage, more)
+	if err := installAPIGroup(server, storage); err != nil {
 		t.Fatal(err)
 	}
 	return server.Handler

@@ -22,11 +22,13 @@ import (
 	"github.com/exec-proxy/exec-proxy/pkg/api"
 	"github.com/exec-proxy/exec-proxy/pkg/authz"
 	"github.com/exec-proxy/exec-proxy/pkg/kuberoute"
+	"github.com/exec-proxy/exec-proxy/pkg/locks"
 	"github.com/exec-proxy/exec-proxy/pkg/nodeconn"
 	"github.com/exec-proxy/exec-proxy/pkg/peers"
 	"github.com/exec-proxy/exec-proxy/pkg/policy"
 	"github.com/exec-proxy/exec-proxy/pkg/proxy"
 	"github.com/exec-proxy/exec-proxy/pkg/recording"
+	"github.com/exec-proxy/exec-proxy/pkg/registry/execlock"
 	"github.com/exec-proxy/exec-proxy/pkg/session"
 	"github.com/exec-proxy/exec-proxy/pkg/sessionadmission"
 	"github.com/exec-proxy/exec-proxy/pkg/sessionaudit"
@@ -53,6 +55,8 @@ type Config struct {
 	Replica string
 	// Peers finds the other replicas; nil when this one answers for itself only.
 	Peers *PeerConfig
+	// LockNamespace holds the execlocks (as ConfigMaps); empty: no locks are served or enforced.
+	LockNamespace string
 	// PassThrough sends the route's requests that are not sessions to kube-apiserver as the user;
 	// nil: the route serves only sessions and the reads kubectl makes for them.
 	PassThrough *kuberoute.PassThrough
@@ -94,6 +98,14 @@ type completedConfig struct {
 	tally               *peers.Tally // nil: no peers
 	peerInformers       informers.SharedInformerFactory
 	admissionInformers  informers.SharedInformerFactory // nil: no admission
+	locks               *lockParts                      // nil: no locks
+}
+
+// lockParts serve and enforce the execlocks.
+type lockParts struct {
+	locks     *locks.Locks
+	informers informers.SharedInformerFactory
+	storage   *execlock.REST
 }
 
 // CompletedConfig can only be made by Complete.
@@ -146,7 +158,15 @@ func (c *Config) Complete() (CompletedConfig, error) {
 			return CompletedConfig{}, err
 		}
 	}
-	route.Ephemeral = ephemeralCheck{policy: c.Policy, admission: proxier.Admission}
+	locked, err := c.lockParts(proxier)
+	if err != nil {
+		return CompletedConfig{}, err
+	}
+	ephemeral := ephemeralCheck{policy: c.Policy, admission: proxier.Admission}
+	if locked != nil { // a nil *locks.Locks must not become a non-nil proxy.Locks
+		proxier.Locks, ephemeral.locks = locked.locks, locked.locks
+	}
+	route.Ephemeral = ephemeral
 	if c.PassThrough != nil { // a nil *PassThrough must not become a non-nil http.Handler
 		route.PassThrough = c.PassThrough
 	}
@@ -167,7 +187,21 @@ func (c *Config) Complete() (CompletedConfig, error) {
 		tally:               tally,
 		peerInformers:       peerInformers,
 		admissionInformers:  admissionInformers,
+		locks:               locked,
 	}}, nil
+}
+
+// lockParts builds the execlocks' storage and their enforcement on proxier's sessions.
+func (c *Config) lockParts(proxier *proxy.Proxier) (*lockParts, error) {
+	if c.LockNamespace == "" {
+		return nil, nil
+	}
+	factory := locks.InformerFactory(c.Client, c.LockNamespace)
+	l, err := locks.New(c.Client, c.LockNamespace, factory, proxier)
+	if err != nil {
+		return nil, err
+	}
+	return &lockParts{locks: l, informers: factory, storage: execlock.NewREST(c.Client, c.LockNamespace)}, nil
 }
 
 // configureChain makes g's handler chain exec-proxy's: route paths parsed as the core paths they

@@ -12,20 +12,29 @@ import (
 	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
 
 	"github.com/exec-proxy/exec-proxy/pkg/policy"
+	"github.com/exec-proxy/exec-proxy/pkg/proxy"
 	"github.com/exec-proxy/exec-proxy/pkg/session"
 	"github.com/exec-proxy/exec-proxy/pkg/sessionadmission"
 )
 
 // ephemeralCheck is what an ephemeral container added through the route (kubectl debug) must pass:
 // the cluster's admission for the update as the user would have sent it, and the session policy,
-// for the container's command as an exec's into the pod (it runs a command there as one does).
+// for the container's command as an exec's into the pod (it runs a command there as one does); a
+// locked user adds none.
 type ephemeralCheck struct {
 	policy    *policy.Source
 	admission *sessionadmission.Control
+	// locks refuses a locked user's debug containers as their sessions; nil: no locks.
+	locks proxy.Locks
 }
 
 func (e ephemeralCheck) CheckEphemeral(ctx context.Context, pod, patched *corev1.Pod, added []corev1.EphemeralContainer) error {
 	u, _ := genericapirequest.UserFrom(ctx)
+	if e.locks != nil && u != nil {
+		if err := e.locks.Check(u.GetName(), u.GetGroups()); err != nil {
+			return err
+		}
+	}
 	if _, err := e.admission.ValidateUpdate(ctx, pod, patched, u); err != nil {
 		return err
 	}

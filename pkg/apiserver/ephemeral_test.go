@@ -94,3 +94,26 @@ rules:
 		t.Errorf("with no policy and no admission: %v", err)
 	}
 }
+
+// lockedOut refuses the sessions of its user.
+type lockedOut string
+
+func (l lockedOut) Check(user string, _ []string) error {
+	if user == string(l) {
+		return apierrors.NewForbidden(schema.GroupResource{Resource: "pods"}, "", errors.New(`locked by exec-proxy lock "user-`+user+`"`))
+	}
+	return nil
+}
+
+// TestEphemeralCheckLocked: a locked user adds no debug container; others still do.
+func TestEphemeralCheckLocked(t *testing.T) {
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "prod", Name: "web"}}
+	check := ephemeralCheck{locks: lockedOut("mallory")}
+	for _, tc := range []struct{ user, err string }{{"mallory", `exec-proxy lock "user-mallory"`}, {"amy", ""}} {
+		ctx := genericapirequest.WithUser(context.Background(), &user.DefaultInfo{Name: tc.user})
+		err := check.CheckEphemeral(ctx, pod, pod, nil)
+		if (tc.err == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.err)) {
+			t.Errorf("%s: got %v, want %q", tc.user, err, tc.err)
+		}
+	}
+}

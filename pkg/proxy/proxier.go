@@ -52,6 +52,13 @@ type Proxier struct {
 	Policy *policy.Source
 	// Admission runs the cluster's admission for each session; nil: none.
 	Admission *sessionadmission.Control
+	// Locks refuses the sessions of locked users (package locks); nil: none.
+	Locks Locks
+}
+
+// Locks refuses a user's sessions with a Status error while a lock applies to them.
+type Locks interface {
+	Check(user string, groups []string) error
 }
 
 // New returns a Proxier; Run must be called for timeouts to apply.
@@ -118,6 +125,10 @@ func (p *Proxier) Handler(ctx context.Context, r session.Request) (http.Handler,
 	}
 	// Every record of the attempt carries the reason the user gave, refusals before the pod too.
 	attempt.Update(func(rec *sessionaudit.Record) { rec.Justification = r.Justification })
+	if err := p.checkLocks(ctx); err != nil {
+		sessionsTotal.WithLabelValues(string(r.Kind), "refused").Inc()
+		return nil, err
+	}
 	// kube-apiserver runs admission before it reads the pod: so does exec-proxy.
 	r, err = p.admission(ctx, r, attempt)
 	if err != nil {
@@ -156,9 +167,28 @@ func (p *Proxier) Handler(ctx context.Context, r session.Request) (http.Handler,
 		release()
 		return nil, err
 	}
+	// Again once live: a lock that came since the first check ended the sessions live then only.
+	if err := p.checkLocks(ctx); err != nil {
+		p.sessions.remove(s)
+		release()
+		sessionsTotal.WithLabelValues(string(r.Kind), "refused").Inc()
+		return nil, err
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		p.serve(w, req, s, r, target, func() { p.sessions.remove(s); release() })
 	}), nil
+}
+
+// checkLocks refuses the request's user while a lock applies to them.
+func (p *Proxier) checkLocks(ctx context.Context) error {
+	if p.Locks == nil {
+		return nil
+	}
+	u, ok := genericapirequest.UserFrom(ctx)
+	if !ok {
+		return nil // the chain authenticated every session request; tests may not
+	}
+	return p.Locks.Check(u.GetName(), u.GetGroups())
 }
 
 // admission runs the cluster's admission for r and keeps what it said in the audit record. A

@@ -10,6 +10,8 @@ const (
 	ReasonProxyShutdown = "proxy shutdown"
 	// ReasonKilledBy is followed by the name of who deleted the session's execsession.
 	ReasonKilledBy = "killed by "
+	// ReasonLockedBy is followed by the execlock that ended the session, and its reason.
+	ReasonLockedBy = "locked by "
 	// ReasonRecordingFailed: the recording could not be written, under fail-closed recording.
 	ReasonRecordingFailed = "recording failed"
 	ReasonNotUpgraded     = "kubelet refused"

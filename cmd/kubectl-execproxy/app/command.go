@@ -27,14 +27,15 @@ func NewCommand(out io.Writer) *cobra.Command {
 	g := &globalOptions{}
 	cmd := &cobra.Command{
 		Use:           "kubectl-execproxy",
-		Short:         "Use exec-proxy: set kubectl up for it, exec, attach and port-forward with a reason, list and end live sessions, replay recordings",
+		Short:         "Use exec-proxy: set kubectl up for it, exec, attach and port-forward with a reason, list and end live sessions, lock users out, replay recordings",
 		SilenceUsage:  true,
 		SilenceErrors: false,
 	}
 	cmd.SetOut(out)
 	cmd.PersistentFlags().StringVar(&g.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
 	cmd.PersistentFlags().StringVar(&g.context, "context", "", "kubeconfig context (default: the current one)")
-	cmd.AddCommand(newSetupCommand(g), newSessionsCommand(g), newKillCommand(g), newWatchCommand(g), newReplayCommand(g), newCoverageCommand(g))
+	cmd.AddCommand(newSetupCommand(g), newSessionsCommand(g), newKillCommand(g), newWatchCommand(g), newLockCommand(g),
+		newUnlockCommand(g), newLocksCommand(g), newReplayCommand(g), newCoverageCommand(g))
 	cmd.AddCommand(newSessionCommands(g, genericiooptions.IOStreams{In: os.Stdin, Out: out, ErrOut: os.Stderr})...)
 	return cmd
 }

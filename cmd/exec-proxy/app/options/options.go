@@ -38,6 +38,7 @@ type Options struct {
 	Policy         *PolicyOptions
 	Admission      *AdmissionOptions
 	Peers          *PeerOptions
+	Locks          *LockOptions
 	Route          *RouteOptions
 	Debugging      *DebuggingOptions
 
@@ -58,6 +59,7 @@ func NewOptions() *Options {
 		Policy:              NewPolicyOptions(),
 		Admission:           NewAdmissionOptions(),
 		Peers:               NewPeerOptions(),
+		Locks:               &LockOptions{},
 		Route:               NewRouteOptions(),
 		Debugging:           &DebuggingOptions{},
 		ShutdownGracePeriod: 30 * time.Second,
@@ -79,6 +81,7 @@ func (o *Options) Flags() cliflag.NamedFlagSets {
 	o.Policy.AddFlags(fss.FlagSet("session policy"))
 	o.Admission.AddFlags(fss.FlagSet("admission"))
 	o.Peers.AddFlags(fss.FlagSet("replicas"))
+	o.Locks.AddFlags(fss.FlagSet("locks"))
 	o.Route.AddFlags(fss.FlagSet("route"))
 	logsapi.AddFlags(o.Logs, fss.FlagSet("logging"))
 	o.Debugging.AddFlags(fss.FlagSet("debugging"))
@@ -102,6 +105,7 @@ func (o *Options) Complete() error {
 	}
 	o.Kubelet.Complete()
 	o.Peers.Complete()
+	o.Locks.Complete(o.Peers.Namespace)
 	return o.SecureServing.MaybeDefaultWithSelfSignedCerts("localhost", nil, []net.IP{net.ParseIP("127.0.0.1")})
 }
 
@@ -186,6 +190,7 @@ func (o *Options) ServerConfig() (*apiserver.Config, error) {
 	return &apiserver.Config{
 		Replica:               o.Peers.ReplicaName,
 		Peers:                 peers,
+		LockNamespace:         o.Locks.Namespace,
 		PassThrough:           passThrough,
 		Audit:                 auditor,
 		Recording:             o.Audit.RecordingConfig(),
