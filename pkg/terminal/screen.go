@@ -208,3 +208,15 @@ func appendCUP(b []byte, y, x int) []byte {
 	b = strconv.AppendInt(b, int64(x+1), 10)
 	return append(b, 'H')
 }
+
+// Cells returns row y from column x to the last column, blanks kept.
+func (s *Screen) Cells(y, x int) string {
+	if y < 0 || y >= s.h || x >= s.w {
+		return ""
+	}
+	x = max(x, 0)
+	if s.cur.rows[y] == nil {
+		return string(blankRow(s.w - x))
+	}
+	return string(s.cur.rows[y][x:])
+}
