@@ -36,6 +36,7 @@ type session struct {
 	out     bytes.Buffer // output since the last keys typed
 	all     bytes.Buffer
 	screen  *terminal.Screen
+	pid     int
 	total   int // output bytes so far
 	closed  bool
 }
@@ -129,17 +130,47 @@ func (s *session) play(lines []commandlinetest.Line) {
 	for _, l := range lines {
 		keys, last, ends := l.Ends()
 		for len(keys) > 0 {
-			n := keyLen(keys)
-			s.typeKeys(keys[:n])
-			keys = keys[n:]
+			k := keys[:keyLen(keys)]
+			s.typeKeys(k)
+			keys = keys[len(k):]
 			if !l.NoEcho {
-				s.waitFor(fmt.Sprintf("the echo of %q on line %d", keys, l.N), func(out []byte, _ int) bool { return len(out) > 0 })
+				s.waitFor(fmt.Sprintf("the echo of %q on line %d", k, l.N), echoOf(k))
 			}
 		}
 		if ends {
+			if last == 3 {
+				s.waitBlocked()
+			}
 			s.typeKeys([]byte{last})
 			s.waitFor(fmt.Sprintf("the prompt after line %d %q", l.N, l.Source), prompted)
 		}
+	}
+}
+
+// waitBlocked waits until the shell sleeps (waits for a key): bash acts on
+// a Ctrl-C that arrives between drawing and reading only at the next key.
+func (s *session) waitBlocked() {
+	for start := time.Now(); time.Since(start) < waitLimit; time.Sleep(time.Millisecond) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.pid))
+		if err != nil {
+			s.t.Fatalf("reading the shell's state: %v", err)
+		}
+		// pid (comm) state ...
+		if i := bytes.LastIndexByte(b, ')'); i > 0 && i+2 < len(b) && b[i+2] == 'S' {
+			return
+		}
+	}
+	s.t.Fatalf("the shell did not wait for a key within %v", waitLimit)
+}
+
+// echoOf returns a wait for the echo of key k: the key itself if printable
+// (its whole echo, as a rule), else any output.
+func echoOf(k []byte) func([]byte, int) bool {
+	return func(out []byte, _ int) bool {
+		if k[0] >= 0x20 && k[0] != 0x7f {
+			return bytes.Contains(out, k)
+		}
+		return len(out) > 0
 	}
 }
 
@@ -301,6 +332,7 @@ func runShell(t *testing.T, sh shell, width int) {
 	})}
 	s.cond = sync.NewCond(&s.mu)
 	s.screen = terminal.New(width, 24)
+	s.pid = cmd.Process.Pid
 	done := make(chan struct{})
 	go func() { s.read(); close(done) }()
 	t.Cleanup(func() {

@@ -192,15 +192,19 @@ func (t *Tracker) Output(p []byte) {
 	}
 }
 
-// echoBehind reports whether the screen shows the entered line's keys only
-// in part yet: what it shows is a strict prefix of what they typed.
+// echoBehind reports whether the screen does not show the whole entered
+// line yet: the cursor is off it (a completion list is being drawn), or it
+// shows a strict prefix of what the keys typed.
 func (t *Tracker) echoBehind() bool {
-	e := t.cur.edit
-	if !e.known || !e.printed {
+	text, cursorOn, ok := t.screenLine(t.cur)
+	if !ok {
 		return false
 	}
-	text, ok := t.screenLine(t.cur)
-	return ok && text != "" && len(text) < len(string(e.line)) && strings.HasPrefix(string(e.line), text)
+	if !cursorOn {
+		return true
+	}
+	e := t.cur.edit
+	return e.known && e.printed && text != "" && len(text) < len(string(e.line)) && strings.HasPrefix(string(e.line), text)
 }
 
 // Resize feeds a terminal size change.
@@ -254,31 +258,34 @@ func (t *Tracker) read(l line) (string, []string) {
 	if !l.echoed && l.edit.printed {
 		// Nothing was drawn while typing: echo is off, unless the keys
 		// came in one burst (a paste) and the echo matches them.
-		text, ok := t.screenLine(l)
+		text, _, ok := t.screenLine(l)
 		if ok && l.edit.known && text == string(l.edit.line) {
 			return text, nil
 		}
 		return "", []string{blind}
 	}
-	text, ok := t.screenLine(l)
+	text, cursorOn, ok := t.screenLine(l)
 	if !ok {
 		return "", []string{"the line's start is no longer on screen"}
+	}
+	var why []string
+	if !cursorOn {
+		why = append(why, "the cursor was off the line at Enter")
 	}
 	if text == "" && l.edit.printed && (!l.edit.known || len(l.edit.line) > 0) {
 		return "", []string{blind}
 	}
 	if l.edit.known && text != string(l.edit.line) {
-		return text, []string{"the screen does not show what the keys typed"}
+		why = append(why, "the screen does not show what the keys typed")
 	}
-	return text, nil
+	return text, why
 }
 
-// screenLine returns the text from l's start to the end of the logical line
-// that holds the cursor: rows joined while one Continues the next, or while
-// the cursor is further down with no prompt drawn again in between. If the
-// cursor is on a row below that starts with the same prompt (the shell
-// listed completions and drew its prompt again), the line starts there.
-func (t *Tracker) screenLine(l line) (string, bool) {
+// screenLine returns the text from l's start to the end of its logical
+// line (rows joined while one Continues the next), and whether the cursor
+// is on it. If a row below starts with the same prompt (the shell listed
+// completions and drew its prompt again), the line starts there.
+func (t *Tracker) screenLine(l line) (text string, cursorOn, ok bool) {
 	s := t.screen
 	cx, cy := s.Cursor()
 	y0 := int(l.startRow - s.Scrolled())
@@ -290,7 +297,7 @@ func (t *Tracker) screenLine(l line) (string, bool) {
 			y0--
 		}
 		if !t.promptAt(y0, l) {
-			return "", false
+			return "", false, false
 		}
 	}
 	for y := cy; y > y0; y-- {
@@ -299,23 +306,19 @@ func (t *Tracker) screenLine(l line) (string, bool) {
 			break
 		}
 	}
-	end := cy
-	for s.Continues(end) {
-		end++
-	}
 	var b strings.Builder
-	x := l.startX
-	for y := y0; y < end && b.Len() <= MaxLineBytes; y++ {
+	x, y := l.startX, y0
+	for ; s.Continues(y) && b.Len() <= MaxLineBytes; y++ {
 		b.WriteString(s.Cells(y, x))
 		x = 0
 	}
-	text := s.Text(end, x)
-	if cy == end && cx-x > len([]rune(text)) {
+	last := s.Text(y, x)
+	if cy == y && cx-x > len([]rune(last)) {
 		// Blanks typed at the end show only by the cursor after them.
-		text = prefix(s.Cells(end, x), cx-x)
+		last = prefix(s.Cells(y, x), cx-x)
 	}
-	b.WriteString(text)
-	return b.String(), true
+	b.WriteString(last)
+	return b.String(), cy >= y0 && cy <= y, true
 }
 
 // promptAt reports whether row y starts with l's prompt, ending at l's start.

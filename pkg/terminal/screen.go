@@ -35,8 +35,8 @@ const (
 
 // grid is one screen buffer: the main or the alternate screen.
 type grid struct {
-	rows    [][]rune // nil until written; else len == width
-	wrapped []bool   // row y continues on row y+1 by auto-wrap
+	rows [][]rune // nil until written; else len == width
+	full []bool   // row y's last column was written (see Continues)
 }
 
 // parser is the escape-sequence state between two Write calls.
@@ -105,9 +105,9 @@ func (s *Screen) Resize(w, h int) {
 	}
 	for _, g := range []*grid{&s.main, &s.alt} {
 		rows := make([][]rune, h)
-		wrapped := make([]bool, h)
+		full := make([]bool, h)
 		for y := 0; y < h && y < len(g.rows); y++ {
-			wrapped[y] = g.wrapped[y]
+			full[y] = g.full[y]
 			if g.rows[y] == nil {
 				continue
 			}
@@ -119,7 +119,7 @@ func (s *Screen) Resize(w, h int) {
 			copy(r, g.rows[y])
 			rows[y] = r
 		}
-		g.rows, g.wrapped = rows, wrapped
+		g.rows, g.full = rows, full
 	}
 	s.w, s.h = w, h
 	s.top, s.bottom = 0, h-1
@@ -167,18 +167,12 @@ func (s *Screen) Text(y, x int) string {
 	return string(r[x:end])
 }
 
-// Continues reports whether row y's text goes on at the start of row y+1:
-// the row wrapped automatically, or its last column is written (busybox
-// ends a full row with CR LF rather than relying on auto-wrap).
+// Continues reports whether row y's text may go on at the start of row
+// y+1: its last column was written since it was last erased, so the text
+// wrapped, or busybox ended the full row with CR LF (it does not rely on
+// auto-wrap). A row of output exactly as wide as the screen counts too.
 func (s *Screen) Continues(y int) bool {
-	if y < 0 || y >= s.h-1 {
-		return false
-	}
-	if s.cur.wrapped[y] {
-		return true
-	}
-	r := s.cur.rows[y]
-	return r != nil && r[s.w-1] != ' '
+	return y >= 0 && y < s.h-1 && s.cur.full[y]
 }
 
 // Render returns bytes that redraw the current screen on a fresh terminal
