@@ -193,18 +193,19 @@ func (t *Tracker) Output(p []byte) {
 }
 
 // echoBehind reports whether the screen does not show the whole entered
-// line yet: the cursor is off it (a completion list is being drawn), or it
-// shows a strict prefix of what the keys typed.
+// line yet: the cursor is off it (a completion list is being drawn), a
+// wrapped row is being drawn, or it shows a strict prefix of what the
+// keys typed.
 func (t *Tracker) echoBehind() bool {
-	text, cursorOn, ok := t.screenLine(t.cur)
-	if !ok {
+	v := t.screenLine(t.cur)
+	if !v.found {
 		return false
 	}
-	if !cursorOn {
+	if !v.cursorOn || v.wrapping {
 		return true
 	}
-	e := t.cur.edit
-	return e.known && e.printed && text != "" && len(text) < len(string(e.line)) && strings.HasPrefix(string(e.line), text)
+	want := strings.TrimRight(string(t.cur.edit.line), " ")
+	return t.cur.edit.known && v.text != "" && len(v.text) < len(want) && strings.HasPrefix(want, v.text)
 }
 
 // Resize feeds a terminal size change.
@@ -258,34 +259,50 @@ func (t *Tracker) read(l line) (string, []string) {
 	if !l.echoed && l.edit.printed {
 		// Nothing was drawn while typing: echo is off, unless the keys
 		// came in one burst (a paste) and the echo matches them.
-		text, _, ok := t.screenLine(l)
-		if ok && l.edit.known && text == string(l.edit.line) {
-			return text, nil
+		if v := t.screenLine(l); v.found && l.edit.known && v.text == string(l.edit.line) {
+			return v.text, nil
 		}
 		return "", []string{blind}
 	}
-	text, cursorOn, ok := t.screenLine(l)
-	if !ok {
+	v := t.screenLine(l)
+	if !v.found {
 		return "", []string{"the line's start is no longer on screen"}
 	}
-	var why []string
-	if !cursorOn {
+	text, why := v.text, []string(nil)
+	if !v.cursorOn {
 		why = append(why, "the cursor was off the line at Enter")
 	}
 	if text == "" && l.edit.printed && (!l.edit.known || len(l.edit.line) > 0) {
 		return "", []string{blind}
 	}
-	if l.edit.known && text != string(l.edit.line) {
-		why = append(why, "the screen does not show what the keys typed")
+	if typed := string(l.edit.line); l.edit.known && text != typed {
+		if text == strings.TrimRight(typed, " ") {
+			// Blanks typed at the end: the screen shows them only by the
+			// cursor after them, the keys tell them.
+			text = typed
+		} else {
+			why = append(why, "the screen does not show what the keys typed")
+		}
 	}
 	return text, why
 }
 
-// screenLine returns the text from l's start to the end of its logical
-// line (rows joined while one Continues the next), and whether the cursor
-// is on it. If a row below starts with the same prompt (the shell listed
-// completions and drew its prompt again), the line starts there.
-func (t *Tracker) screenLine(l line) (text string, cursorOn, ok bool) {
+// view is an entered line as the screen shows it.
+type view struct {
+	text     string
+	found    bool // the line's start is on screen
+	cursorOn bool // the cursor is on the line's rows
+	// The line's last row is blank, and the cursor is still on the row
+	// before it: a wrapped line is being drawn (busybox ends a full row
+	// with CR LF).
+	wrapping bool
+}
+
+// screenLine reads l from its start to the end of its logical line (rows
+// joined while one Continues the next). If a row below starts with the
+// same prompt (the shell listed completions and drew its prompt again),
+// the line starts there.
+func (t *Tracker) screenLine(l line) view {
 	s := t.screen
 	cx, cy := s.Cursor()
 	y0 := int(l.startRow - s.Scrolled())
@@ -297,7 +314,7 @@ func (t *Tracker) screenLine(l line) (text string, cursorOn, ok bool) {
 			y0--
 		}
 		if !t.promptAt(y0, l) {
-			return "", false, false
+			return view{}
 		}
 	}
 	for y := cy; y > y0; y-- {
@@ -318,7 +335,12 @@ func (t *Tracker) screenLine(l line) (text string, cursorOn, ok bool) {
 		last = prefix(s.Cells(y, x), cx-x)
 	}
 	b.WriteString(last)
-	return b.String(), cy >= y0 && cy <= y, true
+	return view{
+		text:     b.String(),
+		found:    true,
+		cursorOn: cy >= y0 && cy <= y,
+		wrapping: y > y0 && cy == y-1 && last == "",
+	}
 }
 
 // promptAt reports whether row y starts with l's prompt, ending at l's start.
