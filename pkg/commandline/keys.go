@@ -59,6 +59,12 @@ func (d *keyDecoder) next(p []byte) (k key, r rune, used int, ok bool) {
 		d.n += take
 		return keyNone, 0, take, false
 	}
+	if used <= d.n {
+		// The key ended within the pending bytes (an invalid rune): keep
+		// the rest pending.
+		d.n = copy(d.pend[:], d.pend[used:d.n])
+		return k, r, 0, true
+	}
 	used -= d.n
 	d.n = 0
 	return k, r, used, true

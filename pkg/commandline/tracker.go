@@ -164,6 +164,7 @@ func (t *Tracker) Output(p []byte) {
 		t.cur.echoed = true
 	}
 	t.cur.afterEnter = t.cur.entered
+	finished := false
 	for t.cur.entered {
 		// The shell ends an entered line with a newline: read the line
 		// just before it, before the command's output changes the screen.
@@ -185,10 +186,12 @@ func (t *Tracker) Output(p []byte) {
 		}
 		t.finish()
 		p = p[j:]
+		finished = true
 	}
 	_, _ = t.screen.Write(p)
 	if !t.cur.started {
-		t.settled = true
+		// Settled once the shell wrote more than the entered line's newline.
+		t.settled = !finished || len(bytes.TrimLeft(p, "\r\n")) > 0
 	}
 }
 
