@@ -21,12 +21,21 @@
 //     (for/while/if, a here document) is emitted line by line.
 //   - A line longer than MaxLineBytes is cut there, with confidence "low".
 //
+// Keys and output travel separate streams, so an Enter can reach the
+// Tracker before the echo of the keys typed just before it. The line is
+// therefore read at the shell's newline after Enter, once the screen shows
+// the keys typed (when they can be checked), the cursor is back on the line
+// and no wrapped row is half drawn; a redraw that still comes after that
+// (a history recall or a completion answered late) gives a line the keys
+// cannot check, emitted with the confidence its other checks allow.
+//
 // A Tracker cannot tell a shell's prompt from another program reading a
 // line with echo (cat, read without -s): such lines are emitted too.
 package commandline
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -106,7 +115,7 @@ func (t *Tracker) key(k key, r rune) {
 		// The shell did not echo a newline for the last Enter (echo off):
 		// read that line now, before this key changes the screen.
 		settled := t.cur.afterEnter
-		t.finish()
+		t.finish(false)
 		t.settled = settled
 	}
 	if !t.cur.started {
@@ -184,7 +193,7 @@ func (t *Tracker) Output(p []byte) {
 			p = p[i+1:]
 			continue
 		}
-		t.finish()
+		t.finish(true)
 		p = p[j:]
 		finished = true
 	}
@@ -216,20 +225,22 @@ func (t *Tracker) Resize(w, h int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.screen.Resize(w, h)
-	if t.cur.started {
-		t.cur.why = append(t.cur.why, "the terminal was resized while the line was typed")
+	const resized = "the terminal was resized while the line was typed"
+	if t.cur.started && !slices.Contains(t.cur.why, resized) {
+		t.cur.why = append(t.cur.why, resized)
 	}
 }
 
 // finish reads the entered line off the screen and emits it, or holds it
-// when the shell will continue it at PS2.
-func (t *Tracker) finish() {
+// when the shell will continue it at PS2. atNewline: the shell's newline
+// came (else the next key did, and the shell never drew a newline).
+func (t *Tracker) finish(atNewline bool) {
 	l := t.cur
 	t.cur, t.settled = line{}, false
 	if t.screen.AltScreen() {
 		return
 	}
-	text, why := t.read(l)
+	text, why := t.read(l, atNewline)
 	if text == "" && len(why) == 0 && t.unfinished == "" {
 		return // an empty line
 	}
@@ -257,13 +268,18 @@ func (t *Tracker) finish() {
 }
 
 // read returns the line l as the screen shows it, and reasons to doubt it.
-func (t *Tracker) read(l line) (string, []string) {
+func (t *Tracker) read(l line, atNewline bool) (string, []string) {
 	const blind = "the line typed did not show on screen (echo off, e.g. a password prompt); its text is withheld"
 	if !l.echoed && l.edit.printed {
-		// Nothing was drawn while typing: echo is off, unless the keys
-		// came in one burst (a paste) and the echo matches them.
-		if v := t.screenLine(l); v.found && l.edit.known && v.text == string(l.edit.line) {
+		// Nothing was drawn before Enter: echo is off, unless the keys came
+		// in one burst (a paste) and the shell drew them before its newline.
+		v := t.screenLine(l)
+		switch {
+		case !atNewline || !v.found || v.text == "":
+		case l.edit.known && v.text == string(l.edit.line):
 			return v.text, nil
+		case !l.edit.known:
+			return v.text, []string{"drawn only after Enter"}
 		}
 		return "", []string{blind}
 	}

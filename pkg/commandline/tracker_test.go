@@ -54,6 +54,8 @@ func TestTracker(t *testing.T) {
 			[]want{{"echo", High, ""}}},
 		{"history recall shows only on screen", 80, 24, []ev{out("$ "), in("\x1b[A"), out("echo hi"), in("\r"), out("\r\nhi\r\n")},
 			[]want{{"echo hi", High, ""}}},
+		{"history recalled, Enter before the redraw", 80, 24, []ev{out("$ "), in("\x1b[A\r"), out("echo hi\r\nhi\r\n")},
+			[]want{{"echo hi", Low, "drawn only after Enter"}}},
 		{"completion listed, prompt drawn again", 80, 24, []ev{out("$ "), in("ls b\t\t"), out("ls b\a\r\nbeta  bravo\r\n$ ls b"),
 			in("e\t"), out("eta "), in("\r"), out("\r\n")},
 			[]want{{"ls beta ", High, ""}}},

@@ -57,17 +57,18 @@ const (
 	stStringEsc // ESC seen inside a string
 )
 
+type pos struct{ x, y int }
+
 // Screen is the model. It is not safe for concurrent use.
 type Screen struct {
 	w, h        int
 	main, alt   grid
 	cur         *grid
 	x, y        int
-	wrapNext    bool // the last column was written; the next rune wraps
-	insert      bool // IRM (CSI 4 h)
-	noWrap      bool // DECAWM reset (CSI ?7 l)
-	savedX      int
-	savedY      int
+	wrapNext    bool  // the last column was written; the next rune wraps
+	insert      bool  // IRM (CSI 4 h)
+	noWrap      bool  // DECAWM reset (CSI ?7 l)
+	saved       pos   // ESC 7, CSI s, ?1049h
 	top, bottom int   // scroll region, inclusive rows
 	scrolled    int64 // rows scrolled off the top of the main screen
 	p           parser
@@ -124,7 +125,7 @@ func (s *Screen) Resize(w, h int) {
 	s.w, s.h = w, h
 	s.top, s.bottom = 0, h-1
 	s.x, s.y = clamp(s.x, 0, w-1), clamp(s.y, 0, h-1)
-	s.savedX, s.savedY = clamp(s.savedX, 0, w-1), clamp(s.savedY, 0, h-1)
+	s.saved = pos{clamp(s.saved.x, 0, w-1), clamp(s.saved.y, 0, h-1)}
 	s.wrapNext = false
 }
 

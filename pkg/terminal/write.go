@@ -173,9 +173,9 @@ func (s *Screen) esc(c byte) {
 	case '(', ')', '*', '+', '#', '%', ' ':
 		s.p.state = stEscSkip
 	case '7':
-		s.savedX, s.savedY = s.x, s.y
+		s.saved = pos{s.x, s.y}
 	case '8':
-		s.x, s.y, s.wrapNext = s.savedX, s.savedY, false
+		s.x, s.y, s.wrapNext = s.saved.x, s.saved.y, false
 	case 'D':
 		s.linefeed()
 	case 'E':
