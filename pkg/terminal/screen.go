@@ -172,8 +172,9 @@ func (s *Screen) Text(y, x int) string {
 // y+1: its last column was written since it was last erased, so the text
 // wrapped, or busybox ended the full row with CR LF (it does not rely on
 // auto-wrap). A row of output exactly as wide as the screen counts too.
+// For the bottom row, the row that goes on is the one yet to scroll in.
 func (s *Screen) Continues(y int) bool {
-	return y >= 0 && y < s.h-1 && s.cur.full[y]
+	return y >= 0 && y < s.h && s.cur.full[y]
 }
 
 // Render returns bytes that redraw the current screen on a fresh terminal
