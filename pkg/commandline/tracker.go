@@ -54,11 +54,11 @@ const (
 
 // Command is one command line entered in a TTY session.
 type Command struct {
-	Seq        int // from 1, in the order entered
-	At         time.Time
-	Line       string // the line as run; "" when it could not be read
-	Confidence string // High or Low
-	Why        string // why Low, or why Line is ""
+	Seq        int       // from 1, in the order entered
+	At         time.Time // when the line was read: at the shell's newline after Enter
+	Line       string    // the line as run; "" when it could not be read
+	Confidence string    // High or Low
+	Why        string    // why Low, or why Line is ""
 }
 
 // line is the state of the line being typed.
