@@ -3,6 +3,7 @@ module github.com/exec-proxy/exec-proxy
 go 1.26.0
 
 require (
+	github.com/creack/pty v1.1.18
 	github.com/google/uuid v1.6.0
 	github.com/moby/spdystream v0.5.1
 	github.com/spf13/cobra v1.10.2

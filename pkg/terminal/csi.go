@@ -127,9 +127,9 @@ func (s *Screen) csi(seq []byte, final byte) {
 			}
 		}
 	case 's':
-		s.savedX, s.savedY = s.x, s.y
+		s.saved = pos{s.x, s.y}
 	case 'u':
-		s.moveTo(s.savedX, s.savedY)
+		s.moveTo(s.saved.x, s.saved.y)
 	}
 }
 
@@ -163,14 +163,14 @@ func (s *Screen) privateMode(mode int, set bool) {
 		}
 		if set {
 			if mode == 1049 {
-				s.savedX, s.savedY = s.x, s.y
+				s.saved = pos{s.x, s.y}
 			}
 			s.cur = &s.alt
 			s.eraseRows(0, s.h)
 		} else {
 			s.cur = &s.main
 			if mode == 1049 {
-				s.x, s.y = s.savedX, s.savedY
+				s.x, s.y = s.saved.x, s.saved.y
 			}
 		}
 		s.wrapNext = false

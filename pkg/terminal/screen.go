@@ -35,8 +35,8 @@ const (
 
 // grid is one screen buffer: the main or the alternate screen.
 type grid struct {
-	rows    [][]rune // nil until written; else len == width
-	wrapped []bool   // row y continues on row y+1 by auto-wrap
+	rows [][]rune // nil until written; else len == width
+	full []bool   // row y's last column was written (see Continues)
 }
 
 // parser is the escape-sequence state between two Write calls.
@@ -57,17 +57,18 @@ const (
 	stStringEsc // ESC seen inside a string
 )
 
+type pos struct{ x, y int }
+
 // Screen is the model. It is not safe for concurrent use.
 type Screen struct {
 	w, h        int
 	main, alt   grid
 	cur         *grid
 	x, y        int
-	wrapNext    bool // the last column was written; the next rune wraps
-	insert      bool // IRM (CSI 4 h)
-	noWrap      bool // DECAWM reset (CSI ?7 l)
-	savedX      int
-	savedY      int
+	wrapNext    bool  // the last column was written; the next rune wraps
+	insert      bool  // IRM (CSI 4 h)
+	noWrap      bool  // DECAWM reset (CSI ?7 l)
+	saved       pos   // ESC 7, CSI s, ?1049h
 	top, bottom int   // scroll region, inclusive rows
 	scrolled    int64 // rows scrolled off the top of the main screen
 	p           parser
@@ -105,9 +106,9 @@ func (s *Screen) Resize(w, h int) {
 	}
 	for _, g := range []*grid{&s.main, &s.alt} {
 		rows := make([][]rune, h)
-		wrapped := make([]bool, h)
+		full := make([]bool, h)
 		for y := 0; y < h && y < len(g.rows); y++ {
-			wrapped[y] = g.wrapped[y]
+			full[y] = g.full[y]
 			if g.rows[y] == nil {
 				continue
 			}
@@ -119,12 +120,12 @@ func (s *Screen) Resize(w, h int) {
 			copy(r, g.rows[y])
 			rows[y] = r
 		}
-		g.rows, g.wrapped = rows, wrapped
+		g.rows, g.full = rows, full
 	}
 	s.w, s.h = w, h
 	s.top, s.bottom = 0, h-1
 	s.x, s.y = clamp(s.x, 0, w-1), clamp(s.y, 0, h-1)
-	s.savedX, s.savedY = clamp(s.savedX, 0, w-1), clamp(s.savedY, 0, h-1)
+	s.saved = pos{clamp(s.saved.x, 0, w-1), clamp(s.saved.y, 0, h-1)}
 	s.wrapNext = false
 }
 
@@ -167,18 +168,13 @@ func (s *Screen) Text(y, x int) string {
 	return string(r[x:end])
 }
 
-// Continues reports whether row y's text goes on at the start of row y+1:
-// the row wrapped automatically, or its last column is written (busybox
-// ends a full row with CR LF rather than relying on auto-wrap).
+// Continues reports whether row y's text may go on at the start of row
+// y+1: its last column was written since it was last erased, so the text
+// wrapped, or busybox ended the full row with CR LF (it does not rely on
+// auto-wrap). A row of output exactly as wide as the screen counts too.
+// For the bottom row, the row that goes on is the one yet to scroll in.
 func (s *Screen) Continues(y int) bool {
-	if y < 0 || y >= s.h-1 {
-		return false
-	}
-	if s.cur.wrapped[y] {
-		return true
-	}
-	r := s.cur.rows[y]
-	return r != nil && r[s.w-1] != ' '
+	return y >= 0 && y < s.h && s.cur.full[y]
 }
 
 // Render returns bytes that redraw the current screen on a fresh terminal
@@ -207,4 +203,16 @@ func appendCUP(b []byte, y, x int) []byte {
 	b = append(b, ';')
 	b = strconv.AppendInt(b, int64(x+1), 10)
 	return append(b, 'H')
+}
+
+// Cells returns row y from column x to the last column, blanks kept.
+func (s *Screen) Cells(y, x int) string {
+	if y < 0 || y >= s.h || x >= s.w {
+		return ""
+	}
+	x = max(x, 0)
+	if s.cur.rows[y] == nil {
+		return string(blankRow(s.w - x))
+	}
+	return string(s.cur.rows[y][x:])
 }

@@ -25,6 +25,7 @@ func TestWrite(t *testing.T) {
 		{"auto-wrap", 5, 3, "abcdefg", []string{"abcde", "fg"}, 2, 1, false, 0},
 		{"pending wrap then CR stays", 5, 3, "abcde\r", []string{"abcde"}, 0, 0, false, 0},
 		{"scroll", 5, 2, "a\r\nb\r\nc", []string{"b", "c"}, 1, 1, false, -1},
+		{"full bottom row continues", 5, 2, "a\r\nbcdef", []string{"a", "bcdef"}, 4, 1, false, 1},
 		{"CUP and erase screen", 10, 3, "xx\r\nyy\x1b[2J\x1b[2;3Hz", []string{"", "  z"}, 3, 1, false, -1},
 		{"osc title skipped", 20, 2, "\x1b]0;title\x07$ \x1b]2;t\x1b\\x", []string{"$ x"}, 3, 0, false, -1},
 		{"bracketed paste mode ignored", 20, 2, "\x1b[?2004h$ \x1b[?2004l", []string{"$"}, 2, 0, false, -1},

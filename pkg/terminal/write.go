@@ -66,7 +66,6 @@ func (s *Screen) utf8Byte(c byte) {
 // written before.
 func (s *Screen) put(r rune) {
 	if s.wrapNext && !s.noWrap {
-		s.cur.wrapped[s.y] = true
 		s.x = 0
 		s.linefeed()
 	}
@@ -76,6 +75,9 @@ func (s *Screen) put(r rune) {
 		copy(row[s.x+1:], row[s.x:])
 	}
 	row[s.x] = r
+	if s.insert && row[s.w-1] != ' ' || s.x == s.w-1 {
+		s.cur.full[s.y] = true
+	}
 	if s.x == s.w-1 {
 		s.wrapNext = true
 	} else {
@@ -143,13 +145,13 @@ func (s *Screen) scrollRegion(top, bottom, n int) {
 		if up {
 			first := g.rows[top]
 			copy(g.rows[top:bottom], g.rows[top+1:bottom+1])
-			copy(g.wrapped[top:bottom], g.wrapped[top+1:bottom+1])
-			g.rows[bottom], g.wrapped[bottom] = clearRow(first), false
+			copy(g.full[top:bottom], g.full[top+1:bottom+1])
+			g.rows[bottom], g.full[bottom] = clearRow(first), false
 		} else {
 			last := g.rows[bottom]
 			copy(g.rows[top+1:bottom+1], g.rows[top:bottom])
-			copy(g.wrapped[top+1:bottom+1], g.wrapped[top:bottom])
-			g.rows[top], g.wrapped[top] = clearRow(last), false
+			copy(g.full[top+1:bottom+1], g.full[top:bottom])
+			g.rows[top], g.full[top] = clearRow(last), false
 		}
 	}
 }
@@ -171,9 +173,9 @@ func (s *Screen) esc(c byte) {
 	case '(', ')', '*', '+', '#', '%', ' ':
 		s.p.state = stEscSkip
 	case '7':
-		s.savedX, s.savedY = s.x, s.y
+		s.saved = pos{s.x, s.y}
 	case '8':
-		s.x, s.y, s.wrapNext = s.savedX, s.savedY, false
+		s.x, s.y, s.wrapNext = s.saved.x, s.saved.y, false
 	case 'D':
 		s.linefeed()
 	case 'E':
@@ -205,7 +207,7 @@ func (s *Screen) eraseRows(from, to int) {
 		if s.cur.rows[y] != nil {
 			clearRow(s.cur.rows[y])
 		}
-		s.cur.wrapped[y] = false
+		s.cur.full[y] = false
 	}
 }
 
@@ -220,7 +222,7 @@ func (s *Screen) erase(y, from, to int) {
 		r[i] = ' '
 	}
 	if to == s.w {
-		s.cur.wrapped[y] = false
+		s.cur.full[y] = false
 	}
 }
 
