@@ -10,7 +10,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-	"unicode/utf8"
 
 	"github.com/creack/pty"
 	"golang.org/x/sys/unix"
@@ -141,7 +140,7 @@ func (s *session) play(lines []commandlinetest.Line) {
 	for _, l := range lines {
 		keys, last, ends := l.Ends()
 		for len(keys) > 0 {
-			k := keys[:keyLen(keys)]
+			k := keys[:commandlinetest.KeyLen(keys)]
 			s.typeKeys(k)
 			keys = keys[len(k):]
 			if !l.NoEcho {
@@ -201,18 +200,6 @@ func echoOf(k []byte) func([]byte, int) bool {
 
 // keyLen returns the length of the first key in p: an escape sequence or
 // one UTF-8 rune.
-func keyLen(p []byte) int {
-	if p[0] == 0x1b && len(p) > 2 && p[1] == '[' {
-		for i := 2; i < len(p); i++ {
-			if p[i] >= 0x40 && p[i] <= 0x7e {
-				return i + 1
-			}
-		}
-	}
-	_, n := utf8.DecodeRune(p)
-	return n
-}
-
 type shell struct {
 	name     string
 	argv     []string
@@ -270,28 +257,12 @@ func bashHistory(t *testing.T, file string) []string {
 	return entries
 }
 
-// ashTrace reads the lines busybox ash read, as its verbose mode (set -v,
-// from the ENV file) wrote them: this busybox saves no history file and
-// keeps only 15 lines in memory. A command continued at PS2 is joined as
-// bash records it (commandline.Join), so that both shells are compared by
-// the same rule. The corpus keeps commands from writing to stderr, which
-// goes to the same trace.
 func ashTrace(t *testing.T, file string) []string {
 	b, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatalf("reading trace: %v", err)
 	}
-	var entries []string
-	cont := false
-	for _, l := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
-		if cont {
-			entries[len(entries)-1] = commandline.Join(entries[len(entries)-1], l)
-		} else if l != "" {
-			entries = append(entries, l)
-		}
-		cont = len(entries) > 0 && commandline.Unfinished(entries[len(entries)-1])
-	}
-	return entries
+	return commandlinetest.AshTrace(b)
 }
 
 // TestShells is the differential test: it types testdata/<shell>.txt into

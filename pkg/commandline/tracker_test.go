@@ -115,9 +115,9 @@ func TestTracker(t *testing.T) {
 	}
 }
 
-// MaxLineBytesTestWidth is the widest screen: 512 × 256 cells hold a line
+// MaxLineBytesTestWidth is the widest screen: 320 × 128 cells hold a line
 // longer than MaxLineBytes.
-const MaxLineBytesTestWidth = 512
+const MaxLineBytesTestWidth = 320
 
 func TestUnfinishedJoin(t *testing.T) {
 	tests := []struct {

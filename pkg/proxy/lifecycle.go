@@ -123,6 +123,7 @@ func (st *startStep) started(s *Session, protocol string) error {
 	if sink != nil {
 		s.streams.startRecording(sink)
 	}
+	recordCommands(s, p.Audit, attempt, sink)
 	return nil
 }
 

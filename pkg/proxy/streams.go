@@ -119,7 +119,7 @@ func (s *streamStats) Data(stream string, data []byte) {
 
 // Wants reports whether stream's bytes are recorded, so a reader unmasks them only then.
 func (s *streamStats) Wants(stream string) bool {
-	if s.overseen != nil && stream == "stdout" {
+	if s.overseen != nil && s.overseen.wants(stream) {
 		return true
 	}
 	r, _ := s.recording.Load().(recording.Sink)

@@ -14,7 +14,9 @@ const (
 	ReasonLockedBy = "locked by "
 	// ReasonRecordingFailed: the recording could not be written, under fail-closed recording.
 	ReasonRecordingFailed = "recording failed"
-	ReasonNotUpgraded     = "kubelet refused"
+	// ReasonAuditUnavailable: a command line's audit record could not be written, under fail-closed.
+	ReasonAuditUnavailable = "audit unavailable"
+	ReasonNotUpgraded      = "kubelet refused"
 	// ReasonProtocolError: the client sent frames the server would not read as exec-proxy read them
 	// (see wire.Observer.ClientProtocolError).
 	ReasonProtocolError = "client protocol error"

@@ -25,6 +25,8 @@ const (
 type Auditor struct {
 	backend audit.Backend
 	policy  FailurePolicy
+	// Commands: TTY sessions' command lines are recorded (see Command).
+	Commands bool
 }
 
 // NewAuditor returns an Auditor on backend; Run must be called before records are sent.

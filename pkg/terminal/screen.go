@@ -16,7 +16,7 @@
 // [1, MaxHeight]; a row is allocated only once something is written to it;
 // an escape sequence longer than maxSeq bytes is dropped. The worst case is
 // therefore two full grids (main and alternate) of 4-byte cells plus a flag
-// per row: 2 × (512 × 256 × 4 + 256) bytes ≈ 1 MiB, plus maxSeq bytes of
+// per row: 2 × (320 × 128 × 4 + 128) bytes ≈ 320 KiB, plus maxSeq bytes of
 // pending sequence. An 80×24 screen holds at most 2 × 80 × 24 × 4 ≈ 15 KiB.
 package terminal
 
@@ -27,8 +27,8 @@ import (
 
 const (
 	// MaxWidth and MaxHeight bound the screen's size in cells.
-	MaxWidth  = 512
-	MaxHeight = 256
+	MaxWidth  = 320
+	MaxHeight = 128
 	// maxSeq bounds a pending escape sequence; a longer one is dropped.
 	maxSeq = 256
 )

@@ -16,6 +16,9 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"unicode/utf8"
+
+	"github.com/exec-proxy/exec-proxy/pkg/commandline"
 )
 
 // Line is one line of a script: the keys typed, up to and including the
@@ -83,4 +86,38 @@ func (l Line) Ends() (before []byte, last byte, ok bool) {
 		return l.Keys[:n-1], l.Keys[n-1], true
 	}
 	return l.Keys, 0, false
+}
+
+// KeyLen is the length of the first key in p: an escape sequence (an
+// arrow) or one UTF-8 character.
+func KeyLen(p []byte) int {
+	if p[0] == 0x1b && len(p) > 2 && p[1] == '[' {
+		for i := 2; i < len(p); i++ {
+			if p[i] >= 0x40 && p[i] <= 0x7e {
+				return i + 1
+			}
+		}
+	}
+	_, n := utf8.DecodeRune(p)
+	return n
+}
+
+// AshTrace reads the lines busybox ash read, as its verbose mode (set -v,
+// from the ENV file, stderr to a file) wrote them: this busybox saves no
+// history file and keeps only 15 lines in memory. A command continued at
+// PS2 is joined as bash records it (commandline.Join), so that both shells
+// are compared by the same rule. The corpus keeps commands from writing to
+// stderr, which goes to the same trace.
+func AshTrace(trace []byte) []string {
+	var entries []string
+	cont := false
+	for _, l := range strings.Split(strings.TrimSuffix(string(trace), "\n"), "\n") {
+		if cont {
+			entries[len(entries)-1] = commandline.Join(entries[len(entries)-1], l)
+		} else if l != "" {
+			entries = append(entries, l)
+		}
+		cont = len(entries) > 0 && commandline.Unfinished(entries[len(entries)-1])
+	}
+	return entries
 }

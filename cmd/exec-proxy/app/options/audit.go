@@ -18,6 +18,7 @@ type AuditOptions struct {
 	Recording     recording.Config
 	// RecordingFailurePolicy fills in Recording.FailClosed.
 	RecordingFailurePolicy string
+	Commands               bool
 }
 
 func NewAuditOptions() *AuditOptions {
@@ -28,6 +29,7 @@ func NewAuditOptions() *AuditOptions {
 			WebhookInitialBackoff: time.Second, WebhookShutdownTimeout: 20 * time.Second,
 		},
 		FailurePolicy:          string(sessionaudit.FailClosed),
+		Commands:               true,
 		RecordingFailurePolicy: string(sessionaudit.FailOpen),
 	}
 }
@@ -53,6 +55,8 @@ func (o *AuditOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.Recording.Stdin, "record-stdin", o.Recording.Stdin, "Record what users type (asciicast \"i\" events), not only output.")
 	fs.StringVar(&o.RecordingFailurePolicy, "recording-failure-policy", o.RecordingFailurePolicy,
 		"fail-open: a session runs on when its recording fails or falls behind (events dropped and counted); fail-closed: it is refused (503) when its recording cannot be made, waits for a recording that falls behind, and ends when the recording cannot be written.")
+	fs.BoolVar(&o.Commands, "session-audit-commands", o.Commands,
+		"Write a record of each command line typed in a TTY session (exec or attach -it), read off its terminal, and mark it in the session's recording.")
 	fs.StringVar(&o.FailurePolicy, "session-audit-failure-policy", o.FailurePolicy,
 		"fail-closed: refuse a session (503) whose start record cannot be written; fail-open: let it run, count and log the loss.")
 }
@@ -89,7 +93,9 @@ func (o *AuditOptions) Auditor() (*sessionaudit.Auditor, error) {
 	if err != nil || backend == nil {
 		return nil, err
 	}
-	return sessionaudit.NewAuditor(backend, sessionaudit.FailurePolicy(o.FailurePolicy)), nil
+	a := sessionaudit.NewAuditor(backend, sessionaudit.FailurePolicy(o.FailurePolicy))
+	a.Commands = o.Commands
+	return a, nil
 }
 
 // RecordingConfig is the recording flags.
