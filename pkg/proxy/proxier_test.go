@@ -112,6 +112,7 @@ func checkLeaks(t *testing.T, ignore ...goleak.Option) { leaktest.Check(t, ignor
 type execCase struct {
 	command []string
 	stdin   io.Reader
+	stdout  io.Writer // also gets the output, if set
 	tty     bool
 	reason  string // the session's justification, if any
 }
@@ -136,6 +137,9 @@ func execVia(t *testing.T, srv *httptest.Server, protocol, userName string, c ex
 	exec := executorFor(t, cfg, protocol, u)
 	var out, errOut bytes.Buffer
 	opts := remotecommand.StreamOptions{Stdout: &out, Tty: c.tty}
+	if c.stdout != nil {
+		opts.Stdout = io.MultiWriter(&out, c.stdout)
+	}
 	if !c.tty {
 		opts.Stderr = &errOut
 	}
