@@ -31,7 +31,7 @@ fuzz: ## Each fuzz target for about 20 s, or FUZZTIME (the seed corpus in testda
 DEFAULT_K8S := $(shell cat hack/k8s/DEFAULT)
 NEWEST_K8S := $(shell ls hack/k8s | grep '^v' | sort -V | tail -1)
 # The core e2e (sessions, errors, audit, recordings, one context) that e2e-versions runs.
-CORE_E2E := ^(TestExec|TestAttach|TestPortForward|TestCopyBothWays|TestErrors|TestSessionAudit|TestPortForwardAudit|TestEverySessionPathIsAudited|TestAuditAttach|TestAuditExitZeroWithStdin|TestRBAC|TestImpersonationRecorded|TestRecordingPlays|TestOneContext|TestKubeletWebSockets)
+CORE_E2E := ^(TestExec|TestAttach|TestPortForward|TestCopyBothWays|TestErrors|TestSessionAudit|TestPortForwardAudit|TestEverySessionPathIsAudited|TestAuditAttach|TestAuditExitZeroWithStdin|TestRBAC|TestImpersonationRecorded|TestRecordingPlays|TestOneContext|TestKubeletWebSockets|TestWatchSession|TestTypedCommands)
 
 e2e: build ## End-to-end tests against the real local cluster (root; builds and starts it as needed).
 	K8S_VERSION=$(NEWEST_K8S) K8S_COMMANDS=kubectl hack/build-k8s.sh >/dev/null # its kubectl is one of the e2e's
