@@ -76,7 +76,9 @@ func (t *Terminal) Output(p []byte) {
 	}
 	chunk := append([]byte(nil), filtered...) // shared by the watchers, which only read it
 	for w := range t.watchers {
-		w.push(chunk)
+		if !w.push(chunk) { // left behind: its place is free at once, whether or not it reads on
+			delete(t.watchers, w)
+		}
 	}
 }
 
@@ -96,6 +98,9 @@ func (t *Terminal) End() {
 		w.end(ErrEnded)
 	}
 }
+
+// Full tells whether the session has MaxWatchers already.
+func (t *Terminal) Full() bool { return t.Watchers() >= MaxWatchers }
 
 // Watchers is how many watch now.
 func (t *Terminal) Watchers() int {
@@ -140,7 +145,8 @@ func (t *Terminal) add() (*watcher, []byte, error) {
 	w := &watcher{}
 	w.cond.L = &w.mu
 	t.watchers[w] = struct{}{}
-	return w, t.screen.Render(), nil
+	var fresh sanitizer // the screen is the session's own text, which may hold what a terminal acts on
+	return w, fresh.filter(nil, t.screen.Render()), nil
 }
 
 func (t *Terminal) remove(w *watcher) {
@@ -159,21 +165,22 @@ type watcher struct {
 	err    error
 }
 
-// push queues chunk; past maxBacklog the watcher ends instead.
-func (w *watcher) push(chunk []byte) {
+// push queues chunk; past maxBacklog the watcher ends instead, and push reports false.
+func (w *watcher) push(chunk []byte) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.done {
-		return
+		return true
 	}
 	if w.queued+len(chunk) > maxBacklog {
 		w.done, w.err, w.queue, w.queued = true, ErrBehind, nil, 0
 		w.cond.Signal()
-		return
+		return false
 	}
 	w.queue = append(w.queue, chunk)
 	w.queued += len(chunk)
 	w.cond.Signal()
+	return true
 }
 
 // end ends the watch with err once its backlog is written (ErrEnded) or at once (otherwise).

@@ -134,6 +134,9 @@ func TestSlowWatcher(t *testing.T) {
 	for range 2 * maxBacklog / len(chunk) {
 		term.Output(chunk) // never waits for the watcher
 	}
+	if term.Watchers() != 0 {
+		t.Errorf("a watcher left behind still holds its place: %d watchers", term.Watchers())
+	}
 	close(block)
 	if err := <-done; !errors.Is(err, ErrBehind) {
 		t.Fatalf("Watch = %v, want ErrBehind", err)

@@ -53,7 +53,8 @@ const (
 	stEsc
 	stEscSkip // ESC ( B and alike: one more byte
 	stCSI
-	stString    // OSC, DCS, SOS, PM, APC: up to BEL or ST
+	stString    // OSC: up to BEL or ST
+	stStringST  // DCS, SOS, PM, APC: up to ST only
 	stStringEsc // ESC seen inside a string
 )
 

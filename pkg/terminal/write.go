@@ -24,18 +24,19 @@ func (s *Screen) Write(p []byte) (int, error) {
 			s.p.state = stGround
 		case stCSI:
 			s.csiByte(c)
-		case stString:
-			switch c {
-			case 0x07, 0x18, 0x1a:
+		case stString, stStringST:
+			// As tmux and xterm read a string: CAN and SUB abort it, BEL ends an OSC, and an ESC
+			// ends it whatever follows (ST if '\\', else the start of the next escape).
+			switch {
+			case c == 0x18 || c == 0x1a || (c == 0x07 && s.p.state == stString):
 				s.p.state = stGround
-			case 0x1b:
+			case c == 0x1b:
 				s.p.state = stStringEsc
 			}
 		case stStringEsc:
-			if c == '\\' {
-				s.p.state = stGround
-			} else {
-				s.p.state = stString
+			s.p.state = stGround
+			if c != '\\' {
+				s.esc(c)
 			}
 		}
 	}
@@ -65,6 +66,9 @@ func (s *Screen) utf8Byte(c byte) {
 // put writes a rune at the cursor, wrapping first if the last column was
 // written before.
 func (s *Screen) put(r rune) {
+	if r >= 0x80 && r <= 0x9f { // a C1 control, never a character: Render must not write it
+		r = '?'
+	}
 	if s.wrapNext && !s.noWrap {
 		s.x = 0
 		s.linefeed()
@@ -168,8 +172,10 @@ func (s *Screen) esc(c byte) {
 	switch c {
 	case '[':
 		s.p.state, s.p.n = stCSI, 0
-	case ']', 'P', 'X', '^', '_':
+	case ']':
 		s.p.state = stString
+	case 'P', 'X', '^', '_':
+		s.p.state = stStringST
 	case '(', ')', '*', '+', '#', '%', ' ':
 		s.p.state = stEscSkip
 	case '7':

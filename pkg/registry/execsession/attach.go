@@ -50,7 +50,8 @@ type AttachREST struct {
 	replica  string
 	peers    AttachPeers // nil: one replica
 	watches  Watches
-	// idle ends a watch whose connection carried nothing for this long (the kubelet's default).
+	// idle ends a watch whose connection carried nothing for this long, either way: a watcher
+	// that stopped reading (its writes block) is gone within it. kubectl pings every 5 s.
 	idle time.Duration
 }
 
@@ -61,7 +62,7 @@ var (
 
 // NewAttachREST serves watches of the sessions, of this replica and, through peers (nil: none), of the others.
 func NewAttachREST(sessions Sessions, replica string, peers AttachPeers, watches Watches) *AttachREST {
-	return &AttachREST{sessions: sessions, replica: replica, peers: peers, watches: watches, idle: 4 * time.Hour}
+	return &AttachREST{sessions: sessions, replica: replica, peers: peers, watches: watches, idle: 10 * time.Minute}
 }
 
 func (*AttachREST) New() runtime.Object { return &corev1.PodAttachOptions{} }
@@ -94,8 +95,11 @@ func (r *AttachREST) Connect(ctx context.Context, name string, opts runtime.Obje
 		return nil, err
 	}
 	term := s.Terminal()
-	if term == nil {
+	switch {
+	case term == nil:
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("execsession %q has no terminal to watch: only exec and attach sessions with a TTY (-it) can be watched", name))
+	case term.Full():
+		return nil, apierrors.NewTooManyRequests(fmt.Sprintf("execsession %q has %d watchers already; try again when one has left", name, oversight.MaxWatchers), 10)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if !httpstream.IsUpgradeRequest(req) { // before its record: no watch without an upgrade
