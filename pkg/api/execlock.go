@@ -1,6 +1,10 @@
 package api
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 )
@@ -43,12 +47,19 @@ type ExecLockList struct {
 }
 
 // LockName is the name of the lock of a user (user-NAME) or of a group (group-NAME), so that
-// `kubectl execproxy unlock alice` finds the lock `lock alice` made.
+// `kubectl execproxy unlock alice` finds the lock `lock alice` made. A subject that cannot be a
+// path segment (an OIDC user https://issuer#sub, a group /team/x) is named by a hash of it
+// (user~HASH): readable names never hold '~', so the two never meet.
 func LockName(user, group string) string {
+	kind, subject := "user-", user
 	if group != "" {
-		return "group-" + group
+		kind, subject = "group-", group
 	}
-	return "user-" + user
+	if strings.ContainsAny(subject, "/%~") || subject == "." || subject == ".." {
+		sum := sha256.Sum256([]byte(subject))
+		return strings.TrimSuffix(kind, "-") + "~" + hex.EncodeToString(sum[:12])
+	}
+	return kind + subject
 }
 
 // DeepCopyInto copies l into out.

@@ -77,6 +77,7 @@ func watchSession(ctx context.Context, cfg *rest.Config, client *rest.RESTClient
 		}()
 	}
 	err = tty.Safe(func() error {
+		defer fmt.Fprint(cmd.OutOrStdout(), "\x1b[0m\x1b[?25h\x1b[?1049l") // the session may have left the screen so
 		return executor.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: cmd.OutOrStdout(), Tty: true})
 	})
 	if ctx.Err() != nil {
