@@ -95,8 +95,12 @@ func (r *REST) Create(ctx context.Context, obj runtime.Object, createValidation 
 	if err != nil {
 		return nil, err
 	}
+	expires := "never"
+	if t := stored.Status.ExpirationTimestamp; t != nil {
+		expires = t.UTC().Format(time.RFC3339)
+	}
 	klog.FromContext(ctx).Info("Lock set", "execlock", stored.Name, "by", stored.Status.LockedBy, "reason", stored.Spec.Reason,
-		"expires", stored.Status.ExpirationTimestamp)
+		"expires", expires)
 	return stored, nil
 }
 

@@ -54,7 +54,8 @@ func TestCreate(t *testing.T) {
 		{"a user and a group", body("", "alice", "ops", "", nil), "", 0, "exactly one of spec.user and spec.group"},
 		{"neither", body("", "", "", "", nil), "", 0, "exactly one of spec.user and spec.group"},
 		{"a name not of the subject", body("user-bob", "alice", "", "", nil), "", 0, "must be user-alice"},
-		{"a name no path can hold", body("", "a/b", "", "", nil), "", 0, "may not contain '/'"},
+		{"an OIDC user no path can hold, named by a hash", body("", "https://issuer#1234", "", "", nil), api.LockName("https://issuer#1234", ""), 0, ""},
+		{"a group path", body("", "", "/team/x", "", nil), api.LockName("", "/team/x"), 0, ""},
 		{"no time left", body("", "alice", "", "", seconds(0)), "", 0, "must be positive"},
 		{"a reason too long", body("", "alice", "", strings.Repeat("x", maxReason+1), nil), "", 0, "spec.reason"},
 	}
