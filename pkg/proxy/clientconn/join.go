@@ -25,7 +25,7 @@ var (
 	ErrNotJoinable = errors.New("the session's connection cannot be joined")
 	// ErrStdinEnded: the session's stdin is not open (ended, or not opened yet): nothing typed can reach it.
 	ErrStdinEnded = errors.New("the session's stdin is not open")
-	errNoStdout = errors.New("the session's stdout is not open")
+	errNoStdout   = errors.New("the session's stdout is not open")
 	// errSessionEnded: the session ended before the typing reached it.
 	errSessionEnded = errors.New("the session ended")
 )
