@@ -29,10 +29,15 @@ type Join struct {
 	typed  atomic.Int64
 }
 
-// Join lets joiner type into the session; its client hears who joined on its terminal. Only an
-// exec or attach session whose request asked for stdin and a TTY can be joined, over SPDY or a
-// binary WebSocket protocol (v4, v5), once it started.
-func (s *Session) Join(joiner string) (*Join, error) {
+// Joinable tells why the session cannot be joined, if it cannot (an error wrapping
+// ErrNotJoinable): only an exec or attach session whose request asked for stdin and a TTY can be,
+// over SPDY or a binary WebSocket protocol (v4, v5), once it started.
+func (s *Session) Joinable() error {
+	_, err := s.joinable()
+	return err
+}
+
+func (s *Session) joinable() (*clientconn.Conn, error) {
 	if !s.Stdin || !s.TTY || s.Kind == session.KindPortForward {
 		return nil, fmt.Errorf("%w: only exec and attach sessions with stdin and a TTY (-it) can be joined", ErrNotJoinable)
 	}
@@ -44,6 +49,15 @@ func (s *Session) Join(joiner string) (*Join, error) {
 		return nil, fmt.Errorf("%w: it has not started", ErrNotJoinable)
 	case strings.Contains(protocol, "base64"):
 		return nil, fmt.Errorf("%w: its client speaks %s, whose stdin exec-proxy does not write", ErrNotJoinable, protocol)
+	}
+	return client, nil
+}
+
+// Join lets joiner type into the session (see Joinable); its client hears who joined on its terminal.
+func (s *Session) Join(joiner string) (*Join, error) {
+	client, err := s.joinable()
+	if err != nil {
+		return nil, err
 	}
 	if term := s.Terminal(); term != nil && term.Watchers() >= oversight.MaxWatchers {
 		return nil, oversight.ErrTooManyWatchers
