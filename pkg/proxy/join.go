@@ -47,6 +47,8 @@ func (s *Session) joinable() (*clientconn.Conn, error) {
 	switch {
 	case client == nil || code == 0:
 		return nil, fmt.Errorf("%w: it has not started", ErrNotJoinable)
+	case !client.Noticeable():
+		return nil, fmt.Errorf("%w: its client cannot be shown who joins (a bandwidth-limited session)", ErrNotJoinable)
 	case strings.Contains(protocol, "base64"):
 		return nil, fmt.Errorf("%w: its client speaks %s, whose stdin exec-proxy does not write", ErrNotJoinable, protocol)
 	}

@@ -225,6 +225,10 @@ type notifier struct {
 	held    [][]byte // notices waiting for a boundary
 }
 
+// Noticeable tells whether Notice can reach the client: a bandwidth-limited session's frames go
+// through its queue, which has no place between them.
+func (c *Conn) Noticeable() bool { return c.frames != nil || c.notes != nil }
+
 // Notice writes text to the client as stdout, in a frame put between the kubelet's: a line it sees
 // on its terminal. The frame reader reads it too (watchers and the recording see it).
 func (c *Conn) Notice(text []byte) error {

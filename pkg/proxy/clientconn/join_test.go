@@ -66,8 +66,9 @@ func newJoined(t *testing.T, isSPDY bool) *joined {
 		t.Fatal(err)
 	}
 	if isSPDY {
-		for id, typ := range map[spdy.StreamId]string{1: "stdin", 3: "stdout"} {
-			if err := j.framer.WriteFrame(&spdy.SynStreamFrame{StreamId: id, Headers: http.Header{"streamtype": {typ}}}); err != nil {
+		for i, typ := range []string{"stdin", "stdout"} { // streams 1 and 3: ids only grow
+			syn := &spdy.SynStreamFrame{StreamId: spdy.StreamId(2*i + 1), Headers: http.Header{"streamtype": {typ}}}
+			if err := j.framer.WriteFrame(syn); err != nil {
 				t.Fatal(err)
 			}
 		}
