@@ -86,9 +86,9 @@ func (j *Join) Type(ctx context.Context, p []byte) error {
 func (j *Join) Typed() int64 { return j.typed.Load() }
 
 // Leave tells the session's client that the joiner left.
-func (j *Join) Leave() {
+func (j *Join) Leave(logger klog.Logger) {
 	if err := j.client.Notice([]byte("\r\n[exec-proxy: " + j.name + " left]\r\n")); err != nil {
-		klog.Background().V(2).Info("The session's client was not told a joiner left", "session", j.s.ID, "err", err)
+		logger.V(2).Info("The session's client was not told a joiner left", "session", j.s.ID, "err", err)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 
 	restclient "k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/remotecommand"
+	"k8s.io/klog/v2"
 
 	"github.com/exec-proxy/exec-proxy/internal/poll"
 	"github.com/exec-proxy/exec-proxy/pkg/nodeconn"
@@ -78,7 +79,7 @@ func TestJoinTypesIntoSession(t *testing.T) {
 			}
 			shown("joiner-1\n")
 			owner("owner-3\n")
-			j.Leave()
+			j.Leave(klog.Background())
 			left := "\r\n[exec-proxy: alice\\x1b[2J left]\r\n"
 			shown(left)
 			if j.Typed() != int64(len("joiner-1\n")) {

@@ -185,7 +185,7 @@ func (c *Conn) rawRead(p []byte) (int, error) {
 		return n, err
 	}
 	for {
-		if n, ok := c.takeInjected(p); ok {
+		if n, ok := c.inject.take(p, c.stdinFrame); ok {
 			c.s.FrameReader().FromClient(p[:n])
 			return c.afterRead(n, nil)
 		}
@@ -247,7 +247,7 @@ func (c *Conn) clientRead(p []byte) (n int, woken bool, err error) {
 // followClient follows the client's frame boundaries, where injected frames go.
 func (c *Conn) followClient(p []byte) {
 	if c.inject != nil {
-		c.inject.between = c.inject.cut.Follow(p)
+		c.inject.follow(p)
 	}
 }
 

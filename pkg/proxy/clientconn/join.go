@@ -80,9 +80,7 @@ func (c *Conn) Inject(ctx context.Context, data []byte) error {
 		n := min(len(data), maxInjectedFrame)
 		in := &injection{data: append([]byte(nil), data[:n]...), done: make(chan error, 1)}
 		data = data[n:]
-		c.inject.mu.Lock()
-		c.inject.queue = append(c.inject.queue, in)
-		c.inject.mu.Unlock()
+		c.inject.add(in)
 		c.wake()
 		var err error
 		select {
@@ -98,6 +96,24 @@ func (c *Conn) Inject(ctx context.Context, data []byte) error {
 		}
 	}
 	return nil
+}
+
+func (j *injector) add(in *injection) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.queue = append(j.queue, in)
+}
+
+// next takes the first injection off the queue; nil if there is none.
+func (j *injector) next() *injection {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if len(j.queue) == 0 {
+		return nil
+	}
+	in := j.queue[0]
+	j.queue = j.queue[1:]
+	return in
 }
 
 // drop takes in off the queue, if the reader has not taken it yet.
@@ -133,6 +149,15 @@ func (c *Conn) woken(err error) bool {
 	return d == 0 || time.Now().UnixNano() < d // else the deadline others set passed as well
 }
 
+// setReadDeadline notes t, the read deadline others set.
+func (j *injector) setReadDeadline(t time.Time) {
+	var d int64
+	if !t.IsZero() {
+		d = t.UnixNano()
+	}
+	j.readDeadline.Store(d)
+}
+
 // SetReadDeadline sets the read deadline; one a wake set stands until the reader saw it.
 func (c *Conn) SetReadDeadline(t time.Time) error {
 	err := c.Conn.SetReadDeadline(t)
@@ -145,33 +170,27 @@ func (c *Conn) keepWake(t time.Time) {
 	if c.inject == nil {
 		return
 	}
-	var d int64
-	if !t.IsZero() {
-		d = t.UnixNano()
-	}
-	c.inject.readDeadline.Store(d)
+	c.inject.setReadDeadline(t)
 	if c.inject.waking.Load() {
 		_ = c.Conn.SetReadDeadline(longAgo)
 	}
 }
 
-// takeInjected reads injected bytes into p when an injected frame is due: one is being read, or
-// the client's bytes end on a frame boundary and one is queued.
-func (c *Conn) takeInjected(p []byte) (int, bool) {
-	j := c.inject
+// follow follows the client's bytes p, read from the client.
+func (j *injector) follow(p []byte) { j.between = j.cut.Follow(p) }
+
+// take reads injected bytes into p when an injected frame is due: one is being read, or the
+// client's bytes end on a frame boundary and one is queued. frameOf makes an injection's frame.
+func (j *injector) take(p []byte, frameOf func([]byte) ([]byte, error)) (int, bool) {
 	for j.cur == nil {
 		if !j.between {
 			return 0, false
 		}
-		j.mu.Lock()
-		if len(j.queue) == 0 {
-			j.mu.Unlock()
+		in := j.next()
+		if in == nil {
 			return 0, false
 		}
-		in := j.queue[0]
-		j.queue = j.queue[1:]
-		j.mu.Unlock()
-		frame, err := c.stdinFrame(in.data)
+		frame, err := frameOf(in.data)
 		if err != nil {
 			in.done <- err
 			continue
@@ -253,13 +272,32 @@ func (c *Conn) Notice(text []byte) error {
 	frame := spdyData(uint32(id), text)
 	c.notes.mu.Lock()
 	defer c.notes.mu.Unlock()
-	if !c.notes.between {
-		if len(c.notes.held) < maxHeldNotices {
-			c.notes.held = append(c.notes.held, frame)
-		}
+	if c.notes.hold(frame) {
 		return nil
 	}
 	return c.sendNotice(frame)
+}
+
+// hold holds a notice's frame until the frames sent end on a boundary, unless they do; mu is held.
+func (n *notifier) hold(frame []byte) bool {
+	if n.between {
+		return false
+	}
+	if len(n.held) < maxHeldNotices {
+		n.held = append(n.held, frame)
+	}
+	return true
+}
+
+// sent follows frames, just sent; it returns the notices held that may follow them. mu is held.
+func (n *notifier) sent(frames []byte) [][]byte {
+	n.between = n.cut.Follow(frames)
+	if !n.between {
+		return nil
+	}
+	due := n.held
+	n.held = nil
+	return due
 }
 
 // sendNoted sends p to the client, of which frames are the frames (read by the frame reader unless
@@ -271,10 +309,10 @@ func (c *Conn) sendNoted(p, frames []byte, read bool) (int, error) {
 		c.s.FrameReader().ToClient(frames)
 	}
 	n, err := c.send(p)
-	c.notes.between = c.notes.cut.Follow(frames)
-	for c.notes.between && err == nil && len(c.notes.held) > 0 {
-		err = c.sendNotice(c.notes.held[0])
-		c.notes.held = c.notes.held[1:]
+	for _, notice := range c.notes.sent(frames) {
+		if err == nil {
+			err = c.sendNotice(notice)
+		}
 	}
 	return n, err
 }

@@ -24,12 +24,22 @@ import (
 	"github.com/exec-proxy/exec-proxy/pkg/sessionaudit"
 )
 
-// authorizeJoin asks the server's authorizer whether the user may join session name: create on
-// execsessions/attach. The handler chain checked get only, when the upgrade came as a WebSocket
+// lockChecker refuses a locked user (*proxy.Proxier).
+type lockChecker interface {
+	CheckLocks(ctx context.Context) error
+}
+
+// authorizeJoin refuses a locked user, and asks the server's authorizer whether the user may join
+// session name: create on execsessions/attach. The handler chain checked get only, when the upgrade came as a WebSocket
 // GET. A request a peer replica passed on was authorized by that replica.
 func (r *AttachREST) authorizeJoin(ctx context.Context, name string) error {
 	if p, ok := peers.FromContext(ctx); ok && p.OnBehalfOf != "" {
 		return nil
+	}
+	if l, ok := r.sessions.(lockChecker); ok {
+		if err := l.CheckLocks(ctx); err != nil {
+			return err
+		}
 	}
 	namespace, _ := request.NamespaceFrom(ctx)
 	resource := schema.GroupResource{Group: api.GroupName, Resource: "execsessions/attach"}
@@ -92,7 +102,7 @@ func (r *AttachREST) serveJoin(w http.ResponseWriter, req *http.Request, s *prox
 			return err
 		}
 		defer func() { typed = j.Typed() }()
-		defer j.Leave()
+		defer j.Leave(klog.FromContext(ctx))
 		ctx, cancel := context.WithCancelCause(ctx)
 		defer cancel(nil)
 		go func() { // ends with the joiner's connection, which closes in

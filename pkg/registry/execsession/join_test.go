@@ -2,12 +2,15 @@ package execsession
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apiserver/pkg/authorization/authorizer"
+	"k8s.io/apiserver/pkg/endpoints/request"
 
 	"github.com/exec-proxy/exec-proxy/pkg/peers"
 )
@@ -45,11 +48,12 @@ func TestJoinAuthorized(t *testing.T) {
 		{"passed by a peer", peers.NewContext(ctxIn("a", "exec-proxy"), peers.Request{From: "r2", OnBehalfOf: "bob"}),
 			corev1.PodAttachOptions{Stdin: true, Stdout: true, TTY: true}, false, apierrors.IsNotFound, ""},
 		{"stderr", ctxIn("a", "alice"), corev1.PodAttachOptions{Stdin: true, Stdout: true, Stderr: true, TTY: true}, false, apierrors.IsBadRequest, ""},
+		{"locked", ctxIn("a", "carol"), corev1.PodAttachOptions{Stdin: true, Stdout: true, TTY: true}, false, apierrors.IsForbidden, "locked"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			authz := &fakeAuthorizer{allowed: map[string]bool{"alice": true}}
-			r := NewAttachREST(fakeSessions{}, "r1", nil, nil, authz)
+			authz := &fakeAuthorizer{allowed: map[string]bool{"alice": true, "carol": true}}
+			r := NewAttachREST(lockedSessions{locked: "carol"}, "r1", nil, nil, authz)
 			_, err := r.Connect(tc.ctx, "0f9c2a5e-1d6b-4e8a-9c3f-2b7d4e6a8c10", &tc.opts, nil)
 			if !tc.want(err) || !strings.Contains(errString(err), tc.message) {
 				t.Errorf("got %v, want another error with %q", err, tc.message)
@@ -59,6 +63,19 @@ func TestJoinAuthorized(t *testing.T) {
 			}
 		})
 	}
+}
+
+// lockedSessions has no sessions, and a lock on one user.
+type lockedSessions struct {
+	fakeSessions
+	locked string
+}
+
+func (l lockedSessions) CheckLocks(ctx context.Context) error {
+	if u, _ := request.UserFrom(ctx); u != nil && u.GetName() == l.locked {
+		return apierrors.NewForbidden(schema.GroupResource{Resource: "pods/exec"}, "", errors.New("user is locked"))
+	}
+	return nil
 }
 
 func errString(err error) string {
