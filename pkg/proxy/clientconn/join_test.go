@@ -37,6 +37,11 @@ type joined struct {
 
 func newJoined(t *testing.T, isSPDY bool) *joined {
 	server, client := net.Pipe()
+	return newJoinedOver(t, isSPDY, server, client)
+}
+
+// newJoinedOver is newJoined over the connection whose server and client ends are given.
+func newJoinedOver(t *testing.T, isSPDY bool, server, client net.Conn) *joined {
 	s := proxytest.NewSession(t)
 	j := &joined{spdy: isSPDY, client: client, toKubelet: &proxytest.LockedBuffer{}, toClient: &proxytest.LockedBuffer{},
 		obs: &wiretest.Observer{Record: true}}
@@ -219,6 +224,44 @@ func abbreviate(s []string) []string {
 		out[i] = v
 	}
 	return out
+}
+
+// Over TLS, a read of the client that a wake timed out stays usable: the client's bytes after it
+// arrive whole, after the injected frame.
+func TestInjectWakesTLSRead(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	for _, isSPDY := range []bool{true, false} {
+		t.Run(map[bool]string{true: "SPDY", false: "WebSocket"}[isSPDY], func(t *testing.T) {
+			server, client := wiretest.HandshakenPair(t, func(c net.Conn) net.Conn { return c })
+			j := newJoinedOver(t, isSPDY, server, client)
+			read := func(want string) {
+				t.Helper()
+				for range 1000 {
+					if string(j.obs.Recorded("stdin")) == want {
+						return
+					}
+					time.Sleep(time.Millisecond)
+				}
+				t.Fatalf("the frame reader read stdin %q, want %q", j.obs.Recorded("stdin"), want)
+			}
+			j.write(t, j.stdin("ab"))
+			read("ab") // the reader is blocked in the TLS read now, or about to be
+			if err := within(t, inject(j.c, "XY")); err != nil {
+				t.Fatal(err)
+			}
+			j.write(t, j.stdin("cd"))
+			read("abXYcd")
+			for range 1000 { // the reader's last read may still be on its way to the buffer
+				if len(j.typed(t)) >= 3 {
+					break
+				}
+				time.Sleep(time.Millisecond)
+			}
+			if got := strings.Join(j.typed(t), "|"); got != "ab|XY|cd" {
+				t.Errorf("the kubelet side read stdin frames %q, want ab|XY|cd", got)
+			}
+		})
+	}
 }
 
 // Typing into a session whose stdin ended ends the join; a connection that is not joinable takes none.
