@@ -133,7 +133,7 @@ func (r *AttachREST) serveJoin(w http.ResponseWriter, req *http.Request, s *prox
 
 // typeInto types what the joiner sends into the session, until the joiner's stdin ends (nil: the
 // join watches on) or the session's does.
-func typeInto(ctx context.Context, j *proxy.Join, in io.Reader) error {
+func typeInto(ctx context.Context, j *oversight.Join, in io.Reader) error {
 	buf := make([]byte, 4<<10)
 	for {
 		n, err := in.Read(buf)
