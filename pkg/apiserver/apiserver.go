@@ -57,7 +57,7 @@ func (c CompletedConfig) New() (*ExecProxy, error) {
 	}
 	storage["execsessions"] = execsession.NewREST(c.proxier, c.replica, peerSet)
 	storage["execsessions/recording"] = execsession.NewRecordingREST(c.proxier.Recording.Dir, c.replica, recordingPeers)
-	storage["execsessions/attach"] = execsession.NewAttachREST(c.proxier, c.replica, attachPeers, c.proxier.Audit)
+	storage["execsessions/attach"] = execsession.NewAttachREST(c.proxier, c.replica, attachPeers, c.proxier.Audit, c.generic.Authorization.Authorizer)
 	if c.locks != nil {
 		storage["execlocks"] = c.locks.storage
 	}

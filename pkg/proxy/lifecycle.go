@@ -35,7 +35,8 @@ func (p *Proxier) serve(w http.ResponseWriter, req *http.Request, s *Session, r 
 	// WebSocket clients write whole frames; the translator reads them through its own buffer.
 	sw := clientconn.NewResponseWriter(w, clientSide{s}, clientconn.Options{In: s.traffic.in, Out: s.traffic.out, OnHijack: h.hijack,
 		Coalesce:    !wsstream.IsWebSocketRequest(req),
-		DirectStdin: s.Stdin && s.traffic.in == nil && !kubeletconn.ViaUpgradeProxy(req, r.Kind, t.KubeletWebSockets)})
+		DirectStdin: s.Stdin && s.traffic.in == nil && !kubeletconn.ViaUpgradeProxy(req, r.Kind, t.KubeletWebSockets),
+		Joinable:    s.Stdin && s.TTY && s.Kind != session.KindPortForward})
 	stop := context.AfterFunc(req.Context(), s.cancel)
 	d := &detachedSession{h: h, done: done, logger: logger, sw: sw, s: s, r: r, t: t,
 		req: req.WithContext(kubeletconn.WithSide(klog.NewContext(s.ctx, logger), s.kubelet))}

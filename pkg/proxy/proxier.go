@@ -179,6 +179,9 @@ func (p *Proxier) Handler(ctx context.Context, r session.Request) (http.Handler,
 	}), nil
 }
 
+// CheckLocks refuses the request's user while a lock applies to them: a locked user joins no session either.
+func (p *Proxier) CheckLocks(ctx context.Context) error { return p.checkLocks(ctx) }
+
 // checkLocks refuses the request's user while a lock applies to them.
 func (p *Proxier) checkLocks(ctx context.Context) error {
 	if p.Locks == nil {

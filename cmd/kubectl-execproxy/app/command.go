@@ -34,7 +34,7 @@ func NewCommand(out io.Writer) *cobra.Command {
 	cmd.SetOut(out)
 	cmd.PersistentFlags().StringVar(&g.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
 	cmd.PersistentFlags().StringVar(&g.context, "context", "", "kubeconfig context (default: the current one)")
-	cmd.AddCommand(newSetupCommand(g), newSessionsCommand(g), newKillCommand(g), newWatchCommand(g), newLockCommand(g),
+	cmd.AddCommand(newSetupCommand(g), newSessionsCommand(g), newKillCommand(g), newWatchCommand(g), newJoinCommand(g), newLockCommand(g),
 		newUnlockCommand(g), newLocksCommand(g), newReplayCommand(g), newCoverageCommand(g))
 	cmd.AddCommand(newSessionCommands(g, genericiooptions.IOStreams{In: os.Stdin, Out: out, ErrOut: os.Stderr})...)
 	return cmd

@@ -63,6 +63,8 @@ type Options struct {
 	DirectStdin bool
 	// OnHijack hears that the client's connection is the session's now.
 	OnHijack func()
+	// Joinable: others may type into the session (Inject) and its client hears of them (Notice).
+	Joinable bool
 }
 
 // ResponseWriter hands the session's handlers a hijackable ResponseWriter whose connection is
@@ -134,6 +136,9 @@ type Conn struct {
 	out       *outQueue    // bandwidth-limited sessions only
 	frames    *frameWriter // see frames.go
 	stdin     *stdinFilter // see stdin.go
+	inject    *injector    // joinable sessions: see join.go
+	notes     *notifier    // joinable SPDY sessions without a bandwidth limit: see join.go
+	upgraded  atomic.Bool  // the answer to the upgrade reached the client
 	// refusal holds the kubelet's answer when it did not upgrade: the upgrade-aware proxy would
 	// echo it as it came (any text, any code); the client gets a Status made of it on Close.
 	refusal atomic.Pointer[bytes.Buffer]
@@ -150,6 +155,11 @@ func NewConn(raw net.Conn, s Session, opts Options) *Conn {
 		if opts.DirectStdin {
 			c.stdin = &stdinFilter{c: c, route: newStdinRoute()}
 		}
+	case opts.Joinable:
+		c.notes = &notifier{}
+	}
+	if opts.Joinable {
+		c.inject = newInjector(opts.Coalesce)
 	}
 	return c
 }
@@ -167,19 +177,45 @@ func (c *Conn) Read(p []byte) (int, error) {
 	return c.rawRead(p)
 }
 
-// rawRead reads the client's bytes as they came: counted, read by the frame reader and throttled.
+// rawRead reads the client's bytes as they came: counted, read by the frame reader and throttled;
+// and the frames injected between them (see join.go).
 func (c *Conn) rawRead(p []byte) (int, error) {
+	if c.inject == nil {
+		n, _, err := c.clientRead(p)
+		return n, err
+	}
+	for {
+		if n, ok := c.inject.take(p, c.stdinFrame); ok {
+			c.s.FrameReader().FromClient(p[:n])
+			return c.afterRead(n, nil)
+		}
+		if n, woken, err := c.clientRead(p); !woken {
+			return n, err
+		}
+	}
+}
+
+// clientRead is rawRead of the client's own bytes; woken: a wake (see join.go) returned it, empty.
+func (c *Conn) clientRead(p []byte) (n int, woken bool, err error) {
 	if len(c.pending) > 0 {
 		n := copy(p, c.pending)
 		c.pending = c.pending[n:]
+		c.followClient(p[:n])
 		c.s.FrameReader().FromClient(p[:n])
 		c.s.CountIn(n)
-		return c.afterRead(n, nil)
+		n, err = c.afterRead(n, nil)
+		return n, false, err
 	}
 	if c.in != nil && len(p) > LimiterBurst {
 		p = p[:LimiterBurst]
 	}
-	n, err := c.Conn.Read(p)
+	n, err = c.Conn.Read(p)
+	if err != nil && c.inject != nil && c.woken(err) {
+		if n == 0 {
+			return 0, true, nil
+		}
+		err = nil
+	}
 	if err == nil && c.coalesce {
 		n = wire.ReadMore(c.Conn, p, n)
 	}
@@ -197,13 +233,22 @@ func (c *Conn) rawRead(p []byte) (int, error) {
 		defer c.s.Cancel()
 	}
 	if n > 0 {
+		c.followClient(p[:n])
 		c.s.FrameReader().FromClient(p[:n])
 		c.s.CountIn(n)
 		if werr := wait(c.s.Context(), c.in, n); werr != nil && err == nil {
 			err = werr
 		}
 	}
-	return c.afterRead(n, err)
+	n, err = c.afterRead(n, err)
+	return n, false, err
+}
+
+// followClient follows the client's frame boundaries, where injected frames go.
+func (c *Conn) followClient(p []byte) {
+	if c.inject != nil {
+		c.inject.follow(p)
+	}
 }
 
 // errProtocol ends the copy to the kubelet of a client that sent what is not the protocol.
@@ -248,12 +293,18 @@ func (c *Conn) write(p []byte) (int, error) {
 		if !webSocket {
 			c.frames = nil
 		}
+		defer c.upgraded.Store(true)
 		if c.frames != nil { // the frames after the head go with it; the frame writer takes up after them
 			c.frames.follow(frames)
 			return c.send(p)
 		}
+		if c.notes != nil {
+			return c.sendNoted(p, frames, true)
+		}
 	} else if c.frames != nil {
 		return c.writeFrames(p)
+	} else if c.notes != nil {
+		return c.sendNoted(p, p, false)
 	} else {
 		c.s.FrameReader().ToClient(p)
 	}

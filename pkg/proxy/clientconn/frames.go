@@ -72,12 +72,15 @@ func (c *Conn) SetDeadline(t time.Time) error {
 	if !t.IsZero() && c.frames != nil {
 		c.frames.setIdle(time.Until(t))
 	}
-	return c.Conn.SetDeadline(t)
+	err := c.Conn.SetDeadline(t)
+	c.keepWake(t)
+	return err
 }
 
 // renewDeadline renews the idle timeout wsstream set (see frameWriter.renew).
 func (c *Conn) renewDeadline() {
 	if deadline, ok := c.frames.renew(time.Now()); ok {
 		_ = c.Conn.SetDeadline(deadline)
+		c.keepWake(deadline)
 	}
 }

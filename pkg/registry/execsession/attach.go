@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apiserver/pkg/authorization/authorizer"
 	"k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/apiserver/pkg/registry/rest"
 	"k8s.io/klog/v2"
@@ -45,11 +46,14 @@ type Watches interface {
 // pods/attach (SPDY or WebSocket, so kubectl's own client reads it), and kube-apiserver holds
 // `attach` long-running, as it does pods/attach: a watch holds no priority-and-fairness seat and
 // outlives the request timeout. Authorized as get on execsessions/attach (create over SPDY).
+// With stdin=true it is a join: the watcher also types into the session, which needs create on
+// execsessions/attach, checked here since a WebSocket upgrade arrives as a GET.
 type AttachREST struct {
 	sessions Sessions
 	replica  string
 	peers    AttachPeers // nil: one replica
 	watches  Watches
+	authz    authorizer.UnconditionalAuthorizer // for joins; nil: none are allowed
 	// idle ends a watch whose connection carried nothing for this long, either way: a watcher
 	// that stopped reading (its writes block) is gone within it. kubectl pings every 5 s.
 	idle time.Duration
@@ -60,9 +64,10 @@ var (
 	_ rest.Storage   = &AttachREST{}
 )
 
-// NewAttachREST serves watches of the sessions, of this replica and, through peers (nil: none), of the others.
-func NewAttachREST(sessions Sessions, replica string, peers AttachPeers, watches Watches) *AttachREST {
-	return &AttachREST{sessions: sessions, replica: replica, peers: peers, watches: watches, idle: 10 * time.Minute}
+// NewAttachREST serves watches and joins of the sessions, of this replica and, through peers (nil:
+// none), of the others; authz is the server's authorizer, which joins are asked of.
+func NewAttachREST(sessions Sessions, replica string, peers AttachPeers, watches Watches, authz authorizer.UnconditionalAuthorizer) *AttachREST {
+	return &AttachREST{sessions: sessions, replica: replica, peers: peers, watches: watches, authz: authz, idle: 10 * time.Minute}
 }
 
 func (*AttachREST) New() runtime.Object { return &corev1.PodAttachOptions{} }
@@ -74,18 +79,23 @@ func (*AttachREST) NewConnectOptions() (runtime.Object, bool, string) {
 	return &corev1.PodAttachOptions{}, false, ""
 }
 
-// Connect serves a watch. Typing into the session (stdin) is not served: a watch is read-only.
+// Connect serves a watch, or with stdin a join.
 func (r *AttachREST) Connect(ctx context.Context, name string, opts runtime.Object, _ rest.Responder) (http.Handler, error) {
 	o, ok := opts.(*corev1.PodAttachOptions)
 	if !ok {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("unexpected options %T", opts))
 	}
-	if o.Stdin || o.Stderr || !o.Stdout || !o.TTY {
-		return nil, apierrors.NewBadRequest("a watch of a session reads its terminal only: ask for stdout=true&tty=true, without stdin or stderr")
+	if o.Stderr || !o.Stdout || !o.TTY {
+		return nil, apierrors.NewBadRequest("a watch of a session reads its terminal: ask for stdout=true&tty=true (and stdin=true to join), without stderr")
 	}
 	watcher := watcherOf(ctx)
 	if !sessionID.MatchString(name) {
 		return nil, apierrors.NewNotFound(api.Resource("execsessions"), name)
+	}
+	if o.Stdin {
+		if err := r.authorizeJoin(ctx, name); err != nil {
+			return nil, err
+		}
 	}
 	s, err := r.localSession(ctx, name)
 	switch {
@@ -100,6 +110,12 @@ func (r *AttachREST) Connect(ctx context.Context, name string, opts runtime.Obje
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("execsession %q has no terminal to watch: only exec and attach sessions with a TTY (-it) can be watched", name))
 	case term.Full():
 		return nil, apierrors.NewTooManyRequests(fmt.Sprintf("execsession %q has %d watchers already; try again when one has left", name, oversight.MaxWatchers), 10)
+	}
+	if o.Stdin {
+		if err := s.Joinable(); err != nil {
+			return nil, apierrors.NewBadRequest(fmt.Sprintf("execsession %q: %v", name, err))
+		}
+		return r.joinHandler(s, term, watcher), nil
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if !httpstream.IsUpgradeRequest(req) { // before its record: no watch without an upgrade
@@ -127,7 +143,7 @@ func (r *AttachREST) Connect(ctx context.Context, name string, opts runtime.Obje
 // serve runs the watch; it returns why the watch ended.
 func (r *AttachREST) serve(w http.ResponseWriter, req *http.Request, term *oversight.Terminal) string {
 	reason := "the watcher's streams were not opened"
-	serveWatch(w, req, r.idle, func(ctx context.Context, out io.Writer) error {
+	serveWatch(w, req, r.idle, false, func(ctx context.Context, _ io.Reader, out io.Writer) error {
 		err := term.Watch(ctx, out)
 		switch {
 		case errors.Is(err, oversight.ErrEnded):

@@ -14,35 +14,46 @@ import (
 
 // The channels of a watch over WebSocket, as kubectl attach numbers them.
 const (
+	stdinChannel  = 0
 	stdoutChannel = 1
 	errorChannel  = 3
 	resizeChannel = 4
 )
 
 // watchProtocols: kubectl 1.30 and later speak v5 (the kubelet's own attach server speaks v4 and
-// older only, so a watch over WebSocket is served here); v4 for older clients.
-var watchProtocols = func() map[string]wsstream.ChannelProtocolConfig {
-	// stdin and stderr are ignored: a watch is read-only. resize is read only to learn that the
-	// watcher left (its channel ends when the connection does).
-	channels := []wsstream.ChannelType{wsstream.IgnoreChannel, wsstream.WriteChannel, wsstream.IgnoreChannel,
+// older only, so a watch over WebSocket is served here); v4 for older clients. joinProtocols
+// likewise, with stdin read.
+var watchProtocols, joinProtocols = channelProtocols(wsstream.IgnoreChannel), channelProtocols(wsstream.ReadChannel)
+
+// channelProtocols are the protocols of a watch whose stdin channel is stdin: ignored (a watch is
+// read-only) or read (a join). stderr is ignored; resize is read only to learn that the watcher
+// left (its channel ends when the connection does).
+func channelProtocols(stdin wsstream.ChannelType) map[string]wsstream.ChannelProtocolConfig {
+	channels := []wsstream.ChannelType{stdin, wsstream.WriteChannel, wsstream.IgnoreChannel,
 		wsstream.WriteChannel, wsstream.ReadChannel}
 	config := wsstream.ChannelProtocolConfig{Binary: true, Channels: channels}
 	return map[string]wsstream.ChannelProtocolConfig{"v5.channel.k8s.io": config, "v4.channel.k8s.io": config}
-}()
+}
 
-// watchFunc writes the session's terminal to out until ctx ends; its error ends the watch.
-type watchFunc func(ctx context.Context, out io.Writer) error
+// watchFunc writes the session's terminal to out until ctx ends, reading the watcher's stdin from
+// in (a join; nil for a watch); its error ends the watch.
+type watchFunc func(ctx context.Context, in io.Reader, out io.Writer) error
 
 // serveWatch runs watch over the client's protocol: WebSocket, or SPDY through the kubelet's own
-// attach server. A watch that fails tells the client why in a Status, as attach does.
-func serveWatch(w http.ResponseWriter, req *http.Request, idle time.Duration, watch watchFunc) {
+// attach server; with stdin, the client's stdin is read. A watch that fails tells the client why
+// in a Status, as attach does.
+func serveWatch(w http.ResponseWriter, req *http.Request, idle time.Duration, stdin bool, watch watchFunc) {
 	if !wsstream.IsWebSocketRequest(req) {
-		attacher := attacherFunc(func(ctx context.Context, out io.WriteCloser) error { return watch(ctx, out) })
-		criremotecommand.ServeAttach(w, req, attacher, "", "", "", &criremotecommand.Options{Stdout: true, TTY: true},
+		attacher := attacherFunc(func(ctx context.Context, in io.Reader, out io.WriteCloser) error { return watch(ctx, in, out) })
+		criremotecommand.ServeAttach(w, req, attacher, "", "", "", &criremotecommand.Options{Stdin: stdin, Stdout: true, TTY: true},
 			idle, 30*time.Second, []string{"v4.channel.k8s.io"})
 		return
 	}
-	conn := wsstream.NewConn(watchProtocols)
+	protocols := watchProtocols
+	if stdin {
+		protocols = joinProtocols
+	}
+	conn := wsstream.NewConn(protocols)
 	conn.SetIdleTimeout(idle)
 	_, streams, err := conn.Open(w, req)
 	if err != nil {
@@ -57,7 +68,11 @@ func serveWatch(w http.ResponseWriter, req *http.Request, idle time.Duration, wa
 		cancel()
 	}()
 	status := metav1.Status{Status: metav1.StatusSuccess}
-	if err := watch(ctx, streams[stdoutChannel]); err != nil {
+	var in io.Reader
+	if stdin {
+		in = streams[stdinChannel]
+	}
+	if err := watch(ctx, in, streams[stdoutChannel]); err != nil {
 		status = metav1.Status{Status: metav1.StatusFailure, Reason: metav1.StatusReasonInternalError, Message: err.Error()}
 	}
 	if b, err := json.Marshal(status); err == nil {
@@ -65,9 +80,9 @@ func serveWatch(w http.ResponseWriter, req *http.Request, idle time.Duration, wa
 	}
 }
 
-// attacherFunc is a watch as the kubelet's attach server runs it: output only.
-type attacherFunc func(ctx context.Context, out io.WriteCloser) error
+// attacherFunc is a watch as the kubelet's attach server runs it: output, and a join's stdin.
+type attacherFunc func(ctx context.Context, in io.Reader, out io.WriteCloser) error
 
-func (f attacherFunc) AttachContainer(ctx context.Context, _, _, _ string, _ io.Reader, out, _ io.WriteCloser, _ bool, _ <-chan criremotecommand.TerminalSize) error {
-	return f(ctx, out)
+func (f attacherFunc) AttachContainer(ctx context.Context, _, _, _ string, in io.Reader, out, _ io.WriteCloser, _ bool, _ <-chan criremotecommand.TerminalSize) error {
+	return f(ctx, in, out)
 }

@@ -413,3 +413,16 @@ func portAllowed(sh wire.Shape, port uint16) bool {
 	}
 	return slices.Contains(sh.Ports, int32(port))
 }
+
+// Open tells the stream of type typ, and whether each side may still send on it (neither finished
+// or reset it): what exec-proxy needs to write frames of its own on the stream.
+func (s *FrameReader) Open(typ string) (id spdy.StreamId, client, server bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, st := range s.streams {
+		if st.typ == typ {
+			return id, !st.clientDone, !st.serverDone
+		}
+	}
+	return 0, false, false
+}

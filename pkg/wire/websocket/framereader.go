@@ -392,3 +392,11 @@ func (r *wsReader) resized(p []byte) error {
 
 // remotecommand stream names by WebSocket channel, as kubectl and the kubelet number them.
 var channels = map[byte]string{0: "stdin", 1: "stdout", 2: "stderr", 3: "error", 4: "resize"}
+
+// ClientChannelOpen tells whether wsstream still reads the client's channel ch: v5's close signal
+// did not close it.
+func (s *FrameReader) ClientChannelOpen(ch byte) bool {
+	s.clientMu.Lock()
+	defer s.clientMu.Unlock()
+	return int(ch) >= len(s.client.closed) || !s.client.closed[ch]
+}

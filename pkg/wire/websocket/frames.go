@@ -97,3 +97,24 @@ func Unmask(p []byte, key [4]byte, pos int) {
 		p[i] ^= k[i]
 	}
 }
+
+// ClientFrame is a binary WebSocket frame on channel ch carrying data, as a client writes it:
+// masked with key.
+func ClientFrame(ch byte, data []byte, key [4]byte) []byte {
+	size := len(data) + 1
+	var f []byte
+	switch {
+	case size <= 125:
+		f = append(make([]byte, 0, 6+size), 0x82, 0x80|byte(size))
+	case size <= 0xffff:
+		f = append(make([]byte, 0, 8+size), 0x82, 0x80|126, byte(size>>8), byte(size))
+	default:
+		f = append(make([]byte, 0, 14+size), 0x82, 0x80|127)
+		f = binary.BigEndian.AppendUint64(f, uint64(size))
+	}
+	f = append(f, key[:]...)
+	start := len(f)
+	f = append(append(f, ch), data...)
+	Unmask(f[start:], key, 0) // masking is unmasking
+	return f
+}
