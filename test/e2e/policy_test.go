@@ -245,10 +245,16 @@ func digits(t *testing.T) string {
 // recordsWhere waits for the session audit records that match, and returns them by record kind.
 func recordsWhere(t *testing.T, what string, match func(auditv1.Event) bool, want map[string]int) map[string][]auditv1.Event {
 	t.Helper()
+	return recordsIn(t, "exec-proxy-audit.log", what, match, want)
+}
+
+// recordsIn is recordsWhere in the audit log logName (exec-proxy-2-audit.log: replica 2's).
+func recordsIn(t *testing.T, logName, what string, match func(auditv1.Event) bool, want map[string]int) map[string][]auditv1.Event {
+	t.Helper()
 	var got map[string][]auditv1.Event
-	eventually(t, 10*time.Second, what, func() bool {
+	eventually(t, 10*time.Second, what+" in "+logName, func() bool {
 		got = map[string][]auditv1.Event{}
-		for _, ev := range auditEvents(t, "exec-proxy-audit.log") {
+		for _, ev := range auditEvents(t, logName) {
 			if match(ev) {
 				kind := ev.Annotations[annotation+"record"]
 				got[kind] = append(got[kind], ev)

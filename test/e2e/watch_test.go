@@ -11,26 +11,12 @@ import (
 	auditv1 "k8s.io/apiserver/pkg/apis/audit/v1"
 )
 
-// watchRecords waits for the watch records of session id in the audit log logName, by record kind.
+// watchRecords waits for the watch (or join) records of session id in the audit log logName, by record kind.
 func watchRecords(t *testing.T, logName, id string, want map[string]int) map[string][]auditv1.Event {
 	t.Helper()
-	var got map[string][]auditv1.Event
-	eventually(t, 10*time.Second, "the watch records of "+id+" in "+logName, func() bool {
-		got = map[string][]auditv1.Event{}
-		for _, ev := range auditEvents(t, logName) {
-			if ev.Annotations[annotation+"watched-session"] == id {
-				kind := ev.Annotations[annotation+"record"]
-				got[kind] = append(got[kind], ev)
-			}
-		}
-		for kind, n := range want {
-			if len(got[kind]) != n {
-				return false
-			}
-		}
-		return true
-	})
-	return got
+	return recordsIn(t, logName, "the watch records of "+id, func(ev auditv1.Event) bool {
+		return ev.Annotations[annotation+"watched-session"] == id
+	}, want)
 }
 
 // TestWatchSession: kubectl execproxy watch, through kube-apiserver (which reaches replica 1

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os/signal"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -18,37 +17,13 @@ import (
 const leaveKey = 0x1d
 
 func newJoinCommand(g *globalOptions) *cobra.Command {
-	var namespace string
-	cmd := &cobra.Command{
-		Use:   "join ID",
-		Short: "Join a live TTY session: see its screen and type into it; its owner sees that you joined (Ctrl-] leaves)",
-		Long: "Join a live exec or attach session that has stdin and a TTY (-it), from whichever exec-proxy replica holds it: " +
-			"its screen as it is now, then its output live, and what you type goes to its stdin as if its owner typed it. " +
-			"The owner's terminal shows who joined and left. Ctrl-C and Ctrl-D go to the session; Ctrl-] leaves. Needs create " +
+	return newAttachCommand(g, "join ID",
+		"Join a live TTY session: see its screen and type into it; its owner sees that you joined (Ctrl-] leaves)",
+		"Join a live exec or attach session that has stdin and a TTY (-it), from whichever exec-proxy replica holds it: "+
+			"its screen as it is now, then its output live, and what you type goes to its stdin as if its owner typed it. "+
+			"The owner's terminal shows who joined and left. Ctrl-C and Ctrl-D go to the session; Ctrl-] leaves. Needs create "+
 			"on execsessions/attach; the join is in the audit (join-start and join-end records, with the bytes typed).",
-		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM)
-			defer stop()
-			client, _, err := g.sessionsClient()
-			if err != nil {
-				return err
-			}
-			id := args[0]
-			if namespace == "" {
-				if namespace, err = sessionNamespace(ctx, client, id); err != nil {
-					return err
-				}
-			}
-			cfg, _, err := g.apiConfig()
-			if err != nil {
-				return err
-			}
-			return joinSession(ctx, cfg, client, namespace, id, cmd)
-		},
-	}
-	cmd.Flags().StringVarP(&namespace, "namespace", "n", "", "the session's namespace (default: found by its id)")
-	return cmd
+		joinSession, syscall.SIGTERM)
 }
 
 // joinSession types the command's input into the session and shows its terminal, over WebSocket

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"os/signal"
 	"syscall"
 
@@ -14,16 +15,26 @@ import (
 )
 
 func newWatchCommand(g *globalOptions) *cobra.Command {
+	return newAttachCommand(g, "watch ID",
+		"Watch a live TTY session: what is on its screen, then its output as it comes (read-only)",
+		"Watch a live exec or attach session that has a TTY, from whichever exec-proxy replica holds it: its "+
+			"screen as it is now, then its output live, until the session ends or you press Ctrl-C. Nothing you type "+
+			"reaches it. Needs get on execsessions/attach; the watch is in the audit (watch-start and watch-end records).",
+		watchSession, syscall.SIGINT, syscall.SIGTERM)
+}
+
+// attachFunc serves a command on a live session over its execsessions/attach.
+type attachFunc func(ctx context.Context, cfg *rest.Config, client *rest.RESTClient, namespace, id string, cmd *cobra.Command) error
+
+// newAttachCommand is a command on the live session ID (watch, join): it finds the session's
+// namespace when -n is not given, and runs until one of signals.
+func newAttachCommand(g *globalOptions, use, short, long string, run attachFunc, signals ...os.Signal) *cobra.Command {
 	var namespace string
 	cmd := &cobra.Command{
-		Use:   "watch ID",
-		Short: "Watch a live TTY session: what is on its screen, then its output as it comes (read-only)",
-		Long: "Watch a live exec or attach session that has a TTY, from whichever exec-proxy replica holds it: its " +
-			"screen as it is now, then its output live, until the session ends or you press Ctrl-C. Nothing you type " +
-			"reaches it. Needs get on execsessions/attach; the watch is in the audit (watch-start and watch-end records).",
+		Use: use, Short: short, Long: long,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			ctx, stop := signal.NotifyContext(cmd.Context(), signals...)
 			defer stop()
 			client, _, err := g.sessionsClient()
 			if err != nil {
@@ -39,7 +50,7 @@ func newWatchCommand(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return watchSession(ctx, cfg, client, namespace, id, cmd)
+			return run(ctx, cfg, client, namespace, id, cmd)
 		},
 	}
 	cmd.Flags().StringVarP(&namespace, "namespace", "n", "", "the session's namespace (default: found by its id)")
