@@ -21,7 +21,8 @@ const (
 	keyLeft                 // Ctrl-B, Left
 	keyRight                // Ctrl-F, Right
 	keyDelete               // Delete
-	keyOther                // anything else: Tab, Up, Down, Ctrl-R, Meta keys...
+	keyTab                  // Tab: completion, which may list matches and draw the prompt again below
+	keyOther                // anything else: Up, Down, Ctrl-R, Meta keys...
 )
 
 // maxKeySeq bounds a pending escape sequence typed.
@@ -80,6 +81,8 @@ func decode(p []byte) (k key, r rune, used int, ok bool) {
 	switch c {
 	case '\r', '\n':
 		return keyEnter, 0, 1, true
+	case '\t':
+		return keyTab, 0, 1, true
 	case 0x7f, 0x08:
 		return keyBackspace, 0, 1, true
 	case 0x15:

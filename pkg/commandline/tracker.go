@@ -12,8 +12,15 @@
 //   - A line typed while the terminal does not echo (stty -echo, a password
 //     prompt) is emitted with Line "" and Why saying so, never with its
 //     text: the Command records that a line was entered blind.
-//   - Nothing is emitted while the alternate screen is shown (vi, less, top),
-//     nor for an empty line, nor for a line cancelled with Ctrl-C.
+//   - Lines entered while the alternate screen is shown (vi, less, top,
+//     tmux, or a shell drawing there to hide) are not read: one Command
+//     with Line "" and AltScreenWhy says so, each time it is shown.
+//   - Nothing is emitted for an empty line, nor for a line cancelled with
+//     Ctrl-C. A line entered as the session ends is read by Close.
+//   - A prompt drawn again below the line's start is taken as the line's
+//     only after Tab or when the line was typed ahead; other output that
+//     looks like a prompt (a background job's) leaves the line where it
+//     began, read with confidence "low".
 //   - A command continued at the shell's PS2 prompt (an unclosed quote, a
 //     trailing backslash) is emitted once, when its last line is entered,
 //     joined as bash records it with lithist (Join): newlines inside quotes
@@ -70,6 +77,9 @@ type line struct {
 	edit       edit
 	echoed     bool     // output arrived between the first key and Enter
 	entered    bool     // Enter typed; the line is read at the shell's newline
+	// moved: the prompt may be drawn again below the line's start: Tab was typed (a list of
+	// matches), or the line was typed ahead of the shell's output (the prompt came after it).
+	moved bool
 	afterEnter bool     // output arrived after Enter
 	why        []string // reasons for Low found while typing
 }
@@ -89,6 +99,7 @@ type Tracker struct {
 	unfinished string   // earlier lines of a command continued at PS2
 	contWhy    []string // reasons for Low from those lines
 	seq        int
+	altNoted   bool // a line entered on the alternate screen was emitted since it was shown
 }
 
 // NewTracker returns a Tracker for a terminal of w × h cells.
@@ -133,6 +144,8 @@ func (t *Tracker) key(k key, r rune) {
 			t.cur = line{}
 			return
 		}
+	case keyTab:
+		t.cur.moved, k = true, keyOther
 	}
 	t.cur.edit.apply(k, r)
 }
@@ -148,6 +161,7 @@ func (t *Tracker) start() {
 	}
 	if !t.settled {
 		t.cur.why = append(t.cur.why, "typed ahead of the shell's output")
+		t.cur.moved = true
 	}
 }
 
@@ -238,8 +252,10 @@ func (t *Tracker) finish(atNewline bool) {
 	l := t.cur
 	t.cur, t.settled = line{}, false
 	if t.screen.AltScreen() {
+		t.altScreenLine(l)
 		return
 	}
+	t.altNoted = false
 	text, why := t.read(l, atNewline)
 	if text == "" && len(why) == 0 && t.unfinished == "" {
 		return // an empty line
@@ -336,7 +352,7 @@ func (t *Tracker) screenLine(l line) view {
 			return view{}
 		}
 	}
-	for y := cy; y > y0; y-- {
+	for y := cy; l.moved && y > y0; y-- { // else a "prompt" below is other output's, not the line's
 		if t.promptAt(y, l) {
 			y0 = y
 			break
@@ -366,4 +382,29 @@ func (t *Tracker) screenLine(l line) view {
 func (t *Tracker) promptAt(y int, l line) bool {
 	return strings.TrimRight(prefix(t.screen.Cells(y, 0), l.startX), " ") == l.prompt &&
 		(y == 0 || !t.screen.Continues(y-1))
+}
+
+// AltScreenWhy is the Why of the Command that says lines are entered while the alternate screen is
+// shown: a full-screen program (vi, less, tmux) or a shell drawing there to hide its lines. Their
+// text is not read: a program there may read a password with echo off, which the screen cannot
+// tell. One such Command is emitted each time the alternate screen is shown, at its first line.
+const AltScreenWhy = "lines are entered while the alternate screen is shown (a full-screen program, or a shell drawing there); their text is not read"
+
+func (t *Tracker) altScreenLine(l line) {
+	if t.altNoted || !l.edit.printed {
+		return
+	}
+	t.altNoted = true
+	t.seq++
+	t.emit(Command{Seq: t.seq, At: t.now(), Confidence: Low, Why: AltScreenWhy})
+}
+
+// Close reads a line entered but not read yet (its echo never settled, or the session ended right
+// after Enter): the session's last command is emitted too.
+func (t *Tracker) Close() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.cur.entered {
+		t.finish(false)
+	}
 }

@@ -26,6 +26,8 @@ func run(w, h int, evs []ev) []Command {
 			t.Input([]byte(e.in))
 		case e.out != "":
 			t.Output([]byte(e.out))
+		case e.w == 0:
+			t.Close()
 		default:
 			t.Resize(e.w, e.h)
 		}
@@ -68,8 +70,15 @@ func TestTracker(t *testing.T) {
 		{"Ctrl-C", 80, 24, []ev{out("$ "), in("rm -rf /"), out("rm -rf /"), in("\x03"), out("^C\r\n$ "), in("\r"), out("\r\n$ ")},
 			nil},
 		{"empty line", 80, 24, []ev{out("$ "), in("\r"), out("\r\n$ ")}, nil},
-		{"alternate screen", 80, 24, []ev{out("$ vi\r\n\x1b[?1049h"), in("iabc"), out("abc"), in("\r"), out("\r\n"), out("\x1b[?1049l$ ")},
-			nil},
+		{"alternate screen: one record, no text", 80, 24, []ev{out("$ vi\r\n\x1b[?1049h"), in("iabc"), out("abc"), in("\r"), out("\r\n"),
+			in("def"), out("def"), in("\r"), out("\r\n"), out("\x1b[?1049l$ ")},
+			[]want{{"", Low, "alternate screen"}}},
+		{"a shell hiding on the alternate screen", 80, 24, []ev{out("$ "), in("printf '\\e[?1049h'"), out("printf '\\e[?1049h'"), in("\r"),
+			out("\r\n\x1b[?1049h$ "), in("rm -rf /data"), out("rm -rf /data"), in("\r"), out("\r\n$ ")},
+			[]want{{"printf '\\e[?1049h'", High, ""}, {"", Low, "alternate screen"}}},
+		{"output like a prompt after a history recall", 80, 24, []ev{out("$ "), in("\x1b[A"), out("rm -rf /data"), out("\r\n$ echo harmless"),
+			in("\r"), out("\r\n$ "), in("x")},
+			[]want{{"rm -rf /data", Low, "cursor was off the line"}}},
 		{"unclosed quote continued at PS2", 80, 24, []ev{out("$ "), in("echo 'a"), out("echo 'a"), in("\r"), out("\r\n> "),
 			in("b'"), out("b'"), in("\r"), out("\r\na\r\nb\r\n")},
 			[]want{{"echo 'a\nb'", High, ""}}},
@@ -96,6 +105,8 @@ func TestTracker(t *testing.T) {
 			[]want{{"", Low, "no longer on screen"}}},
 		{"resized while typing", 80, 24, []ev{out("$ "), in("ls"), out("ls"), {w: 100, h: 30}, in("\r"), out("\r\n")},
 			[]want{{"ls", Low, "resized"}}},
+		{"the session ends right after Enter", 80, 24, []ev{out("$ "), in("rm -rf /data"), out("rm -rf /data"), in("\r"), {}},
+			[]want{{"rm -rf /data", High, ""}}},
 		{"longer than MaxLineBytes", MaxLineBytesTestWidth, 256, []ev{out("$ "), in(long), out(long), in("\r"), out("\r\n")},
 			[]want{{long[:MaxLineBytes], Low, "cut"}}},
 	}
