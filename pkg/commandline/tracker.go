@@ -70,16 +70,16 @@ type Command struct {
 
 // line is the state of the line being typed.
 type line struct {
-	started    bool
-	startRow   int64 // row of the first key, counted from the session's start
-	startX     int
-	prompt     string // the screen row before startX, trailing blanks trimmed
-	edit       edit
-	echoed     bool     // output arrived between the first key and Enter
-	entered    bool     // Enter typed; the line is read at the shell's newline
+	started  bool
+	startRow int64 // row of the first key, counted from the session's start
+	startX   int
+	prompt   string // the screen row before startX, trailing blanks trimmed
+	edit     edit
+	echoed   bool // output arrived between the first key and Enter
+	entered  bool // Enter typed; the line is read at the shell's newline
 	// moved: the prompt may be drawn again below the line's start: Tab was typed (a list of
 	// matches), or the line was typed ahead of the shell's output (the prompt came after it).
-	moved bool
+	moved      bool
 	afterEnter bool     // output arrived after Enter
 	why        []string // reasons for Low found while typing
 }
