@@ -25,6 +25,9 @@ const (
 	HeaderPeer = "X-Execproxy-Peer"
 	// HeaderOnBehalfOf names the user a replica acts for; trusted only from exec-proxy's own identity.
 	HeaderOnBehalfOf = "X-Execproxy-On-Behalf-Of"
+	// HeaderOnBehalfOfUser is that user whole, as JSON (authentication/v1 UserInfo), for the audit
+	// records the other replica writes of them; trusted only as HeaderOnBehalfOf is.
+	HeaderOnBehalfOfUser = "X-Execproxy-On-Behalf-Of-User"
 )
 
 // askTimeout bounds the answer of one peer: a replica that hangs must not hang the list.

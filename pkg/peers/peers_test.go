@@ -112,6 +112,13 @@ func TestWithRequests(t *testing.T) {
 		{"from a peer", "system:exec-proxy", map[string]string{HeaderPeer: "r2", HeaderOnBehalfOf: "carol"}, &Request{From: "r2", OnBehalfOf: "carol"}},
 		{"on behalf of, from someone else", "mallory", map[string]string{HeaderPeer: "r2", HeaderOnBehalfOf: "carol"}, &Request{From: "r2"}},
 		{"on behalf of, not as a peer", "system:exec-proxy", map[string]string{HeaderOnBehalfOf: "carol"}, nil},
+		{"the user whole, from a peer", "system:exec-proxy", map[string]string{HeaderPeer: "r2", HeaderOnBehalfOf: "carol",
+			HeaderOnBehalfOfUser: `{"username":"carol","groups":["sec"]}`},
+			&Request{From: "r2", OnBehalfOf: "carol", User: &authenticationv1.UserInfo{Username: "carol", Groups: []string{"sec"}}}},
+		{"the user whole, from someone else", "mallory", map[string]string{HeaderPeer: "r2", HeaderOnBehalfOf: "carol",
+			HeaderOnBehalfOfUser: `{"username":"carol","groups":["sec"]}`}, &Request{From: "r2"}},
+		{"the user whole, another name", "system:exec-proxy", map[string]string{HeaderPeer: "r2", HeaderOnBehalfOf: "carol",
+			HeaderOnBehalfOfUser: `{"username":"root"}`}, &Request{From: "r2", OnBehalfOf: "carol"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -2,6 +2,7 @@ package peers
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"sync"
@@ -17,8 +18,10 @@ import (
 type Request struct {
 	// From is the replica that asks.
 	From string
-	// OnBehalfOf is the user it asks for, when the caller is exec-proxy's own identity.
+	// OnBehalfOf is the user it asks for, when the caller is exec-proxy's own identity; User is
+	// that user whole (groups, UID, extra), when the replica sent it (HeaderOnBehalfOfUser).
 	OnBehalfOf string
+	User       *authenticationv1.UserInfo
 }
 
 type requestKey struct{}
@@ -48,6 +51,10 @@ func WithRequests(h http.Handler, self *Identity) http.Handler {
 			caller, _ := request.UserFrom(req.Context())
 			if caller != nil && self.Is(req.Context(), caller.GetName()) {
 				r.OnBehalfOf = behalf
+				var u authenticationv1.UserInfo
+				if raw := req.Header.Get(HeaderOnBehalfOfUser); raw != "" && json.Unmarshal([]byte(raw), &u) == nil && u.Username == behalf {
+					r.User = &u
+				}
 			} else if caller != nil {
 				klog.FromContext(req.Context()).Info("Ignoring a peer header from a caller that is not exec-proxy", "header", HeaderOnBehalfOf, "caller", caller.GetName())
 			}

@@ -1,10 +1,12 @@
 package peers
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/proxy"
 	"k8s.io/klog/v2"
@@ -14,12 +16,19 @@ import (
 
 // upgradeHeaders are the only headers of a client's upgrade passed to a peer: the client's own
 // credentials and kube-apiserver's front-proxy headers stay behind, exec-proxy's credentials go.
+// X-Forwarded-For (kube-apiserver's, naming the user's address; the handler adds this replica's
+// view) and User-Agent go too, for the other replica's audit records.
 var upgradeHeaders = []string{"Connection", "Upgrade", "Sec-Websocket-Key", "Sec-Websocket-Version",
-	"Sec-Websocket-Protocol", "Sec-Websocket-Extensions", "X-Stream-Protocol-Version", "Audit-Id"}
+	"Sec-Websocket-Protocol", "Sec-Websocket-Extensions", "X-Stream-Protocol-Version", "Audit-Id",
+	"X-Forwarded-For", "User-Agent"}
 
 // Upgrade returns a handler that passes an upgrade request to replica at path (its query kept), with
 // exec-proxy's own credentials, acting for onBehalfOf.
-func (p *Peers) Upgrade(replica, path, onBehalfOf string) (http.Handler, error) {
+func (p *Peers) Upgrade(replica, path string, onBehalfOf authenticationv1.UserInfo) (http.Handler, error) {
+	whole, err := json.Marshal(onBehalfOf)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the user: %w", err)
+	}
 	if p.UpgradeTransport == nil {
 		return nil, fmt.Errorf("no transport for upgrades to peers")
 	}
@@ -46,7 +55,8 @@ func (p *Peers) Upgrade(replica, path, onBehalfOf string) (http.Handler, error) 
 			}
 		}
 		out.Header.Set(HeaderPeer, p.Self)
-		out.Header.Set(HeaderOnBehalfOf, onBehalfOf)
+		out.Header.Set(HeaderOnBehalfOf, onBehalfOf.Username)
+		out.Header.Set(HeaderOnBehalfOfUser, string(whole))
 		h := proxy.NewUpgradeAwareHandler(location, p.UpgradeTransport, false, true, responder{replica})
 		h.UpgradeTransport = p.UpgradeTransport
 		klog.FromContext(req.Context()).V(4).Info("Passing an upgrade to a peer", "peer", replica, "path", path)

@@ -32,7 +32,7 @@ type AttachPeers interface {
 	Peers
 	// Upgrade returns a handler that passes an upgrade request to replica, as exec-proxy acting
 	// for onBehalfOf.
-	Upgrade(replica, path, onBehalfOf string) (http.Handler, error)
+	Upgrade(replica, path string, onBehalfOf authnv1.UserInfo) (http.Handler, error)
 }
 
 // Watches records who watches which session; *sessionaudit.Auditor in production (nil: none).
@@ -91,6 +91,9 @@ func (r *AttachREST) Connect(ctx context.Context, name string, opts runtime.Obje
 	watcher := watcherOf(ctx)
 	if !sessionID.MatchString(name) {
 		return nil, apierrors.NewNotFound(api.Resource("execsessions"), name)
+	}
+	if err := r.checkLocks(ctx); err != nil { // a locked user neither joins nor watches
+		return nil, err
 	}
 	if o.Stdin {
 		if err := r.authorizeJoin(ctx, name); err != nil {
@@ -167,7 +170,7 @@ func (r *AttachREST) atPeer(ctx context.Context, name string, watcher authnv1.Us
 		return nil, err
 	}
 	path := sessionsPath(ctx, name, nil) + "/attach"
-	h, err := r.peers.Upgrade(obj.Status.Replica, path, watcher.Username)
+	h, err := r.peers.Upgrade(obj.Status.Replica, path, watcher)
 	if err != nil {
 		return nil, apierrors.NewServiceUnavailable(fmt.Sprintf("execsession %q is on exec-proxy replica %s, which cannot be reached: %v", name, obj.Status.Replica, err))
 	}
@@ -192,6 +195,9 @@ func fromPeer(ctx context.Context) bool {
 // watcherOf is who watches: the user, or the one a peer replica acts for.
 func watcherOf(ctx context.Context) authnv1.UserInfo {
 	if p, ok := peers.FromContext(ctx); ok && p.OnBehalfOf != "" {
+		if p.User != nil {
+			return *p.User
+		}
 		return authnv1.UserInfo{Username: p.OnBehalfOf}
 	}
 	if u, ok := request.UserFrom(ctx); ok {

@@ -29,17 +29,24 @@ type lockChecker interface {
 	CheckLocks(ctx context.Context) error
 }
 
-// authorizeJoin refuses a locked user, and asks the server's authorizer whether the user may join
+// checkLocks refuses a locked user's watch or join; a request a peer replica passed on was checked
+// by that replica.
+func (r *AttachREST) checkLocks(ctx context.Context) error {
+	if p, ok := peers.FromContext(ctx); ok && p.OnBehalfOf != "" {
+		return nil
+	}
+	if l, ok := r.sessions.(lockChecker); ok {
+		return l.CheckLocks(ctx)
+	}
+	return nil
+}
+
+// authorizeJoin asks the server's authorizer whether the user may join
 // session name: create on execsessions/attach. The handler chain checked get only, when the upgrade came as a WebSocket
 // GET. A request a peer replica passed on was authorized by that replica.
 func (r *AttachREST) authorizeJoin(ctx context.Context, name string) error {
 	if p, ok := peers.FromContext(ctx); ok && p.OnBehalfOf != "" {
 		return nil
-	}
-	if l, ok := r.sessions.(lockChecker); ok {
-		if err := l.CheckLocks(ctx); err != nil {
-			return err
-		}
 	}
 	namespace, _ := request.NamespaceFrom(ctx)
 	resource := schema.GroupResource{Group: api.GroupName, Resource: "execsessions/attach"}
