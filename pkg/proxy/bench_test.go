@@ -8,6 +8,7 @@ import (
 
 	"github.com/moby/spdystream/spdy"
 
+	"github.com/exec-proxy/exec-proxy/pkg/proxy/streamstats"
 	"github.com/exec-proxy/exec-proxy/pkg/wire"
 )
 
@@ -40,7 +41,7 @@ func BenchmarkSPDYFrameReaderStdout(b *testing.B) {
 	for _, size := range []int{1 << 10, 32 << 10} {
 		b.Run(byteSize(size), func(b *testing.B) {
 			fromClient, frame := spdyDownload(b, size)
-			s := newStreamStats().newFrameReader("SPDY/3.1", "v4.channel.k8s.io", wire.Shape{})
+			s := streamstats.New(streamstats.Hooks{}).NewFrameReader("SPDY/3.1", "v4.channel.k8s.io", wire.Shape{})
 			s.FromClient(fromClient)
 			b.SetBytes(int64(len(frame)))
 			b.ReportAllocs()
@@ -55,7 +56,7 @@ func BenchmarkWSFrameReaderStdout(b *testing.B) {
 	for _, size := range []int{1 << 10, 32 << 10} {
 		b.Run(byteSize(size), func(b *testing.B) {
 			frame := wsFrame(true, 2, channelMsg(1, string(bytes.Repeat([]byte("y\n"), size/2))), nil)
-			s := newStreamStats().newFrameReader("websocket", "v5.channel.k8s.io", wire.Shape{})
+			s := streamstats.New(streamstats.Hooks{}).NewFrameReader("websocket", "v5.channel.k8s.io", wire.Shape{})
 			b.SetBytes(int64(len(frame)))
 			b.ReportAllocs()
 			for b.Loop() {

@@ -122,7 +122,7 @@ func (st *startStep) started(s *Session, protocol string) error {
 		return err
 	}
 	if sink != nil {
-		s.streams.startRecording(sink)
+		s.streams.StartRecording(sink)
 	}
 	recordCommands(s, p.Audit, attempt, sink)
 	return nil
@@ -235,7 +235,7 @@ type recordingResult struct {
 // stopRecording ends s's recording, if any: its file, the events it dropped, and why it is
 // incomplete, if it is.
 func stopRecording(ctx context.Context, s *Session) recordingResult {
-	sink, _ := s.streams.recording.Load().(recording.Sink)
+	sink := s.streams.Recording()
 	if sink == nil {
 		return recordingResult{}
 	}

@@ -11,9 +11,11 @@ import (
 	"golang.org/x/time/rate"
 	remotecommandconsts "k8s.io/apimachinery/pkg/util/remotecommand"
 
+	"github.com/exec-proxy/exec-proxy/pkg/oversight"
 	"github.com/exec-proxy/exec-proxy/pkg/policy"
 	"github.com/exec-proxy/exec-proxy/pkg/proxy/clientconn"
 	"github.com/exec-proxy/exec-proxy/pkg/proxy/kubeletconn"
+	"github.com/exec-proxy/exec-proxy/pkg/proxy/streamstats"
 	"github.com/exec-proxy/exec-proxy/pkg/session"
 	"github.com/exec-proxy/exec-proxy/pkg/wire"
 )
@@ -53,7 +55,9 @@ type Session struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	traffic traffic
-	streams *streamStats // what the client connection's frames told
+	streams *streamstats.Stats // what the client connection's frames told
+	// tap hears a TTY session's terminal for its watchers and its commands; nil: no TTY.
+	tap     *oversight.Tap
 	kubelet *kubeletconn.Side
 	// decision is the session policy's: the rule the session falls under, its recording and limits.
 	decision policy.Decision
@@ -63,7 +67,7 @@ type Session struct {
 	mu sync.Mutex
 	// translated is what the translator's connection to the kubelet told (WebSocket exec and
 	// attach), made when it connects.
-	translated *streamStats
+	translated *streamstats.Stats
 	reader     wire.FrameReader
 	client     *clientconn.Conn
 	answer     answer
@@ -99,14 +103,16 @@ type traffic struct {
 }
 
 func newSession(ctx context.Context, id Identity, maxBytesPerSec int64, start starter) *Session {
-	s := &Session{Identity: id, streams: newStreamStats(), reader: wire.Nop{}, start: start}
+	s := &Session{Identity: id, tap: newTap(id), reader: wire.Nop{}, start: start}
 	s.Start = time.Now()
-	s.streams.onPayload = func() { s.touch(true) }
-	s.streams.overseen = newOverseen(id)
-	s.streams.onClientProtocolError = func(string) {
-		s.end.protocolError.Store(true)
-		s.Kill(session.ReasonProtocolError)
-	}
+	s.streams = streamstats.New(streamstats.Hooks{
+		Payload: func() { s.touch(true) },
+		ClientProtocolError: func(string) {
+			s.end.protocolError.Store(true)
+			s.Kill(session.ReasonProtocolError)
+		},
+		Tap: s.tap,
+	})
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	if maxBytesPerSec > 0 {
 		burst := max(int(maxBytesPerSec/10), clientconn.LimiterBurst) // a tenth of a second at full rate
@@ -143,7 +149,7 @@ func (s *Session) frameReader() wire.FrameReader {
 }
 
 func (s *Session) protocolError() bool  { return s.end.protocolError.Load() }
-func (s *Session) exitStatusTold() bool { return s.streams.told() }
+func (s *Session) exitStatusTold() bool { return s.streams.Told() }
 func (s *Session) clientClosed()        { s.end.clientClosed.Store(true) }
 
 func (s *Session) attach(c *clientconn.Conn) {
@@ -164,7 +170,7 @@ func (s *Session) answered(head []byte) (int, bool, error) {
 	s.mu.Lock()
 	s.answer = answer{code: code, protocol: protocol}
 	if code == http.StatusSwitchingProtocols {
-		s.reader = s.streams.newFrameReader(upgrade, protocol, s.shape())
+		s.reader = s.streams.NewFrameReader(upgrade, protocol, s.shape())
 		s.kubelet.Upgraded(strings.HasPrefix(strings.ToUpper(upgrade), "SPDY/"))
 	}
 	s.mu.Unlock()
@@ -205,11 +211,11 @@ func (s *Session) directConn() *clientconn.Conn {
 }
 
 // translatedStats is what hears the translator's connections to the kubelet, made once.
-func (s *Session) translatedStats() *streamStats {
+func (s *Session) translatedStats() *streamstats.Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.translated == nil {
-		s.translated = newStreamStats()
+		s.translated = streamstats.New(streamstats.Hooks{})
 	}
 	return s.translated
 }
@@ -227,7 +233,7 @@ func (s *Session) stdinRoute() *clientconn.StdinRoute {
 // touch notes activity for the idle timeout. While the frames are read, only payload and resizes
 // count (payload is true), not keep-alive pings; otherwise every byte does.
 func (s *Session) touch(payload bool) {
-	if payload || !s.streams.reading.Load() {
+	if payload || !s.streams.Reading() {
 		s.traffic.lastActive.Store(time.Now().UnixNano())
 	}
 }
@@ -250,10 +256,10 @@ func (s *Session) Streams() Streams {
 	s.frameReader().Close()
 	translated := s.kubelet.EndTranslator()
 	var st Streams
-	st.Bytes, st.Resizes, st.ExitCode = s.streams.result()
-	st.Ports = s.streams.forwardedPorts()
+	st.Bytes, st.Resizes, st.ExitCode = s.streams.Result()
+	st.Ports = s.streams.ForwardedPorts()
 	if translated {
-		_, _, st.ExitCode = s.translatedStats().result()
+		_, _, st.ExitCode = s.translatedStats().Result()
 	}
 	if s.Kind == session.KindPortForward {
 		st.ExitCode = "unknown: port-forward sessions have no exit code"
