@@ -65,3 +65,14 @@ func (t *Tap) Resize(width, height int) {
 func (t *Tap) StartCommands(emit func(commandline.Command)) {
 	t.commands.Store(commandline.NewTracker(defaultWidth, defaultHeight, emit))
 }
+
+// Close reads a command line entered as the session ends (commandline.Tracker.Close): call it
+// once the session's frames are no longer read, before its end is recorded.
+func (t *Tap) Close() {
+	if t == nil {
+		return
+	}
+	if c := t.commands.Load(); c != nil {
+		c.Close()
+	}
+}

@@ -146,6 +146,7 @@ func (p *Proxier) afterSession(d *detachedSession) {
 // ended writes the session's end: log line, metrics and audit record.
 func (p *Proxier) ended(logger klog.Logger, sw *clientconn.ResponseWriter, req *http.Request, s *Session) {
 	streams := s.Streams()
+	s.tap.Close() // the last line entered, recorded and marked before the recording and the session end
 	reason := endReason(s, streams.ExitCode)
 	recorded := stopRecording(req.Context(), s)
 	p.finish(logger, s, sw, reason, streams.ExitCode)

@@ -31,11 +31,13 @@ func TestCommandRecords(t *testing.T) {
 			name     string
 			tty      bool
 			commands bool
+			keys     string
 			want     string // the command record's line; "": none
 		}{
-			{"tty", true, true, "echo one"},
-			{"no tty", false, true, ""},
-			{"commands off", true, false, ""},
+			{"tty", true, true, "echo one\r\n", "echo one"},
+			{"tty, the session ends right after Enter", true, true, "rm -rf x\r", "rm -rf x"},
+			{"no tty", false, true, "echo one\r\n", ""},
+			{"commands off", true, false, "echo one\r\n", ""},
 		}
 		for _, protocol := range []string{"spdy", "websocket"} {
 			for _, tc := range cases {
@@ -45,7 +47,7 @@ func TestCommandRecords(t *testing.T) {
 					p.Audit.Commands = tc.commands
 					// cat echoes what is typed, as a terminal does; each key is typed once the last one's
 					// echo came back, as a person types.
-					typist := newTypist("echo one\r\n")
+					typist := newTypist(tc.keys)
 					c := execCase{command: []string{"cat"}, tty: tc.tty, stdin: typist, stdout: typist}
 					if _, err := execVia(t, srv, protocol, "alice", c); err != nil {
 						t.Fatal(err)
