@@ -35,8 +35,8 @@ var mutants = []mutant{
 		func(p *probe) {
 			checkLoad(p, loadSettings{sessions: 20, execs: 4, duration: 5 * time.Second, rate: 16 << 10})
 		}},
-	{"client protocol errors relayed", []edit{{"pkg/proxy/streams.go",
-		"if s.onClientProtocolError != nil {", "if false {"}},
+	{"client protocol errors relayed", []edit{{"pkg/proxy/streamstats/streamstats.go",
+		"if s.hooks.ClientProtocolError != nil {", "if false {"}},
 		checkGarbageFrames},
 }
 
