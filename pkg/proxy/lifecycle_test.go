@@ -311,6 +311,7 @@ type auditBackend struct {
 	mu          sync.Mutex
 	events      []string
 	annotations []map[string]string
+	all         []*auditinternal.Event
 }
 
 func (b *auditBackend) ProcessEvents(ev ...*auditinternal.Event) bool {
@@ -319,6 +320,7 @@ func (b *auditBackend) ProcessEvents(ev ...*auditinternal.Event) bool {
 	for _, e := range ev {
 		b.events = append(b.events, e.Annotations[sessionaudit.AnnotationRecord])
 		b.annotations = append(b.annotations, e.Annotations)
+		b.all = append(b.all, e)
 	}
 	return true
 }

@@ -14,7 +14,6 @@ import (
 	auditinternal "k8s.io/apiserver/pkg/apis/audit"
 	"k8s.io/apiserver/pkg/authentication/user"
 	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
-	"k8s.io/apiserver/plugin/pkg/audit/fake"
 
 	"github.com/exec-proxy/exec-proxy/internal/poll"
 	"github.com/exec-proxy/exec-proxy/pkg/session"
@@ -45,22 +44,8 @@ func (f *fakeLocks) lock(user string) {
 	f.locked.Insert(user)
 }
 
-// events keeps the session audit records written.
-type events struct {
-	fake.Backend
-	mu  sync.Mutex
-	all []*auditinternal.Event
-}
-
-func (b *events) ProcessEvents(ev ...*auditinternal.Event) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.all = append(b.all, ev...)
-	return true
-}
-
 // of is the first record of kind for user, or nil.
-func (b *events) of(kind, user string) *auditinternal.Event {
+func (b *auditBackend) of(kind, user string) *auditinternal.Event {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, e := range b.all {
@@ -105,7 +90,7 @@ func TestLockedUser(t *testing.T) {
 	checkLeaks(t)
 	kubelet := newFakeKubelet(t)
 	p := newTestProxier(t, kubelet.caFile, Limits{}, runningPod("p", "n1", "a"), nodeAt("n1", "127.0.0.1", kubelet.port(t)))
-	b := &events{}
+	b := &auditBackend{}
 	p.Audit = sessionaudit.NewAuditor(b, sessionaudit.FailClosed)
 	locks := &fakeLocks{locked: sets.New[string]()}
 	p.Locks = locks
