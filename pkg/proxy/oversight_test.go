@@ -25,8 +25,6 @@ func TestCommandRecords(t *testing.T) {
 		if k.webSockets {
 			n.Status.DeclaredFeatures = []string{nodeconn.ExtendWebSocketsToKubelet}
 		}
-		p := newTestProxier(t, kubelet.caFile, Limits{}, runningPod("p", "n1", "a"), n)
-		srv, records := frontWithRecords(t, p)
 		cases := []struct {
 			name     string
 			tty      bool
@@ -42,6 +40,10 @@ func TestCommandRecords(t *testing.T) {
 		for _, protocol := range []string{"spdy", "websocket"} {
 			for _, tc := range cases {
 				t.Run(k.name+"/"+protocol+"/"+tc.name, func(t *testing.T) {
+					// A proxier of its own: the last case's session reads its Proxier's Audit after its
+					// end record, which nextRecord waits for.
+					p := newTestProxier(t, kubelet.caFile, Limits{}, runningPod("p", "n1", "a"), n)
+					srv, records := frontWithRecords(t, p)
 					b := &auditBackend{}
 					p.Audit = sessionaudit.NewAuditor(b, sessionaudit.FailClosed)
 					p.Audit.Commands = tc.commands
