@@ -2,6 +2,7 @@ package sessionadmission
 
 import (
 	"fmt"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"k8s.io/apiserver/pkg/admission"
