@@ -44,7 +44,18 @@ type ExecSessionStatus struct {
 	Replica string `json:"replica,omitempty"`
 	// PolicyRule is the session policy rule the session runs under, if one matched.
 	PolicyRule string `json:"policyRule,omitempty"`
+	// Phase is WaitingForModerator while a session whose rule requires a moderator waits for one,
+	// before exec-proxy connects to its kubelet, and Running once it goes on.
+	Phase string `json:"phase,omitempty"`
+	// Moderators are who moderate the session now, when its rule requires a moderator.
+	Moderators []string `json:"moderators,omitempty"`
 }
+
+// The phases of a session.
+const (
+	PhaseWaitingForModerator = "WaitingForModerator"
+	PhaseRunning             = "Running"
+)
 
 // ExecSessionList is a list of live sessions.
 type ExecSessionList struct {
@@ -60,6 +71,7 @@ func (s *ExecSession) DeepCopyInto(out *ExecSession) {
 	out.Spec.Groups = append([]string(nil), s.Spec.Groups...)
 	out.Spec.Command = append([]string(nil), s.Spec.Command...)
 	out.Spec.Ports = append([]int32(nil), s.Spec.Ports...)
+	out.Status.Moderators = append([]string(nil), s.Status.Moderators...)
 	s.Status.StartTime.DeepCopyInto(&out.Status.StartTime)
 }
 

@@ -14,14 +14,25 @@ type Tap struct {
 	terminal *Terminal
 	// commands, set as the session starts when its commands are recorded, reads the command lines.
 	commands atomic.Pointer[commandline.Tracker]
+	// moderation is who moderates the session, when a rule requires it (nil: none).
+	moderation *Moderation
 }
 
 // The size a screen has until the client sends one, as asciicast's default.
 const defaultWidth, defaultHeight = 80, 24
 
-// NewTap is the tap of a TTY session, its screen at the default size.
-func NewTap() *Tap {
-	return &Tap{terminal: New(terminal.New(defaultWidth, defaultHeight))}
+// NewTap is the tap of a TTY session, its screen at the default size; m is its moderation (nil:
+// none).
+func NewTap(m *Moderation) *Tap {
+	return &Tap{terminal: New(terminal.New(defaultWidth, defaultHeight)), moderation: m}
+}
+
+// Moderation is who moderates the session; nil when no rule requires it, or for a nil Tap.
+func (t *Tap) Moderation() *Moderation {
+	if t == nil {
+		return nil
+	}
+	return t.moderation
 }
 
 // Terminal is the session's terminal as its watchers see it; nil for a nil Tap (no TTY).

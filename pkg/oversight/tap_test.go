@@ -23,7 +23,7 @@ func TestTap(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			tap := NewTap()
+			tap := NewTap(nil)
 			var got []commandline.Command
 			if tc.commands {
 				tap.StartCommands(func(c commandline.Command) { got = append(got, c) })

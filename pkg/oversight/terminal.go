@@ -44,6 +44,7 @@ type Terminal struct {
 	screen   Screen
 	watchers map[*watcher]struct{}
 	ended    bool
+	done     chan struct{} // closed as the session ends
 	// sanitizer filters the output watchers are sent (see sanitize.go) into filtered, reused.
 	sanitizer sanitizer
 	filtered  []byte
@@ -54,7 +55,7 @@ const maxFiltered = 64 << 10
 
 // New returns the terminal of a session whose screen is screen.
 func New(screen Screen) *Terminal {
-	return &Terminal{screen: screen, watchers: map[*watcher]struct{}{}}
+	return &Terminal{screen: screen, watchers: map[*watcher]struct{}{}, done: make(chan struct{})}
 }
 
 // Output is what the session wrote to its terminal; p is the caller's only during the call.
@@ -93,11 +94,17 @@ func (t *Terminal) Resize(width, height int) {
 func (t *Terminal) End() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if !t.ended {
+		close(t.done)
+	}
 	t.ended = true
 	for w := range t.watchers {
 		w.end(ErrEnded)
 	}
 }
+
+// Ended is closed once the session ended.
+func (t *Terminal) Ended() <-chan struct{} { return t.done }
 
 // Full tells whether the session has MaxWatchers already.
 func (t *Terminal) Full() bool { return t.Watchers() >= MaxWatchers }

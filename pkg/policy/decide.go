@@ -31,11 +31,13 @@ type Session struct {
 }
 
 // Decision is how an allowed session runs: the rule that matched ("" when none did), and what the
-// rule says of recording (nil: the flags decide) and of limits (zero: the flags').
+// rule says of recording (nil: the flags decide), of limits (zero: the flags') and of moderation
+// (nil: none; its durations are set).
 type Decision struct {
-	Rule      string
-	Recording *recording.Choice
-	Limits    Limits
+	Rule       string
+	Recording  *recording.Choice
+	Limits     Limits
+	Moderation *Moderation
 }
 
 // Decide finds the rule s falls under and checks s against it (s.Justification is checked
@@ -50,7 +52,7 @@ func (p *Policy) Decide(s Session) (Decision, error) {
 		if !r.matches(s) {
 			continue
 		}
-		d := Decision{Rule: r.Name, Recording: r.Recording, Limits: r.Limits}
+		d := Decision{Rule: r.Name, Recording: r.Recording, Limits: r.Limits, Moderation: r.RequireModerator}
 		if why := r.refusal(s); why != "" {
 			refusalsTotal.WithLabelValues(r.Name).Inc()
 			return d, forbidden(s, fmt.Sprintf("session policy rule %q %s", r.Name, why))
@@ -79,6 +81,9 @@ func (r *rule) refusal(s Session) string {
 		if why := r.reasonRefusal(s); why != "" {
 			return why
 		}
+	}
+	if r.RequireModerator != nil && (s.Kind == session.KindPortForward || !s.TTY) {
+		return "requires a moderator, who watches the session's terminal: only exec and attach with a TTY (-it) can be moderated"
 	}
 	if s.Kind == session.KindPortForward {
 		return ""

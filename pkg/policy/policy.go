@@ -5,10 +5,12 @@
 package policy
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"regexp"
 	"slices"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -57,6 +59,8 @@ type Rule struct {
 	RequireReason *Reason           `json:"requireReason,omitempty"`
 	Recording     *recording.Choice `json:"recording,omitempty"`
 	Limits        Limits            `json:"limits,omitempty"`
+	// RequireModerator holds the rule's sessions until a moderator watches or joins them.
+	RequireModerator *Moderation `json:"requireModerator,omitempty"`
 }
 
 // Match selects sessions: every field given must match (users and groups together: the user is
@@ -90,6 +94,23 @@ type Command struct {
 type Reason struct {
 	Pattern string `json:"pattern,omitempty"`
 }
+
+// Moderation holds a session, before exec-proxy connects to its kubelet, until a moderator watches
+// or joins it: someone other than its user who may moderate on execsessions/attach in its namespace.
+// The session is ended once no moderator has been present for GracePeriod.
+type Moderation struct {
+	// Timeout is how long a session waits for its first moderator before it is refused.
+	Timeout metav1.Duration `json:"timeout,omitempty"`
+	// GracePeriod is how long a session goes on once its last moderator left.
+	GracePeriod metav1.Duration `json:"gracePeriod,omitempty"`
+}
+
+// Moderation's defaults, and the most either may be: a waiting session holds its request.
+const (
+	DefaultModeratorTimeout     = 5 * time.Minute
+	DefaultModeratorGracePeriod = 30 * time.Second
+	maxModeration               = time.Hour
+)
 
 // Limits replace the flags' limits for a rule's sessions; zero leaves the flag's.
 type Limits struct {
@@ -221,6 +242,14 @@ func compile(r Rule) (rule, error) {
 		if rec.Record == "" {
 			errs = append(errs, fmt.Errorf("recording.record is required: %q, %q or %q", recording.RecordAll, recording.RecordTTY, recording.RecordNone))
 		}
+	}
+	if m := r.RequireModerator; m != nil {
+		if m.Timeout.Duration < 0 || m.GracePeriod.Duration < 0 || m.Timeout.Duration > maxModeration || m.GracePeriod.Duration > maxModeration {
+			errs = append(errs, fmt.Errorf("requireModerator: timeout and gracePeriod must be between 0 (the defaults, %v and %v) and %v",
+				DefaultModeratorTimeout, DefaultModeratorGracePeriod, maxModeration))
+		}
+		c.RequireModerator = &Moderation{Timeout: metav1.Duration{Duration: cmp.Or(m.Timeout.Duration, DefaultModeratorTimeout)},
+			GracePeriod: metav1.Duration{Duration: cmp.Or(m.GracePeriod.Duration, DefaultModeratorGracePeriod)}}
 	}
 	l := r.Limits
 	if l.MaxDuration.Duration < 0 || l.IdleTimeout.Duration < 0 || l.MaxBytesPerSec < 0 || l.MaxSessions < 0 || l.MaxSessionsPerUser < 0 {

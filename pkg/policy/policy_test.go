@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
@@ -27,6 +28,7 @@ func TestParse(t *testing.T) {
   requireReason: {pattern: "[A-Z]+-[0-9]+"}
   recording: {record: all, stdin: true}
   limits: {maxDuration: 1h, idleTimeout: 5m, maxBytesPerSec: 1000, maxSessions: 3, maxSessionsPerUser: 1}
+  requireModerator: {timeout: 10m, gracePeriod: 1m}
 `, ""},
 		{"no header", "rules: []\n", "apiVersion and kind must be execproxy.dev/v1alpha1 and SessionPolicy"},
 		{"typo in a field", header + "rules:\n- name: a\n  match: {namespace: [prod]}\n", `unknown field "namespace"`},
@@ -43,6 +45,8 @@ func TestParse(t *testing.T) {
 		{"bad reason pattern", header + "rules:\n- name: a\n  requireReason: {pattern: '['}\n", "requireReason.pattern"},
 		{"recording without record", header + "rules:\n- name: a\n  recording: {stdin: true}\n", "recording.record is required"},
 		{"negative limit", header + "rules:\n- name: a\n  limits: {maxSessions: -1}\n", "limits must not be negative"},
+		{"negative moderator timeout", header + "rules:\n- name: a\n  requireModerator: {timeout: -1s}\n", "requireModerator: timeout and gracePeriod must be between 0"},
+		{"moderator grace over an hour", header + "rules:\n- name: a\n  requireModerator: {gracePeriod: 2h}\n", "requireModerator: timeout and gracePeriod must be between 0"},
 		{"bad duration", header + "rules:\n- name: a\n  limits: {idleTimeout: soon}\n", `invalid duration "soon"`},
 	}
 	for _, tc := range cases {
@@ -91,6 +95,9 @@ func TestDecide(t *testing.T) {
 - name: allow-list
   match: {namespaces: [listed]}
   commands: {allow: [{command: ls}]}
+- name: moderated
+  match: {namespaces: [moderated]}
+  requireModerator: {gracePeriod: 1m}
 `)
 	pci := map[string]string{"pci": "true"}
 	exec := func(ns string, labels map[string]string, argv ...string) Session {
@@ -154,6 +161,10 @@ func TestDecide(t *testing.T) {
 		{"allow list: attach with stdin", Session{Kind: session.KindAttach, Namespace: "listed", Stdin: true}, "allow-list",
 			"allows listed commands only, and attach's input goes to the container's own command"},
 		{"allow list: attach without stdin", Session{Kind: session.KindAttach, Namespace: "listed", TTY: true}, "allow-list", ""},
+		{"moderated: a terminal", with(exec("moderated", nil, "sh"), func(s *Session) { s.TTY, s.Stdin = true, true }), "moderated", ""},
+		{"moderated: no terminal to watch", exec("moderated", nil, "rm", "-rf", "/"), "moderated",
+			"requires a moderator, who watches the session's terminal: only exec and attach with a TTY (-it) can be moderated"},
+		{"moderated: port-forward", Session{Kind: session.KindPortForward, Namespace: "moderated"}, "moderated", "requires a moderator"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -174,6 +185,10 @@ func TestDecide(t *testing.T) {
 	}
 	if d, _ := p.Decide(with(exec("prod", nil, "ls"), func(s *Session) { s.Justification = "INC-1" })); d.Limits.MaxDuration.Duration.Hours() != 1 {
 		t.Errorf("limits %+v, want the rule's maxDuration", d.Limits)
+	}
+	d, _ := p.Decide(with(exec("moderated", nil, "sh"), func(s *Session) { s.TTY = true }))
+	if m := d.Moderation; m == nil || m.Timeout.Duration != DefaultModeratorTimeout || m.GracePeriod.Duration != time.Minute {
+		t.Errorf("moderation %+v, want the default timeout and the rule's grace period", m)
 	}
 	var none *Policy
 	if d, err := none.Decide(exec("dev", nil, "ls")); err != nil || d.Rule != "" {

@@ -1,9 +1,11 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/exec-proxy/exec-proxy/pkg/oversight"
 	"github.com/exec-proxy/exec-proxy/pkg/proxy/clientconn"
@@ -12,6 +14,9 @@ import (
 
 // ErrNotJoinable: the session cannot be joined (why is in the message); a client's mistake.
 var ErrNotJoinable = errors.New("the session cannot be joined")
+
+// errNotStarted: the session's client has not had the answer to its upgrade yet.
+var errNotStarted = fmt.Errorf("%w: it has not started", ErrNotJoinable)
 
 // ErrStdinEnded: the session's stdin ended; nothing more can be typed into it.
 var ErrStdinEnded = clientconn.ErrStdinEnded
@@ -32,14 +37,33 @@ func (s *Session) joinable() (*clientconn.Conn, error) {
 	client, protocol, code := s.client, s.answer.protocol, s.answer.code
 	s.mu.Unlock()
 	switch {
-	case client == nil || code == 0:
-		return nil, fmt.Errorf("%w: it has not started", ErrNotJoinable)
+	case client == nil || code == 0 || !client.Upgraded():
+		return nil, errNotStarted
 	case !client.Noticeable():
 		return nil, fmt.Errorf("%w: its client cannot be shown who joins (a bandwidth-limited session)", ErrNotJoinable)
 	case strings.Contains(protocol, "base64"):
 		return nil, fmt.Errorf("%w: its client speaks %s, whose stdin exec-proxy does not write", ErrNotJoinable, protocol)
 	}
 	return client, nil
+}
+
+// JoinStarted is Join for a session that has just started: the 101 may still be on its way to the
+// client, and over SPDY the client opens its streams after it, while the join's notice needs
+// stdout. It tries again until ctx or the session ends.
+func (s *Session) JoinStarted(ctx context.Context, joiner string) (*oversight.Join, error) {
+	for {
+		j, err := s.Join(joiner)
+		if !errors.Is(err, errNotStarted) && !errors.Is(err, clientconn.ErrNoStdout) {
+			return j, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-s.ctx.Done():
+			return nil, err
+		case <-time.After(20 * time.Millisecond): // kubectl opens its streams at once
+		}
+	}
 }
 
 // Join lets joiner type into the session (see Joinable), as its client's own stdin; its client

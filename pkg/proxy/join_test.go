@@ -15,6 +15,7 @@ import (
 
 	"github.com/exec-proxy/exec-proxy/internal/poll"
 	"github.com/exec-proxy/exec-proxy/pkg/nodeconn"
+	"github.com/exec-proxy/exec-proxy/pkg/policy"
 	"github.com/exec-proxy/exec-proxy/pkg/proxy/internal/proxytest"
 )
 
@@ -112,7 +113,7 @@ func TestJoinRefused(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			s := newSession(context.Background(), tc.id, 0, nil)
+			s := newSession(context.Background(), tc.id, policy.Decision{}, 0, nil)
 			defer s.cancel()
 			if _, err := s.Join("alice"); !errors.Is(err, ErrNotJoinable) {
 				t.Errorf("got %v, want %v", err, ErrNotJoinable)

@@ -75,6 +75,11 @@ func (p *Proxier) prepare(d *detachedSession) bool {
 		session.WriteStatus(w, req, err)
 		return false
 	}
+	// A moderated session waits here, before exec-proxy connects to its kubelet, for its moderator.
+	if err := d.s.awaitModerator(d.logger); err != nil {
+		session.WriteStatus(w, req, err)
+		return false
+	}
 	// The upgrade-aware proxy forwards the request's headers; the translator writes its own
 	// request. Neither is given exec-proxy's credentials: they are added where the request is
 	// written (nodeconn.Transport.UpgradeTransport; the translator's connection to the kubelet).
@@ -107,7 +112,12 @@ type startStep struct {
 
 func (st *startStep) started(s *Session, protocol string) error {
 	p, attempt := st.p, st.attempt
-	attempt.Update(func(rec *sessionaudit.Record) { rec.Protocol, rec.Start = protocol, time.Now() })
+	attempt.Update(func(rec *sessionaudit.Record) {
+		rec.Protocol, rec.Start = protocol, time.Now()
+		if m := s.Moderation(); m != nil {
+			rec.Moderators = m.Moderators()
+		}
+	})
 	sink, err := p.openRecording(s.ctx, s)
 	if err != nil {
 		attempt.Update(func(rec *sessionaudit.Record) {
@@ -125,6 +135,9 @@ func (st *startStep) started(s *Session, protocol string) error {
 		s.streams.StartRecording(sink)
 	}
 	recordCommands(s, p.Audit, attempt, sink)
+	if m := s.Moderation(); m != nil {
+		m.Start()
+	}
 	return nil
 }
 

@@ -66,7 +66,7 @@ func auditedFront(t *testing.T, p *Proxier) *httptest.Server {
 		sessionaudit.AttemptFrom(ctx).Update(func(rec *sessionaudit.Record) { rec.User.Username = u })
 		q := req.URL.Query()
 		r := session.Request{Kind: session.KindExec, Namespace: "ns", Pod: "p", Exec: &corev1.PodExecOptions{Container: q.Get("container"),
-			Command: q["command"], Stdin: q.Get("stdin") == "true", Stdout: true, Stderr: q.Get("stderr") == "true"}}
+			Command: q["command"], Stdin: q.Get("stdin") == "true", Stdout: true, Stderr: q.Get("stderr") == "true", TTY: q.Get("tty") == "true"}}
 		h, err := p.Handler(ctx, r)
 		if err != nil {
 			session.WriteStatus(w, req, err)

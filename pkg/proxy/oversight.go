@@ -1,31 +1,96 @@
 package proxy
 
 import (
+	"fmt"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
 
 	"github.com/exec-proxy/exec-proxy/pkg/commandline"
 	"github.com/exec-proxy/exec-proxy/pkg/oversight"
+	"github.com/exec-proxy/exec-proxy/pkg/policy"
 	"github.com/exec-proxy/exec-proxy/pkg/recording"
 	"github.com/exec-proxy/exec-proxy/pkg/session"
 	"github.com/exec-proxy/exec-proxy/pkg/sessionaudit"
 )
 
-// newTap is the oversight of a session: exec and attach sessions with a TTY have a terminal to
-// watch; others have none (nil).
-func newTap(id Identity) *oversight.Tap {
-	if !id.TTY || id.Kind == session.KindPortForward {
+// newTap is the oversight of session s: exec and attach sessions with a TTY have a terminal to
+// watch, and a moderation when m (its rule's) requires one; others have none (nil: the policy
+// refuses them a moderation).
+func newTap(s *Session, m *policy.Moderation) *oversight.Tap {
+	if !s.TTY || s.Kind == session.KindPortForward {
 		return nil
 	}
-	return oversight.NewTap()
+	if m == nil {
+		return oversight.NewTap(nil)
+	}
+	return oversight.NewTap(oversight.NewModeration(m.GracePeriod.Duration, clock.RealClock{}, oversight.ModerationHooks{
+		Alone: s.moderatorsLeft,
+		Lost: func() {
+			klog.InfoS("Ending the session: no moderator for its grace period", "session", s.ID, "gracePeriod", m.GracePeriod.Duration)
+			s.Kill(session.ReasonModeratorLeft)
+		},
+	}))
+}
+
+// moderatorsLeft tells the session's client that its last moderator left.
+func (s *Session) moderatorsLeft(grace time.Duration) {
+	s.mu.Lock()
+	client := s.client
+	s.mu.Unlock()
+	if client == nil || !client.Noticeable() {
+		return
+	}
+	text := fmt.Sprintf("\r\n[exec-proxy: the last moderator left; this session ends in %v unless a moderator returns]\r\n", grace)
+	if err := client.Notice([]byte(text)); err != nil {
+		klog.V(2).InfoS("The session's client was not told its last moderator left", "session", s.ID, "err", err)
+	}
 }
 
 // Terminal is the session's terminal as its watchers see it; nil when it has none (no TTY).
 func (s *Session) Terminal() *oversight.Terminal { return s.tap.Terminal() }
 
-// endWatches ends the watches of a session that ended.
+// Moderation is who moderates the session; nil when its rule requires no moderator.
+func (s *Session) Moderation() *oversight.Moderation { return s.tap.Moderation() }
+
+// endWatches ends the watches of a session that ended, and its moderation.
 func (s *Session) endWatches() {
 	if t := s.Terminal(); t != nil {
 		t.End()
+	}
+	if m := s.Moderation(); m != nil {
+		m.Stop()
+	}
+}
+
+// awaitModerator holds a moderated session until its first moderator arrives (before exec-proxy
+// connects to its kubelet); a Status if none arrives within the rule's timeout, or the session
+// ends first (its client left, or it was killed).
+func (s *Session) awaitModerator(logger klog.Logger) error {
+	m := s.Moderation()
+	if m == nil {
+		return nil
+	}
+	timeout := s.decision.Moderation.Timeout.Duration
+	logger.Info("Session waits for a moderator", "rule", s.decision.Rule, "timeout", timeout)
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	resource := schema.GroupResource{Resource: "pods/" + string(s.Kind)}
+	select {
+	case <-m.Arrived():
+		logger.Info("Session moderated", "moderators", m.Moderators())
+		return nil
+	case <-timer.C:
+		return apierrors.NewForbidden(resource, s.Pod, fmt.Errorf("session policy rule %q requires a moderator, and none joined within %v: "+
+			"a moderator finds the waiting sessions with `kubectl execproxy sessions -n %s` and joins one with `kubectl execproxy join ID`; try again with one ready", s.decision.Rule, timeout, s.Namespace))
+	case <-s.ctx.Done():
+		if why := s.EndReason(); why != "" {
+			return apierrors.NewForbidden(resource, s.Pod, fmt.Errorf("the session ended while it waited for a moderator (session policy rule %q): %s", s.decision.Rule, why))
+		}
+		return apierrors.NewForbidden(resource, s.Pod, fmt.Errorf("the session ended while it waited for a moderator (session policy rule %q)", s.decision.Rule))
 	}
 }
 

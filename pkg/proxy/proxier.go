@@ -5,7 +5,6 @@
 package proxy
 
 import (
-	"cmp"
 	"context"
 	"net/http"
 	"time"
@@ -153,8 +152,7 @@ func (p *Proxier) Handler(ctx context.Context, r session.Request) (http.Handler,
 		sessionsTotal.WithLabelValues(string(r.Kind), "refused").Inc()
 		return nil, err
 	}
-	s := newSession(sessionContext(ctx), id, cmp.Or(decision.Limits.MaxBytesPerSec, p.limits.MaxBytesPerSecSession), &startStep{p: p, attempt: attempt})
-	s.decision = decision
+	s := newSession(sessionContext(ctx), id, decision, p.limits.MaxBytesPerSecSession, &startStep{p: p, attempt: attempt})
 	release, err := p.admit.admit(s.User, s.Node, ruleCaps{decision.Rule, decision.Limits.MaxSessions, decision.Limits.MaxSessionsPerUser})
 	if err != nil {
 		if te, ok := err.(*throttleError); ok {

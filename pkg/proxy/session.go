@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"cmp"
 	"context"
 	"net/http"
 	"strings"
@@ -102,8 +103,12 @@ type traffic struct {
 	counters                      *sessionCounters
 }
 
-func newSession(ctx context.Context, id Identity, maxBytesPerSec int64, start starter) *Session {
-	s := &Session{Identity: id, tap: newTap(id), reader: wire.Nop{}, start: start}
+// newSession is the session id opens under decision, the session policy's; maxBytesPerSec is the
+// flags' bandwidth, which the decision's replaces.
+func newSession(ctx context.Context, id Identity, decision policy.Decision, maxBytesPerSec int64, start starter) *Session {
+	s := &Session{Identity: id, reader: wire.Nop{}, start: start, decision: decision}
+	s.tap = newTap(s, decision.Moderation)
+	maxBytesPerSec = cmp.Or(decision.Limits.MaxBytesPerSec, maxBytesPerSec)
 	s.Start = time.Now()
 	s.streams = streamstats.New(streamstats.Hooks{
 		Payload: func() { s.touch(true) },

@@ -9,6 +9,7 @@ import (
 
 	"github.com/moby/spdystream/spdy"
 
+	"github.com/exec-proxy/exec-proxy/pkg/policy"
 	"github.com/exec-proxy/exec-proxy/pkg/session"
 	"github.com/exec-proxy/exec-proxy/pkg/wire/wiretest"
 )
@@ -78,7 +79,7 @@ func TestSessionShapeTTYDropsStderr(t *testing.T) {
 
 // testSession is a session that starts without an audit or a recording, ended with t.
 func testSession(t *testing.T, id Identity, maxBytesPerSec int64) *Session {
-	s := newSession(context.Background(), id, maxBytesPerSec, noStart{})
+	s := newSession(context.Background(), id, policy.Decision{}, maxBytesPerSec, noStart{})
 	t.Cleanup(s.cancel)
 	return s
 }

@@ -20,4 +20,7 @@ const (
 	// ReasonProtocolError: the client sent frames the server would not read as exec-proxy read them
 	// (see wire.Observer.ClientProtocolError).
 	ReasonProtocolError = "client protocol error"
+	// ReasonModeratorLeft: the session's rule requires a moderator, and none was present for its
+	// grace period.
+	ReasonModeratorLeft = "moderator left"
 )

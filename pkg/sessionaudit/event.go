@@ -43,6 +43,10 @@ const (
 	// AnnotationJustification is the reason the user gave (AnnotationReason is why a session ended).
 	AnnotationJustification = prefix + "justification"
 	AnnotationPolicyRule    = prefix + "policy-rule"
+	// AnnotationModerators are who moderated a moderated session as it started (JSON array); in a
+	// watch or join record, AnnotationModerator says the watcher counted as the session's moderator.
+	AnnotationModerators = prefix + "moderators"
+	AnnotationModerator  = prefix + "moderator"
 	// AnnotationAdmissionWarnings is a JSON array of the admission plugins' warnings; the plugins'
 	// own annotations (validation.policy.admission.k8s.io/..., validating.webhook.admission.k8s.io/...)
 	// are kept under their keys, as in kube-apiserver's audit.
@@ -140,6 +144,10 @@ func annotations(kind string, r Record) map[string]string {
 	if r.AdmissionWarnings != nil {
 		w, _ := json.Marshal(r.AdmissionWarnings)
 		a[AnnotationAdmissionWarnings] = string(w)
+	}
+	if r.Moderators != nil {
+		m, _ := json.Marshal(r.Moderators)
+		a[AnnotationModerators] = string(m)
 	}
 	if r.Command != nil {
 		cmd, _ := json.Marshal(r.Command)

@@ -32,6 +32,8 @@ type Rules struct {
 	AdmissionDeniedBy string
 	// PolicyRule is the session policy rule the attempt fell under; it decided a refusal.
 	PolicyRule string
+	// Moderators are who moderated the session as it started, when its rule requires a moderator.
+	Moderators []string
 }
 
 // Requester is who asked for the session, and through what.

@@ -45,6 +45,8 @@ type Watch struct {
 	// bytes of stdin it typed (in the end record, as bytes-stdin).
 	Join  bool
 	Typed int64
+	// Moderator: the watcher counted as a moderator of a session its rule holds under moderation.
+	Moderator bool
 }
 
 // NewWatch begins the record of req's watch of a session, by watcher.
@@ -96,6 +98,9 @@ func (w Watch) event(kind string) *auditinternal.Event {
 	}
 	if w.Container != "" {
 		a[AnnotationContainer] = w.Container
+	}
+	if w.Moderator {
+		a[AnnotationModerator] = "true"
 	}
 	if w.APIServerAuditID != "" {
 		a[AnnotationAuditID] = w.APIServerAuditID

@@ -120,10 +120,16 @@ func TestPrintSessions(t *testing.T) {
 	printSessions(&out, []api.ExecSession{{
 		ObjectMeta: metav1.ObjectMeta{Name: "s1", Namespace: "web"},
 		Spec:       api.ExecSessionSpec{User: "alice", Type: "exec", Pod: "p", Container: "c", Command: []string{"sh", "-c", "ls"}},
-		Status:     api.ExecSessionStatus{StartTime: metav1.NewTime(now.Add(-90 * time.Second)), BytesIn: 3, BytesOut: 40},
+		Status:     api.ExecSessionStatus{StartTime: metav1.NewTime(now.Add(-90 * time.Second)), BytesIn: 3, BytesOut: 40, Phase: api.PhaseRunning},
+	}, {
+		ObjectMeta: metav1.ObjectMeta{Name: "s2", Namespace: "prod"},
+		Spec:       api.ExecSessionSpec{User: "amy", Type: "exec", Pod: "q", Container: "c", Command: []string{"sh"}},
+		Status: api.ExecSessionStatus{StartTime: metav1.NewTime(now.Add(-5 * time.Second)), Phase: api.PhaseWaitingForModerator,
+			Moderators: []string{"bob", "carol"}},
 	}}, now)
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if len(lines) != 2 || strings.Join(strings.Fields(lines[1]), " ") != "s1 web alice exec p c sh -c ls 90s 3 40" {
+	if len(lines) != 3 || strings.Join(strings.Fields(lines[1]), " ") != "s1 web alice exec p c sh -c ls 90s 3 40 Running <none>" ||
+		strings.Join(strings.Fields(lines[2]), " ") != "s2 prod amy exec q c sh 5s 0 0 WaitingForModerator bob,carol" {
 		t.Errorf("table:\n%s", out.String())
 	}
 }

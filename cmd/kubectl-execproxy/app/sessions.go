@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -72,16 +73,20 @@ func newSessionsCommand(g *globalOptions) *cobra.Command {
 
 func printSessions(out io.Writer, items []api.ExecSession, now time.Time) {
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "ID\tNAMESPACE\tUSER\tTYPE\tPOD\tCONTAINER\tCOMMAND\tAGE\tBYTES IN\tBYTES OUT")
+	fmt.Fprintln(w, "ID\tNAMESPACE\tUSER\tTYPE\tPOD\tCONTAINER\tCOMMAND\tAGE\tBYTES IN\tBYTES OUT\tPHASE\tMODERATORS")
 	e := EscapeTerminal // every field comes from the server, and argv and names from users
 	for _, s := range items {
 		command := make([]string, len(s.Spec.Command))
 		for i, arg := range s.Spec.Command {
 			command[i] = e(arg)
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\n", e(s.Name), e(s.Namespace), e(s.Spec.User), e(s.Spec.Type), e(s.Spec.Pod),
+		moderators := "<none>"
+		if len(s.Status.Moderators) > 0 {
+			moderators = e(strings.Join(s.Status.Moderators, ","))
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", e(s.Name), e(s.Namespace), e(s.Spec.User), e(s.Spec.Type), e(s.Spec.Pod),
 			e(s.Spec.Container), strings.Join(command, " "), duration.HumanDuration(now.Sub(s.Status.StartTime.Time)),
-			s.Status.BytesIn, s.Status.BytesOut)
+			s.Status.BytesIn, s.Status.BytesOut, e(cmp.Or(s.Status.Phase, "-")), moderators)
 	}
 	_ = w.Flush()
 }

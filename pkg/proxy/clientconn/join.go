@@ -25,7 +25,9 @@ var (
 	ErrNotJoinable = errors.New("the session's connection cannot be joined")
 	// ErrStdinEnded: the session's stdin is not open (ended, or not opened yet): nothing typed can reach it.
 	ErrStdinEnded = errors.New("the session's stdin is not open")
-	errNoStdout   = errors.New("the session's stdout is not open")
+	// ErrNoStdout: the session's stdout stream is not open (not yet, over SPDY, just after the
+	// 101): no notice can reach the client.
+	ErrNoStdout = errors.New("the session's stdout is not open")
 	// errSessionEnded: the session ended before the typing reached it.
 	errSessionEnded = errors.New("the session ended")
 )
@@ -246,7 +248,11 @@ type notifier struct {
 
 // Noticeable tells whether Notice can reach the client: a bandwidth-limited session's frames go
 // through its queue, which has no place between them.
+// Read it once Upgraded: the upgrade's answer decides the frames.
 func (c *Conn) Noticeable() bool { return c.frames != nil || c.notes != nil }
+
+// Upgraded tells whether the answer to the upgrade reached the client.
+func (c *Conn) Upgraded() bool { return c.upgraded.Load() }
 
 // Notice writes text to the client as stdout, in a frame put between the kubelet's: a line it sees
 // on its terminal. The frame reader reads it too (watchers and the recording see it).
@@ -267,7 +273,7 @@ func (c *Conn) Notice(text []byte) error {
 	}
 	id, _, open := r.Open("stdout")
 	if !open {
-		return errNoStdout
+		return ErrNoStdout
 	}
 	frame := spdyData(uint32(id), text)
 	c.notes.mu.Lock()

@@ -114,11 +114,16 @@ func (r *AttachREST) Connect(ctx context.Context, name string, opts runtime.Obje
 	case term.Full():
 		return nil, apierrors.NewTooManyRequests(fmt.Sprintf("execsession %q has %d watchers already; try again when one has left", name, oversight.MaxWatchers), 10)
 	}
+	moderator, err := r.moderates(ctx, s, watcher)
+	if err != nil {
+		return nil, err
+	}
 	if o.Stdin {
-		if err := s.Joinable(); err != nil {
+		// A moderator may join a session that waits for one; it is typed into once it starts.
+		if err := s.Joinable(); err != nil && (moderator == nil || started(moderator)) {
 			return nil, apierrors.NewBadRequest(fmt.Sprintf("execsession %q: %v", name, err))
 		}
-		return r.joinHandler(s, term, watcher), nil
+		return r.joinHandler(s, term, watcher, moderator), nil
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if !httpstream.IsUpgradeRequest(req) { // before its record: no watch without an upgrade
@@ -127,13 +132,17 @@ func (r *AttachREST) Connect(ctx context.Context, name string, opts runtime.Obje
 		}
 		rec := sessionaudit.NewWatch(req, watcher)
 		rec.Session, rec.SessionUser, rec.Namespace, rec.Pod, rec.Container = s.ID, s.User, s.Namespace, s.Pod, s.Container
+		rec.Moderator = moderator != nil
 		if r.watches != nil {
 			if err := r.watches.WatchStarted(rec); err != nil {
 				session.WriteStatus(w, req, err)
 				return
 			}
 		}
-		reason := r.serve(w, req, term)
+		if moderator != nil {
+			defer moderator.Arrive(watcher.Username)()
+		}
+		reason := r.serve(w, req, term, moderatorIntro(s, moderator))
 		klog.FromContext(req.Context()).Info("Watch ended", "session", s.ID, "pod", klog.KRef(s.Namespace, s.Pod),
 			"user", s.User, "watcher", watcher.Username, "reason", reason)
 		if r.watches != nil {
@@ -143,11 +152,12 @@ func (r *AttachREST) Connect(ctx context.Context, name string, opts runtime.Obje
 	}), nil
 }
 
-// serve runs the watch; it returns why the watch ended.
-func (r *AttachREST) serve(w http.ResponseWriter, req *http.Request, term *oversight.Terminal) string {
+// serve runs the watch, which shows the watcher intro (nil: nothing) below the screen; it returns
+// why the watch ended.
+func (r *AttachREST) serve(w http.ResponseWriter, req *http.Request, term *oversight.Terminal, intro []byte) string {
 	reason := "the watcher's streams were not opened"
 	serveWatch(w, req, r.idle, false, func(ctx context.Context, _ io.Reader, out io.Writer) error {
-		err := term.Watch(ctx, out)
+		err := term.Watch(ctx, afterScreen(out, intro))
 		switch {
 		case errors.Is(err, oversight.ErrEnded):
 			reason = "the session ended"

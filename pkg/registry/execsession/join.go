@@ -72,8 +72,9 @@ func (r *AttachREST) authorizeJoin(ctx context.Context, name string) error {
 }
 
 // joinHandler serves a join of s: a watch whose stdin is typed into the session. The owner is told
-// only once the join-start record is written.
-func (r *AttachREST) joinHandler(s *proxy.Session, term *oversight.Terminal, joiner authnv1.UserInfo) http.Handler {
+// only once the join-start record is written. moderator is the session's moderation when the
+// joiner moderates it (nil otherwise).
+func (r *AttachREST) joinHandler(s *proxy.Session, term *oversight.Terminal, joiner authnv1.UserInfo, moderator *oversight.Moderation) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if !httpstream.IsUpgradeRequest(req) { // before its record: no join without an upgrade
 			session.WriteStatus(w, req, apierrors.NewBadRequest("joining a session is an upgrade to SPDY or WebSocket, as kubectl attach makes: use kubectl execproxy join"))
@@ -81,14 +82,17 @@ func (r *AttachREST) joinHandler(s *proxy.Session, term *oversight.Terminal, joi
 		}
 		rec := sessionaudit.NewWatch(req, joiner)
 		rec.Session, rec.SessionUser, rec.Namespace, rec.Pod, rec.Container = s.ID, s.User, s.Namespace, s.Pod, s.Container
-		rec.Join = true
+		rec.Join, rec.Moderator = true, moderator != nil
 		if r.watches != nil {
 			if err := r.watches.WatchStarted(rec); err != nil {
 				session.WriteStatus(w, req, err)
 				return
 			}
 		}
-		reason, typed := r.serveJoin(w, req, s, term, joiner.Username)
+		if moderator != nil {
+			defer moderator.Arrive(joiner.Username)()
+		}
+		reason, typed := r.serveJoin(w, req, s, term, joiner.Username, moderator)
 		klog.FromContext(req.Context()).Info("Join ended", "session", s.ID, "pod", klog.KRef(s.Namespace, s.Pod),
 			"user", s.User, "joiner", joiner.Username, "typed", typed, "reason", reason)
 		if r.watches != nil {
@@ -98,12 +102,29 @@ func (r *AttachREST) joinHandler(s *proxy.Session, term *oversight.Terminal, joi
 	})
 }
 
-// serveJoin runs the join; it returns why the join ended, and how many bytes the joiner typed.
-func (r *AttachREST) serveJoin(w http.ResponseWriter, req *http.Request, s *proxy.Session, term *oversight.Terminal, joiner string) (string, int64) {
+// serveJoin runs the join; it returns why the join ended, and how many bytes the joiner typed. A
+// moderator's join of a session that waits for its moderator types into it once it started.
+func (r *AttachREST) serveJoin(w http.ResponseWriter, req *http.Request, s *proxy.Session, term *oversight.Terminal, joiner string,
+	moderator *oversight.Moderation) (string, int64) {
 	reason := "the joiner's streams were not opened"
 	var typed int64
 	serveWatch(w, req, r.idle, true, func(ctx context.Context, in io.Reader, out io.Writer) error {
-		j, err := s.Join(joiner)
+		if moderator != nil {
+			select {
+			case <-moderator.Started():
+			case <-term.Ended():
+				reason = "the session ended"
+				return nil
+			case <-ctx.Done():
+				reason = "the joiner left"
+				return nil
+			}
+		}
+		join := s.Join
+		if moderator != nil { // it may have started just now
+			join = func(joiner string) (*oversight.Join, error) { return s.JoinStarted(ctx, joiner) }
+		}
+		j, err := join(joiner)
 		if err != nil {
 			reason = err.Error()
 			return err
@@ -117,7 +138,7 @@ func (r *AttachREST) serveJoin(w http.ResponseWriter, req *http.Request, s *prox
 				cancel(err)
 			}
 		}()
-		err = term.Watch(ctx, out)
+		err = term.Watch(ctx, afterScreen(out, moderatorIntro(s, moderator)))
 		switch cause := context.Cause(ctx); {
 		case errors.Is(cause, proxy.ErrStdinEnded):
 			reason = "the session's stdin ended"

@@ -143,13 +143,23 @@ func selectableFields(s api.ExecSession) fieldsapi.Set {
 
 func toObject(s *proxy.Session, replica string) api.ExecSession {
 	_, protocol := s.Upgraded()
+	phase, moderators := api.PhaseRunning, []string(nil)
+	if m := s.Moderation(); m != nil {
+		moderators = m.Moderators()
+		select {
+		case <-m.Arrived():
+		default:
+			phase = api.PhaseWaitingForModerator
+		}
+	}
 	return api.ExecSession{
 		TypeMeta:   metav1.TypeMeta{APIVersion: api.SchemeGroupVersion.String(), Kind: "ExecSession"},
 		ObjectMeta: metav1.ObjectMeta{Name: s.ID, Namespace: s.Namespace, CreationTimestamp: metav1.NewTime(s.Start)},
 		Spec: api.ExecSessionSpec{Type: string(s.Kind), User: s.User, Groups: s.Groups, Pod: s.Pod, Container: s.Container,
 			Command: s.Command, TTY: s.TTY, Stdin: s.Stdin, Ports: s.Ports, Justification: s.Justification},
 		Status: api.ExecSessionStatus{Node: s.Node, KubeletAddress: s.Address, Protocol: protocol,
-			StartTime: metav1.NewTime(s.Start), BytesIn: s.BytesIn(), BytesOut: s.BytesOut(), Replica: replica, PolicyRule: s.PolicyRule()},
+			StartTime: metav1.NewTime(s.Start), BytesIn: s.BytesIn(), BytesOut: s.BytesOut(), Replica: replica, PolicyRule: s.PolicyRule(),
+			Phase: phase, Moderators: moderators},
 	}
 }
 
@@ -164,9 +174,11 @@ var columns = []metav1.TableColumnDefinition{
 	{Name: "Age", Type: "string"},
 	{Name: "Bytes In", Type: "integer"},
 	{Name: "Bytes Out", Type: "integer"},
+	{Name: "Phase", Type: "string", Description: "WaitingForModerator while a session whose rule requires a moderator waits for one; Running after."},
 	{Name: "Replica", Type: "string", Priority: 1},
 	{Name: "Rule", Type: "string", Priority: 1, Description: "The session policy rule the session runs under."},
 	{Name: "Justification", Type: "string", Priority: 1, Description: "The reason the user gave (kubectl execproxy exec --reason)."},
+	{Name: "Moderators", Type: "string", Priority: 1, Description: "Who moderate the session now, when its rule requires a moderator."},
 }
 
 // ConvertToTable renders sessions for kubectl get.
@@ -185,8 +197,8 @@ func (r *REST) ConvertToTable(_ context.Context, obj runtime.Object, _ runtime.O
 		s := &items[i]
 		table.Rows = append(table.Rows, metav1.TableRow{
 			Cells: []interface{}{s.Name, s.Spec.User, s.Spec.Type, s.Spec.Pod, s.Spec.Container, strings.Join(s.Spec.Command, " "),
-				duration.HumanDuration(time.Since(s.Status.StartTime.Time)), s.Status.BytesIn, s.Status.BytesOut, s.Status.Replica,
-				s.Status.PolicyRule, s.Spec.Justification},
+				duration.HumanDuration(time.Since(s.Status.StartTime.Time)), s.Status.BytesIn, s.Status.BytesOut, s.Status.Phase, s.Status.Replica,
+				s.Status.PolicyRule, s.Spec.Justification, strings.Join(s.Status.Moderators, ",")},
 			Object: runtime.RawExtension{Object: s},
 		})
 	}

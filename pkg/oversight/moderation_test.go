@@ -1,0 +1,88 @@
+package oversight
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	testingclock "k8s.io/utils/clock/testing"
+)
+
+func TestModeration(t *testing.T) {
+	const grace = 30 * time.Second
+	type step struct {
+		do   string        // arrive NAME, leave N (the N-th arrival, from 0), start, wait D
+		wait time.Duration // for wait
+	}
+	cases := []struct {
+		name          string
+		steps         []step
+		arrived, lost bool
+		alone         int // times the Alone hook ran
+		moderators    []string
+	}{
+		{name: "no moderator: the session waits", steps: nil},
+		{name: "one arrives", steps: []step{{do: "arrive bob"}}, arrived: true, moderators: []string{"bob"}},
+		{name: "the last leaves: lost after the grace period",
+			steps: []step{{do: "arrive bob"}, {do: "start"}, {do: "leave 0"}, {do: "wait", wait: grace}}, arrived: true, lost: true, alone: 1},
+		{name: "within the grace period: not lost",
+			steps: []step{{do: "arrive bob"}, {do: "start"}, {do: "leave 0"}, {do: "wait", wait: grace - time.Second}}, arrived: true, alone: 1},
+		{name: "one comes back within the grace period",
+			steps:   []step{{do: "arrive bob"}, {do: "start"}, {do: "leave 0"}, {do: "wait", wait: grace / 2}, {do: "arrive carol"}, {do: "wait", wait: grace}},
+			arrived: true, alone: 1, moderators: []string{"carol"}},
+		{name: "one of two leaves",
+			steps:   []step{{do: "arrive bob"}, {do: "arrive carol"}, {do: "start"}, {do: "leave 0"}, {do: "wait", wait: 2 * grace}},
+			arrived: true, moderators: []string{"carol"}},
+		{name: "an earlier grace period's timer does not end a later one early",
+			steps: []step{{do: "arrive bob"}, {do: "start"}, {do: "leave 0"}, {do: "wait", wait: grace - time.Second}, {do: "arrive carol"},
+				{do: "leave 1"}, {do: "wait", wait: 2 * time.Second}},
+			arrived: true, alone: 2},
+		{name: "leaving twice counts once",
+			steps:   []step{{do: "arrive bob"}, {do: "arrive bob"}, {do: "start"}, {do: "leave 0"}, {do: "leave 0"}, {do: "wait", wait: 2 * grace}},
+			arrived: true, moderators: []string{"bob"}},
+		{name: "left before the start: lost, without the Alone hook",
+			steps: []step{{do: "arrive bob"}, {do: "leave 0"}, {do: "wait", wait: grace}}, arrived: true, lost: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := testingclock.NewFakeClock(time.Now())
+			var lost bool
+			alone := 0
+			m := NewModeration(grace, clk, ModerationHooks{Alone: func(time.Duration) { alone++ }, Lost: func() { lost = true }})
+			var leaves []func()
+			for _, s := range tc.steps {
+				switch verb, arg, _ := strings.Cut(s.do, " "); verb {
+				case "arrive":
+					leaves = append(leaves, m.Arrive(arg))
+				case "leave":
+					n, _ := strconv.Atoi(arg)
+					leaves[n]()
+				case "start":
+					m.Start()
+				case "wait":
+					clk.Step(s.wait)
+				}
+			}
+			if got := isClosed(m.Arrived()); got != tc.arrived {
+				t.Errorf("arrived %v, want %v", got, tc.arrived)
+			}
+			if lost != tc.lost || alone != tc.alone {
+				t.Errorf("lost %v, alone %d times; want %v, %d", lost, alone, tc.lost, tc.alone)
+			}
+			if got := m.Moderators(); !slices.Equal(got, tc.moderators) {
+				t.Errorf("moderators %q, want %q", got, tc.moderators)
+			}
+		})
+	}
+}
+
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
