@@ -40,6 +40,7 @@ CORE_E2E := ^(TestExec|TestAttach|TestPortForward|TestCopyBothWays|TestErrors|Te
 
 e2e: build ## End-to-end tests against the real local cluster (root; builds and starts it as needed).
 	K8S_VERSION=$(NEWEST_K8S) K8S_COMMANDS=kubectl hack/build-k8s.sh >/dev/null # its kubectl is one of the e2e's
+	hack/build-helm.sh >/dev/null # TestHelmChart's helm
 	K8S_VERSION=$(DEFAULT_K8S) hack/cluster/up.sh
 	mkdir -p _output; $(GO) test -tags e2e -count=1 -timeout 40m -v -skip '^TestReliability' ./test/e2e/... 2>&1 | tee _output/e2e.log; status=$${PIPESTATUS[0]}; \
 	  hack/cluster/down.sh; exit $$status
