@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 BIN := bin
 
-.PHONY: all build test unit fuzz e2e e2e-versions test-reliability microbench verify demo demo-down cluster-up cluster-down bench clean
+.PHONY: all build test unit fuzz test-chart e2e e2e-versions test-reliability microbench verify demo demo-down cluster-up cluster-down bench clean
 
 all: build
 
@@ -26,6 +26,11 @@ fuzz: ## Each fuzz target for about 20 s, or FUZZTIME (the seed corpus in testda
 	$(GO) test ./pkg/wire/websocket -run '^$$' -fuzz FuzzWSDifferential -fuzztime $(or $(FUZZTIME),50000x)
 	$(GO) test ./pkg/kuberoute -run '^$$' -fuzz FuzzPassThroughAgreement -fuzztime $(or $(FUZZTIME),25000x)
 
+# kubectl kustomize renders deploy/ for the chart's drift test: the e2e's kubectl 1.33.
+KUSTOMIZE_KUBECTL ?= $(or $(KUBECTL_DIR),/usr/lib/google-cloud-sdk/bin)/kubectl.1.33
+test-chart: ## The Helm chart with the real helm (hack/build-helm.sh): lint, template, schema refusals, and no drift from deploy/ (no cluster).
+	helm=$$(hack/build-helm.sh) && HELM=$$helm KUBECTL=$(KUSTOMIZE_KUBECTL) $(GO) test -tags chart -count=1 -v ./test/chart/
+
 # Kubernetes versions (hack/k8s/): the local cluster's default, and the newest, whose kubectl joins
 # the e2e's kubectls and whose control plane e2e-versions runs.
 DEFAULT_K8S := $(shell cat hack/k8s/DEFAULT)
@@ -35,6 +40,7 @@ CORE_E2E := ^(TestExec|TestAttach|TestPortForward|TestCopyBothWays|TestErrors|Te
 
 e2e: build ## End-to-end tests against the real local cluster (root; builds and starts it as needed).
 	K8S_VERSION=$(NEWEST_K8S) K8S_COMMANDS=kubectl hack/build-k8s.sh >/dev/null # its kubectl is one of the e2e's
+	hack/build-helm.sh >/dev/null # TestHelmChart's helm
 	K8S_VERSION=$(DEFAULT_K8S) hack/cluster/up.sh
 	mkdir -p _output; $(GO) test -tags e2e -count=1 -timeout 40m -v -skip '^TestReliability' ./test/e2e/... 2>&1 | tee _output/e2e.log; status=$${PIPESTATUS[0]}; \
 	  hack/cluster/down.sh; exit $$status
@@ -49,7 +55,7 @@ test-reliability: build ## Attacks, faults, bad input and load on the real local
 	mkdir -p _output; $(GO) test -tags e2e -count=1 -timeout 40m -v -run '^TestReliability' ./test/e2e/... 2>&1 | tee _output/reliability.log; status=$${PIPESTATUS[0]}; \
 	  hack/cluster/down.sh; exit $$status
 
-test: verify unit fuzz e2e e2e-versions test-reliability ## Everything: what .ci/run runs.
+test: verify unit fuzz test-chart e2e e2e-versions test-reliability ## Everything: what .ci/run runs.
 
 verify: ## gofmt, go vet, go mod tidy check.
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
