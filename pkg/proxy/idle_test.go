@@ -61,7 +61,7 @@ func TestIdleSessionMemory(t *testing.T) {
 		kubeletWebSockets bool
 		bound             float64
 	}{
-		{"spdy", "spdy", false, 256},
+		{"spdy", "spdy", false, 128},
 		{"websocket-translated", "websocket", false, 1536},
 		{"websocket-passed-through", "websocket", true, 128},
 	} {
