@@ -27,7 +27,7 @@ const (
 //
 // A zlib reader holds about 43 KiB (its 32 KiB window), and a session's header blocks all come at
 // its start: an exec session's few streams open once, and the session may then stay idle for
-// hours. So between blocks no reader is kept, only the blocks read so far (a few hundred bytes):
+// hours. So between reads no reader is kept, only the blocks read so far (a few hundred bytes):
 // the next block is read by a new reader that first reads them all again the same way, which
 // leaves it in the very state the one reader would be in. Once they are more than maxReplayed
 // bytes (a port-forward opening many connections), one reader is kept. (A pool of readers
@@ -35,7 +35,7 @@ const (
 type headerBlocks struct {
 	block   bytes.Reader
 	limited io.LimitedReader
-	zr      io.ReadCloser // while a block is read, or always once kept
+	zr      io.ReadCloser // until the direction's read ends (see idle), or always once kept
 	past    [][]byte      // the blocks read so far, until the reader is kept
 	size    int           // their length
 	kept    bool
@@ -156,10 +156,16 @@ func (h *headerBlocks) read(block []byte) (http.Header, error) {
 	h.past, h.size = append(h.past, bytes.Clone(block)), h.size+len(block)
 	if h.size > maxReplayed {
 		h.past, h.kept = nil, true
-		return out, nil
 	}
-	h.zr = nil
 	return out, nil
+}
+
+// idle lets the reader go, unless it is kept: what was read so far has been read. The blocks that
+// come in one read (a client's SYN_STREAMs, often) share a reader.
+func (h *headerBlocks) idle() {
+	if !h.kept {
+		h.zr = nil
+	}
 }
 
 // decode reads one block: the zlib stream starts at the first, with the reader's zlib header.

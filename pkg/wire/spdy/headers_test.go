@@ -39,30 +39,35 @@ func synStreamBlocks(t *testing.T, n int) ([][]byte, []http.Header) {
 }
 
 // Each header block reads as written whether the reader is made again from the blocks before it
-// (an exec session's few) or kept (a port-forward's many), and none is held between blocks until
+// (an exec session's few) or kept (a port-forward's many), and none is held between reads until
 // the blocks are more than maxReplayed bytes.
 func TestHeaderBlocksReadAgain(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		blocks   int
+		oneRead  bool // the blocks come in one read: one reader reads them all
 		wantKept bool
 	}{
-		{"one", 1, false},
-		{"an exec session's", 6, false},
-		{"a port-forward's many", 400, true},
+		{"one", 1, false, false},
+		{"an exec session's", 6, false, false},
+		{"an exec session's, in one read", 6, true, false},
+		{"a port-forward's many", 400, false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			blocks, want := synStreamBlocks(t, tc.blocks)
 			var h headerBlocks
 			for i, block := range blocks {
 				got, err := h.read(block)
+				if !tc.oneRead {
+					h.idle()
+				}
 				if err != nil {
 					t.Fatalf("block %d: %v", i, err)
 				}
 				if !reflect.DeepEqual(canonical(got), want[i]) { // got: names as on the wire, lower case
 					t.Fatalf("block %d: got %v, want %v", i, got, want[i])
 				}
-				if held := h.zr != nil; held != h.kept || h.kept && h.past != nil {
+				if held := h.zr != nil; held != (h.kept || tc.oneRead) || h.kept && h.past != nil {
 					t.Fatalf("block %d: reader held %v, kept %v, %d blocks kept to read again", i, held, h.kept, len(h.past))
 				}
 			}
