@@ -47,21 +47,32 @@ func front(t *testing.T, p *Proxier) *httptest.Server {
 
 // frontWithRecords is front that also hands out each request's audit record once it is served.
 func frontWithRecords(t *testing.T, p *Proxier) (*httptest.Server, <-chan sessionaudit.Record) {
-	return frontOf(t, p, func(req *http.Request) session.Request {
-		q := req.URL.Query()
-		return session.Request{Kind: session.KindExec, Namespace: "ns", Pod: strings.TrimPrefix(req.URL.Path, "/"), Exec: &corev1.PodExecOptions{
-			Container: q.Get("container"), Command: q["command"], Stdin: q.Get("stdin") == "true",
-			Stdout: q.Get("stdout") == "true", Stderr: q.Get("stderr") == "true", TTY: q.Get("tty") == "true"},
-			Justification: q.Get(session.JustificationParam)}
-	})
+	return frontOf(t, p, execRequest)
+}
+
+// execRequest is the exec session req asks for: the pod is its path, the options its query.
+func execRequest(req *http.Request) session.Request {
+	q := req.URL.Query()
+	return session.Request{Kind: session.KindExec, Namespace: "ns", Pod: strings.TrimPrefix(req.URL.Path, "/"), Exec: &corev1.PodExecOptions{
+		Container: q.Get("container"), Command: q["command"], Stdin: q.Get("stdin") == "true",
+		Stdout: q.Get("stdout") == "true", Stderr: q.Get("stderr") == "true", TTY: q.Get("tty") == "true"},
+		Justification: q.Get(session.JustificationParam)}
 }
 
 // frontOf serves the session request asks for through p, as the user X-Test-User, and hands out
 // each request's audit record once it is served.
 func frontOf(t *testing.T, p *Proxier, request func(*http.Request) session.Request) (*httptest.Server, <-chan sessionaudit.Record) {
 	t.Helper()
+	h, records := frontHandler(p, request)
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv, records
+}
+
+// frontHandler is frontOf's handler.
+func frontHandler(p *Proxier, request func(*http.Request) session.Request) (http.Handler, <-chan sessionaudit.Record) {
 	records := make(chan sessionaudit.Record, 100)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		r := request(req)
 		attempt := sessionaudit.NewAttempt(req, string(r.Kind), r.Namespace, r.Pod)
 		ctx := genericapirequest.WithUser(req.Context(), &user.DefaultInfo{Name: req.Header.Get("X-Test-User")})
@@ -91,9 +102,7 @@ func frontOf(t *testing.T, p *Proxier, request func(*http.Request) session.Reque
 			return
 		}
 		h.ServeHTTP(w, req.WithContext(ctx))
-	}))
-	t.Cleanup(srv.Close)
-	return srv, records
+	}), records
 }
 
 func newTestProxier(t *testing.T, caFile string, limits Limits, objs ...interface{}) *Proxier {

@@ -280,6 +280,7 @@ func (r *spdyReader) feed(p []byte) {
 			r.end()
 		}
 	}
+	r.headers.idle()
 }
 
 func (r *spdyReader) begin() {

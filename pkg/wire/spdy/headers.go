@@ -24,11 +24,25 @@ const (
 // headerBlocks decompresses one direction's header blocks: a single zlib stream, with SPDY's
 // dictionary, that runs across them all, read as spdystream's framer reads it (a LimitedReader
 // over each block in turn under one zlib reader).
+//
+// A zlib reader holds about 43 KiB (its 32 KiB window), and a session's header blocks all come at
+// its start: an exec session's few streams open once, and the session may then stay idle for
+// hours. So between reads no reader is kept, only the blocks read so far (a few hundred bytes):
+// the next block is read by a new reader that first reads them all again the same way, which
+// leaves it in the very state the one reader would be in. Once they are more than maxReplayed
+// bytes (a port-forward opening many connections), one reader is kept. (A pool of readers
+// measured worse: more heap in use and larger stacks per idle session.)
 type headerBlocks struct {
 	block   bytes.Reader
 	limited io.LimitedReader
-	zr      io.ReadCloser
+	zr      io.ReadCloser // until the direction's read ends (see idle), or always once kept
+	past    [][]byte      // the blocks read so far, until the reader is kept
+	size    int           // their length
+	kept    bool
 }
+
+// maxReplayed is the most bytes of header blocks read again rather than a reader kept.
+const maxReplayed = 1 << 10
 
 // spdystream's framer refuses these headers in a SYN_STREAM (invalidReqHeaders; keys as
 // http.Header keeps them).
@@ -128,6 +142,34 @@ func (r *spdyReader) serverControlFrame(typ spdy.ControlFrameType, payload []byt
 // NULs into several values, so that "stdin\x00x" is stdin to http.Header's Get. The block must be
 // used up (else WrongCompressedPayloadSize).
 func (h *headerBlocks) read(block []byte) (http.Header, error) {
+	if h.zr == nil && len(h.past) > 0 {
+		for _, b := range h.past { // as they were read: no error
+			if _, err := h.decode(b); err != nil {
+				return nil, fmt.Errorf("header blocks read again: %w", err)
+			}
+		}
+	}
+	out, err := h.decode(block)
+	if err != nil || h.kept {
+		return out, err // after an error, the direction reads no more
+	}
+	h.past, h.size = append(h.past, bytes.Clone(block)), h.size+len(block)
+	if h.size > maxReplayed {
+		h.past, h.kept = nil, true
+	}
+	return out, nil
+}
+
+// idle lets the reader go, unless it is kept: what was read so far has been read. The blocks that
+// come in one read (a client's SYN_STREAMs, often) share a reader.
+func (h *headerBlocks) idle() {
+	if !h.kept {
+		h.zr = nil
+	}
+}
+
+// decode reads one block: the zlib stream starts at the first, with the reader's zlib header.
+func (h *headerBlocks) decode(block []byte) (http.Header, error) {
 	h.block.Reset(block)
 	h.limited = io.LimitedReader{R: &h.block, N: int64(len(block))}
 	if h.zr == nil {
