@@ -20,6 +20,7 @@ import (
 	"github.com/exec-proxy/exec-proxy/pkg/nodeconn"
 	"github.com/exec-proxy/exec-proxy/pkg/peers"
 	"github.com/exec-proxy/exec-proxy/pkg/policy"
+	"github.com/exec-proxy/exec-proxy/pkg/proxy/caps"
 	"github.com/exec-proxy/exec-proxy/pkg/proxy/kubeletconn"
 	"github.com/exec-proxy/exec-proxy/pkg/recording"
 	"github.com/exec-proxy/exec-proxy/pkg/session"
@@ -35,7 +36,7 @@ type Proxier struct {
 	resolver  *nodeconn.Resolver
 	transport *nodeconn.Transport
 	limits    Limits
-	admit     *admitter
+	admit     *caps.Admitter
 	sessions  *liveSessions
 	// translator is the stream translator's transport; upgrades the upgrade-aware proxy's: both
 	// hand over the session's kubelet connection (see package kubeletconn).
@@ -63,7 +64,7 @@ type Locks interface {
 // New returns a Proxier; Run must be called for timeouts to apply.
 func New(resolver *nodeconn.Resolver, transport *nodeconn.Transport, limits Limits) *Proxier {
 	p := &Proxier{resolver: resolver, transport: transport, limits: limits,
-		admit: newAdmitter(limits), sessions: newLiveSessions()}
+		admit: caps.New(limits.caps()), sessions: newLiveSessions()}
 	p.translator = kubeletconn.TranslatorTransport(transport)
 	p.upgrades = kubeletconn.UpgradeTransport()
 	p.credentialed = transport.UpgradeTransport(p.upgrades)
@@ -98,10 +99,10 @@ func (p *Proxier) Drain(ctx context.Context, grace time.Duration) int {
 }
 
 // CountElsewhere makes the caps count the other replicas' sessions too; call it before serving.
-func (p *Proxier) CountElsewhere(e Elsewhere) { p.admit.elsewhere = e }
+func (p *Proxier) CountElsewhere(e caps.Elsewhere) { p.admit.CountElsewhere(e) }
 
 // SessionCounts are this replica's sessions by user and rule, as the other replicas are told.
-func (p *Proxier) SessionCounts() peers.Counts { return p.admit.counts() }
+func (p *Proxier) SessionCounts() peers.Counts { return p.admit.Counts() }
 
 // Sessions lists the live sessions.
 func (p *Proxier) Sessions() []*Session { return p.sessions.snapshot() }
@@ -153,10 +154,10 @@ func (p *Proxier) Handler(ctx context.Context, r session.Request) (http.Handler,
 		return nil, err
 	}
 	s := newSession(sessionContext(ctx), id, decision, p.limits.MaxBytesPerSecSession, &startStep{p: p, attempt: attempt})
-	release, err := p.admit.admit(s.User, s.Node, ruleCaps{decision.Rule, decision.Limits.MaxSessions, decision.Limits.MaxSessionsPerUser})
+	release, err := p.admit.Admit(s.User, s.Node, caps.Rule{Name: decision.Rule, MaxSessions: decision.Limits.MaxSessions, MaxPerUser: decision.Limits.MaxSessionsPerUser})
 	if err != nil {
-		if te, ok := err.(*throttleError); ok {
-			throttledTotal.WithLabelValues(te.reason).Inc()
+		if te, ok := err.(*caps.ThrottleError); ok {
+			throttledTotal.WithLabelValues(te.Reason()).Inc()
 		}
 		sessionsTotal.WithLabelValues(string(r.Kind), "throttled").Inc()
 		return nil, err
