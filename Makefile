@@ -3,13 +3,24 @@ SHELL := /bin/bash
 GO ?= go
 BIN := bin
 
-.PHONY: all build test unit fuzz test-chart e2e e2e-versions test-reliability microbench verify demo demo-down cluster-up cluster-down bench clean
+.PHONY: all build dist test unit fuzz test-chart test-dist e2e e2e-versions test-reliability microbench verify demo demo-down cluster-up cluster-down bench clean
 
 all: build
 
 build: ## Build bin/exec-proxy and the kubectl plugin bin/kubectl-execproxy.
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/exec-proxy ./cmd/exec-proxy
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/kubectl-execproxy ./cmd/kubectl-execproxy
+
+# make dist: VERSION (default from git describe) and KREW_BASE_URL (where the krew manifest says the
+# archives are, default the release's download URL) go into _output/dist/execproxy.yaml.
+VERSION ?=
+KREW_BASE_URL ?=
+dist: ## Reproducible archives of kubectl-execproxy for linux/darwin/windows × amd64/arm64, SHA256SUMS and the krew manifest, in _output/dist.
+	VERSION='$(VERSION)' KREW_BASE_URL='$(KREW_BASE_URL)' hack/dist.sh
+
+test-dist: dist ## make dist's archives and manifest checked, validated and installed with the real krew (built from its Go module) and kubectl.
+	mkdir -p _output; krew=$$(hack/build-krew.sh) || exit 1; \
+	  KREW_BIN=$$krew $(GO) test -tags dist -count=1 -timeout 10m -v ./test/dist/ 2>&1 | tee _output/test-dist.log; exit $${PIPESTATUS[0]}
 
 unit: ## Unit tests (no root, no cluster).
 	$(GO) test -race -count=1 ./...
@@ -55,11 +66,12 @@ test-reliability: build ## Attacks, faults, bad input and load on the real local
 	mkdir -p _output; $(GO) test -tags e2e -count=1 -timeout 40m -v -run '^TestReliability' ./test/e2e/... 2>&1 | tee _output/reliability.log; status=$${PIPESTATUS[0]}; \
 	  hack/cluster/down.sh; exit $$status
 
-test: verify unit fuzz test-chart e2e e2e-versions test-reliability ## Everything: what .ci/run runs.
+test: verify unit fuzz test-chart test-dist e2e e2e-versions test-reliability ## Everything: what .ci/run runs.
 
 verify: ## gofmt, go vet, go mod tidy check.
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
+	$(GO) vet -tags dist ./test/dist/
 	@bash -n hack/*.sh hack/cluster/*.sh
 
 BENCHSTAT := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
