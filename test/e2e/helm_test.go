@@ -27,13 +27,16 @@ import (
 // image to run (it is built and imported apart), so no pod could become ready; and
 // apiService.create=false, because the local cluster's own exec-proxy holds the one
 // v1alpha1.execproxy.dev. A namespace and a name prefix of its own keep the release clear of the
-// local cluster's execproxy-system and execproxy:* objects, which Helm would refuse to adopt.
+// local cluster's execproxy-system and execproxy:* objects, which Helm would refuse to adopt. The
+// test makes that namespace (namespace.create=false) and leaves it: the local cluster runs no
+// kube-controller-manager, whose namespace controller a namespace's deletion waits for.
 func TestHelmChart(t *testing.T) {
 	const release, ns, prefix = "exec-proxy-e2e", "execproxy-helm-e2e", "execproxy-helm-e2e"
 	h := helmRunner(t)
 	chart := filepath.Join(repoRoot(), "charts", "exec-proxy")
-	base := []string{"--namespace", "default", // the release's record; the chart makes ns itself
-		"--set", "replicas=0,apiService.create=false,namespace.name=" + ns + ",clusterNamePrefix=" + prefix,
+	admin(t, "apiVersion: v1\nkind: Namespace\nmetadata: {name: "+ns+"}\n", "apply", "-f", "-")
+	base := []string{"--namespace", "default", // the release's record, apart from exec-proxy's namespace
+		"--set", "replicas=0,apiService.create=false,namespace.create=false,namespace.name=" + ns + ",clusterNamePrefix=" + prefix,
 		"--set-file", "kubeletCA.certificate=" + filepath.Join(clusterDir(), "pki", "ca.crt")}
 	t.Cleanup(func() { h.run(t, "uninstall", release, "--namespace", "default", "--ignore-not-found", "--wait") })
 
@@ -98,7 +101,7 @@ func TestHelmChart(t *testing.T) {
 	upgraded := h.manifest(t, release)
 
 	h.run(t, "uninstall", release, "--namespace", "default", "--wait")
-	// Every object of either revision is gone (the namespace's last, as its contents are deleted).
+	// Every object of either revision is gone.
 	for _, o := range append(installed, upgraded...) {
 		eventually(t, 2*time.Minute, o.Metadata.Namespace+" "+o.ref()+" to be deleted", func() bool {
 			out := admin(t, "", o.get("--ignore-not-found", "-o", "name")...)
