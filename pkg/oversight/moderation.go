@@ -24,6 +24,7 @@ type Moderation struct {
 	started    chan struct{} // closed as the session starts (its 101 went out)
 	lost       clock.Timer   // runs while no moderator is present, after one was
 	alone      int           // counts the times the last moderator left: a timer of an earlier one is stale
+	stopped    bool          // the session ended: its moderators' leaving starts no grace period
 }
 
 // ModerationHooks are what the session does as its moderators come and go.
@@ -63,7 +64,7 @@ func (m *Moderation) Arrive(name string) (leave func()) {
 func (m *Moderation) leave(key int) {
 	m.mu.Lock()
 	delete(m.moderators, key)
-	alone := len(m.moderators) == 0
+	alone := len(m.moderators) == 0 && !m.stopped
 	if alone {
 		m.alone++
 		n := m.alone
@@ -133,10 +134,12 @@ func (m *Moderation) Intro(user string) []byte {
 		terminalSafe(user), state, m.grace))
 }
 
-// Stop stops the grace period's timer: the session ended.
+// Stop stops the grace period's timer, and any later one: the session ended (its watches end
+// after it, and a timer would hold it for the grace period).
 func (m *Moderation) Stop() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.stopped = true
 	if m.lost != nil {
 		m.lost.Stop()
 		m.lost = nil

@@ -13,7 +13,7 @@ import (
 func TestModeration(t *testing.T) {
 	const grace = 30 * time.Second
 	type step struct {
-		do   string        // arrive NAME, leave N (the N-th arrival, from 0), start, wait D
+		do   string        // arrive NAME, leave N (the N-th arrival, from 0), start, stop, wait D
 		wait time.Duration // for wait
 	}
 	cases := []struct {
@@ -22,13 +22,14 @@ func TestModeration(t *testing.T) {
 		arrived, lost bool
 		alone         int // times the Alone hook ran
 		moderators    []string
+		timer         bool // a grace period's timer is left running
 	}{
 		{name: "no moderator: the session waits", steps: nil},
 		{name: "one arrives", steps: []step{{do: "arrive bob"}}, arrived: true, moderators: []string{"bob"}},
 		{name: "the last leaves: lost after the grace period",
 			steps: []step{{do: "arrive bob"}, {do: "start"}, {do: "leave 0"}, {do: "wait", wait: grace}}, arrived: true, lost: true, alone: 1},
 		{name: "within the grace period: not lost",
-			steps: []step{{do: "arrive bob"}, {do: "start"}, {do: "leave 0"}, {do: "wait", wait: grace - time.Second}}, arrived: true, alone: 1},
+			steps: []step{{do: "arrive bob"}, {do: "start"}, {do: "leave 0"}, {do: "wait", wait: grace - time.Second}}, arrived: true, alone: 1, timer: true},
 		{name: "one comes back within the grace period",
 			steps:   []step{{do: "arrive bob"}, {do: "start"}, {do: "leave 0"}, {do: "wait", wait: grace / 2}, {do: "arrive carol"}, {do: "wait", wait: grace}},
 			arrived: true, alone: 1, moderators: []string{"carol"}},
@@ -38,12 +39,18 @@ func TestModeration(t *testing.T) {
 		{name: "an earlier grace period's timer does not end a later one early",
 			steps: []step{{do: "arrive bob"}, {do: "start"}, {do: "leave 0"}, {do: "wait", wait: grace - time.Second}, {do: "arrive carol"},
 				{do: "leave 1"}, {do: "wait", wait: 2 * time.Second}},
-			arrived: true, alone: 2},
+			arrived: true, alone: 2, timer: true},
 		{name: "leaving twice counts once",
 			steps:   []step{{do: "arrive bob"}, {do: "arrive bob"}, {do: "start"}, {do: "leave 0"}, {do: "leave 0"}, {do: "wait", wait: 2 * grace}},
 			arrived: true, moderators: []string{"bob"}},
 		{name: "left before the start: lost, without the Alone hook",
 			steps: []step{{do: "arrive bob"}, {do: "leave 0"}, {do: "wait", wait: grace}}, arrived: true, lost: true},
+		{name: "the last leaves: its timer runs",
+			steps: []step{{do: "arrive bob"}, {do: "start"}, {do: "leave 0"}}, arrived: true, alone: 1, timer: true},
+		// The session's end ends its watches, and so its moderators leave after Stop: no timer
+		// then holds the ended session for the grace period, nor tells its client anything.
+		{name: "left after the session ended: no timer",
+			steps: []step{{do: "arrive bob"}, {do: "start"}, {do: "stop"}, {do: "leave 0"}}, arrived: true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -61,6 +68,8 @@ func TestModeration(t *testing.T) {
 					leaves[n]()
 				case "start":
 					m.Start()
+				case "stop":
+					m.Stop()
 				case "wait":
 					clk.Step(s.wait)
 				}
@@ -70,6 +79,9 @@ func TestModeration(t *testing.T) {
 			}
 			if lost != tc.lost || alone != tc.alone {
 				t.Errorf("lost %v, alone %d times; want %v, %d", lost, alone, tc.lost, tc.alone)
+			}
+			if clk.HasWaiters() != tc.timer {
+				t.Errorf("a timer left running: %v, want %v", clk.HasWaiters(), tc.timer)
 			}
 			if got := m.Moderators(); !slices.Equal(got, tc.moderators) {
 				t.Errorf("moderators %q, want %q", got, tc.moderators)
