@@ -139,10 +139,7 @@ func (r *AttachREST) Connect(ctx context.Context, name string, opts runtime.Obje
 				return
 			}
 		}
-		if moderator != nil {
-			defer moderator.Arrive(watcher.Username)()
-		}
-		reason := r.serve(w, req, term, moderatorIntro(s, moderator))
+		reason := r.serve(w, req, term, moderator, watcher.Username, moderatorIntro(s, moderator))
 		klog.FromContext(req.Context()).Info("Watch ended", "session", s.ID, "pod", klog.KRef(s.Namespace, s.Pod),
 			"user", s.User, "watcher", watcher.Username, "reason", reason)
 		if r.watches != nil {
@@ -152,11 +149,14 @@ func (r *AttachREST) Connect(ctx context.Context, name string, opts runtime.Obje
 	}), nil
 }
 
-// serve runs the watch, which shows the watcher intro (nil: nothing) below the screen; it returns
-// why the watch ended.
-func (r *AttachREST) serve(w http.ResponseWriter, req *http.Request, term *oversight.Terminal, intro []byte) string {
+// serve runs the watch, which shows the watcher intro (nil: nothing) below the screen, and counts
+// watcher as a moderator of moderator (nil: none) while its streams are open; it returns why the
+// watch ended.
+func (r *AttachREST) serve(w http.ResponseWriter, req *http.Request, term *oversight.Terminal, moderator *oversight.Moderation, watcher string,
+	intro []byte) string {
 	reason := "the watcher's streams were not opened"
 	serveWatch(w, req, r.idle, false, func(ctx context.Context, _ io.Reader, out io.Writer) error {
+		defer arrive(moderator, watcher)()
 		err := term.Watch(ctx, afterScreen(out, intro))
 		switch {
 		case errors.Is(err, oversight.ErrEnded):

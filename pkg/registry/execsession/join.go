@@ -89,9 +89,6 @@ func (r *AttachREST) joinHandler(s *proxy.Session, term *oversight.Terminal, joi
 				return
 			}
 		}
-		if moderator != nil {
-			defer moderator.Arrive(joiner.Username)()
-		}
 		reason, typed := r.serveJoin(w, req, s, term, joiner.Username, moderator)
 		klog.FromContext(req.Context()).Info("Join ended", "session", s.ID, "pod", klog.KRef(s.Namespace, s.Pod),
 			"user", s.User, "joiner", joiner.Username, "typed", typed, "reason", reason)
@@ -103,12 +100,14 @@ func (r *AttachREST) joinHandler(s *proxy.Session, term *oversight.Terminal, joi
 }
 
 // serveJoin runs the join; it returns why the join ended, and how many bytes the joiner typed. A
-// moderator's join of a session that waits for its moderator types into it once it started.
+// moderator's join (moderator not nil) counts while its streams are open; of a session that waits
+// for its moderator, it types into it once it started.
 func (r *AttachREST) serveJoin(w http.ResponseWriter, req *http.Request, s *proxy.Session, term *oversight.Terminal, joiner string,
 	moderator *oversight.Moderation) (string, int64) {
 	reason := "the joiner's streams were not opened"
 	var typed int64
 	serveWatch(w, req, r.idle, true, func(ctx context.Context, in io.Reader, out io.Writer) error {
+		defer arrive(moderator, joiner)()
 		if moderator != nil {
 			select {
 			case <-moderator.Started():

@@ -52,6 +52,16 @@ func (r *AttachREST) mayModerate(ctx context.Context, m *oversight.Moderation, s
 	return nil, nil
 }
 
+// arrive counts name as a moderator of m (nil: nothing) until the returned func runs. It is
+// called once the watcher's streams are open: a watch or join whose upgrade failed showed its
+// watcher nothing, so it must not start the session nor name them in its start record.
+func arrive(m *oversight.Moderation, name string) (leave func()) {
+	if m == nil {
+		return func() {}
+	}
+	return m.Arrive(name)
+}
+
 // started tells whether a moderated session started.
 func started(m *oversight.Moderation) bool {
 	select {

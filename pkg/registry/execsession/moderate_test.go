@@ -3,16 +3,24 @@ package execsession
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/net/websocket"
 
 	authnv1 "k8s.io/api/authentication/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apiserver/pkg/authorization/authorizer"
 	"k8s.io/utils/clock"
 
+	"github.com/exec-proxy/exec-proxy/internal/poll"
 	"github.com/exec-proxy/exec-proxy/pkg/oversight"
+	"github.com/exec-proxy/exec-proxy/pkg/proxy"
+	"github.com/exec-proxy/exec-proxy/pkg/terminal"
 )
 
 // moderators allows moderate on execsessions/attach in namespace "a" to the group "moderators";
@@ -66,6 +74,68 @@ func TestMayModerate(t *testing.T) {
 			}
 			if (len(authz.asked) > 0) != tc.asked {
 				t.Errorf("asked %v, want %v", authz.asked, tc.asked)
+			}
+		})
+	}
+}
+
+// A watch or join counts as a moderator's only while its streams are open: one whose upgrade
+// failed showed its watcher nothing, and must neither start the session nor be named as its
+// moderator.
+func TestModeratorCountsWhileItsStreamsAreOpen(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		join     bool
+		protocol string // the client's WebSocket subprotocol
+		counted  bool
+	}{
+		{"a watch", false, "v4.channel.k8s.io", true},
+		{"a join", true, "v4.channel.k8s.io", true},
+		{"a watch whose upgrade fails", false, "v0.channel.k8s.io", false},
+		{"a join whose upgrade fails", true, "v0.channel.k8s.io", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := oversight.NewModeration(time.Minute, clock.RealClock{}, oversight.ModerationHooks{})
+			defer m.Stop()
+			term := oversight.New(terminal.New(80, 24))
+			defer term.End()
+			r := NewAttachREST(fakeSessions{}, "r1", nil, nil, nil)
+			served := make(chan struct{})
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+				defer close(served)
+				if tc.join { // the session has not started: the join waits for it
+					r.serveJoin(w, req, &proxy.Session{}, term, "bob", m)
+					return
+				}
+				r.serve(w, req, term, m, "bob", nil)
+			}))
+			defer srv.Close()
+			config, err := websocket.NewConfig("ws"+strings.TrimPrefix(srv.URL, "http"), srv.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			config.Protocol = []string{tc.protocol}
+			conn, err := websocket.DialConfig(config)
+			if (err == nil) != tc.counted {
+				t.Fatalf("dial: %v", err)
+			}
+			if conn != nil {
+				poll.Until(t, func() bool { return slices.Equal(m.Moderators(), []string{"bob"}) })
+				conn.Close()
+			}
+			<-served
+			select {
+			case <-m.Arrived():
+				if !tc.counted {
+					t.Errorf("counted as a moderator: %q arrived", m.Moderators())
+				}
+			default:
+				if tc.counted {
+					t.Error("never counted as a moderator")
+				}
+			}
+			if got := m.Moderators(); len(got) != 0 {
+				t.Errorf("moderators %q after the watch ended", got)
 			}
 		})
 	}
