@@ -30,7 +30,10 @@ const (
 // hours. So between reads no reader is kept, only the blocks read so far (a few hundred bytes):
 // the next block is read by a new reader that first reads them all again the same way, which
 // leaves it in the very state the one reader would be in. Once they are more than maxReplayed
-// bytes (a port-forward opening many connections), one reader is kept. (A pool of readers
+// bytes (a port-forward opening many connections), one reader is kept; so it is once they are
+// more than maxReplayedBlocks, or decompress to more than maxReplayedHeaders: reading them again
+// costs a reader and their decompressed bytes, which a client could otherwise make each small
+// block cost many times over (a block of 40 bytes decompresses to 16 KiB). (A pool of readers
 // measured worse: more heap in use and larger stacks per idle session.)
 type headerBlocks struct {
 	block   bytes.Reader
@@ -38,11 +41,17 @@ type headerBlocks struct {
 	zr      io.ReadCloser // until the direction's read ends (see idle), or always once kept
 	past    [][]byte      // the blocks read so far, until the reader is kept
 	size    int           // their length
+	headers int           // their length decompressed
 	kept    bool
 }
 
-// maxReplayed is the most bytes of header blocks read again rather than a reader kept.
-const maxReplayed = 1 << 10
+// The most header blocks read again rather than a reader kept: bytes, blocks (an exec session
+// opens at most five streams), and bytes decompressed.
+const (
+	maxReplayed        = 1 << 10
+	maxReplayedBlocks  = 8
+	maxReplayedHeaders = 4 << 10
+)
 
 // spdystream's framer refuses these headers in a SYN_STREAM (invalidReqHeaders; keys as
 // http.Header keeps them).
@@ -144,17 +153,17 @@ func (r *spdyReader) serverControlFrame(typ spdy.ControlFrameType, payload []byt
 func (h *headerBlocks) read(block []byte) (http.Header, error) {
 	if h.zr == nil && len(h.past) > 0 {
 		for _, b := range h.past { // as they were read: no error
-			if _, err := h.decode(b); err != nil {
+			if _, _, err := h.decode(b); err != nil {
 				return nil, fmt.Errorf("header blocks read again: %w", err)
 			}
 		}
 	}
-	out, err := h.decode(block)
+	out, n, err := h.decode(block)
 	if err != nil || h.kept {
 		return out, err // after an error, the direction reads no more
 	}
-	h.past, h.size = append(h.past, bytes.Clone(block)), h.size+len(block)
-	if h.size > maxReplayed {
+	h.past, h.size, h.headers = append(h.past, bytes.Clone(block)), h.size+len(block), h.headers+n
+	if h.size > maxReplayed || len(h.past) > maxReplayedBlocks || h.headers > maxReplayedHeaders {
 		h.past, h.kept = nil, true
 	}
 	return out, nil
@@ -168,52 +177,53 @@ func (h *headerBlocks) idle() {
 	}
 }
 
-// decode reads one block: the zlib stream starts at the first, with the reader's zlib header.
-func (h *headerBlocks) decode(block []byte) (http.Header, error) {
+// decode reads one block: the zlib stream starts at the first, with the reader's zlib header. n
+// is the block's length decompressed.
+func (h *headerBlocks) decode(block []byte) (_ http.Header, n int, _ error) {
 	h.block.Reset(block)
 	h.limited = io.LimitedReader{R: &h.block, N: int64(len(block))}
 	if h.zr == nil {
 		zr, err := zlib.NewReaderDict(&h.limited, spdyHeaderDictionary)
 		if err != nil {
-			return nil, fmt.Errorf("header block: %w", err)
+			return nil, 0, fmt.Errorf("header block: %w", err)
 		}
 		h.zr = zr
 	}
-	var n uint32
-	if err := binary.Read(h.zr, binary.BigEndian, &n); err != nil {
-		return nil, fmt.Errorf("header block: %w", err)
+	var count uint32
+	if err := binary.Read(h.zr, binary.BigEndian, &count); err != nil {
+		return nil, 0, fmt.Errorf("header block: %w", err)
 	}
-	if n > maxHeaders {
-		return nil, fmt.Errorf("a header block of %d headers", n)
+	if count > maxHeaders {
+		return nil, 0, fmt.Errorf("a header block of %d headers", count)
 	}
 	out := http.Header{}
 	budget, values := maxHeaderBytes, 0
-	for i := uint32(0); i < n; i++ {
+	for i := uint32(0); i < count; i++ {
 		name, err := h.field(&budget)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		if name != strings.ToLower(name) {
-			return nil, fmt.Errorf("a header name %q not in lower case", name)
+			return nil, 0, fmt.Errorf("a header name %q not in lower case", name)
 		}
 		if out[name] != nil { // as spdystream checks: a key http.Header did not canonicalize
-			return nil, fmt.Errorf("a header %q twice", name)
+			return nil, 0, fmt.Errorf("a header %q twice", name)
 		}
 		value, err := h.field(&budget)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		if values += strings.Count(value, "\x00") + 1; values > maxHeaderValues {
-			return nil, fmt.Errorf("a header block of over %d values", maxHeaderValues)
+			return nil, 0, fmt.Errorf("a header block of over %d values", maxHeaderValues)
 		}
 		for _, v := range strings.Split(value, "\x00") {
 			out.Add(name, v)
 		}
 	}
 	if h.limited.N != 0 {
-		return nil, errors.New("a header block longer than its headers")
+		return nil, 0, errors.New("a header block longer than its headers")
 	}
-	return out, nil
+	return out, 4 + 8*int(count) + maxHeaderBytes - budget, nil
 }
 
 func (h *headerBlocks) field(budget *int) (string, error) {
