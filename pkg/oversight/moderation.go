@@ -10,8 +10,9 @@ import (
 )
 
 // Moderation is who moderates a session that a session policy rule holds under moderation: the
-// session starts once a moderator watches or joins it, and is ended once none has for the grace
-// period. Who counts as a moderator is the caller's to decide (package execsession).
+// session starts once a moderator watches or joins it, and is ended once none has been there for
+// the grace period; before it starts, a session whose moderators all left waits again. Who counts
+// as a moderator is the caller's to decide (package execsession).
 type Moderation struct {
 	grace time.Duration
 	clock clock.WithDelayedExecution
@@ -20,12 +21,16 @@ type Moderation struct {
 	mu         sync.Mutex
 	moderators map[int]string // one entry per watch, with the moderator's name
 	next       int
-	arrived    chan struct{} // closed as the first moderator arrives
+	present    chan struct{} // closed while a moderator is present; a new one once none is
 	started    chan struct{} // closed as the session starts (its 101 went out)
-	lost       clock.Timer   // runs while no moderator is present, after one was
+	lost       clock.Timer   // runs while no moderator is present in a started session
 	alone      int           // counts the times the last moderator left: a timer of an earlier one is stale
 	stopped    bool          // the session ended: its moderators' leaving starts no grace period
+	ever       []string      // everyone who moderated, sorted, at most maxModerated
 }
+
+// maxModerated bounds the names kept of everyone who moderated a session.
+const maxModerated = 64
 
 // ModerationHooks are what the session does as its moderators come and go.
 type ModerationHooks struct {
@@ -38,7 +43,7 @@ type ModerationHooks struct {
 // NewModeration is the moderation of a session that goes on for grace once its last moderator left.
 func NewModeration(grace time.Duration, clk clock.WithDelayedExecution, hooks ModerationHooks) *Moderation {
 	return &Moderation{grace: grace, clock: clk, hooks: hooks, moderators: map[int]string{},
-		arrived: make(chan struct{}), started: make(chan struct{})}
+		present: make(chan struct{}), started: make(chan struct{})}
 }
 
 // Arrive counts name as a moderator until leave is called (once).
@@ -48,14 +53,15 @@ func (m *Moderation) Arrive(name string) (leave func()) {
 	m.next++
 	key := m.next
 	m.moderators[key] = name
+	if i, found := slices.BinarySearch(m.ever, name); !found && len(m.ever) < maxModerated {
+		m.ever = slices.Insert(m.ever, i, name)
+	}
 	if m.lost != nil {
 		m.lost.Stop()
 		m.lost = nil
 	}
-	select {
-	case <-m.arrived:
-	default:
-		close(m.arrived)
+	if len(m.moderators) == 1 {
+		close(m.present)
 	}
 	var once sync.Once
 	return func() { once.Do(func() { m.leave(key) }) }
@@ -63,17 +69,30 @@ func (m *Moderation) Arrive(name string) (leave func()) {
 
 func (m *Moderation) leave(key int) {
 	m.mu.Lock()
+	if _, ok := m.moderators[key]; !ok {
+		m.mu.Unlock()
+		return
+	}
 	delete(m.moderators, key)
-	alone := len(m.moderators) == 0 && !m.stopped
+	alone := len(m.moderators) == 0
 	if alone {
-		m.alone++
-		n := m.alone
-		m.lost = m.clock.AfterFunc(m.grace, func() { m.expire(n) })
+		m.present = make(chan struct{})
+	}
+	started := alone && m.isStarted() && !m.stopped
+	if started {
+		m.startGrace()
 	}
 	m.mu.Unlock()
-	if alone && m.isStarted() && m.hooks.Alone != nil {
+	if started && m.hooks.Alone != nil {
 		m.hooks.Alone(m.grace)
 	}
+}
+
+// startGrace starts the grace period of a started session without a moderator; mu is held.
+func (m *Moderation) startGrace() {
+	m.alone++
+	n := m.alone
+	m.lost = m.clock.AfterFunc(m.grace, func() { m.expire(n) })
 }
 
 // expire ends the session unless a moderator came back since the n-th time the last one left.
@@ -86,17 +105,25 @@ func (m *Moderation) expire(n int) {
 	}
 }
 
-// Arrived is closed once a moderator arrived: the session may start.
-func (m *Moderation) Arrived() <-chan struct{} { return m.arrived }
+// Present is closed while a moderator is present: the session may start. Ask again once it is
+// closed, whether one still is (see Moderators): the last may have left since.
+func (m *Moderation) Present() <-chan struct{} {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.present
+}
 
-// Start tells the moderation that the session started.
+// Start tells the moderation that the session started. Its moderators may all have left as it
+// did: the grace period begins at once.
 func (m *Moderation) Start() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	select {
-	case <-m.started:
-	default:
-		close(m.started)
+	if m.isStarted() {
+		return
+	}
+	close(m.started)
+	if len(m.moderators) == 0 && !m.stopped {
+		m.startGrace()
 	}
 }
 
@@ -122,6 +149,13 @@ func (m *Moderation) Moderators() []string {
 	}
 	slices.Sort(names)
 	return slices.Compact(names)
+}
+
+// Moderated are the names of everyone who moderated the session so far (at most 64), sorted.
+func (m *Moderation) Moderated() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.ever)
 }
 
 // Intro is what a moderator of user's session sees first.

@@ -19,38 +19,43 @@ func TestModeration(t *testing.T) {
 	cases := []struct {
 		name          string
 		steps         []step
-		arrived, lost bool
-		alone         int // times the Alone hook ran
+		present, lost bool // present: a moderator is, as Present tells
+		alone         int  // times the Alone hook ran
 		moderators    []string
 		timer         bool // a grace period's timer is left running
 	}{
 		{name: "no moderator: the session waits", steps: nil},
-		{name: "one arrives", steps: []step{{do: "arrive bob"}}, arrived: true, moderators: []string{"bob"}},
+		{name: "one arrives", steps: []step{{do: "arrive bob"}}, present: true, moderators: []string{"bob"}},
 		{name: "the last leaves: lost after the grace period",
-			steps: []step{{do: "arrive bob"}, {do: "start"}, {do: "leave 0"}, {do: "wait", wait: grace}}, arrived: true, lost: true, alone: 1},
+			steps: []step{{do: "arrive bob"}, {do: "start"}, {do: "leave 0"}, {do: "wait", wait: grace}}, lost: true, alone: 1},
 		{name: "within the grace period: not lost",
-			steps: []step{{do: "arrive bob"}, {do: "start"}, {do: "leave 0"}, {do: "wait", wait: grace - time.Second}}, arrived: true, alone: 1, timer: true},
+			steps: []step{{do: "arrive bob"}, {do: "start"}, {do: "leave 0"}, {do: "wait", wait: grace - time.Second}}, alone: 1, timer: true},
 		{name: "one comes back within the grace period",
 			steps:   []step{{do: "arrive bob"}, {do: "start"}, {do: "leave 0"}, {do: "wait", wait: grace / 2}, {do: "arrive carol"}, {do: "wait", wait: grace}},
-			arrived: true, alone: 1, moderators: []string{"carol"}},
+			present: true, alone: 1, moderators: []string{"carol"}},
 		{name: "one of two leaves",
 			steps:   []step{{do: "arrive bob"}, {do: "arrive carol"}, {do: "start"}, {do: "leave 0"}, {do: "wait", wait: 2 * grace}},
-			arrived: true, moderators: []string{"carol"}},
+			present: true, moderators: []string{"carol"}},
 		{name: "an earlier grace period's timer does not end a later one early",
 			steps: []step{{do: "arrive bob"}, {do: "start"}, {do: "leave 0"}, {do: "wait", wait: grace - time.Second}, {do: "arrive carol"},
 				{do: "leave 1"}, {do: "wait", wait: 2 * time.Second}},
-			arrived: true, alone: 2, timer: true},
+			alone: 2, timer: true},
 		{name: "leaving twice counts once",
 			steps:   []step{{do: "arrive bob"}, {do: "arrive bob"}, {do: "start"}, {do: "leave 0"}, {do: "leave 0"}, {do: "wait", wait: 2 * grace}},
-			arrived: true, moderators: []string{"bob"}},
-		{name: "left before the start: lost, without the Alone hook",
-			steps: []step{{do: "arrive bob"}, {do: "leave 0"}, {do: "wait", wait: grace}}, arrived: true, lost: true},
+			present: true, moderators: []string{"bob"}},
+		{name: "left before the start: the session waits again",
+			steps: []step{{do: "arrive bob"}, {do: "leave 0"}, {do: "wait", wait: grace}}},
+		{name: "left as it started: the grace period begins at the start",
+			steps: []step{{do: "arrive bob"}, {do: "leave 0"}, {do: "start"}, {do: "wait", wait: grace}}, lost: true},
+		{name: "back before the start",
+			steps:   []step{{do: "arrive bob"}, {do: "leave 0"}, {do: "arrive carol"}, {do: "start"}, {do: "wait", wait: 2 * grace}},
+			present: true, moderators: []string{"carol"}},
 		{name: "the last leaves: its timer runs",
-			steps: []step{{do: "arrive bob"}, {do: "start"}, {do: "leave 0"}}, arrived: true, alone: 1, timer: true},
+			steps: []step{{do: "arrive bob"}, {do: "start"}, {do: "leave 0"}}, alone: 1, timer: true},
 		// The session's end ends its watches, and so its moderators leave after Stop: no timer
 		// then holds the ended session for the grace period, nor tells its client anything.
 		{name: "left after the session ended: no timer",
-			steps: []step{{do: "arrive bob"}, {do: "start"}, {do: "stop"}, {do: "leave 0"}}, arrived: true},
+			steps: []step{{do: "arrive bob"}, {do: "start"}, {do: "stop"}, {do: "leave 0"}}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -74,8 +79,8 @@ func TestModeration(t *testing.T) {
 					clk.Step(s.wait)
 				}
 			}
-			if got := isClosed(m.Arrived()); got != tc.arrived {
-				t.Errorf("arrived %v, want %v", got, tc.arrived)
+			if got := isClosed(m.Present()); got != tc.present {
+				t.Errorf("present %v, want %v", got, tc.present)
 			}
 			if lost != tc.lost || alone != tc.alone {
 				t.Errorf("lost %v, alone %d times; want %v, %d", lost, alone, tc.lost, tc.alone)

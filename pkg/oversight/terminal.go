@@ -77,7 +77,7 @@ func (t *Terminal) Output(p []byte) {
 	}
 	chunk := append([]byte(nil), filtered...) // shared by the watchers, which only read it
 	for w := range t.watchers {
-		if !w.push(chunk) { // left behind: its place is free at once, whether or not it reads on
+		if !w.push(chunk, t.rendered) { // left behind: its place is free at once, whether or not it reads on
 			delete(t.watchers, w)
 		}
 	}
@@ -118,8 +118,15 @@ func (t *Terminal) Watchers() int {
 
 // Watch writes to out what is on the screen now, then the session's output as it comes, until
 // ctx ends (nil), the session ends (ErrEnded), the watcher falls behind (ErrBehind) or out fails.
-func (t *Terminal) Watch(ctx context.Context, out io.Writer) error {
-	w, screen, err := t.add()
+func (t *Terminal) Watch(ctx context.Context, out io.Writer) error { return t.watch(ctx, out, false) }
+
+// Oversee is Watch for a moderator, who is never left behind: one that falls maxBacklog behind
+// has what it had not read replaced with the screen as it is then, after a line that says so.
+// Else the session's owner could shake off its moderator with output, and run unmoderated.
+func (t *Terminal) Oversee(ctx context.Context, out io.Writer) error { return t.watch(ctx, out, true) }
+
+func (t *Terminal) watch(ctx context.Context, out io.Writer, redraw bool) error {
+	w, screen, err := t.add(redraw)
 	if err != nil {
 		return err
 	}
@@ -140,7 +147,7 @@ func (t *Terminal) Watch(ctx context.Context, out io.Writer) error {
 	}
 }
 
-func (t *Terminal) add() (*watcher, []byte, error) {
+func (t *Terminal) add(redraw bool) (*watcher, []byte, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	switch {
@@ -149,11 +156,16 @@ func (t *Terminal) add() (*watcher, []byte, error) {
 	case len(t.watchers) >= MaxWatchers:
 		return nil, nil, ErrTooManyWatchers
 	}
-	w := &watcher{}
+	w := &watcher{redraw: redraw}
 	w.cond.L = &w.mu
 	t.watchers[w] = struct{}{}
+	return w, t.rendered(), nil
+}
+
+// rendered is the screen as it is, for a watcher's fresh terminal; mu is held.
+func (t *Terminal) rendered() []byte {
 	var fresh sanitizer // the screen is the session's own text, which may hold what a terminal acts on
-	return w, fresh.filter(nil, t.screen.Render()), nil
+	return fresh.filter(nil, t.screen.Render())
 }
 
 func (t *Terminal) remove(w *watcher) {
@@ -170,13 +182,24 @@ type watcher struct {
 	queued int
 	done   bool
 	err    error
+	redraw bool // a moderator's: redrawn, not ended, when it falls behind (see Oversee)
 }
 
-// push queues chunk; past maxBacklog the watcher ends instead, and push reports false.
-func (w *watcher) push(chunk []byte) bool {
+// skipped is the line a moderator who fell behind sees before the screen is redrawn for it.
+var skipped = []byte("\r\n[exec-proxy: you fell behind the session's output; what you missed is in its recording; the screen as it is now follows]\r\n")
+
+// push queues chunk; past maxBacklog the watcher ends instead, and push reports false, or is
+// given screen() in place of its backlog (a moderator's).
+func (w *watcher) push(chunk []byte, screen func() []byte) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.done {
+		return true
+	}
+	if w.queued+len(chunk) > maxBacklog && w.redraw {
+		w.queue = [][]byte{skipped, screen()}
+		w.queued = len(skipped) + len(w.queue[1])
+		w.cond.Signal()
 		return true
 	}
 	if w.queued+len(chunk) > maxBacklog {

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"io"
+	"runtime"
+	"strings"
 	"sync"
 	"testing"
 
@@ -166,3 +168,49 @@ func TestWatchLimits(t *testing.T) {
 		t.Errorf("watch after the end: %v, want ErrEnded", err)
 	}
 }
+
+// TestModeratorNotLeftBehind: a moderator's watch (Oversee) that falls maxBacklog behind keeps
+// its place, and gets a line that says so and the screen as it is, in place of its backlog.
+func TestModeratorNotLeftBehind(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	term := New(&tailScreen{})
+	block := make(chan struct{})
+	out := &syncBuffer{written: make(chan struct{}, 1), block: block}
+	done := make(chan error, 1)
+	go func() { done <- term.Oversee(context.Background(), out) }()
+	for term.Watchers() == 0 {
+		runtime.Gosched()
+	}
+	chunk := bytes.Repeat([]byte("x"), 64<<10)
+	for range 2 * maxBacklog / len(chunk) {
+		term.Output(chunk)
+	}
+	term.Output([]byte("last"))
+	if term.Watchers() != 1 {
+		t.Fatalf("the moderator lost its place: %d watchers", term.Watchers())
+	}
+	close(block)
+	term.End()
+	if err := <-done; !errors.Is(err, ErrEnded) {
+		t.Fatalf("Oversee = %v, want ErrEnded", err)
+	}
+	got := out.String()
+	i := strings.Index(got, string(skipped))
+	if i < 0 || !strings.HasPrefix(got[i+len(skipped):], "screen:") || !strings.HasSuffix(got, "last") {
+		t.Errorf("the moderator's terminal (%d bytes) has no line that it fell behind followed by the screen", len(got))
+	}
+	if len(got) > maxBacklog+2*len(skipped)+64 {
+		t.Errorf("the moderator was written %d bytes: more than a backlog and a redraw", len(got))
+	}
+}
+
+// tailScreen is a screen of bounded size, as terminal.Screen is: its last 16 bytes.
+type tailScreen struct{ tail []byte }
+
+func (f *tailScreen) Write(p []byte) (int, error) {
+	f.tail = append(f.tail, p...)
+	f.tail = f.tail[max(0, len(f.tail)-16):]
+	return len(p), nil
+}
+func (f *tailScreen) Resize(int, int) {}
+func (f *tailScreen) Render() []byte  { return append([]byte("screen:"), f.tail...) }

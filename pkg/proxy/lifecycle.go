@@ -118,6 +118,7 @@ func (st *startStep) started(s *Session, protocol string) error {
 			rec.Moderators = m.Moderators()
 		}
 	})
+	s.traffic.lastActive.Store(time.Now().UnixNano()) // a moderated session's idle time counts from here
 	sink, err := p.openRecording(s.ctx, s)
 	if err != nil {
 		attempt.Update(func(rec *sessionaudit.Record) {
@@ -166,6 +167,9 @@ func (p *Proxier) ended(logger klog.Logger, sw *clientconn.ResponseWriter, req *
 	attempt := sessionaudit.AttemptFrom(req.Context())
 	attempt.Update(func(rec *sessionaudit.Record) {
 		rec.Recording, rec.RecordingDropped, rec.RecordingError = recorded.file, recorded.dropped, recorded.err
+		if m := s.Moderation(); m != nil {
+			rec.Moderators = m.Moderated() // in the end record: everyone who moderated
+		}
 	})
 	p.audit(attempt, s, sw, reason, streams)
 }

@@ -57,6 +57,9 @@ func (r *liveSessions) snapshot() []*Session {
 // or else the flags'.
 func (r *liveSessions) sweep(now time.Time, l Limits) {
 	for _, s := range r.snapshot() {
+		if s.waitingForModerator() { // its rule's moderator timeout bounds the wait
+			continue
+		}
 		rule := s.decision.Limits
 		maxDuration, idle := cmp.Or(rule.MaxDuration.Duration, l.MaxSessionDuration), cmp.Or(rule.IdleTimeout.Duration, l.IdleTimeout)
 		switch {

@@ -149,3 +149,26 @@ func started(s *Session) bool {
 		return false
 	}
 }
+
+// A session that waits for its moderator is bounded by its rule's moderator timeout, not ended as
+// idle, nor for its duration, while it waits.
+func TestWaitingSessionNotSwept(t *testing.T) {
+	m := &policy.Moderation{Timeout: metav1.Duration{Duration: time.Hour}, GracePeriod: metav1.Duration{Duration: time.Minute}}
+	d := policy.Decision{Rule: "moderated", Moderation: m, Limits: policy.Limits{IdleTimeout: metav1.Duration{Duration: time.Second},
+		MaxDuration: metav1.Duration{Duration: time.Second}}}
+	s := newSession(context.Background(), Identity{ID: "s", Kind: session.KindExec, Asked: Asked{TTY: true, Stdin: true}}, d, 0, nil)
+	defer s.cancel()
+	live := newLiveSessions()
+	if err := live.add(s); err != nil {
+		t.Fatal(err)
+	}
+	live.sweep(time.Now().Add(time.Minute), Limits{})
+	if why := s.EndReason(); why != "" {
+		t.Fatalf("a waiting session was ended: %s", why)
+	}
+	s.Moderation().Start()
+	live.sweep(time.Now().Add(time.Minute), Limits{})
+	if why := s.EndReason(); why != session.ReasonMaxDuration {
+		t.Errorf("a started session past its limits ended for %q, want %q", why, session.ReasonMaxDuration)
+	}
+}

@@ -79,18 +79,37 @@ func (s *Session) awaitModerator(logger klog.Logger) error {
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	resource := schema.GroupResource{Resource: "pods/" + string(s.Kind)}
-	select {
-	case <-m.Arrived():
-		logger.Info("Session moderated", "moderators", m.Moderators())
-		return nil
-	case <-timer.C:
-		return apierrors.NewForbidden(resource, s.Pod, fmt.Errorf("session policy rule %q requires a moderator, and none joined within %v: "+
-			"a moderator finds the waiting sessions with `kubectl execproxy sessions -n %s` and joins one with `kubectl execproxy join ID`; try again with one ready", s.decision.Rule, timeout, s.Namespace))
-	case <-s.ctx.Done():
-		if why := s.EndReason(); why != "" {
-			return apierrors.NewForbidden(resource, s.Pod, fmt.Errorf("the session ended while it waited for a moderator (session policy rule %q): %s", s.decision.Rule, why))
+	for {
+		select {
+		case <-m.Present():
+			// The last may have left since: then the session waits again.
+			if moderators := m.Moderators(); len(moderators) > 0 {
+				logger.Info("Session moderated", "moderators", moderators)
+				return nil
+			}
+		case <-timer.C:
+			return apierrors.NewForbidden(resource, s.Pod, fmt.Errorf("session policy rule %q requires a moderator, and none joined within %v: "+
+				"a moderator finds the waiting sessions with `kubectl execproxy sessions -n %s` and joins one with `kubectl execproxy join ID`; try again with one ready", s.decision.Rule, timeout, s.Namespace))
+		case <-s.ctx.Done():
+			if why := s.EndReason(); why != "" {
+				return apierrors.NewForbidden(resource, s.Pod, fmt.Errorf("the session ended while it waited for a moderator (session policy rule %q): %s", s.decision.Rule, why))
+			}
+			return apierrors.NewForbidden(resource, s.Pod, fmt.Errorf("the session ended while it waited for a moderator (session policy rule %q)", s.decision.Rule))
 		}
-		return apierrors.NewForbidden(resource, s.Pod, fmt.Errorf("the session ended while it waited for a moderator (session policy rule %q)", s.decision.Rule))
+	}
+}
+
+// waitingForModerator tells whether s is a moderated session that has not started yet.
+func (s *Session) waitingForModerator() bool {
+	m := s.Moderation()
+	if m == nil {
+		return false
+	}
+	select {
+	case <-m.Started():
+		return false
+	default:
+		return true
 	}
 }
 

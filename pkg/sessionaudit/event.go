@@ -43,7 +43,8 @@ const (
 	// AnnotationJustification is the reason the user gave (AnnotationReason is why a session ended).
 	AnnotationJustification = prefix + "justification"
 	AnnotationPolicyRule    = prefix + "policy-rule"
-	// AnnotationModerators are who moderated a moderated session as it started (JSON array); in a
+	// AnnotationModerators are who moderated a moderated session: as it started in its start record,
+	// at any time in its end record (JSON array); in a
 	// watch or join record, AnnotationModerator says the watcher counted as the session's moderator.
 	AnnotationModerators = prefix + "moderators"
 	AnnotationModerator  = prefix + "moderator"

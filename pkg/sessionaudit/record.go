@@ -32,7 +32,8 @@ type Rules struct {
 	AdmissionDeniedBy string
 	// PolicyRule is the session policy rule the attempt fell under; it decided a refusal.
 	PolicyRule string
-	// Moderators are who moderated the session as it started, when its rule requires a moderator.
+	// Moderators are who moderated the session as it started (the start record), or at any time
+	// (the end record), when its rule requires a moderator.
 	Moderators []string
 }
 

@@ -157,7 +157,7 @@ func (r *AttachREST) serve(w http.ResponseWriter, req *http.Request, term *overs
 	reason := "the watcher's streams were not opened"
 	serveWatch(w, req, r.idle, false, func(ctx context.Context, _ io.Reader, out io.Writer) error {
 		defer arrive(moderator, watcher)()
-		err := term.Watch(ctx, afterScreen(out, intro))
+		err := watchAs(term, moderator)(ctx, afterScreen(out, intro))
 		switch {
 		case errors.Is(err, oversight.ErrEnded):
 			reason = "the session ended"

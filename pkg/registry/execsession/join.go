@@ -137,7 +137,7 @@ func (r *AttachREST) serveJoin(w http.ResponseWriter, req *http.Request, s *prox
 				cancel(err)
 			}
 		}()
-		err = term.Watch(ctx, afterScreen(out, moderatorIntro(s, moderator)))
+		err = watchAs(term, moderator)(ctx, afterScreen(out, moderatorIntro(s, moderator)))
 		switch cause := context.Cause(ctx); {
 		case errors.Is(cause, proxy.ErrStdinEnded):
 			reason = "the session's stdin ended"

@@ -102,3 +102,11 @@ func (w *introWriter) Write(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// watchAs is how a watcher watches term: a moderator (moderator not nil) is never left behind.
+func watchAs(term *oversight.Terminal, moderator *oversight.Moderation) func(context.Context, io.Writer) error {
+	if moderator != nil {
+		return term.Oversee
+	}
+	return term.Watch
+}

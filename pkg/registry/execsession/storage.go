@@ -147,7 +147,7 @@ func toObject(s *proxy.Session, replica string) api.ExecSession {
 	if m := s.Moderation(); m != nil {
 		moderators = m.Moderators()
 		select {
-		case <-m.Arrived():
+		case <-m.Started():
 		default:
 			phase = api.PhaseWaitingForModerator
 		}
