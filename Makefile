@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 BIN := bin
 
-.PHONY: all build dist test unit fuzz test-chart test-dist e2e e2e-versions test-reliability microbench verify demo demo-down cluster-up cluster-down bench clean
+.PHONY: all build dist test unit fuzz test-chart test-monitoring test-dist e2e e2e-versions test-reliability microbench verify demo demo-down cluster-up cluster-down bench clean
 
 all: build
 
@@ -42,6 +42,10 @@ KUSTOMIZE_KUBECTL ?= $(or $(KUBECTL_DIR),/usr/lib/google-cloud-sdk/bin)/kubectl.
 test-chart: ## The Helm chart with the real helm (hack/build-helm.sh): lint, template, schema refusals, and no drift from deploy/ (no cluster).
 	helm=$$(hack/build-helm.sh) && HELM=$$helm KUBECTL=$(KUSTOMIZE_KUBECTL) $(GO) test -tags chart -count=1 -v ./test/chart/
 
+test-monitoring: ## deploy/components/monitoring with Debian's promtool: rules checked and unit-tested, dashboard queries parsed, only metrics exec-proxy registers (no cluster).
+	hack/install-deps.sh
+	PROMTOOL=/usr/bin/promtool $(GO) test -tags monitoring -count=1 -v ./test/monitoring/
+
 # Kubernetes versions (hack/k8s/): the local cluster's default, and the newest, whose kubectl joins
 # the e2e's kubectls and whose control plane e2e-versions runs.
 DEFAULT_K8S := $(shell cat hack/k8s/DEFAULT)
@@ -66,12 +70,13 @@ test-reliability: build ## Attacks, faults, bad input and load on the real local
 	mkdir -p _output; $(GO) test -tags e2e -count=1 -timeout 40m -v -run '^TestReliability' ./test/e2e/... 2>&1 | tee _output/reliability.log; status=$${PIPESTATUS[0]}; \
 	  hack/cluster/down.sh; exit $$status
 
-test: verify unit fuzz test-chart test-dist e2e e2e-versions test-reliability ## Everything: what .ci/run runs.
+test: verify unit fuzz test-chart test-monitoring test-dist e2e e2e-versions test-reliability ## Everything: what .ci/run runs.
 
 verify: ## gofmt, go vet, go mod tidy check.
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
 	$(GO) vet -tags dist ./test/dist/
+	$(GO) vet -tags monitoring ./test/monitoring/
 	@bash -n hack/*.sh hack/cluster/*.sh
 
 BENCHSTAT := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da

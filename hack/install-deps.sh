@@ -21,6 +21,7 @@ declare -A why=(
   [curl]="readiness probes of etcd and exec-proxy"
   [util-linux]="unshare for the kubelet's private mount namespace"
   [gnuplot-nox]="draws the benchmark chart (make bench)"
+  [prometheus]="promtool checks and tests the alert rules; the e2e's Prometheus scrapes exec-proxy"
 )
 missing=()
 for p in "${!why[@]}"; do
@@ -36,8 +37,9 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq >/dev/null || die "apt-get update failed"
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || die "apt-get install ${missing[*]} failed"
 # Debian starts the services it installs; the cluster runs its own instances.
-for svc in etcd containerd; do
+for svc in etcd containerd prometheus; do
   if command -v systemctl >/dev/null && systemctl is-active -q "$svc" 2>/dev/null; then systemctl stop "$svc" || true; fi
 done
 pkill -u etcd -x etcd 2>/dev/null || true
+pkill -u prometheus -x prometheus 2>/dev/null || true
 log "installed: ${missing[*]}"

@@ -233,6 +233,9 @@ func (p *Proxier) openRecording(ctx context.Context, s *Session) (recording.Sink
 		}
 	}
 	sink, err := recording.New(p.Recording, whose, stdin, onFail)
+	if err != nil {
+		recordingsTotal.WithLabelValues("not_started").Inc()
+	}
 	switch {
 	case err != nil && p.Recording.FailClosed:
 		klog.FromContext(ctx).Error(err, "Session refused: it must be recorded and cannot be", "session", s.ID)
@@ -263,5 +266,6 @@ func stopRecording(ctx context.Context, s *Session) recordingResult {
 		res.err = err.Error()
 	}
 	res.dropped = sink.Dropped()
+	recordingsTotal.WithLabelValues(res.result()).Inc()
 	return res
 }

@@ -6,6 +6,7 @@ import (
 	"k8s.io/component-base/metrics"
 	"k8s.io/component-base/metrics/legacyregistry"
 
+	"github.com/exec-proxy/exec-proxy/pkg/proxy/caps"
 	"github.com/exec-proxy/exec-proxy/pkg/proxy/kubeletconn"
 )
 
@@ -33,6 +34,17 @@ var (
 		Namespace: namespace, Name: "throttled_total",
 		Help: "Sessions refused by a limit, by the limit's name.", StabilityLevel: metrics.ALPHA,
 	}, []string{"reason"})
+	// sessionCaps lets an alert compare sessions_active with the cap before sessions are refused.
+	sessionCaps = metrics.NewGaugeVec(&metrics.GaugeOpts{
+		Namespace: namespace, Name: "session_caps",
+		Help: "The flags' caps on concurrent sessions, by cap (max-sessions, max-sessions-per-user, max-sessions-per-node, " +
+			"as throttled_total's reason); 0: no cap.", StabilityLevel: metrics.ALPHA,
+	}, []string{"cap"})
+	recordingsTotal = metrics.NewCounterVec(&metrics.CounterOpts{
+		Namespace: namespace, Name: "recordings_total",
+		Help: "Session recordings by result: complete, incomplete (a write failed or events were dropped) or " +
+			"not_started (the file could not be made).", StabilityLevel: metrics.ALPHA,
+	}, []string{"result"})
 
 	registerOnce sync.Once
 )
@@ -40,9 +52,26 @@ var (
 // RegisterMetrics adds exec-proxy's metrics to the legacy registry served on /metrics.
 func RegisterMetrics() {
 	registerOnce.Do(func() {
-		legacyregistry.MustRegister(sessionsActive, sessionsTotal, sessionBytes, sessionDuration, throttledTotal)
+		legacyregistry.MustRegister(sessionsActive, sessionsTotal, sessionBytes, sessionDuration, throttledTotal,
+			sessionCaps, recordingsTotal)
 		kubeletconn.RegisterMetrics()
 	})
+}
+
+// setCapsMetric shows the caps c on /metrics; the throttled reasons name them.
+func setCapsMetric(c caps.Caps) {
+	for capName, v := range map[string]int{"max-sessions": c.MaxSessions, "max-sessions-per-user": c.MaxSessionsPerUser,
+		"max-sessions-per-node": c.MaxSessionsPerNode} {
+		sessionCaps.WithLabelValues(capName).Set(float64(v))
+	}
+}
+
+// recordingResult names what became of a recording, as recordings_total is labelled.
+func (r recordingResult) result() string {
+	if r.err != "" || r.dropped > 0 {
+		return "incomplete"
+	}
+	return "complete"
 }
 
 // sessionCounters are resolved once per process so the relay's hot path only adds.

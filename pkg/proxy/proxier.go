@@ -65,6 +65,7 @@ type Locks interface {
 func New(resolver *nodeconn.Resolver, transport *nodeconn.Transport, limits Limits) *Proxier {
 	p := &Proxier{resolver: resolver, transport: transport, limits: limits,
 		admit: caps.New(limits.caps()), sessions: newLiveSessions()}
+	setCapsMetric(limits.caps())
 	p.translator = kubeletconn.TranslatorTransport(transport)
 	p.upgrades = kubeletconn.UpgradeTransport()
 	p.credentialed = transport.UpgradeTransport(p.upgrades)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+	"k8s.io/component-base/metrics/testutil"
 
 	"github.com/exec-proxy/exec-proxy/pkg/policy"
 	"github.com/exec-proxy/exec-proxy/pkg/recording"
@@ -95,12 +96,13 @@ func TestRecordingFailurePolicy(t *testing.T) {
 		command    []string
 		reason     string // of the end record, or of the refusal
 		dropped    bool
+		result     string // recordings_total's label counted once
 	}{
-		{"fail-open, slow disk: events dropped, the session never waits", false, "slow", []string{"stream", fmt.Sprint(lines)}, session.ReasonExited, true},
-		{"fail-closed, slow disk: the session waits, nothing dropped", true, "slow", []string{"stream", fmt.Sprint(lines)}, session.ReasonExited, false},
-		{"fail-open, no file: the session runs unrecorded", false, "missing", []string{"echo", "x"}, session.ReasonExited, false},
-		{"fail-closed, no file: refused", true, "missing", []string{"echo", "x"}, "recording unavailable", false},
-		{"fail-closed, disk full: the session is ended", true, "full", []string{"stream", "1000000"}, session.ReasonRecordingFailed, false},
+		{"fail-open, slow disk: events dropped, the session never waits", false, "slow", []string{"stream", fmt.Sprint(lines)}, session.ReasonExited, true, "incomplete"},
+		{"fail-closed, slow disk: the session waits, nothing dropped", true, "slow", []string{"stream", fmt.Sprint(lines)}, session.ReasonExited, false, "complete"},
+		{"fail-open, no file: the session runs unrecorded", false, "missing", []string{"echo", "x"}, session.ReasonExited, false, "not_started"},
+		{"fail-closed, no file: refused", true, "missing", []string{"echo", "x"}, "recording unavailable", false, "not_started"},
+		{"fail-closed, disk full: the session is ended", true, "full", []string{"stream", "1000000"}, session.ReasonRecordingFailed, false, "incomplete"},
 	}
 	for _, protocol := range []string{"spdy", "websocket"} {
 		for _, tc := range cases {
@@ -126,6 +128,7 @@ func TestRecordingFailurePolicy(t *testing.T) {
 				}
 				p.Recording = recording.Config{Dir: t.TempDir(), NonTTY: true, FailClosed: tc.failClosed, Create: create}
 				srv, records := frontWithRecords(t, p)
+				before := recordingCounts(t)
 				out, err := execVia(t, srv, protocol, "alice", execCase{command: tc.command})
 				open()
 				var rec sessionaudit.Record
@@ -136,6 +139,16 @@ func TestRecordingFailurePolicy(t *testing.T) {
 				}
 				if rec.Reason != tc.reason || (rec.RecordingDropped > 0) != tc.dropped {
 					t.Errorf("reason %q, %d recording events dropped; want %q, dropped %v (exec: %v)", rec.Reason, rec.RecordingDropped, tc.reason, tc.dropped, err)
+				}
+				after := recordingCounts(t)
+				for _, result := range []string{"complete", "incomplete", "not_started"} {
+					want := before[result]
+					if result == tc.result {
+						want++
+					}
+					if after[result] != want {
+						t.Errorf("recordings_total{result=%q} went from %v to %v, want %v", result, before[result], after[result], want)
+					}
 				}
 				if tc.disk == "full" && !strings.Contains(rec.RecordingError, "no space left") {
 					t.Errorf("recording error %q, want the disk's", rec.RecordingError)
@@ -156,6 +169,20 @@ func TestRecordingFailurePolicy(t *testing.T) {
 			})
 		}
 	}
+}
+
+// recordingCounts reads recordings_total by result.
+func recordingCounts(t *testing.T) map[string]float64 {
+	t.Helper()
+	counts := map[string]float64{}
+	for _, result := range []string{"complete", "incomplete", "not_started"} {
+		v, err := testutil.GetCounterMetricValue(recordingsTotal.WithLabelValues(result))
+		if err != nil {
+			t.Fatalf("recordings_total{result=%q}: %v", result, err)
+		}
+		counts[result] = v
+	}
+	return counts
 }
 
 // A session policy rule's recording choice replaces the flags' for its sessions; a rule that says

@@ -157,8 +157,19 @@ var valueSets = []struct {
 	{name: "cert-manager", args: []string{"-f", testdata("cert-manager.yaml")}, check: checkCertManager},
 	{name: "servicemonitor", args: []string{"-f", testdata("servicemonitor.yaml")}, check: func(t *testing.T, objs []object) {
 		sm := ofKind(objs, "ServiceMonitor")
-		if len(sm) != 1 || str(sm[0], "spec", "endpoints", 0, "tlsConfig", "serverName") != "exec-proxy.execproxy-system.svc" {
+		if len(sm) != 1 || str(sm[0], "spec", "endpoints", 0, "tlsConfig", "serverName") != "exec-proxy.execproxy-system.svc" ||
+			str(sm[0], "spec", "endpoints", 0, "tlsConfig", "ca", "secret", "name") != "exec-proxy-serving" ||
+			str(sm[0], "spec", "endpoints", 0, "authorization", "credentials", "name") != "exec-proxy-metrics-token" {
 			t.Errorf("ServiceMonitors: %v", sm)
+		}
+	}},
+	{name: "monitoring", args: []string{"-f", testdata("monitoring.yaml")}, check: func(t *testing.T, objs []object) {
+		rules, dashboards := ofKind(objs, "PrometheusRule"), ofKind(objs, "ConfigMap")
+		if len(rules) != 1 || str(rules[0], "spec", "groups", 0, "name") != "execproxy-audit" {
+			t.Errorf("PrometheusRules: %v", rules)
+		}
+		if !slices.ContainsFunc(dashboards, func(o object) bool { return str(o, "metadata", "labels", "grafana_dashboard") == "1" }) {
+			t.Errorf("no ConfigMap labelled grafana_dashboard: %v", dashboards)
 		}
 	}},
 	{name: "deny-direct-exec", args: []string{"-f", testdata("deny-direct-exec.yaml")}, check: func(t *testing.T, objs []object) {
@@ -380,6 +391,7 @@ func TestDeployDrift(t *testing.T) {
 		{"", []string{"deploy.yaml"}},
 		{"cert-manager", []string{"deploy.yaml", "cert-manager.yaml"}},
 		{"servicemonitor", []string{"deploy.yaml", "servicemonitor.yaml"}},
+		{"monitoring", []string{"deploy.yaml", "monitoring.yaml"}},
 		{"deny-direct-exec", []string{"deploy.yaml", "deny-direct-exec.yaml"}},
 	} {
 		name := "deploy"
