@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 BIN := bin
 
-.PHONY: all build dist test unit fuzz test-chart test-monitoring test-dist e2e e2e-versions test-reliability microbench verify demo demo-down cluster-up cluster-down bench clean
+.PHONY: all build dist test unit fuzz test-chart test-monitoring test-dist image test-image e2e e2e-versions test-reliability microbench verify demo demo-down cluster-up cluster-down bench clean
 
 all: build
 
@@ -17,6 +17,15 @@ VERSION ?=
 KREW_BASE_URL ?=
 dist: ## Reproducible archives of kubectl-execproxy for linux/darwin/windows × amd64/arm64, SHA256SUMS and the krew manifest, in _output/dist.
 	VERSION='$(VERSION)' KREW_BASE_URL='$(KREW_BASE_URL)' hack/dist.sh
+
+# make image: VERSION (the tag, default as make dist's) and IMAGE_NAME (default ghcr.io/exec-proxy/exec-proxy)
+# name the image in the layout's index.json (docs/image.md).
+IMAGE_NAME ?=
+image: ## The image for linux/amd64 and linux/arm64, daemonless and reproducible, with SPDX SBOMs: _output/image/exec-proxy.oci.tar (docs/image.md).
+	VERSION='$(VERSION)' IMAGE_NAME='$(IMAGE_NAME)' hack/image.sh
+
+test-image: ## make image's build twice, same digest; platforms, user, entrypoint, ELF machine, accounts, no shell, SBOM checked (no cluster).
+	mkdir -p _output; $(GO) test -tags image -count=1 -timeout 20m -v ./test/image/ 2>&1 | tee _output/test-image.log; exit $${PIPESTATUS[0]}
 
 test-dist: dist ## make dist's archives and manifest checked, validated and installed with the real krew (built from its Go module) and kubectl.
 	mkdir -p _output; krew=$$(hack/build-krew.sh) || exit 1; \
@@ -70,13 +79,15 @@ test-reliability: build ## Attacks, faults, bad input and load on the real local
 	mkdir -p _output; $(GO) test -tags e2e -count=1 -timeout 40m -v -run '^TestReliability' ./test/e2e/... 2>&1 | tee _output/reliability.log; status=$${PIPESTATUS[0]}; \
 	  hack/cluster/down.sh; exit $$status
 
-test: verify unit fuzz test-chart test-monitoring test-dist e2e e2e-versions test-reliability ## Everything: what .ci/run runs.
+test: verify unit fuzz test-chart test-monitoring test-dist test-image e2e e2e-versions test-reliability ## Everything: what .ci/run runs.
 
 verify: ## gofmt, go vet, go mod tidy check.
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
 	$(GO) vet -tags dist ./test/dist/
 	$(GO) vet -tags monitoring ./test/monitoring/
+	$(GO) vet -tags image ./test/image/
+	cd hack/image && $(GO) vet ./...
 	@bash -n hack/*.sh hack/cluster/*.sh
 
 BENCHSTAT := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da

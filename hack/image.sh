@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds exec-proxy's image for each of PLATFORMS (default linux/amd64 linux/arm64) without a
-# container daemon: static binaries (CGO_ENABLED=0, -trimpath, the commit in their build info), then
+# container daemon: static binaries (CGO_ENABLED=0, -trimpath), then
 # hack/image (go-containerregistry, its own Go module) makes one image per platform, their OCI index
 # and SBOMs: IMAGE_DIR (default _output/image)/exec-proxy.oci.tar, an OCI image layout, and
 # exec-proxy_OS_ARCH.spdx.json. VERSION (the tag) defaults as make dist's; IMAGE_NAME to
@@ -23,11 +23,11 @@ mkdir -p "$out/bin"
 for platform in $platforms; do
   goos=${platform%/*} goarch=${platform#*/}
   log "building exec-proxy for $platform"
-  CGO_ENABLED=0 GOOS=$goos GOARCH=$goarch go build -trimpath -buildvcs=true -ldflags "-s -w" \
+  CGO_ENABLED=0 GOOS=$goos GOARCH=$goarch go build -trimpath -ldflags "-s -w" \
     -o "$out/bin/exec-proxy_${goos}_$goarch" ./cmd/exec-proxy || die "building exec-proxy for $platform failed"
 done
 log "building hack/image (go-containerregistry)"
-(cd hack/image && CGO_ENABLED=0 go build -trimpath -o "$OLDPWD/$out/bin/image" .) \
+CGO_ENABLED=0 go -C hack/image build -trimpath -o "$(realpath "$out")/bin/image" . \
   || die "building hack/image failed (needs the Go module proxy the first time)"
 log "writing the images, their index and SBOMs"
 digest=$("$out/bin/image" -bin-dir "$out/bin" -platforms "$(tr ' ' , <<<"$platforms")" -out "$out/exec-proxy.oci.tar" \

@@ -75,7 +75,7 @@ func build(o options, platforms []string) (v1.Hash, error) {
 			return v1.Hash{}, fmt.Errorf("platform %q is not OS/ARCH", platform)
 		}
 		bin := filepath.Join(o.binDir, "exec-proxy_"+goos+"_"+arch)
-		doc, err := sbom(bin, platform, o.created)
+		doc, err := sbom(bin, platform, o.version, o.created)
 		if err != nil {
 			return v1.Hash{}, err
 		}

@@ -61,7 +61,8 @@ type spdxRelationship struct {
 // sbom is the SPDX document of the Go binary at path: its main module, the Go standard library it
 // was built with, and every module compiled in (the replacement where go.mod replaces one), from the
 // build information the Go linker embeds, as `go version -m` prints it.
-func sbom(path, platform string, created time.Time) ([]byte, error) {
+// The main module's version is version where Go stamped none ("(devel)": no VCS information).
+func sbom(path, platform, version string, created time.Time) ([]byte, error) {
 	bi, err := buildinfo.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading the Go build information of %s: %w", path, err)
@@ -69,6 +70,9 @@ func sbom(path, platform string, created time.Time) ([]byte, error) {
 	bin, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	if bi.Main.Version == "" || bi.Main.Version == "(devel)" {
+		bi.Main.Version = version
 	}
 	sum := sha256.Sum256(bin)
 	digest := hex.EncodeToString(sum[:])
