@@ -149,7 +149,7 @@ func checkImage(t *testing.T, dir, platform string, blob func(string, any) []byt
 	var cfg config
 	blob(m.Config.Digest, &cfg)
 	if got := cfg.OS + "/" + cfg.Architecture; got != platform {
-		t.Errorf("config's platform is %s", got)
+		t.Errorf("config's platform is %s, the index's %s", got, platform)
 	}
 	if cfg.Config.User != "65532:65532" {
 		t.Errorf("User is %q, want 65532:65532 (nonroot)", cfg.Config.User)
@@ -180,7 +180,7 @@ func checkImage(t *testing.T, dir, platform string, blob func(string, any) []byt
 	if err != nil {
 		t.Fatalf("/exec-proxy: %v", err)
 	}
-	arch := strings.TrimPrefix(platform, "linux/")
+	arch := cfg.Architecture // the index's platform is checked against it above
 	if f.Machine != elfMachine[arch] {
 		t.Errorf("/exec-proxy is for %v, want %v", f.Machine, elfMachine[arch])
 	}
