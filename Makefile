@@ -24,7 +24,8 @@ IMAGE_NAME ?=
 image: ## The image for linux/amd64 and linux/arm64, daemonless and reproducible, with SPDX SBOMs: _output/image/exec-proxy.oci.tar (docs/image.md).
 	VERSION='$(VERSION)' IMAGE_NAME='$(IMAGE_NAME)' hack/image.sh
 
-test-image: ## make image's build twice, same digest; platforms, user, entrypoint, ELF machine, accounts, no shell, SBOM checked (no cluster).
+test-image: ## hack/image's unit tests; make image's build twice, same digest; platforms, user, entrypoint, ELF machine, accounts, no shell, SBOM checked (no cluster).
+	$(GO) -C hack/image test -count=1 ./...
 	mkdir -p _output; $(GO) test -tags image -count=1 -timeout 20m -v ./test/image/ 2>&1 | tee _output/test-image.log; exit $${PIPESTATUS[0]}
 
 test-dist: dist ## make dist's archives and manifest checked, validated and installed with the real krew (built from its Go module) and kubectl.
