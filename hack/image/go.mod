@@ -1,3 +1,5 @@
+// hack/image: builds exec-proxy's image for make image (hack/image.sh). Kept apart from the product's go.mod
+// so exec-proxy does not depend on go-containerregistry.
 module github.com/exec-proxy/exec-proxy/hack/image
 
 go 1.26.0
