@@ -14,13 +14,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
 	"runtime"
 	"slices"
-	"sort"
 	"strings"
 	"testing"
 
@@ -443,19 +443,7 @@ func kustomize(t *testing.T, component string) []object {
 // that differs, by its path.
 func drift(deploy, chart map[string]object) []string {
 	var out []string
-	keys := map[string]bool{}
-	for k := range deploy {
-		keys[k] = true
-	}
-	for k := range chart {
-		keys[k] = true
-	}
-	sorted := make([]string, 0, len(keys))
-	for k := range keys {
-		sorted = append(sorted, k)
-	}
-	sort.Strings(sorted)
-	for _, k := range sorted {
+	for _, k := range unionKeys(deploy, chart) {
 		d, inDeploy := deploy[k]
 		c, inChart := chart[k]
 		switch {
@@ -470,6 +458,18 @@ func drift(deploy, chart map[string]object) []string {
 		}
 	}
 	return out
+}
+
+// unionKeys are the keys of a and b, sorted, each once.
+func unionKeys[M ~map[string]V, V any](a, b M) []string {
+	keys := slices.Sorted(maps.Keys(a))
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 // withoutHelmLabels is o without helmOnlyLabels (and without labels at all when none are left).
@@ -507,19 +507,7 @@ func diff(path string, a, b any) []string {
 	bm, bMap := b.(map[string]any)
 	if aMap && bMap {
 		var out []string
-		keys := map[string]bool{}
-		for k := range am {
-			keys[k] = true
-		}
-		for k := range bm {
-			keys[k] = true
-		}
-		sorted := make([]string, 0, len(keys))
-		for k := range keys {
-			sorted = append(sorted, k)
-		}
-		sort.Strings(sorted)
-		for _, k := range sorted {
+		for _, k := range unionKeys(am, bm) {
 			out = append(out, diff(path+"."+k, am[k], bm[k])...)
 		}
 		return out
