@@ -1,6 +1,7 @@
 package oversight
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -78,7 +79,7 @@ func (m *Moderation) leave(key int) {
 	if alone {
 		m.present = make(chan struct{})
 	}
-	started := alone && m.isStarted() && !m.stopped
+	started := alone && m.IsStarted() && !m.stopped
 	if started {
 		m.startGrace()
 	}
@@ -118,7 +119,7 @@ func (m *Moderation) Present() <-chan struct{} {
 func (m *Moderation) Start() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.isStarted() {
+	if m.IsStarted() {
 		return
 	}
 	close(m.started)
@@ -127,10 +128,33 @@ func (m *Moderation) Start() {
 	}
 }
 
+// ErrNoModerator: no moderator was present within the time Await was given.
+var ErrNoModerator = errors.New("no moderator came")
+
+// Await returns once a moderator is present (nil), after timeout (ErrNoModerator), or once done
+// is closed (ErrEnded). A moderator who came and left before it returns does not count.
+func (m *Moderation) Await(done <-chan struct{}, timeout time.Duration) error {
+	timer := m.clock.NewTimer(timeout)
+	defer timer.Stop()
+	for {
+		select {
+		case <-m.Present():
+			if len(m.Moderators()) > 0 { // else the last left since: wait again
+				return nil
+			}
+		case <-timer.C():
+			return ErrNoModerator
+		case <-done:
+			return ErrEnded
+		}
+	}
+}
+
 // Started is closed once the session started.
 func (m *Moderation) Started() <-chan struct{} { return m.started }
 
-func (m *Moderation) isStarted() bool {
+// IsStarted tells whether the session started.
+func (m *Moderation) IsStarted() bool {
 	select {
 	case <-m.started:
 		return true
@@ -161,7 +185,7 @@ func (m *Moderation) Moderated() []string {
 // Intro is what a moderator of user's session sees first.
 func (m *Moderation) Intro(user string) []byte {
 	state := "it runs"
-	if !m.isStarted() {
+	if !m.IsStarted() {
 		state = "it starts now that a moderator is here"
 	}
 	return []byte(fmt.Sprintf("\r\n[exec-proxy: you moderate this session of %s: %s, and it ends %v after its last moderator leaves]\r\n",

@@ -103,3 +103,38 @@ func isClosed(c <-chan struct{}) bool {
 		return false
 	}
 }
+
+// Await returns once a moderator is present, not for one who came and left; else at the timeout
+// or the session's end.
+func TestModerationAwait(t *testing.T) {
+	cases := []struct {
+		name   string
+		before bool // a moderator came and left before Await
+		do     func(m *Moderation, clk *testingclock.FakeClock, done chan struct{})
+		want   error
+	}{
+		{"a moderator comes", false, func(m *Moderation, _ *testingclock.FakeClock, _ chan struct{}) { m.Arrive("bob") }, nil},
+		{"none within the timeout", false, func(_ *Moderation, clk *testingclock.FakeClock, _ chan struct{}) { clk.Step(time.Minute) }, ErrNoModerator},
+		{"one came and left before", true, func(_ *Moderation, clk *testingclock.FakeClock, _ chan struct{}) { clk.Step(time.Minute) }, ErrNoModerator},
+		{"the session ends", false, func(_ *Moderation, _ *testingclock.FakeClock, done chan struct{}) { close(done) }, ErrEnded},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := testingclock.NewFakeClock(time.Now())
+			m := NewModeration(time.Minute, clk, ModerationHooks{})
+			if tc.before {
+				m.Arrive("bob")()
+			}
+			done := make(chan struct{})
+			got := make(chan error, 1)
+			go func() { got <- m.Await(done, time.Minute) }()
+			for !clk.HasWaiters() {
+				time.Sleep(time.Millisecond)
+			}
+			tc.do(m, clk, done)
+			if err := <-got; err != tc.want {
+				t.Errorf("Await = %v, want %v", err, tc.want)
+			}
+		})
+	}
+}

@@ -68,7 +68,7 @@ func TestModeratedSession(t *testing.T) {
 				}
 				leaveBob := s.Moderation().Arrive("bob")
 				leaveCarol := s.Moderation().Arrive("carol")
-				poll.Until(t, func() bool { return started(s) })
+				poll.Until(t, func() bool { return s.Moderation().IsStarted() })
 				// A join as the session starts: over SPDY, the client opens stdout after the 101.
 				j, err := s.JoinStarted(context.Background(), "bob")
 				if err != nil {
@@ -138,15 +138,6 @@ func TestModeratedSession(t *testing.T) {
 				}
 			})
 		})
-	}
-}
-
-func started(s *Session) bool {
-	select {
-	case <-s.Moderation().Started():
-		return true
-	default:
-		return false
 	}
 }
 

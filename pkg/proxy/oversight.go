@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -76,41 +77,26 @@ func (s *Session) awaitModerator(logger klog.Logger) error {
 	}
 	timeout := s.decision.Moderation.Timeout.Duration
 	logger.Info("Session waits for a moderator", "rule", s.decision.Rule, "timeout", timeout)
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
 	resource := schema.GroupResource{Resource: "pods/" + string(s.Kind)}
-	for {
-		select {
-		case <-m.Present():
-			// The last may have left since: then the session waits again.
-			if moderators := m.Moderators(); len(moderators) > 0 {
-				logger.Info("Session moderated", "moderators", moderators)
-				return nil
-			}
-		case <-timer.C:
-			return apierrors.NewForbidden(resource, s.Pod, fmt.Errorf("session policy rule %q requires a moderator, and none joined within %v: "+
-				"a moderator finds the waiting sessions with `kubectl execproxy sessions -n %s` and joins one with `kubectl execproxy join ID`; try again with one ready", s.decision.Rule, timeout, s.Namespace))
-		case <-s.ctx.Done():
-			if why := s.EndReason(); why != "" {
-				return apierrors.NewForbidden(resource, s.Pod, fmt.Errorf("the session ended while it waited for a moderator (session policy rule %q): %s", s.decision.Rule, why))
-			}
-			return apierrors.NewForbidden(resource, s.Pod, fmt.Errorf("the session ended while it waited for a moderator (session policy rule %q)", s.decision.Rule))
-		}
+	switch err := m.Await(s.ctx.Done(), timeout); {
+	case err == nil:
+		logger.Info("Session moderated", "moderators", m.Moderators())
+		return nil
+	case errors.Is(err, oversight.ErrNoModerator):
+		return apierrors.NewForbidden(resource, s.Pod, fmt.Errorf("session policy rule %q requires a moderator, and none joined within %v: "+
+			"a moderator finds the waiting sessions with `kubectl execproxy sessions -n %s` and joins one with `kubectl execproxy join ID`; try again with one ready", s.decision.Rule, timeout, s.Namespace))
 	}
+	why := "the session ended while it waited for a moderator (session policy rule %q)"
+	if reason := s.EndReason(); reason != "" {
+		return apierrors.NewForbidden(resource, s.Pod, fmt.Errorf(why+": %s", s.decision.Rule, reason))
+	}
+	return apierrors.NewForbidden(resource, s.Pod, fmt.Errorf(why, s.decision.Rule))
 }
 
 // waitingForModerator tells whether s is a moderated session that has not started yet.
 func (s *Session) waitingForModerator() bool {
 	m := s.Moderation()
-	if m == nil {
-		return false
-	}
-	select {
-	case <-m.Started():
-		return false
-	default:
-		return true
-	}
+	return m != nil && !m.IsStarted()
 }
 
 // recordCommands has the command lines typed in s written to the audit as they are entered, and

@@ -120,7 +120,7 @@ func (r *AttachREST) Connect(ctx context.Context, name string, opts runtime.Obje
 	}
 	if o.Stdin {
 		// A moderator may join a session that waits for one; it is typed into once it starts.
-		if err := s.Joinable(); err != nil && (moderator == nil || started(moderator)) {
+		if err := s.Joinable(); err != nil && (moderator == nil || moderator.IsStarted()) {
 			return nil, apierrors.NewBadRequest(fmt.Sprintf("execsession %q: %v", name, err))
 		}
 		return r.joinHandler(s, term, watcher, moderator), nil

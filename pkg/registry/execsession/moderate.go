@@ -62,16 +62,6 @@ func arrive(m *oversight.Moderation, name string) (leave func()) {
 	return m.Arrive(name)
 }
 
-// started tells whether a moderated session started.
-func started(m *oversight.Moderation) bool {
-	select {
-	case <-m.Started():
-		return true
-	default:
-		return false
-	}
-}
-
 // moderatorIntro is the line a moderator of s sees first (nil for others).
 func moderatorIntro(s *proxy.Session, m *oversight.Moderation) []byte {
 	if m == nil {

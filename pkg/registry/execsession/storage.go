@@ -146,9 +146,7 @@ func toObject(s *proxy.Session, replica string) api.ExecSession {
 	phase, moderators := api.PhaseRunning, []string(nil)
 	if m := s.Moderation(); m != nil {
 		moderators = m.Moderators()
-		select {
-		case <-m.Started():
-		default:
+		if !m.IsStarted() {
 			phase = api.PhaseWaitingForModerator
 		}
 	}
