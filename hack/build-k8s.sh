@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver, kubelet and kubectl from the k8s.io/kubernetes Go module pinned in
-# hack/k8s/$K8S_VERSION/go.mod, once per version, into a cache dir. Prints the bin dir on stdout.
-# K8S_VERSION defaults to the local cluster's default (hack/k8s/DEFAULT); K8S_COMMANDS (default all
-# three) builds fewer, such as only the kubectl the e2e runs.
+# Builds Kubernetes commands from the k8s.io/kubernetes Go module pinned in hack/k8s/$K8S_VERSION/go.mod,
+# once per version, into a cache dir. Prints the bin dir on stdout. K8S_VERSION defaults to the local
+# cluster's default (hack/k8s/DEFAULT); K8S_COMMANDS (default kube-apiserver, kubelet and kubectl)
+# names the ones to build: fewer, such as only the kubectl the e2e runs, or the control plane's
+# kube-controller-manager and kube-scheduler.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib/log.sh"
@@ -21,12 +22,12 @@ ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$version -X k8s.io/co
 ldflags="$ldflags -X k8s.io/client-go/pkg/version.gitVersion=$version -X k8s.io/client-go/pkg/version.gitTreeState=clean"
 
 for cmd in ${K8S_COMMANDS:-kube-apiserver kubelet kubectl}; do
-  [[ $cmd == kube-apiserver || $cmd == kubelet || $cmd == kubectl ]] || die "K8S_COMMANDS: $cmd is not one built here"
+  case $cmd in kube-apiserver | kube-controller-manager | kube-scheduler | kubelet | kubectl) ;; *) die "K8S_COMMANDS: $cmd is not one built here" ;; esac
   if [[ -x "$bin/$cmd" ]]; then
     log "$cmd $version: cached at $bin/$cmd"
     continue
   fi
-  log "building $cmd $version from the Go module (first time only: kube-apiserver takes ~7 min on 2 cores, kubelet and kubectl ~2 min each)"
+  log "building $cmd $version from the Go module (first time only: kube-apiserver takes ~7 min on 2 cores, the others ~2-4 min each)"
   (cd "$mod" && CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$bin/$cmd.tmp" "k8s.io/kubernetes/cmd/$cmd") \
     || die "building $cmd $version failed (needs the Go module proxy and ~6 GB of disk for the build cache)"
   mv "$bin/$cmd.tmp" "$bin/$cmd"

@@ -12,6 +12,9 @@ KCFG=$CLUSTER_DIR/kubeconfig  # one kubeconfig per identity
 ETCD_PORT=${ETCD_PORT:-23790}
 APISERVER_PORT=${APISERVER_PORT:-16443}
 EXEC_PROXY_PORT=${EXEC_PROXY_PORT:-18443}
+CONTROLLER_MANAGER_PORT=${CONTROLLER_MANAGER_PORT:-16257}
+SCHEDULER_PORT=${SCHEDULER_PORT:-16259}
+IN_CLUSTER_PORT=${IN_CLUSTER_PORT:-8443} # exec-proxy as a Deployment (in-cluster.sh): deploy/'s port
 APISERVER_URL=https://127.0.0.1:$APISERVER_PORT
 ROUTE=/apis/execproxy.dev/v1alpha1/routes/kube/proxy # api.RoutePrefix
 LEGACY_ROUTE=/apis/execproxy.dev/v1alpha1/kube # api.LegacyRoutePrefix
@@ -44,6 +47,16 @@ k8s_bin() { K8S_VERSION=$1 "$ROOT/hack/build-k8s.sh"; }
 KUBECTL_DIR=${KUBECTL_DIR:-/usr/lib/google-cloud-sdk/bin}
 kubectl_bin() { echo "${KUBECTL:-$KUBECTL_DIR/kubectl.1.33}"; }
 kc() { "$(kubectl_bin)" --kubeconfig "$KCFG/cluster-admin.kubeconfig" "$@"; }
+
+# apply_cluster_objects: the namespaces, users' and the host's exec-proxy's RBAC, the flow schema.
+apply_cluster_objects() {
+  kc apply -f "$ROOT/hack/cluster/manifests/namespaces.yaml" -f "$ROOT/hack/cluster/manifests/rbac-exec-proxy.yaml" \
+    -f "$ROOT/hack/cluster/manifests/rbac-users.yaml" -f "$ROOT/deploy/flowschema.yaml" >/dev/null
+}
+
+apiservice_available() {
+  [[ $(kc get apiservice v1alpha1.execproxy.dev -o jsonpath='{.status.conditions[?(@.type=="Available")].status}') == True ]]
+}
 
 # wait_for DESCRIPTION TIMEOUT_SECONDS COMMAND...: polls COMMAND until it succeeds. Gives up early
 # when WAIT_PROCESS names a started process that has exited.

@@ -55,10 +55,6 @@ YAML
     die "APIService not Available: $(kc get apiservice v1alpha1.execproxy.dev -o jsonpath='{.status.conditions[0].message}')"
 }
 
-apiservice_available() {
-  [[ $(kc get apiservice v1alpha1.execproxy.dev -o jsonpath='{.status.conditions[?(@.type=="Available")].status}') == True ]]
-}
-
 down() { stop_pid "$name"; }
 
 case ${1:-} in

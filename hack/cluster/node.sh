@@ -128,9 +128,13 @@ up() {
       ctr -a "$sock" -n k8s.io images import --all-platforms "$CLUSTER_DIR/images/$img.tar" >/dev/null ||
       die "importing $img into containerd $node failed"
   done
-  # The kubelet runs in a private mount namespace with private copies of the kernel tunables it
-  # would otherwise set machine-wide, and without iptables on its PATH (it then adds no rules).
-  start "kubelet-$node" "$LOGS/kubelet-$node.log" unshare --mount --propagation private \
+  # The kubelet runs in its own mount namespace with private copies of the kernel tunables it
+  # would otherwise set machine-wide, and without iptables on its PATH (it then adds no rules). Its
+  # root dir is a shared mount, the one that mount namespace shares: the volumes it mounts there
+  # (Secrets, service account tokens) must reach containerd, which runs in the machine's.
+  findmnt -n "$D/kubelet" >/dev/null || mount --bind "$D/kubelet" "$D/kubelet"
+  mount --make-shared "$D/kubelet"
+  start "kubelet-$node" "$LOGS/kubelet-$node.log" unshare --mount --propagation unchanged \
     "$(dirname "$0")/kubelet-sandbox.sh" "$D" "$bin/kubelet" \
     --config "$D/kubelet.yaml" --kubeconfig "$KCFG/kubelet-$node.kubeconfig" \
     --root-dir "$D/kubelet" --cert-dir "$D/kubelet/pki" --hostname-override "$ip" --v 1

@@ -49,6 +49,10 @@ cert exec-proxy-serving ca "/CN=exec-proxy.execproxy-system.svc" serverAuth \
   "DNS:exec-proxy.execproxy-system.svc,DNS:exec-proxy.execproxy-system.svc.cluster.local,DNS:localhost,IP:127.0.0.1"
 cert exec-proxy ca "/CN=system:exec-proxy" clientAuth
 
+# The controller manager and scheduler, by the names kube-apiserver's bootstrap RBAC grants.
+cert kube-controller-manager ca "/CN=system:kube-controller-manager" clientAuth
+cert kube-scheduler ca "/CN=system:kube-scheduler" clientAuth
+
 cert cluster-admin ca "/O=system:masters/CN=cluster-admin" clientAuth
 for u in "${USERS[@]}"; do cert "user-$u" ca "/CN=$u" clientAuth; done
 chmod 600 ./*.key

@@ -7,8 +7,9 @@ here=$(dirname "$0")
 [[ $(id -u) -eq 0 ]] || die "the local cluster needs root (containerd, runc, cgroups, mounts)"
 
 log "1/8 system packages"; "$ROOT/hack/install-deps.sh"
-log "2/8 kube-apiserver $K8S_VERSION, kubelets ${NODE_K8S_VERSION[*]} ${NODE_FEATURE_GATES[*]} (built once from k8s.io/kubernetes, cached; the first build of a version takes ~10 min)"
+log "2/8 kube-apiserver, kube-controller-manager, kube-scheduler $K8S_VERSION, kubelets ${NODE_K8S_VERSION[*]} ${NODE_FEATURE_GATES[*]} (built once from k8s.io/kubernetes, cached; the first build of a version takes ~10 min)"
 for v in $(printf '%s\n' "$K8S_VERSION" "${NODE_K8S_VERSION[@]}" | sort -u); do k8s_bin "$v" >/dev/null; done
+K8S_COMMANDS="kube-controller-manager kube-scheduler" k8s_bin "$K8S_VERSION" >/dev/null
 K8S_BIN=$(k8s_bin "$K8S_VERSION"); export K8S_BIN
 asked=$(printf 'K8S_VERSION=%s\nNODE1_K8S_VERSION=%s\nNODE2_K8S_VERSION=%s\nNODE1_KUBELET_FEATURE_GATES=%s\nNODE2_KUBELET_FEATURE_GATES=%s\n' \
   "$K8S_VERSION" "${NODE_K8S_VERSION[node1]}" "${NODE_K8S_VERSION[node2]}" "${NODE_FEATURE_GATES[node1]}" "${NODE_FEATURE_GATES[node2]}")
@@ -17,12 +18,16 @@ if is_running kube-apiserver && [[ -f $CLUSTER_DIR/versions && $(cat "$CLUSTER_D
   die "a cluster of other versions is running ($(tr '\n' ' ' <"$CLUSTER_DIR/versions")): stop it first with hack/cluster/down.sh"
 fi
 mkdir -p "$CLUSTER_DIR"
+# A new cluster starts with new logs (the e2e scans them all); the last cluster's stay in logs.prev.
+if ! is_running kube-apiserver && [[ -d $LOGS ]]; then rm -rf "$LOGS.prev" && mv "$LOGS" "$LOGS.prev"; fi
 echo "$asked" >"$CLUSTER_DIR/versions"
 log "3/8 exec-proxy"; make -C "$ROOT" -s build
 log "4/8 certificates and images"; "$here/pki.sh"; "$here/images.sh"
 log "5/8 etcd and kube-apiserver"; "$here/control-plane.sh" up
-kc apply -f "$here/manifests/namespaces.yaml" -f "$here/manifests/rbac-exec-proxy.yaml" \
-  -f "$here/manifests/rbac-users.yaml" -f "$ROOT/deploy/flowschema.yaml" >/dev/null
+apply_cluster_objects
+for n in demo team-b; do # the controller manager makes them; pods are refused until it has
+  wait_for "service account $n/default" 60 kc -n "$n" get serviceaccount default || die "no service account $n/default: see $LOGS/kube-controller-manager.log"
+done
 for u in "${USERS[@]}"; do
   write_kubeconfig "$KCFG/$u.kubeconfig" "$APISERVER_URL$ROUTE" "user-$u"      # through exec-proxy
   write_kubeconfig "$KCFG/$u-direct.kubeconfig" "$APISERVER_URL" "user-$u"     # kube-apiserver's own path

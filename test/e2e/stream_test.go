@@ -35,7 +35,13 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 // start runs kubectl without waiting for it; the test's cleanup kills it if still running.
 func (c client) start(t *testing.T, rt route, user string, args ...string) *session {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	return c.startWithin(t, 2*time.Minute, rt, user, args...)
+}
+
+// startWithin is start, killing kubectl after d.
+func (c client) startWithin(t *testing.T, d time.Duration, rt route, user string, args ...string) *session {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
 	full := append([]string{"--kubeconfig", kubeconfig(user + rt.suffix)}, args...)
 	s := &session{cmd: exec.CommandContext(ctx, c.path(), full...), cancel: cancel, done: make(chan struct{})}
 	s.cmd.Env = append(os.Environ(), c.env...)
