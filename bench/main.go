@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/exec-proxy/exec-proxy/bench/apf"
+	"github.com/exec-proxy/exec-proxy/bench/idleexec"
 	"github.com/exec-proxy/exec-proxy/bench/kubeletws"
 	"k8s.io/client-go/rest"
 )
@@ -30,6 +31,7 @@ type options struct {
 	burst                  int
 	apf                    apf.Options
 	kubeletWS              kubeletws.Options
+	idleExec               idleexec.Options
 	parts                  map[string]bool
 }
 
@@ -50,9 +52,11 @@ func main() {
 	flag.IntVar(&o.apf.Batches, "apf-batches", 11, "pairs of apf batches (one with the sessions held, one without), the first a warm-up")
 	flag.IntVar(&o.apf.Reads, "apf-reads", 20, "viewer's reads of each kind per apf batch")
 	flag.StringVar(&o.apf.Kubectl, "kubectl", "/usr/lib/google-cloud-sdk/bin/kubectl.1.33", "the kubectl whose get pods the apf part times")
+	flag.IntVar(&o.idleExec.Sessions, "idle-exec-sessions", 32, "kubectl exec -i sessions held per measurement of the idleexec part")
+	flag.IntVar(&o.idleExec.Rounds, "idle-exec-rounds", 10, "paired rounds of the idleexec part, after a warm-up")
 	flag.IntVar(&o.kubeletWS.Rounds, "kubeletws-rounds", 10, "paired rounds of the kubeletws part, after a warm-up")
 	flag.Int64Var(&o.kubeletWS.Bytes, "kubeletws-bytes", 256<<20, "bytes per download of the kubeletws part, a multiple of 65536")
-	parts := flag.String("parts", "throughput,admission,apf,throttle,idle", "which parts to measure: throughput (with setup latency, CPU and CPU profiles), admission (what a ValidatingAdmissionPolicy adds to setup), apf (another user's get pods with idle sessions held through the route, and kube-apiserver's seats), throttle, idle; profiles alone; kubeletws alone (WebSocket to a kubelet that serves it and to one that does not: a mixed cluster, see hack/bench.sh), written to kubelet-websocket.{json,txt}")
+	parts := flag.String("parts", "throughput,admission,apf,throttle,idle,idleexec", "which parts to measure: throughput (with setup latency, CPU and CPU profiles), admission (what a ValidatingAdmissionPolicy adds to setup), apf (another user's get pods with idle sessions held through the route, and kube-apiserver's seats), throttle, idle (port-forwards straight to exec-proxy, by the thousand), idleexec (stock kubectl 1.28 and 1.33 exec sessions held idle through the route and on kube-apiserver's path: memory of both servers); profiles alone; kubeletws alone (WebSocket to a kubelet that serves it and to one that does not: a mixed cluster, see hack/bench.sh), written to kubelet-websocket.{json,txt}")
 	flag.Parse()
 	o.parts = map[string]bool{}
 	for _, p := range strings.Split(*parts, ",") {
@@ -64,6 +68,10 @@ func main() {
 	}
 	if o.apf.Sessions < 1 || o.apf.Sessions > apf.MaxSessions || o.apf.Batches < 2 || o.apf.Reads < 1 {
 		fmt.Fprintf(os.Stderr, "bench: -apf-sessions from 1 to %d (four users at exec-proxy's per-user cap), -apf-batches at least 2 (one is the warm-up), -apf-reads positive\n", apf.MaxSessions)
+		os.Exit(2)
+	}
+	if o.idleExec.Sessions < 1 || o.idleExec.Rounds < 2 {
+		fmt.Fprintln(os.Stderr, "bench: -idle-exec-sessions positive, -idle-exec-rounds at least 2")
 		os.Exit(2)
 	}
 	if o.kubeletWS.Rounds < 1 || o.kubeletWS.Bytes <= 0 || o.kubeletWS.Bytes%65536 != 0 {

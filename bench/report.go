@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/exec-proxy/exec-proxy/bench/apf"
+	"github.com/exec-proxy/exec-proxy/bench/idleexec"
 	"github.com/exec-proxy/exec-proxy/bench/internal/stats"
 )
 
@@ -89,6 +90,9 @@ func writeTable(buf *bytes.Buffer, r *Results) {
 	}
 	if r.APF != nil {
 		apf.WriteTable(buf, r.APF)
+	}
+	if r.IdleExec != nil {
+		idleexec.WriteTable(buf, r.IdleExec)
 	}
 	if r.Idle.Runs > 0 {
 		writeIdle(buf, r.Idle)

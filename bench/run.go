@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/exec-proxy/exec-proxy/bench/apf"
+	"github.com/exec-proxy/exec-proxy/bench/idleexec"
 	"github.com/exec-proxy/exec-proxy/bench/internal/stats"
 )
 
@@ -29,6 +30,7 @@ type Results struct {
 	Throttle   Throttle         `json:"throttle"`
 	Admission  []AdmissionSetup `json:"admission,omitempty"`
 	APF        *apf.Result      `json:"apf,omitempty"`
+	IdleExec   *idleexec.Result `json:"idleExec,omitempty"`
 	// Failed lists the transfers that failed and were run once more.
 	Failed []string `json:"failedTransfers,omitempty"`
 }
@@ -139,6 +141,17 @@ func run(ctx context.Context, o options) (*Results, error) {
 	}
 	if o.parts["throttle"] {
 		if res.Throttle, err = throttle(ctx, o, paths[2]); err != nil {
+			return nil, err
+		}
+	}
+	if o.parts["idleexec"] {
+		// As the cluster runs it (audit on), with /debug/pprof for the forced collections.
+		if err := restartExecProxy(ctx, o.cluster, paths[2], unlimited+" --profiling"); err != nil {
+			return nil, err
+		}
+		ie := o.idleExec
+		ie.Cluster, ie.KubectlDir, ie.Logf = o.cluster, filepath.Dir(o.apf.Kubectl), logf
+		if res.IdleExec, err = idleexec.Run(ctx, ie); err != nil {
 			return nil, err
 		}
 	}
