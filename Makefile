@@ -52,9 +52,10 @@ KUSTOMIZE_KUBECTL ?= $(or $(KUBECTL_DIR),/usr/lib/google-cloud-sdk/bin)/kubectl.
 test-chart: ## The Helm chart with the real helm (hack/build-helm.sh): lint, template, schema refusals, and no drift from deploy/ (no cluster).
 	helm=$$(hack/build-helm.sh) && HELM=$$helm KUBECTL=$(KUSTOMIZE_KUBECTL) $(GO) test -tags chart -count=1 -v ./test/chart/
 
-test-monitoring: ## deploy/components/monitoring with Debian's promtool: rules checked and unit-tested, dashboard queries parsed, only metrics exec-proxy registers (no cluster).
+test-monitoring: ## deploy/components/monitoring with Debian's promtool: rules checked and unit-tested, dashboard queries parsed, only metrics exec-proxy registers; the dashboards checked against Grafana's schema (no cluster).
 	hack/install-deps.sh
 	PROMTOOL=/usr/bin/promtool $(GO) test -tags monitoring -count=1 -v ./test/monitoring/
+	$(GO) -C hack/grafana-schema run . $(CURDIR)/deploy/components/monitoring/grafana-dashboard.json $(CURDIR)/charts/exec-proxy/files/grafana-dashboard.json
 
 # Kubernetes versions (hack/k8s/): the local cluster's default, and the newest, whose kubectl joins
 # the e2e's kubectls and whose control plane e2e-versions runs.
@@ -89,6 +90,7 @@ verify: ## gofmt, go vet, go mod tidy check.
 	$(GO) vet -tags monitoring ./test/monitoring/
 	$(GO) vet -tags image ./test/image/
 	cd hack/image && $(GO) vet ./...
+	cd hack/grafana-schema && $(GO) vet ./...
 	@bash -n hack/*.sh hack/cluster/*.sh
 
 BENCHSTAT := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
