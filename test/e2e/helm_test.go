@@ -23,20 +23,17 @@ import (
 // upgrades it with changed values that the objects then show, keeping the generated serving
 // certificate, and uninstalls it leaving none of its objects behind.
 //
-// Objects only, not a running exec-proxy: replicas=0, because the local cluster has no exec-proxy
-// image to run (it is built and imported apart), so no pod could become ready; and
-// apiService.create=false, because the local cluster's own exec-proxy holds the one
-// v1alpha1.execproxy.dev. A namespace and a name prefix of its own keep the release clear of the
-// local cluster's execproxy-system and execproxy:* objects, which Helm would refuse to adopt. The
-// test makes that namespace (namespace.create=false) and leaves it: the local cluster runs no
-// kube-controller-manager, whose namespace controller a namespace's deletion waits for.
+// Objects only, not a running exec-proxy: replicas=0 and apiService.create=false, because the local
+// cluster's own exec-proxy holds the one v1alpha1.execproxy.dev (TestInCluster runs exec-proxy from
+// deploy/ in its place). A namespace and a name prefix of its own keep the release clear of the
+// local cluster's execproxy-system and execproxy:* objects, which Helm would refuse to adopt; the
+// chart makes the namespace, and the uninstall waits for it to go.
 func TestHelmChart(t *testing.T) {
 	const release, ns, prefix = "exec-proxy-e2e", "execproxy-helm-e2e", "execproxy-helm-e2e"
 	h := helmRunner(t)
 	chart := filepath.Join(repoRoot(), "charts", "exec-proxy")
-	admin(t, "apiVersion: v1\nkind: Namespace\nmetadata: {name: "+ns+"}\n", "apply", "-f", "-")
 	base := []string{"--namespace", "default", // the release's record, apart from exec-proxy's namespace
-		"--set", "replicas=0,apiService.create=false,namespace.create=false,namespace.name=" + ns + ",clusterNamePrefix=" + prefix,
+		"--set", "replicas=0,apiService.create=false,namespace.name=" + ns + ",clusterNamePrefix=" + prefix,
 		"--set-file", "kubeletCA.certificate=" + filepath.Join(clusterDir(), "pki", "ca.crt")}
 	t.Cleanup(func() { h.run(t, "uninstall", release, "--namespace", "default", "--ignore-not-found", "--wait") })
 
