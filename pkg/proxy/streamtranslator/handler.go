@@ -21,6 +21,7 @@ import (
 	upstream "k8s.io/apiserver/pkg/util/proxy"
 	"k8s.io/apiserver/pkg/util/proxy/metrics"
 	"k8s.io/client-go/tools/remotecommand"
+	clientspdy "k8s.io/client-go/transport/spdy"
 	"k8s.io/client-go/util/exec"
 
 	"github.com/exec-proxy/exec-proxy/pkg/wire/spdyclient"
@@ -59,7 +60,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 
 	// Creating SPDY executor, ensuring redirects are not followed.
 	upgrader := &spdyclient.Upgrader{Dial: h.Dial, PingPeriod: pingPeriod}
-	spdyExecutor, err := remotecommand.NewSPDYExecutorRejectRedirects(upgrader, upgrader, "POST", h.Location)
+	spdyExecutor, err := remotecommand.NewSPDYExecutorRejectRedirects(
+		upgrader,
+		clientspdy.NewUpgraderForStreaming(upgrader),
+		"POST",
+		h.Location,
+	)
 	if err != nil {
 		metrics.IncStreamTranslatorRequest(req.Context(), strconv.Itoa(http.StatusInternalServerError))
 		websocketStreams.writeStatus(apierrors.NewInternalError(err)) //nolint:errcheck

@@ -21,16 +21,17 @@ import (
 
 	"github.com/moby/spdystream"
 	"github.com/moby/spdystream/spdy"
-	"k8s.io/apimachinery/pkg/util/httpstream"
 	"k8s.io/klog/v2"
+	"k8s.io/streaming/pkg/httpstream"
 
 	wirespdy "github.com/exec-proxy/exec-proxy/pkg/wire/spdy"
 )
 
 const (
-	// readBufferSize is the connection's read buffer. What comes this way is control frames and
-	// the error stream; the translator's connection writes stdout and stderr to the client itself.
-	readBufferSize = 4 << 10
+	// readBufferSize is the connection's read buffer, small: what comes this way is control frames
+	// and the error stream (the translator's connection writes stdout and stderr to the client
+	// itself), read from the translator's connection's own buffer.
+	readBufferSize = 1 << 10
 	// maxBuffered bounds what is kept of a stream's data until it is read. A stream at the bound
 	// stops the reading of the connection until it is read (backpressure), as a spdystream frame
 	// worker blocked on a stream's Read stops its queue and then the connection.

@@ -1,8 +1,10 @@
 package spdyclient
 
 import (
+	"errors"
 	"io"
 	"net/http"
+	"sync"
 
 	"github.com/moby/spdystream"
 	"github.com/moby/spdystream/spdy"
@@ -185,4 +187,75 @@ func (s *Stream) ended(replyErr error) {
 		close(s.replied)
 	}
 	s.c.cond.Broadcast()
+}
+
+// WriteTo writes the stream's data to w as it comes, until the kubelet ends the stream: what
+// io.Copy from the stream uses, without a copy buffer of its own (client-go's remotecommand holds
+// one for each stream it copies, for the session's life, otherwise).
+func (s *Stream) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for {
+		s.c.mu.Lock()
+		for len(s.buf) == 0 && !s.remoteDone {
+			s.c.cond.Wait()
+		}
+		p := s.buf
+		s.buf = nil
+		s.c.cond.Broadcast()
+		s.c.mu.Unlock()
+		if len(p) == 0 {
+			return total, nil
+		}
+		n, err := w.Write(p)
+		total += int64(n)
+		if err == nil && n < len(p) {
+			err = io.ErrShortWrite
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+// smallCopy is ReadFrom's buffer while what it reads is not flowing.
+const smallCopy = 512
+
+// largeCopies are ReadFrom's buffers while reads fill the small one.
+var largeCopies = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// ReadFrom writes what it reads from r to the stream until r's io.EOF: what io.Copy to the stream
+// uses. It reads with a small buffer, and with a pooled large one only while reads fill the small
+// one, so that an idle stdin holds 512 bytes, not io.Copy's 32 KiB.
+func (s *Stream) ReadFrom(r io.Reader) (int64, error) {
+	var small [smallCopy]byte
+	buf := small[:]
+	var large *[]byte
+	defer func() {
+		if large != nil {
+			largeCopies.Put(large)
+		}
+	}()
+	var total int64
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			m, werr := s.Write(buf[:n])
+			total += int64(m)
+			if werr != nil {
+				return total, werr
+			}
+		}
+		switch {
+		case errors.Is(err, io.EOF):
+			return total, nil
+		case err != nil:
+			return total, err
+		case n == len(buf) && large == nil:
+			large = largeCopies.Get().(*[]byte)
+			buf = *large
+		case n < len(buf) && large != nil:
+			largeCopies.Put(large)
+			large, buf = nil, small[:]
+		}
+	}
 }

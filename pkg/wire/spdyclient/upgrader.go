@@ -12,12 +12,15 @@ import (
 	"strings"
 	"time"
 
-	"k8s.io/apimachinery/pkg/util/httpstream"
+	"k8s.io/streaming/pkg/httpstream"
 )
 
-// Upgrader is the round tripper and upgrader (client-go's transport/spdy Upgrader) that
+// Upgrader is the round tripper and upgrader (an httpstream.UpgradeRoundTripper, which client-go's
+// transport/spdy NewUpgraderForStreaming makes its Upgrader) that
 // remotecommand.NewSPDYExecutorForTransports takes, for one connection: RoundTrip dials with Dial
-// and writes the upgrade request, NewConnection makes the Conn. Adapted from k8s.io/streaming's
+// and writes the upgrade request, NewConnection makes the Conn. With NewUpgraderForStreaming,
+// client-go's remotecommand gets the Conn's streams themselves, not wrapped, so that its io.Copy
+// calls use their WriteTo and ReadFrom. Adapted from k8s.io/streaming's
 // httpstream/spdy SpdyRoundTripper (Copyright 2015 The Kubernetes Authors, Apache License 2.0).
 type Upgrader struct {
 	Dial       func(ctx context.Context, network, address string) (net.Conn, error)
