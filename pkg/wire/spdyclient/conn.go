@@ -196,6 +196,7 @@ func (c *Conn) Close() error {
 		return nil
 	}
 	c.closing = true
+	c.cond.Broadcast() // a reading that waits for a full stream's reader drops its data and goes on
 	var reset []*Stream
 	for _, s := range c.streams {
 		reset = append(reset, s)

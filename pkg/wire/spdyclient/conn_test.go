@@ -141,7 +141,8 @@ func TestHostileKubelet(t *testing.T) {
 		{name: "an oversized control frame ends the reading", script: func(k *kubeletEnd) { k.write(reply(false)) },
 			after: func(k *kubeletEnd) {
 				big := http.Header{"X": {strings.Repeat("a", 70<<10)}}
-				k.write(&spdy.HeadersFrame{StreamId: 1, Headers: big}) // spdystream's own limit is 16 MiB
+				// spdystream's own limit is 16 MiB; the write fails as the connection ends.
+				_ = k.f.WriteFrame(&spdy.HeadersFrame{StreamId: 1, Headers: big})
 			}, read: "", ended: true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -153,9 +154,14 @@ func TestHostileKubelet(t *testing.T) {
 			if err != nil {
 				return
 			}
-			if c.after != nil {
-				go c.after(k)
-			}
+			afterDone := make(chan struct{})
+			go func() {
+				defer close(afterDone)
+				if c.after != nil {
+					c.after(k)
+				}
+			}()
+			defer func() { <-afterDone }()
 			got, err := io.ReadAll(s)
 			if string(got) != c.read || err != nil {
 				t.Errorf("read %q, %v; want %q", got, err, c.read)
@@ -265,4 +271,27 @@ func FuzzSPDYClient(f *testing.F) {
 			t.Fatalf("the stream held %d bytes, over its bound of %d", peak, maxBuffered)
 		}
 	})
+}
+
+// Close ends a reading that waits for a stream client-go no longer reads (taken back by
+// RemoveStreams, so not reset): the reading goroutine ends and CloseChan closes.
+func TestCloseWhileTheReadingWaits(t *testing.T) {
+	noLeaks(t)
+	conn, k := pipe(t)
+	s, err := open(t, conn, k, func() { k.write(reply(false)) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = k.f.WriteFrame(data(1, false, strings.Repeat("z", 2*maxBuffered))) }() // cut short by the Close
+	conn.mu.Lock()
+	for len(s.buf) < maxBuffered {
+		conn.cond.Wait()
+	}
+	conn.mu.Unlock()
+	conn.RemoveStreams(s)
+	go func() { _, _ = io.Copy(io.Discard, k.conn) }() // the kubelet reads the GOAWAY
+	if err := conn.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	<-conn.CloseChan()
 }
