@@ -62,7 +62,7 @@ func TestIdleSessionMemory(t *testing.T) {
 		bound             float64
 	}{
 		{"spdy", "spdy", false, 128},
-		{"websocket-translated", "websocket", false, 1536},
+		{"websocket-translated", "websocket", false, 256},
 		{"websocket-passed-through", "websocket", true, 128},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -22,6 +22,7 @@ import (
 	"github.com/exec-proxy/exec-proxy/pkg/policy"
 	"github.com/exec-proxy/exec-proxy/pkg/proxy/caps"
 	"github.com/exec-proxy/exec-proxy/pkg/proxy/kubeletconn"
+	"github.com/exec-proxy/exec-proxy/pkg/proxy/streamtranslator"
 	"github.com/exec-proxy/exec-proxy/pkg/recording"
 	"github.com/exec-proxy/exec-proxy/pkg/session"
 	"github.com/exec-proxy/exec-proxy/pkg/sessionadmission"
@@ -282,7 +283,7 @@ func (p *Proxier) upstreamHandler(req *http.Request, r *session.Request, t *node
 	} else if r.Attach != nil {
 		opts = translator.Options{Stdin: r.Attach.Stdin, Stdout: r.Attach.Stdout, Stderr: r.Attach.Stderr, Tty: r.Attach.TTY}
 	}
-	return translator.NewStreamTranslatorHandler(loc, p.translator, 0, opts)
+	return streamtranslator.New(loc, p.translator.DialContext, opts)
 }
 
 func nonZeroMin(a, b time.Duration) time.Duration {

@@ -53,8 +53,8 @@ func dialTranslator(ctx context.Context, kubelets *nodeconn.Transport, address s
 		l.refuse(session.GatewayError(err.Error()))
 		return l
 	}
-	// Not a lingeringConn: spdystream stops reading at the kubelet's GOAWAY, and then writes its own,
-	// which must fail, not wait for the reading to end.
+	// Not a lingeringConn: the translator's SPDY connection (package spdyclient) stops reading at
+	// the kubelet's GOAWAY, and may then write its own, which must fail, not wait for the reading to end.
 	l.conn = conn
 	l.frames = &wire.FrameWriter{W: b.writer(conn), Cut: &wirespdy.FrameCutter{}}
 	b.addConn()
@@ -71,7 +71,8 @@ func dialTranslator(ctx context.Context, kubelets *nodeconn.Transport, address s
 }
 
 // translatorConn is the translator's connection to the kubelet. Reads and writes run on the
-// translator's goroutines, one reader and one writer at a time, as spdystream has them.
+// translator's goroutines, one reader and one writer at a time, as its SPDY connection (package
+// spdyclient) has them.
 type translatorConn struct {
 	kubelets *nodeconn.Transport // adds exec-proxy's credentials to the translator's request
 	b        *Side

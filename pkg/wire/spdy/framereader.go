@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -261,6 +262,9 @@ type spdyReader struct {
 	// fromClient: frames the kubelet would not read as they are read here end the session
 	// rather than reach it.
 	fromClient bool
+	// frames, when set, hears every frame instead of the FrameReader (see Frames).
+	frames FrameHandler
+	err    error // why reading stopped, with frames
 }
 
 func (r *spdyReader) feed(p []byte) {
@@ -296,6 +300,12 @@ func (r *spdyReader) begin() {
 		// spdystream's framer: the stream id is the first word without its top bit.
 		r.stream = spdy.StreamId(binary.BigEndian.Uint32(r.hdr[:4]) & 0x7fffffff)
 		r.fin = spdy.DataFlags(r.hdr[4])&spdy.DataFlagFin != 0
+		if r.frames != nil {
+			if r.remaining == 0 {
+				r.end()
+			}
+			return
+		}
 		typ, err := r.s.dataFrame(r.stream, r.fromClient, r.remaining)
 		if err != nil {
 			r.fail(err.Error())
@@ -311,6 +321,10 @@ func (r *spdyReader) begin() {
 func (r *spdyReader) piece(b []byte) {
 	if r.control {
 		r.ctrl.Write(b)
+		return
+	}
+	if r.frames != nil {
+		r.frames.Data(r.stream, b)
 		return
 	}
 	switch {
@@ -337,6 +351,10 @@ func (r *spdyReader) piece(b []byte) {
 
 func (r *spdyReader) end() {
 	r.nhdr = 0
+	if !r.control && r.frames != nil {
+		r.frames.DataEnd(r.stream, r.fin)
+		return
+	}
 	if !r.control {
 		r.flushData()
 		if r.typ == "error" && !r.fromClient && !r.s.shape.PortForward {
@@ -368,6 +386,10 @@ func (r *spdyReader) flushData() {
 func (r *spdyReader) fail(why string) {
 	r.stop()
 	why = "unreadable SPDY frames: " + why
+	if r.frames != nil {
+		r.err = errors.New(why)
+		return
+	}
 	if r.fromClient {
 		r.s.o.ClientProtocolError(why)
 	} else {

@@ -65,6 +65,9 @@ func (r *spdyReader) controlFrame(frame []byte) error {
 	payload := frame[8:]
 	flags := spdy.ControlFlags(frame[4])
 	typ := spdy.ControlFrameType(binary.BigEndian.Uint16(frame[2:4]))
+	if r.frames != nil {
+		return r.handledControlFrame(typ, flags, payload)
+	}
 	if !r.fromClient {
 		return r.serverControlFrame(typ, payload)
 	}
