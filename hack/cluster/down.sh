@@ -6,6 +6,7 @@ here=$(dirname "$0")
 . "$here/env.sh"
 [[ -d $CLUSTER_DIR ]] || { log "nothing to stop"; exit 0; }
 "$here/exec-proxy.sh" down
+"$here/s3.sh" down
 for n in "${NODES[@]}"; do "$here/node.sh" down "$n"; done
 "$here/control-plane.sh" down
 rmdir /run/containerd/s /run/containerd/fifo 2>/dev/null || true
