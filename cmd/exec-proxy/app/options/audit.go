@@ -144,7 +144,7 @@ func (o *AuditOptions) RecordingConfig(ctx context.Context) (recording.Config, e
 		b.Close()
 		return cfg, fmt.Errorf("--recording-bucket: %w", err)
 	}
-	klog.FromContext(ctx).Info("Recordings are kept in a bucket", "bucket", b, "uploadInterval", o.RecordingUploadInterval, "retention", cfg.Retention)
+	klog.FromContext(ctx).Info("Recordings are kept in a bucket", "bucket", b.String(), "uploadInterval", o.RecordingUploadInterval, "retention", cfg.Retention)
 	cfg.Bucket = b
 	return cfg, nil
 }
