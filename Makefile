@@ -32,8 +32,8 @@ test-dist: dist ## make dist's archives and manifest checked, validated and inst
 	mkdir -p _output; krew=$$(hack/build-krew.sh) || exit 1; \
 	  KREW_BIN=$$krew $(GO) test -tags dist -count=1 -timeout 10m -v ./test/dist/ 2>&1 | tee _output/test-dist.log; exit $${PIPESTATUS[0]}
 
-unit: ## Unit tests (no root, no cluster).
-	$(GO) test -race -count=1 ./...
+unit: ## Unit tests (no root, no cluster); the recording bucket's against the S3 server hack/build-s3server.sh builds.
+	s3server=$$(hack/build-s3server.sh) && S3SERVER=$$s3server $(GO) test -race -count=1 ./...
 
 # Each target runs a count of inputs, about 20 s here, unless FUZZTIME (a count or a duration) is
 # given: with a duration, Go 1.26's fuzz coordinator can fail a clean run with a bare "context
@@ -92,6 +92,7 @@ verify: ## gofmt, go vet, go mod tidy check.
 	$(GO) vet -tags image ./test/image/
 	cd hack/image && $(GO) vet ./...
 	cd hack/grafana-schema && $(GO) vet ./...
+	cd hack/tools/s3server && $(GO) vet ./...
 	@bash -n hack/*.sh hack/cluster/*.sh
 
 BENCHSTAT := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da

@@ -7,6 +7,7 @@ here=$(dirname "$0")
 [[ -d $CLUSTER_DIR ]] || { log "nothing to stop"; exit 0; }
 "$here/exec-proxy.sh" down
 stop_pid in-cluster-follow
+"$here/s3.sh" down
 for n in "${NODES[@]}"; do "$here/node.sh" down "$n"; done
 "$here/control-plane.sh" down
 rmdir /run/containerd/s /run/containerd/fifo 2>/dev/null || true

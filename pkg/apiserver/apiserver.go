@@ -56,7 +56,11 @@ func (c CompletedConfig) New() (*ExecProxy, error) {
 		peerSet, recordingPeers, attachPeers = c.peers, c.peers, c.peers
 	}
 	storage["execsessions"] = execsession.NewREST(c.proxier, c.replica, peerSet)
-	storage["execsessions/recording"] = execsession.NewRecordingREST(c.proxier.Recording.Dir, c.replica, recordingPeers)
+	var recordingBucket execsession.RecordingBucket
+	if c.proxier.Recording.Bucket != nil {
+		recordingBucket = c.proxier.Recording.Bucket
+	}
+	storage["execsessions/recording"] = execsession.NewRecordingREST(c.proxier.Recording.Dir, c.replica, recordingPeers, recordingBucket)
 	storage["execsessions/attach"] = execsession.NewAttachREST(c.proxier, c.replica, attachPeers, c.proxier.Audit, c.generic.Authorization.Authorizer)
 	if c.locks != nil {
 		storage["execlocks"] = c.locks.storage
@@ -109,6 +113,9 @@ func (c CompletedConfig) New() (*ExecProxy, error) {
 		}
 		if c.locks != nil {
 			go c.locks.locks.Run(hc, expiredLockPeriod)
+		}
+		if rec := c.proxier.Recording; rec.Bucket != nil && rec.Retention > 0 {
+			go rec.Bucket.Retain(hc, rec.Retention)
 		}
 		return nil
 	})

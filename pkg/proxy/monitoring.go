@@ -8,6 +8,7 @@ import (
 
 	"github.com/exec-proxy/exec-proxy/pkg/proxy/caps"
 	"github.com/exec-proxy/exec-proxy/pkg/proxy/kubeletconn"
+	"github.com/exec-proxy/exec-proxy/pkg/recording"
 )
 
 const namespace = "execproxy"
@@ -42,8 +43,8 @@ var (
 	}, []string{"cap"})
 	recordingsTotal = metrics.NewCounterVec(&metrics.CounterOpts{
 		Namespace: namespace, Name: "recordings_total",
-		Help: "Session recordings by result: complete, incomplete (a write failed or events were dropped) or " +
-			"not_started (the file could not be made).", StabilityLevel: metrics.ALPHA,
+		Help: "Session recordings by result: complete, incomplete (a write or, with a bucket, the whole recording's upload " +
+			"failed, or events were dropped) or not_started (the file could not be made).", StabilityLevel: metrics.ALPHA,
 	}, []string{"result"})
 
 	registerOnce sync.Once
@@ -55,6 +56,7 @@ func RegisterMetrics() {
 		legacyregistry.MustRegister(sessionsActive, sessionsTotal, sessionBytes, sessionDuration, throttledTotal,
 			sessionCaps, recordingsTotal)
 		kubeletconn.RegisterMetrics()
+		recording.RegisterMetrics()
 	})
 }
 

@@ -6,6 +6,7 @@ package recording
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -15,6 +16,8 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
+
+	"k8s.io/klog/v2"
 
 	"github.com/exec-proxy/exec-proxy/pkg/session"
 )
@@ -31,6 +34,11 @@ type Config struct {
 	// Create creates a recording's file; nil: a new file only its owner reads. Tests make slow and
 	// failing disks with it.
 	Create func(path string) (io.WriteCloser, error)
+	// Bucket, when set, keeps the recordings: Dir is then their spool, each file removed once its
+	// whole recording is in the bucket. A part that cannot be uploaded ends a fail-closed session.
+	Bucket *Bucket
+	// Retention is how long the bucket keeps a recording (by its objects' age); 0: for good.
+	Retention time.Duration
 }
 
 // Session is what a recording needs of a session: whose it is, for its header and the policy.
@@ -92,6 +100,7 @@ type writer struct {
 	mu      sync.RWMutex // closed, against sends on the closed queue
 	closed  bool
 	err     error
+	up      *uploader // nil: no bucket
 
 	q backlog
 }
@@ -153,6 +162,10 @@ func newWriter(cfg Config, s Session, stdin bool, onFail func(error)) (*writer, 
 		"title":   fmt.Sprintf("%s %s/%s -c %s by %s (session %s)", s.Kind, s.Namespace, s.Pod, s.Container, s.User, s.ID),
 		// Players ignore keys they do not know; the API serves a recording only in its namespace.
 		HeaderKey: Meta{Session: s.ID, Namespace: s.Namespace, Pod: s.Pod, Container: s.Container, User: s.User},
+	}
+	if cfg.Bucket != nil {
+		r.up = newUploader(cfg.Bucket, s.ID, path, onFail)
+		go r.up.run(r.done)
 	}
 	go r.write(f, header)
 	return r, nil
@@ -255,19 +268,28 @@ func (r *writer) taken(ev castEvent) {
 // Stdin reports whether input is recorded.
 func (r *writer) Stdin() bool { return r.stdin }
 
-// Path is the recording's file.
-func (r *writer) Path() string { return r.path }
+// Path is the recording's file, or its object when a bucket keeps it.
+func (r *writer) Path() string {
+	if r.up != nil {
+		return r.up.b.Location(r.up.id)
+	}
+	return r.path
+}
 
 // Dropped is how many events the queue had no room for.
 func (r *writer) Dropped() int64 { return r.dropped.Load() }
 
 // Discard ends a recording of a session that did not start, and removes its file.
 func (r *writer) Discard() {
+	if r.up != nil {
+		r.up.discard.Store(true)
+	}
 	_ = r.Close()
 	_ = os.Remove(r.path)
 }
 
-// Close ends the recording and waits for the file to be written.
+// Close ends the recording and waits for the file to be written and, with a bucket, uploaded.
+// The file of a recording the bucket does not have whole stays in the spool.
 func (r *writer) Close() error {
 	r.once.Do(func() {
 		r.mu.Lock()
@@ -283,12 +305,22 @@ func (r *writer) Close() error {
 		r.mu.Unlock()
 	})
 	<-r.done
-	return r.err
+	if r.up == nil {
+		return r.err
+	}
+	err := r.up.wait()
+	if err == nil && !r.up.discard.Load() {
+		if rerr := os.Remove(r.path); rerr != nil && !os.IsNotExist(rerr) {
+			klog.Background().Error(rerr, "Removing a recording's spool file", "session", r.up.id)
+		}
+	}
+	return errors.Join(r.err, err)
 }
 
 func (r *writer) write(f io.WriteCloser, header map[string]interface{}) {
 	defer close(r.done)
-	w := bufio.NewWriter(f)
+	file := &countWriter{w: f}
+	w := bufio.NewWriter(file)
 	var pending []castEvent
 	var pendingBytes int
 	size := defaultSize
@@ -314,9 +346,11 @@ func (r *writer) write(f io.WriteCloser, header map[string]interface{}) {
 		r.check(enc.Encode([]interface{}{ev.at.Seconds(), ev.kind, ev.data}))
 		r.taken(ev)
 	}
+	r.flushIdle(w, file)
 	for ev := range r.events {
 		if r.err == nil {
 			r.check(enc.Encode([]interface{}{ev.at.Seconds(), ev.kind, ev.data}))
+			r.flushIdle(w, file)
 		}
 		r.taken(ev)
 	}
@@ -326,6 +360,30 @@ func (r *writer) write(f io.WriteCloser, header map[string]interface{}) {
 	if err := f.Close(); err != nil {
 		r.check(err)
 	}
+}
+
+// flushIdle puts what is written into the file when the queue is empty, for the uploader to
+// find there: only with a bucket, whose parts the file's whole events make.
+func (r *writer) flushIdle(w *bufio.Writer, file *countWriter) {
+	if r.up == nil || len(r.events) > 0 || r.err != nil {
+		return
+	}
+	r.check(w.Flush())
+	if r.err == nil {
+		r.up.wrote(file.n)
+	}
+}
+
+// countWriter counts the bytes written through it.
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // check keeps the first write error and reports it; what follows is not written.

@@ -274,7 +274,8 @@ func checkEveryOption(t *testing.T, objs []object) {
 	pod := field(dep, "spec", "template", "spec")
 	args := field(pod, "containers", 0, "args").([]any)
 	for _, want := range []string{"--recording-dir=/var/lib/exec-proxy/recordings", "--record-non-tty", "--record-stdin",
-		"--recording-failure-policy=fail-closed", "--session-policy-file=/etc/exec-proxy/session-policy/policy.yaml",
+		"--recording-failure-policy=fail-closed", "--recording-bucket=s3://audit-recordings?region=eu-west-1&prefix=prod/",
+		"--recording-upload-interval=2s", "--recording-retention=720h", "--session-policy-file=/etc/exec-proxy/session-policy/policy.yaml",
 		"--shutdown-grace-period=120s", "--max-sessions-per-user=5", "--admission=cluster"} {
 		if !slices.Contains(args, any(want)) {
 			t.Errorf("args lack %s: %v", want, args)
@@ -294,6 +295,7 @@ func checkEveryOption(t *testing.T, objs []object) {
 		{[]any{"spec", "template", "spec", "nodeSelector", "kubernetes.io/os"}, "linux"},
 		{[]any{"spec", "template", "spec", "tolerations", 0, "value"}, "audit"},
 		{[]any{"spec", "template", "spec", "containers", 0, "resources", "limits", "memory"}, "512Mi"},
+		{[]any{"spec", "template", "spec", "containers", 0, "envFrom", 0, "secretRef", "name"}, "bucket-credentials"},
 	} {
 		if got := field(dep, c.path...); !reflect.DeepEqual(got, c.want) {
 			t.Errorf("Deployment %v: %v, want %v", c.path, got, c.want)
@@ -393,6 +395,7 @@ func TestDeployDrift(t *testing.T) {
 		{"servicemonitor", []string{"deploy.yaml", "servicemonitor.yaml"}},
 		{"monitoring", []string{"deploy.yaml", "monitoring.yaml"}},
 		{"deny-direct-exec", []string{"deploy.yaml", "deny-direct-exec.yaml"}},
+		{"recording-bucket", []string{"deploy.yaml", "recording-bucket.yaml"}},
 	} {
 		name := "deploy"
 		if c.component != "" {

@@ -69,7 +69,7 @@ func TestRecordingREST(t *testing.T) {
 			if tc.fromPeer {
 				ctx = peers.NewContext(ctx, peers.Request{From: "r2"})
 			}
-			obj, err := NewRecordingREST(tc.dir, "r1", p).Get(ctx, tc.id, nil)
+			obj, err := NewRecordingREST(tc.dir, "r1", p, nil).Get(ctx, tc.id, nil)
 			got := ""
 			if err != nil {
 				got = err.Error()

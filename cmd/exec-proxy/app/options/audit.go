@@ -1,11 +1,14 @@
 package options
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"time"
 
 	"github.com/spf13/pflag"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
 
 	"github.com/exec-proxy/exec-proxy/pkg/recording"
 	"github.com/exec-proxy/exec-proxy/pkg/sessionaudit"
@@ -18,7 +21,10 @@ type AuditOptions struct {
 	Recording     recording.Config
 	// RecordingFailurePolicy fills in Recording.FailClosed.
 	RecordingFailurePolicy string
-	Commands               bool
+	// RecordingBucket is a gocloud.dev/blob URL; it may carry secrets, so it is never logged whole.
+	RecordingBucket         string
+	RecordingUploadInterval time.Duration
+	Commands                bool
 }
 
 func NewAuditOptions() *AuditOptions {
@@ -28,9 +34,10 @@ func NewAuditOptions() *AuditOptions {
 			WebhookBuffer: 10000, WebhookBatchWait: 5 * time.Second,
 			WebhookInitialBackoff: time.Second, WebhookShutdownTimeout: 20 * time.Second,
 		},
-		FailurePolicy:          string(sessionaudit.FailClosed),
-		Commands:               true,
-		RecordingFailurePolicy: string(sessionaudit.FailOpen),
+		FailurePolicy:           string(sessionaudit.FailClosed),
+		Commands:                true,
+		RecordingFailurePolicy:  string(sessionaudit.FailOpen),
+		RecordingUploadInterval: 5 * time.Second,
 	}
 }
 
@@ -55,6 +62,15 @@ func (o *AuditOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.Recording.Stdin, "record-stdin", o.Recording.Stdin, "Record what users type (asciicast \"i\" events), not only output.")
 	fs.StringVar(&o.RecordingFailurePolicy, "recording-failure-policy", o.RecordingFailurePolicy,
 		"fail-open: a session runs on when its recording fails or falls behind (events dropped and counted); fail-closed: it is refused (503) when its recording cannot be made, waits for a recording that falls behind, and ends when the recording cannot be written.")
+	fs.StringVar(&o.RecordingBucket, "recording-bucket", o.RecordingBucket,
+		"Object storage that keeps the recordings, as a gocloud.dev/blob URL: s3://BUCKET?region=R (and endpoint=URL&use_path_style=true for "+
+			"S3-compatible servers), or file:///DIR; prefix=P puts P before every key. Credentials come from the driver's environment "+
+			"(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, ...). --recording-dir is then the spool: a running session's recording is "+
+			"uploaded in parts, the whole recording when it ends (docs/recordings.md).")
+	fs.DurationVar(&o.RecordingUploadInterval, "recording-upload-interval", o.RecordingUploadInterval,
+		"Longest a running session's recording waits to be uploaded to --recording-bucket: what a replica's loss loses of it, with the upload's own time.")
+	fs.DurationVar(&o.Recording.Retention, "recording-retention", o.Recording.Retention,
+		"Remove recordings from --recording-bucket once older than this (0: keep them); every replica sweeps.")
 	fs.BoolVar(&o.Commands, "session-audit-commands", o.Commands,
 		"Write a record of each command line typed in a TTY session (exec or attach -it), read off its terminal, and mark it in the session's recording.")
 	fs.StringVar(&o.FailurePolicy, "session-audit-failure-policy", o.FailurePolicy,
@@ -78,6 +94,15 @@ func (o *AuditOptions) Validate() []error {
 			errs = append(errs, fmt.Errorf("--recording-dir %q must be an existing directory", o.Recording.Dir))
 		}
 	}
+	if o.RecordingBucket != "" && o.Recording.Dir == "" {
+		errs = append(errs, fmt.Errorf("--recording-bucket needs --recording-dir, its spool"))
+	}
+	if o.RecordingBucket == "" && o.Recording.Retention != 0 {
+		errs = append(errs, fmt.Errorf("--recording-retention needs --recording-bucket"))
+	}
+	if o.RecordingUploadInterval <= 0 || o.Recording.Retention < 0 {
+		errs = append(errs, fmt.Errorf("--recording-upload-interval must be positive and --recording-retention not negative"))
+	}
 	if o.LogMaxAgeDays < 0 || o.LogMaxBackups < 0 || o.LogMaxSizeMB < 0 || o.WebhookBuffer < 1 {
 		errs = append(errs, fmt.Errorf("--session-audit-log-max* must not be negative and --session-audit-webhook-buffer must be at least 1"))
 	}
@@ -98,9 +123,28 @@ func (o *AuditOptions) Auditor() (*sessionaudit.Auditor, error) {
 	return a, nil
 }
 
-// RecordingConfig is the recording flags.
-func (o *AuditOptions) RecordingConfig() recording.Config {
+// bucketCheckTimeout bounds the start's check that the recording bucket can be reached.
+const bucketCheckTimeout = 30 * time.Second
+
+// RecordingConfig is the recording flags, with the bucket opened and checked: a bucket that
+// cannot be reached (such as with wrong credentials) fails the start rather than every recording.
+func (o *AuditOptions) RecordingConfig(ctx context.Context) (recording.Config, error) {
 	cfg := o.Recording
 	cfg.FailClosed = o.RecordingFailurePolicy == string(sessionaudit.FailClosed)
-	return cfg
+	if o.RecordingBucket == "" {
+		return cfg, nil
+	}
+	b, err := recording.OpenBucket(ctx, o.RecordingBucket, o.RecordingUploadInterval, clock.RealClock{})
+	if err != nil {
+		return cfg, fmt.Errorf("--recording-bucket: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, bucketCheckTimeout)
+	defer cancel()
+	if err := b.Check(ctx); err != nil {
+		b.Close()
+		return cfg, fmt.Errorf("--recording-bucket: %w", err)
+	}
+	klog.FromContext(ctx).Info("Recordings are kept in a bucket", "bucket", b.String(), "uploadInterval", o.RecordingUploadInterval, "retention", cfg.Retention)
+	cfg.Bucket = b
+	return cfg, nil
 }

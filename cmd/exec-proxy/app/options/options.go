@@ -2,6 +2,7 @@
 package options
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"time"
@@ -187,13 +188,17 @@ func (o *Options) ServerConfig() (*apiserver.Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	recordingConfig, err := o.Audit.RecordingConfig(context.Background())
+	if err != nil {
+		return nil, err
+	}
 	return &apiserver.Config{
 		Replica:               o.Peers.ReplicaName,
 		Peers:                 peers,
 		LockNamespace:         o.Locks.Namespace,
 		PassThrough:           passThrough,
 		Audit:                 auditor,
-		Recording:             o.Audit.RecordingConfig(),
+		Recording:             recordingConfig,
 		Policy:                policy,
 		Admission:             admission,
 		Generic:               generic,

@@ -1,0 +1,202 @@
+package recording
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	testingclock "k8s.io/utils/clock/testing"
+
+	"github.com/exec-proxy/exec-proxy/internal/poll"
+	"github.com/exec-proxy/exec-proxy/pkg/session"
+)
+
+func TestRedact(t *testing.T) {
+	cases := []struct{ url, want string }{
+		{"s3://rec?endpoint=http://127.0.0.1:9000&region=x&use_path_style=true", "s3://rec"},
+		{"s3://AKIA:secret@rec/x?region=x", "s3://rec/x"},
+		{"azblob://rec?sas_token=sv%3D2020&x=1", "azblob://rec"},
+		{"file:///var/lib/rec", "file:///var/lib/rec"},
+		{"gs://rec#frag", "gs://rec"},
+		{"s3://rec\x7f?secret=1", "(unparsable bucket URL)"},
+	}
+	for _, tc := range cases {
+		if got := Redact(tc.url); got != tc.want {
+			t.Errorf("Redact(%q) = %q, want %q", tc.url, got, tc.want)
+		}
+	}
+}
+
+// TestOpenBucketErrorsRedacted: an unknown driver's error repeats the URL; the error must not.
+func TestOpenBucketErrorsRedacted(t *testing.T) {
+	_, err := OpenBucket(context.Background(), "nosuch://u:pw@rec?key=sekrit", time.Second, testingclock.NewFakeClock(time.Now()))
+	if err == nil || strings.Contains(err.Error(), "sekrit") || strings.Contains(err.Error(), "pw") {
+		t.Fatalf("error %v", err)
+	}
+}
+
+func fileBucket(t *testing.T, clk *testingclock.FakeClock) (*Bucket, string) {
+	t.Helper()
+	dir := t.TempDir()
+	b, err := OpenBucket(context.Background(), "file://"+dir+"?no_tmp_dir=true", time.Second, clk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b, dir
+}
+
+func keys(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && !strings.HasSuffix(p, ".attrs") {
+			rel, _ := filepath.Rel(dir, p)
+			out = append(out, rel)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestUploadWhileRunning: parts are uploaded on the interval's tick and when PartBytes are
+// waiting; what a part holds is whole events; at the end the whole recording replaces them, and
+// the spool file goes.
+func TestUploadWhileRunning(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	clk := testingclock.NewFakeClock(time.Now())
+	b, bucketDir := fileBucket(t, clk)
+	b.PartBytes = 4 << 10
+	spool := t.TempDir()
+	s := Session{ID: "s1", Kind: session.KindExec, Namespace: "a", Pod: "p", User: "alice", TTY: true}
+	r, err := newWriter(Config{Dir: spool, Bucket: b}, s, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Add("r", []byte("80x24"))
+	r.Add("o", []byte("hello\r\n"))
+	poll.Until(t, func() bool { return r.up.flushed.Load() > 0 && clk.HasWaiters() })
+	clk.Step(time.Second) // the interval
+	poll.Until(t, func() bool { return len(keys(t, bucketDir)) == 1 })
+	part0, err := b.b.ReadAll(context.Background(), partKey("s1", 0))
+	if err != nil || !strings.HasSuffix(string(part0), "\"hello\\r\\n\"]\n") || !strings.HasPrefix(string(part0), "{") {
+		t.Fatalf("part 0 %q, %v", part0, err)
+	}
+	// Past PartBytes: uploaded with no tick, a part per line (two lines do not fit one part).
+	r.Add("o", []byte(strings.Repeat("x", 3<<10)))
+	r.Add("o", []byte(strings.Repeat("y", 3<<10)))
+	poll.Until(t, func() bool { return len(keys(t, bucketDir)) == 3 })
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := keys(t, bucketDir); len(got) != 1 || got[0] != "s1.cast" {
+		t.Errorf("objects after the end: %v", got)
+	}
+	whole, _ := b.b.ReadAll(context.Background(), "s1.cast")
+	rest := strings.TrimPrefix(string(whole), string(part0))
+	if !strings.HasPrefix(string(whole), string(part0)) || !strings.Contains(rest, strings.Repeat("x", 3<<10)+"\"]\n[") {
+		t.Errorf("the recording %q does not follow its parts", whole)
+	}
+	if _, err := os.Stat(r.path); !os.IsNotExist(err) {
+		t.Errorf("spool file left: %v", err)
+	}
+	if want := "file://" + bucketDir + "/s1.cast"; r.Path() != want {
+		t.Errorf("Path %q, want %q", r.Path(), want)
+	}
+}
+
+// TestDiscardRemovesParts: a session that did not start leaves nothing in the bucket.
+func TestDiscardRemovesParts(t *testing.T) {
+	clk := testingclock.NewFakeClock(time.Now())
+	b, bucketDir := fileBucket(t, clk)
+	r, err := newWriter(Config{Dir: t.TempDir(), Bucket: b}, Session{ID: "s2", Kind: session.KindExec}, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Add("r", []byte("80x24"))
+	poll.Until(t, func() bool { return r.up.flushed.Load() > 0 && clk.HasWaiters() })
+	clk.Step(time.Second)
+	poll.Until(t, func() bool { return len(keys(t, bucketDir)) == 1 })
+	r.Discard()
+	if got := keys(t, bucketDir); len(got) != 0 {
+		t.Errorf("objects left: %v", got)
+	}
+}
+
+// TestOpenFromParts: the parts of a recording whose replica stopped read as one asciicast,
+// ending with the Incomplete marker at the last event's time; the whole recording wins over parts.
+func TestOpenFromParts(t *testing.T) {
+	b, _ := fileBucket(t, testingclock.NewFakeClock(time.Now()))
+	ctx := context.Background()
+	put := func(key, body string) {
+		if err := b.b.WriteAll(ctx, key, []byte(body), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(partKey("s1", 1), "[1.5,\"o\",\"b\"]\n")
+	put(partKey("s1", 0), "{\"version\":2}\n[0.5,\"o\",\"a\"]\n")
+	put(partKey("s1", 10), "[9,\"o\",\"after a gap\"]\n")
+	put(partKey("s2", 0), "{\"version\":2}\n")
+	put("s3/part-000000", "{}\n")
+	put("s3.cast", "whole\n")
+	cases := []struct{ id, want string }{
+		{"s1", "{\"version\":2}\n[0.5,\"o\",\"a\"]\n[1.5,\"o\",\"b\"]\n[1.5,\"m\",\"" + Incomplete + "\"]\n"},
+		{"s2", "{\"version\":2}\n[0,\"m\",\"" + Incomplete + "\"]\n"},
+		{"s3", "whole\n"},
+		{"s4", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.id, func(t *testing.T) {
+			rc, err := b.Open(ctx, tc.id)
+			if tc.want == "" {
+				if !errors.Is(err, ErrNotInBucket) {
+					t.Fatalf("err %v, want ErrNotInBucket", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rc.Close()
+			got, err := io.ReadAll(rc)
+			if err != nil || string(got) != tc.want {
+				t.Errorf("got %q, %v; want %q", got, err, tc.want)
+			}
+		})
+	}
+}
+
+// TestSweep: objects older than the retention go, newer stay; a second sweep, as another
+// replica's, finds nothing to do and fails on nothing.
+func TestSweep(t *testing.T) {
+	b, dir := fileBucket(t, testingclock.NewFakeClock(time.Now()))
+	ctx := context.Background()
+	now := time.Now()
+	ages := map[string]time.Duration{"old.cast": 48 * time.Hour, "old/part-000000": 25 * time.Hour, "new.cast": time.Hour}
+	for key, age := range ages {
+		if err := b.b.WriteAll(ctx, key, []byte("x"), nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(filepath.Join(dir, key), now.Add(-age), now.Add(-age)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, want := range []int{2, 0} {
+		removed, err := b.Sweep(ctx, 24*time.Hour, now)
+		if err != nil || removed != want {
+			t.Errorf("sweep %d: removed %d, %v; want %d", i, removed, err, want)
+		}
+	}
+	if got := keys(t, dir); len(got) != 1 || got[0] != "new.cast" {
+		t.Errorf("left %v, want new.cast", got)
+	}
+}
