@@ -3,8 +3,9 @@
 // and on kube-apiserver's own pods/exec, paired round by round. The figure is each server's live heap
 // and goroutine stacks after a forced collection (Go's own gauges: go_memstats_alloc_bytes, which
 // after a collection is what it kept, and go_memstats_stack_inuse_bytes), with the sessions held
-// less before them, per session. The live heap rather than the heap's spans in use: spans that the
-// previous case's sessions left partly occupied would otherwise be counted, or freed, in this one.
+// less before them, per session; for exec-proxy also its heap spans in use (go_memstats_heap_inuse_bytes:
+// what the live objects occupy with the free room beside them) and goroutines. Before each case,
+// exec-proxy's goroutines have stopped falling, so that the last case's ending is not counted.
 package idleexec
 
 import (
@@ -46,6 +47,11 @@ type Case struct {
 	APIServerKiB []float64      `json:"kubeAPIServerKiBPerSession"`
 	ExecProxy    stats.Interval `json:"execProxy"`
 	APIServer    stats.Interval `json:"kubeAPIServer"`
+	// exec-proxy's heap spans in use (with what is free in them) plus stacks, and goroutines, per
+	// session and round.
+	ExecProxyInUseKiB   []float64      `json:"execProxyInUseKiBPerSession,omitempty"`
+	ExecProxyGoroutines []float64      `json:"execProxyGoroutinesPerSession,omitempty"`
+	ExecProxyInUse      stats.Interval `json:"execProxyInUse"`
 	// Route only: per round, (exec-proxy + kube-apiserver on the route) ÷ kube-apiserver on its own
 	// path with the same kubectl; and the ratio of the medians beside it.
 	VsAPIServerRounds []float64       `json:"vsKubeAPIServerRounds,omitempty"`
@@ -94,20 +100,22 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		for _, i := range stats.Turned(order, round) {
 			c := &res.Cases[i]
 			kubeconfig := filepath.Join(o.Cluster, "kubeconfig", map[string]string{"route": "admin", "kube-apiserver": "admin-direct"}[c.Path]+".kubeconfig")
-			epKiB, apiKiB, err := hold(ctx, o, filepath.Join(o.KubectlDir, c.Kubectl), kubeconfig, ep, api)
+			got, err := hold(ctx, o, filepath.Join(o.KubectlDir, c.Kubectl), kubeconfig, ep, api)
 			if err != nil {
 				return nil, fmt.Errorf("%s on %s: %w", c.Kubectl, c.Path, err)
 			}
-			o.Logf("idle exec, round %d of %d%s: %s on %s: exec-proxy %.1f KiB, kube-apiserver %.1f KiB per session",
-				round, o.Rounds, map[bool]string{true: " (warm-up, discarded)"}[round == 0], c.Kubectl, c.Path, epKiB, apiKiB)
+			o.Logf("idle exec, round %d of %d%s: %s on %s: exec-proxy %.1f KiB live (%.1f in use, %.1f goroutines), kube-apiserver %.1f KiB live per session",
+				round, o.Rounds, map[bool]string{true: " (warm-up, discarded)"}[round == 0], c.Kubectl, c.Path, got.epLive, got.epInUse, got.epGoroutines, got.apiLive)
 			if round == 0 {
 				continue
 			}
 			if c.Path == "kube-apiserver" {
-				epKiB = 0 // exec-proxy is not on this path: what it holds meanwhile is noise
+				got = perSession{apiLive: got.apiLive} // exec-proxy is not on this path: what it holds meanwhile is noise
 			}
-			c.ExecProxyKiB = append(c.ExecProxyKiB, epKiB)
-			c.APIServerKiB = append(c.APIServerKiB, apiKiB)
+			c.ExecProxyKiB = append(c.ExecProxyKiB, got.epLive)
+			c.ExecProxyInUseKiB = append(c.ExecProxyInUseKiB, got.epInUse)
+			c.ExecProxyGoroutines = append(c.ExecProxyGoroutines, got.epGoroutines)
+			c.APIServerKiB = append(c.APIServerKiB, got.apiLive)
 		}
 	}
 	summarize(res)
@@ -119,6 +127,7 @@ func summarize(res *Result) {
 	for i := range res.Cases {
 		c := &res.Cases[i]
 		c.ExecProxy = stats.BootstrapMedian(c.ExecProxyKiB, 10000)
+		c.ExecProxyInUse = stats.BootstrapMedian(c.ExecProxyInUseKiB, 10000)
 		c.APIServer = stats.BootstrapMedian(c.APIServerKiB, 10000)
 	}
 	for i := range res.Cases {
@@ -145,29 +154,32 @@ func summarize(res *Result) {
 	}
 }
 
+// perSession is what one held session cost, in KiB (goroutines: a count).
+type perSession struct{ epLive, epInUse, epGoroutines, apiLive float64 }
+
 // hold opens o.Sessions idle sessions with kubectl, each seen to echo a line, measures both servers
 // around them, and closes them.
-func hold(ctx context.Context, o Options, kubectl, kubeconfig string, ep, api *server) (epKiB, apiKiB float64, err error) {
+func hold(ctx context.Context, o Options, kubectl, kubeconfig string, ep, api *server) (perSession, error) {
 	// The last case's sessions are gone from exec-proxy, their end records written.
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
 		active, err := ep.gauge("execproxy_sessions_active")
 		if err != nil {
-			return 0, 0, err
+			return perSession{}, err
 		}
 		if active == 0 {
 			break
 		}
 		if time.Now().After(deadline) {
-			return 0, 0, fmt.Errorf("exec-proxy still holds %.0f sessions 30 s after the last case's ended", active)
+			return perSession{}, fmt.Errorf("exec-proxy still holds %.0f sessions 30 s after the last case's ended", active)
 		}
 	}
-	epBefore, err := ep.inUse()
+	epBefore, err := ep.settled()
 	if err != nil {
-		return 0, 0, err
+		return perSession{}, err
 	}
 	apiBefore, err := api.inUse()
 	if err != nil {
-		return 0, 0, err
+		return perSession{}, err
 	}
 	sessions := make([]*session, o.Sessions)
 	defer func() {
@@ -196,19 +208,21 @@ func hold(ctx context.Context, o Options, kubectl, kubeconfig string, ep, api *s
 	wg.Wait()
 	close(errs)
 	if err := <-errs; err != nil {
-		return 0, 0, err
+		return perSession{}, err
 	}
 	time.Sleep(2 * time.Second) // what setting up left behind becomes garbage
 	epHeld, err := ep.inUse()
 	if err != nil {
-		return 0, 0, err
+		return perSession{}, err
 	}
 	apiHeld, err := api.inUse()
 	if err != nil {
-		return 0, 0, err
+		return perSession{}, err
 	}
 	n := float64(o.Sessions)
-	return (epHeld - epBefore) / 1024 / n, (apiHeld - apiBefore) / 1024 / n, nil
+	kib := func(held, before float64) float64 { return (held - before) / 1024 / n }
+	return perSession{epLive: kib(epHeld.live, epBefore.live), epInUse: kib(epHeld.inUse, epBefore.inUse),
+		epGoroutines: (epHeld.goroutines - epBefore.goroutines) / n, apiLive: kib(apiHeld.live, apiBefore.live)}, nil
 }
 
 // session is one kubectl exec -i ... cat, held open.
@@ -287,33 +301,51 @@ func newServer(url, pki, identity string) (*server, error) {
 		TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}}}}}, nil
 }
 
-// inUse collects the server's garbage (a heap profile with gc=1) and returns its live heap and
-// goroutine stacks in use, in bytes.
-func (s *server) inUse() (float64, error) {
+// memory is a server's Go figures after a forced collection, in bytes (goroutines: a count).
+type memory struct{ live, inUse, goroutines float64 }
+
+// inUse collects the server's garbage (a heap profile with gc=1) and returns its live heap plus
+// goroutine stacks, its heap spans in use plus stacks, and its goroutines.
+func (s *server) inUse() (memory, error) {
 	if _, err := s.get("/debug/pprof/heap?gc=1"); err != nil {
-		return 0, err
+		return memory{}, err
 	}
 	body, err := s.get("/metrics")
 	if err != nil {
-		return 0, err
+		return memory{}, err
 	}
-	var sum float64
-	found := 0
+	v := map[string]float64{}
 	for _, line := range strings.Split(string(body), "\n") {
 		f := strings.Fields(line)
-		if len(f) == 2 && (f[0] == "go_memstats_alloc_bytes" || f[0] == "go_memstats_stack_inuse_bytes") {
-			v, err := strconv.ParseFloat(f[1], 64)
+		switch {
+		case len(f) != 2:
+		case f[0] == "go_memstats_alloc_bytes", f[0] == "go_memstats_heap_inuse_bytes", f[0] == "go_memstats_stack_inuse_bytes", f[0] == "go_goroutines":
+			x, err := strconv.ParseFloat(f[1], 64)
 			if err != nil {
-				return 0, err
+				return memory{}, err
 			}
-			sum += v
-			found++
+			v[f[0]] = x
 		}
 	}
-	if found != 2 {
-		return 0, fmt.Errorf("%s/metrics lacks go_memstats_alloc_bytes or go_memstats_stack_inuse_bytes", s.url)
+	if len(v) != 4 {
+		return memory{}, fmt.Errorf("%s/metrics lacks one of go_memstats_alloc_bytes, go_memstats_heap_inuse_bytes, go_memstats_stack_inuse_bytes, go_goroutines", s.url)
 	}
-	return sum, nil
+	stacks := v["go_memstats_stack_inuse_bytes"]
+	return memory{live: v["go_memstats_alloc_bytes"] + stacks, inUse: v["go_memstats_heap_inuse_bytes"] + stacks, goroutines: v["go_goroutines"]}, nil
+}
+
+// settled is inUse once the goroutines no longer fall (what ended last is gone), at most 30 s.
+func (s *server) settled() (memory, error) {
+	last, err := s.inUse()
+	for deadline := time.Now().Add(30 * time.Second); err == nil && time.Now().Before(deadline); {
+		time.Sleep(time.Second)
+		var m memory
+		if m, err = s.inUse(); err == nil && m.goroutines >= last.goroutines {
+			return m, nil
+		}
+		last = m
+	}
+	return last, err
 }
 
 // gauge is the sum of the samples of a metric family on /metrics (0 when it has none).
@@ -353,16 +385,16 @@ func (s *server) get(path string) ([]byte, error) {
 // and the route's ratio to kube-apiserver's own path.
 func WriteTable(buf *bytes.Buffer, r *Result) {
 	fmt.Fprintf(buf, "\nIdle exec sessions (kubectl exec -i ... cat, %d held, %d paired rounds after a warm-up; live heap and stacks after a forced GC, KiB per session, median [95%% interval]):\n", r.Sessions, r.Rounds)
-	fmt.Fprintf(buf, "%-14s %-10s %-15s %-26s %-26s %s\n", "KUBECTL", "PROTOCOL", "PATH", "EXEC-PROXY", "KUBE-APISERVER", "ROUTE ÷ KUBE-APISERVER'S PATH (paired; ratio of medians)")
+	fmt.Fprintf(buf, "%-14s %-10s %-15s %-24s %-24s %-24s %s\n", "KUBECTL", "PROTOCOL", "PATH", "EXEC-PROXY", "(SPANS IN USE)", "KUBE-APISERVER", "ROUTE ÷ KUBE-APISERVER'S PATH (paired; ratio of medians)")
 	iv := func(i stats.Interval) string { return fmt.Sprintf("%.1f [%.1f, %.1f]", i.Median, i.Low, i.High) }
 	for _, c := range r.Cases {
-		ep, ratio := "-", ""
+		ep, spans, ratio := "-", "-", ""
 		if c.Path == "route" {
-			ep = iv(c.ExecProxy)
+			ep, spans = iv(c.ExecProxy), iv(c.ExecProxyInUse)
 			if c.VsAPIServer != nil {
 				ratio = fmt.Sprintf("%.2f× [%.2f, %.2f]; %.2f×", c.VsAPIServer.Median, c.VsAPIServer.Low, c.VsAPIServer.High, c.RatioOfMedians)
 			}
 		}
-		fmt.Fprintf(buf, "%-14s %-10s %-15s %-26s %-26s %s\n", c.Kubectl, c.Protocol, c.Path, ep, iv(c.APIServer), ratio)
+		fmt.Fprintf(buf, "%-14s %-10s %-15s %-24s %-24s %-24s %s\n", c.Kubectl, c.Protocol, c.Path, ep, spans, iv(c.APIServer), ratio)
 	}
 }
