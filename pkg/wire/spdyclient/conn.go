@@ -40,6 +40,10 @@ const (
 	maxStreams = 64
 	// createStreamResponseTimeout is how long CreateStream waits for the SYN_REPLY (client-go's).
 	createStreamResponseTimeout = 30 * time.Second
+	// closeWriteTimeout is how long Close gives the writes it makes and any write under way (a
+	// stdin frame to a container that does not read): a kubelet that stopped reading cannot hold
+	// a session that is being ended.
+	closeWriteTimeout = time.Second
 )
 
 // ErrClosed: the connection was closed, or its reading ended, before the operation.
@@ -197,6 +201,9 @@ func (c *Conn) Close() error {
 	}
 	c.closing = true
 	c.cond.Broadcast() // a reading that waits for a full stream's reader drops its data and goes on
+	// Before any write: one under way may be blocked by a kubelet that does not read, holding
+	// the write lock every frame below needs.
+	_ = c.conn.SetWriteDeadline(time.Now().Add(closeWriteTimeout))
 	var reset []*Stream
 	for _, s := range c.streams {
 		reset = append(reset, s)
@@ -214,6 +221,13 @@ func (c *Conn) Close() error {
 		err = cerr
 	}
 	return err
+}
+
+// abort ends the connection from its reading: the kubelet broke a bound. The reading then ends
+// as at the connection's end, and client-go's streams with it.
+func (c *Conn) abort(err error) {
+	klog.V(2).InfoS("Closing the connection to the kubelet", "reason", err)
+	_ = c.conn.Close()
 }
 
 // CloseChan is closed when the connection's reading ends (spdystream's).

@@ -8,10 +8,12 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/moby/spdystream"
 	"github.com/moby/spdystream/spdy"
 
+	"github.com/exec-proxy/exec-proxy/pkg/wire"
 	wirespdy "github.com/exec-proxy/exec-proxy/pkg/wire/spdy"
 )
 
@@ -54,19 +56,24 @@ func (k *kubeletEnd) read() spdy.Frame {
 	return f
 }
 
-// open creates a stream whose SYN_STREAM the kubelet reads; script then answers it.
+// open creates a stdout stream whose SYN_STREAM the kubelet reads; script then answers it.
 func open(t *testing.T, c *Conn, k *kubeletEnd, script func()) (*Stream, error) {
+	return openType(t, c, k, "stdout", script)
+}
+
+// openType is open with the stream type typ.
+func openType(t *testing.T, c *Conn, k *kubeletEnd, typ string, script func()) (*Stream, error) {
 	type result struct {
 		s   *Stream
 		err error
 	}
 	done := make(chan result, 1)
 	go func() {
-		s, err := c.CreateStream(http.Header{"Streamtype": {"stdout"}})
+		s, err := c.CreateStream(http.Header{"Streamtype": {typ}})
 		st, _ := s.(*Stream)
 		done <- result{st, err}
 	}()
-	if syn, ok := k.read().(*spdy.SynStreamFrame); !ok || syn.StreamId != 1 || syn.Headers.Get("streamtype") != "stdout" {
+	if syn, ok := k.read().(*spdy.SynStreamFrame); !ok || syn.StreamId != 1 || syn.Headers.Get("streamtype") != typ {
 		t.Fatalf("the kubelet read %#v", syn)
 	}
 	script()
@@ -292,6 +299,55 @@ func TestCloseWhileTheReadingWaits(t *testing.T) {
 	go func() { _, _ = io.Copy(io.Discard, k.conn) }() // the kubelet reads the GOAWAY
 	if err := conn.Close(); err != nil {
 		t.Errorf("Close: %v", err)
+	}
+	<-conn.CloseChan()
+}
+
+// TestErrorStreamBound: client-go reads the error stream whole before it decodes it, so a kubelet
+// that sends more than an error message ends its connection, and no more is read.
+func TestErrorStreamBound(t *testing.T) {
+	noLeaks(t)
+	conn, k := pipe(t)
+	s, err := openType(t, conn, k, "error", func() { k.write(reply(false)) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := strings.Repeat("e", 16<<10)
+	go func() { // cut short once the bound is passed
+		for i := 0; i <= wire.MaxErrorMessage/len(chunk); i++ {
+			if k.f.WriteFrame(data(1, false, chunk)) != nil {
+				return
+			}
+		}
+		_ = k.f.WriteFrame(data(1, true, ""))
+	}()
+	got, _ := io.ReadAll(s)
+	if len(got) > wire.MaxErrorMessage {
+		t.Fatalf("read %d bytes of the error stream, over its bound of %d", len(got), wire.MaxErrorMessage)
+	}
+	<-conn.CloseChan() // the reading ended without a Close
+}
+
+// TestCloseWithAKubeletThatDoesNotRead: a write blocked by a kubelet that stopped reading (stdin to
+// a container that never reads it) does not hold Close, which ends every session.
+func TestCloseWithAKubeletThatDoesNotRead(t *testing.T) {
+	noLeaks(t)
+	conn, k := pipe(t)
+	s, err := openType(t, conn, k, "stdin", func() { k.write(reply(false)) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrote := make(chan error, 1)
+	go func() { _, err := s.Write(make([]byte, 64<<10)); wrote <- err }() // nothing reads it
+	closed := make(chan error, 1)
+	go func() { closed <- conn.Close() }()
+	select {
+	case <-closed:
+	case <-time.After(30 * time.Second): // a hang guard, not a timing
+		t.Fatal("Close is held by a write the kubelet does not read")
+	}
+	if err := <-wrote; err == nil {
+		t.Error("the write that nothing read succeeded")
 	}
 	<-conn.CloseChan()
 }

@@ -48,7 +48,9 @@ func (h handler) refuse(id spdy.StreamId) error {
 
 func (h handler) Data(id spdy.StreamId, p []byte) {
 	if s := h.c.stream(id); s != nil {
-		s.deliver(p)
+		if err := s.deliver(p); err != nil {
+			h.c.abort(err)
+		}
 	}
 }
 

@@ -9,6 +9,9 @@ import (
 	"github.com/moby/spdystream"
 	"github.com/moby/spdystream/spdy"
 
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/exec-proxy/exec-proxy/pkg/wire"
 	wirespdy "github.com/exec-proxy/exec-proxy/pkg/wire/spdy"
 )
 
@@ -25,11 +28,21 @@ type Stream struct {
 	remoteDone bool   // the kubelet's FIN or RST, or the reading ended: Read returns io.EOF once buf is empty
 	localDone  bool   // this side's FIN or RST went out
 	registered bool   // Close resets it (CreateStream gave it, RemoveStreams did not take it back)
+	// bound is the most the stream may carry in all (0: no bound but maxBuffered at a time): the
+	// error stream's, which client-go reads whole into memory before it decodes it.
+	bound, total int
 }
 
 func newStream(c *Conn, id spdy.StreamId, headers http.Header) *Stream {
-	return &Stream{c: c, id: id, headers: headers, replied: make(chan struct{})}
+	s := &Stream{c: c, id: id, headers: headers, replied: make(chan struct{})}
+	if headers.Get(corev1.StreamType) == corev1.StreamTypeError {
+		s.bound = wire.MaxErrorMessage
+	}
+	return s
 }
+
+// errOverBound: the kubelet sent more on a stream than its bound.
+var errOverBound = errors.New("the kubelet sent more on the error stream than exec-proxy takes")
 
 // Read reads the stream's data; io.EOF once the kubelet ended it and all was read.
 func (s *Stream) Read(p []byte) (int, error) {
@@ -136,21 +149,28 @@ func (s *Stream) reply(fin bool) bool {
 }
 
 // deliver keeps p for Read, waiting while the stream holds maxBuffered bytes. Data of a stream
-// not yet replied to, or that the kubelet ended, is dropped (handleDataFrame).
-func (s *Stream) deliver(p []byte) {
+// not yet replied to, or that the kubelet ended, is dropped (handleDataFrame). Data past the
+// stream's bound is dropped too, and errOverBound returned: the connection is then ended.
+func (s *Stream) deliver(p []byte) error {
 	s.c.mu.Lock()
 	defer s.c.mu.Unlock()
+	if s.bound > 0 {
+		if s.total += len(p); s.total > s.bound {
+			return errOverBound
+		}
+	}
 	for len(p) > 0 {
 		for len(s.buf) >= maxBuffered && !s.remoteDone && !s.c.closing {
 			s.c.cond.Wait()
 		}
 		if !s.isReplied || s.remoteDone || s.c.closing {
-			return
+			return nil
 		}
 		n := min(len(p), maxBuffered-len(s.buf))
 		s.buf, p = append(s.buf, p[:n]...), p[n:]
 		s.c.cond.Broadcast()
 	}
+	return nil
 }
 
 // remoteEnded takes the kubelet's FIN (remoteStreamFinish), unless the stream is not yet replied
