@@ -226,9 +226,10 @@ type fuzzConn struct {
 	in *bytes.Reader
 }
 
-func (c *fuzzConn) Read(p []byte) (int, error)  { return c.in.Read(p) }
-func (c *fuzzConn) Write(p []byte) (int, error) { return len(p), nil }
-func (c *fuzzConn) Close() error                { return nil }
+func (c *fuzzConn) Read(p []byte) (int, error)       { return c.in.Read(p) }
+func (c *fuzzConn) Write(p []byte) (int, error)      { return len(p), nil }
+func (c *fuzzConn) Close() error                     { return nil }
+func (c *fuzzConn) SetWriteDeadline(time.Time) error { return nil }
 
 // The kubelet's bytes after it replied to stream 1, as the connection reads them: whatever they
 // are, reading ends at their end, stream 1 reads to io.EOF, and no buffer passes its bound.
