@@ -5,7 +5,7 @@
 // after a collection is what it kept, and go_memstats_stack_inuse_bytes), with the sessions held
 // less before them, per session; for exec-proxy also its heap spans in use (go_memstats_heap_inuse_bytes:
 // what the live objects occupy with the free room beside them) and goroutines. Before each case,
-// exec-proxy's goroutines have stopped falling, so that the last case's ending is not counted.
+// both servers' goroutines have stopped falling, so that the last case's ending is not counted.
 package idleexec
 
 import (
@@ -177,7 +177,7 @@ func hold(ctx context.Context, o Options, kubectl, kubeconfig string, ep, api *s
 	if err != nil {
 		return perSession{}, err
 	}
-	apiBefore, err := api.inUse()
+	apiBefore, err := api.settled()
 	if err != nil {
 		return perSession{}, err
 	}

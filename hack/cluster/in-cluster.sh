@@ -82,6 +82,12 @@ uninstall() {
   kube delete -k "$overlay" --ignore-not-found --wait --timeout 180s >/dev/null ||
     die "uninstall did not finish: $(kc get ns $ns -o jsonpath='{.status.conditions}' 2>&1)"
   stop_pid in-cluster-follow
+  local n img
+  for n in "${NODES[@]}"; do # the images in-cluster.sh imported
+    for img in $(ctr -a "$CLUSTER_DIR/$n/containerd.sock" -n k8s.io images ls -q 2>/dev/null | grep "^$image:" || true); do
+      ctr -a "$CLUSTER_DIR/$n/containerd.sock" -n k8s.io images rm "$img" >/dev/null
+    done
+  done
 }
 
 down() {

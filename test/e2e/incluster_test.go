@@ -64,8 +64,8 @@ func podAuditRecords(log, m string) map[string][]auditv1.Event {
 // TestInCluster: exec-proxy installed as an admin installs it (hack/cluster/in-cluster.sh: make
 // image's image in the nodes' containerd, hack/deploy-certs.sh, deploy/ through the local overlay)
 // serves kubectl's sessions through kube-apiserver. Rolled out to a second build while a session is
-// live, the session goes on on the draining pod until it ends there, audited, while the new pod
-// serves new sessions. Uninstalled, nothing of deploy/ is left. The host's exec-proxy comes back.
+// live, the session goes on on the draining pod until it ends there, audited, and the new pod serves
+// new sessions. Uninstalled, nothing of deploy/ is left. The host's exec-proxy comes back.
 func TestInCluster(t *testing.T) {
 	t.Cleanup(func() { inCluster(t, "down") })
 	inCluster(t, "up")
@@ -95,6 +95,7 @@ func TestInCluster(t *testing.T) {
 	live.waitFor(t, m)
 
 	upgraded := make(chan struct{})
+	t.Cleanup(func() { <-upgraded }) // before the uninstall (cleanups run last first)
 	go func() {
 		defer close(upgraded)
 		cmd := exec.Command(filepath.Join(repoRoot(), "hack", "cluster", "in-cluster.sh"), "upgrade", "local-2")
@@ -119,21 +120,22 @@ func TestInCluster(t *testing.T) {
 		t.Errorf("the new pod runs %q", image)
 	}
 
-	// The live session goes on on the draining pod.
+	// The live session goes on on the draining pod, and ends as its user ends it: first, since the
+	// drain lasts deploy/'s --shutdown-grace-period (30 s).
 	m = marker(t)
 	if _, err := live.stdin.Write([]byte(m + "\n")); err != nil {
 		t.Fatal(err)
 	}
 	live.waitFor(t, m)
+	if code := live.wait(t); code != 0 {
+		t.Fatalf("the live session ended with exit %d:\n%s", code, live.output())
+	}
 	// New sessions reach the new pod.
 	newMarker := marker(t)
 	eventually(t, 30*time.Second, "a new session through the new pod", func() bool {
 		res := clients[1].kubectl(t, viaExecProxy, "admin", "", "exec", "demo", "-c", "main", "--", "echo", newMarker)
 		return res.code == 0 && res.stdout == newMarker+"\n"
 	})
-	if code := live.wait(t); code != 0 {
-		t.Fatalf("the live session ended with exit %d:\n%s", code, live.output())
-	}
 	<-upgraded
 
 	select {
