@@ -17,9 +17,8 @@ const errorsNamespace = "e2e-errors"
 func setupBrokenPods(t *testing.T) {
 	t.Helper()
 	removeBrokenPods(t)
+	ensureNamespace(t, errorsNamespace)
 	var manifest strings.Builder
-	fmt.Fprintf(&manifest, "apiVersion: v1\nkind: Namespace\nmetadata: {name: %s}\n---\n", errorsNamespace)
-	fmt.Fprintf(&manifest, "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: default, namespace: %s}\n", errorsNamespace)
 	for _, n := range []string{"ghost-less-address", "dead-kubelet"} {
 		fmt.Fprintf(&manifest, "---\napiVersion: v1\nkind: Node\nmetadata: {name: %s}\n", n)
 	}
@@ -52,8 +51,8 @@ spec:
 }
 
 // removeBrokenPods deletes what setupBrokenPods made. No kubelet will confirm these pods'
-// termination, so they are deleted at once. The namespace stays: this cluster runs no namespace
-// controller, so a deleted namespace would stay Terminating; one left so by an older run is finalized.
+// termination, so they are deleted at once. The namespace stays, for the next run; one an older
+// cluster, without a namespace controller, left Terminating is finalized.
 func removeBrokenPods(t *testing.T) {
 	t.Helper()
 	admin(t, "", "-n", errorsNamespace, "delete", "pods", "--all", "--force", "--grace-period=0", "--ignore-not-found")

@@ -146,6 +146,17 @@ func admin(t *testing.T, stdin string, args ...string) string {
 	return string(out)
 }
 
+// ensureNamespace makes namespace ns, if it is not there, and waits for its default service account,
+// which kube-controller-manager makes (pods are refused until it has). Making the account too would
+// race the controller: apply's create fails with AlreadyExists when the controller is first.
+func ensureNamespace(t *testing.T, ns string) {
+	t.Helper()
+	admin(t, "apiVersion: v1\nkind: Namespace\nmetadata: {name: "+ns+"}\n", "apply", "-f", "-")
+	eventually(t, 60*time.Second, "the default service account of "+ns, func() bool {
+		return admin(t, "", "-n", ns, "get", "serviceaccounts", "--ignore-not-found", "default", "-o", "name") != ""
+	})
+}
+
 // eventually polls cond until it holds, and fails the test if the timeout passes first; never a
 // fixed sleep.
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {

@@ -137,10 +137,9 @@ func leafCert(t *testing.T, ca *testcert.CA, ip string) tls.Certificate {
 // exec-proxy will send their sessions to whatever listens there.
 func fakeNode(t *testing.T, node, ip string, port int, pods ...string) {
 	t.Helper()
+	ensureNamespace(t, reliabilityNamespace)
 	var m strings.Builder
-	fmt.Fprintf(&m, "apiVersion: v1\nkind: Namespace\nmetadata: {name: %s}\n---\n", reliabilityNamespace)
-	fmt.Fprintf(&m, "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: default, namespace: %s}\n", reliabilityNamespace)
-	fmt.Fprintf(&m, "---\napiVersion: v1\nkind: Node\nmetadata: {name: %s}\n", node)
+	fmt.Fprintf(&m, "apiVersion: v1\nkind: Node\nmetadata: {name: %s}\n", node)
 	for _, p := range pods {
 		fmt.Fprintf(&m, "---\napiVersion: v1\nkind: Pod\nmetadata: {name: %s, namespace: %s}\nspec:\n  nodeName: %s\n"+
 			"  automountServiceAccountToken: false\n  containers: [{name: main, image: registry.local/busybox:local, imagePullPolicy: Never}]\n",
