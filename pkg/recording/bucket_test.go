@@ -344,7 +344,14 @@ func TestEndDoesNotWaitForSlowBucket(t *testing.T) {
 			} else {
 				clk.Step(uploadTimeoutFloor + uploadTimeoutPerMiB)
 			}
-			<-r.up.done
+			poll.Until(t, func() bool {
+				select {
+				case <-r.up.done:
+					return true
+				default:
+					return false
+				}
+			})
 			_, serr := os.Stat(r.path)
 			if got := keys(t, bucketDir); (len(got) == 1 && got[0] == "slow.cast") != tc.inBucket || os.IsNotExist(serr) != tc.inBucket {
 				t.Errorf("objects %v, spool file: %v; want the recording in the bucket %v", got, serr, tc.inBucket)
