@@ -260,9 +260,11 @@ func stopRecording(ctx context.Context, s *Session) recordingResult {
 	if sink == nil {
 		return recordingResult{}
 	}
-	res := recordingResult{file: sink.Path()}
-	if err := sink.Close(); err != nil {
-		klog.FromContext(ctx).Error(err, "Recording incomplete", "session", s.ID, "file", sink.Path())
+	var res recordingResult
+	err := sink.Close()
+	res.file = sink.Path() // after Close: where the recording stays (the bucket's object or the spool file)
+	if err != nil {
+		klog.FromContext(ctx).Error(err, "Recording incomplete", "session", s.ID, "file", res.file)
 		res.err = err.Error()
 	}
 	res.dropped = sink.Dropped()

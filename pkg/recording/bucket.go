@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,13 +28,31 @@ const (
 	// DefaultPartBytes is a part's byte bound: a part is uploaded when this much is recorded, even
 	// before the upload interval.
 	DefaultPartBytes = 256 << 10
-	// uploadTimeout bounds one object's upload or removal.
-	uploadTimeout = time.Minute
+	// An upload may take uploadTimeoutFloor and uploadTimeoutPerMiB for each MiB of the object: a
+	// store must take at least 512 KiB/s per upload, whatever the recording's size.
+	uploadTimeoutFloor  = time.Minute
+	uploadTimeoutPerMiB = 2 * time.Second
 	// uploadBuffer is the S3 driver's multipart part size (S3's least); one upload at a time per
 	// object, and at most maxUploads objects at once in the process, bound the memory uploads take.
 	uploadBuffer = 5 << 20
 	maxUploads   = 4
 )
+
+// uploadTimeout bounds the upload of an object of size bytes, and a removal (size 0).
+func uploadTimeout(size int64) time.Duration {
+	return uploadTimeoutFloor + time.Duration((size+1<<20-1)>>20)*uploadTimeoutPerMiB
+}
+
+// The keys exec-proxy writes, and the only ones retention removes: a bucket may be shared.
+var (
+	sessionID = regexp.MustCompile(`^[a-zA-Z0-9-]{1,64}$`) // an audit ID; nothing else names a key
+	castKey   = regexp.MustCompile(`^[a-zA-Z0-9-]{1,64}\.cast$`)
+	checkKey  = regexp.MustCompile(`^\.exec-proxy-check-[0-9a-f]{16}$`)
+	partName  = regexp.MustCompile(`^part-[0-9]{6,}$`)
+)
+
+// ValidSessionID says whether id looks like a session id: only such an id becomes a key.
+func ValidSessionID(id string) bool { return sessionID.MatchString(id) }
 
 // Bucket keeps recordings in object storage through gocloud.dev/blob: uploaded in parts while
 // the session runs, whole when it ends.
@@ -43,13 +63,13 @@ type Bucket struct {
 	// Interval is the longest a part waits for its upload; PartBytes uploads it earlier.
 	Interval  time.Duration
 	PartBytes int
-	clock     clock.WithTicker
+	clock     clock.WithTickerAndDelayedExecution
 	slots     chan struct{} // one per upload under way: bounds their memory
 }
 
 // OpenBucket opens a gocloud.dev/blob URL (s3://, file://); credentials come from the driver's
 // environment (AWS_ACCESS_KEY_ID, ...). Its errors never hold the URL: it may carry secrets.
-func OpenBucket(ctx context.Context, rawURL string, interval time.Duration, clk clock.WithTicker) (*Bucket, error) {
+func OpenBucket(ctx context.Context, rawURL string, interval time.Duration, clk clock.WithTickerAndDelayedExecution) (*Bucket, error) {
 	b, err := blob.OpenBucket(ctx, rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("opening recording bucket %s: %w", Redact(rawURL), redactErr(err, rawURL))
@@ -70,7 +90,8 @@ func (b *Bucket) Check(ctx context.Context) error {
 		return err
 	}
 	key := ".exec-proxy-check-" + hex.EncodeToString(nonce[:]) // replicas check at once
-	if err := b.put(ctx, "check", key, strings.NewReader("exec-proxy can write here\n")); err != nil {
+	const body = "exec-proxy can write here\n"
+	if err := b.put(ctx, "check", key, strings.NewReader(body), int64(len(body))); err != nil {
 		return err
 	}
 	if _, err := b.b.ReadAll(ctx, key); err != nil {
@@ -121,11 +142,27 @@ func redactErr(err error, rawURL string) error {
 
 func partKey(id string, n int) string { return fmt.Sprintf("%s/part-%06d", id, n) }
 
-// put writes one object, counting it as what.
-func (b *Bucket) put(ctx context.Context, what, key string, body io.Reader) error {
-	b.slots <- struct{}{}
+// partNumber is the number of session id's part key; ok is false for a key exec-proxy did not
+// make.
+func partNumber(id, key string) (n int, ok bool) {
+	name, found := strings.CutPrefix(key, id+"/")
+	if !found || !partName.MatchString(name) {
+		return 0, false
+	}
+	n, err := strconv.Atoi(strings.TrimPrefix(name, "part-"))
+	return n, err == nil
+}
+
+// put writes one object of size bytes, counting it as what. It waits for an upload slot until ctx
+// is done; the upload is bounded by ctx and by uploadTimeout(size).
+func (b *Bucket) put(ctx context.Context, what, key string, body io.Reader, size int64) error {
+	select {
+	case b.slots <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("uploading %s to %s: waiting for one of the %d upload slots: %w", key, b.where, maxUploads, ctx.Err())
+	}
 	defer func() { <-b.slots }()
-	ctx, cancel := context.WithTimeout(ctx, uploadTimeout)
+	ctx, cancel := context.WithTimeout(ctx, uploadTimeout(size))
 	defer cancel()
 	start := b.clock.Now()
 	w, err := b.b.NewWriter(ctx, key, &blob.WriterOptions{ContentType: castMIME, BufferSize: uploadBuffer, MaxConcurrency: 1})
@@ -158,7 +195,7 @@ func (b *Bucket) removeParts(ctx context.Context, id string, n int) error {
 }
 
 func (b *Bucket) remove(ctx context.Context, key string) error {
-	ctx, cancel := context.WithTimeout(ctx, uploadTimeout)
+	ctx, cancel := context.WithTimeout(ctx, uploadTimeout(0))
 	defer cancel()
 	if err := b.b.Delete(ctx, key); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
 		return fmt.Errorf("removing %s from %s: %w", key, b.where, err)
@@ -166,12 +203,15 @@ func (b *Bucket) remove(ctx context.Context, key string) error {
 	return nil
 }
 
-// Sweep removes the objects older than maxAge (by their ModTime) at now: the recordings, and the
-// parts of sessions whose replica died. Replicas may sweep at once: an object another removed
-// first is no error.
+// Sweep removes exec-proxy's objects older than maxAge (by their ModTime) at now, under the
+// prefix: the recordings (<id>.cast), the start check's leftovers, and a session's parts once its
+// newest part is that old (the parts are one unit: the first holds the header, and a running
+// session uploads one at least every interval in which it recorded anything). Keys exec-proxy does
+// not make are left alone: the bucket may be shared. Replicas may sweep at once: an object another
+// removed first is no error.
 func (b *Bucket) Sweep(ctx context.Context, maxAge time.Duration, now time.Time) (removed int, err error) {
 	cutoff := now.Add(-maxAge)
-	it := b.b.List(nil)
+	it := b.b.List(&blob.ListOptions{Delimiter: "/"})
 	for {
 		obj, err := it.Next(ctx)
 		if err == io.EOF {
@@ -180,14 +220,44 @@ func (b *Bucket) Sweep(ctx context.Context, maxAge time.Duration, now time.Time)
 		if err != nil {
 			return removed, fmt.Errorf("listing %s: %w", b.where, err)
 		}
-		if obj.IsDir || !obj.ModTime.Before(cutoff) {
+		var stale []string
+		switch id := strings.TrimSuffix(obj.Key, "/"); {
+		case obj.IsDir && ValidSessionID(id):
+			if stale, err = b.staleParts(ctx, id, cutoff); err != nil {
+				return removed, err
+			}
+		case !obj.IsDir && (castKey.MatchString(obj.Key) || checkKey.MatchString(obj.Key)) && obj.ModTime.Before(cutoff):
+			stale = []string{obj.Key}
+		}
+		for _, key := range stale {
+			if err := b.remove(ctx, key); err != nil {
+				return removed, err
+			}
+			removed++
+			retentionRemoved.Inc()
+		}
+	}
+}
+
+// staleParts is every part of session id when its newest part is older than cutoff; none otherwise.
+func (b *Bucket) staleParts(ctx context.Context, id string, cutoff time.Time) ([]string, error) {
+	var keys []string
+	it := b.b.List(&blob.ListOptions{Prefix: id + "/part-"})
+	for {
+		obj, err := it.Next(ctx)
+		if err == io.EOF {
+			return keys, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("listing %s's parts in %s: %w", id, b.where, err)
+		}
+		if _, ok := partNumber(id, obj.Key); !ok {
 			continue
 		}
-		if err := b.remove(ctx, obj.Key); err != nil {
-			return removed, err
+		if !obj.ModTime.Before(cutoff) {
+			return nil, nil // the session may still run
 		}
-		removed++
-		retentionRemoved.Inc()
+		keys = append(keys, obj.Key)
 	}
 }
 

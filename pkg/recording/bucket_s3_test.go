@@ -29,7 +29,8 @@ func TestS3WrongCredentials(t *testing.T) {
 	}
 	failed := make(chan error, 1)
 	s := Session{ID: "refused", Kind: session.KindExec, Namespace: "a", TTY: true}
-	r, err := New(Config{Dir: t.TempDir(), Bucket: b, FailClosed: true}, s, false, func(err error) { failed <- err })
+	cfg := Config{Dir: t.TempDir(), Bucket: b, FailClosed: true}
+	r, err := New(cfg, s, false, func(err error) { failed <- err })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,6 +40,9 @@ func TestS3WrongCredentials(t *testing.T) {
 	}
 	if err := r.Close(); err == nil {
 		t.Error("Close: the recording's upload failed, and Close says nothing")
+	}
+	if spool := Path(cfg.Dir, s.ID); r.Path() != spool {
+		t.Errorf("Path %q after the failed upload, want the spool file %q", r.Path(), spool)
 	}
 }
 

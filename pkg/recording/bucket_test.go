@@ -175,28 +175,190 @@ func TestOpenFromParts(t *testing.T) {
 	}
 }
 
-// TestSweep: objects older than the retention go, newer stay; a second sweep, as another
-// replica's, finds nothing to do and fails on nothing.
+// TestSweep: retention removes exec-proxy's own objects older than it, and a session's parts only
+// all together, once the newest is that old; other keys (a shared bucket) stay, whatever their age.
+// A second sweep, as another replica's, finds nothing to do and fails on nothing.
 func TestSweep(t *testing.T) {
 	b, dir := fileBucket(t, testingclock.NewFakeClock(time.Now()))
 	ctx := context.Background()
 	now := time.Now()
-	ages := map[string]time.Duration{"old.cast": 48 * time.Hour, "old/part-000000": 25 * time.Hour, "new.cast": time.Hour}
-	for key, age := range ages {
-		if err := b.b.WriteAll(ctx, key, []byte("x"), nil); err != nil {
+	cases := []struct {
+		key     string
+		age     time.Duration
+		removed bool
+	}{
+		{"old.cast", 48 * time.Hour, true},
+		{"new.cast", time.Hour, false},
+		{"running/part-000000", 48 * time.Hour, false}, // its header: the session still uploads
+		{"running/part-000001", time.Hour, false},
+		{"dead/part-000000", 48 * time.Hour, true},
+		{"dead/part-000001", 30 * time.Hour, true},
+		{"dead/notes", 48 * time.Hour, false},
+		{".exec-proxy-check-0123456789abcdef", 48 * time.Hour, true},
+		{".exec-proxy-check-x", 48 * time.Hour, false},
+		{"other-app/data.csv", 48 * time.Hour, false},
+		{"notes.txt", 48 * time.Hour, false},
+		{"old.cast.bak", 48 * time.Hour, false},
+		{"a.b.cast", 48 * time.Hour, false},
+	}
+	want := 0
+	for _, tc := range cases {
+		if err := b.b.WriteAll(ctx, tc.key, []byte("x"), nil); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.Chtimes(filepath.Join(dir, key), now.Add(-age), now.Add(-age)); err != nil {
+		if err := os.Chtimes(filepath.Join(dir, tc.key), now.Add(-tc.age), now.Add(-tc.age)); err != nil {
 			t.Fatal(err)
+		}
+		if tc.removed {
+			want++
 		}
 	}
-	for i, want := range []int{2, 0} {
+	for i, want := range []int{want, 0} {
 		removed, err := b.Sweep(ctx, 24*time.Hour, now)
 		if err != nil || removed != want {
 			t.Errorf("sweep %d: removed %d, %v; want %d", i, removed, err, want)
 		}
 	}
-	if got := keys(t, dir); len(got) != 1 || got[0] != "new.cast" {
-		t.Errorf("left %v, want new.cast", got)
+	for _, tc := range cases {
+		_, err := os.Stat(filepath.Join(dir, tc.key))
+		if gone := os.IsNotExist(err); gone != tc.removed {
+			t.Errorf("%s (age %s): removed %v, want %v", tc.key, tc.age, gone, tc.removed)
+		}
+	}
+}
+
+func TestPartNumber(t *testing.T) {
+	cases := []struct {
+		key  string
+		n    int
+		mine bool
+	}{
+		{"s1/part-000000", 0, true},
+		{"s1/part-000042", 42, true},
+		{"s1/part-1000000", 1000000, true},
+		{"s1/part-+00001", 0, false},
+		{"s1/part-01", 0, false},
+		{"s1/part-000001.tmp", 0, false},
+		{"s2/part-000001", 0, false},
+		{"s1/sub/part-000001", 0, false},
+	}
+	for _, tc := range cases {
+		n, ok := partNumber("s1", tc.key)
+		if n != tc.n || ok != tc.mine {
+			t.Errorf("partNumber(s1, %q) = %d, %v; want %d, %v", tc.key, n, ok, tc.n, tc.mine)
+		}
+	}
+}
+
+// TestUploadTimeout: an upload's time grows with the object, so a large recording can go up.
+func TestUploadTimeout(t *testing.T) {
+	cases := []struct {
+		size int64
+		want time.Duration
+	}{
+		{0, time.Minute},
+		{1, time.Minute + 2*time.Second},
+		{1 << 20, time.Minute + 2*time.Second},
+		{1<<20 + 1, time.Minute + 4*time.Second},
+		{1 << 30, time.Minute + 2048*time.Second},
+	}
+	for _, tc := range cases {
+		if got := uploadTimeout(tc.size); got != tc.want {
+			t.Errorf("uploadTimeout(%d) = %s, want %s", tc.size, got, tc.want)
+		}
+	}
+}
+
+// TestPutWaitsForSlotWithContext: with every upload slot taken, an upload gives up when its
+// context is done rather than queueing behind the others for good.
+func TestPutWaitsForSlotWithContext(t *testing.T) {
+	b, _ := fileBucket(t, testingclock.NewFakeClock(time.Now()))
+	for i := 0; i < maxUploads; i++ {
+		b.slots <- struct{}{}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.put(ctx, "part", "s1/part-000000", strings.NewReader("x"), 1) }()
+	cancel()
+	var err error
+	poll.Until(t, func() bool {
+		select {
+		case err = <-done:
+			return true
+		default:
+			return false
+		}
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("put with every slot taken and its context done: %v, want context.Canceled", err)
+	}
+}
+
+// TestEndDoesNotWaitForSlowBucket: a session's end waits for its whole recording's upload no
+// longer than that upload's timeout, here with every upload slot taken by others. Close then says
+// so (ErrUploadUnfinished) and names the spool file, where the recording is; the upload goes on
+// and, once a slot frees, puts the recording in the bucket and removes the spool file, or, with
+// none for another timeout, gives up and leaves the file in the spool.
+func TestEndDoesNotWaitForSlowBucket(t *testing.T) {
+	cases := []struct {
+		name     string
+		freed    bool // a slot frees after the end
+		inBucket bool
+	}{
+		{"a slot frees after the end", true, true},
+		{"no slot frees", false, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+			clk := testingclock.NewFakeClock(time.Now())
+			b, bucketDir := fileBucket(t, clk)
+			for i := 0; i < maxUploads; i++ {
+				b.slots <- struct{}{}
+			}
+			r, err := newWriter(Config{Dir: t.TempDir(), Bucket: b}, Session{ID: "slow", Kind: session.KindExec}, false, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Add("r", []byte("80x24"))
+			r.Add("o", []byte("hello"))
+			closed := make(chan error, 1)
+			go func() { closed <- r.Close() }()
+			// The uploader's ticker, the final upload's slot wait, and Close's wait.
+			poll.Until(t, func() bool { return clk.Waiters() == 3 })
+			clk.Step(uploadTimeoutFloor + uploadTimeoutPerMiB)
+			var cerr error
+			poll.Until(t, func() bool {
+				select {
+				case cerr = <-closed:
+					return true
+				default:
+					return false
+				}
+			})
+			if !errors.Is(cerr, ErrUploadUnfinished) || r.Path() != r.path {
+				t.Fatalf("Close: %v, Path %q; want ErrUploadUnfinished and the spool file %q", cerr, r.Path(), r.path)
+			}
+			if tc.freed {
+				<-b.slots
+			} else {
+				clk.Step(uploadTimeoutFloor + uploadTimeoutPerMiB)
+			}
+			poll.Until(t, func() bool {
+				select {
+				case <-r.up.done:
+					return true
+				default:
+					return false
+				}
+			})
+			_, serr := os.Stat(r.path)
+			if got := keys(t, bucketDir); (len(got) == 1 && got[0] == "slow.cast") != tc.inBucket || os.IsNotExist(serr) != tc.inBucket {
+				t.Errorf("objects %v, spool file: %v; want the recording in the bucket %v", got, serr, tc.inBucket)
+			}
+			if want := map[bool]string{true: b.Location("slow"), false: r.path}[tc.inBucket]; r.Path() != want {
+				t.Errorf("Path %q, want %q", r.Path(), want)
+			}
+		})
 	}
 }

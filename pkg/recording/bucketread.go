@@ -9,7 +9,6 @@ import (
 	"io"
 	"sort"
 	"strconv"
-	"strings"
 
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
@@ -18,14 +17,14 @@ import (
 // ErrNotInBucket: the bucket has no recording of the session.
 var ErrNotInBucket = errors.New("recording not in the bucket")
 
-// Incomplete is the marker ending a recording read from its parts: the replica that recorded it
-// stopped before the session ended, and at most the last upload interval is missing after it.
-const Incomplete = "exec-proxy: the recording ends here: the replica that recorded it stopped before the session ended"
+// Incomplete is the marker ending a recording read from its parts. It says only what the bucket
+// shows: the whole recording is not there. The session may still run (its replica could not be
+// asked), its replica may have stopped, or the whole recording's upload failed or is under way.
+const Incomplete = "exec-proxy: the uploaded parts end here; the rest was not uploaded (the session may still run, or its replica stopped)"
 
-// Open reads session id's recording from the bucket: the whole <id>.cast, or, when the replica
-// that recorded it stopped mid-session, its parts in order followed by an Incomplete marker (an
-// asciicast "m" event, which players show as a marker). The id must be a valid session id: it
-// becomes the keys.
+// Open reads session id's recording from the bucket: the whole <id>.cast, or, without it, its
+// parts in order followed by an Incomplete marker (an asciicast "m" event, which players show as
+// a marker). The id must be a valid session id: it becomes the keys.
 func (b *Bucket) Open(ctx context.Context, id string) (io.ReadCloser, error) {
 	r, err := b.b.NewReader(ctx, id+castSuffix, nil)
 	if err == nil {
@@ -69,8 +68,8 @@ func (b *Bucket) partKeys(ctx context.Context, id string) ([]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("listing %s's parts in %s: %w", id, b.where, err)
 		}
-		n, err := strconv.Atoi(strings.TrimPrefix(obj.Key, id+"/part-"))
-		if err != nil {
+		n, ok := partNumber(id, obj.Key)
+		if !ok {
 			continue // not one exec-proxy wrote
 		}
 		parts = append(parts, part{obj.Key, n})

@@ -17,8 +17,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"k8s.io/klog/v2"
-
 	"github.com/exec-proxy/exec-proxy/pkg/session"
 )
 
@@ -61,7 +59,7 @@ type Session struct {
 type Sink interface {
 	Add(kind string, data []byte)
 	Stdin() bool
-	Path() string
+	Path() string // where the recording is now: the end record takes it after Close
 	Dropped() int64
 	Close() error
 	Discard()
@@ -268,10 +266,11 @@ func (r *writer) taken(ev castEvent) {
 // Stdin reports whether input is recorded.
 func (r *writer) Stdin() bool { return r.stdin }
 
-// Path is the recording's file, or its object when a bucket keeps it.
+// Path is where the recording is now: with a bucket, its object once the bucket has it whole,
+// else the spool file.
 func (r *writer) Path() string {
 	if r.up != nil {
-		return r.up.b.Location(r.up.id)
+		return r.up.location()
 	}
 	return r.path
 }
@@ -282,14 +281,15 @@ func (r *writer) Dropped() int64 { return r.dropped.Load() }
 // Discard ends a recording of a session that did not start, and removes its file.
 func (r *writer) Discard() {
 	if r.up != nil {
-		r.up.discard.Store(true)
+		r.up.discard()
 	}
 	_ = r.Close()
 	_ = os.Remove(r.path)
 }
 
-// Close ends the recording and waits for the file to be written and, with a bucket, uploaded.
-// The file of a recording the bucket does not have whole stays in the spool.
+// Close ends the recording and waits for the file to be written and, with a bucket, uploaded, for
+// at most the upload's timeout (ErrUploadUnfinished past it). The file of a recording the bucket
+// does not have whole stays in the spool.
 func (r *writer) Close() error {
 	r.once.Do(func() {
 		r.mu.Lock()
@@ -308,13 +308,7 @@ func (r *writer) Close() error {
 	if r.up == nil {
 		return r.err
 	}
-	err := r.up.wait()
-	if err == nil && !r.up.discard.Load() {
-		if rerr := os.Remove(r.path); rerr != nil && !os.IsNotExist(rerr) {
-			klog.Background().Error(rerr, "Removing a recording's spool file", "session", r.up.id)
-		}
-	}
-	return errors.Join(r.err, err)
+	return errors.Join(r.err, r.up.wait())
 }
 
 func (r *writer) write(f io.WriteCloser, header map[string]interface{}) {

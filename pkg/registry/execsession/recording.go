@@ -105,6 +105,8 @@ func (r *RecordingREST) Get(ctx context.Context, name string, _ *metav1.GetOptio
 			if body, err := inNamespace(body, namespace); err == nil {
 				return &castStream{body}, nil
 			}
+			// The session's recording, of another namespace: no replica has it in this one.
+			return nil, r.notFound(name)
 		case !errors.Is(err, recording.ErrNotInBucket):
 			klog.FromContext(ctx).Error(err, "Reading a recording from the bucket", "session", name)
 			return nil, apierrors.NewServiceUnavailable(fmt.Sprintf("recording %q is not on exec-proxy replica %s, and the recording bucket could not be read", name, r.replica))

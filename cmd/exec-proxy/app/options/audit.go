@@ -70,7 +70,8 @@ func (o *AuditOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.RecordingUploadInterval, "recording-upload-interval", o.RecordingUploadInterval,
 		"Longest a running session's recording waits to be uploaded to --recording-bucket: what a replica's loss loses of it, with the upload's own time.")
 	fs.DurationVar(&o.Recording.Retention, "recording-retention", o.Recording.Retention,
-		"Remove recordings from --recording-bucket once older than this (0: keep them); every replica sweeps.")
+		"Remove recordings from --recording-bucket once older than this (0: keep them), and a session's parts once its newest is; "+
+			"only exec-proxy's keys. Must be longer than --max-session-duration. Every replica sweeps.")
 	fs.BoolVar(&o.Commands, "session-audit-commands", o.Commands,
 		"Write a record of each command line typed in a TTY session (exec or attach -it), read off its terminal, and mark it in the session's recording.")
 	fs.StringVar(&o.FailurePolicy, "session-audit-failure-policy", o.FailurePolicy,
@@ -110,6 +111,16 @@ func (o *AuditOptions) Validate() []error {
 		errs = append(errs, fmt.Errorf("--session-audit-webhook-initial-backoff must be positive and --session-audit-webhook-shutdown-timeout not negative"))
 	}
 	return errs
+}
+
+// ValidateRetention refuses a --recording-retention that a session may outlive: retention removes
+// a session's parts once its newest is that old, and a session that records nothing uploads none.
+func (o *AuditOptions) ValidateRetention(maxSessionDuration time.Duration) []error {
+	if o.Recording.Retention > 0 && maxSessionDuration > 0 && o.Recording.Retention <= maxSessionDuration {
+		return []error{fmt.Errorf("--recording-retention (%s) must be longer than --max-session-duration (%s): "+
+			"retention would remove a running session's uploaded parts", o.Recording.Retention, maxSessionDuration)}
+	}
+	return nil
 }
 
 // Auditor builds the audit record writer; nil when no destination is configured.

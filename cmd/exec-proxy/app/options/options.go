@@ -119,6 +119,7 @@ func (o *Options) Validate() error {
 	errs = append(errs, o.Kubelet.Validate()...)
 	errs = append(errs, o.Limits.Validate()...)
 	errs = append(errs, o.Audit.Validate()...)
+	errs = append(errs, o.Audit.ValidateRetention(o.Limits.MaxSessionDuration)...)
 	errs = append(errs, o.Policy.Validate(o.Audit.Recording.Dir)...)
 	errs = append(errs, o.Admission.Validate()...)
 	errs = append(errs, o.Peers.Validate()...)

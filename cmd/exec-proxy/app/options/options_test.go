@@ -3,6 +3,7 @@ package options
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestValidate(t *testing.T) {
@@ -37,6 +38,8 @@ func TestValidate(t *testing.T) {
 			[]string{"not both"}},
 		{"session policy that does not parse", func(o *Options) { o.Policy.File = "/dev/null" },
 			[]string{"session policy /dev/null: apiVersion and kind must be"}},
+		{"retention a session outlives", func(o *Options) { o.Audit.Recording.Retention, o.Limits.MaxSessionDuration = time.Hour, 2*time.Hour },
+			[]string{"--recording-retention (1h0m0s) must be longer than --max-session-duration (2h0m0s)"}},
 		{"webhook backoff zero", func(o *Options) { o.Audit.WebhookInitialBackoff = 0 }, []string{"--session-audit-webhook-initial-backoff must be positive"}},
 		{"peers", func(o *Options) {
 			o.Peers.Namespace, o.Peers.AdvertiseAddress, o.Peers.CertificateAuthority = "execproxy-system", "10.0.0.1", "/dev/null"

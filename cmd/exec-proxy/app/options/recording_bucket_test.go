@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"k8s.io/klog/v2"
 )
@@ -54,6 +55,35 @@ func TestRecordingBucketNotLogged(t *testing.T) {
 			}
 			if tc.wantErr == "" && !strings.Contains(logged.String(), "file://"+dir) {
 				t.Errorf("the log does not name the bucket:\n%s", logged.String())
+			}
+		})
+	}
+}
+
+// TestRecordingRetentionAboveMaxSessionDuration: a retention a session may outlive is refused,
+// with both flags named; either one unset (0) leaves nothing to compare.
+func TestRecordingRetentionAboveMaxSessionDuration(t *testing.T) {
+	cases := []struct {
+		name                   string
+		retention, maxDuration time.Duration
+		refused                bool
+	}{
+		{"retention below", time.Hour, 2 * time.Hour, true},
+		{"retention equal", time.Hour, time.Hour, true},
+		{"retention above", 25 * time.Hour, 24 * time.Hour, false},
+		{"no retention", 0, time.Hour, false},
+		{"no max duration", time.Hour, 0, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			o := NewAuditOptions()
+			o.Recording.Retention = tc.retention
+			errs := o.ValidateRetention(tc.maxDuration)
+			if refused := len(errs) > 0; refused != tc.refused {
+				t.Fatalf("errors %v, want refused %v", errs, tc.refused)
+			}
+			if tc.refused && (!strings.Contains(errs[0].Error(), "--recording-retention") || !strings.Contains(errs[0].Error(), "--max-session-duration")) {
+				t.Errorf("error %q names not both flags", errs[0])
 			}
 		})
 	}
