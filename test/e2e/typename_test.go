@@ -7,38 +7,40 @@ import (
 	"testing"
 )
 
-// workloads are objects of every kind kubectl finds a pod for, all selecting app=web. No controller
-// runs in the local cluster: they select the test's own pod and create none.
+// workloads are objects of every kind kubectl finds a pod for, all selecting app=web: they select
+// the test's own pod. They ask for no pods (replicas 0, a suspended Job), and their image is never
+// pulled, for the local cluster runs the Deployment and ReplicaSet controllers now; it runs no
+// StatefulSet, DaemonSet, ReplicationController or Job controller.
 const workloads = `
 apiVersion: apps/v1
 kind: Deployment
 metadata: {name: web, namespace: demo}
-spec: {selector: {matchLabels: {app: web}}, template: {metadata: {labels: {app: web}}, spec: {containers: [{name: main, image: x}]}}}
+spec: {replicas: 0, selector: {matchLabels: {app: web}}, template: {metadata: {labels: {app: web}}, spec: {containers: [{name: main, image: x, imagePullPolicy: Never}]}}}
 ---
 apiVersion: apps/v1
 kind: StatefulSet
 metadata: {name: web, namespace: demo}
-spec: {serviceName: web, selector: {matchLabels: {app: web}}, template: {metadata: {labels: {app: web}}, spec: {containers: [{name: main, image: x}]}}}
+spec: {replicas: 0, serviceName: web, selector: {matchLabels: {app: web}}, template: {metadata: {labels: {app: web}}, spec: {containers: [{name: main, image: x, imagePullPolicy: Never}]}}}
 ---
 apiVersion: apps/v1
 kind: DaemonSet
 metadata: {name: web, namespace: demo}
-spec: {selector: {matchLabels: {app: web}}, template: {metadata: {labels: {app: web}}, spec: {containers: [{name: main, image: x}]}}}
+spec: {selector: {matchLabels: {app: web}}, template: {metadata: {labels: {app: web}}, spec: {containers: [{name: main, image: x, imagePullPolicy: Never}]}}}
 ---
 apiVersion: apps/v1
 kind: ReplicaSet
 metadata: {name: web, namespace: demo}
-spec: {selector: {matchLabels: {app: web}}, template: {metadata: {labels: {app: web}}, spec: {containers: [{name: main, image: x}]}}}
+spec: {replicas: 0, selector: {matchLabels: {app: web}}, template: {metadata: {labels: {app: web}}, spec: {containers: [{name: main, image: x, imagePullPolicy: Never}]}}}
 ---
 apiVersion: v1
 kind: ReplicationController
 metadata: {name: web, namespace: demo}
-spec: {selector: {app: web}, template: {metadata: {labels: {app: web}}, spec: {containers: [{name: main, image: x}]}}}
+spec: {replicas: 0, selector: {app: web}, template: {metadata: {labels: {app: web}}, spec: {containers: [{name: main, image: x, imagePullPolicy: Never}]}}}
 ---
 apiVersion: batch/v1
 kind: Job
 metadata: {name: web, namespace: demo}
-spec: {manualSelector: true, selector: {matchLabels: {app: web}}, template: {metadata: {labels: {app: web}}, spec: {restartPolicy: Never, containers: [{name: main, image: x}]}}}
+spec: {suspend: true, manualSelector: true, selector: {matchLabels: {app: web}}, template: {metadata: {labels: {app: web}}, spec: {restartPolicy: Never, containers: [{name: main, image: x, imagePullPolicy: Never}]}}}
 ---
 apiVersion: v1
 kind: Service
@@ -48,7 +50,7 @@ spec: {selector: {app: web}, ports: [{port: 80, targetPort: http}]}
 apiVersion: apps/v1
 kind: Deployment
 metadata: {name: empty, namespace: demo}
-spec: {selector: {matchLabels: {app: empty}}, template: {metadata: {labels: {app: empty}}, spec: {containers: [{name: main, image: x}]}}}
+spec: {replicas: 0, selector: {matchLabels: {app: empty}}, template: {metadata: {labels: {app: empty}}, spec: {containers: [{name: main, image: x, imagePullPolicy: Never}]}}}
 `
 
 // nobodyExecRole lets the user "nobody" read deployments and pods and exec, but not list pods.
