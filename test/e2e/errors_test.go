@@ -31,6 +31,7 @@ kind: Pod
 metadata: {name: %s, namespace: %s}
 spec:
   nodeName: %q
+  schedulerName: e2e-none # no such scheduler: "unscheduled" stays so
   automountServiceAccountToken: false
   containers: [{name: main, image: registry.local/busybox:local, imagePullPolicy: Never}]
 `, name, errorsNamespace, node)
