@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -72,8 +73,16 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: nobody}]
 
 func setupWorkloads(t *testing.T) {
 	t.Helper()
+	// web-1 gets a controller of its own, a ConfigMap, before it gets the label: the ReplicaSet
+	// controller, which the local cluster runs, adopts an orphan pod its selector matches, and at
+	// replicas 0 deletes it.
+	admin(t, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web-owner, namespace: demo}\n", "apply", "-f", "-")
+	t.Cleanup(func() { admin(t, "", "-n", "demo", "delete", "configmap", "web-owner", "--ignore-not-found") })
+	owner := admin(t, "", "-n", "demo", "get", "configmap", "web-owner", "-o", "jsonpath={.metadata.uid}")
 	runBusyboxPod(t, "web-1", "", "    name: main\n    command: [sh, -c, \"mkdir -p /tmp/www && echo web-1 >/tmp/www/index.html && "+
 		"httpd -p 8080 -h /tmp/www && exec sleep 2147483647\"]\n    ports: [{containerPort: 8080, name: http}]\n")
+	admin(t, "", "-n", "demo", "patch", "pod", "web-1", "--type=merge", "-p",
+		fmt.Sprintf(`{"metadata":{"ownerReferences":[{"apiVersion":"v1","kind":"ConfigMap","name":"web-owner","uid":%q,"controller":true}]}}`, owner))
 	admin(t, "", "-n", "demo", "label", "pod", "web-1", "app=web")
 	admin(t, workloads, "apply", "-f", "-")
 	t.Cleanup(func() { admin(t, workloads, "delete", "--ignore-not-found", "-f", "-") })
