@@ -23,6 +23,7 @@ import (
 	"github.com/exec-proxy/exec-proxy/pkg/oversight"
 	"github.com/exec-proxy/exec-proxy/pkg/peers"
 	"github.com/exec-proxy/exec-proxy/pkg/proxy"
+	"github.com/exec-proxy/exec-proxy/pkg/recording"
 	"github.com/exec-proxy/exec-proxy/pkg/session"
 	"github.com/exec-proxy/exec-proxy/pkg/sessionaudit"
 )
@@ -89,7 +90,7 @@ func (r *AttachREST) Connect(ctx context.Context, name string, opts runtime.Obje
 		return nil, apierrors.NewBadRequest("a watch of a session reads its terminal: ask for stdout=true&tty=true (and stdin=true to join), without stderr")
 	}
 	watcher := watcherOf(ctx)
-	if !sessionID.MatchString(name) {
+	if !recording.ValidSessionID(name) {
 		return nil, apierrors.NewNotFound(api.Resource("execsessions"), name)
 	}
 	if err := r.checkLocks(ctx); err != nil { // a locked user neither joins nor watches

@@ -10,7 +10,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"regexp"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -66,12 +65,9 @@ func (r *RecordingREST) notFound(name string) *apierrors.StatusError {
 
 const castMIME = "application/x-asciicast"
 
-// sessionID is what a session id looks like (an audit ID); nothing else names a file.
-var sessionID = regexp.MustCompile(`^[a-zA-Z0-9-]{1,64}$`)
-
 // Get returns the recording as a stream.
 func (r *RecordingREST) Get(ctx context.Context, name string, _ *metav1.GetOptions) (runtime.Object, error) {
-	if !sessionID.MatchString(name) {
+	if !recording.ValidSessionID(name) {
 		return nil, r.notFound(name)
 	}
 	namespace, _ := request.NamespaceFrom(ctx)
