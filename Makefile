@@ -47,6 +47,7 @@ fuzz: ## Each fuzz target for about 20 s, or FUZZTIME (the seed corpus in testda
 	$(GO) test ./pkg/wire/websocket -run '^$$' -fuzz FuzzWSDifferential -fuzztime $(or $(FUZZTIME),50000x)
 	$(GO) test ./pkg/kuberoute -run '^$$' -fuzz FuzzPassThroughAgreement -fuzztime $(or $(FUZZTIME),25000x)
 	$(GO) test ./pkg/wire/spdyclient -run '^$$' -fuzz FuzzSPDYClient -fuzztime $(or $(FUZZTIME),50000x)
+	$(GO) test ./pkg/recording -run '^$$' -fuzz FuzzAppendEvent -fuzztime $(or $(FUZZTIME),50000x)
 
 # kubectl kustomize renders deploy/ for the chart's drift test: the e2e's kubectl 1.33.
 KUSTOMIZE_KUBECTL ?= $(or $(KUBECTL_DIR),/usr/lib/google-cloud-sdk/bin)/kubectl.1.33

@@ -336,14 +336,19 @@ func (r *writer) write(f io.WriteCloser, header map[string]interface{}) {
 	header["width"], header["height"] = size[0], size[1]
 	enc := json.NewEncoder(w)
 	r.check(enc.Encode(header))
+	var line []byte
 	for _, ev := range pending {
-		r.check(enc.Encode([]interface{}{ev.at.Seconds(), ev.kind, ev.data}))
+		line = appendEvent(line[:0], ev.at, ev.kind, ev.data)
+		_, err := w.Write(line)
+		r.check(err)
 		r.taken(ev)
 	}
 	r.flushIdle(w, file)
 	for ev := range r.events {
 		if r.err == nil {
-			r.check(enc.Encode([]interface{}{ev.at.Seconds(), ev.kind, ev.data}))
+			line = appendEvent(line[:0], ev.at, ev.kind, ev.data)
+			_, err := w.Write(line)
+			r.check(err)
 			r.flushIdle(w, file)
 		}
 		r.taken(ev)
