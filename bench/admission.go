@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/exec-proxy/exec-proxy/bench/internal/execpath"
 	"github.com/exec-proxy/exec-proxy/bench/internal/stats"
 )
 
@@ -21,9 +22,9 @@ import (
 // setup through exec-proxy (exec -- true): the policy bound and removed between alternating
 // batches, the same number of sessions with and without it.
 type AdmissionSetup struct {
-	Protocol   string `json:"protocol"`
-	WithPolicy Setup  `json:"withPolicy"`
-	NoPolicy   Setup  `json:"withoutPolicy"`
+	Protocol   string         `json:"protocol"`
+	WithPolicy execpath.Setup `json:"withPolicy"`
+	NoPolicy   execpath.Setup `json:"withoutPolicy"`
 	// AddedP50 is, over the batches, batch median with the policy minus the one without, in ms.
 	AddedP50 stats.Stats `json:"addedP50ms"`
 	// ServerMs is admission's own time in exec-proxy, from its histogram: the mean per session of
@@ -35,8 +36,8 @@ type AdmissionSetup struct {
 const benchPolicy = "execproxy-bench"
 
 // admissionRuns measures AdmissionSetup over each protocol through route.
-func admissionRuns(ctx context.Context, o options, route path) ([]AdmissionSetup, error) {
-	adminCfg, err := loadConfig(o.cluster, "cluster-admin")
+func admissionRuns(ctx context.Context, o options, route execpath.Path) ([]AdmissionSetup, error) {
+	adminCfg, err := execpath.LoadConfig(o.cluster, "cluster-admin")
 	if err != nil {
 		return nil, err
 	}
@@ -62,7 +63,7 @@ func admissionRuns(ctx context.Context, o options, route path) ([]AdmissionSetup
 				if err != nil {
 					return nil, err
 				}
-				ms, err := setup(ctx, route, protocol, n)
+				ms, err := execpath.SetupTimes(ctx, route, protocol, n)
 				if err != nil {
 					return nil, err
 				}
@@ -70,7 +71,10 @@ func admissionRuns(ctx context.Context, o options, route path) ([]AdmissionSetup
 				if err != nil {
 					return nil, err
 				}
-				i := btoi(!on)
+				i := 0
+				if !on {
+					i = 1
+				}
 				server[i].sum += after[0] - before[0]
 				server[i].count += after[1] - before[1]
 				if on {
@@ -84,8 +88,8 @@ func admissionRuns(ctx context.Context, o options, route path) ([]AdmissionSetup
 		sort.Float64s(with)
 		sort.Float64s(without)
 		out = append(out, AdmissionSetup{Protocol: protocol,
-			WithPolicy:         Setup{Path: "exec-proxy + policy", Protocol: protocol, P50: stats.Percentile(with, 50), P99: stats.Percentile(with, 99), Count: len(with)},
-			NoPolicy:           Setup{Path: "exec-proxy", Protocol: protocol, P50: stats.Percentile(without, 50), P99: stats.Percentile(without, 99), Count: len(without)},
+			WithPolicy:         execpath.Setup{Path: "exec-proxy + policy", Protocol: protocol, P50: stats.Percentile(with, 50), P99: stats.Percentile(with, 99), Count: len(with)},
+			NoPolicy:           execpath.Setup{Path: "exec-proxy", Protocol: protocol, P50: stats.Percentile(without, 50), P99: stats.Percentile(without, 99), Count: len(without)},
 			AddedP50:           stats.Summarize(added),
 			ServerMsWithPolicy: 1000 * server[0].sum / max(server[0].count, 1), ServerMsNoPolicy: 1000 * server[1].sum / max(server[1].count, 1)})
 	}
@@ -94,7 +98,7 @@ func admissionRuns(ctx context.Context, o options, route path) ([]AdmissionSetup
 
 // bindPolicy creates or deletes a policy, with its binding, that checks every exec's command, and
 // waits until exec-proxy's informers have it (a command it denies is refused) or not.
-func bindPolicy(ctx context.Context, client kubernetes.Interface, route path, on bool) error {
+func bindPolicy(ctx context.Context, client kubernetes.Interface, route execpath.Path, on bool) error {
 	api := client.AdmissionregistrationV1()
 	if on {
 		policy := &admissionregistrationv1.ValidatingAdmissionPolicy{ObjectMeta: metav1.ObjectMeta{Name: benchPolicy},
@@ -122,7 +126,7 @@ func bindPolicy(ctx context.Context, client kubernetes.Interface, route path, on
 	}
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
-		err := route.run(ctx, "spdy", []string{"bench-denied"}, nil, io.Discard)
+		err := route.Run(ctx, "spdy", []string{"bench-denied"}, nil, io.Discard)
 		if denied := err != nil && strings.Contains(err.Error(), "bench-denied is denied"); denied == on {
 			return nil
 		}

@@ -21,6 +21,8 @@ import (
 	"k8s.io/client-go/tools/portforward"
 	"k8s.io/client-go/transport/spdy"
 
+	"github.com/exec-proxy/exec-proxy/bench/internal/execpath"
+	"github.com/exec-proxy/exec-proxy/bench/internal/proc"
 	"github.com/exec-proxy/exec-proxy/bench/internal/stats"
 )
 
@@ -56,12 +58,12 @@ type Idle struct {
 // idleRuns holds the idle sessions o.idleRuns times, each on a freshly started exec-proxy (what
 // one run leaves in the heap would flatter the next), and returns the median run with the spread
 // of all. The profiles are the first run's.
-func idleRuns(ctx context.Context, o options, route path) (Idle, error) {
+func idleRuns(ctx context.Context, o options, route execpath.Path) (Idle, error) {
 	var runs []Idle
 	var held, settled []float64
 	for i := range o.idleRuns {
 		logf("idle sessions, run %d of %d: %d port-forwards held open straight to a fresh exec-proxy", i+1, o.idleRuns, o.idle)
-		if err := restartExecProxy(ctx, o.cluster, route, unlimited+" --session-audit-log-path= --recording-dir= --profiling"); err != nil {
+		if err := restartExecProxy(ctx, o.cluster, route, unlimited+" --session-audit-log-path= --recording-dir= --profiling", nil); err != nil {
 			return Idle{}, err
 		}
 		profiles := o.profiles
@@ -102,10 +104,10 @@ func idleSessions(ctx context.Context, cluster, profiles string, n int) (Idle, e
 		return res, err
 	}
 	res.GoroutinesIdle = int(before["go_goroutines"])
-	if res.RSSKiBBefore, err = rssKiB(cluster, "exec-proxy"); err != nil {
+	if res.RSSKiBBefore, err = proc.RSSKiB(cluster, "exec-proxy"); err != nil {
 		return res, err
 	}
-	u, _ := url.Parse(execProxyURL + kubeRoute + "/api/v1/namespaces/" + namespace + "/pods/" + pod + "/portforward")
+	u, _ := url.Parse(execProxyURL + execpath.KubeRoute + "/api/v1/namespaces/" + execpath.Namespace + "/pods/" + execpath.Pod + "/portforward")
 	conns := make(chan httpstream.Connection, n)
 	errs := make(chan error, n)
 	var wg sync.WaitGroup
@@ -136,7 +138,7 @@ func idleSessions(ctx context.Context, cluster, profiles string, n int) (Idle, e
 	}
 	time.Sleep(2 * time.Second) // let the sessions settle
 	res.Reached = len(conns)
-	res.RSSKiBHeld, _ = rssKiB(cluster, "exec-proxy")
+	res.RSSKiBHeld, _ = proc.RSSKiB(cluster, "exec-proxy")
 	// Sessions held for long see the runtime's collections (one at least every 2 minutes): the
 	// second figure is after one, asked for by the heap profile's gc=1.
 	if err := gcAndProfile(cfg, profiles); err != nil {
@@ -169,7 +171,7 @@ func settledRSS(cluster string) (int64, int) {
 	var rss []int64
 	for i := 0; i < 60; i++ {
 		time.Sleep(time.Second)
-		kib, _ := rssKiB(cluster, "exec-proxy")
+		kib, _ := proc.RSSKiB(cluster, "exec-proxy")
 		rss = append(rss, kib)
 		if n := len(rss); n > 3 && float64(rss[n-4]-kib) < 0.005*float64(rss[n-4]) {
 			return kib, n

@@ -1,6 +1,7 @@
 // Command bench measures exec-proxy against kube-apiserver's own pods/exec path and a direct
 // kubelet connection on the local cluster (hack/cluster/up.sh), side by side in one run, and
 // reports ratios: a table on stdout, results.json and a PNG chart, beside it in bench/ by default.
+// Run again with the single argument tlsrelay.Arg, it is the throughput part's bare TLS relay.
 // Run it with make bench.
 package main
 
@@ -18,7 +19,10 @@ import (
 
 	"github.com/exec-proxy/exec-proxy/bench/apf"
 	"github.com/exec-proxy/exec-proxy/bench/idleexec"
+	"github.com/exec-proxy/exec-proxy/bench/internal/execpath"
+	"github.com/exec-proxy/exec-proxy/bench/internal/proc"
 	"github.com/exec-proxy/exec-proxy/bench/kubeletws"
+	"github.com/exec-proxy/exec-proxy/bench/tlsrelay"
 	"k8s.io/client-go/rest"
 )
 
@@ -36,13 +40,20 @@ type options struct {
 }
 
 func main() {
+	if len(os.Args) == 2 && os.Args[1] == tlsrelay.Arg { // the throughput part's relay, a process of its own
+		if err := tlsrelay.Main(os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "bench tls relay:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	var o options
 	flag.StringVar(&o.cluster, "cluster", ".cluster", "the local cluster's directory")
 	flag.StringVar(&o.out, "out", "bench", "where results.json and the chart go")
 	flag.StringVar(&o.profiles, "profiles", "bench/out/profiles", "where exec-proxy's and kube-apiserver's pprof profiles go (empty: none)")
-	flag.Int64Var(&o.download, "download-bytes", 1<<30, "bytes streamed from the container per download run")
+	flag.Int64Var(&o.download, "download-bytes", 512<<20, "bytes streamed from the container per download run")
 	flag.Int64Var(&o.upload, "upload-bytes", 256<<20, "bytes streamed into the container per upload run")
-	flag.IntVar(&o.runs, "runs", 5, "rounds of the throughput figures: each measures every path once")
+	flag.IntVar(&o.runs, "runs", 10, "paired rounds of the throughput figures, after a discarded warm-up: each measures every path once")
 	flag.IntVar(&o.sessions, "sessions", 200, "sessions timed for the setup latency of each path")
 	flag.IntVar(&o.idle, "idle-sessions", 5000, "idle sessions held open on one exec-proxy")
 	flag.IntVar(&o.idleRuns, "idle-runs", 3, "times the idle sessions are held, each on a freshly started exec-proxy")
@@ -56,7 +67,7 @@ func main() {
 	flag.IntVar(&o.idleExec.Rounds, "idle-exec-rounds", 10, "paired rounds of the idleexec part, after a warm-up")
 	flag.IntVar(&o.kubeletWS.Rounds, "kubeletws-rounds", 10, "paired rounds of the kubeletws part, after a warm-up")
 	flag.Int64Var(&o.kubeletWS.Bytes, "kubeletws-bytes", 256<<20, "bytes per download of the kubeletws part, a multiple of 65536")
-	parts := flag.String("parts", "throughput,admission,apf,throttle,idle,idleexec", "which parts to measure: throughput (with setup latency, CPU and CPU profiles), admission (what a ValidatingAdmissionPolicy adds to setup), apf (another user's get pods with idle sessions held through the route, and kube-apiserver's seats), throttle, idle (port-forwards straight to exec-proxy, by the thousand), idleexec (stock kubectl 1.28 and 1.33 exec sessions held idle through the route and on kube-apiserver's path: memory of both servers); profiles alone; kubeletws alone (WebSocket to a kubelet that serves it and to one that does not: a mixed cluster, see hack/bench.sh), written to kubelet-websocket.{json,txt}")
+	parts := flag.String("parts", "throughput,admission,apf,throttle,idle,idleexec", "which parts to measure: throughput (paired rounds on the kubelet, a bare TLS relay, kube-apiserver and the route recorded and not at two GOGC settings, with setup latency, CPU of every process and CPU profiles), admission (what a ValidatingAdmissionPolicy adds to setup), apf (another user's get pods with idle sessions held through the route, and kube-apiserver's seats), throttle, idle (port-forwards straight to exec-proxy, by the thousand), idleexec (stock kubectl 1.28 and 1.33 exec sessions held idle through the route and on kube-apiserver's path: memory of both servers); profiles alone; kubeletws alone (WebSocket to a kubelet that serves it and to one that does not: a mixed cluster, see hack/bench.sh), written to kubelet-websocket.{json,txt}")
 	flag.Parse()
 	o.parts = map[string]bool{}
 	for _, p := range strings.Split(*parts, ",") {
@@ -102,8 +113,8 @@ func main() {
 func runKubeletWS(ctx context.Context, o options) error {
 	k := o.kubeletWS
 	k.Logf = logf
-	k.Config = func(name string) (*rest.Config, error) { return loadConfig(o.cluster, name) }
-	k.CPUSeconds = func(process string) (float64, error) { return cpuSeconds(o.cluster, process) }
+	k.Config = func(name string) (*rest.Config, error) { return execpath.LoadConfig(o.cluster, name) }
+	k.CPUSeconds = func(process string) (float64, error) { return proc.CPUSeconds(o.cluster, process) }
 	k.ExecProxyMetrics = func() ([]byte, error) { return straightGet(adminStraight(o.cluster), "/metrics", 10*time.Second) }
 	res, err := kubeletws.Run(ctx, k)
 	if err != nil {

@@ -16,51 +16,27 @@ import (
 
 	"github.com/exec-proxy/exec-proxy/bench/apf"
 	"github.com/exec-proxy/exec-proxy/bench/idleexec"
-	"github.com/exec-proxy/exec-proxy/bench/internal/stats"
+	"github.com/exec-proxy/exec-proxy/bench/internal/execpath"
+	"github.com/exec-proxy/exec-proxy/bench/throughput"
+	"github.com/exec-proxy/exec-proxy/bench/tlsrelay"
 )
 
 // Results are every figure of one run.
 type Results struct {
-	Machine    string           `json:"machine"`
-	Date       string           `json:"date"`
-	Options    OptionsJSON      `json:"options"`
-	Throughput []Throughput     `json:"throughput"`
-	Setup      []Setup          `json:"setup"`
-	Idle       Idle             `json:"idle"`
-	Throttle   Throttle         `json:"throttle"`
-	Admission  []AdmissionSetup `json:"admission,omitempty"`
-	APF        *apf.Result      `json:"apf,omitempty"`
-	IdleExec   *idleexec.Result `json:"idleExec,omitempty"`
-	// Failed lists the transfers that failed and were run once more.
-	Failed []string `json:"failedTransfers,omitempty"`
+	Machine    string             `json:"machine"`
+	Date       string             `json:"date"`
+	Options    OptionsJSON        `json:"options"`
+	Throughput *throughput.Result `json:"throughput,omitempty"`
+	Idle       Idle               `json:"idle"`
+	Throttle   Throttle           `json:"throttle"`
+	Admission  []AdmissionSetup   `json:"admission,omitempty"`
+	APF        *apf.Result        `json:"apf,omitempty"`
+	IdleExec   *idleexec.Result   `json:"idleExec,omitempty"`
 }
 
 type OptionsJSON struct {
 	DownloadBytes, UploadBytes int64
 	Runs, Sessions, Idle       int
-}
-
-// Throughput is one path's rate in one direction over one protocol, in MiB/s.
-type Throughput struct {
-	Path      string      `json:"path"`
-	Protocol  string      `json:"protocol"`
-	Direction string      `json:"direction"` // download (stdout) or upload (stdin)
-	MiBps     stats.Stats `json:"mibPerSec"`
-	// VsAPIServer is this path's rate over kube-apiserver's in the same round, over the rounds.
-	VsAPIServer *stats.Stats `json:"vsKubeAPIServer,omitempty"`
-	// CPUPerGiB is the median by process, and for the whole machine ("machine").
-	CPUPerGiB map[string]float64 `json:"cpuSecondsPerGiB,omitempty"`
-	// MachineBusy is the median share of the machine's CPU time that was busy during a run.
-	MachineBusy float64 `json:"machineBusy,omitempty"`
-}
-
-// Setup is one path's round trip of exec -- true, in ms.
-type Setup struct {
-	Path     string  `json:"path"`
-	Protocol string  `json:"protocol"`
-	P50      float64 `json:"p50ms"`
-	P99      float64 `json:"p99ms"`
-	Count    int     `json:"sessions"`
 }
 
 // Throttle is how closely the limits hold.
@@ -80,59 +56,39 @@ const unlimited = "--session-start-qps=0 --max-sessions=0 --max-sessions-per-use
 func run(ctx context.Context, o options) (*Results, error) {
 	res := &Results{Machine: machine(), Date: time.Now().UTC().Format(time.RFC3339),
 		Options: OptionsJSON{o.download, o.upload, o.runs, o.sessions, o.idle}}
-	admin, err := loadConfig(o.cluster, "admin-direct")
+	admin, err := execpath.LoadConfig(o.cluster, "admin-direct")
 	if err != nil {
 		return nil, err
 	}
-	route, err := loadConfig(o.cluster, "admin")
+	routeCfg, err := execpath.LoadConfig(o.cluster, "admin")
 	if err != nil {
 		return nil, err
 	}
-	paths := []path{kubeletPath(o.cluster), apiPath("kube-apiserver", admin, "kube-apiserver"),
-		apiPath("exec-proxy", route, "exec-proxy", "kube-apiserver")}
-	defer restartExecProxy(context.Background(), o.cluster, paths[2], "") // as the cluster runs it
-	steps := []struct {
-		what  string
-		flags string
-		paths []path
-	}{
-		{"no audit, no recording", unlimited + " --session-audit-log-path= --recording-dir=", paths},
-		// kube-apiserver's path again, so that this path too is measured beside it.
-		{"session audit and recording of every session", unlimited + " --record-non-tty --record-stdin",
-			[]path{paths[1], apiPath("exec-proxy + audit + recording", route, "exec-proxy", "kube-apiserver")}},
-	}
-	for i, step := range steps {
-		if !o.parts["throughput"] {
-			break
-		}
-		logf("exec-proxy with %s", step.what)
-		if err := restartExecProxy(ctx, o.cluster, paths[2], step.flags); err != nil {
+	route := execpath.API("exec-proxy", routeCfg)
+	defer restartExecProxy(context.Background(), o.cluster, route, "", nil) // as the cluster runs it
+	if o.parts["throughput"] {
+		if res.Throughput, err = throughput.Run(ctx, throughputOptions(o, route)); err != nil {
 			return nil, err
 		}
-		if err := measurePaths(ctx, o, step.paths, res); err != nil {
+	} else if o.parts["profiles"] {
+		if err := restartExecProxy(ctx, o.cluster, route, unlimited, nil); err != nil {
 			return nil, err
-		}
-		if i == 0 {
-			cpuProfiles(ctx, o, paths[2], admin)
 		}
 	}
-	if o.parts["profiles"] && !o.parts["throughput"] {
-		if err := restartExecProxy(ctx, o.cluster, paths[2], steps[0].flags); err != nil {
-			return nil, err
-		}
-		cpuProfiles(ctx, o, paths[2], admin)
+	if o.parts["throughput"] || o.parts["profiles"] {
+		cpuProfiles(ctx, o, route, admin) // exec-proxy as throughput.Run leaves it: audit on, no recording
 	}
 
 	if o.parts["admission"] {
-		if err := restartExecProxy(ctx, o.cluster, paths[2], steps[0].flags); err != nil {
+		if err := restartExecProxy(ctx, o.cluster, route, unlimited+" --session-audit-log-path= --recording-dir=", nil); err != nil {
 			return nil, err
 		}
-		if res.Admission, err = admissionRuns(ctx, o, paths[2]); err != nil {
+		if res.Admission, err = admissionRuns(ctx, o, route); err != nil {
 			return nil, err
 		}
 	}
 	if o.parts["apf"] {
-		if err := restartExecProxy(ctx, o.cluster, paths[2], ""); err != nil {
+		if err := restartExecProxy(ctx, o.cluster, route, "", nil); err != nil {
 			return nil, err
 		}
 		if res.APF, err = apf.Run(ctx, apfOptions(o)); err != nil {
@@ -140,13 +96,13 @@ func run(ctx context.Context, o options) (*Results, error) {
 		}
 	}
 	if o.parts["throttle"] {
-		if res.Throttle, err = throttle(ctx, o, paths[2]); err != nil {
+		if res.Throttle, err = throttle(ctx, o, route); err != nil {
 			return nil, err
 		}
 	}
 	if o.parts["idleexec"] {
 		// As the cluster runs it (audit on), with /debug/pprof for the forced collections.
-		if err := restartExecProxy(ctx, o.cluster, paths[2], unlimited+" --profiling"); err != nil {
+		if err := restartExecProxy(ctx, o.cluster, route, unlimited+" --profiling", nil); err != nil {
 			return nil, err
 		}
 		ie := o.idleExec
@@ -158,22 +114,36 @@ func run(ctx context.Context, o options) (*Results, error) {
 	if !o.parts["idle"] {
 		return res, nil
 	}
-	res.Idle, err = idleRuns(ctx, o, paths[2])
+	res.Idle, err = idleRuns(ctx, o, route)
 	return res, err
+}
+
+// throughputOptions are o's for the throughput part, with the bench's cluster access and log.
+func throughputOptions(o options, route execpath.Path) throughput.Options {
+	self, err := os.Executable()
+	if err != nil {
+		self = os.Args[0]
+	}
+	return throughput.Options{Cluster: o.cluster, Download: o.download, Upload: o.upload, Rounds: o.runs, Sessions: o.sessions,
+		ExecProxyFlags: unlimited, RelayCommand: []string{self, tlsrelay.Arg}, Logf: logf,
+		Clean: func() { removeRecordings(o.cluster) },
+		RestartExecProxy: func(ctx context.Context, flags string, env []string) error {
+			return restartExecProxy(ctx, o.cluster, route, flags, env)
+		}}
 }
 
 // apfOptions are o's for the apf part, with the bench's cluster access and log.
 func apfOptions(o options) apf.Options {
 	a := o.apf
 	a.Cluster, a.Logf = o.cluster, logf
-	a.Config = func(name string) (*rest.Config, error) { return loadConfig(o.cluster, name) }
+	a.Config = func(name string) (*rest.Config, error) { return execpath.LoadConfig(o.cluster, name) }
 	a.ExecProxyMetrics = func() ([]byte, error) { return straightGet(adminStraight(o.cluster), "/metrics", 10*time.Second) }
 	return a
 }
 
 // cpuProfiles records where exec-proxy and kube-apiserver spend their CPU while one download,
 // then one upload, runs through the route, over each protocol, for go tool pprof.
-func cpuProfiles(ctx context.Context, o options, route path, admin *rest.Config) {
+func cpuProfiles(ctx context.Context, o options, route execpath.Path, admin *rest.Config) {
 	if o.profiles == "" {
 		return
 	}
@@ -181,8 +151,8 @@ func cpuProfiles(ctx context.Context, o options, route path, admin *rest.Config)
 	transfers := []struct {
 		name  string
 		bytes int64
-		run   func(context.Context, path, string, int64) (float64, error)
-	}{{"download", o.download, download}, {"upload", 4 * o.upload, upload}}
+		run   func(context.Context, execpath.Path, string, int64) (float64, error)
+	}{{"download", o.download, execpath.Download}, {"upload", 4 * o.upload, execpath.Upload}}
 	for _, protocol := range []string{"spdy", "websocket"} {
 		for _, tr := range transfers {
 			logf("profiles: CPU of exec-proxy and kube-apiserver during a %s %s through the route", protocol, tr.name)
@@ -205,31 +175,23 @@ func cpuProfiles(ctx context.Context, o options, route path, admin *rest.Config)
 	}
 }
 
-func medians(m map[string][]float64) map[string]float64 {
-	out := map[string]float64{}
-	for k, v := range m {
-		out[k] = stats.Summarize(v).Median
-	}
-	return out
-}
-
 // throttle measures a throttled session's rate against its limit, and a burst of session starts
 // against the start bucket.
-func throttle(ctx context.Context, o options, route path) (Throttle, error) {
+func throttle(ctx context.Context, o options, route execpath.Path) (Throttle, error) {
 	t := Throttle{ConfiguredBytesPerSec: o.throttleBytesPerSecond, Burst: o.burst, Starts: 4 * o.burst}
 	logf("throttle: one session at --max-bytes-per-sec-per-session=%d", o.throttleBytesPerSecond)
-	if err := restartExecProxy(ctx, o.cluster, route, fmt.Sprintf("%s --session-audit-log-path= --recording-dir= --max-bytes-per-sec-per-session=%d", unlimited, o.throttleBytesPerSecond)); err != nil {
+	if err := restartExecProxy(ctx, o.cluster, route, fmt.Sprintf("%s --session-audit-log-path= --recording-dir= --max-bytes-per-sec-per-session=%d", unlimited, o.throttleBytesPerSecond), nil); err != nil {
 		return t, err
 	}
 	n := 5 * o.throttleBytesPerSecond // long enough for the burst allowance not to count
-	rate, err := download(ctx, route, "spdy", n)
+	rate, err := execpath.Download(ctx, route, "spdy", n)
 	if err != nil {
 		return t, err
 	}
 	t.MeasuredBytesPerSec = rate * (1 << 20)
 	t.Ratio = t.MeasuredBytesPerSec / float64(o.throttleBytesPerSecond)
 	logf("throttle: %d session starts at once, --session-start-burst=%d", t.Starts, o.burst)
-	if err := restartExecProxy(ctx, o.cluster, route, fmt.Sprintf("--session-audit-log-path= --recording-dir= --session-start-qps=0.001 --session-start-burst=%d --max-sessions-per-user=0", o.burst)); err != nil {
+	if err := restartExecProxy(ctx, o.cluster, route, fmt.Sprintf("--session-audit-log-path= --recording-dir= --session-start-qps=0.001 --session-start-burst=%d --max-sessions-per-user=0", o.burst), nil); err != nil {
 		return t, err
 	}
 	var mu sync.Mutex
@@ -238,7 +200,7 @@ func throttle(ctx context.Context, o options, route path) (Throttle, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := route.run(ctx, "spdy", []string{"true"}, nil, io.Discard)
+			err := route.Run(ctx, "spdy", []string{"true"}, nil, io.Discard)
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -256,18 +218,19 @@ func throttle(ctx context.Context, o options, route path) (Throttle, error) {
 	return t, nil
 }
 
-// restartExecProxy runs the cluster's exec-proxy with extra flags and waits until an exec goes
-// through the route. The readiness probe here spends one session start.
-func restartExecProxy(ctx context.Context, cluster string, route path, flags string) error {
+// restartExecProxy runs the cluster's exec-proxy with extra flags and environment variables (K=V,
+// which hack/cluster/exec-proxy.sh passes on to it) and waits until an exec goes through the route.
+// The readiness probe here spends one session start.
+func restartExecProxy(ctx context.Context, cluster string, route execpath.Path, flags string, env []string) error {
 	cmd := exec.CommandContext(ctx, "bash", "-c", "hack/cluster/exec-proxy.sh down && hack/cluster/exec-proxy.sh up")
 	cmd.Dir = filepath.Join(cluster, "..")
-	cmd.Env = append(os.Environ(), "EXEC_PROXY_EXTRA_ARGS="+flags)
+	cmd.Env = append(append(os.Environ(), "EXEC_PROXY_EXTRA_ARGS="+flags), env...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("restarting exec-proxy with %q: %w\n%s", flags, err, out)
 	}
 	var err error
 	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
-		if err = route.run(ctx, "spdy", []string{"true"}, nil, io.Discard); err == nil {
+		if err = route.Run(ctx, "spdy", []string{"true"}, nil, io.Discard); err == nil {
 			return nil
 		}
 	}

@@ -2,42 +2,16 @@ package main
 
 import (
 	"bytes"
-	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/exec-proxy/exec-proxy/bench/apf"
-	"github.com/exec-proxy/exec-proxy/bench/internal/stats"
+	"github.com/exec-proxy/exec-proxy/bench/throughput"
 )
-
-func TestPaired(t *testing.T) {
-	for _, c := range []struct {
-		name            string
-		rates, baseline []float64
-		want            *stats.Stats
-	}{
-		{"round by round", []float64{90, 50, 120}, []float64{100, 50, 100}, &stats.Stats{Min: 0.9, Median: 1, Max: 1.2}},
-		{"no baseline", []float64{90}, nil, nil},
-		{"rounds missing", []float64{90, 50}, []float64{100}, nil},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			if got := paired(c.rates, c.baseline); !reflect.DeepEqual(got, c.want) {
-				t.Errorf("paired = %+v, want %+v", got, c.want)
-			}
-		})
-	}
-}
-
-func TestMachineCPU(t *testing.T) {
-	busy, total := machineCPU()
-	if total <= 0 || busy <= 0 || busy > total {
-		t.Errorf("busy %v of total %v CPU seconds", busy, total)
-	}
-}
 
 // The table shows the parts measured, and only them: -parts leaves the others out.
 func TestWriteTableParts(t *testing.T) {
-	rates := Results{Throughput: []Throughput{{Path: "kube-apiserver", Protocol: "spdy", Direction: "download"}}}
+	rates := Results{Throughput: &throughput.Result{Configs: []throughput.Config{{Name: "GOGC unset"}}}}
 	cases := []struct {
 		name      string
 		r         Results
