@@ -15,6 +15,7 @@ import (
 	"github.com/exec-proxy/exec-proxy/bench/apf"
 	"github.com/exec-proxy/exec-proxy/bench/idleexec"
 	"github.com/exec-proxy/exec-proxy/bench/internal/stats"
+	"github.com/exec-proxy/exec-proxy/bench/keystroke"
 )
 
 // baselines are what each path is compared with.
@@ -93,6 +94,9 @@ func writeTable(buf *bytes.Buffer, r *Results) {
 	}
 	if r.IdleExec != nil {
 		idleexec.WriteTable(buf, r.IdleExec)
+	}
+	if r.Keystroke != nil {
+		keystroke.WriteTable(buf, r.Keystroke)
 	}
 	if r.Idle.Runs > 0 {
 		writeIdle(buf, r.Idle)

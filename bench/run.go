@@ -17,20 +17,22 @@ import (
 	"github.com/exec-proxy/exec-proxy/bench/apf"
 	"github.com/exec-proxy/exec-proxy/bench/idleexec"
 	"github.com/exec-proxy/exec-proxy/bench/internal/stats"
+	"github.com/exec-proxy/exec-proxy/bench/keystroke"
 )
 
 // Results are every figure of one run.
 type Results struct {
-	Machine    string           `json:"machine"`
-	Date       string           `json:"date"`
-	Options    OptionsJSON      `json:"options"`
-	Throughput []Throughput     `json:"throughput"`
-	Setup      []Setup          `json:"setup"`
-	Idle       Idle             `json:"idle"`
-	Throttle   Throttle         `json:"throttle"`
-	Admission  []AdmissionSetup `json:"admission,omitempty"`
-	APF        *apf.Result      `json:"apf,omitempty"`
-	IdleExec   *idleexec.Result `json:"idleExec,omitempty"`
+	Machine    string            `json:"machine"`
+	Date       string            `json:"date"`
+	Options    OptionsJSON       `json:"options"`
+	Throughput []Throughput      `json:"throughput"`
+	Setup      []Setup           `json:"setup"`
+	Idle       Idle              `json:"idle"`
+	Throttle   Throttle          `json:"throttle"`
+	Admission  []AdmissionSetup  `json:"admission,omitempty"`
+	APF        *apf.Result       `json:"apf,omitempty"`
+	IdleExec   *idleexec.Result  `json:"idleExec,omitempty"`
+	Keystroke  *keystroke.Result `json:"keystroke,omitempty"`
 	// Failed lists the transfers that failed and were run once more.
 	Failed []string `json:"failedTransfers,omitempty"`
 }
@@ -152,6 +154,17 @@ func run(ctx context.Context, o options) (*Results, error) {
 		ie := o.idleExec
 		ie.Cluster, ie.KubectlDir, ie.Logf = o.cluster, filepath.Dir(o.apf.Kubectl), logf
 		if res.IdleExec, err = idleexec.Run(ctx, ie); err != nil {
+			return nil, err
+		}
+	}
+	if o.parts["keystroke"] {
+		// As the cluster runs it (audit and recording on), with no limit on session starts.
+		if err := restartExecProxy(ctx, o.cluster, paths[2], unlimited); err != nil {
+			return nil, err
+		}
+		ks := o.keystroke
+		ks.Cluster, ks.KubectlDir, ks.Logf = o.cluster, filepath.Dir(o.apf.Kubectl), logf
+		if res.Keystroke, err = keystroke.Run(ctx, ks); err != nil {
 			return nil, err
 		}
 	}

@@ -135,19 +135,24 @@ type sample struct{ p50, p99, bulkMiBps float64 }
 
 // measure runs one case's session, and for a loaded case the bulk session beside it.
 func measure(ctx context.Context, o Options, c *Case) (sample, error) {
+	keys, bulk := argvs(o, c)
+	return typeInto(ctx, keys, c.Mode == "-it", bulk, o.Echoes, limitsUsed)
+}
+
+// limitsUsed are the sessions' limits (shorter in tests).
+var limitsUsed = defaultLimits
+
+// argvs are the case's kubectl exec ... -- cat, and the loaded case's download through the same
+// kubectl and path (nil when idle).
+func argvs(o Options, c *Case) (keys, bulk []string) {
 	kubectl := func(flags string, command ...string) []string {
 		kubeconfig := filepath.Join(o.Cluster, "kubeconfig", map[string]string{"route": "admin", "kube-apiserver": "admin-direct"}[c.Path]+".kubeconfig")
 		return append([]string{filepath.Join(o.KubectlDir, c.Kubectl), "--kubeconfig", kubeconfig, "-n", "demo", "exec", flags, "demo", "-c", "main", "--"}, command...)
 	}
-	return typeInto(ctx, kubectl(c.Mode, "cat"), c.Mode == "-it", bulkArgv(c.Load == "loaded", kubectl), o.Echoes, defaultLimits)
-}
-
-// bulkArgv is the loaded case's download through the same kubectl and path, nil when idle.
-func bulkArgv(loaded bool, kubectl func(string, ...string) []string) []string {
-	if !loaded {
-		return nil
+	if c.Load == "loaded" {
+		bulk = kubectl("-i", workload.StreamUntilStdinCloses(bulkChunk)...)
 	}
-	return kubectl("-i", workload.StreamUntilStdinCloses(bulkChunk)...)
+	return kubectl(c.Mode, "cat"), bulk
 }
 
 // typeInto starts the bulk session (when bulk is set) and waits until it flows, then types echoes
