@@ -21,6 +21,7 @@ import (
 	"github.com/exec-proxy/exec-proxy/bench/idleexec"
 	"github.com/exec-proxy/exec-proxy/bench/internal/execpath"
 	"github.com/exec-proxy/exec-proxy/bench/internal/proc"
+	"github.com/exec-proxy/exec-proxy/bench/keystroke"
 	"github.com/exec-proxy/exec-proxy/bench/kubeletws"
 	"github.com/exec-proxy/exec-proxy/bench/tlsrelay"
 	"k8s.io/client-go/rest"
@@ -36,6 +37,7 @@ type options struct {
 	apf                    apf.Options
 	kubeletWS              kubeletws.Options
 	idleExec               idleexec.Options
+	keystroke              keystroke.Options
 	parts                  map[string]bool
 }
 
@@ -65,9 +67,11 @@ func main() {
 	flag.StringVar(&o.apf.Kubectl, "kubectl", "/usr/lib/google-cloud-sdk/bin/kubectl.1.33", "the kubectl whose get pods the apf part times")
 	flag.IntVar(&o.idleExec.Sessions, "idle-exec-sessions", 32, "kubectl exec -i sessions held per measurement of the idleexec part")
 	flag.IntVar(&o.idleExec.Rounds, "idle-exec-rounds", 10, "paired rounds of the idleexec part, after a warm-up")
+	flag.IntVar(&o.keystroke.Echoes, "keystroke-echoes", 300, fmt.Sprintf("keystrokes per session of the keystroke part, at most %d", keystroke.MaxEchoes))
+	flag.IntVar(&o.keystroke.Rounds, "keystroke-rounds", 10, "paired rounds of the keystroke part, after a warm-up")
 	flag.IntVar(&o.kubeletWS.Rounds, "kubeletws-rounds", 10, "paired rounds of the kubeletws part, after a warm-up")
 	flag.Int64Var(&o.kubeletWS.Bytes, "kubeletws-bytes", 256<<20, "bytes per download of the kubeletws part, a multiple of 65536")
-	parts := flag.String("parts", "throughput,admission,apf,throttle,idle,idleexec", "which parts to measure: throughput (paired rounds on the kubelet, a bare TLS relay, kube-apiserver and the route recorded and not at two GOGC settings, with setup latency, CPU of every process and CPU profiles), admission (what a ValidatingAdmissionPolicy adds to setup), apf (another user's get pods with idle sessions held through the route, and kube-apiserver's seats), throttle, idle (port-forwards straight to exec-proxy, by the thousand), idleexec (stock kubectl 1.28 and 1.33 exec sessions held idle through the route and on kube-apiserver's path: memory of both servers); profiles alone; kubeletws alone (WebSocket to a kubelet that serves it and to one that does not: a mixed cluster, see hack/bench.sh), written to kubelet-websocket.{json,txt}")
+	parts := flag.String("parts", "throughput,admission,apf,throttle,idle,idleexec,keystroke", "which parts to measure: throughput (paired rounds on the kubelet, a bare TLS relay, kube-apiserver and the route recorded and not at two GOGC settings, with setup latency, CPU of every process and CPU profiles), admission (what a ValidatingAdmissionPolicy adds to setup), apf (another user's get pods with idle sessions held through the route, and kube-apiserver's seats), throttle, idle (port-forwards straight to exec-proxy, by the thousand), idleexec (stock kubectl 1.28 and 1.33 exec sessions held idle through the route and on kube-apiserver's path: memory of both servers), keystroke (one byte's round trip in stock kubectl 1.28 and 1.33 exec -i and -it ... cat, through the route and on kube-apiserver's path, idle and beside a download); profiles alone; kubeletws alone (WebSocket to a kubelet that serves it and to one that does not: a mixed cluster, see hack/bench.sh), written to kubelet-websocket.{json,txt}")
 	flag.Parse()
 	o.parts = map[string]bool{}
 	for _, p := range strings.Split(*parts, ",") {
@@ -83,6 +87,10 @@ func main() {
 	}
 	if o.idleExec.Sessions < 1 || o.idleExec.Rounds < 2 {
 		fmt.Fprintln(os.Stderr, "bench: -idle-exec-sessions positive, -idle-exec-rounds at least 2")
+		os.Exit(2)
+	}
+	if o.keystroke.Echoes < 1 || o.keystroke.Echoes > keystroke.MaxEchoes || o.keystroke.Rounds < 2 {
+		fmt.Fprintf(os.Stderr, "bench: -keystroke-echoes from 1 to %d, -keystroke-rounds at least 2\n", keystroke.MaxEchoes)
 		os.Exit(2)
 	}
 	if o.kubeletWS.Rounds < 1 || o.kubeletWS.Bytes <= 0 || o.kubeletWS.Bytes%65536 != 0 {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/exec-proxy/exec-proxy/bench/apf"
 	"github.com/exec-proxy/exec-proxy/bench/idleexec"
+	"github.com/exec-proxy/exec-proxy/bench/keystroke"
 	"github.com/exec-proxy/exec-proxy/bench/throughput"
 )
 
@@ -52,6 +53,9 @@ func writeTable(buf *bytes.Buffer, r *Results) {
 	}
 	if r.IdleExec != nil {
 		idleexec.WriteTable(buf, r.IdleExec)
+	}
+	if r.Keystroke != nil {
+		keystroke.WriteTable(buf, r.Keystroke)
 	}
 	if r.Idle.Runs > 0 {
 		writeIdle(buf, r.Idle)

@@ -17,6 +17,7 @@ import (
 	"github.com/exec-proxy/exec-proxy/bench/apf"
 	"github.com/exec-proxy/exec-proxy/bench/idleexec"
 	"github.com/exec-proxy/exec-proxy/bench/internal/execpath"
+	"github.com/exec-proxy/exec-proxy/bench/keystroke"
 	"github.com/exec-proxy/exec-proxy/bench/throughput"
 	"github.com/exec-proxy/exec-proxy/bench/tlsrelay"
 )
@@ -32,6 +33,7 @@ type Results struct {
 	Admission  []AdmissionSetup   `json:"admission,omitempty"`
 	APF        *apf.Result        `json:"apf,omitempty"`
 	IdleExec   *idleexec.Result   `json:"idleExec,omitempty"`
+	Keystroke  *keystroke.Result  `json:"keystroke,omitempty"`
 }
 
 type OptionsJSON struct {
@@ -108,6 +110,17 @@ func run(ctx context.Context, o options) (*Results, error) {
 		ie := o.idleExec
 		ie.Cluster, ie.KubectlDir, ie.Logf = o.cluster, filepath.Dir(o.apf.Kubectl), logf
 		if res.IdleExec, err = idleexec.Run(ctx, ie); err != nil {
+			return nil, err
+		}
+	}
+	if o.parts["keystroke"] {
+		// As the cluster runs it (audit and recording on), with no limit on session starts.
+		if err := restartExecProxy(ctx, o.cluster, route, unlimited, nil); err != nil {
+			return nil, err
+		}
+		ks := o.keystroke
+		ks.Cluster, ks.KubectlDir, ks.Logf = o.cluster, filepath.Dir(o.apf.Kubectl), logf
+		if res.Keystroke, err = keystroke.Run(ctx, ks); err != nil {
 			return nil, err
 		}
 	}

@@ -20,3 +20,13 @@ func (c *Counter) Bytes() int64 { return c.n.Load() }
 func StreamCommand(n int64) []string {
 	return []string{"sh", "-c", fmt.Sprintf(`yes "$(head -c 16383 /dev/zero | tr '\0' a)" | dd bs=65536 count=%d iflag=fullblock 2>/dev/null`, n/65536)}
 }
+
+// StreamUntilStdinCloses writes StreamCommand's text in pieces of chunk bytes (a multiple of
+// 64 KiB) until its stdin ends, then ends itself once the piece under way is written: a bulk
+// transfer that stops cleanly, with no process left behind in the container, whether or not the
+// runtime kills what an ended exec session started.
+func StreamUntilStdinCloses(chunk int64) []string {
+	return []string{"sh", "-c", `stop=/tmp/stream-until-stdin-closes.$$; rm -f "$stop"
+(while [ ! -e "$stop" ]; do ` + StreamCommand(chunk)[2] + `; done; rm -f "$stop") &
+cat >/dev/null; touch "$stop"; wait`}
+}
