@@ -113,14 +113,6 @@ func (p Path) Run(ctx context.Context, protocol string, cmd []string, stdin io.R
 	return exec.StreamWithContext(ctx, remotecommand.StreamOptions{Stdin: stdin, Stdout: stdout, Stderr: io.Discard})
 }
 
-// Zeros reads as an endless run of zero bytes.
-type Zeros struct{}
-
-func (Zeros) Read(p []byte) (int, error) {
-	clear(p)
-	return len(p), nil
-}
-
 // Download streams n bytes from the container to the client and returns the rate in MiB/s.
 func Download(ctx context.Context, p Path, protocol string, n int64) (float64, error) {
 	out := &workload.Counter{}
@@ -135,12 +127,13 @@ func Download(ctx context.Context, p Path, protocol string, n int64) (float64, e
 	return float64(n) / (1 << 20) / elapsed.Seconds(), nil
 }
 
-// Upload streams n bytes from the client into the container, as kubectl cp into a pod does, and
-// returns the rate in MiB/s; the container counts what arrived.
+// Upload streams n bytes of printable text (workload.Text) from the client into the container and
+// returns the rate in MiB/s; the container counts what arrived. Text, as the download's, so that a
+// recording of the input stores about what was sent: a NUL byte is six bytes of a recording's JSON.
 func Upload(ctx context.Context, p Path, protocol string, n int64) (float64, error) {
 	var out strings.Builder
 	start := time.Now()
-	if err := p.Run(ctx, protocol, []string{"wc", "-c"}, io.LimitReader(Zeros{}, n), &out); err != nil {
+	if err := p.Run(ctx, protocol, []string{"wc", "-c"}, io.LimitReader(&workload.Text{}, n), &out); err != nil {
 		return 0, fmt.Errorf("%s %s upload: %w", p.Name, protocol, err)
 	}
 	elapsed := time.Since(start)

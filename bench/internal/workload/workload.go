@@ -2,6 +2,7 @@
 package workload
 
 import (
+	"bytes"
 	"fmt"
 	"sync/atomic"
 )
@@ -29,4 +30,20 @@ func StreamUntilStdinCloses(chunk int64) []string {
 	return []string{"sh", "-c", `stop=/tmp/stream-until-stdin-closes.$$; rm -f "$stop"
 (while [ ! -e "$stop" ]; do ` + StreamCommand(chunk)[2] + `; done; rm -f "$stop") &
 cat >/dev/null; touch "$stop"; wait`}
+}
+
+// textLine is one line of Text: what StreamCommand's yes writes too.
+var textLine = append(bytes.Repeat([]byte("a"), 16383), '\n')
+
+// Text reads as an endless run of textLine, the upload's input.
+type Text struct{ off int }
+
+func (t *Text) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		c := copy(p[n:], textLine[t.off:])
+		n += c
+		t.off = (t.off + c) % len(textLine)
+	}
+	return n, nil
 }

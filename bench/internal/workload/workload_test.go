@@ -52,3 +52,23 @@ func TestStreamUntilStdinCloses(t *testing.T) {
 		})
 	}
 }
+
+// Text reads as StreamCommand's output does: lines of 16,383 letters, whatever the reads' sizes.
+func TestText(t *testing.T) {
+	for _, size := range []int{1, 7, 16384, 65536, 100000} {
+		var got []byte
+		var r Text
+		buf := make([]byte, size)
+		for len(got) < 3*16384 {
+			n, err := r.Read(buf)
+			if err != nil || n != size {
+				t.Fatalf("read %d: %d, %v", size, n, err)
+			}
+			got = append(got, buf[:n]...)
+		}
+		want := bytes.Repeat(append(bytes.Repeat([]byte("a"), 16383), '\n'), 3)
+		if !bytes.Equal(got[:len(want)], want) {
+			t.Fatalf("reads of %d: not lines of 16383 letters", size)
+		}
+	}
+}
