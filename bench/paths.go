@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	remotecommandconsts "k8s.io/apimachinery/pkg/util/remotecommand"
@@ -15,6 +13,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/remotecommand"
 
+	"github.com/exec-proxy/exec-proxy/bench/internal/proc"
 	"github.com/exec-proxy/exec-proxy/pkg/api"
 )
 
@@ -97,37 +96,7 @@ func (p path) run(ctx context.Context, protocol string, cmd []string, stdin io.R
 }
 
 // cpuSeconds is the user+system CPU time of the process whose pid file is cluster/run/name.pid.
-func cpuSeconds(cluster, name string) (float64, error) {
-	stat, err := procFile(cluster, name, "stat")
-	if err != nil {
-		return 0, err
-	}
-	// The command name may hold spaces: fields count from after its closing parenthesis.
-	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
-	utime, _ := strconv.ParseFloat(fields[11], 64)
-	stime, _ := strconv.ParseFloat(fields[12], 64)
-	return (utime + stime) / 100, nil // USER_HZ is 100 on Linux
-}
+func cpuSeconds(cluster, name string) (float64, error) { return proc.CPUSeconds(cluster, name) }
 
 // rssKiB is the resident set of the process whose pid file is cluster/run/name.pid.
-func rssKiB(cluster, name string) (int64, error) {
-	status, err := procFile(cluster, name, "status")
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(status), "\n") {
-		if strings.HasPrefix(line, "VmRSS:") {
-			return strconv.ParseInt(strings.Fields(line)[1], 10, 64)
-		}
-	}
-	return 0, fmt.Errorf("no VmRSS for %s", name)
-}
-
-// procFile reads /proc/<pid>/file of the process whose pid file is cluster/run/name.pid.
-func procFile(cluster, name, file string) ([]byte, error) {
-	pid, err := os.ReadFile(filepath.Join(cluster, "run", name+".pid"))
-	if err != nil {
-		return nil, err
-	}
-	return os.ReadFile("/proc/" + strings.TrimSpace(string(pid)) + "/" + file)
-}
+func rssKiB(cluster, name string) (int64, error) { return proc.RSSKiB(cluster, name) }

@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"os"
 	"sort"
-	"strconv"
-	"strings"
 
+	"github.com/exec-proxy/exec-proxy/bench/internal/proc"
 	"github.com/exec-proxy/exec-proxy/bench/internal/stats"
 )
 
@@ -149,22 +147,7 @@ func paired(rates, baseline []float64) *stats.Stats {
 }
 
 // machineCPU is the machine's busy and total CPU seconds so far, from /proc/stat.
-func machineCPU() (busy, total float64) {
-	data, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0, 0
-	}
-	// cpu user nice system idle iowait irq softirq steal ...
-	f := strings.Fields(strings.SplitN(string(data), "\n", 2)[0])
-	for i := 1; i < len(f) && i <= 8; i++ {
-		v, _ := strconv.ParseFloat(f[i], 64)
-		total += v / 100 // USER_HZ
-		if i != 4 && i != 5 {
-			busy += v / 100
-		}
-	}
-	return busy, total
-}
+func machineCPU() (busy, total float64) { return proc.MachineCPU() }
 
 func btoi(b bool) int {
 	if b {
