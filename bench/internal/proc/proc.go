@@ -19,6 +19,15 @@ func CPUSeconds(cluster, name string) (float64, error) {
 	return parseCPUSeconds(string(stat))
 }
 
+// PIDCPUSeconds is the user+system CPU time of process pid ("self": this one).
+func PIDCPUSeconds(pid string) (float64, error) {
+	stat, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	return parseCPUSeconds(string(stat))
+}
+
 func parseCPUSeconds(stat string) (float64, error) {
 	// The command name may hold spaces: fields count from after its closing parenthesis.
 	fields := strings.Fields(stat[strings.LastIndexByte(stat, ')')+1:])
