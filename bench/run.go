@@ -15,22 +15,25 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/exec-proxy/exec-proxy/bench/apf"
+	"github.com/exec-proxy/exec-proxy/bench/concurrent"
+	"github.com/exec-proxy/exec-proxy/bench/idle"
 	"github.com/exec-proxy/exec-proxy/bench/idleexec"
 	"github.com/exec-proxy/exec-proxy/bench/internal/stats"
 )
 
 // Results are every figure of one run.
 type Results struct {
-	Machine    string           `json:"machine"`
-	Date       string           `json:"date"`
-	Options    OptionsJSON      `json:"options"`
-	Throughput []Throughput     `json:"throughput"`
-	Setup      []Setup          `json:"setup"`
-	Idle       Idle             `json:"idle"`
-	Throttle   Throttle         `json:"throttle"`
-	Admission  []AdmissionSetup `json:"admission,omitempty"`
-	APF        *apf.Result      `json:"apf,omitempty"`
-	IdleExec   *idleexec.Result `json:"idleExec,omitempty"`
+	Machine    string             `json:"machine"`
+	Date       string             `json:"date"`
+	Options    OptionsJSON        `json:"options"`
+	Throughput []Throughput       `json:"throughput"`
+	Setup      []Setup            `json:"setup"`
+	Idle       *idle.Result       `json:"idle,omitempty"`
+	Throttle   Throttle           `json:"throttle"`
+	Admission  []AdmissionSetup   `json:"admission,omitempty"`
+	APF        *apf.Result        `json:"apf,omitempty"`
+	IdleExec   *idleexec.Result   `json:"idleExec,omitempty"`
+	Concurrent *concurrent.Result `json:"concurrent,omitempty"`
 	// Failed lists the transfers that failed and were run once more.
 	Failed []string `json:"failedTransfers,omitempty"`
 }
@@ -155,10 +158,28 @@ func run(ctx context.Context, o options) (*Results, error) {
 			return nil, err
 		}
 	}
+	if o.parts["concurrent"] {
+		c := o.concurrent
+		c.Cluster, c.KubectlDir, c.Logf = o.cluster, filepath.Dir(o.apf.Kubectl), logf
+		c.Restart = func(ctx context.Context) error {
+			return restartExecProxy(ctx, o.cluster, paths[2], unlimited+" --session-audit-log-path= --recording-dir=")
+		}
+		if res.Concurrent, err = concurrent.Run(ctx, c); err != nil {
+			return nil, err
+		}
+	}
 	if !o.parts["idle"] {
 		return res, nil
 	}
-	res.Idle, err = idleRuns(ctx, o, paths[2])
+	io := o.idleOpts
+	io.Cluster, io.Profiles, io.Sessions, io.Runs, io.Logf = o.cluster, o.profiles, o.idle, o.idleRuns, logf
+	io.PortForward, io.Port = execProxyURL+kubeRoute+"/api/v1/namespaces/"+namespace+"/pods/"+pod+"/portforward", demoPort
+	io.Config = adminStraight(o.cluster)
+	io.Get = func(p string, timeout time.Duration) ([]byte, error) { return straightGet(io.Config, p, timeout) }
+	io.Restart = func(ctx context.Context) error {
+		return restartExecProxy(ctx, o.cluster, paths[2], unlimited+" --session-audit-log-path= --recording-dir= --profiling")
+	}
+	res.Idle, err = idle.Measure(ctx, io)
 	return res, err
 }
 
