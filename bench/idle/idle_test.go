@@ -182,15 +182,15 @@ func TestSummarizeVerdicts(t *testing.T) {
 }
 
 func TestWriteTable(t *testing.T) {
+	limits := Limits{Bench: 20000, Processes: map[string]Files{"exec-proxy": {Limit: 20000, Open: 20000}, "kubelet-node1": {Limit: 20000, Open: 15000}}}
 	r := summarize([]Run{
-		{Asked: 10000, Reached: 10000, Quiet: Quiet{Seconds: 150, CoreShare: 0.012, GCCoreShare: 0.004, GCCycles: 1}, Usable: Usable{Checked: 10000, Usable: 10000},
-			Limits: Limits{Bench: 20000, Processes: map[string]Files{"exec-proxy": {Limit: 20000, Open: 20031}}}},
-		{Asked: 10000, Reached: 9990, Quiet: Quiet{Seconds: 150, CoreShare: 0.013}, Usable: Usable{Checked: 9990, Usable: 9990, FirstError: "EOF"}},
+		{Asked: 10000, Reached: 10000, Quiet: Quiet{Seconds: 150, CoreShare: 0.012, GCCoreShare: 0.004, GCCycles: 1}, Usable: Usable{Checked: 10000, Usable: 10000}, Limits: limits},
+		{Asked: 10000, Reached: 9990, Quiet: Quiet{Seconds: 150, CoreShare: 0.013}, Usable: Usable{Checked: 9990, Usable: 9990, FirstError: "EOF"}, Limits: limits},
 	})
 	var buf bytes.Buffer
 	WriteTable(&buf, r)
 	for _, want := range []string{"CPU 1.20% of a core", "goal < 2.00%: met", "GC 0.40%", "1 of 2 runs' windows", "goal < 1.00%: not shown",
-		"10000 of 10000, 9990 of 10000", "goal all: not met", "(first error: EOF)"} {
+		"10000 of 10000, 9990 of 10000", "goal all: not met", "(first error: EOF)", "exec-proxy was at its open-file limit", "exec-proxy 20000 open of 20000; kubelet-node1 15000 open of 20000"} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, buf.String())
 		}

@@ -2,6 +2,7 @@ package idle
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -44,12 +45,10 @@ func (q Quiet) gcText() string {
 	return fmt.Sprintf("%.2f%% of a core (%d collections over %.0f s)", 100*q.GCCoreShare, q.GCCycles, q.GCSpanSeconds)
 }
 
-// quietWindow measures exec-proxy's CPU over o.Quiet.
+// quietWindow measures exec-proxy's CPU over o.Quiet. An exec-proxy out of file descriptors may not
+// answer /metrics: the GC figure is then not shown, and the CPU figure stands.
 func quietWindow(ctx context.Context, o Options) (Quiet, error) {
-	m0, err := goMetrics(o.Get)
-	if err != nil {
-		return Quiet{}, err
-	}
+	m0, err0 := goMetrics(o.Get)
 	c0, err := proc.CPUSeconds(o.Cluster, "exec-proxy")
 	if err != nil {
 		return Quiet{}, err
@@ -65,11 +64,12 @@ func quietWindow(ctx context.Context, o Options) (Quiet, error) {
 		return Quiet{}, err
 	}
 	seconds := time.Since(t0).Seconds()
-	m1, err := goMetrics(o.Get)
-	if err != nil {
-		return Quiet{}, err
+	m1, err1 := goMetrics(o.Get)
+	q := quietFigures(seconds, c1-c0, m0, m1)
+	if err := errors.Join(err0, err1); err != nil {
+		q.GCMissing = fmt.Sprintf("/metrics: %v", err)
 	}
-	return quietFigures(seconds, c1-c0, m0, m1), nil
+	return q, nil
 }
 
 // quietFigures are the window's figures from its length, the process's CPU seconds in it, and the

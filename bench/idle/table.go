@@ -55,4 +55,9 @@ func WriteTable(buf *bytes.Buffer, i *Result) {
 		fmt.Fprintf(buf, "; %s %d open of %d", name, f.Open, f.Limit)
 	}
 	buf.WriteString("\n")
+	for _, name := range names {
+		if f := i.Limits.Processes[name]; f.Limit > 0 && float64(f.Open) >= 0.99*float64(f.Limit) {
+			fmt.Fprintf(buf, "%s was at its open-file limit: sessions not reached or not usable are the machine's limit (raise the hard limit before the cluster starts), not a measure of exec-proxy.\n", name)
+		}
+	}
 }
