@@ -214,7 +214,7 @@ func hold(ctx context.Context, o Options, profiles string) (Run, error) {
 		return res, err
 	}
 	o.Logf("idle sessions: does each held session still reach the pod's port %d?", o.Port)
-	res.Usable = probeAll(conns, o.Port, 32, 30*time.Second)
+	res.Usable = probeAll(conns, o.Port, 32, 30*time.Second, 10*time.Minute)
 	for _, c := range conns {
 		_ = c.Close()
 	}

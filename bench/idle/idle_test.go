@@ -97,7 +97,7 @@ func TestUsable(t *testing.T) {
 			for _, conn := range conns[:c.closed] {
 				_ = conn.Close()
 			}
-			got := probeAll(conns, c.port, 3, 10*time.Second)
+			got := probeAll(conns, c.port, 3, 10*time.Second, time.Minute)
 			if got.Checked != 5 || got.Usable != c.wantUsable {
 				t.Errorf("probeAll = %d usable of %d checked, want %d of 5 (first error %q)", got.Usable, got.Checked, c.wantUsable, got.FirstError)
 			}
@@ -111,6 +111,26 @@ func TestUsable(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Past its budget, probeAll leaves the rest unchecked, and says so.
+func TestProbeAllBudget(t *testing.T) {
+	srv := httptest.NewServer(fakePortForward())
+	defer srv.Close()
+	u, _ := url.Parse(srv.URL + "/portforward")
+	conns, err := dialAll(context.Background(), &rest.Config{Host: srv.URL}, u, 3, 3, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	}()
+	got := probeAll(conns, 8080, 1, 10*time.Second, -time.Second)
+	if got.Checked != 0 || got.Usable != 0 || !strings.Contains(got.FirstError, "3 sessions left unchecked") {
+		t.Errorf("probeAll with no budget = %+v, want none checked and the reason", got)
 	}
 }
 
