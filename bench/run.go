@@ -171,15 +171,15 @@ func run(ctx context.Context, o options) (*Results, error) {
 	if !o.parts["idle"] {
 		return res, nil
 	}
-	io := o.idleOpts
-	io.Cluster, io.Profiles, io.Sessions, io.Runs, io.Logf = o.cluster, o.profiles, o.idle, o.idleRuns, logf
-	io.PortForward, io.Port = execProxyURL+kubeRoute+"/api/v1/namespaces/"+namespace+"/pods/"+pod+"/portforward", demoPort
-	io.Config = adminStraight(o.cluster)
-	io.Get = func(p string, timeout time.Duration) ([]byte, error) { return straightGet(io.Config, p, timeout) }
-	io.Restart = func(ctx context.Context) error {
+	idl := o.idleOpts
+	idl.Cluster, idl.Profiles, idl.Sessions, idl.Runs, idl.Logf = o.cluster, o.profiles, o.idle, o.idleRuns, logf
+	idl.PortForward, idl.Port = execProxyURL+kubeRoute+"/api/v1/namespaces/"+namespace+"/pods/"+pod+"/portforward", demoPort
+	idl.Config = adminStraight(o.cluster)
+	idl.Get = func(p string, timeout time.Duration) ([]byte, error) { return straightGet(idl.Config, p, timeout) }
+	idl.Restart = func(ctx context.Context) error {
 		return restartExecProxy(ctx, o.cluster, paths[2], unlimited+" --session-audit-log-path= --recording-dir= --profiling")
 	}
-	res.Idle, err = idle.Measure(ctx, io)
+	res.Idle, err = idle.Measure(ctx, idl)
 	return res, err
 }
 
