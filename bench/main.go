@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/exec-proxy/exec-proxy/bench/apf"
+	"github.com/exec-proxy/exec-proxy/bench/concurrent"
+	"github.com/exec-proxy/exec-proxy/bench/idle"
 	"github.com/exec-proxy/exec-proxy/bench/idleexec"
 	"github.com/exec-proxy/exec-proxy/bench/internal/execpath"
 	"github.com/exec-proxy/exec-proxy/bench/internal/proc"
@@ -38,6 +40,8 @@ type options struct {
 	kubeletWS              kubeletws.Options
 	idleExec               idleexec.Options
 	keystroke              keystroke.Options
+	idleOpts               idle.Options
+	concurrent             concurrent.Options
 	parts                  map[string]bool
 }
 
@@ -57,8 +61,9 @@ func main() {
 	flag.Int64Var(&o.upload, "upload-bytes", 256<<20, "bytes streamed into the container per upload run")
 	flag.IntVar(&o.runs, "runs", 10, "paired rounds of the throughput figures, after a discarded warm-up: each measures every path once")
 	flag.IntVar(&o.sessions, "sessions", 200, "sessions timed for the setup latency of each path")
-	flag.IntVar(&o.idle, "idle-sessions", 5000, "idle sessions held open on one exec-proxy")
+	flag.IntVar(&o.idle, "idle-sessions", 10000, "idle sessions held open on one exec-proxy (two open files each in exec-proxy: see the open-file limits in the table)")
 	flag.IntVar(&o.idleRuns, "idle-runs", 3, "times the idle sessions are held, each on a freshly started exec-proxy")
+	flag.DurationVar(&o.idleOpts.Quiet, "idle-quiet", 150*time.Second, "window over which exec-proxy's CPU is measured while the idle sessions are held; over 2 minutes, so that the runtime's forced collection ends in it and the GC figure is shown")
 	flag.Int64Var(&o.throttleBytesPerSecond, "throttle-bytes-per-sec", 16<<20, "--max-bytes-per-sec-per-session for the throttle figure")
 	flag.IntVar(&o.burst, "throttle-burst", 10, "--session-start-burst for the throttle figure")
 	flag.IntVar(&o.apf.Sessions, "apf-sessions", apf.MaxSessions, "idle sessions held through the route for the apf figure, spread over four users (at most 50 each, exec-proxy's default cap)")
@@ -70,8 +75,11 @@ func main() {
 	flag.IntVar(&o.keystroke.Echoes, "keystroke-echoes", 300, fmt.Sprintf("keystrokes per session of the keystroke part, at most %d", keystroke.MaxEchoes))
 	flag.IntVar(&o.keystroke.Rounds, "keystroke-rounds", 10, "paired rounds of the keystroke part, after a warm-up")
 	flag.IntVar(&o.kubeletWS.Rounds, "kubeletws-rounds", 10, "paired rounds of the kubeletws part, after a warm-up")
+	flag.IntVar(&o.concurrent.Sessions, "concurrent-sessions", 64, "kubectl exec downloads started together in the concurrent part")
+	flag.IntVar(&o.concurrent.Rounds, "concurrent-rounds", 10, "paired rounds of the concurrent part, after a warm-up")
+	flag.DurationVar(&o.concurrent.Window, "concurrent-window", 10*time.Second, "window over which each concurrent download's bytes are counted, once all flow")
 	flag.Int64Var(&o.kubeletWS.Bytes, "kubeletws-bytes", 256<<20, "bytes per download of the kubeletws part, a multiple of 65536")
-	parts := flag.String("parts", "throughput,admission,apf,throttle,idle,idleexec,keystroke", "which parts to measure: throughput (paired rounds on the kubelet, a bare TLS relay, kube-apiserver and the route recorded and not at two GOGC settings, with setup latency, CPU of every process and CPU profiles), admission (what a ValidatingAdmissionPolicy adds to setup), apf (another user's get pods with idle sessions held through the route, and kube-apiserver's seats), throttle, idle (port-forwards straight to exec-proxy, by the thousand), idleexec (stock kubectl 1.28 and 1.33 exec sessions held idle through the route and on kube-apiserver's path: memory of both servers), keystroke (one byte's round trip in stock kubectl 1.28 and 1.33 exec -i and -it ... cat, through the route and on kube-apiserver's path, idle and beside a download); profiles alone; kubeletws alone (WebSocket to a kubelet that serves it and to one that does not: a mixed cluster, see hack/bench.sh), written to kubelet-websocket.{json,txt}")
+	parts := flag.String("parts", "throughput,admission,apf,throttle,idle,idleexec,keystroke,concurrent", "which parts to measure: throughput (paired rounds on the kubelet, a bare TLS relay, kube-apiserver and the route recorded and not at two GOGC settings, with setup latency, CPU of every process and CPU profiles), admission (what a ValidatingAdmissionPolicy adds to setup), apf (another user's get pods with idle sessions held through the route, and kube-apiserver's seats), throttle, idle (port-forwards straight to exec-proxy, by the thousand: memory, CPU and GC held quiet, still usable), idleexec (stock kubectl 1.28 and 1.33 exec sessions held idle through the route and on kube-apiserver's path: memory of both servers), keystroke (one byte's round trip in stock kubectl 1.28 and 1.33 exec -i and -it ... cat, through the route and on kube-apiserver's path, idle and beside a download), concurrent (stock kubectl 1.28 and 1.33 downloads started together, through the route and on kube-apiserver's path: aggregate rate and Jain's fairness); profiles alone; kubeletws alone (WebSocket to a kubelet that serves it and to one that does not: a mixed cluster, see hack/bench.sh), written to kubelet-websocket.{json,txt}")
 	flag.Parse()
 	o.parts = map[string]bool{}
 	for _, p := range strings.Split(*parts, ",") {
@@ -91,6 +99,10 @@ func main() {
 	}
 	if o.keystroke.Echoes < 1 || o.keystroke.Echoes > keystroke.MaxEchoes || o.keystroke.Rounds < 2 {
 		fmt.Fprintf(os.Stderr, "bench: -keystroke-echoes from 1 to %d, -keystroke-rounds at least 2\n", keystroke.MaxEchoes)
+		os.Exit(2)
+	}
+	if o.concurrent.Sessions < 1 || o.concurrent.Rounds < 2 || o.concurrent.Window < time.Second || o.idleOpts.Quiet < time.Second {
+		fmt.Fprintln(os.Stderr, "bench: -concurrent-sessions positive, -concurrent-rounds at least 2, -concurrent-window and -idle-quiet at least 1s")
 		os.Exit(2)
 	}
 	if o.kubeletWS.Rounds < 1 || o.kubeletWS.Bytes <= 0 || o.kubeletWS.Bytes%65536 != 0 {

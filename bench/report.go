@@ -11,6 +11,8 @@ import (
 	"text/tabwriter"
 
 	"github.com/exec-proxy/exec-proxy/bench/apf"
+	"github.com/exec-proxy/exec-proxy/bench/concurrent"
+	"github.com/exec-proxy/exec-proxy/bench/idle"
 	"github.com/exec-proxy/exec-proxy/bench/idleexec"
 	"github.com/exec-proxy/exec-proxy/bench/keystroke"
 	"github.com/exec-proxy/exec-proxy/bench/throughput"
@@ -57,8 +59,11 @@ func writeTable(buf *bytes.Buffer, r *Results) {
 	if r.Keystroke != nil {
 		keystroke.WriteTable(buf, r.Keystroke)
 	}
-	if r.Idle.Runs > 0 {
-		writeIdle(buf, r.Idle)
+	if r.Concurrent != nil {
+		concurrent.WriteTable(buf, r.Concurrent)
+	}
+	if r.Idle != nil {
+		idle.WriteTable(buf, r.Idle)
 	}
 	if t := r.Throttle; t.Starts > 0 {
 		fmt.Fprintf(buf, "Throttle: one session at %d B/s measured %.0f B/s (%.3f× the limit); %d session starts at once with burst %d: %d accepted (one start went to the readiness check, so %d expected), %d refused with 429, %d other errors\n",
@@ -75,19 +80,6 @@ func writeAdmission(buf *bytes.Buffer, as []AdmissionSetup) {
 			a.WithPolicy.P50, a.WithPolicy.P99, a.WithPolicy.Count, a.AddedP50.Median, a.AddedP50.Min, a.AddedP50.Max, a.ServerMsNoPolicy, a.ServerMsWithPolicy)
 	}
 	w.Flush()
-}
-
-func writeIdle(buf *bytes.Buffer, i Idle) {
-	fmt.Fprintf(buf, "\nIdle sessions on one exec-proxy, %d runs each on a fresh one: KiB per session min/median/max %.1f/%.1f/%.1f once open, %.1f/%.1f/%.1f settled (after a GC, once the runtime returned what it freed).\n",
-		i.Runs, i.KiBPerSessionRuns.Min, i.KiBPerSessionRuns.Median, i.KiBPerSessionRuns.Max,
-		i.KiBPerSessionSettledRuns.Min, i.KiBPerSessionSettledRuns.Median, i.KiBPerSessionSettledRuns.Max)
-	fmt.Fprintf(buf, "The median run: %d of %d held; RSS %d → %d KiB, %.1f KiB per session; settled in %d s at RSS %d KiB, %.1f KiB per session (stacks %.1f, heap in use %.1f); %.1f goroutines per session; goroutines %d → %d → %d after closing",
-		i.Reached, i.Asked, i.RSSKiBBefore, i.RSSKiBHeld, i.KiBPerSession, i.SettleSeconds, i.RSSKiBSettled, i.KiBPerSessionSettled, i.StackKiBPerSession, i.HeapKiBPerSession,
-		i.PerSession, i.GoroutinesIdle, i.GoroutinesHeld, i.GoroutinesLeft)
-	if i.FirstError != "" {
-		fmt.Fprintf(buf, " (first error: %s)", i.FirstError)
-	}
-	buf.WriteString("\n")
 }
 
 // machine names the CPU, cores, memory and kernel.

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/exec-proxy/exec-proxy/bench/apf"
+	"github.com/exec-proxy/exec-proxy/bench/concurrent"
+	"github.com/exec-proxy/exec-proxy/bench/idle"
 	"github.com/exec-proxy/exec-proxy/bench/throughput"
 )
 
@@ -18,7 +20,8 @@ func TestWriteTableParts(t *testing.T) {
 		want, not []string
 	}{
 		{"throughput", rates, []string{"THROUGHPUT", "SETUP"}, []string{"Idle sessions", "Throttle:"}},
-		{"idle", Results{Idle: Idle{Runs: 3, Asked: 10}}, []string{"Idle sessions", "3 runs"}, []string{"THROUGHPUT", "Throttle:", "HELD"}},
+		{"idle", Results{Idle: &idle.Result{Runs: 3, Run: idle.Run{Asked: 10}}}, []string{"Idle sessions", "3 runs"}, []string{"THROUGHPUT", "Throttle:", "HELD", "concurrent downloads"}},
+		{"concurrent", Results{Concurrent: &concurrent.Result{Sessions: 64, Rounds: 10}}, []string{"64 concurrent downloads"}, []string{"THROUGHPUT", "Throttle:", "Idle sessions"}},
 		{"throttle", Results{Throttle: Throttle{Starts: 40, Burst: 10}}, []string{"Throttle:", "burst 10"}, []string{"THROUGHPUT", "Idle sessions"}},
 		{"apf", Results{APF: &apf.Result{Sessions: 200, Reads: []apf.Read{{Path: "route", Measure: "kubectl.1.33 get pods (process)"}}}},
 			[]string{"200 HELD", "kubectl.1.33 get pods (process)  route", "0 seats executing and 0 requests in queue with the sessions held"}, []string{"THROUGHPUT", "Idle sessions", "Throttle:"}},

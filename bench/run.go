@@ -15,6 +15,8 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/exec-proxy/exec-proxy/bench/apf"
+	"github.com/exec-proxy/exec-proxy/bench/concurrent"
+	"github.com/exec-proxy/exec-proxy/bench/idle"
 	"github.com/exec-proxy/exec-proxy/bench/idleexec"
 	"github.com/exec-proxy/exec-proxy/bench/internal/execpath"
 	"github.com/exec-proxy/exec-proxy/bench/keystroke"
@@ -28,12 +30,13 @@ type Results struct {
 	Date       string             `json:"date"`
 	Options    OptionsJSON        `json:"options"`
 	Throughput *throughput.Result `json:"throughput,omitempty"`
-	Idle       Idle               `json:"idle"`
+	Idle       *idle.Result       `json:"idle,omitempty"`
 	Throttle   Throttle           `json:"throttle"`
 	Admission  []AdmissionSetup   `json:"admission,omitempty"`
 	APF        *apf.Result        `json:"apf,omitempty"`
 	IdleExec   *idleexec.Result   `json:"idleExec,omitempty"`
 	Keystroke  *keystroke.Result  `json:"keystroke,omitempty"`
+	Concurrent *concurrent.Result `json:"concurrent,omitempty"`
 }
 
 type OptionsJSON struct {
@@ -124,10 +127,28 @@ func run(ctx context.Context, o options) (*Results, error) {
 			return nil, err
 		}
 	}
+	if o.parts["concurrent"] {
+		c := o.concurrent
+		c.Cluster, c.KubectlDir, c.Logf = o.cluster, filepath.Dir(o.apf.Kubectl), logf
+		c.Restart = func(ctx context.Context) error {
+			return restartExecProxy(ctx, o.cluster, route, unlimited+" --session-audit-log-path= --recording-dir=", nil)
+		}
+		if res.Concurrent, err = concurrent.Run(ctx, c); err != nil {
+			return nil, err
+		}
+	}
 	if !o.parts["idle"] {
 		return res, nil
 	}
-	res.Idle, err = idleRuns(ctx, o, route)
+	idl := o.idleOpts
+	idl.Cluster, idl.Profiles, idl.Sessions, idl.Runs, idl.Logf = o.cluster, o.profiles, o.idle, o.idleRuns, logf
+	idl.PortForward, idl.Port = execProxyURL+execpath.KubeRoute+"/api/v1/namespaces/"+execpath.Namespace+"/pods/"+execpath.Pod+"/portforward", demoPort
+	idl.Config = adminStraight(o.cluster)
+	idl.Get = func(p string, timeout time.Duration) ([]byte, error) { return straightGet(idl.Config, p, timeout) }
+	idl.Restart = func(ctx context.Context) error {
+		return restartExecProxy(ctx, o.cluster, route, unlimited+" --session-audit-log-path= --recording-dir= --profiling", nil)
+	}
+	res.Idle, err = idle.Measure(ctx, idl)
 	return res, err
 }
 

@@ -109,3 +109,48 @@ func Machine() (busy, total float64) {
 	}
 	return ParseMachine(data)
 }
+
+// PIDCPUSeconds is the user+system CPU time of process pid ("self": this one).
+func PIDCPUSeconds(pid string) (float64, error) {
+	stat, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	t, err := ParseStat(stat)
+	return t.Own, err
+}
+
+// OpenFiles is the soft limit on open files of the process whose pid file is cluster/run/name.pid,
+// and how many it holds open.
+func OpenFiles(cluster, name string) (limit int64, open int, err error) {
+	limits, err := File(cluster, name, "limits")
+	if err != nil {
+		return 0, 0, err
+	}
+	if limit, err = parseOpenFilesLimit(string(limits)); err != nil {
+		return 0, 0, err
+	}
+	pid, err := PidOf(cluster, name)
+	if err != nil {
+		return limit, 0, err
+	}
+	fds, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/fd")
+	return limit, len(fds), err
+}
+
+// parseOpenFilesLimit reads the soft limit of "Max open files" from /proc/<pid>/limits (-1:
+// unlimited).
+func parseOpenFilesLimit(limits string) (int64, error) {
+	for _, line := range strings.Split(limits, "\n") {
+		if rest, ok := strings.CutPrefix(line, "Max open files"); ok {
+			f := strings.Fields(rest)
+			if len(f) > 0 && f[0] == "unlimited" {
+				return -1, nil
+			}
+			if len(f) > 0 {
+				return strconv.ParseInt(f[0], 10, 64)
+			}
+		}
+	}
+	return 0, fmt.Errorf("no Max open files in /proc/<pid>/limits")
+}

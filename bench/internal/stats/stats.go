@@ -65,3 +65,22 @@ func BootstrapMedian(xs []float64, resamples int) Interval {
 	sort.Float64s(medians)
 	return Interval{Median: median(append([]float64(nil), xs...)), Low: Percentile(medians, 2.5), High: Percentile(medians, 97.5)}
 }
+
+// Verdicts on a goal: met only when the whole interval clears it.
+const (
+	Met      = "met"
+	NotMet   = "not met"
+	NotShown = "not shown" // no samples: nothing says either way
+)
+
+// Verdict on iv against goal: at least goal when atLeast, else below goal. n is the number of
+// samples iv stands on (0: not shown). Met only when the whole interval clears the goal.
+func Verdict(iv Interval, n int, goal float64, atLeast bool) string {
+	switch {
+	case n == 0:
+		return NotShown
+	case atLeast && iv.Low >= goal, !atLeast && iv.High < goal:
+		return Met
+	}
+	return NotMet
+}

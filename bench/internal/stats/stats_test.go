@@ -40,3 +40,28 @@ func TestBootstrapMedian(t *testing.T) {
 		})
 	}
 }
+
+func TestVerdict(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		iv      Interval
+		n       int
+		goal    float64
+		atLeast bool
+		want    string
+	}{
+		{"no samples", Interval{}, 0, 0.95, true, NotShown},
+		{"whole interval above", Interval{Median: 0.99, Low: 0.96, High: 1.02}, 10, 0.95, true, Met},
+		{"low end on the goal", Interval{Median: 0.99, Low: 0.95, High: 1.02}, 10, 0.95, true, Met},
+		{"median above, low end below", Interval{Median: 0.97, Low: 0.94, High: 0.99}, 10, 0.95, true, NotMet},
+		{"whole interval below a ceiling", Interval{Median: 0.01, Low: 0.005, High: 0.015}, 3, 0.02, false, Met},
+		{"high end on a ceiling", Interval{Median: 0.01, Low: 0.005, High: 0.02}, 3, 0.02, false, NotMet},
+		{"above a ceiling", Interval{Median: 0.03, Low: 0.025, High: 0.04}, 3, 0.02, false, NotMet},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := Verdict(c.iv, c.n, c.goal, c.atLeast); got != c.want {
+				t.Errorf("Verdict(%+v, %d, %v, %v) = %q, want %q", c.iv, c.n, c.goal, c.atLeast, got, c.want)
+			}
+		})
+	}
+}
