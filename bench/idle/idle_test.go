@@ -187,7 +187,8 @@ func TestSummarizeVerdicts(t *testing.T) {
 		cpu, gc, usable string
 	}{
 		{"all met", []Run{run(0.01, 0.004, 1, 100), run(0.012, 0.005, 1, 100), run(0.011, 0.006, 2, 100)}, stats.Met, stats.Met, stats.Met},
-		{"one run over the CPU goal, one session unusable", []Run{run(0.01, 0.004, 1, 100), run(0.025, 0.005, 1, 99), run(0.011, 0.006, 1, 100)}, stats.NotMet, stats.Met, stats.NotMet},
+		{"one run over the CPU goal, one session unusable", []Run{run(0.01, 0.004, 1, 100), run(0.025, 0.005, 1, 99), run(0.011, 0.006, 1, 100)}, stats.NotShown, stats.Met, stats.NotMet},
+		{"every run over the CPU goal", []Run{run(0.03, 0.004, 1, 100), run(0.025, 0.005, 1, 100), run(0.021, 0.006, 1, 100)}, stats.NotMet, stats.Met, stats.Met},
 		{"a window without a collection", []Run{run(0.01, 0.004, 1, 100), run(0.01, 0, 0, 100), run(0.011, 0.006, 1, 100)}, stats.Met, stats.NotShown, stats.Met},
 		{"no collection at all", []Run{run(0.01, 0, 0, 100)}, stats.Met, stats.NotShown, stats.Met},
 		{"no runs", nil, stats.NotShown, stats.NotShown, stats.NotShown},

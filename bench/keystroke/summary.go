@@ -45,18 +45,6 @@ type Goal struct {
 // goals are issue 28's bounds on route − kube-apiserver, in ms, by load and percentile.
 var goals = map[string]map[string]float64{"idle": {"p50": 0.15, "p99": 0.5}, "loaded": {"p99": 0}}
 
-// verdict is met when the whole interval is within the bound, not met when none of it is, and
-// not shown when it straddles the bound.
-func verdict(iv stats.Interval, maxMs float64) string {
-	switch {
-	case iv.High <= maxMs:
-		return "met"
-	case iv.Low > maxMs:
-		return "not met"
-	}
-	return "not shown"
-}
-
 // compare pairs each route case with kube-apiserver's of the same kubectl, mode and load, round by
 // round.
 func compare(cs []Case) []Comparison {
@@ -94,7 +82,7 @@ func diff(route, base []float64, bounds map[string]float64, percentile string) D
 	d.Paired = stats.BootstrapMedian(d.Rounds, 10000)
 	d.OfMedians = stats.Summarize(route).Median - stats.Summarize(base).Median
 	if bound, ok := bounds[percentile]; ok && len(d.Rounds) > 0 {
-		d.Goal = &Goal{MaxMs: bound, Verdict: verdict(d.Paired, bound)}
+		d.Goal = &Goal{MaxMs: bound, Verdict: stats.Verdict(d.Paired, len(d.Rounds), bound, false)}
 	}
 	return d
 }

@@ -8,29 +8,6 @@ import (
 	"github.com/exec-proxy/exec-proxy/bench/internal/stats"
 )
 
-func TestVerdict(t *testing.T) {
-	for _, c := range []struct {
-		name string
-		iv   stats.Interval
-		max  float64
-		want string
-	}{
-		{"whole interval within", stats.Interval{Median: 0.05, Low: 0.01, High: 0.1}, 0.15, "met"},
-		{"high end on the bound", stats.Interval{Median: 0.1, Low: 0.05, High: 0.15}, 0.15, "met"},
-		{"straddles", stats.Interval{Median: 0.1, Low: 0.05, High: 0.2}, 0.15, "not shown"},
-		{"median beyond, low end within", stats.Interval{Median: 0.2, Low: 0.15, High: 0.3}, 0.15, "not shown"},
-		{"whole interval beyond", stats.Interval{Median: 0.3, Low: 0.2, High: 0.4}, 0.15, "not met"},
-		{"loaded: route faster", stats.Interval{Median: -2, Low: -3, High: -1}, 0, "met"},
-		{"loaded: route slower", stats.Interval{Median: 9, Low: 4, High: 12}, 0, "not met"},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			if got := verdict(c.iv, c.max); got != c.want {
-				t.Errorf("verdict(%+v, %v) = %q, want %q", c.iv, c.max, got, c.want)
-			}
-		})
-	}
-}
-
 func TestCompare(t *testing.T) {
 	same := func(v float64, n int) []float64 {
 		xs := make([]float64, n)

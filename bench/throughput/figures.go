@@ -55,9 +55,9 @@ type Goal struct {
 
 // Verdicts: met only when the whole 95% interval clears the goal, not met when none of it does.
 const (
-	Met      = "met"
-	NotMet   = "not met"
-	NotShown = "not shown" // the interval spans the goal, or there were no rounds
+	Met      = stats.Met
+	NotMet   = stats.NotMet
+	NotShown = stats.NotShown
 )
 
 // Ratio is a figure of one path over another's, round by round.
@@ -134,27 +134,9 @@ func ratio(ts []Transfer, name, protocol, direction string, of, over side, goal 
 		r.OfMedians = stats.Summarize(ofs).Median / m
 	}
 	if goal != nil {
-		r.Verdict = verdict(r.Paired, *goal, len(r.Rounds))
+		r.Verdict = stats.Verdict(r.Paired, len(r.Rounds), goal.Value, !goal.AtMost)
 	}
 	return r
-}
-
-func verdict(iv stats.Interval, g Goal, n int) string {
-	clears := func(x float64) bool {
-		if g.AtMost {
-			return x <= g.Value
-		}
-		return x >= g.Value
-	}
-	switch {
-	case n == 0:
-		return NotShown
-	case clears(iv.Low) && clears(iv.High):
-		return Met
-	case !clears(iv.Low) && !clears(iv.High):
-		return NotMet
-	}
-	return NotShown
 }
 
 // Names of the paths.

@@ -11,34 +11,7 @@ import (
 
 	"github.com/exec-proxy/exec-proxy/bench/internal/execpath"
 	"github.com/exec-proxy/exec-proxy/bench/internal/proc"
-	"github.com/exec-proxy/exec-proxy/bench/internal/stats"
 )
-
-func TestVerdict(t *testing.T) {
-	atLeast, atMost := Goal{Value: 0.9}, Goal{AtMost: true, Value: 1.15}
-	for _, c := range []struct {
-		name string
-		iv   stats.Interval
-		goal Goal
-		n    int
-		want string
-	}{
-		{"whole interval above", stats.Interval{Median: 0.95, Low: 0.91, High: 0.99}, atLeast, 10, Met},
-		{"on the goal counts", stats.Interval{Median: 0.95, Low: 0.9, High: 0.99}, atLeast, 10, Met},
-		{"median above, interval spans it", stats.Interval{Median: 0.95, Low: 0.88, High: 0.99}, atLeast, 10, NotShown},
-		{"whole interval below", stats.Interval{Median: 0.8, Low: 0.7, High: 0.89}, atLeast, 10, NotMet},
-		{"at most: whole interval under", stats.Interval{Median: 1.1, Low: 1.05, High: 1.15}, atMost, 10, Met},
-		{"at most: spans", stats.Interval{Median: 1.1, Low: 1.05, High: 1.2}, atMost, 10, NotShown},
-		{"at most: whole interval over", stats.Interval{Median: 1.3, Low: 1.2, High: 1.4}, atMost, 10, NotMet},
-		{"no rounds", stats.Interval{}, atLeast, 0, NotShown},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			if got := verdict(c.iv, c.goal, c.n); got != c.want {
-				t.Errorf("verdict = %q, want %q", got, c.want)
-			}
-		})
-	}
-}
 
 // The paired ratio is the median of each round's ratio; the ratio of medians is beside it, and
 // differs from it when the rounds drift.

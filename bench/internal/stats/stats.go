@@ -70,17 +70,26 @@ func BootstrapMedian(xs []float64, resamples int) Interval {
 const (
 	Met      = "met"
 	NotMet   = "not met"
-	NotShown = "not shown" // no samples: nothing says either way
+	NotShown = "not shown" // no samples, or an interval on both sides of the goal
 )
 
-// Verdict on iv against goal: at least goal when atLeast, else below goal. n is the number of
-// samples iv stands on (0: not shown). Met only when the whole interval clears the goal.
+// Verdict on iv against goal: at least goal when atLeast, else at most goal. n is the number of
+// samples iv stands on. Met only when the whole interval clears the goal, not met when none of it
+// does; an interval on both sides shows neither.
 func Verdict(iv Interval, n int, goal float64, atLeast bool) string {
+	clears := func(x float64) bool {
+		if atLeast {
+			return x >= goal
+		}
+		return x <= goal
+	}
 	switch {
 	case n == 0:
 		return NotShown
-	case atLeast && iv.Low >= goal, !atLeast && iv.High < goal:
+	case clears(iv.Low) && clears(iv.High):
 		return Met
+	case !clears(iv.Low) && !clears(iv.High):
+		return NotMet
 	}
-	return NotMet
+	return NotShown
 }

@@ -53,10 +53,14 @@ func TestVerdict(t *testing.T) {
 		{"no samples", Interval{}, 0, 0.95, true, NotShown},
 		{"whole interval above", Interval{Median: 0.99, Low: 0.96, High: 1.02}, 10, 0.95, true, Met},
 		{"low end on the goal", Interval{Median: 0.99, Low: 0.95, High: 1.02}, 10, 0.95, true, Met},
-		{"median above, low end below", Interval{Median: 0.97, Low: 0.94, High: 0.99}, 10, 0.95, true, NotMet},
+		{"median above, low end below", Interval{Median: 0.97, Low: 0.94, High: 0.99}, 10, 0.95, true, NotShown},
+		{"whole interval below a floor", Interval{Median: 0.8, Low: 0.7, High: 0.89}, 10, 0.95, true, NotMet},
 		{"whole interval below a ceiling", Interval{Median: 0.01, Low: 0.005, High: 0.015}, 3, 0.02, false, Met},
-		{"high end on a ceiling", Interval{Median: 0.01, Low: 0.005, High: 0.02}, 3, 0.02, false, NotMet},
+		{"high end on a ceiling", Interval{Median: 0.01, Low: 0.005, High: 0.02}, 3, 0.02, false, Met},
+		{"median under a ceiling, high end over", Interval{Median: 0.01, Low: 0.005, High: 0.03}, 3, 0.02, false, NotShown},
+		{"median over a ceiling, low end under", Interval{Median: 0.2, Low: 0.15, High: 0.3}, 10, 0.15, false, NotShown},
 		{"above a ceiling", Interval{Median: 0.03, Low: 0.025, High: 0.04}, 3, 0.02, false, NotMet},
+		{"a ceiling of zero, all under", Interval{Median: -2, Low: -3, High: -1}, 10, 0, false, Met},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if got := Verdict(c.iv, c.n, c.goal, c.atLeast); got != c.want {
