@@ -25,6 +25,7 @@ import (
 	"github.com/exec-proxy/exec-proxy/bench/internal/proc"
 	"github.com/exec-proxy/exec-proxy/bench/keystroke"
 	"github.com/exec-proxy/exec-proxy/bench/kubeletws"
+	"github.com/exec-proxy/exec-proxy/bench/setup"
 	"github.com/exec-proxy/exec-proxy/bench/tlsrelay"
 	"k8s.io/client-go/rest"
 )
@@ -42,6 +43,7 @@ type options struct {
 	keystroke              keystroke.Options
 	idleOpts               idle.Options
 	concurrent             concurrent.Options
+	setup                  setup.Options
 	parts                  map[string]bool
 }
 
@@ -74,12 +76,14 @@ func main() {
 	flag.IntVar(&o.idleExec.Rounds, "idle-exec-rounds", 10, "paired rounds of the idleexec part, after a warm-up")
 	flag.IntVar(&o.keystroke.Echoes, "keystroke-echoes", 300, fmt.Sprintf("keystrokes per session of the keystroke part, at most %d", keystroke.MaxEchoes))
 	flag.IntVar(&o.keystroke.Rounds, "keystroke-rounds", 10, "paired rounds of the keystroke part, after a warm-up")
+	flag.IntVar(&o.setup.Sessions, "setup-sessions", 100, "port-forward sessions timed per case and round of the setup part")
+	flag.IntVar(&o.setup.Rounds, "setup-rounds", 10, "paired rounds of the setup part, after a warm-up")
 	flag.IntVar(&o.kubeletWS.Rounds, "kubeletws-rounds", 10, "paired rounds of the kubeletws part, after a warm-up")
 	flag.IntVar(&o.concurrent.Sessions, "concurrent-sessions", 64, "kubectl exec downloads started together in the concurrent part")
 	flag.IntVar(&o.concurrent.Rounds, "concurrent-rounds", 10, "paired rounds of the concurrent part, after a warm-up")
 	flag.DurationVar(&o.concurrent.Window, "concurrent-window", 10*time.Second, "window over which each concurrent download's bytes are counted, once all flow")
 	flag.Int64Var(&o.kubeletWS.Bytes, "kubeletws-bytes", 256<<20, "bytes per download of the kubeletws part, a multiple of 65536")
-	parts := flag.String("parts", "throughput,admission,apf,throttle,idle,idleexec,keystroke,concurrent", "which parts to measure: throughput (paired rounds on the kubelet, a bare TLS relay, kube-apiserver and the route recorded and not at two GOGC settings, with setup latency, CPU of every process and CPU profiles), admission (what a ValidatingAdmissionPolicy adds to setup), apf (another user's get pods with idle sessions held through the route, and kube-apiserver's seats), throttle, idle (port-forwards straight to exec-proxy, by the thousand: memory, CPU and GC held quiet, still usable), idleexec (stock kubectl 1.28 and 1.33 exec sessions held idle through the route and on kube-apiserver's path: memory of both servers), keystroke (one byte's round trip in stock kubectl 1.28 and 1.33 exec -i and -it ... cat, through the route and on kube-apiserver's path, idle and beside a download), concurrent (stock kubectl 1.28 and 1.33 downloads started together, through the route and on kube-apiserver's path: aggregate rate and Jain's fairness); profiles alone; kubeletws alone (WebSocket to a kubelet that serves it and to one that does not: a mixed cluster, see hack/bench.sh), written to kubelet-websocket.{json,txt}")
+	parts := flag.String("parts", "throughput,admission,apf,throttle,idle,idleexec,keystroke,concurrent,setup", "which parts to measure: throughput (paired rounds on the kubelet, a bare TLS relay, kube-apiserver and the route recorded and not at two GOGC settings, with setup latency, CPU of every process and CPU profiles), admission (what a ValidatingAdmissionPolicy adds to setup), apf (another user's get pods with idle sessions held through the route, and kube-apiserver's seats), throttle, idle (port-forwards straight to exec-proxy, by the thousand: memory, CPU and GC held quiet, still usable), idleexec (stock kubectl 1.28 and 1.33 exec sessions held idle through the route and on kube-apiserver's path: memory of both servers), keystroke (one byte's round trip in stock kubectl 1.28 and 1.33 exec -i and -it ... cat, through the route and on kube-apiserver's path, idle and beside a download), concurrent (stock kubectl 1.28 and 1.33 downloads started together, through the route and on kube-apiserver's path: aggregate rate and Jain's fairness), setup (a port-forward's setup time, client-go SPDY, on the kubelet, kube-apiserver's path and the route with exec-proxy's audit webhook on and off); profiles alone; kubeletws alone (WebSocket to a kubelet that serves it and to one that does not: a mixed cluster, see hack/bench.sh), written to kubelet-websocket.{json,txt}")
 	flag.Parse()
 	o.parts = map[string]bool{}
 	for _, p := range strings.Split(*parts, ",") {
@@ -103,6 +107,10 @@ func main() {
 	}
 	if o.concurrent.Sessions < 1 || o.concurrent.Rounds < 2 || o.concurrent.Window < time.Second || o.idleOpts.Quiet < time.Second {
 		fmt.Fprintln(os.Stderr, "bench: -concurrent-sessions positive, -concurrent-rounds at least 2, -concurrent-window and -idle-quiet at least 1s")
+		os.Exit(2)
+	}
+	if o.setup.Sessions < 1 || o.setup.Rounds < 2 {
+		fmt.Fprintln(os.Stderr, "bench: -setup-sessions positive, -setup-rounds at least 2")
 		os.Exit(2)
 	}
 	if o.kubeletWS.Rounds < 1 || o.kubeletWS.Bytes <= 0 || o.kubeletWS.Bytes%65536 != 0 {

@@ -15,6 +15,7 @@ import (
 	"github.com/exec-proxy/exec-proxy/bench/idle"
 	"github.com/exec-proxy/exec-proxy/bench/idleexec"
 	"github.com/exec-proxy/exec-proxy/bench/keystroke"
+	"github.com/exec-proxy/exec-proxy/bench/setup"
 	"github.com/exec-proxy/exec-proxy/bench/throughput"
 )
 
@@ -58,6 +59,9 @@ func writeTable(buf *bytes.Buffer, r *Results) {
 	}
 	if r.Keystroke != nil {
 		keystroke.WriteTable(buf, r.Keystroke)
+	}
+	if r.PortForwardSetup != nil {
+		setup.WriteTable(buf, r.PortForwardSetup)
 	}
 	if r.Concurrent != nil {
 		concurrent.WriteTable(buf, r.Concurrent)

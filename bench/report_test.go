@@ -8,6 +8,7 @@ import (
 	"github.com/exec-proxy/exec-proxy/bench/apf"
 	"github.com/exec-proxy/exec-proxy/bench/concurrent"
 	"github.com/exec-proxy/exec-proxy/bench/idle"
+	"github.com/exec-proxy/exec-proxy/bench/setup"
 	"github.com/exec-proxy/exec-proxy/bench/throughput"
 )
 
@@ -25,6 +26,8 @@ func TestWriteTableParts(t *testing.T) {
 		{"throttle", Results{Throttle: Throttle{Starts: 40, Burst: 10}}, []string{"Throttle:", "burst 10"}, []string{"THROUGHPUT", "Idle sessions"}},
 		{"apf", Results{APF: &apf.Result{Sessions: 200, Reads: []apf.Read{{Path: "route", Measure: "kubectl.1.33 get pods (process)"}}}},
 			[]string{"200 HELD", "kubectl.1.33 get pods (process)  route", "0 seats executing and 0 requests in queue with the sessions held"}, []string{"THROUGHPUT", "Idle sessions", "Throttle:"}},
+		{"setup", Results{PortForwardSetup: &setup.Result{Port: setup.Port, Sessions: 100, Rounds: 10, Cases: []setup.Case{{Path: setup.RouteOn, P50: 8}}}},
+			[]string{"Port-forward setup", "route, webhook on  8.00", "Audit webhook:"}, []string{"THROUGHPUT", "Idle sessions", "Throttle:"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -20,6 +20,7 @@ import (
 	"github.com/exec-proxy/exec-proxy/bench/idleexec"
 	"github.com/exec-proxy/exec-proxy/bench/internal/execpath"
 	"github.com/exec-proxy/exec-proxy/bench/keystroke"
+	"github.com/exec-proxy/exec-proxy/bench/setup"
 	"github.com/exec-proxy/exec-proxy/bench/throughput"
 	"github.com/exec-proxy/exec-proxy/bench/tlsrelay"
 )
@@ -37,6 +38,8 @@ type Results struct {
 	IdleExec   *idleexec.Result   `json:"idleExec,omitempty"`
 	Keystroke  *keystroke.Result  `json:"keystroke,omitempty"`
 	Concurrent *concurrent.Result `json:"concurrent,omitempty"`
+	// PortForwardSetup is the setup part's; the throughput part keeps exec's setup latency.
+	PortForwardSetup *setup.Result `json:"portForwardSetup,omitempty"`
 }
 
 type OptionsJSON struct {
@@ -134,6 +137,17 @@ func run(ctx context.Context, o options) (*Results, error) {
 			return restartExecProxy(ctx, o.cluster, route, unlimited+" --session-audit-log-path= --recording-dir=", nil)
 		}
 		if res.Concurrent, err = concurrent.Run(ctx, c); err != nil {
+			return nil, err
+		}
+	}
+	if o.parts["setup"] {
+		// Audit log on, no limit on session starts; the webhook on and off by turns.
+		st := o.setup
+		st.Cluster, st.ExecProxyFlags, st.Logf = o.cluster, unlimited, logf
+		st.RestartExecProxy = func(ctx context.Context, flags string) error {
+			return restartExecProxy(ctx, o.cluster, route, flags, nil)
+		}
+		if res.PortForwardSetup, err = setup.Run(ctx, st); err != nil {
 			return nil, err
 		}
 	}

@@ -32,8 +32,9 @@ const (
 	// Port is where the demo pod's httpd listens (hack/cluster/manifests/pods.yaml): a forwarded
 	// connection is answered by a running process, and none is started for the session.
 	Port = 8080
-	// request asks httpd for the least it answers; the answer's first bytes end the timing.
-	request = "HEAD / HTTP/1.0\r\n\r\n"
+	// request is what test/e2e's port-forward asks the demo pod's httpd; the answer's first bytes
+	// end the timing (any status: its status line is the pod's answer).
+	request = "GET / HTTP/1.0\r\n\r\n"
 	// pingPeriod is what client-go's spdy.RoundTripperFor (kubectl port-forward's) sets.
 	pingPeriod = 5 * time.Second
 )

@@ -7,7 +7,8 @@
 // then closed (open). The paths: the kubelet itself (direct), kube-apiserver's pods/portforward,
 // and the route to exec-proxy, with its session audit webhook on (a receiver served by the bench,
 // which counts what it gets) and off; the audit log is on in both. Added time is a path's figure
-// less direct's in the same round.
+// less direct's in the same round (the route without the webhook is set against direct's figure
+// from the round's other slot).
 //
 // exec-proxy is restarted to switch the webhook, so a round has two slots: with the webhook on,
 // direct, kube-apiserver and the route in an order turned each round; with it off, the route. Which
