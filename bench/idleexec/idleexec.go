@@ -23,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/exec-proxy/exec-proxy/bench/internal/stats"
@@ -52,6 +53,12 @@ type Case struct {
 	ExecProxyInUseKiB   []float64      `json:"execProxyInUseKiBPerSession,omitempty"`
 	ExecProxyGoroutines []float64      `json:"execProxyGoroutinesPerSession,omitempty"`
 	ExecProxyInUse      stats.Interval `json:"execProxyInUse"`
+	// Active: the same sessions while each echoes a line of activeLine bytes every activeEvery,
+	// per round: exec-proxy's and kube-apiserver's live KiB per session over the idle baseline.
+	ExecProxyActiveKiB []float64      `json:"execProxyActiveKiBPerSession,omitempty"`
+	APIServerActiveKiB []float64      `json:"kubeAPIServerActiveKiBPerSession,omitempty"`
+	ExecProxyActive    stats.Interval `json:"execProxyActive"`
+	APIServerActive    stats.Interval `json:"kubeAPIServerActive"`
 	// Route only: per round, (exec-proxy + kube-apiserver on the route) ÷ kube-apiserver on its own
 	// path with the same kubectl; and the ratio of the medians beside it.
 	VsAPIServerRounds []float64       `json:"vsKubeAPIServerRounds,omitempty"`
@@ -104,14 +111,16 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%s on %s: %w", c.Kubectl, c.Path, err)
 			}
-			o.Logf("idle exec, round %d of %d%s: %s on %s: exec-proxy %.1f KiB live (%.1f in use, %.1f goroutines), kube-apiserver %.1f KiB live per session",
-				round, o.Rounds, map[bool]string{true: " (warm-up, discarded)"}[round == 0], c.Kubectl, c.Path, got.epLive, got.epInUse, got.epGoroutines, got.apiLive)
+			o.Logf("idle exec, round %d of %d%s: %s on %s: exec-proxy %.1f KiB live (%.1f in use, %.1f goroutines), kube-apiserver %.1f KiB live per session; active: exec-proxy %.1f, kube-apiserver %.1f",
+				round, o.Rounds, map[bool]string{true: " (warm-up, discarded)"}[round == 0], c.Kubectl, c.Path, got.epLive, got.epInUse, got.epGoroutines, got.apiLive, got.epActive, got.apiActive)
 			if round == 0 {
 				continue
 			}
 			if c.Path == "kube-apiserver" {
-				got = perSession{apiLive: got.apiLive} // exec-proxy is not on this path: what it holds meanwhile is noise
+				got = perSession{apiLive: got.apiLive, apiActive: got.apiActive} // exec-proxy is not on this path: what it holds meanwhile is noise
 			}
+			c.ExecProxyActiveKiB = append(c.ExecProxyActiveKiB, got.epActive)
+			c.APIServerActiveKiB = append(c.APIServerActiveKiB, got.apiActive)
 			c.ExecProxyKiB = append(c.ExecProxyKiB, got.epLive)
 			c.ExecProxyInUseKiB = append(c.ExecProxyInUseKiB, got.epInUse)
 			c.ExecProxyGoroutines = append(c.ExecProxyGoroutines, got.epGoroutines)
@@ -129,6 +138,8 @@ func summarize(res *Result) {
 		c.ExecProxy = stats.BootstrapMedian(c.ExecProxyKiB, 10000)
 		c.ExecProxyInUse = stats.BootstrapMedian(c.ExecProxyInUseKiB, 10000)
 		c.APIServer = stats.BootstrapMedian(c.APIServerKiB, 10000)
+		c.ExecProxyActive = stats.BootstrapMedian(c.ExecProxyActiveKiB, 10000)
+		c.APIServerActive = stats.BootstrapMedian(c.APIServerActiveKiB, 10000)
 	}
 	for i := range res.Cases {
 		c := &res.Cases[i]
@@ -155,7 +166,15 @@ func summarize(res *Result) {
 }
 
 // perSession is what one held session cost, in KiB (goroutines: a count).
-type perSession struct{ epLive, epInUse, epGoroutines, apiLive float64 }
+type perSession struct{ epLive, epInUse, epGoroutines, apiLive, epActive, apiActive float64 }
+
+// An active session echoes a line of activeLine bytes every activeEvery: about 200 KiB/s each, so
+// that what is in flight (frames, buffers, the kubelet's answers) is held while it is measured,
+// without the sessions' sum saturating the machine.
+const (
+	activeLine  = 4 << 10
+	activeEvery = 20 * time.Millisecond
+)
 
 // hold opens o.Sessions idle sessions with kubectl, each seen to echo a line, measures both servers
 // around them, and closes them.
@@ -221,15 +240,66 @@ func hold(ctx context.Context, o Options, kubectl, kubeconfig string, ep, api *s
 	}
 	n := float64(o.Sessions)
 	kib := func(held, before float64) float64 { return (held - before) / 1024 / n }
-	return perSession{epLive: kib(epHeld.live, epBefore.live), epInUse: kib(epHeld.inUse, epBefore.inUse),
-		epGoroutines: (epHeld.goroutines - epBefore.goroutines) / n, apiLive: kib(apiHeld.live, apiBefore.live)}, nil
+	got := perSession{epLive: kib(epHeld.live, epBefore.live), epInUse: kib(epHeld.inUse, epBefore.inUse),
+		epGoroutines: (epHeld.goroutines - epBefore.goroutines) / n, apiLive: kib(apiHeld.live, apiBefore.live)}
+
+	// The same sessions, active.
+	stop := make(chan struct{})
+	var pumps sync.WaitGroup
+	for _, s := range sessions {
+		pumps.Add(1)
+		go func() { defer pumps.Done(); s.pump(stop) }()
+	}
+	defer func() {
+		close(stop)
+		for _, s := range sessions {
+			_ = s.stdin.Close() // a write blocked on a kubectl that stopped reading returns
+		}
+		pumps.Wait()
+	}()
+	time.Sleep(2 * time.Second)
+	for _, s := range sessions {
+		if s.echoed.Load() == 0 {
+			return perSession{}, fmt.Errorf("a session echoed nothing of its active lines in 2 s")
+		}
+	}
+	epActive, err := ep.inUse()
+	if err != nil {
+		return perSession{}, err
+	}
+	apiActive, err := api.inUse()
+	if err != nil {
+		return perSession{}, err
+	}
+	got.epActive, got.apiActive = kib(epActive.live, epBefore.live), kib(apiActive.live, apiBefore.live)
+	return got, nil
+}
+
+// pump writes a line every activeEvery until stop.
+func (s *session) pump(stop <-chan struct{}) {
+	line := append(bytes.Repeat([]byte("a"), activeLine-1), '\n')
+	t := time.NewTicker(activeEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-s.done:
+			return
+		case <-t.C:
+			if _, err := s.stdin.Write(line); err != nil {
+				return
+			}
+		}
+	}
 }
 
 // session is one kubectl exec -i ... cat, held open.
 type session struct {
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	done  chan struct{}
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	done   chan struct{}
+	echoed atomic.Int64 // bytes cat wrote back after the ready line
 }
 
 func open(ctx context.Context, kubectl, kubeconfig string) (*session, error) {
@@ -255,7 +325,7 @@ func open(ctx context.Context, kubectl, kubeconfig string) (*session, error) {
 			err = fmt.Errorf("echoed %q", line)
 		}
 		echoed <- err
-		_, _ = io.Copy(io.Discard, stdout)
+		_, _ = io.Copy(counter{&s.echoed}, stdout)
 		_ = cmd.Wait()
 		close(s.done)
 	}()
@@ -274,6 +344,11 @@ func open(ctx context.Context, kubectl, kubeconfig string) (*session, error) {
 	}
 	return s, nil
 }
+
+// counter counts what is written to it.
+type counter struct{ n *atomic.Int64 }
+
+func (c counter) Write(p []byte) (int, error) { c.n.Add(int64(len(p))); return len(p), nil }
 
 // close ends the session as its user would (stdin closed, cat exits), or kills kubectl.
 func (s *session) close() {
@@ -384,17 +459,17 @@ func (s *server) get(path string) ([]byte, error) {
 // WriteTable writes the part's table: per case the median KiB per session with its 95% interval,
 // and the route's ratio to kube-apiserver's own path.
 func WriteTable(buf *bytes.Buffer, r *Result) {
-	fmt.Fprintf(buf, "\nIdle exec sessions (kubectl exec -i ... cat, %d held, %d paired rounds after a warm-up; live heap and stacks after a forced GC, KiB per session, median [95%% interval]):\n", r.Sessions, r.Rounds)
-	fmt.Fprintf(buf, "%-14s %-10s %-15s %-24s %-24s %-24s %s\n", "KUBECTL", "PROTOCOL", "PATH", "EXEC-PROXY", "(SPANS IN USE)", "KUBE-APISERVER", "ROUTE ÷ KUBE-APISERVER'S PATH (paired; ratio of medians)")
+	fmt.Fprintf(buf, "\nIdle exec sessions (kubectl exec -i ... cat, %d held, %d paired rounds after a warm-up; live heap and stacks after a forced GC, KiB per session, median [95%% interval]; active: the same sessions each echoing a %d-byte line every %v):\n", r.Sessions, r.Rounds, activeLine, activeEvery)
+	fmt.Fprintf(buf, "%-14s %-10s %-15s %-24s %-24s %-24s %-26s %-26s %s\n", "KUBECTL", "PROTOCOL", "PATH", "EXEC-PROXY", "(SPANS IN USE)", "KUBE-APISERVER", "ACTIVE: EXEC-PROXY", "ACTIVE: KUBE-APISERVER", "ROUTE ÷ KUBE-APISERVER'S PATH (paired; ratio of medians)")
 	iv := func(i stats.Interval) string { return fmt.Sprintf("%.1f [%.1f, %.1f]", i.Median, i.Low, i.High) }
 	for _, c := range r.Cases {
-		ep, spans, ratio := "-", "-", ""
+		ep, spans, epActive, ratio := "-", "-", "-", ""
 		if c.Path == "route" {
-			ep, spans = iv(c.ExecProxy), iv(c.ExecProxyInUse)
+			ep, spans, epActive = iv(c.ExecProxy), iv(c.ExecProxyInUse), iv(c.ExecProxyActive)
 			if c.VsAPIServer != nil {
 				ratio = fmt.Sprintf("%.2f× [%.2f, %.2f]; %.2f×", c.VsAPIServer.Median, c.VsAPIServer.Low, c.VsAPIServer.High, c.RatioOfMedians)
 			}
 		}
-		fmt.Fprintf(buf, "%-14s %-10s %-15s %-24s %-24s %-24s %s\n", c.Kubectl, c.Protocol, c.Path, ep, spans, iv(c.APIServer), ratio)
+		fmt.Fprintf(buf, "%-14s %-10s %-15s %-24s %-24s %-24s %-26s %-26s %s\n", c.Kubectl, c.Protocol, c.Path, ep, spans, iv(c.APIServer), epActive, iv(c.APIServerActive), ratio)
 	}
 }

@@ -2,8 +2,11 @@ package idleexec
 
 import (
 	"bytes"
+	"io"
+	"os/exec"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestSummarize(t *testing.T) {
@@ -58,5 +61,38 @@ func TestSummarize(t *testing.T) {
 				t.Errorf("table:\n%s", buf.String())
 			}
 		})
+	}
+}
+
+// pump keeps a session active until stopped: what cat echoes back is counted.
+func TestPump(t *testing.T) {
+	cmd := exec.Command("cat")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s := &session{cmd: cmd, stdin: stdin, done: make(chan struct{})}
+	copied := make(chan struct{})
+	go func() { _, _ = io.Copy(counter{&s.echoed}, stdout); close(copied) }()
+	stop := make(chan struct{})
+	pumped := make(chan struct{})
+	go func() { s.pump(stop); close(pumped) }()
+	for s.echoed.Load() < 2*activeLine {
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(stop)
+	<-pumped
+	_ = stdin.Close()
+	<-copied
+	_ = cmd.Wait()
+	if n := s.echoed.Load(); n%activeLine != 0 {
+		t.Errorf("echoed %d bytes: not whole lines of %d", n, activeLine)
 	}
 }
