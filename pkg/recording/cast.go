@@ -1,6 +1,7 @@
 package recording
 
 import (
+	"encoding/binary"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -10,12 +11,13 @@ import (
 // encoding/json writes for the same event, less its HTML escaping (<, > and & stay as they are) and
 // with the time to the microsecond, as asciinema writes it: a recording's cost is this loop, at
 // every byte a session carries, and encoding/json's reflection and escaping cost twice as much.
-func appendEvent(b []byte, at time.Duration, kind, data string) []byte {
+func appendEvent(b []byte, at time.Duration, kind string, data []byte) []byte {
 	b = append(b, '[')
 	b = strconv.AppendFloat(b, at.Seconds(), 'f', 6, 64)
 	b = append(b, ", "...)
-	b = appendString(b, kind)
-	b = append(b, ", "...)
+	b = append(b, '"')
+	b = append(b, kind...) // o, i, r or m
+	b = append(b, '"', ',', ' ')
 	b = appendString(b, data)
 	return append(b, "]\n"...)
 }
@@ -25,10 +27,17 @@ const hexDigits = "0123456789abcdef"
 // appendString appends s as a JSON string, as encoding/json does: invalid UTF-8 as U+FFFD, control
 // characters, quote and backslash escaped, and U+2028 and U+2029, which some JavaScript players
 // would take for line ends.
-func appendString(b []byte, s string) []byte {
+func appendString(b []byte, s []byte) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		// Eight bytes at a time past text that needs no escape: most of what a session carries.
+		for i+8 <= len(s) && special(binary.LittleEndian.Uint64(s[i:])) == 0 {
+			i += 8
+		}
+		if i == len(s) {
+			break
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if c >= 0x20 && c != '"' && c != '\\' {
@@ -52,7 +61,7 @@ func appendString(b []byte, s string) []byte {
 			start = i
 			continue
 		}
-		r, size := utf8.DecodeRuneInString(s[i:])
+		r, size := utf8.DecodeRune(s[i:])
 		if r == utf8.RuneError && size == 1 {
 			b = append(b, s[start:i]...)
 			b = append(b, `\ufffd`...)
@@ -71,4 +80,21 @@ func appendString(b []byte, s string) []byte {
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
+}
+
+const (
+	lsb = 0x0101010101010101
+	msb = 0x8080808080808080
+)
+
+// special is non-zero when a byte of x (eight bytes of text) is a control character, a quote, a
+// backslash or not ASCII: the bytes appendString looks at one by one. It may flag a byte after
+// one of those too (a borrow), never miss one.
+func special(x uint64) uint64 {
+	below := (x - lsb*0x20) & ^x & msb
+	q := x ^ (lsb * '"')
+	quote := (q - lsb) & ^q & msb
+	bs := x ^ (lsb * '\\')
+	backslash := (bs - lsb) & ^bs & msb
+	return below | quote | backslash | x&msb
 }

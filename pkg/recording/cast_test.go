@@ -18,22 +18,31 @@ func TestAppendEventAsEncodingJSON(t *testing.T) {
 	} {
 		checkEvent(t, 1234567*time.Microsecond+999, "o", data)
 	}
+	// Each byte that needs a look, at each offset of the eight-byte words appendString skips.
+	for _, c := range []string{"\x00", "\x1f", " ", "\"", "\\", "\x7f", "\x80", "\xc3\xa9", "\xe2\x80\xa8", "\xff", "~"} {
+		for at := 0; at < 20; at++ {
+			checkEvent(t, 0, "o", strings.Repeat("a", at)+c+strings.Repeat("b", 20-at))
+		}
+	}
 }
 
 func FuzzAppendEvent(f *testing.F) {
-	f.Add(int64(0), "o", []byte("hello\n"))
-	f.Add(int64(time.Hour), "i", []byte("\x00\xff\xe2\x80\xa8"))
-	f.Fuzz(func(t *testing.T, at int64, kind string, data []byte) {
+	f.Add(int64(0), []byte("hello\n"))
+	f.Add(int64(time.Hour), []byte("\x00\xff\xe2\x80\xa8"))
+	f.Add(int64(1), []byte("12345678\"abcdefg\\hijklmn\x7f\x80opqrstuvwxyz0123456789"))
+	f.Fuzz(func(t *testing.T, at int64, data []byte) {
 		if at < 0 || at > int64(1000*time.Hour) {
 			return
 		}
-		checkEvent(t, time.Duration(at), kind, string(data))
+		for _, kind := range []string{"o", "i", "r", "m"} {
+			checkEvent(t, time.Duration(at), kind, string(data))
+		}
 	})
 }
 
 func checkEvent(t *testing.T, at time.Duration, kind, data string) {
 	t.Helper()
-	line := appendEvent(nil, at, kind, data)
+	line := appendEvent(nil, at, kind, []byte(data))
 	if !bytes.HasSuffix(line, []byte("]\n")) || bytes.Count(line, []byte("\n")) != 1 {
 		t.Fatalf("%q: not one line: %q", data, line)
 	}

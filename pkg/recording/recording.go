@@ -80,8 +80,8 @@ var defaultSize = [2]int{80, 24}
 
 type castEvent struct {
 	at   time.Duration
-	kind string // o, i or r
-	data string
+	kind string // o, i, r or m
+	data []byte
 }
 
 // writer writes one session's asciicast v2 file from a goroutine fed by a bounded queue.
@@ -184,7 +184,7 @@ func (r *writer) Add(kind string, data []byte) {
 	}
 	for first := true; first || len(data) > 0; first = false {
 		n := chunkLen(data)
-		r.queue(castEvent{at: at, kind: kind, data: string(data[:n])})
+		r.queue(castEvent{at: at, kind: kind, data: append([]byte(nil), data[:n]...)})
 		data = data[n:]
 	}
 }
@@ -252,7 +252,7 @@ func (r *writer) drop(n int) {
 
 // gapMarker is an asciicast marker ("m") saying what was dropped before it. q.mu is held.
 func (r *writer) gapMarker(at time.Duration) castEvent {
-	return castEvent{at: at, kind: "m", data: fmt.Sprintf("exec-proxy: %d events (%d bytes) are missing here: the recording fell behind", r.q.gapEvents, r.q.gapBytes)}
+	return castEvent{at: at, kind: "m", data: fmt.Appendf(nil, "exec-proxy: %d events (%d bytes) are missing here: the recording fell behind", r.q.gapEvents, r.q.gapBytes)}
 }
 
 // taken gives the room of an event the writer is done with back.
@@ -324,7 +324,7 @@ func (r *writer) write(f io.WriteCloser, header map[string]interface{}) {
 	// relay waits for room, and room held here would never come back.
 	for ev := range r.events {
 		if ev.kind == "r" {
-			fmt.Sscanf(ev.data, "%dx%d", &size[0], &size[1])
+			fmt.Sscanf(string(ev.data), "%dx%d", &size[0], &size[1])
 			pending = append(pending, ev)
 			break
 		}
