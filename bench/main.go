@@ -84,7 +84,19 @@ func main() {
 	flag.DurationVar(&o.concurrent.Window, "concurrent-window", 10*time.Second, "window over which each concurrent download's bytes are counted, once all flow")
 	flag.Int64Var(&o.kubeletWS.Bytes, "kubeletws-bytes", 256<<20, "bytes per download of the kubeletws part, a multiple of 65536")
 	parts := flag.String("parts", "throughput,admission,apf,throttle,idle,idleexec,keystroke,concurrent,setup", "which parts to measure: throughput (paired rounds on the kubelet, a bare TLS relay, kube-apiserver and the route recorded and not at two GOGC settings, with setup latency, CPU of every process and CPU profiles), admission (what a ValidatingAdmissionPolicy adds to setup), apf (another user's get pods with idle sessions held through the route, and kube-apiserver's seats), throttle, idle (port-forwards straight to exec-proxy, by the thousand: memory, CPU and GC held quiet, still usable), idleexec (stock kubectl 1.28 and 1.33 exec sessions held idle through the route and on kube-apiserver's path: memory of both servers), keystroke (one byte's round trip in stock kubectl 1.28 and 1.33 exec -i and -it ... cat, through the route and on kube-apiserver's path, idle and beside a download), concurrent (stock kubectl 1.28 and 1.33 downloads started together, through the route and on kube-apiserver's path: aggregate rate and Jain's fairness), setup (a port-forward's setup time, client-go SPDY, on the kubelet, kube-apiserver's path and the route with exec-proxy's audit webhook on and off); profiles alone; kubeletws alone (WebSocket to a kubelet that serves it and to one that does not: a mixed cluster, see hack/bench.sh), written to kubelet-websocket.{json,txt}")
+	mergeFrom := flag.String("merge", "", "comma-separated results.json files of runs of separate parts: write their figures together to -out, measuring nothing")
 	flag.Parse()
+	if *mergeFrom != "" {
+		r, err := merge(strings.Split(*mergeFrom, ","))
+		if err == nil {
+			err = report(r, o.out)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	o.parts = map[string]bool{}
 	for _, p := range strings.Split(*parts, ",") {
 		o.parts[strings.TrimSpace(p)] = true

@@ -105,3 +105,35 @@ func machine() string {
 	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
 	return fmt.Sprintf("%s, %d cores%s, Linux %s, %s", model, runtime.NumCPU(), mem, strings.TrimSpace(string(kernel)), runtime.Version())
 }
+
+// merge combines the results.json of runs of separate parts, in the order given, a later run's part
+// replacing an earlier one's, so that one report shows figures measured one part at a time.
+func merge(files []string) (*Results, error) {
+	all := map[string]json.RawMessage{}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		var parts map[string]json.RawMessage
+		if err := json.Unmarshal(data, &parts); err != nil {
+			return nil, fmt.Errorf("%s: %w", f, err)
+		}
+		for k, v := range parts {
+			var t Throttle // a struct, not a pointer: zero when its part did not run
+			if string(v) == "null" || k == "throttle" && json.Unmarshal(v, &t) == nil && t.Starts == 0 {
+				continue
+			}
+			all[k] = v
+		}
+	}
+	data, err := json.Marshal(all)
+	if err != nil {
+		return nil, err
+	}
+	var r Results
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}

@@ -2,12 +2,16 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/exec-proxy/exec-proxy/bench/apf"
 	"github.com/exec-proxy/exec-proxy/bench/concurrent"
 	"github.com/exec-proxy/exec-proxy/bench/idle"
+	"github.com/exec-proxy/exec-proxy/bench/keystroke"
 	"github.com/exec-proxy/exec-proxy/bench/setup"
 	"github.com/exec-proxy/exec-proxy/bench/throughput"
 )
@@ -44,5 +48,35 @@ func TestWriteTableParts(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// merge keeps each run's parts, a later run's replacing an earlier's, and no empty part over one
+// measured.
+func TestMerge(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, r Results) string {
+		data, err := json.MarshalIndent(r, "", "  ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := filepath.Join(dir, name)
+		if err := os.WriteFile(f, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	a := write("a.json", Results{Date: "a", Throttle: Throttle{Starts: 40, Burst: 10}, Keystroke: &keystroke.Result{Echoes: 300}})
+	b := write("b.json", Results{Date: "b", Concurrent: &concurrent.Result{Sessions: 64}})
+	c := write("c.json", Results{Date: "c", Keystroke: &keystroke.Result{Echoes: 100}})
+	r, err := merge([]string{a, b, c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Date != "c" || r.Throttle.Starts != 40 || r.Concurrent == nil || r.Concurrent.Sessions != 64 || r.Keystroke == nil || r.Keystroke.Echoes != 100 {
+		t.Errorf("merged: %+v", r)
+	}
+	if _, err := merge([]string{a, filepath.Join(dir, "missing.json")}); err == nil {
+		t.Error("a missing file merged")
 	}
 }

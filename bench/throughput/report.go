@@ -21,9 +21,14 @@ func WriteTable(buf *bytes.Buffer, r *Result) {
 	for _, f := range r.Figures {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%.0f [%.0f–%.0f]\t%s\t\n", f.Direction, f.Protocol, f.Path, f.MiBps.Median, f.MiBps.Low, f.MiBps.High, cpuCell(f.CPUPerGiB, f.MachineBusy))
 	}
-	fmt.Fprintln(w, "\t\t\t\t\t")
-	fmt.Fprintln(w, "RATIO\tPROTOCOL\tDIRECTION\tPAIRED MEDIAN [95%]\tRATIO OF MEDIANS\tGOAL\tVERDICT\t")
+	w.Flush() // each table its own columns
+	buf.WriteString("\n")
+	w = tabwriter.NewWriter(buf, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "PROTOCOL\tDIRECTION\tPAIRED MEDIAN [95%]\tRATIO OF MEDIANS\tGOAL\tVERDICT\tRATIO")
 	for _, x := range r.Ratios {
+		if len(x.Rounds) == 0 {
+			continue // a path without this direction (WebSocket v4 to the kubelet cannot close stdin)
+		}
 		name := x.Name + ": " + x.Of + " ÷ " + x.Over
 		if x.Note != "" {
 			name += " (" + x.Note + ")"
@@ -32,9 +37,11 @@ func WriteTable(buf *bytes.Buffer, r *Result) {
 		if x.Goal != nil {
 			goal = map[bool]string{true: "≤ ", false: "≥ "}[x.Goal.AtMost] + fmt.Sprintf("%.2f×", x.Goal.Value)
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%.3f× [%.3f–%.3f]\t%.3f×\t%s\t%s\t\n", name, x.Protocol, x.Direction, x.Paired.Median, x.Paired.Low, x.Paired.High, x.OfMedians, goal, v)
+		fmt.Fprintf(w, "%s\t%s\t%.3f× [%.3f–%.3f]\t%.3f×\t%s\t%s\t%s\n", x.Protocol, x.Direction, x.Paired.Median, x.Paired.Low, x.Paired.High, x.OfMedians, goal, v, name)
 	}
-	fmt.Fprintln(w, "\t\t\t\t\t\t\t")
+	w.Flush()
+	buf.WriteString("\n")
+	w = tabwriter.NewWriter(buf, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "SETUP exec -- true\tPROTOCOL\tPATH\tP50 ms\tP99 ms\tSESSIONS\tP50 ÷ KUBE-APISERVER\tP99 ÷ KUBE-APISERVER\t")
 	for _, s := range r.Setup {
 		var api struct{ P50, P99 float64 }
