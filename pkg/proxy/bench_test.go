@@ -66,4 +66,42 @@ func BenchmarkWSFrameReaderStdout(b *testing.B) {
 	}
 }
 
+// BenchmarkWSFrameReaderStdoutRecorded is a recorded session's: the reader hands every byte of
+// stdout to the recording (here one that discards it).
+func BenchmarkWSFrameReaderStdoutRecorded(b *testing.B) {
+	frame := wsFrame(true, 2, channelMsg(1, string(bytes.Repeat([]byte("y\n"), 16<<10))), nil)
+	stats := streamstats.New(streamstats.Hooks{})
+	stats.StartRecording(discardSink{})
+	s := stats.NewFrameReader("websocket", "v5.channel.k8s.io", wire.Shape{})
+	b.SetBytes(int64(len(frame)))
+	b.ReportAllocs()
+	for b.Loop() {
+		s.ToClient(frame)
+	}
+}
+
+// BenchmarkSPDYFrameReaderStdoutRecorded is the same over SPDY.
+func BenchmarkSPDYFrameReaderStdoutRecorded(b *testing.B) {
+	fromClient, frame := spdyDownload(b, 32<<10)
+	stats := streamstats.New(streamstats.Hooks{})
+	stats.StartRecording(discardSink{})
+	s := stats.NewFrameReader("SPDY/3.1", "v4.channel.k8s.io", wire.Shape{})
+	s.FromClient(fromClient)
+	b.SetBytes(int64(len(frame)))
+	b.ReportAllocs()
+	for b.Loop() {
+		s.ToClient(frame)
+	}
+}
+
+// discardSink is a recording that keeps nothing.
+type discardSink struct{}
+
+func (discardSink) Add(string, []byte) {}
+func (discardSink) Stdin() bool        { return true }
+func (discardSink) Path() string       { return "" }
+func (discardSink) Dropped() int64     { return 0 }
+func (discardSink) Close() error       { return nil }
+func (discardSink) Discard()           {}
+
 func byteSize(n int) string { return fmt.Sprintf("%dKiB", n>>10) }

@@ -254,15 +254,7 @@ func (r *wsReader) payload(p []byte) {
 		return
 	}
 	if r.raw != nil {
-		data := p
-		if r.mask != nil {
-			data = make([]byte, len(p))
-			for i, b := range p {
-				data[i] = r.unmask(b)
-				r.pos++
-			}
-		}
-		r.raw(data)
+		r.raw(r.unmasked(p))
 		return
 	}
 	if r.channelAt && len(p) > 0 {
@@ -300,20 +292,48 @@ func (r *wsReader) payload(p []byte) {
 	case r.stream != "":
 		r.s.o.Payload(r.stream, len(p))
 		if r.s.o.Wants(r.stream) {
-			r.s.o.Data(r.stream, r.unmasked(p))
+			r.data(p)
 			return
 		}
 		r.pos += uint64(len(p))
 	}
 }
 
-func (r *wsReader) unmasked(p []byte) []byte {
-	data := make([]byte, len(p))
-	for i, b := range p {
-		data[i] = r.unmask(b)
-		r.pos++
+// data hands payload p to the observer, unmasked: the observer has it only during the call
+// (wire.Observer), so unmasked bytes go through a pooled buffer, and the server's, unmasked
+// already, as they are. A recorded session reads every byte here.
+func (r *wsReader) data(p []byte) {
+	if r.mask == nil {
+		r.pos += uint64(len(p))
+		r.s.o.Data(r.stream, p)
+		return
 	}
-	return data
+	if len(p) > wire.FrameBufferSize {
+		r.s.o.Data(r.stream, r.unmasked(p))
+		return
+	}
+	buf := wire.FrameBuffers.Get().(*[]byte)
+	defer wire.FrameBuffers.Put(buf) // still empty: only its capacity is used
+	out := append((*buf)[:0], p...)
+	r.unmaskInPlace(out)
+	r.s.o.Data(r.stream, out)
+}
+
+// unmasked is p unmasked, in bytes of its own.
+func (r *wsReader) unmasked(p []byte) []byte {
+	if r.mask == nil {
+		r.pos += uint64(len(p))
+		return append([]byte(nil), p...)
+	}
+	out := append([]byte(nil), p...)
+	r.unmaskInPlace(out)
+	return out
+}
+
+// unmaskInPlace unmasks p, the payload from r.pos on, and moves r.pos past it.
+func (r *wsReader) unmaskInPlace(p []byte) {
+	Unmask(p, [4]byte(r.mask), int(r.pos%4))
+	r.pos += uint64(len(p))
 }
 
 func (r *wsReader) unmask(b byte) byte {
