@@ -176,12 +176,17 @@ func summarize(res *Result) {
 	}
 }
 
-// cleanup ends what the sessions left running in the container: a download whose kubectl was
-// killed ends at its next write (SIGPIPE), and this makes sure of it before the next case.
+// cleanup ends what the sessions left running in the container: the kubelet does not end an exec's
+// process when its connection drops, and a download whose output the runtime still holds would
+// run on, holding files in the pod's shim until it has none left. The demo image's busybox has no
+// pkill: /proc is walked.
+const cleanupScript = `left() { n=0; for p in /proc/[0-9]*; do case "$(cat $p/comm 2>/dev/null)" in yes|dd) n=$((n+1)); [ "$1" = kill ] && kill ${p#/proc/} 2>/dev/null;; esac; done; echo $n; }
+left kill >/dev/null; sleep 1; left`
+
 func cleanup(ctx context.Context, o Options) error {
 	kubectl := filepath.Join(o.KubectlDir, "kubectl."+kubectls[0].version)
 	cmd := exec.CommandContext(ctx, kubectl, "--kubeconfig", kubeconfig(o.Cluster, "kube-apiserver"), "-n", "demo", "exec", "demo", "-c", "main", "--",
-		"sh", "-c", "pkill -x dd; pkill -x yes; sleep 1; pgrep -x dd | wc -l")
+		"sh", "-c", cleanupScript)
 	out, err := cmd.Output()
 	if err != nil {
 		return fmt.Errorf("ending the downloads left in the container: %w", err)
