@@ -7,17 +7,17 @@ import (
 	"unicode/utf8"
 )
 
-// appendEvent appends one asciicast v2 event line, [time, kind, data], to b. It writes what
-// encoding/json writes for the same event, less its HTML escaping (<, > and & stay as they are) and
-// with the time to the microsecond, as asciinema writes it: a recording's cost is this loop, at
-// every byte a session carries, and encoding/json's reflection and escaping cost twice as much.
+// appendEvent appends one asciicast v2 event line, [time,kind,data], to b. It writes what
+// encoding/json wrote for the same event (compact, as tools that grep recordings expect), less its
+// HTML escaping (<, > and & stay as they are) and with the time to the microsecond, as asciinema
+// writes it: a recording's cost is this loop, at every byte a session carries, and encoding/json's
+// reflection and escaping cost twice as much.
 func appendEvent(b []byte, at time.Duration, kind string, data []byte) []byte {
 	b = append(b, '[')
 	b = strconv.AppendFloat(b, at.Seconds(), 'f', 6, 64)
-	b = append(b, ", "...)
-	b = append(b, '"')
+	b = append(b, ',', '"')
 	b = append(b, kind...) // o, i, r or m
-	b = append(b, '"', ',', ' ')
+	b = append(b, '"', ',')
 	b = appendString(b, data)
 	return append(b, "]\n"...)
 }

@@ -26,6 +26,14 @@ func TestAppendEventAsEncodingJSON(t *testing.T) {
 	}
 }
 
+// The line is compact, as encoding/json's was: tools grep recordings for `"o","text`.
+func TestAppendEventBytes(t *testing.T) {
+	got := string(appendEvent(nil, 1500*time.Millisecond, "o", []byte("a<b\n")))
+	if want := `[1.500000,"o","a<b\n"]` + "\n"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
 func FuzzAppendEvent(f *testing.F) {
 	f.Add(int64(0), []byte("hello\n"))
 	f.Add(int64(time.Hour), []byte("\x00\xff\xe2\x80\xa8"))
