@@ -72,7 +72,7 @@ func main() {
 	flag.IntVar(&o.apf.Batches, "apf-batches", 11, "pairs of apf batches (one with the sessions held, one without), the first a warm-up")
 	flag.IntVar(&o.apf.Reads, "apf-reads", 20, "viewer's reads of each kind per apf batch")
 	flag.StringVar(&o.apf.Kubectl, "kubectl", "/usr/lib/google-cloud-sdk/bin/kubectl.1.33", "the kubectl whose get pods the apf part times")
-	flag.IntVar(&o.idleExec.Sessions, "idle-exec-sessions", 32, "kubectl exec -i sessions held per measurement of the idleexec part")
+	flag.IntVar(&o.idleExec.Sessions, "idle-exec-sessions", 40, "kubectl exec -i sessions held per measurement of the idleexec part")
 	flag.IntVar(&o.idleExec.Rounds, "idle-exec-rounds", 10, "paired rounds of the idleexec part, after a warm-up")
 	flag.IntVar(&o.keystroke.Echoes, "keystroke-echoes", 300, fmt.Sprintf("keystrokes per session of the keystroke part, at most %d", keystroke.MaxEchoes))
 	flag.IntVar(&o.keystroke.Rounds, "keystroke-rounds", 10, "paired rounds of the keystroke part, after a warm-up")
