@@ -2,22 +2,17 @@ package tlsrelay
 
 import (
 	"bufio"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
-	"time"
+
+	"github.com/exec-proxy/exec-proxy/bench/internal/selfsigned"
 )
 
 // Arg is the first argument that makes the bench binary the relay (see Main).
@@ -48,7 +43,7 @@ type Process struct {
 // Start runs command (the bench binary with Arg) as the relay to upstream, listening on a loopback
 // port that Start opens and hands it, with a throwaway certificate made here.
 func Start(command []string, upstream, caFile, certFile, keyFile string) (*Process, error) {
-	certPEM, keyPEM, err := SelfSigned()
+	certPEM, keyPEM, err := selfsigned.PEM("bench tls relay")
 	if err != nil {
 		return nil, err
 	}
@@ -144,28 +139,4 @@ func New(c Config) (*Relay, error) {
 		Server: &tls.Config{Certificates: []tls.Certificate{serving}},
 		Dial:   func() (*tls.Conn, error) { return tls.Dial("tcp", c.Upstream, upstream) },
 	}, nil
-}
-
-// SelfSigned is a throwaway certificate for 127.0.0.1 and localhost, and its key, PEM.
-func SelfSigned() (certPEM, keyPEM []byte, err error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "bench tls relay"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(7 * 24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}, // client: the tests' upstream
-		BasicConstraintsValid: true, IsCA: true,
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, nil, err
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		return nil, nil, err
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), nil
 }

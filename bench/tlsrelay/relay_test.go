@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/exec-proxy/exec-proxy/bench/internal/selfsigned"
 )
 
 // TestMain makes the test binary the relay process when Start runs it again (TestProcess).
@@ -38,14 +40,14 @@ func newPKI(t *testing.T) pki {
 	t.Helper()
 	p := pki{dir: t.TempDir()}
 	var err error
-	p.servingPEM, p.servingKeyPEM, err = SelfSigned()
+	p.servingPEM, p.servingKeyPEM, err = selfsigned.PEM("bench tls relay")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if p.serving, err = tls.X509KeyPair(p.servingPEM, p.servingKeyPEM); err != nil {
 		t.Fatal(err)
 	}
-	cert, key, err := SelfSigned() // a self-signed client certificate, which upstream trusts
+	cert, key, err := selfsigned.PEM("client") // a self-signed client certificate, which upstream trusts
 	if err != nil {
 		t.Fatal(err)
 	}
