@@ -336,19 +336,14 @@ func (r *writer) write(f io.WriteCloser, header map[string]interface{}) {
 	header["width"], header["height"] = size[0], size[1]
 	enc := json.NewEncoder(w)
 	r.check(enc.Encode(header))
-	var line []byte
 	for _, ev := range pending {
-		line = appendEvent(line[:0], ev.at, ev.kind, ev.data)
-		_, err := w.Write(line)
-		r.check(err)
+		r.check(writeEvent(w, ev))
 		r.taken(ev)
 	}
 	r.flushIdle(w, file)
 	for ev := range r.events {
 		if r.err == nil {
-			line = appendEvent(line[:0], ev.at, ev.kind, ev.data)
-			_, err := w.Write(line)
-			r.check(err)
+			r.check(writeEvent(w, ev))
 			r.flushIdle(w, file)
 		}
 		r.taken(ev)
@@ -359,6 +354,24 @@ func (r *writer) write(f io.WriteCloser, header map[string]interface{}) {
 	if err := f.Close(); err != nil {
 		r.check(err)
 	}
+}
+
+// lines hold events' lines while they are written: a session's recording keeps none while quiet.
+var lines = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+// maxPooledLine bounds what goes back to lines: a chunk of NUL bytes is six times its size in JSON.
+const maxPooledLine = 6*recordingChunk + 64
+
+// writeEvent writes ev's line to w.
+func writeEvent(w io.Writer, ev castEvent) error {
+	buf := lines.Get().(*[]byte)
+	line := appendEvent((*buf)[:0], ev.at, ev.kind, ev.data)
+	_, err := w.Write(line)
+	if cap(line) <= maxPooledLine {
+		*buf = line[:0]
+		lines.Put(buf)
+	}
+	return err
 }
 
 // flushIdle puts what is written into the file when the queue is empty, for the uploader to

@@ -254,6 +254,11 @@ func (r *wsReader) payload(p []byte) {
 		return
 	}
 	if r.raw != nil {
+		if r.mask == nil { // the server's tunnelled bytes, as they are: the SPDY reader copies what it keeps
+			r.pos += uint64(len(p))
+			r.raw(p)
+			return
+		}
 		r.raw(r.unmasked(p))
 		return
 	}
