@@ -253,13 +253,8 @@ func (r *wsReader) payload(p []byte) {
 		r.pos += uint64(len(p))
 		return
 	}
-	if r.raw != nil {
-		if r.mask == nil { // the server's tunnelled bytes, as they are: the SPDY reader copies what it keeps
-			r.pos += uint64(len(p))
-			r.raw(p)
-			return
-		}
-		r.raw(r.unmasked(p))
+	if r.raw != nil { // the SPDY reader of the tunnel copies what it keeps
+		r.withUnmasked(p, r.raw)
 		return
 	}
 	if r.channelAt && len(p) > 0 {
@@ -297,31 +292,31 @@ func (r *wsReader) payload(p []byte) {
 	case r.stream != "":
 		r.s.o.Payload(r.stream, len(p))
 		if r.s.o.Wants(r.stream) {
-			r.data(p)
+			r.withUnmasked(p, func(data []byte) { r.s.o.Data(r.stream, data) })
 			return
 		}
 		r.pos += uint64(len(p))
 	}
 }
 
-// data hands payload p to the observer, unmasked: the observer has it only during the call
-// (wire.Observer), so unmasked bytes go through a pooled buffer, and the server's, unmasked
-// already, as they are. A recorded session reads every byte here.
-func (r *wsReader) data(p []byte) {
+// withUnmasked hands payload p, unmasked, to use, which has it only during the call (as a
+// wire.Observer has Data's): the server's bytes, unmasked already, as they are, the client's
+// through a pooled buffer. A recorded session, and a tunnelled port-forward, read every byte here.
+func (r *wsReader) withUnmasked(p []byte, use func([]byte)) {
 	if r.mask == nil {
 		r.pos += uint64(len(p))
-		r.s.o.Data(r.stream, p)
+		use(p)
 		return
 	}
 	if len(p) > wire.FrameBufferSize {
-		r.s.o.Data(r.stream, r.unmasked(p))
+		use(r.unmasked(p))
 		return
 	}
 	buf := wire.FrameBuffers.Get().(*[]byte)
 	defer wire.FrameBuffers.Put(buf) // still empty: only its capacity is used
 	out := append((*buf)[:0], p...)
 	r.unmaskInPlace(out)
-	r.s.o.Data(r.stream, out)
+	use(out)
 }
 
 // unmasked is p unmasked, in bytes of its own.
