@@ -201,13 +201,9 @@ func (a *bench) batch(ctx context.Context, b int, held bool) error {
 	}
 	a.o.Logf("apf batch %d of %d, %s: viewer reads demo's pods ×%d each way", b+1, a.o.Batches, what, a.o.Reads)
 	ms := make([][]float64, len(a.readers))
-	order := make([]int, len(a.readers))
-	for i := range order {
-		order[i] = i
-	}
 	var fc FlowControl
 	for i := range a.o.Reads {
-		for _, r := range stats.Turned(order, i) {
+		for _, r := range stats.TurnedOrder(len(a.readers), i) {
 			start := time.Now()
 			err := a.readers[r].read(ctx)
 			if ctx.Err() != nil {

@@ -98,12 +98,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			res.Cases = append(res.Cases, Case{Kubectl: "kubectl." + k.version, Protocol: k.protocol, Path: p})
 		}
 	}
-	order := make([]int, len(res.Cases))
-	for i := range order {
-		order[i] = i
-	}
 	for round := 0; round <= o.Rounds; round++ {
-		for _, i := range stats.Turned(order, round) {
+		for _, i := range stats.TurnedOrder(len(res.Cases), round) {
 			c := &res.Cases[i]
 			r, err := measure(ctx, o, filepath.Join(o.KubectlDir, c.Kubectl), kubeconfig(o.Cluster, c.Path))
 			if err != nil {

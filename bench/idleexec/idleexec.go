@@ -99,12 +99,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			res.Cases = append(res.Cases, Case{Kubectl: "kubectl." + k.version, Protocol: k.protocol, Path: p})
 		}
 	}
-	order := make([]int, len(res.Cases))
-	for i := range order {
-		order[i] = i
-	}
 	for round := 0; round <= o.Rounds; round++ {
-		for _, i := range stats.Turned(order, round) {
+		for _, i := range stats.TurnedOrder(len(res.Cases), round) {
 			c := &res.Cases[i]
 			kubeconfig := filepath.Join(o.Cluster, "kubeconfig", map[string]string{"route": "admin", "kube-apiserver": "admin-direct"}[c.Path]+".kubeconfig")
 			got, err := hold(ctx, o, filepath.Join(o.KubectlDir, c.Kubectl), kubeconfig, ep, api)

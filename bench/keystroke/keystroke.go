@@ -84,12 +84,8 @@ var (
 // so that drift is shared.
 func Run(ctx context.Context, o Options) (*Result, error) {
 	res := &Result{Echoes: o.Echoes, Rounds: o.Rounds, PauseMs: [2]float64{ms(pauseMin), ms(pauseMax)}, Cases: cases()}
-	order := make([]int, len(res.Cases))
-	for i := range order {
-		order[i] = i
-	}
 	for round := 0; round <= o.Rounds; round++ {
-		for _, i := range stats.Turned(order, round) {
+		for _, i := range stats.TurnedOrder(len(res.Cases), round) {
 			c := &res.Cases[i]
 			got, err := measure(ctx, o, c)
 			if err != nil {

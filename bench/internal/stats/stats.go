@@ -36,6 +36,15 @@ func Turned[T any](paths []T, i int) []T {
 	return append(append([]T(nil), paths[i:]...), paths[:i]...)
 }
 
+// TurnedOrder is the indexes 0 to n-1 turned by round: the order in which round measures n cases.
+func TurnedOrder(n, round int) []int {
+	order := make([]int, n)
+	for i := range order {
+		order[i] = i
+	}
+	return Turned(order, round)
+}
+
 // Interval is a median with its 95% bootstrap interval.
 type Interval struct {
 	Median float64 `json:"median"`

@@ -2,6 +2,7 @@ package stats
 
 import (
 	"reflect"
+	"slices"
 	"testing"
 )
 
@@ -67,5 +68,16 @@ func TestVerdict(t *testing.T) {
 				t.Errorf("Verdict(%+v, %d, %v, %v) = %q, want %q", c.iv, c.n, c.goal, c.atLeast, got, c.want)
 			}
 		})
+	}
+}
+
+func TestTurnedOrder(t *testing.T) {
+	for _, c := range []struct {
+		n, round int
+		want     []int
+	}{{3, 0, []int{0, 1, 2}}, {3, 1, []int{1, 2, 0}}, {3, 4, []int{1, 2, 0}}, {1, 7, []int{0}}} {
+		if got := TurnedOrder(c.n, c.round); !slices.Equal(got, c.want) {
+			t.Errorf("TurnedOrder(%d, %d) = %v, want %v", c.n, c.round, got, c.want)
+		}
 	}
 }
