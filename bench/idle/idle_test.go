@@ -218,6 +218,18 @@ func TestWriteTable(t *testing.T) {
 	}
 }
 
+// At its open-file limit with every session reached and usable, no process is blamed for sessions
+// that were all there.
+func TestWriteTableAtLimitAllUsable(t *testing.T) {
+	limits := Limits{Bench: 20000, Processes: map[string]Files{"exec-proxy": {Limit: 20000, Open: 19815}}}
+	r := summarize([]Run{{Asked: 9900, Reached: 9900, Quiet: Quiet{Seconds: 150, CoreShare: 0.2}, Usable: Usable{Checked: 9900, Usable: 9900}, Limits: limits}})
+	var buf bytes.Buffer
+	WriteTable(&buf, r)
+	if strings.Contains(buf.String(), "at its open-file limit") || !strings.Contains(buf.String(), "exec-proxy 19815 open of 20000") {
+		t.Errorf("table:\n%s", buf.String())
+	}
+}
+
 // The figures the GC share stands on are on the registry exec-proxy serves on /metrics (component-
 // base's legacy registry, which registers Go's collector with every runtime/metrics figure).
 func TestRegistryHasGCFigures(t *testing.T) {

@@ -56,8 +56,8 @@ func WriteTable(buf *bytes.Buffer, i *Result) {
 	}
 	buf.WriteString("\n")
 	for _, name := range names {
-		if f := i.Limits.Processes[name]; f.Limit > 0 && float64(f.Open) >= 0.99*float64(f.Limit) {
-			fmt.Fprintf(buf, "%s was at its open-file limit: sessions not reached or not usable are the machine's limit (raise the hard limit before the cluster starts), not a measure of exec-proxy.\n", name)
+		if f := i.Limits.Processes[name]; i.UsableShare.Min < 1 && f.Limit > 0 && float64(f.Open) >= 0.99*float64(f.Limit) {
+			fmt.Fprintf(buf, "%s was at its open-file limit: the sessions not reached or not usable are the machine's limit (raise the hard limit before the cluster starts), not a measure of exec-proxy.\n", name)
 		}
 	}
 }
