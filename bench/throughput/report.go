@@ -74,7 +74,8 @@ func cpuCell(cpu map[string]float64, busy float64) string {
 			names = append(names, k)
 		}
 	}
-	sort.Slice(names, func(i, j int) bool { return cpu[names[i]] > cpu[names[j]] })
+	sort.Strings(names)
+	sort.SliceStable(names, func(i, j int) bool { return cpu[names[i]] > cpu[names[j]] }) // ties by name: the same table each time
 	var parts []string
 	for _, k := range names {
 		parts = append(parts, fmt.Sprintf("%s %.2f", k, cpu[k]))
