@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/exec-proxy/exec-proxy/bench/internal/execpath"
 	"github.com/exec-proxy/exec-proxy/bench/internal/stats"
 )
 
@@ -101,7 +102,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	for round := 0; round <= o.Rounds; round++ {
 		for _, i := range stats.TurnedOrder(len(res.Cases), round) {
 			c := &res.Cases[i]
-			r, err := measure(ctx, o, filepath.Join(o.KubectlDir, c.Kubectl), kubeconfig(o.Cluster, c.Path))
+			r, err := measure(ctx, o, filepath.Join(o.KubectlDir, c.Kubectl), execpath.AdminKubeconfig(o.Cluster, c.Path))
 			if err != nil {
 				return nil, fmt.Errorf("concurrent: %s on %s: %w", c.Kubectl, c.Path, err)
 			}
@@ -114,11 +115,6 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	summarize(res)
 	return res, nil
-}
-
-func kubeconfig(cluster, path string) string {
-	name := map[string]string{"route": "admin", "kube-apiserver": "admin-direct"}[path]
-	return filepath.Join(cluster, "kubeconfig", name+".kubeconfig")
 }
 
 // Jain is Jain's fairness index of xs: (Σx)² ÷ (n·Σx²), 1 when all are equal, 1/n when one has
@@ -181,7 +177,7 @@ left kill >/dev/null; sleep 1; left`
 
 func cleanup(ctx context.Context, o Options) error {
 	kubectl := filepath.Join(o.KubectlDir, "kubectl."+kubectls[0].version)
-	cmd := exec.CommandContext(ctx, kubectl, "--kubeconfig", kubeconfig(o.Cluster, "kube-apiserver"), "-n", "demo", "exec", "demo", "-c", "main", "--",
+	cmd := exec.CommandContext(ctx, kubectl, "--kubeconfig", execpath.AdminKubeconfig(o.Cluster, "kube-apiserver"), "-n", "demo", "exec", "demo", "-c", "main", "--",
 		"sh", "-c", cleanupScript)
 	out, err := cmd.Output()
 	if err != nil {

@@ -26,6 +26,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/exec-proxy/exec-proxy/bench/internal/execpath"
 	"github.com/exec-proxy/exec-proxy/bench/internal/stats"
 )
 
@@ -102,7 +103,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	for round := 0; round <= o.Rounds; round++ {
 		for _, i := range stats.TurnedOrder(len(res.Cases), round) {
 			c := &res.Cases[i]
-			kubeconfig := filepath.Join(o.Cluster, "kubeconfig", map[string]string{"route": "admin", "kube-apiserver": "admin-direct"}[c.Path]+".kubeconfig")
+			kubeconfig := execpath.AdminKubeconfig(o.Cluster, c.Path)
 			got, err := hold(ctx, o, filepath.Join(o.KubectlDir, c.Kubectl), kubeconfig, ep, api)
 			if err != nil {
 				return nil, fmt.Errorf("%s on %s: %w", c.Kubectl, c.Path, err)

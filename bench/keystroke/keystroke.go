@@ -29,6 +29,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/exec-proxy/exec-proxy/bench/internal/execpath"
 	"github.com/exec-proxy/exec-proxy/bench/internal/stats"
 	"github.com/exec-proxy/exec-proxy/bench/internal/workload"
 )
@@ -142,7 +143,7 @@ var limitsUsed = defaultLimits
 // kubectl and path (nil when idle).
 func argvs(o Options, c *Case) (keys, bulk []string) {
 	kubectl := func(flags string, command ...string) []string {
-		kubeconfig := filepath.Join(o.Cluster, "kubeconfig", map[string]string{"route": "admin", "kube-apiserver": "admin-direct"}[c.Path]+".kubeconfig")
+		kubeconfig := execpath.AdminKubeconfig(o.Cluster, c.Path)
 		return append([]string{filepath.Join(o.KubectlDir, c.Kubectl), "--kubeconfig", kubeconfig, "-n", "demo", "exec", flags, "demo", "-c", "main", "--"}, command...)
 	}
 	if c.Load == "loaded" {

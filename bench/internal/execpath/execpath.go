@@ -41,6 +41,13 @@ const (
 	KubeletHost = "127.0.0.1:10250"
 )
 
+// AdminKubeconfig is the file of admin's kubeconfig for path: "route" (kube-apiserver's aggregated
+// route to exec-proxy) or "kube-apiserver" (its own pods/exec), what stock kubectl is given.
+func AdminKubeconfig(cluster, path string) string {
+	name := map[string]string{"route": "admin", "kube-apiserver": "admin-direct"}[path]
+	return filepath.Join(cluster, "kubeconfig", name+".kubeconfig")
+}
+
 // LoadConfig is cluster/kubeconfig/name.kubeconfig without a client-side rate limit.
 func LoadConfig(cluster, name string) (*rest.Config, error) {
 	cfg, err := clientcmd.BuildConfigFromFlags("", filepath.Join(cluster, "kubeconfig", name+".kubeconfig"))
