@@ -65,6 +65,7 @@ func main() {
 	flag.IntVar(&o.sessions, "sessions", 200, "sessions timed for the setup latency of each path")
 	flag.IntVar(&o.idle, "idle-sessions", 10000, "idle sessions held open on one exec-proxy (two open files each in exec-proxy: see the open-file limits in the table)")
 	flag.IntVar(&o.idleRuns, "idle-runs", 3, "times the idle sessions are held, each on a freshly started exec-proxy")
+	flag.DurationVar(&o.idleOpts.BaselineQuiet, "idle-baseline-quiet", time.Minute, "window over which the CPU of the idle part's baselines (the same sessions held on a bare TLS relay and on kube-apiserver's own port-forward) is measured")
 	flag.DurationVar(&o.idleOpts.Quiet, "idle-quiet", 150*time.Second, "window over which exec-proxy's CPU is measured while the idle sessions are held; over 2 minutes, so that the runtime's forced collection ends in it and the GC figure is shown")
 	flag.Int64Var(&o.throttleBytesPerSecond, "throttle-bytes-per-sec", 16<<20, "--max-bytes-per-sec-per-session for the throttle figure")
 	flag.IntVar(&o.burst, "throttle-burst", 10, "--session-start-burst for the throttle figure")
@@ -83,7 +84,7 @@ func main() {
 	flag.IntVar(&o.concurrent.Rounds, "concurrent-rounds", 10, "paired rounds of the concurrent part, after a warm-up")
 	flag.DurationVar(&o.concurrent.Window, "concurrent-window", 10*time.Second, "window over which each concurrent download's bytes are counted, once all flow")
 	flag.Int64Var(&o.kubeletWS.Bytes, "kubeletws-bytes", 256<<20, "bytes per download of the kubeletws part, a multiple of 65536")
-	parts := flag.String("parts", "throughput,admission,apf,throttle,idle,idleexec,keystroke,concurrent,setup", "which parts to measure: throughput (paired rounds on the kubelet, a bare TLS relay, kube-apiserver and the route recorded and not at two GOGC settings, with setup latency, CPU of every process and CPU profiles), admission (what a ValidatingAdmissionPolicy adds to setup), apf (another user's get pods with idle sessions held through the route, and kube-apiserver's seats), throttle, idle (port-forwards straight to exec-proxy, by the thousand: memory, CPU and GC held quiet, still usable), idleexec (stock kubectl 1.28 and 1.33 exec sessions held idle through the route and on kube-apiserver's path: memory of both servers), keystroke (one byte's round trip in stock kubectl 1.28 and 1.33 exec -i and -it ... cat, through the route and on kube-apiserver's path, idle and beside a download), concurrent (stock kubectl 1.28 and 1.33 downloads started together, through the route and on kube-apiserver's path: aggregate rate and Jain's fairness), setup (a port-forward's setup time, client-go SPDY, on the kubelet, kube-apiserver's path and the route with exec-proxy's audit webhook on and off); profiles alone; kubeletws alone (WebSocket to a kubelet that serves it and to one that does not: a mixed cluster, see hack/bench.sh), written to kubelet-websocket.{json,txt}")
+	parts := flag.String("parts", "throughput,admission,apf,throttle,idle,idleexec,keystroke,concurrent,setup", "which parts to measure: throughput (paired rounds on the kubelet, a bare TLS relay, kube-apiserver and the route recorded and not at two GOGC settings, with setup latency, CPU of every process and CPU profiles), admission (what a ValidatingAdmissionPolicy adds to setup), apf (another user's get pods with idle sessions held through the route, and kube-apiserver's seats), throttle, idle (port-forwards straight to exec-proxy, by the thousand: memory, CPU and GC held quiet, still usable; the same held on a bare TLS relay and kube-apiserver for their CPU), idleexec (stock kubectl 1.28 and 1.33 exec sessions held idle through the route and on kube-apiserver's path: memory of both servers), keystroke (one byte's round trip in stock kubectl 1.28 and 1.33 exec -i and -it ... cat, through the route and on kube-apiserver's path, idle and beside a download), concurrent (stock kubectl 1.28 and 1.33 downloads started together, through the route and on kube-apiserver's path: aggregate rate and Jain's fairness), setup (a port-forward's setup time, client-go SPDY, on the kubelet, kube-apiserver's path and the route with exec-proxy's audit webhook on and off); profiles alone; kubeletws alone (WebSocket to a kubelet that serves it and to one that does not: a mixed cluster, see hack/bench.sh), written to kubelet-websocket.{json,txt}")
 	mergeFrom := flag.String("merge", "", "comma-separated results.json files of runs of separate parts: write their figures together to -out, measuring nothing")
 	flag.Parse()
 	if *mergeFrom != "" {
@@ -117,8 +118,8 @@ func main() {
 		fmt.Fprintf(os.Stderr, "bench: -keystroke-echoes from 1 to %d, -keystroke-rounds at least 2\n", keystroke.MaxEchoes)
 		os.Exit(2)
 	}
-	if o.concurrent.Sessions < 1 || o.concurrent.Rounds < 2 || o.concurrent.Window < time.Second || o.idleOpts.Quiet < time.Second {
-		fmt.Fprintln(os.Stderr, "bench: -concurrent-sessions positive, -concurrent-rounds at least 2, -concurrent-window and -idle-quiet at least 1s")
+	if o.concurrent.Sessions < 1 || o.concurrent.Rounds < 2 || o.concurrent.Window < time.Second || o.idleOpts.Quiet < time.Second || o.idleOpts.BaselineQuiet < time.Second {
+		fmt.Fprintln(os.Stderr, "bench: -concurrent-sessions positive, -concurrent-rounds at least 2, -concurrent-window, -idle-quiet and -idle-baseline-quiet at least 1s")
 		os.Exit(2)
 	}
 	if o.setup.Sessions < 1 || o.setup.Rounds < 2 {

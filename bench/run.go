@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/exec-proxy/exec-proxy/bench/idle"
 	"github.com/exec-proxy/exec-proxy/bench/idleexec"
 	"github.com/exec-proxy/exec-proxy/bench/internal/execpath"
+	"github.com/exec-proxy/exec-proxy/bench/internal/proc"
 	"github.com/exec-proxy/exec-proxy/bench/keystroke"
 	"github.com/exec-proxy/exec-proxy/bench/setup"
 	"github.com/exec-proxy/exec-proxy/bench/throughput"
@@ -162,18 +164,41 @@ func run(ctx context.Context, o options) (*Results, error) {
 	idl.Restart = func(ctx context.Context) error {
 		return restartExecProxy(ctx, o.cluster, route, unlimited+" --session-audit-log-path= --recording-dir= --profiling", nil)
 	}
+	kt := execpath.KubeletTLS(o.cluster)
+	relay, err := tlsrelay.Start(relayCommand(), execpath.KubeletHost, kt.CAFile, kt.CertFile, kt.KeyFile)
+	if err != nil {
+		return nil, err
+	}
+	defer relay.Stop()
+	direct, err := execpath.LoadConfig(o.cluster, "admin-direct")
+	if err != nil {
+		return nil, err
+	}
+	idl.Baselines = []idle.Baseline{
+		{Name: throughput.Relay, PortForward: "https://" + relay.Addr + "/portForward/" + execpath.Namespace + "/" + execpath.Pod,
+			Config:     &rest.Config{Host: "https://" + relay.Addr, QPS: -1, TLSClientConfig: rest.TLSClientConfig{CAData: relay.CA}},
+			CPUSeconds: func() (float64, error) { return proc.PIDCPUSeconds(strconv.Itoa(relay.Pid)) }},
+		{Name: throughput.APIServer, PortForward: strings.TrimSuffix(direct.Host, "/") + "/api/v1/namespaces/" + execpath.Namespace + "/pods/" + execpath.Pod + "/portforward",
+			Config:     direct,
+			CPUSeconds: func() (float64, error) { return proc.CPUSeconds(o.cluster, "kube-apiserver") }},
+	}
 	res.Idle, err = idle.Measure(ctx, idl)
 	return res, err
 }
 
-// throughputOptions are o's for the throughput part, with the bench's cluster access and log.
-func throughputOptions(o options, route execpath.Path) throughput.Options {
+// relayCommand starts the bench binary as the bare TLS relay.
+func relayCommand() []string {
 	self, err := os.Executable()
 	if err != nil {
 		self = os.Args[0]
 	}
+	return []string{self, tlsrelay.Arg}
+}
+
+// throughputOptions are o's for the throughput part, with the bench's cluster access and log.
+func throughputOptions(o options, route execpath.Path) throughput.Options {
 	return throughput.Options{Cluster: o.cluster, Download: o.download, Upload: o.upload, Rounds: o.runs, Sessions: o.sessions,
-		ExecProxyFlags: unlimited, RelayCommand: []string{self, tlsrelay.Arg}, Logf: logf,
+		ExecProxyFlags: unlimited, RelayCommand: relayCommand(), Logf: logf,
 		Clean: func() { removeRecordings(o.cluster) },
 		RestartExecProxy: func(ctx context.Context, flags string, env []string) error {
 			return restartExecProxy(ctx, o.cluster, route, flags, env)

@@ -44,6 +44,9 @@ type Options struct {
 	// Get reads a path of exec-proxy's (/metrics, /debug/pprof/...) as admin.
 	Get  func(path string, timeout time.Duration) ([]byte, error)
 	Logf func(format string, args ...any)
+	// Baselines hold the same count in each run, in an order turned by run, each for BaselineQuiet.
+	Baselines     []Baseline
+	BaselineQuiet time.Duration
 }
 
 // Memory is what the held sessions cost in memory and goroutines.
@@ -75,6 +78,8 @@ type Run struct {
 	Quiet  Quiet  `json:"quiet"`
 	Usable Usable `json:"usable"`
 	Limits Limits `json:"openFiles"`
+	// Baselines are the same count held on the other paths in this run.
+	Baselines []BaselineRun `json:"baselines,omitempty"`
 }
 
 // Result is the median run (by settled KiB per session) with every run's figures.
@@ -89,6 +94,10 @@ type Result struct {
 	GCCoreShare stats.Interval `json:"gcCoreShare"`
 	GCRuns      int            `json:"gcRuns"`
 	UsableShare stats.Stats    `json:"usableShare"`
+	// PingMicros is exec-proxy's CPU per ping round trip over the runs; Compared, each baseline's
+	// beside it.
+	PingMicros stats.Interval `json:"pingMicros"`
+	Compared   []Comparison   `json:"compared,omitempty"`
 	// Goals: CPU < 2% of a core, GC < 1%, all still usable.
 	CPUVerdict    string `json:"cpuVerdict"`
 	GCVerdict     string `json:"gcVerdict"`
@@ -109,21 +118,37 @@ func Measure(ctx context.Context, o Options) (*Result, error) {
 	}
 	var runs []Run
 	for i := range o.Runs {
-		o.Logf("idle sessions, run %d of %d: %d port-forwards held open straight to a fresh exec-proxy", i+1, o.Runs, o.Sessions)
-		if err := o.Restart(ctx); err != nil {
-			return nil, err
+		var r Run
+		var baselines []BaselineRun
+		for _, k := range stats.TurnedOrder(1+len(o.Baselines), i) {
+			if k > 0 {
+				b, err := holdBaseline(ctx, o, o.Baselines[k-1])
+				if err != nil {
+					return nil, err
+				}
+				time.Sleep(closeSettle) // the closing sessions' work stays out of the next path's window
+				o.Logf("idle sessions, run %d: %d held on %s; quiet %.0f s: its CPU %.2f%% of a core, %.1f µs per ping round trip",
+					i+1, b.Reached, b.Name, b.Seconds, 100*b.CoreShare, pingMicros(b.CoreShare, b.Reached))
+				baselines = append(baselines, b)
+				continue
+			}
+			o.Logf("idle sessions, run %d of %d: %d port-forwards held open straight to a fresh exec-proxy", i+1, o.Runs, o.Sessions)
+			if err := o.Restart(ctx); err != nil {
+				return nil, err
+			}
+			profiles := o.Profiles
+			if i > 0 {
+				profiles = ""
+			}
+			var err error
+			if r, err = hold(ctx, o, profiles); err != nil {
+				return nil, err
+			}
+			r.Limits.Bench = benchFiles
+			o.Logf("idle sessions, run %d: %d held, %.1f KiB per session (%.1f settled, after %d s); quiet %.0f s: CPU %.2f%% of a core (%.1f µs per ping round trip), GC %s; %d of %d usable",
+				i+1, r.Reached, r.KiBPerSession, r.KiBPerSessionSettled, r.SettleSeconds, r.Quiet.Seconds, 100*r.Quiet.CoreShare, pingMicros(r.Quiet.CoreShare, r.Reached), r.Quiet.gcText(), r.Usable.Usable, r.Asked)
 		}
-		profiles := o.Profiles
-		if i > 0 {
-			profiles = ""
-		}
-		r, err := hold(ctx, o, profiles)
-		if err != nil {
-			return nil, err
-		}
-		r.Limits.Bench = benchFiles
-		o.Logf("idle sessions, run %d: %d held, %.1f KiB per session (%.1f settled, after %d s); quiet %.0f s: CPU %.2f%% of a core, GC %s; %d of %d usable",
-			i+1, r.Reached, r.KiBPerSession, r.KiBPerSessionSettled, r.SettleSeconds, r.Quiet.Seconds, 100*r.Quiet.CoreShare, r.Quiet.gcText(), r.Usable.Usable, r.Asked)
+		r.Baselines = baselines
 		runs = append(runs, r)
 	}
 	return summarize(runs), ctx.Err()
@@ -132,9 +157,10 @@ func Measure(ctx context.Context, o Options) (*Result, error) {
 // summarize picks the median run and adds every run's spread, intervals and verdicts.
 func summarize(runs []Run) *Result {
 	res := &Result{Runs: len(runs), PerRun: runs}
-	var held, settled, core, gc, usable []float64
+	var held, settled, core, gc, usable, ping []float64
 	for _, r := range runs {
 		held, settled = append(held, r.KiBPerSession), append(settled, r.KiBPerSessionSettled)
+		ping = append(ping, pingMicros(r.Quiet.CoreShare, r.Reached))
 		core = append(core, r.Quiet.CoreShare)
 		if r.Quiet.GCCycles > 0 {
 			gc = append(gc, r.Quiet.GCCoreShare)
@@ -149,6 +175,7 @@ func summarize(runs []Run) *Result {
 	res.KiBPerSessionRuns, res.KiBPerSessionSettledRuns = stats.Summarize(held), stats.Summarize(settled)
 	res.CoreShare, res.GCCoreShare, res.GCRuns = stats.BootstrapMedian(core, 10000), stats.BootstrapMedian(gc, 10000), len(gc)
 	res.UsableShare = stats.Summarize(usable)
+	res.PingMicros, res.Compared = stats.BootstrapMedian(ping, 10000), compare(runs)
 	res.CPUVerdict = stats.Verdict(res.CoreShare, len(core), CoreGoal, false)
 	// A run whose window saw no collection shows nothing of the collector: the GC figure stands
 	// only when every run's did.

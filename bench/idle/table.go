@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"sort"
+
+	"github.com/exec-proxy/exec-proxy/bench/internal/stats"
 )
 
 // WriteTable writes the part's figures: memory per session over the runs, the median run's detail,
@@ -29,6 +31,7 @@ func WriteTable(buf *bytes.Buffer, i *Result) {
 		fmt.Fprintf(buf, "GC %s [%s, %s] (runtime estimate, %d of %d runs' windows saw a collection), goal < %s: %s\n",
 			pct(i.GCCoreShare.Median), pct(i.GCCoreShare.Low), pct(i.GCCoreShare.High), i.GCRuns, i.Runs, pct(GCCoreGoal), i.GCVerdict)
 	}
+	writeCompared(buf, i)
 	fmt.Fprintf(buf, "Still usable after the window (an HTTP GET to the pod on each held session): ")
 	for n, r := range i.PerRun {
 		if n > 0 {
@@ -60,4 +63,39 @@ func WriteTable(buf *bytes.Buffer, i *Result) {
 			fmt.Fprintf(buf, "%s was at its open-file limit: the sessions not reached or not usable are the machine's limit (raise the hard limit before the cluster starts), not a measure of exec-proxy.\n", name)
 		}
 	}
+}
+
+// writeCompared writes what the same quiet sessions cost exec-proxy and each baseline per ping
+// round trip, and whether the CPU goal is within what any relay of the pings needs.
+func writeCompared(buf *bytes.Buffer, i *Result) {
+	if len(i.Compared) == 0 {
+		return
+	}
+	iv := func(x stats.Interval, format string) string {
+		return fmt.Sprintf(format+" ["+format+", "+format+"]", x.Median, x.Low, x.High)
+	}
+	fmt.Fprintf(buf, "The same sessions held quiet on other paths in the same runs (client-go pings each every %s; CPU of the process that relays them):\n", PingPeriod)
+	fmt.Fprintf(buf, "  %-26s %-8s %-26s %-26s %s\n", "path", "held", "CPU, % of a core", "µs per ping round trip", "exec-proxy ÷ path, per held session")
+	fmt.Fprintf(buf, "  %-26s %-8.0f %-26s %-26s\n", "exec-proxy", i.median(func(r Run) float64 { return float64(r.Reached) }),
+		iv(stats.Interval{Median: 100 * i.CoreShare.Median, Low: 100 * i.CoreShare.Low, High: 100 * i.CoreShare.High}, "%.2f"), iv(i.PingMicros, "%.1f"))
+	for _, c := range i.Compared {
+		fmt.Fprintf(buf, "  %-26s %-8.0f %-26s %-26s %s\n", c.Name, c.Reached.Median,
+			iv(stats.Interval{Median: 100 * c.CoreShare.Median, Low: 100 * c.CoreShare.Low, High: 100 * c.CoreShare.High}, "%.2f"),
+			iv(c.PingMicros, "%.1f"), iv(c.Ratio, "%.2f×"))
+	}
+	for _, c := range i.Compared {
+		if c.Runs > 0 && c.CoreShare.Low > CoreGoal {
+			fmt.Fprintf(buf, "%s takes %.2f%% of a core or more to relay the same sessions' pings: over the goal of < %.0f%% too.\n",
+				c.Name, 100*c.CoreShare.Low, 100*CoreGoal)
+		}
+	}
+}
+
+// median is the median over the runs of f.
+func (i *Result) median(f func(Run) float64) float64 {
+	var xs []float64
+	for _, r := range i.PerRun {
+		xs = append(xs, f(r))
+	}
+	return stats.Summarize(xs).Median
 }

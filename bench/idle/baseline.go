@@ -1,0 +1,142 @@
+package idle
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"time"
+
+	"k8s.io/client-go/rest"
+
+	"github.com/exec-proxy/exec-proxy/bench/internal/stats"
+)
+
+// PingPeriod is how often client-go's SPDY round tripper (kubectl port-forward's) pings a held
+// connection: what "quiet" sessions still send.
+const PingPeriod = 5 * time.Second
+
+// A Baseline is another path that holds the same count of sessions in each run, so that
+// exec-proxy's CPU while they are quiet stands beside what passing the same keep-alives costs
+// elsewhere: a bare TLS relay (the least any relay does), and kube-apiserver's own pods/portforward.
+type Baseline struct {
+	Name        string
+	PortForward string
+	Config      *rest.Config
+	CPUSeconds  func() (float64, error) // of the process that relays the sessions
+}
+
+// BaselineRun is one baseline's sessions held quiet in one run.
+type BaselineRun struct {
+	Name       string  `json:"name"`
+	Reached    int     `json:"reached"`
+	FirstError string  `json:"firstError,omitempty"`
+	Seconds    float64 `json:"seconds"`
+	CPUSeconds float64 `json:"cpuSeconds"`
+	CoreShare  float64 `json:"coreShare"`
+}
+
+// Comparison is one baseline over the runs: its CPU held quiet, and exec-proxy's beside it per
+// held session (the paths may not reach the same count), paired by run.
+type Comparison struct {
+	Name      string         `json:"name"`
+	Runs      int            `json:"runs"`
+	Reached   stats.Stats    `json:"reached"`
+	CoreShare stats.Interval `json:"coreShare"`
+	// CPU per ping round trip, microseconds: a held session's CPU per second × PingPeriod.
+	PingMicros stats.Interval `json:"pingMicros"`
+	// Ratio is exec-proxy's CPU per held session ÷ the baseline's.
+	Ratio stats.Interval `json:"ratio"`
+}
+
+// pingMicros is the CPU of one held session's ping round trip in microseconds, from a process's
+// share of a core while reached sessions were held quiet.
+func pingMicros(coreShare float64, reached int) float64 {
+	if reached == 0 {
+		return 0
+	}
+	return coreShare / float64(reached) * PingPeriod.Seconds() * 1e6
+}
+
+// holdBaseline holds o.Sessions port-forwards on b for a quiet window of o.BaselineQuiet, reading
+// the CPU of b's process over it, and closes them.
+func holdBaseline(ctx context.Context, o Options, b Baseline) (BaselineRun, error) {
+	res := BaselineRun{Name: b.Name}
+	u, err := url.Parse(b.PortForward)
+	if err != nil {
+		return res, fmt.Errorf("%s port-forward URL: %w", b.Name, err)
+	}
+	conns, firstErr := dialAll(ctx, b.Config, u, o.Sessions, 32, time.Minute)
+	defer func() {
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	}()
+	if firstErr != nil {
+		res.FirstError = firstErr.Error()
+	}
+	res.Reached = len(conns)
+	time.Sleep(2 * time.Second)
+	o.Logf("idle sessions: %d held on %s; a quiet window of %s", res.Reached, b.Name, o.BaselineQuiet)
+	c0, err := b.CPUSeconds()
+	if err != nil {
+		return res, fmt.Errorf("%s CPU: %w", b.Name, err)
+	}
+	t0 := time.Now()
+	select {
+	case <-time.After(o.BaselineQuiet):
+	case <-ctx.Done():
+		return res, ctx.Err()
+	}
+	c1, err := b.CPUSeconds()
+	if err != nil {
+		return res, fmt.Errorf("%s CPU: %w", b.Name, err)
+	}
+	res.Seconds, res.CPUSeconds = time.Since(t0).Seconds(), c1-c0
+	res.CoreShare = res.CPUSeconds / res.Seconds
+	return res, nil
+}
+
+// closeSettle is how long a path's closed sessions are given to go before another path is held.
+const closeSettle = 10 * time.Second
+
+// compare sums each baseline up over the runs, beside exec-proxy's figures of the same runs.
+func compare(runs []Run) []Comparison {
+	var out []Comparison
+	seen := map[string]bool{}
+	for _, r := range runs {
+		for _, b := range r.Baselines {
+			if seen[b.Name] {
+				continue
+			}
+			seen[b.Name] = true
+			var share, reached, ping []float64
+			for _, r := range runs {
+				for _, x := range r.Baselines {
+					if x.Name == b.Name {
+						share, reached = append(share, x.CoreShare), append(reached, float64(x.Reached))
+						ping = append(ping, pingMicros(x.CoreShare, x.Reached))
+					}
+				}
+			}
+			out = append(out, Comparison{Name: b.Name, Runs: len(share), Reached: stats.Summarize(reached),
+				CoreShare: stats.BootstrapMedian(share, 10000), PingMicros: stats.BootstrapMedian(ping, 10000),
+				Ratio: stats.BootstrapMedian(ratios(runs, b.Name), 10000)})
+		}
+	}
+	return out
+}
+
+// ratios are, for each run that held both exec-proxy's sessions and the named baseline's,
+// exec-proxy's CPU per held session ÷ the baseline's.
+func ratios(runs []Run, name string) []float64 {
+	var out []float64
+	for _, r := range runs {
+		own := pingMicros(r.Quiet.CoreShare, r.Reached)
+		for _, b := range r.Baselines {
+			if theirs := pingMicros(b.CoreShare, b.Reached); b.Name == name && theirs > 0 && own > 0 {
+				out = append(out, own/theirs)
+			}
+		}
+	}
+	return out
+}
