@@ -33,6 +33,9 @@ type BaselineRun struct {
 	Seconds    float64 `json:"seconds"`
 	CPUSeconds float64 `json:"cpuSeconds"`
 	CoreShare  float64 `json:"coreShare"`
+	// EmptyCoreShare is the process's share of a core over a window with no session held, just
+	// before: what it spends anyway (kube-apiserver's own work), taken from CoreShare per ping.
+	EmptyCoreShare float64 `json:"emptyCoreShare"`
 }
 
 // Comparison is one baseline over the runs: its CPU held quiet, and exec-proxy's beside it per
@@ -42,6 +45,8 @@ type Comparison struct {
 	Runs      int            `json:"runs"`
 	Reached   stats.Stats    `json:"reached"`
 	CoreShare stats.Interval `json:"coreShare"`
+	// EmptyCoreShare is its share with none held.
+	EmptyCoreShare stats.Interval `json:"emptyCoreShare"`
 	// CPU per ping round trip, microseconds: a held session's CPU per second × PingPeriod.
 	PingMicros stats.Interval `json:"pingMicros"`
 	// Ratio is exec-proxy's CPU per held session ÷ the baseline's.
@@ -49,12 +54,31 @@ type Comparison struct {
 }
 
 // pingMicros is the CPU of one held session's ping round trip in microseconds, from a process's
-// share of a core while reached sessions were held quiet.
-func pingMicros(coreShare float64, reached int) float64 {
+// share of a core while reached sessions were held quiet and its share with none held.
+func pingMicros(held, empty float64, reached int) float64 {
 	if reached == 0 {
 		return 0
 	}
-	return coreShare / float64(reached) * PingPeriod.Seconds() * 1e6
+	return (held - empty) / float64(reached) * PingPeriod.Seconds() * 1e6
+}
+
+// coreShare is the share of a core that cpu's process takes over a window of d.
+func coreShare(ctx context.Context, d time.Duration, cpu func() (float64, error)) (seconds, cpuSeconds float64, err error) {
+	c0, err := cpu()
+	if err != nil {
+		return 0, 0, err
+	}
+	t0 := time.Now()
+	select {
+	case <-time.After(d):
+	case <-ctx.Done():
+		return 0, 0, ctx.Err()
+	}
+	c1, err := cpu()
+	if err != nil {
+		return 0, 0, err
+	}
+	return time.Since(t0).Seconds(), c1 - c0, nil
 }
 
 // holdBaseline holds o.Sessions port-forwards on b for a quiet window of o.BaselineQuiet, reading
@@ -65,6 +89,11 @@ func holdBaseline(ctx context.Context, o Options, b Baseline) (BaselineRun, erro
 	if err != nil {
 		return res, fmt.Errorf("%s port-forward URL: %w", b.Name, err)
 	}
+	seconds, cpu, err := coreShare(ctx, o.EmptyWindow, b.CPUSeconds)
+	if err != nil {
+		return res, fmt.Errorf("%s CPU: %w", b.Name, err)
+	}
+	res.EmptyCoreShare = cpu / seconds
 	conns, firstErr := dialAll(ctx, b.Config, u, o.Sessions, 32, time.Minute)
 	defer func() {
 		for _, c := range conns {
@@ -77,21 +106,9 @@ func holdBaseline(ctx context.Context, o Options, b Baseline) (BaselineRun, erro
 	res.Reached = len(conns)
 	time.Sleep(2 * time.Second)
 	o.Logf("idle sessions: %d held on %s; a quiet window of %s", res.Reached, b.Name, o.BaselineQuiet)
-	c0, err := b.CPUSeconds()
-	if err != nil {
+	if res.Seconds, res.CPUSeconds, err = coreShare(ctx, o.BaselineQuiet, b.CPUSeconds); err != nil {
 		return res, fmt.Errorf("%s CPU: %w", b.Name, err)
 	}
-	t0 := time.Now()
-	select {
-	case <-time.After(o.BaselineQuiet):
-	case <-ctx.Done():
-		return res, ctx.Err()
-	}
-	c1, err := b.CPUSeconds()
-	if err != nil {
-		return res, fmt.Errorf("%s CPU: %w", b.Name, err)
-	}
-	res.Seconds, res.CPUSeconds = time.Since(t0).Seconds(), c1-c0
 	res.CoreShare = res.CPUSeconds / res.Seconds
 	return res, nil
 }
@@ -109,17 +126,18 @@ func compare(runs []Run) []Comparison {
 				continue
 			}
 			seen[b.Name] = true
-			var share, reached, ping []float64
+			var share, empty, reached, ping []float64
 			for _, r := range runs {
 				for _, x := range r.Baselines {
 					if x.Name == b.Name {
 						share, reached = append(share, x.CoreShare), append(reached, float64(x.Reached))
-						ping = append(ping, pingMicros(x.CoreShare, x.Reached))
+						empty = append(empty, x.EmptyCoreShare)
+						ping = append(ping, pingMicros(x.CoreShare, x.EmptyCoreShare, x.Reached))
 					}
 				}
 			}
 			out = append(out, Comparison{Name: b.Name, Runs: len(share), Reached: stats.Summarize(reached),
-				CoreShare: stats.BootstrapMedian(share, 10000), PingMicros: stats.BootstrapMedian(ping, 10000),
+				CoreShare: stats.BootstrapMedian(share, 10000), EmptyCoreShare: stats.BootstrapMedian(empty, 10000), PingMicros: stats.BootstrapMedian(ping, 10000),
 				Ratio: stats.BootstrapMedian(ratios(runs, b.Name), 10000)})
 		}
 	}
@@ -131,9 +149,9 @@ func compare(runs []Run) []Comparison {
 func ratios(runs []Run, name string) []float64 {
 	var out []float64
 	for _, r := range runs {
-		own := pingMicros(r.Quiet.CoreShare, r.Reached)
+		own := pingMicros(r.Quiet.CoreShare, r.Quiet.EmptyCoreShare, r.Reached)
 		for _, b := range r.Baselines {
-			if theirs := pingMicros(b.CoreShare, b.Reached); b.Name == name && theirs > 0 && own > 0 {
+			if theirs := pingMicros(b.CoreShare, b.EmptyCoreShare, b.Reached); b.Name == name && theirs > 0 && own > 0 {
 				out = append(out, own/theirs)
 			}
 		}

@@ -47,6 +47,8 @@ type Options struct {
 	// Baselines hold the same count in each run, in an order turned by run, each for BaselineQuiet.
 	Baselines     []Baseline
 	BaselineQuiet time.Duration
+	// EmptyWindow is how long each path's process is watched with no session held, before.
+	EmptyWindow time.Duration
 }
 
 // Memory is what the held sessions cost in memory and goroutines.
@@ -96,8 +98,9 @@ type Result struct {
 	UsableShare stats.Stats    `json:"usableShare"`
 	// PingMicros is exec-proxy's CPU per ping round trip over the runs; Compared, each baseline's
 	// beside it.
-	PingMicros stats.Interval `json:"pingMicros"`
-	Compared   []Comparison   `json:"compared,omitempty"`
+	PingMicros     stats.Interval `json:"pingMicros"`
+	EmptyCoreShare stats.Interval `json:"emptyCoreShare"` // exec-proxy's with none held
+	Compared       []Comparison   `json:"compared,omitempty"`
 	// Goals: CPU < 2% of a core, GC < 1%, all still usable.
 	CPUVerdict    string `json:"cpuVerdict"`
 	GCVerdict     string `json:"gcVerdict"`
@@ -128,7 +131,7 @@ func Measure(ctx context.Context, o Options) (*Result, error) {
 				}
 				time.Sleep(closeSettle) // the closing sessions' work stays out of the next path's window
 				o.Logf("idle sessions, run %d: %d held on %s; quiet %.0f s: its CPU %.2f%% of a core, %.1f µs per ping round trip",
-					i+1, b.Reached, b.Name, b.Seconds, 100*b.CoreShare, pingMicros(b.CoreShare, b.Reached))
+					i+1, b.Reached, b.Name, b.Seconds, 100*b.CoreShare, pingMicros(b.CoreShare, b.EmptyCoreShare, b.Reached))
 				baselines = append(baselines, b)
 				continue
 			}
@@ -146,7 +149,7 @@ func Measure(ctx context.Context, o Options) (*Result, error) {
 			}
 			r.Limits.Bench = benchFiles
 			o.Logf("idle sessions, run %d: %d held, %.1f KiB per session (%.1f settled, after %d s); quiet %.0f s: CPU %.2f%% of a core (%.1f µs per ping round trip), GC %s; %d of %d usable",
-				i+1, r.Reached, r.KiBPerSession, r.KiBPerSessionSettled, r.SettleSeconds, r.Quiet.Seconds, 100*r.Quiet.CoreShare, pingMicros(r.Quiet.CoreShare, r.Reached), r.Quiet.gcText(), r.Usable.Usable, r.Asked)
+				i+1, r.Reached, r.KiBPerSession, r.KiBPerSessionSettled, r.SettleSeconds, r.Quiet.Seconds, 100*r.Quiet.CoreShare, pingMicros(r.Quiet.CoreShare, r.Quiet.EmptyCoreShare, r.Reached), r.Quiet.gcText(), r.Usable.Usable, r.Asked)
 		}
 		r.Baselines = baselines
 		runs = append(runs, r)
@@ -157,10 +160,11 @@ func Measure(ctx context.Context, o Options) (*Result, error) {
 // summarize picks the median run and adds every run's spread, intervals and verdicts.
 func summarize(runs []Run) *Result {
 	res := &Result{Runs: len(runs), PerRun: runs}
-	var held, settled, core, gc, usable, ping []float64
+	var held, settled, core, gc, usable, ping, empty []float64
 	for _, r := range runs {
 		held, settled = append(held, r.KiBPerSession), append(settled, r.KiBPerSessionSettled)
-		ping = append(ping, pingMicros(r.Quiet.CoreShare, r.Reached))
+		empty = append(empty, r.Quiet.EmptyCoreShare)
+		ping = append(ping, pingMicros(r.Quiet.CoreShare, r.Quiet.EmptyCoreShare, r.Reached))
 		core = append(core, r.Quiet.CoreShare)
 		if r.Quiet.GCCycles > 0 {
 			gc = append(gc, r.Quiet.GCCoreShare)
@@ -176,6 +180,7 @@ func summarize(runs []Run) *Result {
 	res.CoreShare, res.GCCoreShare, res.GCRuns = stats.BootstrapMedian(core, 10000), stats.BootstrapMedian(gc, 10000), len(gc)
 	res.UsableShare = stats.Summarize(usable)
 	res.PingMicros, res.Compared = stats.BootstrapMedian(ping, 10000), compare(runs)
+	res.EmptyCoreShare = stats.BootstrapMedian(empty, 10000)
 	res.CPUVerdict = stats.Verdict(res.CoreShare, len(core), CoreGoal, false)
 	// A run whose window saw no collection shows nothing of the collector: the GC figure stands
 	// only when every run's did.
@@ -206,6 +211,10 @@ func hold(ctx context.Context, o Options, profiles string) (Run, error) {
 	u, err := url.Parse(o.PortForward)
 	if err != nil {
 		return res, fmt.Errorf("port-forward URL: %w", err)
+	}
+	seconds, cpu, err := coreShare(ctx, o.EmptyWindow, func() (float64, error) { return proc.CPUSeconds(o.Cluster, "exec-proxy") })
+	if err != nil {
+		return res, err
 	}
 	conns, firstErr := dialAll(ctx, o.Config, u, o.Sessions, 32, time.Minute)
 	defer func() {
@@ -240,6 +249,7 @@ func hold(ctx context.Context, o Options, profiles string) (Run, error) {
 	if res.Quiet, err = quietWindow(ctx, o); err != nil {
 		return res, err
 	}
+	res.Quiet.EmptyCoreShare = cpu / seconds
 	o.Logf("idle sessions: does each held session still reach the pod's port %d?", o.Port)
 	res.Usable = probeAll(conns, o.Port, 32, 30*time.Second, 10*time.Minute)
 	for _, c := range conns {

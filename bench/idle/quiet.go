@@ -18,6 +18,8 @@ type Quiet struct {
 	Seconds    float64 `json:"seconds"`
 	CPUSeconds float64 `json:"cpuSeconds"` // user+system, /proc/<pid>/stat
 	CoreShare  float64 `json:"coreShare"`  // CPUSeconds ÷ Seconds: a share of one core
+	// EmptyCoreShare is exec-proxy's share with no session held, over a window just before.
+	EmptyCoreShare float64 `json:"emptyCoreShare"`
 	// The collector's CPU is the runtime's own estimate (/cpu/classes/gc/total:cpu-seconds on
 	// /metrics, mark and pause work with the idle-time marking; an overestimate, says the runtime),
 	// which moves only when a collection ends. So its share is over the span between the last

@@ -75,13 +75,15 @@ func writeCompared(buf *bytes.Buffer, i *Result) {
 		return fmt.Sprintf(format+" ["+format+", "+format+"]", x.Median, x.Low, x.High)
 	}
 	fmt.Fprintf(buf, "The same sessions held quiet on other paths in the same runs (client-go pings each every %s; CPU of the process that relays them):\n", PingPeriod)
-	fmt.Fprintf(buf, "  %-26s %-8s %-26s %-26s %s\n", "path", "held", "CPU, % of a core", "µs per ping round trip", "exec-proxy ÷ path, per held session")
-	fmt.Fprintf(buf, "  %-26s %-8.0f %-26s %-26s\n", "exec-proxy", i.median(func(r Run) float64 { return float64(r.Reached) }),
-		iv(stats.Interval{Median: 100 * i.CoreShare.Median, Low: 100 * i.CoreShare.Low, High: 100 * i.CoreShare.High}, "%.2f"), iv(i.PingMicros, "%.1f"))
+	pct := func(x stats.Interval) stats.Interval {
+		return stats.Interval{Median: 100 * x.Median, Low: 100 * x.Low, High: 100 * x.High}
+	}
+	fmt.Fprintf(buf, "  %-16s %-6s %-22s %-22s %-24s %s\n", "path", "held", "CPU held, % of a core", "CPU none held, %", "µs per ping round trip", "exec-proxy ÷ path, per ping")
+	fmt.Fprintf(buf, "  %-16s %-6.0f %-22s %-22s %-24s\n", "exec-proxy", i.median(func(r Run) float64 { return float64(r.Reached) }),
+		iv(pct(i.CoreShare), "%.2f"), iv(pct(i.EmptyCoreShare), "%.2f"), iv(i.PingMicros, "%.1f"))
 	for _, c := range i.Compared {
-		fmt.Fprintf(buf, "  %-26s %-8.0f %-26s %-26s %s\n", c.Name, c.Reached.Median,
-			iv(stats.Interval{Median: 100 * c.CoreShare.Median, Low: 100 * c.CoreShare.Low, High: 100 * c.CoreShare.High}, "%.2f"),
-			iv(c.PingMicros, "%.1f"), iv(c.Ratio, "%.2f×"))
+		fmt.Fprintf(buf, "  %-16s %-6.0f %-22s %-22s %-24s %s\n", c.Name, c.Reached.Median,
+			iv(pct(c.CoreShare), "%.2f"), iv(pct(c.EmptyCoreShare), "%.2f"), iv(c.PingMicros, "%.1f"), iv(c.Ratio, "%.2f×"))
 	}
 	for _, c := range i.Compared {
 		if c.Runs > 0 && c.CoreShare.Low > CoreGoal {
