@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"os"
 	"path/filepath"
 	"strings"
@@ -82,6 +83,44 @@ type castEvent struct {
 	at   time.Duration
 	kind string // o, i, r or m
 	data []byte
+	buf  *[]byte // data's buffer, from eventBufs; nil: not pooled
+}
+
+// eventBufs pool events' data by size, 512 bytes to recordingChunk, doubling: each event of a
+// session's download would otherwise be a fresh chunk for the GC. A buffer holds at most twice its
+// event's data, so the queue's bound in bytes of data bounds them too; data of at most
+// minPooledData bytes, keystrokes and the like, is allocated as before (a 512-byte buffer each
+// would make the queue's 4096 events 2 MiB). sync.Pool is the process's: a quiet session keeps none.
+var eventBufs [eventClasses]sync.Pool
+
+const (
+	minPooledData = 256
+	eventClasses  = 8 // 512 B to recordingChunk
+)
+
+// eventClass is the index in eventBufs of the buffers for n bytes, 256 < n <= recordingChunk.
+func eventClass(n int) int { return bits.Len(uint(n-1)) - bits.Len(minPooledData) }
+
+// newEventData copies data into a buffer of its own, pooled when it is large enough.
+func newEventData(data []byte) ([]byte, *[]byte) {
+	if len(data) <= minPooledData {
+		return append([]byte(nil), data...), nil
+	}
+	c := eventClass(len(data))
+	buf, _ := eventBufs[c].Get().(*[]byte)
+	if buf == nil {
+		b := make([]byte, 0, minPooledData<<(c+1))
+		buf = &b
+	}
+	return append((*buf)[:0], data...), buf
+}
+
+// release gives ev's buffer back: its data is written, or not to be.
+func (ev *castEvent) release() {
+	if ev.buf != nil {
+		eventBufs[eventClass(cap(*ev.buf))].Put(ev.buf)
+		ev.buf, ev.data = nil, nil
+	}
 }
 
 // writer writes one session's asciicast v2 file from a goroutine fed by a bounded queue.
@@ -184,7 +223,9 @@ func (r *writer) Add(kind string, data []byte) {
 	}
 	for first := true; first || len(data) > 0; first = false {
 		n := chunkLen(data)
-		r.queue(castEvent{at: at, kind: kind, data: append([]byte(nil), data[:n]...)})
+		ev := castEvent{at: at, kind: kind}
+		ev.data, ev.buf = newEventData(data[:n])
+		r.queue(ev)
 		data = data[n:]
 	}
 }
@@ -219,7 +260,7 @@ func (r *writer) queue(ev castEvent) {
 	if r.q.gapEvents > 0 {
 		marker := r.gapMarker(ev.at)
 		if r.q.queued+n+len(marker.data) > recordingQueueBytes {
-			r.drop(n)
+			r.drop(&ev)
 			return
 		}
 		select {
@@ -227,27 +268,28 @@ func (r *writer) queue(ev castEvent) {
 			r.q.queued += len(marker.data)
 			r.q.gapEvents, r.q.gapBytes = 0, 0
 		default:
-			r.drop(n)
+			r.drop(&ev)
 			return
 		}
 	}
 	if r.q.queued+n > recordingQueueBytes {
-		r.drop(n)
+		r.drop(&ev)
 		return
 	}
 	select {
 	case r.events <- ev:
 		r.q.queued += n
 	default:
-		r.drop(n)
+		r.drop(&ev)
 	}
 }
 
-// drop counts an event of n bytes that is not recorded. q.mu is held.
-func (r *writer) drop(n int) {
+// drop counts an event that is not recorded, and gives its buffer back. q.mu is held.
+func (r *writer) drop(ev *castEvent) {
 	r.dropped.Add(1)
 	r.q.gapEvents++
-	r.q.gapBytes += n
+	r.q.gapBytes += len(ev.data)
+	ev.release()
 }
 
 // gapMarker is an asciicast marker ("m") saying what was dropped before it. q.mu is held.
@@ -255,10 +297,10 @@ func (r *writer) gapMarker(at time.Duration) castEvent {
 	return castEvent{at: at, kind: "m", data: fmt.Appendf(nil, "exec-proxy: %d events (%d bytes) are missing here: the recording fell behind", r.q.gapEvents, r.q.gapBytes)}
 }
 
-// taken gives the room of an event the writer is done with back.
-func (r *writer) taken(ev castEvent) {
+// taken gives the room of events of n bytes the writer is done with back.
+func (r *writer) taken(n int) {
 	r.q.mu.Lock()
-	r.q.queued -= len(ev.data)
+	r.q.queued -= n
 	r.q.mu.Unlock()
 	r.q.room.Broadcast()
 }
@@ -334,20 +376,27 @@ func (r *writer) write(f io.WriteCloser, header map[string]interface{}) {
 		}
 	}
 	header["width"], header["height"] = size[0], size[1]
-	enc := json.NewEncoder(w)
-	r.check(enc.Encode(header))
-	for _, ev := range pending {
-		r.check(writeEvent(w, ev))
-		r.taken(ev)
+	var b batch
+	line, err := json.Marshal(header) // as json.Encoder wrote it, less its newline
+	r.check(err)
+	if err == nil {
+		b.lines = append(b.get(), line...)
+		b.lines = append(b.lines, '\n')
 	}
-	r.flushIdle(w, file)
-	for ev := range r.events {
-		if r.err == nil {
-			r.check(writeEvent(w, ev))
-			r.flushIdle(w, file)
+	for i := range pending {
+		r.add(&b, &pending[i])
+		if len(b.lines) >= batchBytes {
+			r.end(&b, w, file)
 		}
-		r.taken(ev)
 	}
+	r.end(&b, w, file)
+	for ev := range r.events {
+		r.add(&b, &ev)
+		if len(r.events) == 0 || len(b.lines) >= batchBytes {
+			r.end(&b, w, file)
+		}
+	}
+	r.end(&b, w, file)
 	if r.err == nil {
 		r.check(w.Flush())
 	}
@@ -356,22 +405,69 @@ func (r *writer) write(f io.WriteCloser, header map[string]interface{}) {
 	}
 }
 
-// lines hold events' lines while they are written: a session's recording keeps none while quiet.
+// A batch is the lines of the events the writer took from the queue while there were more,
+// written together: one write of many events rather than some for each, and no copy through w's
+// buffer for lines longer than it. Its buffer comes from lines, and goes back when it is written, so
+// a quiet recording keeps none.
+type batch struct {
+	lines []byte
+	buf   *[]byte
+	taken int // bytes of the events' data: their room in the queue, given back once written
+}
+
+// batchBytes is the most a batch holds before it is written (and one event's line more).
+const batchBytes = 64 << 10
+
+// lines hold batches while they are encoded and written.
 var lines = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
 
-// maxPooledLine bounds what goes back to lines: a chunk of NUL bytes is six times its size in JSON.
-const maxPooledLine = 6*recordingChunk + 64
+// maxPooledLines bounds what goes back to lines: a chunk of NUL bytes is six times its size in JSON.
+const maxPooledLines = batchBytes + 6*recordingChunk + 64
 
-// writeEvent writes ev's line to w.
-func writeEvent(w io.Writer, ev castEvent) error {
-	buf := lines.Get().(*[]byte)
-	line := appendEvent((*buf)[:0], ev.at, ev.kind, ev.data)
-	_, err := w.Write(line)
-	if cap(line) <= maxPooledLine {
-		*buf = line[:0]
-		lines.Put(buf)
+func (b *batch) get() []byte {
+	if b.buf == nil {
+		b.buf = lines.Get().(*[]byte)
+		b.lines = (*b.buf)[:0]
 	}
-	return err
+	return b.lines
+}
+
+// add puts ev's line in the batch, unless the recording cannot be written, and gives ev's buffer back.
+func (r *writer) add(b *batch, ev *castEvent) {
+	if r.err == nil {
+		b.lines = appendEvent(b.get(), ev.at, ev.kind, ev.data)
+	}
+	b.taken += len(ev.data)
+	ev.release()
+}
+
+// end writes the batch, gives its events' room in the queue back, and flushes w when the queue is
+// empty (see flushIdle). Lines as long as w's buffer go to the file at once, after what w holds.
+func (r *writer) end(b *batch, w *bufio.Writer, file *countWriter) {
+	if len(b.lines) > 0 && r.err == nil {
+		if len(b.lines) >= w.Available() {
+			r.check(w.Flush())
+			if r.err == nil {
+				_, err := file.Write(b.lines)
+				r.check(err)
+			}
+		} else {
+			_, err := w.Write(b.lines)
+			r.check(err)
+		}
+	}
+	if b.buf != nil {
+		if cap(b.lines) <= maxPooledLines {
+			*b.buf = b.lines[:0]
+			lines.Put(b.buf)
+		}
+		b.buf, b.lines = nil, nil
+	}
+	if b.taken > 0 {
+		r.taken(b.taken)
+		b.taken = 0
+	}
+	r.flushIdle(w, file)
 }
 
 // flushIdle puts what is written into the file when the queue is empty, for the uploader to

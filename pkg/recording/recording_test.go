@@ -3,9 +3,11 @@ package recording
 import (
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 
@@ -106,5 +108,108 @@ func TestChunkLen(t *testing.T) {
 				t.Errorf("chunkLen = %d, want %d", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestWriterLines: what the writer's batches put in the file is what it wrote an event at a time:
+// the header with the first resize's size, then one appendEvent line for each event, every byte of
+// the data in order, whatever the events' sizes (unpooled, each of the pooled sizes, split across
+// chunks, lines longer than a batch); and the room of every event is given back.
+func TestWriterLines(t *testing.T) {
+	yes := strings.Repeat(strings.Repeat("a", 16<<10-1)+"\n", 8)
+	cases := []struct {
+		name   string
+		kind   string
+		chunks []string
+	}{
+		{"keystrokes", "i", strings.Split("ls -l\r\nexit\r\n", "")},
+		{"unpooled and pooled sizes", "o", []string{yes[:256], yes[:257], yes[:512], yes[:513], yes[:4<<10], yes[:32<<10], yes[:64<<10]}},
+		{"dd blocks", "o", split(yes[:64<<10], 512)},
+		{"frames", "o", split(yes, 32<<10)},
+		{"chunked", "o", []string{strings.Repeat("é", 100<<10)}},
+		{"lines longer than a batch", "i", []string{strings.Repeat("\x00", 64<<10), "\x00", strings.Repeat("\x00", 20<<10)}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+			s := Session{ID: "lines", Kind: session.KindExec, Command: []string{"sh"}}
+			r, err := newWriter(Config{Dir: t.TempDir(), FailClosed: true}, s, true, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Add("r", []byte("100x30"))
+			for _, c := range tc.chunks {
+				r.Add(tc.kind, []byte(c))
+			}
+			if err := r.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if r.q.queued != 0 {
+				t.Errorf("%d bytes of room not given back", r.q.queued)
+			}
+			file, err := os.ReadFile(r.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			header, events := recordingtest.ReadCast(t, r.path)
+			if header["width"] != 100.0 || header["height"] != 30.0 {
+				t.Errorf("header's size %vx%v, want 100x30", header["width"], header["height"])
+			}
+			lines := strings.SplitAfter(string(file), "\n")
+			if len(lines) != len(events)+2 || lines[len(lines)-1] != "" {
+				t.Fatalf("%d lines for %d events", len(lines), len(events))
+			}
+			var data strings.Builder
+			for i, ev := range events {
+				at := time.Duration(math.Round(ev[0].(float64)*1e6)) * time.Microsecond
+				kind, text := ev[1].(string), ev[2].(string)
+				if want := string(appendEvent(nil, at, kind, []byte(text))); lines[i+1] != want {
+					t.Fatalf("event %d: %.60q, want %.60q", i, lines[i+1], want)
+				}
+				if kind == tc.kind {
+					data.WriteString(text)
+				}
+			}
+			if want := strings.Join(tc.chunks, ""); data.String() != want {
+				t.Errorf("%d bytes recorded, want the %d given", data.Len(), len(want))
+			}
+		})
+	}
+}
+
+func split(s string, n int) []string {
+	var out []string
+	for len(s) > n {
+		out, s = append(out, s[:n]), s[n:]
+	}
+	return append(out, s)
+}
+
+func TestEventData(t *testing.T) {
+	for _, n := range []int{0, 1, minPooledData, minPooledData + 1, 512, 513, 4 << 10, recordingChunk - 1, recordingChunk} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			in := []byte(strings.Repeat("x", n))
+			data, buf := newEventData(in)
+			if string(data) != string(in) || (n > 0 && &data[0] == &in[0]) {
+				t.Fatalf("not a copy of the %d bytes", n)
+			}
+			if (buf != nil) != (n > minPooledData) {
+				t.Errorf("pooled: %v", buf != nil)
+			}
+			if buf != nil && (cap(data) > 2*n || cap(data) != cap(*buf)) {
+				t.Errorf("a buffer of %d bytes for %d", cap(data), n)
+			}
+			if buf != nil && eventClass(cap(data)) != eventClass(n) {
+				t.Errorf("a buffer of %d bytes goes back to class %d, not %d", cap(data), eventClass(cap(data)), eventClass(n))
+			}
+			ev := castEvent{data: data, buf: buf}
+			ev.release()
+			if ev.buf != nil || ev.data != nil && buf != nil {
+				t.Error("released event still holds its buffer")
+			}
+		})
+	}
+	if c := eventClass(recordingChunk); c != eventClasses-1 {
+		t.Errorf("recordingChunk in class %d of %d", c, eventClasses)
 	}
 }
