@@ -31,9 +31,19 @@ func appendString(b []byte, s []byte) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
-		// Eight bytes at a time past text that needs no escape: most of what a session carries.
+		// Past text that needs no escape, most of what a session carries: eight bytes at a time,
+		// then, past a clean word, 32 (four words' tests are independent, and the loop's overhead is
+		// a quarter). A byte that needs escaping costs one word's test, as before the 32.
 		for i+8 <= len(s) && special(binary.LittleEndian.Uint64(s[i:])) == 0 {
 			i += 8
+			for i+32 <= len(s) {
+				w := s[i : i+32 : i+32]
+				if special(binary.LittleEndian.Uint64(w))|special(binary.LittleEndian.Uint64(w[8:]))|
+					special(binary.LittleEndian.Uint64(w[16:]))|special(binary.LittleEndian.Uint64(w[24:])) != 0 {
+					break
+				}
+				i += 32
+			}
 		}
 		if i == len(s) {
 			break
@@ -88,13 +98,11 @@ const (
 )
 
 // special is non-zero when a byte of x (eight bytes of text) is a control character, a quote, a
-// backslash or not ASCII: the bytes appendString looks at one by one. It may flag a byte after
-// one of those too (a borrow), never miss one.
+// backslash or not ASCII: the bytes appendString looks at one by one. It may flag other bytes of
+// a word that has one of those (a borrow from it, or a byte past 0x80 less 0x20, 0x22 or 0x5c),
+// never a word without: with no such byte, no subtraction borrows across bytes, and a byte's top
+// bit is set only where it was below the constant it was less. So the classic `&^x` of the zero
+// byte test is not needed: appendString only asks whether a word may be skipped whole.
 func special(x uint64) uint64 {
-	below := (x - lsb*0x20) & ^x & msb
-	q := x ^ (lsb * '"')
-	quote := (q - lsb) & ^q & msb
-	bs := x ^ (lsb * '\\')
-	backslash := (bs - lsb) & ^bs & msb
-	return below | quote | backslash | x&msb
+	return ((x - lsb*0x20) | ((x ^ lsb*'"') - lsb) | ((x ^ lsb*'\\') - lsb) | x) & msb
 }
