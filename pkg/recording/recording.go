@@ -393,10 +393,9 @@ func (r *writer) write(f io.WriteCloser, header map[string]interface{}) {
 	for ev := range r.events {
 		r.add(&b, &ev)
 		if len(r.events) == 0 || len(b.lines) >= batchBytes {
-			r.end(&b, w, file)
+			r.end(&b, w, file) // the last event always: a closed queue is empty
 		}
 	}
-	r.end(&b, w, file)
 	if r.err == nil {
 		r.check(w.Flush())
 	}
