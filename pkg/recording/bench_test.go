@@ -27,6 +27,9 @@ func BenchmarkWriter(b *testing.B) {
 		{"lines-output-512B", "o", lines[100 : 100+512], false},
 		{"lines-output-file", "o", lines[100 : 100+32<<10], true},
 		{"lines-output-512B-file", "o", lines[100 : 100+512], true},
+		// A coloured listing: an escape sequence every 10 to 30 bytes, what ls --color, prompts
+		// and full-screen programs write.
+		{"coloured-output", "o", bytes.Repeat([]byte("\x1b[01;34mdirectory\x1b[0m  file.txt  \x1b[01;32mrun.sh\x1b[0m\r\n"), 700)[:32<<10], false},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			cfg := Config{Dir: b.TempDir(), FailClosed: true}

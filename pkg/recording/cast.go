@@ -33,14 +33,19 @@ func appendString(b []byte, s []byte) []byte {
 	for i := 0; i < len(s); {
 		// Past text that needs no escape, most of what a session carries: eight bytes at a time,
 		// then, past a clean word, 32 (four words' tests are independent, and the loop's overhead is
-		// a quarter). A byte that needs escaping costs one word's test, as before the 32.
+		// a quarter). Where a test of 32 finds a byte to look at, the scan goes on from its word:
+		// the clean words before it are not tested again.
+	clean:
 		for i+8 <= len(s) && special(binary.LittleEndian.Uint64(s[i:])) == 0 {
 			i += 8
 			for i+32 <= len(s) {
 				w := s[i : i+32 : i+32]
 				if special(binary.LittleEndian.Uint64(w))|special(binary.LittleEndian.Uint64(w[8:]))|
 					special(binary.LittleEndian.Uint64(w[16:]))|special(binary.LittleEndian.Uint64(w[24:])) != 0 {
-					break
+					for special(binary.LittleEndian.Uint64(s[i:])) == 0 { // one of the four has it
+						i += 8
+					}
+					break clean
 				}
 				i += 32
 			}
