@@ -52,11 +52,14 @@ func fileBucket(t *testing.T, clk *testingclock.FakeClock) (*Bucket, string) {
 	return b, dir
 }
 
+// keys are the objects in a file bucket's directory: not their attributes, nor the temporary file
+// fileblob writes an object to before it renames it into place (counting one let a test read an
+// object not there yet).
 func keys(t *testing.T, dir string) []string {
 	t.Helper()
 	var out []string
 	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && !strings.HasSuffix(p, ".attrs") {
+		if err == nil && !d.IsDir() && !strings.HasSuffix(p, ".attrs") && !strings.HasSuffix(p, ".tmp") {
 			rel, _ := filepath.Rel(dir, p)
 			out = append(out, rel)
 		}
@@ -111,6 +114,44 @@ func TestUploadWhileRunning(t *testing.T) {
 	}
 	if want := "file://" + bucketDir + "/s1.cast"; r.Path() != want {
 		t.Errorf("Path %q, want %q", r.Path(), want)
+	}
+}
+
+// TestUploadLineLongerThanPart: an event's line longer than a part (a chunk of NULs is six times
+// its size in JSON) is a part of its own, whole: a part never ends inside a line.
+func TestUploadLineLongerThanPart(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	clk := testingclock.NewFakeClock(time.Now())
+	b, bucketDir := fileBucket(t, clk)
+	b.PartBytes = 4 << 10
+	s := Session{ID: "s1", Kind: session.KindExec, Namespace: "a", Pod: "p", User: "alice"}
+	r, err := newWriter(Config{Dir: t.TempDir(), Bucket: b}, s, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Add("r", []byte("80x24"))
+	r.Add("i", make([]byte, 2<<10)) // 12 KiB of JSON: three parts' worth in one line
+	r.Add("o", []byte("done\r\n"))
+	// Past PartBytes, uploaded with no tick: the start's lines, then the long line (the old cut
+	// made three parts of it).
+	poll.Until(t, func() bool { return len(keys(t, bucketDir)) >= 2 })
+	var parts []string
+	for i := 0; ; i++ {
+		part, err := b.b.ReadAll(context.Background(), partKey("s1", i))
+		if err != nil {
+			break
+		}
+		if !strings.HasSuffix(string(part), "\n") {
+			t.Errorf("part %d ends inside a line: ...%q", i, part[max(0, len(part)-40):])
+		}
+		parts = append(parts, string(part))
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	whole, _ := b.b.ReadAll(context.Background(), "s1.cast")
+	if got := strings.Join(parts, ""); !strings.HasPrefix(string(whole), got) {
+		t.Errorf("the parts %q are not the recording's start %q", got, whole)
 	}
 }
 

@@ -107,7 +107,16 @@ func (u *uploader) uploadParts(ctx context.Context) error {
 			return err
 		}
 		n := bytes.LastIndexByte(buf, '\n') + 1
-		if n == 0 { // a line longer than a part: cannot be, an event is at most recordingChunk
+		if n == 0 && avail > int64(len(buf)) {
+			// A line longer than a part (a chunk of NUL bytes is six times its size in JSON): the
+			// part is that line, whole, as every part is whole lines.
+			buf = make([]byte, min(avail, maxLine))
+			if err := u.readAt(buf, u.sent); err != nil {
+				return err
+			}
+			n = bytes.IndexByte(buf, '\n') + 1
+		}
+		if n == 0 { // flushed ends with an event's line: cannot be
 			n = len(buf)
 		}
 		if err := u.b.put(ctx, "part", partKey(u.id, u.parts), bytes.NewReader(buf[:n]), int64(n)); err != nil {
