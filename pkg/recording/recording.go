@@ -341,6 +341,9 @@ func (r *writer) Close() error {
 		marker := r.gapMarker(time.Since(r.start))
 		r.q.mu.Unlock()
 		if missing { // the end of the recording is missing: say so there too
+			r.q.mu.Lock()
+			r.q.queued += len(marker.data) // the writer gives it back, as it does every event's
+			r.q.mu.Unlock()
 			r.events <- marker
 		}
 		close(r.events)
@@ -420,8 +423,11 @@ const batchBytes = 64 << 10
 // lines hold batches while they are encoded and written.
 var lines = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
 
-// maxPooledLines bounds what goes back to lines: a chunk of NUL bytes is six times its size in JSON.
-const maxPooledLines = batchBytes + 6*recordingChunk + 64
+// maxLine is the longest an event's line can be: a chunk of NUL bytes is six times its size in JSON.
+const maxLine = 6*recordingChunk + 64
+
+// maxPooledLines bounds what goes back to lines.
+const maxPooledLines = batchBytes + maxLine
 
 func (b *batch) get() []byte {
 	if b.buf == nil {
@@ -462,11 +468,13 @@ func (r *writer) end(b *batch, w *bufio.Writer, file *countWriter) {
 		}
 		b.buf, b.lines = nil, nil
 	}
+	// Flushed before the room goes back: an Add waiting for it would fill the queue first, and
+	// what is written would wait for the uploader until the session is quiet.
+	r.flushIdle(w, file)
 	if b.taken > 0 {
 		r.taken(b.taken)
 		b.taken = 0
 	}
-	r.flushIdle(w, file)
 }
 
 // flushIdle puts what is written into the file when the queue is empty, for the uploader to

@@ -86,6 +86,10 @@ func TestRecordingQueueBytes(t *testing.T) {
 			if !failClosed && missing == 0 {
 				t.Error("nothing dropped: the stalled disk's queue held it all")
 			}
+			// Every byte counted into the queue was given back, the end's gap marker's too.
+			if r.q.queued != 0 {
+				t.Errorf("%d bytes still counted in the queue after the end", r.q.queued)
+			}
 		})
 	}
 }
