@@ -26,6 +26,7 @@ import (
 	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
 	restclient "k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/remotecommand"
+	"k8s.io/component-base/metrics"
 	"k8s.io/component-base/metrics/testutil"
 	utilexec "k8s.io/utils/exec"
 
@@ -640,17 +641,25 @@ func TestRunSweepsForPolicy(t *testing.T) {
 }
 
 // A rule's caps on concurrent sessions reach the admitter: past them, a session is a 429 naming
-// the rule.
+// the rule, counted in throttled_total by the cap and in sessions_total as throttled.
 func TestHandlerRuleCaps(t *testing.T) {
 	cases := []struct {
 		name    string
 		limits  policy.Limits
 		second  string // the user of the second session
 		refused bool
+		reason  string // throttled_total's
 	}{
-		{"sessions", policy.Limits{MaxSessions: 1}, "bob", true},
-		{"sessions per user", policy.Limits{MaxSessionsPerUser: 1}, "alice", true},
-		{"sessions per user, another user", policy.Limits{MaxSessionsPerUser: 1}, "bob", false},
+		{"sessions", policy.Limits{MaxSessions: 1}, "bob", true, "policy-rule"},
+		{"sessions per user", policy.Limits{MaxSessionsPerUser: 1}, "alice", true, "policy-rule-per-user"},
+		{"sessions per user, another user", policy.Limits{MaxSessionsPerUser: 1}, "bob", false, "policy-rule-per-user"},
+	}
+	counter := func(c metrics.CounterMetric) float64 {
+		v, err := testutil.GetCounterMetricValue(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -664,7 +673,15 @@ func TestHandlerRuleCaps(t *testing.T) {
 			if err := open("alice"); err != nil {
 				t.Fatal(err)
 			}
+			throttled, sessions := counter(throttledTotal.WithLabelValues(tc.reason)), counter(sessionsTotal.WithLabelValues(string(session.KindExec), "throttled"))
 			err := open(tc.second)
+			want := map[bool]float64{true: 1, false: 0}[tc.refused]
+			if got := counter(throttledTotal.WithLabelValues(tc.reason)) - throttled; got != want {
+				t.Errorf("throttled_total{reason=%q} rose by %v, want %v", tc.reason, got, want)
+			}
+			if got := counter(sessionsTotal.WithLabelValues(string(session.KindExec), "throttled")) - sessions; got != want {
+				t.Errorf("sessions_total{outcome=throttled} rose by %v, want %v", got, want)
+			}
 			if !tc.refused {
 				if err != nil {
 					t.Errorf("refused: %v", err)
