@@ -107,7 +107,8 @@ func machine() string {
 }
 
 // merge combines the results.json of runs of separate parts, in the order given, a later run's part
-// replacing an earlier one's, so that one report shows figures measured one part at a time.
+// replacing an earlier one's, so that one report shows figures measured one part at a time. The
+// throughput part's figures and ratios are computed again from its transfers.
 func merge(files []string) (*Results, error) {
 	all := map[string]json.RawMessage{}
 	for _, f := range files {
@@ -134,6 +135,9 @@ func merge(files []string) (*Results, error) {
 	var r Results
 	if err := json.Unmarshal(data, &r); err != nil {
 		return nil, err
+	}
+	if r.Throughput != nil {
+		throughput.Resummarize(r.Throughput) // ratios added since the transfers were measured
 	}
 	return &r, nil
 }

@@ -160,6 +160,21 @@ func noUpload(path, protocol string) bool {
 	return (path == Direct || path == Relay) && protocol == "websocket"
 }
 
+// Resummarize computes res's figures and ratios again from its transfers, its paths in the order of
+// its figures: a report of transfers measured before a ratio was added shows it too.
+func Resummarize(res *Result) {
+	var paths []string
+	seen := map[string]bool{}
+	for _, f := range res.Figures {
+		if !seen[f.Path] {
+			seen[f.Path] = true
+			paths = append(paths, f.Path)
+		}
+	}
+	res.Figures, res.Ratios = nil, nil
+	summarize(res, paths)
+}
+
 // summarize fills res's figures and ratios from its transfers; paths are in the table's order.
 func summarize(res *Result, paths []string) {
 	for _, protocol := range protocols {
@@ -217,6 +232,47 @@ func summarize(res *Result, paths []string) {
 	for _, p := range []string{Direct, Relay, Recorded} {
 		add("throughput ÷ kube-apiserver's path", side{path: p}, side{path: APIServer}, none)
 	}
+	add("one bare TLS hop: throughput ÷ the direct kubelet's", side{path: Relay}, side{path: Direct}, none)
+	for _, dir := range directions {
+		res.Ratios = append(res.Ratios, hopRatio(res.Transfers, "spdy", dir))
+	}
+}
+
+// hopRatio is, round by round, the route's throughput ÷ kube-apiserver's path's over the bare TLS
+// relay's ÷ the direct kubelet's: what exec-proxy's hop costs a transfer against what one bare TLS
+// hop costs it on the same machine in the same round (1: no more than a bare hop). SPDY only: over
+// WebSocket the route translates and the relay passes the kubelet's frames.
+func hopRatio(ts []Transfer, protocol, direction string) Ratio {
+	rate := map[string]map[int]float64{}
+	for _, t := range ts {
+		if t.Protocol == protocol && t.Direction == direction {
+			if rate[t.Path] == nil {
+				rate[t.Path] = map[int]float64{}
+			}
+			rate[t.Path][t.Round] = t.MiBps
+		}
+	}
+	r := Ratio{Name: "exec-proxy's hop ÷ a bare TLS hop", Of: Route + " ÷ " + APIServer, Over: Relay + " ÷ " + Direct, Protocol: protocol, Direction: direction}
+	rounds := make([]int, 0, len(rate[Route]))
+	for round := range rate[Route] {
+		rounds = append(rounds, round)
+	}
+	sort.Ints(rounds)
+	var route, api, relay, direct []float64
+	for _, round := range rounds {
+		a, b, c, d := rate[Route][round], rate[APIServer][round], rate[Relay][round], rate[Direct][round]
+		if a == 0 || b == 0 || c == 0 || d == 0 {
+			continue // a path missing from the round
+		}
+		r.Rounds = append(r.Rounds, a/b/(c/d))
+		route, api, relay, direct = append(route, a), append(api, b), append(relay, c), append(direct, d)
+	}
+	r.Paired = stats.BootstrapMedian(r.Rounds, resamples)
+	if len(r.Rounds) > 0 {
+		m := func(xs []float64) float64 { return stats.Summarize(xs).Median }
+		r.OfMedians = m(route) / m(api) / (m(relay) / m(direct))
+	}
+	return r
 }
 
 func figure(ts []Transfer, path, protocol, direction string) Figure {

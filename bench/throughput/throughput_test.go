@@ -13,6 +13,78 @@ import (
 	"github.com/exec-proxy/exec-proxy/bench/internal/proc"
 )
 
+// exec-proxy's hop against a bare one: the route ÷ kube-apiserver's path over the relay ÷ the direct
+// kubelet, round by round; a round without one of the four paths is left out.
+func TestHopRatio(t *testing.T) {
+	var ts []Transfer
+	add := func(round int, path string, rate float64) {
+		ts = append(ts, Transfer{Round: round, Path: path, Protocol: "spdy", Direction: "download", MiBps: rate})
+	}
+	// Round 1: the route loses 20% to kube-apiserver's path, a bare hop 10%; round 2: both 10%.
+	for _, r := range []struct {
+		round                     int
+		direct, relay, api, route float64
+	}{{1, 200, 180, 180, 144}, {2, 100, 90, 90, 81}, {3, 100, 90, 90, 0}} {
+		add(r.round, Direct, r.direct)
+		add(r.round, Relay, r.relay)
+		add(r.round, APIServer, r.api)
+		if r.route > 0 {
+			add(r.round, Route, r.route)
+		}
+	}
+	add(4, Route, 50) // a round with the route alone
+	got := hopRatio(ts, "spdy", "download")
+	want := []float64{0.8 / 0.9, 1}
+	if len(got.Rounds) != len(want) {
+		t.Fatalf("rounds %v, want %v", got.Rounds, want)
+	}
+	for i := range want {
+		if d := got.Rounds[i] - want[i]; d > 1e-9 || d < -1e-9 {
+			t.Errorf("round %d: %v, want %v", i+1, got.Rounds[i], want[i])
+		}
+	}
+	if got.Of != Route+" ÷ "+APIServer || got.Over != Relay+" ÷ "+Direct || got.Goal != nil {
+		t.Errorf("hopRatio = %+v", got)
+	}
+	if none := hopRatio(ts, "spdy", "upload"); len(none.Rounds) != 0 || none.OfMedians != 0 {
+		t.Errorf("no upload transfers: %+v", none)
+	}
+}
+
+// Resummarize gives a result measured before a ratio was added that ratio, from its transfers, and
+// the same figures in the same order.
+func TestResummarize(t *testing.T) {
+	var ts []Transfer
+	for round := 1; round <= 3; round++ {
+		for path, rate := range map[string]float64{Direct: 200, Relay: 180, APIServer: 180, Route: 162} {
+			ts = append(ts, Transfer{Round: round, Path: path, Protocol: "spdy", Direction: "download", MiBps: rate})
+		}
+	}
+	res := &Result{Transfers: ts}
+	summarize(res, []string{Direct, Relay, APIServer, Route})
+	figures := fmt.Sprint(res.Figures)
+	var old []Ratio
+	for _, r := range res.Ratios {
+		if r.Name != "exec-proxy's hop ÷ a bare TLS hop" {
+			old = append(old, r)
+		}
+	}
+	res.Ratios = old
+	Resummarize(res)
+	if fmt.Sprint(res.Figures) != figures {
+		t.Errorf("figures changed:\n%s\n%s", fmt.Sprint(res.Figures), figures)
+	}
+	var hop *Ratio
+	for i, r := range res.Ratios {
+		if r.Name == "exec-proxy's hop ÷ a bare TLS hop" && r.Direction == "download" {
+			hop = &res.Ratios[i]
+		}
+	}
+	if hop == nil || len(hop.Rounds) != 3 || hop.Paired.Median < 0.9999 || hop.Paired.Median > 1.0001 {
+		t.Errorf("the hop's ratio after Resummarize: %+v, want 3 rounds of 1× (162/180 over 180/200)", hop)
+	}
+}
+
 // The paired ratio is the median of each round's ratio; the ratio of medians is beside it, and
 // differs from it when the rounds drift.
 func TestRatio(t *testing.T) {
