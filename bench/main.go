@@ -65,7 +65,7 @@ func main() {
 	flag.IntVar(&o.sessions, "sessions", 200, "sessions timed for the setup latency of each path")
 	flag.IntVar(&o.idle, "idle-sessions", 10000, "idle sessions held open on one exec-proxy (two open files each in exec-proxy: see the open-file limits in the table)")
 	flag.IntVar(&o.idleRuns, "idle-runs", 3, "times the idle sessions are held, each on a freshly started exec-proxy")
-	flag.DurationVar(&o.idleOpts.BaselineQuiet, "idle-baseline-quiet", time.Minute, "window over which the CPU of the idle part's baselines (the same sessions held on a bare TLS relay and on kube-apiserver's own port-forward) is measured")
+	flag.DurationVar(&o.idleOpts.Settle, "idle-settle", 10*time.Second, "how long each idle path's sessions are held before its quiet window, and how long after they are closed the next path's are opened")
 	flag.DurationVar(&o.idleOpts.EmptyWindow, "idle-empty-window", 20*time.Second, "window over which each idle path's process is watched with no session held, before they are opened: what it spends anyway, not counted per ping")
 	flag.DurationVar(&o.idleOpts.Quiet, "idle-quiet", 150*time.Second, "window over which exec-proxy's CPU is measured while the idle sessions are held; over 2 minutes, so that the runtime's forced collection ends in it and the GC figure is shown")
 	flag.Int64Var(&o.throttleBytesPerSecond, "throttle-bytes-per-sec", 16<<20, "--max-bytes-per-sec-per-session for the throttle figure")
@@ -119,8 +119,8 @@ func main() {
 		fmt.Fprintf(os.Stderr, "bench: -keystroke-echoes from 1 to %d, -keystroke-rounds at least 2\n", keystroke.MaxEchoes)
 		os.Exit(2)
 	}
-	if o.concurrent.Sessions < 1 || o.concurrent.Rounds < 2 || o.concurrent.Window < time.Second || o.idleOpts.Quiet < time.Second || o.idleOpts.BaselineQuiet < time.Second || o.idleOpts.EmptyWindow < time.Second {
-		fmt.Fprintln(os.Stderr, "bench: -concurrent-sessions positive, -concurrent-rounds at least 2, -concurrent-window, -idle-quiet, -idle-baseline-quiet and -idle-empty-window at least 1s")
+	if o.concurrent.Sessions < 1 || o.concurrent.Rounds < 2 || o.concurrent.Window < time.Second || o.idleOpts.Quiet < time.Second || o.idleOpts.Settle < 0 || o.idleOpts.EmptyWindow < time.Second {
+		fmt.Fprintln(os.Stderr, "bench: -concurrent-sessions positive, -concurrent-rounds at least 2, -concurrent-window, -idle-quiet and -idle-empty-window at least 1s, -idle-settle not negative")
 		os.Exit(2)
 	}
 	if o.setup.Sessions < 1 || o.setup.Rounds < 2 {

@@ -45,6 +45,8 @@ type Comparison struct {
 	Runs      int            `json:"runs"`
 	Reached   stats.Stats    `json:"reached"`
 	CoreShare stats.Interval `json:"coreShare"`
+	// AddedCoreShare is CoreShare less the share with none held, run by run: the sessions' own.
+	AddedCoreShare stats.Interval `json:"addedCoreShare"`
 	// EmptyCoreShare is its share with none held.
 	EmptyCoreShare stats.Interval `json:"emptyCoreShare"`
 	// CPU per ping round trip, microseconds: a held session's CPU per second × PingPeriod.
@@ -104,17 +106,23 @@ func holdBaseline(ctx context.Context, o Options, b Baseline) (BaselineRun, erro
 		res.FirstError = firstErr.Error()
 	}
 	res.Reached = len(conns)
-	time.Sleep(2 * time.Second)
-	o.Logf("idle sessions: %d held on %s; a quiet window of %s", res.Reached, b.Name, o.BaselineQuiet)
-	if res.Seconds, res.CPUSeconds, err = coreShare(ctx, o.BaselineQuiet, b.CPUSeconds); err != nil {
+	settle(ctx, time.Now(), o.Settle)
+	o.Logf("idle sessions: %d held on %s; a quiet window of %s", res.Reached, b.Name, o.Quiet)
+	if res.Seconds, res.CPUSeconds, err = coreShare(ctx, o.Quiet, b.CPUSeconds); err != nil {
 		return res, fmt.Errorf("%s CPU: %w", b.Name, err)
 	}
 	res.CoreShare = res.CPUSeconds / res.Seconds
 	return res, nil
 }
 
-// closeSettle is how long a path's closed sessions are given to go before another path is held.
-const closeSettle = 10 * time.Second
+// settle waits until d has passed since opened: every path's window starts as long after its
+// sessions were opened (the last upgrades' work stays out of it).
+func settle(ctx context.Context, opened time.Time, d time.Duration) {
+	select {
+	case <-time.After(time.Until(opened.Add(d))):
+	case <-ctx.Done():
+	}
+}
 
 // compare sums each baseline up over the runs, beside exec-proxy's figures of the same runs.
 func compare(runs []Run) []Comparison {
@@ -126,18 +134,19 @@ func compare(runs []Run) []Comparison {
 				continue
 			}
 			seen[b.Name] = true
-			var share, empty, reached, ping []float64
+			var share, empty, added, reached, ping []float64
 			for _, r := range runs {
 				for _, x := range r.Baselines {
 					if x.Name == b.Name {
 						share, reached = append(share, x.CoreShare), append(reached, float64(x.Reached))
-						empty = append(empty, x.EmptyCoreShare)
+						empty, added = append(empty, x.EmptyCoreShare), append(added, x.CoreShare-x.EmptyCoreShare)
 						ping = append(ping, pingMicros(x.CoreShare, x.EmptyCoreShare, x.Reached))
 					}
 				}
 			}
 			out = append(out, Comparison{Name: b.Name, Runs: len(share), Reached: stats.Summarize(reached),
-				CoreShare: stats.BootstrapMedian(share, 10000), EmptyCoreShare: stats.BootstrapMedian(empty, 10000), PingMicros: stats.BootstrapMedian(ping, 10000),
+				CoreShare: stats.BootstrapMedian(share, 10000), EmptyCoreShare: stats.BootstrapMedian(empty, 10000),
+				AddedCoreShare: stats.BootstrapMedian(added, 10000), PingMicros: stats.BootstrapMedian(ping, 10000),
 				Ratio: stats.BootstrapMedian(ratios(runs, b.Name), 10000)})
 		}
 	}

@@ -71,13 +71,14 @@ func TestHoldBaseline(t *testing.T) {
 	cpu := []float64{2.9, 3.0, 3.0, 3.5} // empty window, then held
 	b := Baseline{Name: "fake", PortForward: srv.URL + "/portForward/demo/demo", Config: &rest.Config{Host: srv.URL},
 		CPUSeconds: func() (float64, error) { return cpu[min(int(reads.Add(1))-1, 3)], nil }}
-	o := Options{Sessions: 4, BaselineQuiet: 500 * time.Millisecond, EmptyWindow: 200 * time.Millisecond, Logf: t.Logf}
+	o := Options{Sessions: 4, Quiet: 500 * time.Millisecond, EmptyWindow: 200 * time.Millisecond, Logf: t.Logf}
 	got, err := holdBaseline(context.Background(), o, b)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got.Reached != 4 || got.FirstError != "" || !near(got.CPUSeconds, 0.5) || got.Seconds < 0.5 || !near(got.CoreShare, got.CPUSeconds/got.Seconds) ||
-		got.EmptyCoreShare < 0.3 || got.EmptyCoreShare > 0.5 {
+		got.EmptyCoreShare <= 0 || got.EmptyCoreShare > 0.5 { // 0.1 CPU s over at least 0.2 s
+
 		t.Errorf("holdBaseline = %+v, want 4 held and 0.5 CPU s over the window", got)
 	}
 }
@@ -85,17 +86,17 @@ func TestHoldBaseline(t *testing.T) {
 func TestWriteTableCompared(t *testing.T) {
 	runs := []Run{
 		{Asked: 100, Reached: 100, Quiet: Quiet{Seconds: 150, CoreShare: 0.24}, Usable: Usable{Checked: 100, Usable: 100},
-			Baselines: []BaselineRun{{Name: "TLS relay", Reached: 100, CoreShare: 0.12}, {Name: "kube-apiserver", Reached: 100, CoreShare: 0.015, EmptyCoreShare: 0.005}}},
+			Baselines: []BaselineRun{{Name: "TLS relay", Reached: 100, CoreShare: 0.12}, {Name: "kube-apiserver", Reached: 100, CoreShare: 0.03, EmptyCoreShare: 0.02}}},
 	}
 	var buf bytes.Buffer
 	WriteTable(&buf, summarize(runs))
-	for _, want := range []string{"µs per ping round trip", "TLS relay", "12.00 [12.00, 12.00]", "2.00× [2.00×, 2.00×]", "0.50 [0.50, 0.50]", "24.00× [24.00×, 24.00×]",
+	for _, want := range []string{"µs per ping round trip", "TLS relay", "12.00 [12.00, 12.00]", "2.00× [2.00×, 2.00×]", "2.00 [2.00, 2.00]", "24.00× [24.00×, 24.00×]",
 		"TLS relay takes 12.00% of a core or more to relay the same sessions' pings"} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, buf.String())
 		}
 	}
 	if strings.Contains(buf.String(), "kube-apiserver takes") {
-		t.Errorf("a baseline under the goal is said to be over it:\n%s", buf.String())
+		t.Errorf("a baseline whose pings cost under the goal (3%% held, 2%% with none) is said to be over it:\n%s", buf.String())
 	}
 }

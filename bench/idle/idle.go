@@ -44,11 +44,13 @@ type Options struct {
 	// Get reads a path of exec-proxy's (/metrics, /debug/pprof/...) as admin.
 	Get  func(path string, timeout time.Duration) ([]byte, error)
 	Logf func(format string, args ...any)
-	// Baselines hold the same count in each run, in an order turned by run, each for BaselineQuiet.
-	Baselines     []Baseline
-	BaselineQuiet time.Duration
+	// Baselines hold the same count in each run, in an order turned by run, each for Quiet.
+	Baselines []Baseline
 	// EmptyWindow is how long each path's process is watched with no session held, before.
 	EmptyWindow time.Duration
+	// Settle is how long each path's sessions are held before its window starts, and how long
+	// after they are closed the next path's are opened.
+	Settle time.Duration
 }
 
 // Memory is what the held sessions cost in memory and goroutines.
@@ -129,10 +131,10 @@ func Measure(ctx context.Context, o Options) (*Result, error) {
 				if err != nil {
 					return nil, err
 				}
-				time.Sleep(closeSettle) // the closing sessions' work stays out of the next path's window
 				o.Logf("idle sessions, run %d: %d held on %s; quiet %.0f s: its CPU %.2f%% of a core, %.1f µs per ping round trip",
 					i+1, b.Reached, b.Name, b.Seconds, 100*b.CoreShare, pingMicros(b.CoreShare, b.EmptyCoreShare, b.Reached))
 				baselines = append(baselines, b)
+				settle(ctx, time.Now(), o.Settle) // the closed sessions' work stays out of the next path's window
 				continue
 			}
 			o.Logf("idle sessions, run %d of %d: %d port-forwards held open straight to a fresh exec-proxy", i+1, o.Runs, o.Sessions)
@@ -148,6 +150,7 @@ func Measure(ctx context.Context, o Options) (*Result, error) {
 				return nil, err
 			}
 			r.Limits.Bench = benchFiles
+			settle(ctx, time.Now(), o.Settle) // its closed sessions' work stays out of the next path's window
 			o.Logf("idle sessions, run %d: %d held, %.1f KiB per session (%.1f settled, after %d s); quiet %.0f s: CPU %.2f%% of a core (%.1f µs per ping round trip), GC %s; %d of %d usable",
 				i+1, r.Reached, r.KiBPerSession, r.KiBPerSessionSettled, r.SettleSeconds, r.Quiet.Seconds, 100*r.Quiet.CoreShare, pingMicros(r.Quiet.CoreShare, r.Quiet.EmptyCoreShare, r.Reached), r.Quiet.gcText(), r.Usable.Usable, r.Asked)
 		}
@@ -214,7 +217,7 @@ func hold(ctx context.Context, o Options, profiles string) (Run, error) {
 	}
 	seconds, cpu, err := coreShare(ctx, o.EmptyWindow, func() (float64, error) { return proc.CPUSeconds(o.Cluster, "exec-proxy") })
 	if err != nil {
-		return res, err
+		return res, fmt.Errorf("exec-proxy's CPU with no session held: %w", err)
 	}
 	conns, firstErr := dialAll(ctx, o.Config, u, o.Sessions, 32, time.Minute)
 	defer func() {
@@ -225,7 +228,8 @@ func hold(ctx context.Context, o Options, profiles string) (Run, error) {
 	if firstErr != nil {
 		res.FirstError = firstErr.Error()
 	}
-	time.Sleep(2 * time.Second) // let the sessions settle
+	opened := time.Now()
+	time.Sleep(2 * time.Second) // let the sessions settle before the memory is read
 	res.Reached = len(conns)
 	res.RSSKiBHeld, _ = proc.RSSKiB(o.Cluster, "exec-proxy")
 	// Sessions held for long see the runtime's collections (one at least every 2 minutes): the
@@ -245,6 +249,7 @@ func hold(ctx context.Context, o Options, profiles string) (Run, error) {
 		res.HeapKiBPerSession = metric("go_memstats_heap_inuse_bytes")
 	}
 	res.Limits = openFiles(o.Cluster)
+	settle(ctx, opened, o.Settle)
 	o.Logf("idle sessions: %d held; a quiet window of %s", res.Reached, o.Quiet)
 	if res.Quiet, err = quietWindow(ctx, o); err != nil {
 		return res, err
