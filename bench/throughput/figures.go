@@ -239,9 +239,11 @@ func summarize(res *Result, paths []string) {
 }
 
 // hopRatio is, round by round, the route's throughput ÷ kube-apiserver's path's over the bare TLS
-// relay's ÷ the direct kubelet's: what exec-proxy's hop costs a transfer against what one bare TLS
-// hop costs it on the same machine in the same round (1: no more than a bare hop). SPDY only: over
-// WebSocket the route translates and the relay passes the kubelet's frames.
+// relay's ÷ the direct kubelet's: the share of a transfer's throughput kept across exec-proxy's hop
+// (a second hop, after kube-apiserver) against the share kept across one bare TLS hop (a first,
+// after the client) on the same machine in the same round; at least 1: exec-proxy's hop loses no
+// more than a bare one. SPDY only: over WebSocket the route translates and the relay passes the
+// kubelet's frames.
 func hopRatio(ts []Transfer, protocol, direction string) Ratio {
 	rate := map[string]map[int]float64{}
 	for _, t := range ts {
@@ -252,7 +254,8 @@ func hopRatio(ts []Transfer, protocol, direction string) Ratio {
 			rate[t.Path][t.Round] = t.MiBps
 		}
 	}
-	r := Ratio{Name: "exec-proxy's hop ÷ a bare TLS hop", Of: Route + " ÷ " + APIServer, Over: Relay + " ÷ " + Direct, Protocol: protocol, Direction: direction}
+	r := Ratio{Name: "throughput kept across exec-proxy's hop ÷ across a bare TLS hop", Of: "(" + Route + " ÷ " + APIServer + ")",
+		Over: "(" + Relay + " ÷ " + Direct + ")", Protocol: protocol, Direction: direction}
 	rounds := make([]int, 0, len(rate[Route]))
 	for round := range rate[Route] {
 		rounds = append(rounds, round)

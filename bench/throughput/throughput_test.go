@@ -43,7 +43,7 @@ func TestHopRatio(t *testing.T) {
 			t.Errorf("round %d: %v, want %v", i+1, got.Rounds[i], want[i])
 		}
 	}
-	if got.Of != Route+" ÷ "+APIServer || got.Over != Relay+" ÷ "+Direct || got.Goal != nil {
+	if got.Of != "("+Route+" ÷ "+APIServer+")" || got.Over != "("+Relay+" ÷ "+Direct+")" || got.Goal != nil {
 		t.Errorf("hopRatio = %+v", got)
 	}
 	if none := hopRatio(ts, "spdy", "upload"); len(none.Rounds) != 0 || none.OfMedians != 0 {
@@ -65,7 +65,7 @@ func TestResummarize(t *testing.T) {
 	figures := fmt.Sprint(res.Figures)
 	var old []Ratio
 	for _, r := range res.Ratios {
-		if r.Name != "exec-proxy's hop ÷ a bare TLS hop" {
+		if r.Name != "throughput kept across exec-proxy's hop ÷ across a bare TLS hop" {
 			old = append(old, r)
 		}
 	}
@@ -76,7 +76,7 @@ func TestResummarize(t *testing.T) {
 	}
 	var hop *Ratio
 	for i, r := range res.Ratios {
-		if r.Name == "exec-proxy's hop ÷ a bare TLS hop" && r.Direction == "download" {
+		if r.Name == "throughput kept across exec-proxy's hop ÷ across a bare TLS hop" && r.Direction == "download" {
 			hop = &res.Ratios[i]
 		}
 	}
