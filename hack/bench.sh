@@ -15,7 +15,7 @@ log "bench 2/4: local cluster"
 K8S_VERSION=$(cat hack/k8s/DEFAULT) hack/cluster/up.sh
 trap 'log "bench: stopping the cluster"; hack/cluster/down.sh' EXIT
 hack/cluster/exec-proxy.sh down >/dev/null && hack/cluster/exec-proxy.sh up >/dev/null
-log "bench 3/4: measuring (about two and three-quarter hours with the defaults: throughput ~20 min, keystroke ~20, concurrent ~25, idle ~30, idleexec ~12)"
+log "bench 3/4: measuring (about three hours with the defaults: throughput ~20 min, keystroke ~20, concurrent ~25, idle ~45, idleexec ~12)"
 go run ./bench -out bench ${BENCH_ARGS:-}
 # WebSocket to a kubelet that serves it beside one that does not: both kubelets of the newest version,
 # node2's with ExtendWebSocketsToKubelet off, so that only how the session reaches it differs.
