@@ -93,11 +93,18 @@ func kubectlRetried(t *testing.T, c client, user string, args ...string) result 
 	t.Helper()
 	for {
 		res := c.kubectl(t, viaExecProxy, user, "", args...)
-		if !strings.Contains(res.stderr, "TooManyRequests") {
+		if !throttled(res.stderr) {
 			return res
 		}
 		time.Sleep(time.Second)
 	}
+}
+
+// throttled says whether kubectl was refused by exec-proxy's start rate. Over SPDY kubectl names
+// the 429's reason (TooManyRequests); over WebSocket kubectl 1.36 prints only the Status's message,
+// which names the flags.
+func throttled(stderr string) bool {
+	return strings.Contains(stderr, "TooManyRequests") || strings.Contains(stderr, "--session-start-qps")
 }
 
 // sendUpgrade sends the upgrade as user straight to exec-proxy on a connection of its own, and
