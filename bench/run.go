@@ -158,7 +158,7 @@ func run(ctx context.Context, o options) (*Results, error) {
 	}
 	idl := o.idleOpts
 	idl.Cluster, idl.Profiles, idl.Sessions, idl.Runs, idl.Logf = o.cluster, o.profiles, o.idle, o.idleRuns, logf
-	idl.PortForward, idl.Port = execProxyURL+execpath.KubeRoute+"/api/v1/namespaces/"+execpath.Namespace+"/pods/"+execpath.Pod+"/portforward", demoPort
+	idl.PortForward, idl.Port = execpath.PortForwardURL(execProxyURL+execpath.KubeRoute), demoPort
 	idl.Config = adminStraight(o.cluster)
 	idl.Get = func(p string, timeout time.Duration) ([]byte, error) { return straightGet(idl.Config, p, timeout) }
 	idl.Restart = func(ctx context.Context) error {
@@ -175,10 +175,10 @@ func run(ctx context.Context, o options) (*Results, error) {
 		return nil, err
 	}
 	idl.Baselines = []idle.Baseline{
-		{Name: throughput.Relay, PortForward: "https://" + relay.Addr + "/portForward/" + execpath.Namespace + "/" + execpath.Pod,
+		{Name: throughput.Relay, PortForward: execpath.KubeletPortForwardURL("https://" + relay.Addr),
 			Config:     &rest.Config{Host: "https://" + relay.Addr, QPS: -1, TLSClientConfig: rest.TLSClientConfig{CAData: relay.CA}},
 			CPUSeconds: func() (float64, error) { return proc.PIDCPUSeconds(strconv.Itoa(relay.Pid)) }},
-		{Name: throughput.APIServer, PortForward: strings.TrimSuffix(direct.Host, "/") + "/api/v1/namespaces/" + execpath.Namespace + "/pods/" + execpath.Pod + "/portforward",
+		{Name: throughput.APIServer, PortForward: execpath.PortForwardURL(direct.Host),
 			Config:     direct,
 			CPUSeconds: func() (float64, error) { return proc.CPUSeconds(o.cluster, "kube-apiserver") }},
 	}

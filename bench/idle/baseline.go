@@ -8,12 +8,9 @@ import (
 
 	"k8s.io/client-go/rest"
 
+	"github.com/exec-proxy/exec-proxy/bench/internal/execpath"
 	"github.com/exec-proxy/exec-proxy/bench/internal/stats"
 )
-
-// PingPeriod is how often client-go's SPDY round tripper (kubectl port-forward's) pings a held
-// connection: what "quiet" sessions still send.
-const PingPeriod = 5 * time.Second
 
 // A Baseline is another path that holds the same count of sessions in each run, so that
 // exec-proxy's CPU while they are quiet stands beside what passing the same keep-alives costs
@@ -49,7 +46,7 @@ type Comparison struct {
 	AddedCoreShare stats.Interval `json:"addedCoreShare"`
 	// EmptyCoreShare is its share with none held.
 	EmptyCoreShare stats.Interval `json:"emptyCoreShare"`
-	// CPU per ping round trip, microseconds: a held session's CPU per second × PingPeriod.
+	// CPU per ping round trip, microseconds: a held session's CPU per second × the ping period.
 	PingMicros stats.Interval `json:"pingMicros"`
 	// Ratio is exec-proxy's CPU per held session ÷ the baseline's.
 	Ratio stats.Interval `json:"ratio"`
@@ -61,7 +58,7 @@ func pingMicros(held, empty float64, reached int) float64 {
 	if reached == 0 {
 		return 0
 	}
-	return (held - empty) / float64(reached) * PingPeriod.Seconds() * 1e6
+	return (held - empty) / float64(reached) * execpath.SPDYPingPeriod.Seconds() * 1e6
 }
 
 // coreShare is the share of a core that cpu's process takes over a window of d.

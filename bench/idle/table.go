@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/exec-proxy/exec-proxy/bench/internal/execpath"
 	"github.com/exec-proxy/exec-proxy/bench/internal/stats"
 )
 
@@ -74,7 +75,7 @@ func writeCompared(buf *bytes.Buffer, i *Result) {
 	iv := func(x stats.Interval, format string) string {
 		return fmt.Sprintf(format+" ["+format+", "+format+"]", x.Median, x.Low, x.High)
 	}
-	fmt.Fprintf(buf, "The same sessions held quiet on other paths in the same runs (client-go pings each every %s; CPU of the process that relays them; medians over the runs with 95%% bootstrap intervals, which over 3 runs are their least and greatest):\n", PingPeriod)
+	fmt.Fprintf(buf, "The same sessions held quiet on other paths in the same runs (client-go pings each every %s; CPU of the process that relays them; medians over the runs with 95%% bootstrap intervals, which over 3 runs are their least and greatest):\n", execpath.SPDYPingPeriod)
 	pct := func(x stats.Interval) stats.Interval {
 		return stats.Interval{Median: 100 * x.Median, Low: 100 * x.Low, High: 100 * x.High}
 	}

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -35,8 +34,6 @@ const (
 	// request is what test/e2e's port-forward asks the demo pod's httpd; the answer's first bytes
 	// end the timing (any status: its status line is the pod's answer).
 	request = "GET / HTTP/1.0\r\n\r\n"
-	// pingPeriod is what client-go's spdy.RoundTripperFor (kubectl port-forward's) sets.
-	pingPeriod = 5 * time.Second
 )
 
 // kubeletPath is node1's kubelet's own portForward endpoint with kube-apiserver's kubelet client
@@ -44,14 +41,13 @@ const (
 func kubeletPath(cluster string) Path {
 	host := "https://" + execpath.KubeletHost
 	return Path{Name: Direct, Cfg: &rest.Config{Host: host, QPS: -1, TLSClientConfig: execpath.KubeletTLS(cluster)},
-		URL: host + "/portForward/" + execpath.Namespace + "/" + execpath.Pod}
+		URL: execpath.KubeletPortForwardURL(host)}
 }
 
 // apiPath is pods/portforward on cfg's server: kube-apiserver's own, or the route when cfg's
 // server is the route's prefix.
 func apiPath(name string, cfg *rest.Config) Path {
-	return Path{Name: name, Cfg: cfg,
-		URL: strings.TrimSuffix(cfg.Host, "/") + "/api/v1/namespaces/" + execpath.Namespace + "/pods/" + execpath.Pod + "/portforward"}
+	return Path{Name: name, Cfg: cfg, URL: execpath.PortForwardURL(cfg.Host)}
 }
 
 // open times one port-forward session on p: from the request until the upgraded connection has
@@ -83,7 +79,7 @@ func open(ctx context.Context, p Path, timeout time.Duration) (time.Duration, er
 		return c, nil
 	}
 	upgrader, err := httpstreamspdy.NewRoundTripperWithConfig(httpstreamspdy.RoundTripperConfig{
-		PingPeriod: pingPeriod, UpgradeTransport: &http.Transport{DialContext: dial, TLSClientConfig: tlsConfig}})
+		PingPeriod: execpath.SPDYPingPeriod, UpgradeTransport: &http.Transport{DialContext: dial, TLSClientConfig: tlsConfig}})
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", p.Name, err)
 	}

@@ -41,6 +41,21 @@ const (
 	KubeletHost = "127.0.0.1:10250"
 )
 
+// SPDYPingPeriod is how often client-go's spdy.RoundTripperFor (kubectl port-forward's) pings a
+// connection.
+const SPDYPingPeriod = 5 * time.Second
+
+// PortForwardURL is the demo pod's pods/portforward on an API server at host: kube-apiserver's
+// own, or the route when host is the route's prefix.
+func PortForwardURL(host string) string {
+	return strings.TrimSuffix(host, "/") + "/api/v1/namespaces/" + Namespace + "/pods/" + Pod + "/portforward"
+}
+
+// KubeletPortForwardURL is the demo pod's portForward on a kubelet at host (or a relay to it).
+func KubeletPortForwardURL(host string) string {
+	return host + "/portForward/" + Namespace + "/" + Pod
+}
+
 // AdminKubeconfig is the file of admin's kubeconfig for path: "route" (kube-apiserver's aggregated
 // route to exec-proxy) or "kube-apiserver" (its own pods/exec), what stock kubectl is given.
 func AdminKubeconfig(cluster, path string) string {
