@@ -121,46 +121,35 @@ func settle(ctx context.Context, opened time.Time, d time.Duration) {
 	}
 }
 
-// compare sums each baseline up over the runs, beside exec-proxy's figures of the same runs.
+// compare sums each baseline up over the runs, in the order first held, beside exec-proxy's
+// figures of the same runs: the ratio is paired by run, over the runs that held both.
 func compare(runs []Run) []Comparison {
-	var out []Comparison
-	seen := map[string]bool{}
-	for _, r := range runs {
-		for _, b := range r.Baselines {
-			if seen[b.Name] {
-				continue
-			}
-			seen[b.Name] = true
-			var share, empty, added, reached, ping []float64
-			for _, r := range runs {
-				for _, x := range r.Baselines {
-					if x.Name == b.Name {
-						share, reached = append(share, x.CoreShare), append(reached, float64(x.Reached))
-						empty, added = append(empty, x.EmptyCoreShare), append(added, x.CoreShare-x.EmptyCoreShare)
-						ping = append(ping, pingMicros(x.CoreShare, x.EmptyCoreShare, x.Reached))
-					}
-				}
-			}
-			out = append(out, Comparison{Name: b.Name, Runs: len(share), Reached: stats.Summarize(reached),
-				CoreShare: stats.BootstrapMedian(share, 10000), EmptyCoreShare: stats.BootstrapMedian(empty, 10000),
-				AddedCoreShare: stats.BootstrapMedian(added, 10000), PingMicros: stats.BootstrapMedian(ping, 10000),
-				Ratio: stats.BootstrapMedian(ratios(runs, b.Name), 10000)})
-		}
-	}
-	return out
-}
-
-// ratios are, for each run that held both exec-proxy's sessions and the named baseline's,
-// exec-proxy's CPU per held session ÷ the baseline's.
-func ratios(runs []Run, name string) []float64 {
-	var out []float64
+	type samples struct{ share, empty, added, reached, ping, ratio []float64 }
+	var names []string
+	by := map[string]*samples{}
 	for _, r := range runs {
 		own := pingMicros(r.Quiet.CoreShare, r.Quiet.EmptyCoreShare, r.Reached)
 		for _, b := range r.Baselines {
-			if theirs := pingMicros(b.CoreShare, b.EmptyCoreShare, b.Reached); b.Name == name && theirs > 0 && own > 0 {
-				out = append(out, own/theirs)
+			s := by[b.Name]
+			if s == nil {
+				s = &samples{}
+				by[b.Name], names = s, append(names, b.Name)
+			}
+			theirs := pingMicros(b.CoreShare, b.EmptyCoreShare, b.Reached)
+			s.share, s.empty, s.added = append(s.share, b.CoreShare), append(s.empty, b.EmptyCoreShare), append(s.added, b.CoreShare-b.EmptyCoreShare)
+			s.reached, s.ping = append(s.reached, float64(b.Reached)), append(s.ping, theirs)
+			if theirs > 0 && own > 0 {
+				s.ratio = append(s.ratio, own/theirs)
 			}
 		}
+	}
+	var out []Comparison
+	for _, name := range names {
+		s := by[name]
+		out = append(out, Comparison{Name: name, Runs: len(s.share), Reached: stats.Summarize(s.reached),
+			CoreShare: stats.BootstrapMedian(s.share, 10000), EmptyCoreShare: stats.BootstrapMedian(s.empty, 10000),
+			AddedCoreShare: stats.BootstrapMedian(s.added, 10000), PingMicros: stats.BootstrapMedian(s.ping, 10000),
+			Ratio: stats.BootstrapMedian(s.ratio, 10000)})
 	}
 	return out
 }

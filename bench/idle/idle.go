@@ -53,6 +53,9 @@ type Options struct {
 	Settle time.Duration
 }
 
+// execProxyCPU is exec-proxy's CPU seconds so far.
+func (o Options) execProxyCPU() (float64, error) { return proc.CPUSeconds(o.Cluster, "exec-proxy") }
+
 // Memory is what the held sessions cost in memory and goroutines.
 type Memory struct {
 	RSSKiBBefore   int64   `json:"rssKiBBefore"`
@@ -215,7 +218,7 @@ func hold(ctx context.Context, o Options, profiles string) (Run, error) {
 	if err != nil {
 		return res, fmt.Errorf("port-forward URL: %w", err)
 	}
-	seconds, cpu, err := coreShare(ctx, o.EmptyWindow, func() (float64, error) { return proc.CPUSeconds(o.Cluster, "exec-proxy") })
+	seconds, cpu, err := coreShare(ctx, o.EmptyWindow, o.execProxyCPU)
 	if err != nil {
 		return res, fmt.Errorf("exec-proxy's CPU with no session held: %w", err)
 	}

@@ -51,23 +51,12 @@ func (q Quiet) gcText() string {
 // answer /metrics: the GC figure is then not shown, and the CPU figure stands.
 func quietWindow(ctx context.Context, o Options) (Quiet, error) {
 	m0, err0 := goMetrics(o.Get)
-	c0, err := proc.CPUSeconds(o.Cluster, "exec-proxy")
+	seconds, cpu, err := coreShare(ctx, o.Quiet, o.execProxyCPU)
 	if err != nil {
 		return Quiet{}, err
 	}
-	t0 := time.Now()
-	select {
-	case <-time.After(o.Quiet):
-	case <-ctx.Done():
-		return Quiet{}, ctx.Err()
-	}
-	c1, err := proc.CPUSeconds(o.Cluster, "exec-proxy")
-	if err != nil {
-		return Quiet{}, err
-	}
-	seconds := time.Since(t0).Seconds()
 	m1, err1 := goMetrics(o.Get)
-	q := quietFigures(seconds, c1-c0, m0, m1)
+	q := quietFigures(seconds, cpu, m0, m1)
 	if err := errors.Join(err0, err1); err != nil {
 		q.GCMissing = fmt.Sprintf("/metrics: %v", err)
 	}
