@@ -100,20 +100,23 @@ func (s side) String() string {
 
 const resamples = 10000
 
-// ratio pairs of's and over's transfers of each round.
-func ratio(ts []Transfer, name, protocol, direction string, of, over side, goal *Goal, note string) Ratio {
-	byRound := map[side]map[int]float64{of: {}, over: {}}
-	for _, s := range []side{of, over} {
-		p := s.protocol
-		if p == "" {
-			p = protocol
-		}
-		for _, t := range ts {
-			if t.Path == s.path && t.Protocol == p && t.Direction == direction {
-				byRound[s][t.Round] = s.value(t)
-			}
+// byRound is s's figure of each round's transfer in protocol (unless s names its own) and direction.
+func (s side) byRound(ts []Transfer, protocol, direction string) map[int]float64 {
+	if s.protocol != "" {
+		protocol = s.protocol
+	}
+	out := map[int]float64{}
+	for _, t := range ts {
+		if t.Path == s.path && t.Protocol == protocol && t.Direction == direction {
+			out[t.Round] = s.value(t)
 		}
 	}
+	return out
+}
+
+// ratio pairs of's and over's transfers of each round.
+func ratio(ts []Transfer, name, protocol, direction string, of, over side, goal *Goal, note string) Ratio {
+	byRound := map[side]map[int]float64{of: of.byRound(ts, protocol, direction), over: over.byRound(ts, protocol, direction)}
 	r := Ratio{Name: name, Of: of.String(), Over: over.String(), Protocol: protocol, Direction: direction, Note: note, Goal: goal}
 	var ofs, overs []float64
 	rounds := make([]int, 0, len(byRound[of]))
@@ -246,13 +249,8 @@ func summarize(res *Result, paths []string) {
 // kubelet's frames.
 func hopRatio(ts []Transfer, protocol, direction string) Ratio {
 	rate := map[string]map[int]float64{}
-	for _, t := range ts {
-		if t.Protocol == protocol && t.Direction == direction {
-			if rate[t.Path] == nil {
-				rate[t.Path] = map[int]float64{}
-			}
-			rate[t.Path][t.Round] = t.MiBps
-		}
+	for _, p := range []string{Route, APIServer, Relay, Direct} {
+		rate[p] = side{path: p}.byRound(ts, protocol, direction)
 	}
 	r := Ratio{Name: "throughput kept across exec-proxy's hop ÷ across a bare TLS hop", Of: "(" + Route + " ÷ " + APIServer + ")",
 		Over: "(" + Relay + " ÷ " + Direct + ")", Protocol: protocol, Direction: direction}
