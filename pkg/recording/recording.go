@@ -339,11 +339,11 @@ func (r *writer) Close() error {
 		r.q.mu.Lock()
 		missing := r.q.gapEvents > 0
 		marker := r.gapMarker(time.Since(r.start))
+		if missing {
+			r.q.queued += len(marker.data) // the writer gives it back, as it does every event's
+		}
 		r.q.mu.Unlock()
 		if missing { // the end of the recording is missing: say so there too
-			r.q.mu.Lock()
-			r.q.queued += len(marker.data) // the writer gives it back, as it does every event's
-			r.q.mu.Unlock()
 			r.events <- marker
 		}
 		close(r.events)
